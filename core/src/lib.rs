@@ -1,0 +1,3 @@
+//! The Switchboard server core.
+
+pub mod sasl;

@@ -1,0 +1,105 @@
+//! Storage for user data: the [`Storage`] trait the core talks to, and
+//! [`FileSpool`], the embedded default that keeps one XML document per user
+//! under `spool/<host>/`, as jabberd did.
+//!
+//! Only this crate touches the spool directory.
+//!
+//! TO BE IMPLEMENTED (helper): contract in the doc comments.
+
+use std::fmt;
+use std::path::PathBuf;
+use switchboard_xml::Element;
+
+/// SCRAM credentials for one hash function: what the server needs to verify
+/// a login (RFC 5802), never the password itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScramCredential {
+    /// The SCRAM hash name as in the mechanism: `SHA-1` or `SHA-256`.
+    pub hash: String,
+    pub salt: Vec<u8>,
+    pub iterations: u32,
+    pub stored_key: Vec<u8>,
+    pub server_key: Vec<u8>,
+}
+
+/// Everything stored for one account. Data this crate does not interpret
+/// (roster, vCard, offline messages, private XML, per-service registrations)
+/// travels as elements in `extra`, in the order found, and is written back
+/// unchanged.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserRecord {
+    pub credentials: Vec<ScramCredential>,
+    pub extra: Vec<Element>,
+}
+
+impl UserRecord {
+    /// The credential for a SCRAM hash name, if stored.
+    pub fn credential(&self, hash: &str) -> Option<&ScramCredential> {
+        self.credentials.iter().find(|c| c.hash == hash)
+    }
+}
+
+#[derive(Debug)]
+pub enum SpoolError {
+    /// An I/O failure, with the path involved.
+    Io { path: PathBuf, source: std::io::Error },
+    /// A spool file that does not parse or has the wrong shape: refused and
+    /// reported, never treated as empty (and so never overwritten).
+    Corrupt { path: PathBuf, line: u32, col: u32, message: String },
+    AlreadyExists,
+    NotFound,
+}
+
+impl fmt::Display for SpoolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SpoolError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            SpoolError::Corrupt { path, line, col, message } => {
+                write!(f, "{}:{line}:{col}: {message}", path.display())
+            }
+            SpoolError::AlreadyExists => f.write_str("the account already exists"),
+            SpoolError::NotFound => f.write_str("no such account"),
+        }
+    }
+}
+impl std::error::Error for SpoolError {}
+
+/// The storage interface the core uses. Host names and user names arrive
+/// already normalized (RFC 7622); implementations must not assume they are
+/// safe file names. Calls block; async callers use `spawn_blocking`.
+pub trait Storage: Send + Sync + 'static {
+    fn load_user(&self, host: &str, user: &str) -> Result<Option<UserRecord>, SpoolError>;
+    fn user_exists(&self, host: &str, user: &str) -> Result<bool, SpoolError>;
+    /// Fails with `AlreadyExists` if the account exists.
+    fn create_user(&self, host: &str, user: &str, record: &UserRecord) -> Result<(), SpoolError>;
+    /// Read-modify-write under the account's lock (held across processes,
+    /// so `switchboard user passwd` is safe while the server runs).
+    /// Fails with `NotFound` if the account does not exist.
+    fn update_user(
+        &self,
+        host: &str,
+        user: &str,
+        f: &mut dyn FnMut(&mut UserRecord),
+    ) -> Result<(), SpoolError>;
+    /// Returns whether an account was removed.
+    fn delete_user(&self, host: &str, user: &str) -> Result<bool, SpoolError>;
+    /// The (decoded) user names of a host, sorted.
+    fn list_users(&self, host: &str) -> Result<Vec<String>, SpoolError>;
+}
+
+/// The file spool: `<root>/<host>/<encoded-user>.xml`.
+pub struct FileSpool {
+    root: PathBuf,
+}
+
+impl FileSpool {
+    /// Opens (creating if needed, mode 0700) the spool root.
+    pub fn open(root: impl Into<PathBuf>) -> Result<FileSpool, SpoolError> {
+        let root = root.into();
+        let _ = &root;
+        todo!()
+    }
+    pub fn root(&self) -> &std::path::Path {
+        &self.root
+    }
+}
