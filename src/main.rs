@@ -1,1 +1,187 @@
-fn main() {}
+//! The `switchboard` binary: the composition root. CLI → config → spool →
+//! core, plus the process concerns (home directory, pidfile, logging,
+//! signals). Nothing here speaks XMPP.
+
+mod cli;
+mod logging;
+mod pidfile;
+mod user_cmd;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use switchboard_config::{Config, ConfigError};
+use switchboard_spool::FileSpool;
+use tokio::signal::unix::{signal, SignalKind};
+
+use cli::{Cli, Command};
+
+/// Where the config comes from: `-c`, else `HOME/etc/switchboard.xml`, else
+/// the embedded default (which serves `localhost` out of the box).
+enum ConfigSource {
+    File(PathBuf),
+    Embedded,
+}
+
+impl ConfigSource {
+    fn pick(cli: &Cli, home: &Path) -> ConfigSource {
+        if let Some(c) = &cli.config {
+            return ConfigSource::File(c.clone());
+        }
+        let default = home.join("etc").join("switchboard.xml");
+        if default.exists() {
+            ConfigSource::File(default)
+        } else {
+            ConfigSource::Embedded
+        }
+    }
+
+    fn load(&self, home: &Path) -> Result<Config, ConfigError> {
+        match self {
+            ConfigSource::File(p) => switchboard_config::load(p, home),
+            ConfigSource::Embedded => switchboard_config::parse(switchboard_config::SAMPLE, "<embedded default config>", home),
+        }
+    }
+}
+
+fn home_dir(cli: &Cli) -> PathBuf {
+    let home = cli
+        .home
+        .clone()
+        .or_else(|| std::env::var_os("SWITCHBOARD_HOME").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("."));
+    // Absolute, so that paths stay right whatever the working directory.
+    std::path::absolute(&home).unwrap_or(home)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let home = home_dir(&cli);
+    let source = ConfigSource::pick(&cli, &home);
+    let config = match source.load(&home) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(78); // EX_CONFIG
+        }
+    };
+    match cli.command {
+        Some(Command::CheckConfig) => {
+            println!(
+                "{}: OK ({} host{}: {})",
+                config.source,
+                config.hosts.len(),
+                if config.hosts.len() == 1 { "" } else { "s" },
+                config.hosts.iter().map(|h| h.name.as_str()).collect::<Vec<_>>().join(", ")
+            );
+            ExitCode::SUCCESS
+        }
+        Some(Command::User(cmd)) => {
+            let store = match FileSpool::open(&config.spool.dir) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("cannot open the spool: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match user_cmd::run(cmd, &config, &store) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(msg) => {
+                    eprintln!("{msg}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Some(Command::Run) | None => run(config, source, home, cli.debug),
+    }
+}
+
+fn run(config: Config, source: ConfigSource, home: PathBuf, debug: bool) -> ExitCode {
+    for dir in ["etc", "logs", "run", "spool"] {
+        if let Err(e) = std::fs::create_dir_all(home.join(dir)) {
+            eprintln!("cannot create {}: {e}", home.join(dir).display());
+            return ExitCode::FAILURE;
+        }
+    }
+    let log_file = match config.log.file.as_deref().map(logging::LogFile::open).transpose() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    logging::init(&config.log.level, debug, log_file.as_ref());
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(config, source, home, debug, log_file)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("switchboard: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(
+    config: Config,
+    source: ConfigSource,
+    home: PathBuf,
+    debug: bool,
+    log_file: Option<logging::LogFile>,
+) -> Result<(), String> {
+    let _pidfile = pidfile::PidFile::create(&config.pidfile)?;
+    let spool = FileSpool::open(&config.spool.dir).map_err(|e| format!("cannot open the spool: {e}"))?;
+    tracing::info!(config = %config.source, home = %home.display(), "starting Switchboard {}", env!("CARGO_PKG_VERSION"));
+    let mut server = switchboard_core::Server::start(config, &home, Arc::new(spool), debug).await?;
+
+    // Machine-readable readiness on stdout, for scripts and tests that
+    // listen on port 0.
+    {
+        let mut out = std::io::stdout().lock();
+        for (kind, addr) in server.listeners() {
+            tracing::info!("listening for {} on {addr}", kind.label());
+            let _ = writeln!(out, "listening {} {addr}", kind.label());
+        }
+        let _ = writeln!(out, "ready");
+        let _ = out.flush();
+    }
+
+    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => {
+                if let Some(f) = &log_file {
+                    if let Err(e) = f.reopen() {
+                        eprintln!("{e}");
+                    }
+                }
+                match source.load(&home) {
+                    Ok(new) => {
+                        let report = server.reload(new);
+                        tracing::info!(applied = ?report.applied, "reloaded the config on SIGHUP; nobody was disconnected");
+                        for r in report.needs_restart {
+                            tracing::warn!("changed in the config but needs a restart to take effect: {r}");
+                        }
+                    }
+                    Err(e) => tracing::error!("SIGHUP: the config has an error, keeping the running one:\n{e}"),
+                }
+            }
+        }
+    }
+    tracing::info!("shutting down");
+    server.shutdown().await;
+    Ok(())
+}

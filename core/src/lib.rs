@@ -1,3 +1,22 @@
-//! The Switchboard server core.
+//! The Switchboard server core: stream negotiation, SASL, the router,
+//! sessions and the built-in modules. The binary (`src/main.rs` at the
+//! workspace root) composes it with the config and the spool.
+//!
+//! Map: [`stream`] holds the sans-IO stream machines, [`net`] the sockets
+//! that drive them, [`router`] decides where a stanza goes, [`sessions`]
+//! tracks bound resources, [`modules`] answers IQs (one file per XEP), and
+//! [`server`] ties them together for start-up, reload and shutdown.
 
+pub mod accounts;
+pub mod debug_log;
+pub mod modules;
+pub mod net;
+pub mod router;
 pub mod sasl;
+pub mod server;
+pub mod sessions;
+pub mod stanza;
+pub mod stream;
+pub mod tls;
+
+pub use server::{ReloadReport, Server};

@@ -1,0 +1,77 @@
+//! Account operations shared by the server and the command line: creating
+//! accounts, changing passwords, verifying a password. Passwords are
+//! prepared with the PRECIS OpaqueString profile (RFC 8265) and stored only
+//! as SCRAM-SHA-1 and SCRAM-SHA-256 keys.
+
+use switchboard_spool::{SpoolError, Storage, UserRecord};
+
+use crate::sasl::{derive_credentials, plain, ScramHash};
+
+#[derive(Debug)]
+pub enum AccountError {
+    /// The password is empty or not valid under OpaqueString.
+    BadPassword,
+    Spool(SpoolError),
+}
+
+impl std::fmt::Display for AccountError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AccountError::BadPassword => f.write_str("the password is empty or contains characters a password may not hold"),
+            AccountError::Spool(e) => e.fmt(f),
+        }
+    }
+}
+impl std::error::Error for AccountError {}
+
+impl From<SpoolError> for AccountError {
+    fn from(e: SpoolError) -> Self {
+        AccountError::Spool(e)
+    }
+}
+
+/// Prepares a password with OpaqueString, as SCRAM clients do (RFC 7677).
+pub fn prepare_password(password: &str) -> Result<String, AccountError> {
+    use precis_core::profile::Profile;
+    precis_profiles::OpaqueString::new()
+        .prepare(password)
+        .map(|p| p.into_owned())
+        .map_err(|_| AccountError::BadPassword)
+}
+
+fn credentials(password: &str, iterations: u32) -> Result<Vec<switchboard_spool::ScramCredential>, AccountError> {
+    let p = prepare_password(password)?;
+    Ok(vec![
+        derive_credentials(ScramHash::Sha256, &p, iterations),
+        derive_credentials(ScramHash::Sha1, &p, iterations),
+    ])
+}
+
+pub fn create(store: &dyn Storage, host: &str, user: &str, password: &str, iterations: u32) -> Result<(), AccountError> {
+    let record = UserRecord { credentials: credentials(password, iterations)?, extra: Vec::new() };
+    store.create_user(host, user, &record)?;
+    Ok(())
+}
+
+pub fn set_password(store: &dyn Storage, host: &str, user: &str, password: &str, iterations: u32) -> Result<(), AccountError> {
+    let creds = credentials(password, iterations)?;
+    store.update_user(host, user, &mut |rec| rec.credentials = creds.clone())?;
+    Ok(())
+}
+
+/// Checks a password against the stored SHA-256 (else SHA-1) credential.
+/// An unknown user and a wrong password both give `false`.
+pub fn verify(store: &dyn Storage, host: &str, user: &str, password: &str) -> Result<bool, SpoolError> {
+    let Ok(p) = prepare_password(password) else {
+        return Ok(false);
+    };
+    let Some(rec) = store.load_user(host, user)? else {
+        // Spend the same PBKDF2 work as for a real account, so response
+        // time does not tell whether the account exists.
+        let dummy = crate::sasl::scram::derive_with_salt(ScramHash::Sha256, &p, b"switchboard-no-such-user", 4096);
+        let _ = plain::verify(&dummy, "");
+        return Ok(false);
+    };
+    let cred = rec.credential("SHA-256").or_else(|| rec.credential("SHA-1"));
+    Ok(cred.is_some_and(|c| plain::verify(c, &p)))
+}

@@ -1,0 +1,114 @@
+//! Built-in modules: one file per XEP, each registering the IQ payloads it
+//! answers and the disco features it adds (Prosody's `mod_*.lua` model).
+//!
+//! A handler is keyed by a typed [`IqKey`] (payload name, namespace, get or
+//! set) and by whom it answers for: the server's own JID, or an account's
+//! bare JID (RFC 6120 §10.3.3: the server answers IQs to a bare JID on the
+//! account's behalf).
+
+pub mod disco;
+pub mod ping;
+pub mod version;
+
+use std::collections::HashMap;
+
+use switchboard_jid::Jid;
+use switchboard_xml::Element;
+
+use crate::stanza::StanzaError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IqType {
+    Get,
+    Set,
+}
+
+/// Which IQs a handler takes: the payload element's name and namespace,
+/// and the IQ type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IqKey {
+    pub name: &'static str,
+    pub ns: &'static str,
+    pub kind: IqType,
+}
+
+/// Whom the IQ was addressed to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// The server itself (`to` is a local domain, or absent for
+    /// server-only payloads).
+    Server,
+    /// An account's bare JID.
+    Account,
+}
+
+/// Everything a handler may look at.
+pub struct IqRequest<'a> {
+    pub iq: &'a Element,
+    pub payload: &'a Element,
+    /// The sender (a full JID for local clients).
+    pub from: &'a Jid,
+    /// The addressee: a local domain or an account's bare JID.
+    pub to: &'a Jid,
+    pub registry: &'a Registry,
+    pub services: &'a [ServiceInfo],
+}
+
+/// A hostname-addressed service as disco#items shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceInfo {
+    pub jid: String,
+    pub name: String,
+}
+
+/// A handler answers with a result payload (or none), or a stanza error.
+pub type IqHandler = fn(&IqRequest<'_>) -> Result<Option<Element>, StanzaError>;
+
+/// The set of handlers and features of the running server.
+#[derive(Default)]
+pub struct Registry {
+    handlers: HashMap<(IqKey, Scope), IqHandler>,
+    server_features: Vec<&'static str>,
+    account_features: Vec<&'static str>,
+}
+
+impl Registry {
+    /// The registry with every built-in module.
+    pub fn builtin() -> Registry {
+        let mut r = Registry::default();
+        disco::register(&mut r);
+        ping::register(&mut r);
+        version::register(&mut r);
+        r
+    }
+
+    pub fn handle(&mut self, key: IqKey, scope: Scope, handler: IqHandler) {
+        self.handlers.insert((key, scope), handler);
+    }
+
+    /// Adds a disco#info feature of the server (`Scope::Server`) or of
+    /// accounts (`Scope::Account`).
+    pub fn feature(&mut self, scope: Scope, var: &'static str) {
+        let list = match scope {
+            Scope::Server => &mut self.server_features,
+            Scope::Account => &mut self.account_features,
+        };
+        if !list.contains(&var) {
+            list.push(var);
+        }
+    }
+
+    pub fn features(&self, scope: Scope) -> &[&'static str] {
+        match scope {
+            Scope::Server => &self.server_features,
+            Scope::Account => &self.account_features,
+        }
+    }
+
+    pub fn lookup(&self, payload: &Element, kind: IqType, scope: Scope) -> Option<IqHandler> {
+        self.handlers
+            .iter()
+            .find(|((k, s), _)| *s == scope && k.kind == kind && k.name == payload.name && k.ns == payload.ns)
+            .map(|(_, h)| *h)
+    }
+}

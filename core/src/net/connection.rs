@@ -1,0 +1,260 @@
+//! The connection driver: runs one client socket through the sans-IO
+//! [`C2s`] machine. It owns the I/O (TCP, the TLS upgrade, spool lookups on
+//! the blocking pool) and the session's outbox; the machine decides.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use switchboard_jid::Jid;
+use switchboard_xml::ns;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, Notify};
+
+use crate::server::Shared;
+use crate::sessions::{Outbound, OUTBOX_CAPACITY};
+use crate::stream::{Action, C2s, StreamError};
+
+/// Read buffer size. Small on purpose: an idle session should cost little,
+/// and stanzas larger than this simply take several reads.
+const READ_CHUNK: usize = 4096;
+
+/// How a run of the loop over one transport ended.
+enum Flow {
+    /// The machine asked for TLS: upgrade the same socket and go on.
+    StartTls,
+    Closed,
+}
+
+/// A bound session's side of the router.
+struct Bound {
+    jid: Jid,
+    id: u64,
+    rx: mpsc::Receiver<Outbound>,
+    kill: Arc<Notify>,
+}
+
+struct Conn {
+    shared: Arc<Shared>,
+    machine: C2s,
+    bound: Option<Bound>,
+    peer: SocketAddr,
+}
+
+/// Serves one accepted client connection to its end.
+pub async fn serve(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>, direct_tls: bool) {
+    let _ = tcp.set_nodelay(true);
+    let settings = shared.c2s_settings();
+    let acceptor = shared.tls_acceptor();
+    let now = Instant::now();
+    let result = if direct_tls {
+        let Some(acceptor) = acceptor else { return };
+        let tls = match tokio::time::timeout(settings.preauth_timeout, acceptor.accept(tcp)).await {
+            Ok(Ok(t)) => t,
+            Ok(Err(e)) => return tracing::debug!(%peer, "direct TLS handshake failed: {e}"),
+            Err(_) => return tracing::debug!(%peer, "direct TLS handshake timed out"),
+        };
+        let cb = crate::tls::channel_binding(tls.get_ref().1);
+        let mut conn = Conn::new(shared, C2s::new(settings, now, true, cb), peer);
+        let mut tls = tls;
+        let r = conn.run(&mut tls).await;
+        conn.finish();
+        r.map(|_| ())
+    } else {
+        let mut conn = Conn::new(shared, C2s::new(settings.clone(), now, false, None), peer);
+        let mut tcp = tcp;
+        match conn.run(&mut tcp).await {
+            Ok(Flow::StartTls) => match acceptor {
+                Some(acceptor) => match tokio::time::timeout(settings.preauth_timeout, acceptor.accept(tcp)).await {
+                    Ok(Ok(mut tls)) => {
+                        let cb = crate::tls::channel_binding(tls.get_ref().1);
+                        conn.machine.tls_established(cb);
+                        let r = conn.run(&mut tls).await;
+                        conn.finish();
+                        r.map(|_| ())
+                    }
+                    Ok(Err(e)) => Err(e),
+                    Err(_) => Ok(()),
+                },
+                None => Ok(()),
+            },
+            Ok(Flow::Closed) => {
+                conn.finish();
+                Ok(())
+            }
+            Err(e) => {
+                conn.finish();
+                Err(e)
+            }
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(%peer, "connection ended: {e}");
+    }
+}
+
+impl Conn {
+    fn new(shared: Arc<Shared>, machine: C2s, peer: SocketAddr) -> Conn {
+        Conn { shared, machine, bound: None, peer }
+    }
+
+    /// Unregisters the session, whatever ended the connection.
+    fn finish(&mut self) {
+        if let Some(b) = self.bound.take() {
+            self.shared.router.sessions.unbind(&b.jid, b.id);
+            tracing::info!(jid = %b.jid, peer = %self.peer, "session ended");
+        }
+    }
+
+    async fn run<S: AsyncRead + AsyncWrite + Unpin>(&mut self, io: &mut S) -> std::io::Result<Flow> {
+        let mut shutdown = self.shared.shutdown_signal();
+        let mut buf = vec![0u8; READ_CHUNK];
+        loop {
+            if let Some(flow) = self.drain_actions(io).await? {
+                return Ok(flow);
+            }
+            let deadline = self.machine.poll_timeout().map(tokio::time::Instant::from_std);
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let kill = self.bound.as_ref().map(|b| b.kill.clone());
+            let rx = self.bound.as_mut().map(|b| &mut b.rx);
+            let outbound = async {
+                match rx {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let killed = async {
+                match kill {
+                    Some(k) => k.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                r = io.read(&mut buf) => match r? {
+                    0 => return Ok(Flow::Closed),
+                    n => {
+                        if self.shared.debug {
+                            tracing::debug!(peer = %self.peer, "recv {}", crate::debug_log::masked(&buf[..n]));
+                        }
+                        self.machine.handle_input(&buf[..n]);
+                    }
+                },
+                out = outbound => match out {
+                    Some(Outbound::Stanza(el)) => {
+                        let mut bytes = el.to_bytes(Some(ns::CLIENT));
+                        // Batch whatever else is waiting into one write.
+                        if let Some(b) = self.bound.as_mut() {
+                            while bytes.len() < 64 * 1024 {
+                                match b.rx.try_recv() {
+                                    Ok(Outbound::Stanza(el)) => el.write_to(&mut bytes, Some(ns::CLIENT)),
+                                    Ok(Outbound::Close(err)) => { self.write(io, &bytes).await?; bytes.clear(); self.machine.fail(err); break; }
+                                    Err(_) => break,
+                                }
+                            }
+                        }
+                        if !bytes.is_empty() {
+                            self.write(io, &bytes).await?;
+                            io.flush().await?;
+                            self.machine.note_sent(Instant::now());
+                        }
+                    }
+                    Some(Outbound::Close(err)) => self.machine.fail(err),
+                    None => self.machine.fail(StreamError::new("internal-server-error")),
+                },
+                _ = killed => self.machine.fail(StreamError::with_text("policy-violation", "the client does not read what it is sent")),
+                _ = sleep => self.machine.handle_timeout(Instant::now()),
+                _ = shutdown.changed() => self.machine.fail(StreamError::new("system-shutdown")),
+            }
+        }
+    }
+
+    async fn write<S: AsyncWrite + Unpin>(&self, io: &mut S, bytes: &[u8]) -> std::io::Result<()> {
+        if self.shared.debug {
+            tracing::debug!(peer = %self.peer, "send {}", crate::debug_log::masked(bytes));
+        }
+        io.write_all(bytes).await
+    }
+
+    /// Carries out the machine's actions. Returns a flow when the loop over
+    /// this transport must end.
+    async fn drain_actions<S: AsyncRead + AsyncWrite + Unpin>(&mut self, io: &mut S) -> std::io::Result<Option<Flow>> {
+        let mut wrote = false;
+        while let Some(action) = self.machine.poll_action() {
+            match action {
+                Action::Send(bytes) => {
+                    self.write(io, &bytes).await?;
+                    wrote = true;
+                }
+                Action::StartTls => {
+                    io.flush().await?;
+                    return Ok(Some(Flow::StartTls));
+                }
+                Action::LookupScram { host, user, hash } => {
+                    let store = self.shared.storage.clone();
+                    let cred = tokio::task::spawn_blocking(move || match store.load_user(&host, &user) {
+                        Ok(rec) => rec.and_then(|r| r.credential(hash.name()).cloned()),
+                        Err(e) => {
+                            tracing::error!("login lookup failed: {e}");
+                            None
+                        }
+                    })
+                    .await
+                    .unwrap_or(None);
+                    self.machine.scram_credentials(cred);
+                }
+                Action::VerifyPlain { host, user, password } => {
+                    let store = self.shared.storage.clone();
+                    let u = user.clone();
+                    let ok = tokio::task::spawn_blocking(move || {
+                        crate::accounts::verify(store.as_ref(), &host, &u, &password).unwrap_or_else(|e| {
+                            tracing::error!("login lookup failed: {e}");
+                            false
+                        })
+                    })
+                    .await
+                    .unwrap_or(false);
+                    self.machine.plain_verified(&user, ok);
+                }
+                Action::Bound(jid) => self.bind(jid),
+                Action::Stanza(el) => self.shared.router.route(el),
+                Action::Close => {
+                    io.flush().await?;
+                    let _ = io.shutdown().await;
+                    return Ok(Some(Flow::Closed));
+                }
+            }
+        }
+        if wrote {
+            io.flush().await?;
+            self.machine.note_sent(Instant::now());
+        }
+        Ok(None)
+    }
+
+    fn bind(&mut self, jid: Jid) {
+        let (tx, rx) = mpsc::channel(OUTBOX_CAPACITY);
+        let kill = Arc::new(Notify::new());
+        let id = self.shared.router.sessions.new_id();
+        if let Some(old) = self.shared.router.sessions.bind(&jid, id, tx, kill.clone()) {
+            // RFC 6120 §7.7.2.2: the new session takes over the resource.
+            if old
+                .tx
+                .try_send(Outbound::Close(StreamError::with_text(
+                    "conflict",
+                    "replaced by a new connection with the same resource",
+                )))
+                .is_err()
+            {
+                old.kill.notify_one();
+            }
+        }
+        tracing::info!(%jid, peer = %self.peer, "session started");
+        self.bound = Some(Bound { jid, id, rx, kill });
+    }
+}

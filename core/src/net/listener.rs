@@ -1,0 +1,64 @@
+//! Client listeners: bind the configured addresses, accept, and spawn one
+//! task per connection until shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::server::Shared;
+
+/// Which protocol a listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerKind {
+    /// STARTTLS on a plain socket (5222).
+    C2s,
+    /// Direct TLS (XEP-0368, 5223).
+    C2sTls,
+}
+
+impl ListenerKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            ListenerKind::C2s => "c2s",
+            ListenerKind::C2sTls => "c2s-tls",
+        }
+    }
+}
+
+/// Binds an address with a clear error on failure.
+pub async fn bind(addr: SocketAddr, kind: ListenerKind) -> Result<TcpListener, String> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        let hint = match e.kind() {
+            std::io::ErrorKind::AddrInUse => " (is another server running on that port?)",
+            std::io::ErrorKind::PermissionDenied => " (ports below 1024 need privileges)",
+            _ => "",
+        };
+        format!("cannot listen for {} on {addr}: {e}{hint}", kind.label())
+    })
+}
+
+/// Accepts connections until shutdown.
+pub async fn run(listener: TcpListener, kind: ListenerKind, shared: Arc<Shared>) {
+    let mut shutdown = shared.shutdown_signal();
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((tcp, peer)) => {
+                    let shared = shared.clone();
+                    let guard = shared.connection_guard();
+                    tokio::spawn(async move {
+                        super::connection::serve(tcp, peer, shared, kind == ListenerKind::C2sTls).await;
+                        drop(guard);
+                    });
+                }
+                Err(e) => {
+                    // EMFILE and friends: log and back off instead of spinning.
+                    tracing::warn!("accept failed on {}: {e}", kind.label());
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            },
+            _ = shutdown.changed() => return,
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! Network I/O: listeners and the per-connection driver around the sans-IO
+//! stream machines.
+
+pub mod connection;
+pub mod listener;

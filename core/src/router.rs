@@ -1,0 +1,302 @@
+//! The router: classifies a stanza's `to` once and hands it to a session, a
+//! built-in module, a service's inbox, or back to the sender as an error.
+//!
+//! ```text
+//! to = local domain        → the server itself (built-in modules)
+//! to = user@local domain   → bare: server on the account's behalf / best resource
+//! to = user@local/resource → that session, or the bare rules (RFC 6121 §8.5.3.2)
+//! to = service hostname    → that service's inbox
+//! anything else            → remote-server-not-found (until federation)
+//! ```
+//!
+//! Routing never blocks: delivery to a session is a `try_send` into its
+//! bounded outbox, and a session whose outbox is full is disconnected.
+
+use std::sync::RwLock;
+
+use dashmap::DashMap;
+use switchboard_jid::Jid;
+use switchboard_xml::Element;
+use tokio::sync::mpsc;
+
+use crate::modules::{IqRequest, IqType, Registry, Scope, ServiceInfo};
+use crate::sessions::{Outbound, SessionEntry, Sessions};
+use crate::stanza::{error_reply, iq_result, stanza_type, Kind, StanzaError};
+use crate::stream::StreamError;
+
+/// What the router knows about a hostname-addressed service.
+#[derive(Debug, Clone)]
+pub struct ServiceHandle {
+    pub info: ServiceInfo,
+    pub inbox: mpsc::Sender<Element>,
+}
+
+/// Where a `to` address points, decided once per stanza.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// A local domain itself.
+    Server(Jid),
+    /// An account's bare JID on a local domain.
+    Bare(Jid),
+    /// A full JID on a local domain.
+    Full(Jid),
+    /// A service hostname (or any JID at it).
+    Service(String),
+    /// Anything else.
+    Remote(String),
+}
+
+pub struct Router {
+    hosts: RwLock<Vec<String>>,
+    pub sessions: Sessions,
+    services: DashMap<String, ServiceHandle>,
+    registry: Registry,
+}
+
+impl Router {
+    pub fn new(hosts: Vec<String>, registry: Registry) -> Router {
+        Router {
+            hosts: RwLock::new(hosts),
+            sessions: Sessions::default(),
+            services: DashMap::new(),
+            registry,
+        }
+    }
+
+    pub fn is_local(&self, domain: &str) -> bool {
+        self.hosts.read().expect("hosts lock").iter().any(|h| h == domain)
+    }
+
+    /// Adds a service to the hostname registry.
+    pub fn add_service(&self, host: String, handle: ServiceHandle) {
+        self.services.insert(host, handle);
+    }
+
+    pub fn remove_service(&self, host: &str) {
+        self.services.remove(host);
+    }
+
+    pub fn services(&self) -> Vec<ServiceInfo> {
+        let mut v: Vec<ServiceInfo> = self.services.iter().map(|s| s.info.clone()).collect();
+        v.sort_by(|a, b| a.jid.cmp(&b.jid));
+        v
+    }
+
+    /// Classifies a (normalized) destination address.
+    pub fn classify(&self, to: &Jid) -> Destination {
+        let domain = to.domain();
+        if self.is_local(domain) {
+            return match (to.node(), to.resource()) {
+                (None, _) => Destination::Server(Jid::from_parts(None, domain, None).expect("a local domain is valid")),
+                (Some(_), None) => Destination::Bare(to.clone()),
+                (Some(_), Some(_)) => Destination::Full(to.clone()),
+            };
+        }
+        if self.services.contains_key(domain) {
+            return Destination::Service(domain.to_string());
+        }
+        Destination::Remote(domain.to_string())
+    }
+
+    /// Routes a stanza from a local client (`from` already stamped and
+    /// checked by the stream machine, `to` normalized if present).
+    pub fn route(&self, stanza: Element) {
+        let Some(from) = stanza.attr("from").and_then(|f| Jid::parse(f).ok()) else {
+            tracing::warn!("dropping a stanza without a valid 'from'");
+            return;
+        };
+        let to = match stanza.attr("to") {
+            Some(t) => match Jid::parse(t) {
+                Ok(t) => t,
+                Err(_) => return self.bounce(&stanza, StanzaError::jid_malformed()),
+            },
+            None => {
+                // RFC 6120 §10.3: no `to` means the sender's own account.
+                if stanza.name == "presence" {
+                    return self.own_presence(&from, &stanza);
+                }
+                from.to_bare()
+            }
+        };
+        match self.classify(&to) {
+            Destination::Server(host) => self.to_server(&from, &host, stanza),
+            Destination::Bare(bare) => self.to_bare(&from, &bare, stanza),
+            Destination::Full(full) => self.to_full(&from, &full, stanza),
+            Destination::Service(host) => self.to_service(&host, stanza),
+            Destination::Remote(_) => self.bounce(&stanza, StanzaError::remote_server_not_found()),
+        }
+    }
+
+    /// Presence without `to`: the session's broadcast presence. Until
+    /// rosters exist it only decides which resources get bare-JID messages.
+    fn own_presence(&self, from: &Jid, stanza: &Element) {
+        match stanza_type(stanza) {
+            "available" => {
+                let prio = stanza
+                    .child_text("priority", &stanza.ns)
+                    .and_then(|p| p.trim().parse::<i8>().ok())
+                    .unwrap_or(0);
+                self.sessions.set_priority(from, Some(prio));
+            }
+            "unavailable" => self.sessions.set_priority(from, None),
+            _ => {}
+        }
+    }
+
+    fn to_server(&self, from: &Jid, host: &Jid, stanza: Element) {
+        match Kind::of(&stanza) {
+            Some(Kind::Iq) => self.handle_iq(from, host, Scope::Server, stanza),
+            // Presence to the server has no meaning yet; it is dropped as
+            // RFC 6121 §4.3 allows for presence the server cannot handle.
+            Some(Kind::Presence) => {}
+            _ => self.bounce(&stanza, StanzaError::service_unavailable()),
+        }
+    }
+
+    fn to_bare(&self, from: &Jid, bare: &Jid, stanza: Element) {
+        match Kind::of(&stanza) {
+            Some(Kind::Iq) => self.handle_iq(from, bare, Scope::Account, stanza),
+            Some(Kind::Message) => self.message_to_bare(bare, stanza),
+            // Subscriptions and probes arrive with the IM issue; directed
+            // presence to a bare JID goes to its available resources.
+            Some(Kind::Presence) => {
+                for s in self.sessions.of_account(bare) {
+                    if s.priority.is_some() {
+                        self.deliver(&s, stanza.clone());
+                    }
+                }
+            }
+            None => {}
+        }
+    }
+
+    fn to_full(&self, from: &Jid, full: &Jid, stanza: Element) {
+        if let Some(s) = self.sessions.get(full) {
+            return self.deliver(&s, stanza);
+        }
+        match Kind::of(&stanza) {
+            // RFC 6121 §8.5.3.2.1: normal and chat messages to an absent
+            // resource are treated as sent to the bare JID.
+            Some(Kind::Message) if matches!(stanza_type(&stanza), "normal" | "chat") => {
+                self.message_to_bare(&full.to_bare(), stanza)
+            }
+            Some(Kind::Presence) => {}
+            _ => {
+                let _ = from;
+                self.bounce(&stanza, StanzaError::service_unavailable())
+            }
+        }
+    }
+
+    fn to_service(&self, host: &str, stanza: Element) {
+        let Some(handle) = self.services.get(host).map(|s| s.clone()) else {
+            return self.bounce(&stanza, StanzaError::remote_server_not_found());
+        };
+        if let Err(e) = handle.inbox.try_send(stanza) {
+            let stanza = match e {
+                mpsc::error::TrySendError::Full(s) | mpsc::error::TrySendError::Closed(s) => s,
+            };
+            self.bounce(&stanza, StanzaError::new("remote-server-timeout", crate::stanza::ErrorType::Wait));
+        }
+    }
+
+    /// RFC 6121 §8.5.2: a message to a bare JID goes to the available
+    /// resources with the highest non-negative priority; with none, it would
+    /// be stored offline — until offline storage lands it is refused with
+    /// `service-unavailable`, which §8.5.2.2.1 also allows.
+    fn message_to_bare(&self, bare: &Jid, stanza: Element) {
+        let kind = stanza_type(&stanza).to_string();
+        if kind == "error" {
+            return;
+        }
+        if kind == "groupchat" {
+            return self.bounce(&stanza, StanzaError::service_unavailable());
+        }
+        let sessions = self.sessions.of_account(bare);
+        let best = sessions.iter().filter_map(|s| s.priority).filter(|p| *p >= 0).max();
+        let Some(best) = best else {
+            return self.bounce(&stanza, StanzaError::service_unavailable());
+        };
+        let targets: Vec<&SessionEntry> = sessions
+            .iter()
+            .filter(|s| match s.priority {
+                Some(p) if kind == "headline" => p >= 0,
+                Some(p) => p == best,
+                None => false,
+            })
+            .collect();
+        for s in targets {
+            self.deliver(s, stanza.clone());
+        }
+    }
+
+    fn handle_iq(&self, from: &Jid, to: &Jid, scope: Scope, iq: Element) {
+        let kind = match iq.attr("type") {
+            Some("get") => IqType::Get,
+            Some("set") => IqType::Set,
+            // Results and errors addressed to the server are consumed.
+            _ => return,
+        };
+        let Some(payload) = iq.first_element() else {
+            return self.bounce(&iq, StanzaError::bad_request());
+        };
+        let Some(handler) = self.registry.lookup(payload, kind, scope) else {
+            return self.bounce(&iq, StanzaError::service_unavailable());
+        };
+        let services = self.services();
+        let req = IqRequest {
+            iq: &iq,
+            payload,
+            from,
+            to,
+            registry: &self.registry,
+            services: &services,
+        };
+        match handler(&req) {
+            Ok(result) => {
+                let mut reply = iq_result(&iq, result);
+                reply.set_attr("from", to.to_string());
+                self.route_reply(reply);
+            }
+            Err(err) => self.bounce(&iq, err),
+        }
+    }
+
+    /// Sends an error reply back to the sender of `stanza` (never in reply
+    /// to an error or a result).
+    pub fn bounce(&self, stanza: &Element, err: StanzaError) {
+        if let Some(reply) = error_reply(stanza, &err) {
+            self.route_reply(reply);
+        }
+    }
+
+    /// Delivers a server-generated stanza to a local full JID.
+    fn route_reply(&self, reply: Element) {
+        let Some(to) = reply.attr("to").and_then(|t| Jid::parse(t).ok()) else {
+            return;
+        };
+        if let Some(s) = self.sessions.get(&to) {
+            self.deliver(&s, reply);
+        }
+    }
+
+    /// Hands a stanza to a session without waiting. A session that cannot
+    /// keep up is told to close, so one slow reader never stalls the router.
+    fn deliver(&self, s: &SessionEntry, stanza: Element) {
+        match s.tx.try_send(Outbound::Stanza(stanza)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!(resource = %s.resource, "outbox full: disconnecting a session that does not read");
+                s.kill.notify_one();
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    /// Closes every session with a stream error (shutdown).
+    pub fn close_all(&self, err: &StreamError) {
+        for s in self.sessions.all() {
+            let _ = s.tx.try_send(Outbound::Close(err.clone()));
+        }
+    }
+}

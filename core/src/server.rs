@@ -1,0 +1,199 @@
+//! The running server: shared state, start-up from a [`Config`], reload on
+//! HUP without dropping anyone, and orderly shutdown.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use switchboard_config::Config;
+use switchboard_spool::Storage;
+use switchboard_xml::Limits;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+use crate::modules::Registry;
+use crate::net::listener::{self, ListenerKind};
+use crate::router::Router;
+use crate::stream::{C2sSettings, StreamError};
+
+/// State every connection shares.
+pub struct Shared {
+    pub router: Router,
+    pub storage: Arc<dyn Storage>,
+    /// `-D`: log every byte in and out (secrets masked).
+    pub debug: bool,
+    settings: RwLock<C2sSettings>,
+    tls: RwLock<Option<TlsAcceptor>>,
+    shutdown: watch::Sender<bool>,
+    /// One clone per live connection; shutdown waits for them to go.
+    connections: Arc<()>,
+}
+
+impl Shared {
+    /// Settings for a new connection (a reload affects new connections).
+    pub fn c2s_settings(&self) -> C2sSettings {
+        self.settings.read().expect("settings lock").clone()
+    }
+
+    pub fn tls_acceptor(&self) -> Option<TlsAcceptor> {
+        self.tls.read().expect("tls lock").clone()
+    }
+
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    pub fn connection_guard(&self) -> Arc<()> {
+        self.connections.clone()
+    }
+
+    pub fn live_connections(&self) -> usize {
+        Arc::strong_count(&self.connections) - 1
+    }
+}
+
+/// What a reload changed, for the log.
+#[derive(Debug, Default)]
+pub struct ReloadReport {
+    pub applied: Vec<String>,
+    pub needs_restart: Vec<String>,
+}
+
+pub struct Server {
+    shared: Arc<Shared>,
+    config: Config,
+    home: PathBuf,
+    listeners: Vec<(ListenerKind, SocketAddr)>,
+}
+
+fn settings_from(config: &Config, tls_available: bool) -> C2sSettings {
+    C2sSettings {
+        hosts: config.hosts.iter().map(|h| h.name.clone()).collect(),
+        tls_available,
+        tls_required: config.tls.required,
+        limits: Limits { max_stanza_bytes: config.limits.max_stanza_bytes, ..Limits::default() },
+        preauth_timeout: config.limits.preauth_timeout,
+        keepalive: config.limits.keepalive,
+    }
+}
+
+fn load_tls(config: &Config, home: &Path) -> Result<TlsAcceptor, String> {
+    let hosts: Vec<String> = config.hosts.iter().map(|h| h.name.clone()).collect();
+    let (tls, info) = crate::tls::load_or_generate(
+        config.tls.cert.as_deref(),
+        config.tls.key.as_deref(),
+        &hosts,
+        &home.join("etc"),
+    )?;
+    if info.generated {
+        tracing::warn!(
+            cert = %info.cert_path.display(),
+            "generated a self-signed certificate; clients will ask to trust SHA-256 fingerprint {}",
+            info.fingerprint
+        );
+    } else {
+        tracing::info!(cert = %info.cert_path.display(), "certificate SHA-256 fingerprint {}", info.fingerprint);
+    }
+    Ok(TlsAcceptor::from(tls))
+}
+
+impl Server {
+    /// Loads TLS, binds every listener and starts accepting. Errors are
+    /// complete sentences for the admin.
+    pub async fn start(config: Config, home: &Path, storage: Arc<dyn Storage>, debug: bool) -> Result<Server, String> {
+        let tls = load_tls(&config, home)?;
+        let hosts = config.hosts.iter().map(|h| h.name.clone()).collect();
+        let (shutdown, _) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            router: Router::new(hosts, Registry::builtin()),
+            storage,
+            debug,
+            settings: RwLock::new(settings_from(&config, true)),
+            tls: RwLock::new(Some(tls)),
+            shutdown,
+            connections: Arc::new(()),
+        });
+        let mut bound = Vec::new();
+        let mut listeners = Vec::new();
+        for (kind, addrs) in [
+            (ListenerKind::C2s, &config.listen.c2s),
+            (ListenerKind::C2sTls, &config.listen.c2s_tls),
+        ] {
+            for addr in addrs {
+                let l = listener::bind(*addr, kind).await?;
+                let local = l.local_addr().map_err(|e| e.to_string())?;
+                listeners.push((kind, local));
+                bound.push((l, kind));
+            }
+        }
+        for (l, kind) in bound {
+            tokio::spawn(listener::run(l, kind, shared.clone()));
+        }
+        Ok(Server { shared, config, home: home.to_path_buf(), listeners })
+    }
+
+    /// The addresses actually bound (useful with port 0).
+    pub fn listeners(&self) -> &[(ListenerKind, SocketAddr)] {
+        &self.listeners
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Applies a re-read config without dropping any connection (SIGHUP).
+    /// Settings for new connections, TLS certificates and limits apply at
+    /// once; listeners, hosts and the spool location need a restart.
+    pub fn reload(&mut self, new: Config) -> ReloadReport {
+        let mut report = ReloadReport::default();
+        let old = &self.config;
+        if new.listen != old.listen {
+            report.needs_restart.push("listen addresses".into());
+        }
+        let host_names = |c: &Config| c.hosts.iter().map(|h| h.name.clone()).collect::<Vec<_>>();
+        if host_names(&new) != host_names(old) {
+            report.needs_restart.push("the list of hosts".into());
+        }
+        if new.spool != old.spool {
+            report.needs_restart.push("the spool directory".into());
+        }
+        if new.pidfile != old.pidfile {
+            report.needs_restart.push("the pidfile location".into());
+        }
+        if new.hosts != old.hosts && host_names(&new) == host_names(old) {
+            report.applied.push("host settings (admins, registration)".into());
+        }
+        if new.limits != old.limits || new.tls.required != old.tls.required {
+            report.applied.push("limits and TLS policy for new connections".into());
+        }
+        // Certificates are re-read on every reload so that a renewed
+        // certificate at the same path is picked up.
+        match load_tls(&new, &self.home) {
+            Ok(acceptor) => {
+                *self.shared.tls.write().expect("tls lock") = Some(acceptor);
+                report.applied.push("TLS certificate re-read".into());
+            }
+            Err(e) => report.needs_restart.push(format!("TLS (kept the old certificate: {e})")),
+        }
+        let hosts_unchanged = host_names(&new) == host_names(old);
+        let mut settings = settings_from(&new, true);
+        if !hosts_unchanged {
+            settings.hosts = host_names(old);
+        }
+        *self.shared.settings.write().expect("settings lock") = settings;
+        self.config = new;
+        report
+    }
+
+    /// Closes every stream with `system-shutdown` and waits (bounded) for
+    /// the connections to flush and go.
+    pub async fn shutdown(self) {
+        self.shared.router.close_all(&StreamError::new("system-shutdown"));
+        let _ = self.shared.shutdown.send(true);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while self.shared.live_connections() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! The table of bound client sessions, keyed by bare JID, and the handle
+//! through which the router hands a session its outbound stanzas.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use switchboard_jid::Jid;
+use switchboard_xml::Element;
+use tokio::sync::{mpsc, Notify};
+
+use crate::stream::StreamError;
+
+/// How many stanzas may wait for one session's socket. A client that reads
+/// slower than this is disconnected rather than allowed to hold memory or
+/// slow its senders down.
+pub const OUTBOX_CAPACITY: usize = 1024;
+
+/// What the router can tell a connection.
+#[derive(Debug)]
+pub enum Outbound {
+    Stanza(Element),
+    /// Close the stream with this error (conflict, shutdown, kick).
+    Close(StreamError),
+}
+
+/// One bound resource.
+#[derive(Debug, Clone)]
+pub struct SessionEntry {
+    pub resource: String,
+    /// Distinguishes a session from a later one that binds the same
+    /// resource, so an ending session never removes its replacement.
+    pub id: u64,
+    pub tx: mpsc::Sender<Outbound>,
+    /// Wakes the connection to close it when its outbox overflows (a full
+    /// outbox cannot carry the close request itself).
+    pub kill: Arc<Notify>,
+    /// The priority of the last available presence without `to`, or `None`
+    /// while the session has not sent one (or went unavailable).
+    pub priority: Option<i8>,
+}
+
+/// All bound sessions of the local domains.
+#[derive(Default)]
+pub struct Sessions {
+    by_bare: DashMap<Jid, Vec<SessionEntry>>,
+    next_id: AtomicU64,
+}
+
+impl Sessions {
+    pub fn new_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Registers a session. A session already bound to the same full JID is
+    /// returned so the caller can close it with `conflict` (RFC 6120
+    /// §7.7.2.2: the new session wins, like Prosody's default).
+    pub fn bind(&self, jid: &Jid, id: u64, tx: mpsc::Sender<Outbound>, kill: Arc<Notify>) -> Option<SessionEntry> {
+        let resource = jid.resource().unwrap_or_default().to_string();
+        let mut list = self.by_bare.entry(jid.to_bare()).or_default();
+        let old = list
+            .iter()
+            .position(|s| s.resource == resource)
+            .map(|i| list.remove(i));
+        list.push(SessionEntry { resource, id, tx, kill, priority: None });
+        old
+    }
+
+    /// Removes a session if it is still the one registered under `jid`.
+    pub fn unbind(&self, jid: &Jid, id: u64) {
+        let bare = jid.to_bare();
+        let empty = match self.by_bare.get_mut(&bare) {
+            Some(mut list) => {
+                list.retain(|s| s.id != id);
+                list.is_empty()
+            }
+            None => false,
+        };
+        if empty {
+            self.by_bare.remove_if(&bare, |_, l| l.is_empty());
+        }
+    }
+
+    /// Records a session's presence priority (`None`: unavailable).
+    pub fn set_priority(&self, jid: &Jid, priority: Option<i8>) {
+        if let Some(mut list) = self.by_bare.get_mut(&jid.to_bare()) {
+            if let Some(s) = list.iter_mut().find(|s| Some(s.resource.as_str()) == jid.resource()) {
+                s.priority = priority;
+            }
+        }
+    }
+
+    /// The session bound to a full JID.
+    pub fn get(&self, jid: &Jid) -> Option<SessionEntry> {
+        let list = self.by_bare.get(&jid.to_bare())?;
+        list.iter().find(|s| Some(s.resource.as_str()) == jid.resource()).cloned()
+    }
+
+    /// Every session of an account.
+    pub fn of_account(&self, bare: &Jid) -> Vec<SessionEntry> {
+        self.by_bare.get(bare).map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Every session, for shutdown and announcements.
+    pub fn all(&self) -> Vec<SessionEntry> {
+        self.by_bare.iter().flat_map(|e| e.value().clone()).collect()
+    }
+
+    pub fn count(&self) -> usize {
+        self.by_bare.iter().map(|e| e.value().len()).sum()
+    }
+}

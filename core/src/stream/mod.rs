@@ -1,0 +1,8 @@
+//! XML stream machines. Each is sans-IO: bytes and `now` in; bytes,
+//! actions and timeouts out. The drivers in `net` do the I/O.
+
+pub mod c2s;
+pub mod error;
+
+pub use c2s::{Action, C2s, C2sSettings};
+pub use error::StreamError;

@@ -1,0 +1,51 @@
+//! Command-line interface (clap). jabberd's `-c`, `-H` and `-D` keep their
+//! meaning; everything else is a subcommand.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "switchboard", version, about = "An XMPP server for companies")]
+pub struct Cli {
+    /// Config file (default: HOME/etc/switchboard.xml, or the embedded
+    /// default config when that file does not exist).
+    #[arg(short = 'c', long = "config", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Home directory holding etc/ logs/ run/ spool/; relative paths in the
+    /// config resolve against it (default: $SWITCHBOARD_HOME or the current
+    /// directory).
+    #[arg(short = 'H', long = "home", global = true, value_name = "HOME")]
+    pub home: Option<PathBuf>,
+
+    /// Debug: log every stanza in and out (credentials masked).
+    #[arg(short = 'D', long = "debug", global = true)]
+    pub debug: bool,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Run,
+    /// Validate the config and exit: 0 when it is valid.
+    CheckConfig,
+    /// Manage accounts in the spool (safe while the server runs).
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account; the password is read from standard input.
+    Add { jid: String },
+    /// Change an account's password, read from standard input.
+    Passwd { jid: String },
+    /// Delete an account and its data.
+    Del { jid: String },
+    /// List the accounts of a host.
+    List { host: String },
+}
