@@ -1,8 +1,6 @@
 //! SASL for client streams: SCRAM-SHA-1/256 (RFC 5802, RFC 7677) with their
 //! -PLUS variants over `tls-exporter` channel binding (RFC 9266), and PLAIN
 //! (RFC 4616). Sans-IO: the caller looks credentials up and feeds them in.
-//!
-//! TO BE IMPLEMENTED (helper): contract in the doc comments.
 
 pub mod plain;
 pub mod scram;

@@ -202,7 +202,9 @@ pub struct ScramServer {
     plus_advertised: bool,
     /// A fixed server nonce part, so tests can replay the RFC examples.
     fixed_server_nonce: Option<String>,
-    state: State,
+    /// Boxed so that `ScramServer` stays small: callers keep it inside
+    /// their per-connection state enums.
+    state: Box<State>,
 }
 
 impl ScramServer {
@@ -222,7 +224,7 @@ impl ScramServer {
             channel_binding,
             plus_advertised,
             fixed_server_nonce: None,
-            state: State::ExpectFirst,
+            state: Box::new(State::ExpectFirst),
         }
     }
 
@@ -243,12 +245,12 @@ impl ScramServer {
 
     /// Handles client-first-message (the `<auth/>` payload).
     pub fn client_first(&mut self, msg: &[u8]) -> Result<ScramStep, SaslFailure> {
-        if !matches!(self.state, State::ExpectFirst) {
-            self.state = State::Done;
+        if !matches!(*self.state, State::ExpectFirst) {
+            *self.state = State::Done;
             return Err(SaslFailure::MalformedRequest);
         }
         // Whatever happens next, a failed first message ends the exchange.
-        self.state = State::Done;
+        *self.state = State::Done;
         let mut first = self.parse_client_first(msg)?;
         let server_nonce = match &self.fixed_server_nonce {
             Some(n) => n.clone(),
@@ -260,7 +262,7 @@ impl ScramServer {
         };
         first.nonce.push_str(&server_nonce);
         let username = first.username.clone();
-        self.state = State::AwaitCredentials(first);
+        *self.state = State::AwaitCredentials(first);
         Ok(ScramStep::NeedCredentials { username })
     }
 
@@ -279,13 +281,10 @@ impl ScramServer {
             "n" | "y" => false,
             _ => {
                 let name = flag.strip_prefix("p=").ok_or(Bad)?;
-                let valid_name = !name.is_empty()
-                    && name
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
                 // Binding on a non-PLUS mechanism, or a binding type we do
-                // not implement, is a protocol error.
-                if !valid_name || !self.plus || name != CB_NAME {
+                // not implement (anything but tls-exporter), is a protocol
+                // error.
+                if !self.plus || name != CB_NAME {
                     return Err(Bad);
                 }
                 true
@@ -356,7 +355,7 @@ impl ScramServer {
     /// username so that the exchange is indistinguishable and fails only at
     /// the end with `NotAuthorized`.
     pub fn credentials(&mut self, cred: Option<ScramCredential>) -> Result<ScramStep, SaslFailure> {
-        let first = match std::mem::replace(&mut self.state, State::Done) {
+        let first = match std::mem::replace(&mut *self.state, State::Done) {
             State::AwaitCredentials(first) => first,
             _ => return Err(SaslFailure::MalformedRequest),
         };
@@ -366,6 +365,7 @@ impl ScramServer {
         let cred = cred.filter(|c| {
             c.hash == self.hash.name()
                 && c.iterations > 0
+                && !c.salt.is_empty()
                 && c.stored_key.len() == self.hash.output_len()
                 && c.server_key.len() == self.hash.output_len()
         });
@@ -399,7 +399,7 @@ impl ScramServer {
         };
         let server_first = format!("r={},s={},i={}", first.nonce, B64.encode(&salt), iterations);
         let challenge = server_first.as_bytes().to_vec();
-        self.state = State::ExpectFinal {
+        *self.state = State::ExpectFinal {
             first,
             keys,
             server_first,
@@ -409,7 +409,7 @@ impl ScramServer {
 
     /// Handles client-final-message (the `<response/>` payload).
     pub fn client_final(&mut self, msg: &[u8]) -> Result<ScramStep, SaslFailure> {
-        let (first, keys, server_first) = match std::mem::replace(&mut self.state, State::Done) {
+        let (first, keys, server_first) = match std::mem::replace(&mut *self.state, State::Done) {
             State::ExpectFinal {
                 first,
                 keys,
@@ -526,15 +526,25 @@ fn fake_salt_key() -> Result<&'static [u8; 32], SaslFailure> {
     Ok(KEY.get_or_init(|| k))
 }
 
-/// The salt shown for a user without a credential: stable for a given
-/// username and hash within this process (repeated probes see the same
-/// salt, as for a real account) but unpredictable from outside, as a random
-/// salt would be. The salt does change when the server restarts, which an
-/// attacker watching across restarts could notice; real salts change only
-/// on password changes. Without persistent state this is the best we can
-/// do.
+/// The salt shown for a user without a credential: HMAC-SHA-256 under a
+/// random per-process key of the hash name and the username, truncated to
+/// the length of a real salt. It is stable for a given account name and
+/// hash within this process (repeated probes see the same salt, as for a
+/// real account) but unpredictable from outside, as a random salt would be.
+///
+/// The username is keyed in its normalized localpart form when it has one,
+/// because that is what the caller looks up: `Alice` and `alice` name the
+/// same real account and so show the same real salt, and must show the same
+/// fake salt too, or comparing the two would reveal whether the account
+/// exists.
+///
+/// The fake salt does change when the server restarts, which an attacker
+/// watching across restarts could notice (a real salt changes only with the
+/// password). Without persistent state this is the best we can do.
 fn fake_salt(hash: ScramHash, username: &str) -> Result<Vec<u8>, SaslFailure> {
     let key = fake_salt_key()?;
+    let normalized = switchboard_jid::normalize_localpart(username);
+    let username = normalized.as_deref().unwrap_or(username);
     let mut data = Vec::with_capacity(hash.name().len() + 1 + username.len());
     data.extend_from_slice(hash.name().as_bytes());
     data.push(0);
@@ -913,6 +923,9 @@ mod tests {
         assert_eq!(salt_of(hash, "nobody"), fake_sf[1].1);
         assert_ne!(salt_of(hash, "someone"), fake_sf[1].1);
         assert_ne!(salt_of(ScramHash::Sha1, "nobody"), fake_sf[1].1);
+        // Spellings that name the same account share the fake salt, as they
+        // would share a real one.
+        assert_eq!(salt_of(hash, "NoBody"), fake_sf[1].1);
     }
 
     #[test]

@@ -299,7 +299,7 @@ impl C2s {
             return;
         }
         // The host comes first: every error below is sent from it.
-        let to = h.attr("to").map(|t| switchboard_jid::normalize_domain(t));
+        let to = h.attr("to").map(switchboard_jid::normalize_domain);
         let host = match to {
             Some(Ok(t)) if self.settings.hosts.contains(&t) => t,
             _ => {

@@ -6,3 +6,6 @@ pub mod error;
 
 pub use c2s::{Action, C2s, C2sSettings};
 pub use error::StreamError;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,443 @@
+//! The c2s machine driven in memory: a scripted client on one side, the
+//! machine on the other, a simulated clock, and a tiny in-memory account
+//! table standing in for the spool (the machine never touches storage; the
+//! driver's lookups are what the table replaces).
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use switchboard_xml::Limits;
+
+use super::c2s::{Action, C2s, C2sSettings};
+use crate::sasl::scram::derive_with_salt;
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+const HEADER: &str = "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>";
+
+fn settings() -> C2sSettings {
+    C2sSettings {
+        hosts: vec!["localhost".into()],
+        tls_available: true,
+        tls_required: true,
+        limits: Limits::default(),
+        preauth_timeout: Duration::from_secs(60),
+        keepalive: Duration::from_secs(60),
+    }
+}
+
+/// The server machine plus what the client has received so far.
+struct Pair {
+    server: C2s,
+    /// Bytes the server sent, as text, since the last `take`.
+    received: String,
+    closed: bool,
+    bound: Option<String>,
+    routed: Vec<switchboard_xml::Element>,
+    start: Instant,
+}
+
+impl Pair {
+    fn new() -> Pair {
+        let start = Instant::now();
+        Pair {
+            server: C2s::new(settings(), start, false, None),
+            received: String::new(),
+            closed: false,
+            bound: None,
+            routed: Vec::new(),
+            start,
+        }
+    }
+
+    /// Sends client bytes and runs the machine's actions the way the
+    /// driver would, answering lookups from the in-memory account
+    /// `alice` / `secret`.
+    fn send(&mut self, text: &str) {
+        self.server.handle_input(text.as_bytes());
+        self.drain();
+    }
+
+    fn drain(&mut self) {
+        while let Some(a) = self.server.poll_action() {
+            match a {
+                Action::Send(b) => self.received.push_str(&String::from_utf8(b).unwrap()),
+                Action::StartTls => self.server.tls_established(Some(vec![7u8; 32])),
+                Action::LookupScram { user, hash, .. } => {
+                    let cred = (user == "alice").then(|| derive_with_salt(hash, "secret", b"salt-of-alice", 4096));
+                    self.server.scram_credentials(cred);
+                }
+                Action::VerifyPlain { user, password, .. } => {
+                    let ok = user == "alice" && password == "secret";
+                    self.server.plain_verified(&user, ok);
+                }
+                Action::Bound(j) => self.bound = Some(j.to_string()),
+                Action::Stanza(el) => self.routed.push(el),
+                Action::Close => self.closed = true,
+            }
+        }
+    }
+
+    fn take(&mut self) -> String {
+        std::mem::take(&mut self.received)
+    }
+
+    fn advance(&mut self, secs: u64) {
+        self.server.handle_timeout(self.start + Duration::from_secs(secs));
+        self.drain();
+    }
+
+    /// Header, STARTTLS, and the post-TLS header: ready for SASL.
+    fn open_for_sasl(&mut self) -> String {
+        self.send(HEADER);
+        self.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+        self.take();
+        self.send(HEADER);
+        self.take()
+    }
+
+    /// A full PLAIN login and bind of `alice/phone`.
+    fn login(&mut self) {
+        self.open_for_sasl();
+        let payload = B64.encode(b"\0alice\0secret");
+        self.send(&format!("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{payload}</auth>"));
+        assert!(self.take().contains("<success"), "PLAIN login succeeds");
+        self.send(HEADER);
+        self.send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>phone</resource></bind></iq>");
+        self.take();
+    }
+}
+
+#[test]
+fn before_tls_only_starttls_is_offered_and_it_is_required() {
+    let mut p = Pair::new();
+    p.send(HEADER);
+    let out = p.take();
+    assert!(out.contains("<stream:stream"), "{out}");
+    assert!(out.contains("from='localhost'"), "{out}");
+    assert!(out.contains("<starttls xmlns=\"urn:ietf:params:xml:ns:xmpp-tls\"><required/></starttls>"), "{out}");
+    assert!(!out.contains("mechanisms"), "no SASL before TLS: {out}");
+}
+
+#[test]
+fn auth_before_tls_is_refused() {
+    let mut p = Pair::new();
+    p.send(HEADER);
+    p.take();
+    p.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHNlY3JldA==</auth>");
+    let out = p.take();
+    assert!(out.contains("encryption-required"), "{out}");
+    assert!(p.closed);
+}
+
+#[test]
+fn after_tls_mechanisms_include_plus_variants_and_plain() {
+    let mut p = Pair::new();
+    let out = p.open_for_sasl();
+    for m in ["SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"] {
+        assert!(out.contains(&format!(">{m}<")), "{m} offered: {out}");
+    }
+    assert!(out.contains("tls-exporter"), "XEP-0440 advertised: {out}");
+}
+
+#[test]
+fn full_login_binds_and_stamps_from() {
+    let mut p = Pair::new();
+    p.login();
+    assert_eq!(p.bound.as_deref(), Some("alice@localhost/phone"));
+    p.send("<message to='Bob@LOCALHOST' type='chat'><body>hi &amp; bye</body></message>");
+    assert_eq!(p.routed.len(), 1);
+    let m = &p.routed[0];
+    assert_eq!(m.attr("from"), Some("alice@localhost/phone"));
+    assert_eq!(m.attr("to"), Some("bob@localhost"), "to is normalized");
+    assert_eq!(m.child_text("body", "jabber:client").as_deref(), Some("hi & bye"));
+}
+
+#[test]
+fn bind_without_resource_generates_one() {
+    let mut p = Pair::new();
+    p.open_for_sasl();
+    p.send(&format!("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{}</auth>", B64.encode(b"\0alice\0secret")));
+    p.send(HEADER);
+    p.take();
+    p.send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>");
+    let out = p.take();
+    let jid = p.bound.clone().expect("bound");
+    assert!(jid.starts_with("alice@localhost/") && jid.len() > "alice@localhost/".len());
+    assert!(out.contains(&format!("<jid>{jid}</jid>")), "{out}");
+}
+
+#[test]
+fn wrong_password_and_unknown_user_fail_the_same_way() {
+    for creds in [&b"\0alice\0wrong"[..], &b"\0nobody\0secret"[..]] {
+        let mut p = Pair::new();
+        p.open_for_sasl();
+        p.send(&format!("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{}</auth>", B64.encode(creds)));
+        let out = p.take();
+        assert_eq!(
+            out,
+            "<failure xmlns=\"urn:ietf:params:xml:ns:xmpp-sasl\"><not-authorized/></failure>"
+        );
+        assert!(!p.closed, "a client may retry");
+    }
+}
+
+#[test]
+fn three_failed_logins_close_the_stream() {
+    let mut p = Pair::new();
+    p.open_for_sasl();
+    for _ in 0..3 {
+        p.send(&format!("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{}</auth>", B64.encode(b"\0alice\0nope")));
+    }
+    assert!(p.take().contains("policy-violation"));
+    assert!(p.closed);
+}
+
+/// A test-side SCRAM-SHA-256 client (RFC 5802 §3), with the tls-exporter
+/// binding the Pair's fake TLS uses.
+fn scram_client_final(server_first: &str, client_first_bare: &str, gs2: &str, cb: &[u8], password: &str) -> String {
+    let attrs: std::collections::HashMap<&str, &str> =
+        server_first.split(',').filter_map(|kv| kv.split_once('=')).collect();
+    let salt = B64.decode(attrs["s"]).unwrap();
+    let iters: u32 = attrs["i"].parse().unwrap();
+    let mut salted = [0u8; 32];
+    pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), &salt, iters, &mut salted);
+    let hmac = |k: &[u8], m: &[u8]| {
+        let mut h = <Hmac<Sha256> as Mac>::new_from_slice(k).unwrap();
+        h.update(m);
+        h.finalize().into_bytes().to_vec()
+    };
+    let client_key = hmac(&salted, b"Client Key");
+    let stored_key = Sha256::digest(&client_key);
+    let mut cbind = gs2.as_bytes().to_vec();
+    cbind.extend_from_slice(cb);
+    let without_proof = format!("c={},r={}", B64.encode(&cbind), attrs["r"]);
+    let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
+    let sig = hmac(&stored_key, auth_message.as_bytes());
+    let proof: Vec<u8> = client_key.iter().zip(sig).map(|(a, b)| a ^ b).collect();
+    format!("{without_proof},p={}", B64.encode(proof))
+}
+
+fn text_of(out: &str, tag: &str) -> String {
+    let start = out.find(&format!("<{tag} ")).expect(tag);
+    let rest = &out[start..];
+    let gt = rest.find('>').unwrap();
+    let end = rest.find(&format!("</{tag}>")).unwrap();
+    String::from_utf8(B64.decode(&rest[gt + 1..end]).unwrap()).unwrap()
+}
+
+#[test]
+fn scram_sha_256_plus_login_with_channel_binding() {
+    let mut p = Pair::new();
+    p.open_for_sasl();
+    let gs2 = "p=tls-exporter,,";
+    let first_bare = "n=alice,r=clientnonce123";
+    p.send(&format!(
+        "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256-PLUS'>{}</auth>",
+        B64.encode(format!("{gs2}{first_bare}"))
+    ));
+    let server_first = text_of(&p.take(), "challenge");
+    let fin = scram_client_final(&server_first, first_bare, gs2, &[7u8; 32], "secret");
+    p.send(&format!("<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{}</response>", B64.encode(fin)));
+    let out = p.take();
+    assert!(out.contains("<success"), "{out}");
+}
+
+#[test]
+fn scram_with_the_wrong_channel_binding_fails() {
+    let mut p = Pair::new();
+    p.open_for_sasl();
+    let gs2 = "p=tls-exporter,,";
+    let first_bare = "n=alice,r=clientnonce123";
+    p.send(&format!(
+        "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256-PLUS'>{}</auth>",
+        B64.encode(format!("{gs2}{first_bare}"))
+    ));
+    let server_first = text_of(&p.take(), "challenge");
+    // A man in the middle has a different TLS session, hence other data.
+    let fin = scram_client_final(&server_first, first_bare, gs2, &[9u8; 32], "secret");
+    p.send(&format!("<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{}</response>", B64.encode(fin)));
+    let out = p.take();
+    assert!(out.contains("<failure"), "{out}");
+    assert!(!out.contains("<success"), "{out}");
+}
+
+#[test]
+fn scram_for_an_unknown_user_looks_like_a_real_one_until_the_end() {
+    let mut p = Pair::new();
+    p.open_for_sasl();
+    p.send(&format!(
+        "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>{}</auth>",
+        B64.encode("n,,n=nobody,r=abc")
+    ));
+    let server_first = text_of(&p.take(), "challenge");
+    assert!(server_first.starts_with("r=abc") && server_first.contains(",s=") && server_first.contains(",i="));
+    let fin = scram_client_final(&server_first, "n=nobody,r=abc", "n,,", &[], "secret");
+    p.send(&format!("<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{}</response>", B64.encode(fin)));
+    assert!(p.take().contains("not-authorized"));
+}
+
+#[test]
+fn preauth_timeout_closes_an_idle_connection() {
+    let mut p = Pair::new();
+    p.send(HEADER);
+    p.take();
+    p.advance(59);
+    assert!(!p.closed, "not yet");
+    p.advance(61);
+    let out = p.take();
+    assert!(out.contains("<connection-timeout"), "{out}");
+    assert!(out.ends_with("</stream:stream>"));
+    assert!(p.closed);
+}
+
+#[test]
+fn idle_bound_session_gets_whitespace_keepalives_and_no_timeout() {
+    let mut p = Pair::new();
+    p.login();
+    let deadline = p.server.poll_timeout().unwrap();
+    assert!(deadline > p.start, "a keepalive is scheduled");
+    p.advance(120);
+    assert_eq!(p.take(), " ");
+    assert!(!p.closed);
+}
+
+#[test]
+fn unknown_host_gets_host_unknown_after_a_header_from_us() {
+    let mut p = Pair::new();
+    p.send("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='example.net' version='1.0'>");
+    let out = p.take();
+    assert!(out.starts_with("<?xml version='1.0'?><stream:stream"), "{out}");
+    assert!(out.contains("<host-unknown"), "{out}");
+    assert!(p.closed);
+}
+
+#[test]
+fn stream_to_may_not_change_on_restart() {
+    let mut settings = settings();
+    settings.hosts.push("example.org".into());
+    let mut p = Pair::new();
+    p.server = C2s::new(settings, p.start, false, None);
+    p.send(HEADER);
+    p.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+    p.take();
+    p.send("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='example.org' version='1.0'>");
+    assert!(p.take().contains("<host-unknown"));
+    assert!(p.closed);
+}
+
+#[test]
+fn wrong_version_and_wrong_content_namespace_are_stream_errors() {
+    let mut p = Pair::new();
+    p.send("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='2.0'>");
+    assert!(p.take().contains("<unsupported-version"));
+    let mut p = Pair::new();
+    p.send("<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>");
+    assert!(p.take().contains("<invalid-namespace"));
+    let mut p = Pair::new();
+    p.send("<stream:stream xmlns='jabber:client' xmlns:stream='http://example.com/streams' to='localhost' version='1.0'>");
+    assert!(p.take().contains("<invalid-namespace"));
+}
+
+#[test]
+fn restricted_xml_is_a_stream_error() {
+    let mut p = Pair::new();
+    p.send(HEADER);
+    p.take();
+    p.send("<!-- hello -->");
+    let out = p.take();
+    assert!(out.contains("<restricted-xml"), "{out}");
+    assert!(p.closed);
+}
+
+#[test]
+fn a_spoofed_from_is_invalid_from() {
+    let mut p = Pair::new();
+    p.login();
+    p.send("<message from='bob@localhost/x' to='carol@localhost'><body>x</body></message>");
+    assert!(p.take().contains("<invalid-from"));
+    assert!(p.closed);
+    assert!(p.routed.is_empty());
+}
+
+#[test]
+fn own_bare_or_full_from_is_accepted() {
+    let mut p = Pair::new();
+    p.login();
+    p.send("<message from='Alice@localhost' to='bob@localhost'><body>x</body></message>");
+    assert_eq!(p.routed[0].attr("from"), Some("alice@localhost/phone"));
+}
+
+#[test]
+fn malformed_to_gets_jid_malformed_and_is_not_routed() {
+    let mut p = Pair::new();
+    p.login();
+    p.send("<message id='m1' to='a@b@c'><body>x</body></message>");
+    let out = p.take();
+    assert!(out.contains("<jid-malformed"), "{out}");
+    assert!(p.routed.is_empty());
+    assert!(!p.closed);
+}
+
+#[test]
+fn iq_shape_is_checked() {
+    let mut p = Pair::new();
+    p.login();
+    p.send("<iq type='get' id='x'/>");
+    assert!(p.take().contains("<bad-request"));
+    p.send("<iq type='fetch' id='y'><ping xmlns='urn:xmpp:ping'/></iq>");
+    assert!(p.take().contains("<bad-request"));
+    assert!(p.routed.is_empty());
+}
+
+#[test]
+fn stanzas_before_bind_are_refused() {
+    let mut p = Pair::new();
+    p.open_for_sasl();
+    p.send(&format!("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{}</auth>", B64.encode(b"\0alice\0secret")));
+    p.send(HEADER);
+    p.take();
+    p.send("<message to='bob@localhost'><body>x</body></message>");
+    assert!(p.take().contains("<not-authorized"));
+    assert!(p.closed);
+}
+
+#[test]
+fn legacy_session_iq_is_answered() {
+    let mut p = Pair::new();
+    p.login();
+    p.send("<iq type='set' id='s1'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>");
+    let out = p.take();
+    assert!(out.contains("type=\"result\"") && out.contains("id=\"s1\""), "{out}");
+}
+
+#[test]
+fn closing_the_stream_closes_ours() {
+    let mut p = Pair::new();
+    p.login();
+    p.send("</stream:stream>");
+    assert_eq!(p.take(), "</stream:stream>");
+    assert!(p.closed);
+}
+
+#[test]
+fn bytes_after_starttls_are_not_interpreted() {
+    let mut p = Pair::new();
+    p.send(HEADER);
+    p.take();
+    // A plaintext injection pipelined after <starttls/>.
+    p.server.handle_input(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/><auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHNlY3JldA==</auth>");
+    p.drain();
+    let out = p.take();
+    assert!(out.contains("<proceed"));
+    assert!(!out.contains("success") && !out.contains("failure"), "{out}");
+}
+
+#[test]
+fn unsupported_top_level_elements_close_the_stream() {
+    let mut p = Pair::new();
+    p.login();
+    p.send("<enable xmlns='urn:xmpp:sm:3'/>");
+    assert!(p.take().contains("<unsupported-stanza-type"));
+}
