@@ -2,7 +2,21 @@
 //! structs. Only this crate parses the config. Every error names the file,
 //! line and column, what was expected, and a hint where one helps.
 //!
-//! TO BE IMPLEMENTED (helper): parsing, errors, the sample file.
+//! The format is documented by example in `config/switchboard.xml`, which
+//! is also compiled in as [`SAMPLE`], the default used when there is no
+//! config file. Everything the file leaves out takes the value in
+//! [`defaults`], so `<switchboard><host name="example.org"/></switchboard>`
+//! is a complete config.
+//!
+//! Modules: `parse` walks the XML tree, `values` reads typed values
+//! (durations, addresses, log filters), `errors` builds positioned errors,
+//! `suggest` finds "did you mean" candidates.
+
+pub mod defaults;
+mod errors;
+mod parse;
+mod suggest;
+mod values;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -13,6 +27,13 @@ use switchboard_jid::Jid;
 /// The commented sample config, which is also the embedded default used
 /// when no config file exists.
 pub const SAMPLE: &str = include_str!("../switchboard.xml");
+
+/// The name [`Config::source`] and errors use for [`SAMPLE`].
+pub const EMBEDDED_SOURCE: &str = "<embedded default>";
+
+/// The namespace the root may declare (`<switchboard xmlns="…">`); no
+/// namespace at all is accepted too.
+pub const CONFIG_NS: &str = "urn:switchboard:config:1";
 
 /// Who may create accounts over XEP-0077 on a host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,8 +66,8 @@ pub struct ServiceConfig {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenConfig {
-    /// STARTTLS client listeners (default `[::]:5222` and `0.0.0.0:5222`
-    /// collapse to one dual-stack `[::]:5222` where possible).
+    /// STARTTLS client listeners (default `0.0.0.0:5222`, every IPv4
+    /// interface: see [`defaults::C2S`] for why not `[::]`).
     pub c2s: Vec<SocketAddr>,
     /// Direct TLS client listeners (XEP-0368), none by default.
     pub c2s_tls: Vec<SocketAddr>,
@@ -124,7 +145,11 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file, self.line, self.col, self.message)?;
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.col, self.message
+        )?;
         if let Some(h) = &self.hint {
             write!(f, "\n  hint: {h}")?;
         }
@@ -136,13 +161,28 @@ impl std::error::Error for ConfigError {}
 /// Parses config text. `file` names it in errors; relative paths resolve
 /// against `home`.
 pub fn parse(text: &str, file: &str, home: &Path) -> Result<Config, ConfigError> {
-    let _ = (text, file, home);
-    todo!()
+    parse::parse(text, file, home)
 }
 
 /// Reads and parses a config file (an unreadable file is an error at 0:0
 /// naming the path and the OS error).
+///
+/// `path` is used as given (the caller resolves `-c` against the working
+/// directory, as a command-line user expects); only paths written inside
+/// the file are relative to `home`.
 pub fn load(path: &Path, home: &Path) -> Result<Config, ConfigError> {
-    let _ = (path, home);
-    todo!()
+    let file = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| errors::unreadable(&file, path, &e))?;
+    match std::str::from_utf8(&bytes) {
+        Ok(text) => parse(text, &file, home),
+        Err(e) => Err(errors::not_utf8(&file, &bytes, e.valid_up_to())),
+    }
 }
+
+/// The embedded default ([`SAMPLE`]), with paths resolved against `home`.
+pub fn embedded_default(home: &Path) -> Result<Config, ConfigError> {
+    parse(SAMPLE, EMBEDDED_SOURCE, home)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,42 @@
-//! placeholder
+//! Black-box test harness for the `switchboard` binary.
+//!
+//! The tests in `tests/` drive the real server process the way an operator
+//! and real clients would: a fresh temporary home per test, a config file
+//! written there, the binary started with `-H HOME -c CONFIG run`, its
+//! listeners on `127.0.0.1:0` (so tests run in parallel), and its stdout
+//! read for `listening …` lines and `ready`.
+//!
+//! * [`server`]: [`TestServer`] / [`ServerBuilder`], locating the binary
+//!   ([`server::binary`]), running CLI subcommands, signals, teardown.
+//! * [`raw`]: [`RawClient`], a byte-level client (TCP, STARTTLS, direct
+//!   TLS) for scripted edge cases: send strings, read until a pattern.
+//! * [`xmpp`]: glue to drive the third-party `tokio-xmpp` client against an
+//!   explicit `127.0.0.1:port`, trusting the server's own certificate.
+//!
+//! # Finding the binary
+//!
+//! 1. `SWITCHBOARD_BIN=/path/to/switchboard` is used as is.
+//! 2. Otherwise the harness runs `cargo build -p switchboard` once per test
+//!    process (same profile and target directory as the test executable,
+//!    which it derives from `std::env::current_exe()`), then uses
+//!    `<target-dir>/<profile>/switchboard`. `SWITCHBOARD_NO_BUILD=1` skips
+//!    the build and uses whatever binary is already there.
+//!
+//! Every wait in this crate is bounded (see [`WAIT`]); nothing listens
+//! anywhere but 127.0.0.1.
+
+pub mod raw;
+pub mod server;
+pub mod xmpp;
+
+use std::time::Duration;
+
+pub use raw::{RawClient, RawError};
+pub use server::{CliOutput, ServerBuilder, StartError, TestServer};
+
+/// The upper bound for any single wait in these tests (server start-up, a
+/// reply, a disconnect).
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// The host every test config serves.
+pub const HOST: &str = "localhost";

@@ -4,7 +4,19 @@
 //!
 //! Only this crate touches the spool directory.
 //!
-//! TO BE IMPLEMENTED (helper): contract in the doc comments.
+//! * [`record`]: the spool document, [`UserRecord`] ↔ XML;
+//! * [`filename`]: host and user names made safe as file names;
+//! * [`file_spool`]: the layout, the locking and the [`Storage`] impl;
+//! * [`atomic`]: crash-safe replacement of a file;
+//! * [`lock`]: the cross-process `flock(2)` lock.
+
+pub mod atomic;
+pub mod file_spool;
+pub mod filename;
+pub mod lock;
+pub mod record;
+
+pub use record::RecordError;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -42,10 +54,18 @@ impl UserRecord {
 #[derive(Debug)]
 pub enum SpoolError {
     /// An I/O failure, with the path involved.
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// A spool file that does not parse or has the wrong shape: refused and
     /// reported, never treated as empty (and so never overwritten).
-    Corrupt { path: PathBuf, line: u32, col: u32, message: String },
+    Corrupt {
+        path: PathBuf,
+        line: u32,
+        col: u32,
+        message: String,
+    },
     AlreadyExists,
     NotFound,
 }
@@ -54,7 +74,12 @@ impl fmt::Display for SpoolError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SpoolError::Io { path, source } => write!(f, "{}: {source}", path.display()),
-            SpoolError::Corrupt { path, line, col, message } => {
+            SpoolError::Corrupt {
+                path,
+                line,
+                col,
+                message,
+            } => {
                 write!(f, "{}:{line}:{col}: {message}", path.display())
             }
             SpoolError::AlreadyExists => f.write_str("the account already exists"),
@@ -87,17 +112,18 @@ pub trait Storage: Send + Sync + 'static {
     fn list_users(&self, host: &str) -> Result<Vec<String>, SpoolError>;
 }
 
-/// The file spool: `<root>/<host>/<encoded-user>.xml`.
+/// The file spool: `<root>/<host>/<encoded-user>.xml` (see [`file_spool`]).
+#[derive(Debug)]
 pub struct FileSpool {
     root: PathBuf,
 }
 
 impl FileSpool {
     /// Opens (creating if needed, mode 0700) the spool root.
+    /// Temporary files that crashed writers left behind are removed (see
+    /// [`atomic`]).
     pub fn open(root: impl Into<PathBuf>) -> Result<FileSpool, SpoolError> {
-        let root = root.into();
-        let _ = &root;
-        todo!()
+        file_spool::open(root.into())
     }
     pub fn root(&self) -> &std::path::Path {
         &self.root

@@ -4,7 +4,6 @@
 
 use crate::escape::{escape_attr, escape_text};
 
-
 /// Where an element's start tag began in its source document (1-based).
 /// Zero for elements built in code. Used for config and spool errors.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -42,7 +41,10 @@ impl PartialEq for Element {
             && self.ns == other.ns
             && self.children == other.children
             && self.attrs.len() == other.attrs.len()
-            && self.attrs.iter().all(|(k, v)| other.attr(k) == Some(v.as_str()))
+            && self
+                .attrs
+                .iter()
+                .all(|(k, v)| other.attr(k) == Some(v.as_str()))
     }
 }
 impl Eq for Element {}
@@ -186,14 +188,23 @@ impl Element {
         for (k, v) in &self.attrs {
             out.push(b' ');
             if let Some(rest) = k.strip_prefix('{') {
-                // A namespaced attribute outside the xml: namespace gets a
-                // locally declared prefix of its own.
-                let (uri, local) = rest.split_once('}').unwrap_or(("", rest));
-                prefixes += 1;
-                let p = format!("a{prefixes}");
-                out.extend_from_slice(format!("xmlns:{p}=\"").as_bytes());
-                escape_attr(uri, out);
-                out.extend_from_slice(format!("\" {p}:{local}").as_bytes());
+                // Split at the last `}`: a local name cannot contain one, a
+                // namespace URI can.
+                let (uri, local) = rest.rsplit_once('}').unwrap_or(("", rest));
+                if uri == crate::ns::XML {
+                    // The `xml` prefix is predeclared and must not be
+                    // bound again (nor may another prefix be bound to it).
+                    out.extend_from_slice(b"xml:");
+                } else {
+                    // Any other namespaced attribute gets a locally
+                    // declared prefix of its own.
+                    prefixes += 1;
+                    let p = format!("a{prefixes}");
+                    out.extend_from_slice(format!("xmlns:{p}=\"").as_bytes());
+                    escape_attr(uri, out);
+                    out.extend_from_slice(format!("\" {p}:").as_bytes());
+                }
+                out.extend_from_slice(local.as_bytes());
             } else {
                 out.extend_from_slice(k.as_bytes());
             }
@@ -232,4 +243,3 @@ impl Element {
 
 /// `xml:lang` is the one namespaced attribute XMPP uses everywhere.
 pub const XML_LANG: &str = "xml:lang";
-

@@ -9,8 +9,12 @@
 pub mod element;
 pub mod error;
 pub mod escape;
+mod machine;
+mod names;
+mod namespaces;
 pub mod ns;
 pub mod parser;
+mod unescape;
 
 pub use element::{Element, Node, Span};
 pub use error::{DocumentError, XmlError};

@@ -91,6 +91,11 @@ pub struct C2s {
     header_sent: bool,
     sasl: Sasl,
     auth_failures: u32,
+    /// The client tried a -PLUS mechanism with a channel binding type we
+    /// cannot provide (typically `tls-unique`, undefined for TLS 1.3). It
+    /// has therefore seen -PLUS advertised, so its fallback to plain SCRAM
+    /// with the `y` flag is not a downgrade and is accepted.
+    client_saw_plus: bool,
     /// Set after SASL success: the authenticated localpart.
     user: Option<String>,
     bound: Option<Jid>,
@@ -114,6 +119,7 @@ impl C2s {
             header_sent: false,
             sasl: Sasl::None,
             auth_failures: 0,
+            client_saw_plus: false,
             user: None,
             bound: None,
             connected_at: now,
@@ -483,7 +489,16 @@ impl C2s {
             "PLAIN" if self.secure => return self.on_plain(&payload),
             _ => return self.sasl_failure(SaslFailure::InvalidMechanism),
         };
-        let advertised = self.channel_binding.is_some();
+        if plus {
+            if let Some(cb_type) = unsupported_cb_type(&payload) {
+                // Not a failed login: the client simply cannot use our
+                // binding type and will try its next mechanism.
+                self.client_saw_plus = true;
+                let text = format!("channel binding type '{cb_type}' is not supported here; use tls-exporter");
+                return self.send(failure_with_text("malformed-request", &text));
+            }
+        }
+        let advertised = self.channel_binding.is_some() && !self.client_saw_plus;
         let mut server = ScramServer::new(hash, plus, self.channel_binding.clone(), advertised);
         match server.client_first(&payload) {
             Ok(ScramStep::NeedCredentials { username }) => {
@@ -685,6 +700,21 @@ fn check_iq(el: &Element) -> Result<(), StanzaError> {
         Some("result") | Some("error") => Ok(()),
         _ => Err(StanzaError::bad_request().with_text("IQ 'type' must be get, set, result or error")),
     }
+}
+
+/// The cb-name of a `p=` GS2 header when it is not `tls-exporter`.
+fn unsupported_cb_type(client_first: &[u8]) -> Option<String> {
+    let rest = client_first.strip_prefix(b"p=")?;
+    let end = rest.iter().position(|b| *b == b',')?;
+    let name = String::from_utf8_lossy(&rest[..end]).into_owned();
+    (name != "tls-exporter").then_some(name)
+}
+
+fn failure_with_text(condition: &str, text: &str) -> Vec<u8> {
+    let el = Element::new("failure", ns::SASL)
+        .with_child(Element::new(condition, ns::SASL))
+        .with_child(Element::new("text", ns::SASL).with_attr("xml:lang", "en").with_text(text));
+    el.to_bytes(None)
 }
 
 fn failure(condition: &str) -> Vec<u8> {

@@ -441,3 +441,41 @@ fn unsupported_top_level_elements_close_the_stream() {
     p.send("<enable xmlns='urn:xmpp:sm:3'/>");
     assert!(p.take().contains("<unsupported-stanza-type"));
 }
+
+#[test]
+fn a_client_without_tls_exporter_falls_back_to_plain_scram() {
+    // slixmpp 1.8 (Debian 12) asks for tls-unique, then falls back to
+    // SCRAM with the 'y' flag; it must get in, and the attempts must not
+    // count as failed logins.
+    let mut p = Pair::new();
+    p.open_for_sasl();
+    for mech in ["SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS"] {
+        p.send(&format!(
+            "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='{mech}'>{}</auth>",
+            B64.encode("p=tls-unique,,n=alice,r=abc")
+        ));
+        let out = p.take();
+        assert!(out.contains("<malformed-request/>") && out.contains("tls-exporter"), "{out}");
+    }
+    let first_bare = "n=alice,r=abc";
+    p.send(&format!(
+        "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>{}</auth>",
+        B64.encode(format!("y,,{first_bare}"))
+    ));
+    let server_first = text_of(&p.take(), "challenge");
+    let fin = scram_client_final(&server_first, first_bare, "y,,", &[], "secret");
+    p.send(&format!("<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{}</response>", B64.encode(fin)));
+    assert!(p.take().contains("<success"));
+}
+
+#[test]
+fn the_y_flag_without_a_plus_attempt_is_refused_as_a_downgrade() {
+    let mut p = Pair::new();
+    p.open_for_sasl();
+    p.send(&format!(
+        "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>{}</auth>",
+        B64.encode("y,,n=alice,r=abc")
+    ));
+    let out = p.take();
+    assert!(out.contains("<failure") && !out.contains("<challenge"), "{out}");
+}

@@ -1,0 +1,183 @@
+//! `switchboard-load`: the load generator. Logs real XMPP clients into a
+//! Switchboard server over loopback and prints one summary line per run on
+//! standard output (progress and failures go to standard error).
+//!
+//! ```text
+//! switchboard-load idle   --ca HOME/etc/localhost.crt --server-pid PID --sessions 10000 --concurrency 100
+//! switchboard-load logins --ca HOME/etc/localhost.crt --server-pid PID --duration 20 --concurrency 32
+//! ```
+//!
+//! The exit status is 0 when every login succeeded and no session was
+//! dropped, 1 otherwise, 2 for bad arguments.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use rustls::pki_types::ServerName;
+use switchboard_bench::client::Target;
+use switchboard_bench::scenario::{self, idle::IdleArgs, logins::LoginsArgs, Env, Outcome};
+use switchboard_bench::scram::KeyCache;
+use switchboard_bench::{procfs, tls};
+
+#[derive(Parser)]
+#[command(name = "switchboard-load", about = "Load generator for the Switchboard XMPP server (loopback only)")]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// Log N sessions in, hold them idle, report the server's memory per session.
+    Idle {
+        #[command(flatten)]
+        common: Common,
+        /// Sessions to log in and hold.
+        #[arg(long, default_value_t = 10_000)]
+        sessions: u64,
+        /// Logins in flight at once while ramping up.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Seconds to hold all sessions, sampling memory once a second.
+        #[arg(long, default_value_t = 5)]
+        hold: u64,
+        /// Seconds all logins together may take.
+        #[arg(long, default_value_t = 600)]
+        ramp_timeout: u64,
+    },
+    /// Repeat full logins; report logins/s, latency and server CPU per login.
+    Logins {
+        #[command(flatten)]
+        common: Common,
+        /// Seconds measured (after the warm-up).
+        #[arg(long, default_value_t = 20)]
+        duration: u64,
+        /// Seconds of warm-up, not measured.
+        #[arg(long, default_value_t = 3)]
+        warmup: u64,
+        /// Clients logging in at once, each in a loop.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Stop after this many logins, whatever the duration.
+        #[arg(long, default_value_t = 10_000_000)]
+        max_logins: u64,
+    },
+}
+
+/// Options every scenario takes.
+#[derive(Args)]
+struct Common {
+    /// The server's client (STARTTLS) listener. Loopback addresses only.
+    #[arg(long, default_value = "127.0.0.1:5222")]
+    addr: SocketAddr,
+    /// The XMPP domain to log into.
+    #[arg(long, default_value = "localhost")]
+    domain: String,
+    /// PEM file of the certificate to trust (the server's HOME/etc/localhost.crt).
+    #[arg(long)]
+    ca: PathBuf,
+    /// Number of accounts: user0 … user{N-1}, used round-robin.
+    #[arg(long, default_value_t = 10_000)]
+    users: u64,
+    /// Account name prefix.
+    #[arg(long, default_value = "user")]
+    user_prefix: String,
+    /// The accounts' password.
+    #[arg(long, default_value = "pw")]
+    password: String,
+    /// The server's process id, to read its memory and CPU time from /proc.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Seconds a login (or a close) may take before it counts as failed.
+    #[arg(long, default_value_t = 30)]
+    step_timeout: u64,
+}
+
+impl Common {
+    fn env(&self) -> Result<Env, String> {
+        if !self.addr.ip().is_loopback() {
+            return Err(format!("{} is not a loopback address: this tool only loads a server on this machine", self.addr));
+        }
+        if self.users == 0 {
+            return Err("--users must be at least 1".into());
+        }
+        let certs = tls::read_pem(&self.ca)?;
+        let config = tls::client_config(certs)?;
+        let server_name =
+            ServerName::try_from(self.domain.clone()).map_err(|e| format!("'{}' is not a server name: {e}", self.domain))?;
+        let target = Target {
+            addr: self.addr,
+            domain: self.domain.clone(),
+            server_name,
+            tls: tokio_rustls::TlsConnector::from(config),
+            keys: Arc::new(KeyCache::default()),
+            step_timeout: Duration::from_secs(self.step_timeout.max(1)),
+        };
+        Ok(Env {
+            target: Arc::new(target),
+            users: self.users,
+            user_prefix: self.user_prefix.clone(),
+            password: self.password.clone(),
+            server_pid: self.server_pid,
+        })
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let common = match &cli.scenario {
+        Scenario::Idle { common, .. } | Scenario::Logins { common, .. } => common,
+    };
+    let env = match common.env() {
+        Ok(e) => Arc::new(e),
+        Err(e) => {
+            eprintln!("switchboard-load: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let nofile = procfs::raise_nofile_limit();
+    if let Scenario::Idle { sessions, .. } = &cli.scenario {
+        if nofile < sessions + 100 {
+            eprintln!("warning: open file limit {nofile} is below the {sessions} sessions; raise `ulimit -n`");
+        }
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("switchboard-load: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome: Outcome = runtime.block_on(async {
+        match cli.scenario {
+            Scenario::Idle { sessions, concurrency, hold, ramp_timeout, .. } => {
+                let args = IdleArgs {
+                    sessions,
+                    concurrency,
+                    hold: Duration::from_secs(hold),
+                    ramp_timeout: Duration::from_secs(ramp_timeout),
+                };
+                scenario::idle::run(env, args).await
+            }
+            Scenario::Logins { duration, warmup, concurrency, max_logins, .. } => {
+                let args = LoginsArgs {
+                    duration: Duration::from_secs(duration.max(1)),
+                    warmup: Duration::from_secs(warmup),
+                    concurrency,
+                    max_logins,
+                };
+                scenario::logins::run(env, args).await
+            }
+        }
+    });
+    println!("{}", outcome.line);
+    if outcome.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

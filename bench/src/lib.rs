@@ -1,0 +1,23 @@
+//! Benchmark tooling for Switchboard.
+//!
+//! The load generator (`switchboard-load`) logs real XMPP clients into a
+//! running server over loopback and measures the server from outside:
+//! resident memory from `/proc/PID/status`, CPU time from `/proc/PID/stat`,
+//! and login latency as a client sees it. Each scenario is a subcommand
+//! ([`scenario`]); a new one is a new module there plus a variant of the
+//! command line's enum.
+//!
+//! The client side is independent of the server's code: its own XML stream
+//! reader ([`xml`]), its own SCRAM ([`scram`]), rustls with a pinned
+//! certificate ([`tls`]). Only `switchboard-mkusers`, which creates the test
+//! accounts, links the server's crates, so that accounts are written
+//! through the spool crate exactly as `switchboard user add` writes them.
+
+pub mod client;
+pub mod failures;
+pub mod procfs;
+pub mod scenario;
+pub mod scram;
+pub mod stats;
+pub mod tls;
+pub mod xml;

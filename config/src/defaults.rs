@@ -1,0 +1,72 @@
+//! The value used for everything the config file leaves out.
+//!
+//! These are the single source of truth: the parser fills omitted elements
+//! and attributes from here, and a test checks that the sample file (which
+//! spells every value out) agrees with them, so the commented sample never
+//! drifts from what the server really does.
+
+use crate::{LimitsConfig, Registration};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+/// The client listener used when there is no `<listen>` element: every IPv4
+/// interface on the standard client port. `0.0.0.0` rather than `[::]`
+/// because binding an IPv6 socket fails outright on hosts where IPv6 is
+/// disabled, and a default must start everywhere; admins who want IPv6
+/// clients too write `<c2s addr="[::]:5222"/>`, which on Linux is one
+/// dual-stack socket serving both.
+pub const C2S: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED), 5222);
+
+/// In-band registration on a `<host>` without `<registration>`: only its
+/// admins may create accounts from a client. A company server should not
+/// let strangers sign up unless the admin asked for it.
+pub const REGISTRATION: Registration = Registration::Admin;
+
+/// Whether clients must use TLS before authenticating.
+pub const TLS_REQUIRED: bool = true;
+
+/// The spool directory, relative to the home directory.
+pub const SPOOL_DIR: &str = "spool";
+
+/// The log file, relative to the home directory.
+pub const LOG_FILE: &str = "logs/switchboard.log";
+
+/// The log filter.
+pub const LOG_LEVEL: &str = "info";
+
+/// The pid file, relative to the home directory.
+pub const PIDFILE: &str = "run/switchboard.pid";
+
+/// Largest client stanza: 256 KiB, room for a vCard with a photo.
+pub const MAX_STANZA_BYTES: usize = 256 * 1024;
+
+/// Time from connect to an authenticated session.
+pub const PREAUTH_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Idle time before a whitespace keepalive.
+pub const KEEPALIVE: Duration = Duration::from_secs(60);
+
+/// PBKDF2 iterations for newly stored SCRAM credentials (RFC 7677's
+/// recommended minimum).
+pub const SCRAM_ITERATIONS: u32 = 4096;
+
+/// The smallest `max-stanza-bytes` accepted: RFC 6120 §13.12 forbids a
+/// server to refuse stanzas below 10000 bytes.
+pub const MIN_STANZA_BYTES: usize = 10_000;
+
+/// The smallest `scram-iterations` accepted. Credentials are stored with
+/// the count in force when the password is set and stay that weak until
+/// the password changes, so a lower value cannot be undone by raising it
+/// later.
+pub const MIN_SCRAM_ITERATIONS: u32 = 4096;
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_stanza_bytes: MAX_STANZA_BYTES,
+            preauth_timeout: PREAUTH_TIMEOUT,
+            keepalive: KEEPALIVE,
+            scram_iterations: SCRAM_ITERATIONS,
+        }
+    }
+}

@@ -1,0 +1,835 @@
+//! Walking the parsed XML tree into a [`Config`].
+//!
+//! The walker is strict on purpose: every element, attribute and piece of
+//! text must be something it understands, because a setting the server
+//! silently ignores is worse than one it refuses. The one exception is the
+//! inside of `<service>`, which belongs to the service and is handed over
+//! untouched.
+//!
+//! The first problem found is reported; an admin fixes one line at a time.
+
+use crate::defaults;
+use crate::errors::Source;
+use crate::suggest::closest;
+use crate::values::{self, Problem};
+use crate::{
+    Config, ConfigError, HostConfig, LimitsConfig, ListenConfig, LogConfig, Registration,
+    ServiceConfig, SpoolConfig, TlsConfig, CONFIG_NS,
+};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use switchboard_jid::{normalize_domain, Jid};
+use switchboard_xml::{parse_document, Element, Limits, Node, Span};
+
+type Result<T> = std::result::Result<T, ConfigError>;
+
+/// Limits for reading the config document. They only guard against a
+/// runaway file, so they are far above anything a real config needs (the
+/// inside of a `<service>` may be sizeable).
+const DOCUMENT_LIMITS: Limits = Limits {
+    max_stanza_bytes: 16 * 1024 * 1024,
+    max_depth: 64,
+    max_attrs: 256,
+};
+
+/// What an element may contain.
+struct Shape {
+    name: &'static str,
+    attrs: &'static [&'static str],
+    children: &'static [&'static str],
+    /// Whether the element's value is its text (`<pidfile>…</pidfile>`).
+    text: bool,
+}
+
+const ROOT: Shape = Shape {
+    name: "switchboard",
+    attrs: &[],
+    children: &[
+        "host", "service", "listen", "tls", "limits", "spool", "log", "pidfile",
+    ],
+    text: false,
+};
+const HOST: Shape = Shape {
+    name: "host",
+    attrs: &["name"],
+    children: &["admin", "registration"],
+    text: false,
+};
+const ADMIN: Shape = Shape {
+    name: "admin",
+    attrs: &[],
+    children: &[],
+    text: true,
+};
+const REGISTRATION: Shape = Shape {
+    name: "registration",
+    attrs: &[],
+    children: &[],
+    text: true,
+};
+const LISTEN: Shape = Shape {
+    name: "listen",
+    attrs: &[],
+    children: &["c2s", "c2s-tls", "component"],
+    text: false,
+};
+const C2S: Shape = Shape {
+    name: "c2s",
+    attrs: &["addr"],
+    children: &[],
+    text: false,
+};
+const C2S_TLS: Shape = Shape {
+    name: "c2s-tls",
+    attrs: &["addr"],
+    children: &[],
+    text: false,
+};
+const COMPONENT: Shape = Shape {
+    name: "component",
+    attrs: &["addr"],
+    children: &[],
+    text: false,
+};
+const TLS: Shape = Shape {
+    name: "tls",
+    attrs: &["cert", "key", "required"],
+    children: &[],
+    text: false,
+};
+const LIMITS: Shape = Shape {
+    name: "limits",
+    attrs: &[
+        "max-stanza-bytes",
+        "preauth-timeout",
+        "keepalive",
+        "scram-iterations",
+    ],
+    children: &[],
+    text: false,
+};
+const SPOOL: Shape = Shape {
+    name: "spool",
+    attrs: &["dir"],
+    children: &[],
+    text: false,
+};
+const LOG: Shape = Shape {
+    name: "log",
+    attrs: &["file", "level"],
+    children: &[],
+    text: false,
+};
+const PIDFILE: Shape = Shape {
+    name: "pidfile",
+    attrs: &[],
+    children: &[],
+    text: true,
+};
+
+/// Every shape, to find where a misplaced element belongs.
+const SHAPES: &[&Shape] = &[&ROOT, &HOST, &LISTEN];
+
+/// `<log file="-">`: log to stderr only.
+const STDERR: &str = "-";
+
+pub(crate) fn parse(text: &str, file: &str, home: &Path) -> Result<Config> {
+    let src = Source { file };
+    // A byte-order mark is invisible in editors; dropping it keeps the
+    // columns of line 1 the same as the ones the admin sees.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let root = parse_document(text.as_bytes(), DOCUMENT_LIMITS).map_err(|e| src.xml_error(&e))?;
+    let walker = Walker {
+        src,
+        home,
+        ns: &root.ns,
+    };
+    walker.config(&root)
+}
+
+struct Walker<'a> {
+    src: Source<'a>,
+    home: &'a Path,
+    /// The namespace of the root, which every config element shares.
+    ns: &'a str,
+}
+
+impl Walker<'_> {
+    fn config(&self, root: &Element) -> Result<Config> {
+        self.root(root)?;
+
+        let mut hosts: Vec<(HostConfig, Span)> = Vec::new();
+        let mut services: Vec<(ServiceConfig, Span)> = Vec::new();
+        let mut once = Once::default();
+        let mut listen = None;
+        let mut tls = None;
+        let mut limits = None;
+        let mut spool = None;
+        let mut log = None;
+        let mut pidfile = None;
+
+        for el in root.elements() {
+            match el.name.as_str() {
+                "host" => {
+                    let host = self.host(el)?;
+                    if let Some((_, first)) = hosts.iter().find(|(h, _)| h.name == host.name) {
+                        return Err(self.src.error(
+                            el.span,
+                            format!(
+                                "duplicate <host name=\"{}\"> (the first is at line {})",
+                                host.name, first.line
+                            ),
+                        ));
+                    }
+                    hosts.push((host, el.span));
+                }
+                "service" => {
+                    let service = self.service(el)?;
+                    if let Some((_, first)) = services.iter().find(|(s, _)| s.id == service.id) {
+                        return Err(self.src.error(
+                            el.span,
+                            format!(
+                                "duplicate <service id=\"{}\"> (the first is at line {})",
+                                service.id, first.line
+                            ),
+                        ));
+                    }
+                    services.push((service, el.span));
+                }
+                name => {
+                    once.check(&self.src, el)?;
+                    match name {
+                        "listen" => listen = Some(self.listen(el)?),
+                        "tls" => tls = Some(self.tls(el)?),
+                        "limits" => limits = Some(self.limits(el)?),
+                        "spool" => spool = Some(self.spool(el)?),
+                        "log" => log = Some(self.log(el)?),
+                        "pidfile" => pidfile = Some(self.pidfile(el)?),
+                        _ => unreachable!("root children are checked against ROOT"),
+                    }
+                }
+            }
+        }
+
+        if hosts.is_empty() {
+            return Err(self
+                .src
+                .error(
+                    root.span,
+                    "no <host> configured: the server needs at least one",
+                )
+                .with_hint("add one inside <switchboard>, e.g. <host name=\"example.org\"/>"));
+        }
+        // Checked after the walk so that the order of <host> and <service>
+        // in the file does not matter.
+        for (service, span) in &services {
+            if let Some((_, host_span)) = hosts.iter().find(|(h, _)| h.name == service.id) {
+                return Err(self
+                    .src
+                    .error(
+                        *span,
+                        format!(
+                            "<service id=\"{}\"> has the name of the <host> at line {}",
+                            service.id, host_span.line
+                        ),
+                    )
+                    .with_hint(format!(
+                        "a service needs a hostname of its own, e.g. {}.{}",
+                        service.kind, service.id
+                    )));
+            }
+        }
+
+        Ok(Config {
+            source: self.src.file.to_string(),
+            hosts: hosts.into_iter().map(|(h, _)| h).collect(),
+            services: services.into_iter().map(|(s, _)| s).collect(),
+            listen: listen.unwrap_or_else(|| ListenConfig {
+                c2s: vec![defaults::C2S],
+                c2s_tls: Vec::new(),
+                component: Vec::new(),
+            }),
+            tls: tls.unwrap_or(TlsConfig {
+                cert: None,
+                key: None,
+                required: defaults::TLS_REQUIRED,
+            }),
+            limits: limits.unwrap_or_default(),
+            spool: spool.unwrap_or_else(|| SpoolConfig {
+                dir: self.resolve(defaults::SPOOL_DIR),
+            }),
+            log: log.unwrap_or_else(|| LogConfig {
+                file: Some(self.resolve(defaults::LOG_FILE)),
+                level: defaults::LOG_LEVEL.to_string(),
+            }),
+            pidfile: pidfile.unwrap_or_else(|| self.resolve(defaults::PIDFILE)),
+        })
+    }
+
+    /// Checks the root element's name and namespace, and its contents.
+    fn root(&self, root: &Element) -> Result<()> {
+        if root.name != ROOT.name {
+            let hint = if root.name == "jabber" {
+                "this looks like a jabberd 1.4 jabber.xml; Switchboard's format is different: \
+                 start from the sample, config/switchboard.xml"
+            } else {
+                "start from the sample, config/switchboard.xml"
+            };
+            return Err(self
+                .src
+                .error(
+                    root.span,
+                    format!(
+                        "the root element must be <switchboard>, not <{}>",
+                        root.name
+                    ),
+                )
+                .with_hint(hint));
+        }
+        if !root.ns.is_empty() && root.ns != CONFIG_NS {
+            return Err(self
+                .src
+                .error(
+                    root.span,
+                    format!("<switchboard> is in the namespace \"{}\"", root.ns),
+                )
+                .with_hint(format!("use no namespace, or xmlns=\"{CONFIG_NS}\"")));
+        }
+        self.check(root, &ROOT)
+    }
+
+    fn host(&self, el: &Element) -> Result<HostConfig> {
+        self.check(el, &HOST)?;
+        let raw = self.required(el, "name", "<host name=\"example.org\"/>")?;
+        let name = normalize_domain(raw).map_err(|e| {
+            self.src
+                .error(el.span, format!("invalid host name \"{raw}\": {e}"))
+        })?;
+        let mut admins: Vec<(Jid, Span)> = Vec::new();
+        let mut registration = None;
+        let mut once = Once::default();
+        for child in el.elements() {
+            match child.name.as_str() {
+                "admin" => {
+                    let jid = self.admin(child, &name)?;
+                    if let Some((_, first)) = admins.iter().find(|(a, _)| *a == jid) {
+                        return Err(self.src.error(
+                            child.span,
+                            format!(
+                                "duplicate <admin>{jid}</admin> (the first is at line {})",
+                                first.line
+                            ),
+                        ));
+                    }
+                    admins.push((jid, child.span));
+                }
+                "registration" => {
+                    once.check(&self.src, child)?;
+                    registration = Some(self.registration(child)?);
+                }
+                _ => unreachable!("host children are checked against HOST"),
+            }
+        }
+        Ok(HostConfig {
+            name,
+            admins: admins.into_iter().map(|(a, _)| a).collect(),
+            registration: registration.unwrap_or(defaults::REGISTRATION),
+        })
+    }
+
+    fn admin(&self, el: &Element, host: &str) -> Result<Jid> {
+        self.check(el, &ADMIN)?;
+        let example = format!("write a bare JID, e.g. <admin>admin@{host}</admin>");
+        let text = el.text();
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(self
+                .src
+                .error(el.span, "<admin> is empty")
+                .with_hint(example));
+        }
+        let jid = Jid::parse(text).map_err(|e| {
+            self.src
+                .error(el.span, format!("invalid admin JID \"{text}\": {e}"))
+        })?;
+        if !jid.is_bare() {
+            return Err(self
+                .src
+                .error(
+                    el.span,
+                    format!("admin JID \"{text}\" must be a bare JID, without a /resource"),
+                )
+                .with_hint(format!("write it as {}", jid.to_bare())));
+        }
+        if jid.node().is_none() {
+            return Err(self
+                .src
+                .error(
+                    el.span,
+                    format!("admin JID \"{text}\" names a server, not a user"),
+                )
+                .with_hint(example));
+        }
+        Ok(jid)
+    }
+
+    fn registration(&self, el: &Element) -> Result<Registration> {
+        self.check(el, &REGISTRATION)?;
+        let text = el.text();
+        let value = text.trim();
+        match value.to_ascii_lowercase().as_str() {
+            "off" => Ok(Registration::Off),
+            "open" => Ok(Registration::Open),
+            "admin" => Ok(Registration::Admin),
+            _ => {
+                let err = self.src.error(
+                    el.span,
+                    format!("<registration> must be one of off, open, admin, not \"{value}\""),
+                );
+                Err(match closest(value, &["off", "open", "admin"]) {
+                    Some(s) => err.with_hint(format!("did you mean \"{s}\"?")),
+                    None => err,
+                })
+            }
+        }
+    }
+
+    /// A `<service>`. Only `id`, `type` and `secret` are the server's; any
+    /// other attribute and everything inside is the service's own
+    /// configuration, kept in `element` for it to read and check.
+    fn service(&self, el: &Element) -> Result<ServiceConfig> {
+        let example = "<service id=\"conference.example.org\" type=\"muc\"/>";
+        let raw = self.required(el, "id", example)?;
+        let id = normalize_domain(raw).map_err(|e| {
+            self.src
+                .error(el.span, format!("invalid service id \"{raw}\": {e}"))
+        })?;
+        let kind = self.required(el, "type", example)?.to_string();
+        let secret = match el.attr("secret") {
+            None => None,
+            Some("") => return Err(self.src.error(el.span, "'secret' on <service> is empty")),
+            Some(s) => Some(s.to_string()),
+        };
+        Ok(ServiceConfig {
+            id,
+            kind,
+            secret,
+            element: el.clone(),
+        })
+    }
+
+    fn listen(&self, el: &Element) -> Result<ListenConfig> {
+        self.check(el, &LISTEN)?;
+        let mut listen = ListenConfig {
+            c2s: Vec::new(),
+            c2s_tls: Vec::new(),
+            component: Vec::new(),
+        };
+        let mut seen: Vec<(SocketAddr, &str, Span)> = Vec::new();
+        for child in el.elements() {
+            let (shape, example, list) = match child.name.as_str() {
+                "c2s" => (&C2S, "<c2s addr=\"0.0.0.0:5222\"/>", &mut listen.c2s),
+                "c2s-tls" => (
+                    &C2S_TLS,
+                    "<c2s-tls addr=\"0.0.0.0:5223\"/>",
+                    &mut listen.c2s_tls,
+                ),
+                "component" => (
+                    &COMPONENT,
+                    "<component addr=\"127.0.0.1:5347\"/>",
+                    &mut listen.component,
+                ),
+                _ => unreachable!("listen children are checked against LISTEN"),
+            };
+            self.check(child, shape)?;
+            let raw = self.required(child, "addr", example)?;
+            let addr = values::socket_addr(raw).map_err(|p| self.problem(child.span, p))?;
+            // Port 0 asks the system for a free port at each bind, so it
+            // may be listed any number of times (tests rely on that).
+            let clash = seen.iter().find(|(a, _, _)| *a == addr && addr.port() != 0);
+            if let Some((_, kind, first)) = clash {
+                return Err(self
+                    .src
+                    .error(
+                        child.span,
+                        format!(
+                            "{addr} is already used by the <{kind}> at line {}",
+                            first.line
+                        ),
+                    )
+                    .with_hint("each listener needs an address and port of its own"));
+            }
+            seen.push((addr, shape.name, child.span));
+            list.push(addr);
+        }
+        if listen.c2s.is_empty() && listen.c2s_tls.is_empty() {
+            return Err(self
+                .src
+                .error(
+                    el.span,
+                    "<listen> has no <c2s> or <c2s-tls>, so no client could connect",
+                )
+                .with_hint(format!(
+                    "add <c2s addr=\"{}\"/>, or remove <listen> to get that default",
+                    defaults::C2S
+                )));
+        }
+        Ok(listen)
+    }
+
+    fn tls(&self, el: &Element) -> Result<TlsConfig> {
+        self.check(el, &TLS)?;
+        let required = match el.attr("required") {
+            None => defaults::TLS_REQUIRED,
+            Some(v) => values::boolean(v).ok_or_else(|| {
+                self.src.error(
+                    el.span,
+                    format!("'required' on <tls> must be true or false, not \"{v}\""),
+                )
+            })?,
+        };
+        let cert = el
+            .attr("cert")
+            .map(|p| self.path(el, "cert", p))
+            .transpose()?;
+        let key = el
+            .attr("key")
+            .map(|p| self.path(el, "key", p))
+            .transpose()?;
+        let both = "give both cert= and key=, or neither to use a self-signed certificate \
+                    made on first run";
+        match (&cert, &key) {
+            (Some(_), None) => Err(self
+                .src
+                .error(el.span, "<tls> has cert= but no key=")
+                .with_hint(both)),
+            (None, Some(_)) => Err(self
+                .src
+                .error(el.span, "<tls> has key= but no cert=")
+                .with_hint(both)),
+            _ => Ok(TlsConfig {
+                cert,
+                key,
+                required,
+            }),
+        }
+    }
+
+    fn limits(&self, el: &Element) -> Result<LimitsConfig> {
+        self.check(el, &LIMITS)?;
+        let mut limits = LimitsConfig::default();
+        if let Some(v) = el.attr("max-stanza-bytes") {
+            let n: usize = v.trim().parse().map_err(|_| {
+                self.src
+                    .error(
+                        el.span,
+                        format!("'max-stanza-bytes' on <limits> must be a whole number of bytes, not \"{v}\""),
+                    )
+                    .with_hint("e.g. max-stanza-bytes=\"262144\" for 256 KiB")
+            })?;
+            if n < defaults::MIN_STANZA_BYTES {
+                return Err(self
+                    .src
+                    .error(
+                        el.span,
+                        format!(
+                            "'max-stanza-bytes' on <limits> must be at least {}, not {n}",
+                            defaults::MIN_STANZA_BYTES
+                        ),
+                    )
+                    .with_hint(
+                        "RFC 6120 §13.12 requires servers to accept stanzas of 10000 bytes",
+                    ));
+            }
+            limits.max_stanza_bytes = n;
+        }
+        if let Some(v) = el.attr("preauth-timeout") {
+            limits.preauth_timeout = self.duration(el, "preauth-timeout", v)?;
+        }
+        if let Some(v) = el.attr("keepalive") {
+            limits.keepalive = self.duration(el, "keepalive", v)?;
+        }
+        if let Some(v) = el.attr("scram-iterations") {
+            let n: u32 = v.trim().parse().map_err(|_| {
+                self.src.error(
+                    el.span,
+                    format!("'scram-iterations' on <limits> must be a whole number, not \"{v}\""),
+                )
+            })?;
+            if n < defaults::MIN_SCRAM_ITERATIONS {
+                return Err(self
+                    .src
+                    .error(
+                        el.span,
+                        format!(
+                            "'scram-iterations' on <limits> must be at least {}, not {n}",
+                            defaults::MIN_SCRAM_ITERATIONS
+                        ),
+                    )
+                    .with_hint(
+                        "RFC 7677 recommends at least 4096; stored credentials keep the count \
+                         they were made with until the password changes",
+                    ));
+            }
+            limits.scram_iterations = n;
+        }
+        Ok(limits)
+    }
+
+    fn spool(&self, el: &Element) -> Result<SpoolConfig> {
+        self.check(el, &SPOOL)?;
+        let dir = self.required(el, "dir", "<spool dir=\"spool\"/>")?;
+        Ok(SpoolConfig {
+            dir: self.path(el, "dir", dir)?,
+        })
+    }
+
+    fn log(&self, el: &Element) -> Result<LogConfig> {
+        self.check(el, &LOG)?;
+        let file = match el.attr("file") {
+            None => Some(self.resolve(defaults::LOG_FILE)),
+            Some(f) if f.trim() == STDERR => None,
+            Some(f) => Some(self.path(el, "file", f)?),
+        };
+        let level = match el.attr("level") {
+            None => defaults::LOG_LEVEL.to_string(),
+            Some(l) => values::log_filter(l).map_err(|p| self.problem(el.span, p))?,
+        };
+        Ok(LogConfig { file, level })
+    }
+
+    fn pidfile(&self, el: &Element) -> Result<PathBuf> {
+        self.check(el, &PIDFILE)?;
+        let text = el.text();
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(self
+                .src
+                .error(el.span, "<pidfile> is empty")
+                .with_hint(format!(
+                    "write a path, e.g. <pidfile>{}</pidfile>",
+                    defaults::PIDFILE
+                )));
+        }
+        Ok(self.resolve(text))
+    }
+
+    /// Checks an element against its shape: known attributes only, known
+    /// child elements only (in the config namespace), and text only where
+    /// the element's value is text.
+    fn check(&self, el: &Element, shape: &Shape) -> Result<()> {
+        for (name, value) in &el.attrs {
+            // Namespace declarations are the XML layer's business.
+            if name == "xmlns" || name.starts_with("xmlns:") || shape.attrs.contains(&name.as_str())
+            {
+                continue;
+            }
+            return Err(self.unknown_attr(el, shape, name, value));
+        }
+        for node in &el.children {
+            match node {
+                Node::Text(t) if !shape.text && !t.trim().is_empty() => {
+                    return Err(self.unexpected_text(el, shape, t.trim()));
+                }
+                Node::Text(_) => {}
+                Node::Element(child) => self.child_allowed(shape, child)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn unknown_attr(&self, el: &Element, shape: &Shape, name: &str, value: &str) -> ConfigError {
+        let tag = shape.name;
+        if let Some(s) = closest(name, shape.attrs) {
+            return self.src.error(
+                el.span,
+                format!("unknown attribute '{name}' on <{tag}> — did you mean '{s}'?"),
+            );
+        }
+        let err = self
+            .src
+            .error(el.span, format!("unknown attribute '{name}' on <{tag}>"));
+        if shape.children.contains(&name) {
+            err.with_hint(format!(
+                "write it as a child element: <{name}>{value}</{name}>"
+            ))
+        } else if shape.attrs.is_empty() && shape.text {
+            err.with_hint(format!(
+                "<{tag}> takes no attributes; write its value as text: <{tag}>…</{tag}>"
+            ))
+        } else if shape.attrs.is_empty() {
+            err.with_hint(format!("<{tag}> takes no attributes"))
+        } else {
+            err.with_hint(format!("<{tag}> takes {}", shape.attrs.join(", ")))
+        }
+    }
+
+    fn unexpected_text(&self, el: &Element, shape: &Shape, text: &str) -> ConfigError {
+        let shown: String = text.chars().take(40).collect();
+        let ellipsis = if shown.len() < text.len() { "…" } else { "" };
+        let err = self.src.error(
+            el.span,
+            format!("unexpected text \"{shown}{ellipsis}\" in <{}>", shape.name),
+        );
+        // jabberd 1.4 wrote most values as text; point such admins at the
+        // attribute the value now goes in.
+        match shape.attrs {
+            [attr] if shape.children.is_empty() && el.attr(attr).is_none() => {
+                err.with_hint(format!(
+                    "write it as an attribute: <{} {attr}=\"{shown}\"/>",
+                    shape.name
+                ))
+            }
+            _ if shape.children.is_empty() => {
+                err.with_hint(format!("<{}> holds no text", shape.name))
+            }
+            _ => err.with_hint(format!("<{}> holds only elements", shape.name)),
+        }
+    }
+
+    fn child_allowed(&self, shape: &Shape, child: &Element) -> Result<()> {
+        let name = child.name.as_str();
+        if child.ns != self.ns {
+            return Err(self
+                .src
+                .error(
+                    child.span,
+                    format!(
+                        "element <{name}> in the namespace \"{}\" is not part of the config",
+                        child.ns
+                    ),
+                )
+                .with_hint("config elements share the namespace of <switchboard>"));
+        }
+        if shape.children.contains(&name) {
+            return Ok(());
+        }
+        // A known element in the wrong place is named as such, not as
+        // unknown, with the place it belongs.
+        if let Some(home) = SHAPES.iter().find(|s| s.children.contains(&name)) {
+            let place = if home.name == ROOT.name {
+                "directly inside <switchboard>".to_string()
+            } else {
+                format!("inside <{}>", home.name)
+            };
+            return Err(self
+                .src
+                .error(
+                    child.span,
+                    format!("<{name}> is not allowed in <{}>", shape.name),
+                )
+                .with_hint(format!("<{name}> belongs {place}")));
+        }
+        if let Some(s) = closest(name, shape.children) {
+            return Err(self.src.error(
+                child.span,
+                format!("unknown element <{name}> — did you mean <{s}>?"),
+            ));
+        }
+        let err = self.src.error(
+            child.span,
+            format!("unknown element <{name}> in <{}>", shape.name),
+        );
+        Err(if shape.attrs.contains(&name) {
+            err.with_hint(format!(
+                "write it as an attribute: <{} {name}=\"…\"/>",
+                shape.name
+            ))
+        } else if shape.children.is_empty() {
+            err.with_hint(format!("<{}> has no child elements", shape.name))
+        } else {
+            let list: Vec<String> = shape.children.iter().map(|c| format!("<{c}>")).collect();
+            err.with_hint(format!("<{}> may contain {}", shape.name, list.join(", ")))
+        })
+    }
+
+    /// A required attribute, trimmed and not empty.
+    fn required<'e>(&self, el: &'e Element, name: &str, example: &str) -> Result<&'e str> {
+        match el.attr(name).map(str::trim) {
+            None => Err(self
+                .src
+                .error(
+                    el.span,
+                    format!("missing required attribute '{name}' on <{}>", el.name),
+                )
+                .with_hint(format!("e.g. {example}"))),
+            Some("") => Err(self
+                .src
+                .error(el.span, format!("'{name}' on <{}> is empty", el.name))
+                .with_hint(format!("e.g. {example}"))),
+            Some(v) => Ok(v),
+        }
+    }
+
+    fn duration(&self, el: &Element, attr: &str, value: &str) -> Result<std::time::Duration> {
+        match values::duration(value) {
+            Some(d) if d.is_zero() => Err(self.src.error(
+                el.span,
+                format!("'{attr}' on <{}> must be longer than zero", el.name),
+            )),
+            Some(d) => Ok(d),
+            None => Err(self.src.error(
+                el.span,
+                format!(
+                    "'{attr}' on <{}> must be a duration like 30s, 5m or 1h, not \"{value}\"",
+                    el.name
+                ),
+            )),
+        }
+    }
+
+    /// A path attribute, resolved against the home directory.
+    fn path(&self, el: &Element, attr: &str, value: &str) -> Result<PathBuf> {
+        let value = value.trim();
+        if value.is_empty() {
+            return Err(self
+                .src
+                .error(el.span, format!("'{attr}' on <{}> is empty", el.name)));
+        }
+        Ok(self.resolve(value))
+    }
+
+    /// Relative paths are relative to the home directory (`-H`), never to
+    /// the working directory, so the server finds its files however it was
+    /// started.
+    fn resolve(&self, path: &str) -> PathBuf {
+        let path = Path::new(path);
+        if path.is_relative() {
+            self.home.join(path)
+        } else {
+            path.to_path_buf()
+        }
+    }
+
+    fn problem(&self, span: Span, p: Problem) -> ConfigError {
+        let err = self.src.error(span, p.message);
+        match p.hint {
+            Some(h) => err.with_hint(h),
+            None => err,
+        }
+    }
+}
+
+/// Remembers which single-occurrence elements have been seen in one parent.
+#[derive(Default)]
+struct Once {
+    seen: Vec<(String, Span)>,
+}
+
+impl Once {
+    fn check(&mut self, src: &Source<'_>, el: &Element) -> Result<()> {
+        if let Some((_, first)) = self.seen.iter().find(|(n, _)| *n == el.name) {
+            return Err(src
+                .error(
+                    el.span,
+                    format!(
+                        "duplicate <{}> (the first is at line {})",
+                        el.name, first.line
+                    ),
+                )
+                .with_hint(format!("merge them into one <{}>", el.name)));
+        }
+        self.seen.push((el.name.clone(), el.span));
+        Ok(())
+    }
+}

@@ -1,0 +1,832 @@
+//! Tests of the whole parser: the sample, defaults, path resolution, and
+//! every error with its exact `file:line:col: message` text.
+
+use super::*;
+use std::time::Duration;
+use switchboard_xml::{parse_document, Limits};
+
+const HOME: &str = "/srv/switchboard";
+
+fn home() -> &'static Path {
+    Path::new(HOME)
+}
+
+fn at_home(p: &str) -> PathBuf {
+    Path::new(HOME).join(p)
+}
+
+fn ok(text: &str) -> Config {
+    match parse(text, "sb.xml", home()) {
+        Ok(c) => c,
+        Err(e) => panic!("unexpected error:\n{e}\nin:\n{text}"),
+    }
+}
+
+/// The Display text of the error `text` must produce.
+fn err(text: &str) -> String {
+    match parse(text, "sb.xml", home()) {
+        Ok(c) => panic!("expected an error, got {c:#?}\nfrom:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// A config with one host on line 2 and `body` starting on line 3.
+fn doc(body: &str) -> String {
+    format!("<switchboard>\n  <host name=\"example.org\"/>\n{body}</switchboard>\n")
+}
+
+/// A config whose one host (line 2) contains `body`, starting on line 3.
+fn host_doc(body: &str) -> String {
+    format!("<switchboard>\n  <host name=\"example.org\">\n{body}  </host>\n</switchboard>\n")
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+// ---------------------------------------------------------------------
+// The sample and the defaults
+
+#[test]
+fn sample_parses_with_the_documented_defaults() {
+    let c = embedded_default(home()).unwrap();
+    assert_eq!(c.source, "<embedded default>");
+    assert_eq!(
+        c.hosts,
+        vec![HostConfig {
+            name: "localhost".into(),
+            admins: vec![],
+            registration: Registration::Open
+        }]
+    );
+    assert!(c.services.is_empty());
+    assert_eq!(c.listen.c2s, vec![addr("0.0.0.0:5222")]);
+    assert!(c.listen.c2s_tls.is_empty());
+    assert!(c.listen.component.is_empty());
+    assert_eq!(
+        c.tls,
+        TlsConfig {
+            cert: None,
+            key: None,
+            required: true
+        }
+    );
+    assert_eq!(
+        c.limits,
+        LimitsConfig {
+            max_stanza_bytes: 262_144,
+            preauth_timeout: Duration::from_secs(60),
+            keepalive: Duration::from_secs(60),
+            scram_iterations: 4096,
+        }
+    );
+    assert_eq!(c.spool.dir, at_home("spool"));
+    assert_eq!(c.log.file, Some(at_home("logs/switchboard.log")));
+    assert_eq!(c.log.level, "info");
+    assert_eq!(c.pidfile, at_home("run/switchboard.pid"));
+    assert!(c.host("localhost").is_some());
+    assert!(c.host("example.org").is_none());
+}
+
+/// The sample spells every default out; it must say what the code does.
+#[test]
+fn sample_values_are_the_defaults() {
+    let sample = embedded_default(home()).unwrap();
+    let minimal = parse(
+        "<switchboard><host name=\"localhost\"><registration>open</registration></host></switchboard>",
+        EMBEDDED_SOURCE,
+        home(),
+    )
+    .unwrap();
+    assert_eq!(sample, minimal);
+}
+
+/// Uncommenting any of the sample's one-line examples gives a valid config.
+#[test]
+fn sample_examples_are_valid() {
+    let mut uncommented = 0;
+    let text: String = SAMPLE
+        .lines()
+        .map(|line| {
+            let t = line.trim();
+            match t
+                .strip_prefix("<!-- <")
+                .and_then(|r| r.strip_suffix(" -->"))
+            {
+                Some(inner) => {
+                    uncommented += 1;
+                    format!("<{inner}\n")
+                }
+                None => format!("{line}\n"),
+            }
+        })
+        .collect();
+    assert_eq!(uncommented, 5, "the sample's commented examples changed");
+    let c = ok(&text);
+    assert_eq!(
+        c.hosts[0].admins,
+        vec![Jid::parse("admin@localhost").unwrap()]
+    );
+    assert_eq!(c.services.len(), 2);
+    assert_eq!(c.services[0].id, "conference.localhost");
+    assert_eq!(c.services[0].kind, "muc");
+    assert_eq!(c.services[0].secret, None);
+    assert_eq!(c.services[1].kind, "external");
+    assert_eq!(c.services[1].secret.as_deref(), Some("change-me"));
+    assert_eq!(c.services[1].element.attr("id"), Some("irc.localhost"));
+    assert_eq!(c.listen.c2s, vec![addr("0.0.0.0:5222")]);
+    assert_eq!(c.listen.c2s_tls, vec![addr("[::]:5223")]);
+    assert_eq!(c.listen.component, vec![addr("127.0.0.1:5347")]);
+
+    // The certificate example sits inside a longer comment.
+    let line = SAMPLE.lines().find(|l| l.contains("<tls cert=")).unwrap();
+    let c = ok(&doc(&format!("{line}\n")));
+    assert_eq!(c.tls.cert, Some(at_home("etc/example.org.crt")));
+    assert_eq!(c.tls.key, Some(at_home("etc/example.org.key")));
+    assert!(c.tls.required);
+}
+
+#[test]
+fn minimal_config_gets_every_default() {
+    let c = ok("<switchboard><host name=\"example.org\"/></switchboard>");
+    assert_eq!(c.source, "sb.xml");
+    assert_eq!(
+        c.hosts,
+        vec![HostConfig {
+            name: "example.org".into(),
+            admins: vec![],
+            registration: Registration::Admin
+        }]
+    );
+    assert!(c.services.is_empty());
+    assert_eq!(
+        c.listen,
+        ListenConfig {
+            c2s: vec![addr("0.0.0.0:5222")],
+            c2s_tls: vec![],
+            component: vec![]
+        }
+    );
+    assert_eq!(
+        c.tls,
+        TlsConfig {
+            cert: None,
+            key: None,
+            required: true
+        }
+    );
+    assert_eq!(c.limits, LimitsConfig::default());
+    assert_eq!(
+        c.spool,
+        SpoolConfig {
+            dir: at_home("spool")
+        }
+    );
+    assert_eq!(
+        c.log,
+        LogConfig {
+            file: Some(at_home("logs/switchboard.log")),
+            level: "info".into()
+        }
+    );
+    assert_eq!(c.pidfile, at_home("run/switchboard.pid"));
+}
+
+#[test]
+fn full_config() {
+    let c = ok(r#"<?xml version="1.0"?>
+<switchboard xmlns="urn:switchboard:config:1">
+  <!-- comments are fine anywhere -->
+  <host name="Example.ORG">
+    <admin> Boss@Example.org </admin>
+    <admin>second@example.org</admin>
+    <registration> OFF </registration>
+  </host>
+  <host name="second.example">
+    <registration>admin</registration>
+  </host>
+  <service id="conference.example.org" type="muc" history="20">
+    <room name="lobby" persistent="true"/>
+  </service>
+  <service id="gw.example.org" type=" external " secret=" s3cret "/>
+  <listen>
+    <c2s addr="[::]:5222"/>
+    <c2s addr=" 127.0.0.1:15222 "/>
+    <c2s-tls addr="[::]:5223"/>
+    <component addr="127.0.0.1:5347"/>
+  </listen>
+  <tls cert="/etc/ssl/example.crt" key="etc/example.key" required="FALSE"/>
+  <limits max-stanza-bytes="10000" preauth-timeout="5m" keepalive="1h" scram-iterations="100000"/>
+  <spool dir="/var/spool/switchboard"/>
+  <log file="-" level="warn,switchboard_core=debug"/>
+  <pidfile> /run/switchboard.pid </pidfile>
+</switchboard>
+"#);
+    assert_eq!(c.hosts.len(), 2);
+    let h = c.host("example.org").unwrap();
+    assert_eq!(
+        h.admins,
+        vec![
+            Jid::parse("boss@example.org").unwrap(),
+            Jid::parse("second@example.org").unwrap()
+        ]
+    );
+    assert_eq!(h.registration, Registration::Off);
+    assert_eq!(
+        c.host("second.example").unwrap().registration,
+        Registration::Admin
+    );
+    assert_eq!(c.services.len(), 2);
+    let muc = &c.services[0];
+    assert_eq!(muc.id, "conference.example.org");
+    assert_eq!(muc.kind, "muc");
+    // The service's own settings are passed through untouched.
+    assert_eq!(muc.element.attr("history"), Some("20"));
+    assert_eq!(
+        muc.element.elements().next().unwrap().attr("name"),
+        Some("lobby")
+    );
+    assert_eq!(c.services[1].kind, "external");
+    assert_eq!(c.services[1].secret.as_deref(), Some(" s3cret "));
+    assert_eq!(
+        c.listen.c2s,
+        vec![addr("[::]:5222"), addr("127.0.0.1:15222")]
+    );
+    assert_eq!(c.listen.c2s_tls, vec![addr("[::]:5223")]);
+    assert_eq!(c.listen.component, vec![addr("127.0.0.1:5347")]);
+    assert_eq!(
+        c.tls,
+        TlsConfig {
+            cert: Some(PathBuf::from("/etc/ssl/example.crt")),
+            key: Some(at_home("etc/example.key")),
+            required: false,
+        }
+    );
+    assert_eq!(
+        c.limits,
+        LimitsConfig {
+            max_stanza_bytes: 10_000,
+            preauth_timeout: Duration::from_secs(300),
+            keepalive: Duration::from_secs(3600),
+            scram_iterations: 100_000,
+        }
+    );
+    assert_eq!(c.spool.dir, PathBuf::from("/var/spool/switchboard"));
+    assert_eq!(
+        c.log,
+        LogConfig {
+            file: None,
+            level: "warn,switchboard_core=debug".into()
+        }
+    );
+    assert_eq!(c.pidfile, PathBuf::from("/run/switchboard.pid"));
+}
+
+#[test]
+fn relative_paths_resolve_against_home() {
+    let c = ok(&doc(concat!(
+        "  <tls cert=\"etc/a.crt\" key=\"../keys/a.key\"/>\n",
+        "  <spool dir=\"data/spool\"/>\n",
+        "  <log file=\"switchboard.log\"/>\n",
+        "  <pidfile>switchboard.pid</pidfile>\n",
+    )));
+    assert_eq!(
+        c.tls.cert,
+        Some(PathBuf::from("/srv/switchboard/etc/a.crt"))
+    );
+    assert_eq!(
+        c.tls.key,
+        Some(PathBuf::from("/srv/switchboard/../keys/a.key"))
+    );
+    assert_eq!(c.spool.dir, PathBuf::from("/srv/switchboard/data/spool"));
+    assert_eq!(
+        c.log.file,
+        Some(PathBuf::from("/srv/switchboard/switchboard.log"))
+    );
+    // A <log> without level= keeps the default level.
+    assert_eq!(c.log.level, "info");
+    assert_eq!(c.pidfile, PathBuf::from("/srv/switchboard/switchboard.pid"));
+
+    let c = parse(
+        "<switchboard><host name=\"a.example\"/></switchboard>",
+        "x",
+        Path::new("rel/home"),
+    )
+    .unwrap();
+    assert_eq!(c.spool.dir, PathBuf::from("rel/home/spool"));
+}
+
+#[test]
+fn durations_and_bare_seconds() {
+    let c = ok(&doc(
+        "  <limits preauth-timeout=\"90\" keepalive=\"30s\"/>\n",
+    ));
+    assert_eq!(c.limits.preauth_timeout, Duration::from_secs(90));
+    assert_eq!(c.limits.keepalive, Duration::from_secs(30));
+    // Attributes left out keep their defaults.
+    assert_eq!(c.limits.max_stanza_bytes, 262_144);
+    assert_eq!(c.limits.scram_iterations, 4096);
+}
+
+#[test]
+fn no_namespace_or_the_config_namespace() {
+    ok("<switchboard xmlns=\"urn:switchboard:config:1\"><host name=\"a.example\"/></switchboard>");
+    ok("<switchboard><host name=\"a.example\"/></switchboard>");
+    ok("\u{feff}<switchboard><host name=\"a.example\"/></switchboard>");
+    assert_eq!(
+        err("<switchboard xmlns=\"jabber:config\"><host name=\"a.example\"/></switchboard>"),
+        "sb.xml:1:1: <switchboard> is in the namespace \"jabber:config\"\n  \
+         hint: use no namespace, or xmlns=\"urn:switchboard:config:1\""
+    );
+    assert_eq!(
+        err(&doc("  <spool xmlns=\"urn:other\" dir=\"x\"/>\n")),
+        "sb.xml:3:3: element <spool> in the namespace \"urn:other\" is not part of the config\n  \
+         hint: config elements share the namespace of <switchboard>"
+    );
+}
+
+// ---------------------------------------------------------------------
+// Errors, each with its exact position and text
+
+#[test]
+fn unknown_element_suggests_the_close_one() {
+    assert_eq!(
+        err(&doc("  <lisen/>\n")),
+        "sb.xml:3:3: unknown element <lisen> — did you mean <listen>?"
+    );
+    assert_eq!(
+        err(&doc(
+            "  <listen>\n    <c2-tls addr=\"[::]:5223\"/>\n  </listen>\n"
+        )),
+        "sb.xml:4:5: unknown element <c2-tls> — did you mean <c2s-tls>?"
+    );
+    assert_eq!(
+        err(&host_doc("    <admn>a@example.org</admn>\n")),
+        "sb.xml:3:5: unknown element <admn> — did you mean <admin>?"
+    );
+    assert_eq!(
+        err(&doc("  <Spool dir=\"x\"/>\n")),
+        "sb.xml:3:3: unknown element <Spool> — did you mean <spool>?"
+    );
+}
+
+#[test]
+fn unknown_element_far_from_any_lists_the_valid_ones() {
+    assert_eq!(
+        err(&doc("  <xdb/>\n")),
+        "sb.xml:3:3: unknown element <xdb> in <switchboard>\n  hint: <switchboard> may contain \
+         <host>, <service>, <listen>, <tls>, <limits>, <spool>, <log>, <pidfile>"
+    );
+    assert_eq!(
+        err(&doc("  <tls><certificate/></tls>\n")),
+        "sb.xml:3:8: unknown element <certificate> in <tls>\n  hint: <tls> has no child elements"
+    );
+    assert_eq!(
+        err(&doc("  <tls><cert>etc/a.crt</cert></tls>\n")),
+        "sb.xml:3:8: unknown element <cert> in <tls>\n  hint: write it as an attribute: <tls cert=\"…\"/>"
+    );
+}
+
+#[test]
+fn misplaced_element_says_where_it_belongs() {
+    assert_eq!(
+        err(&doc("  <c2s addr=\"[::]:5222\"/>\n")),
+        "sb.xml:3:3: <c2s> is not allowed in <switchboard>\n  hint: <c2s> belongs inside <listen>"
+    );
+    assert_eq!(
+        err(&doc("  <admin>a@example.org</admin>\n")),
+        "sb.xml:3:3: <admin> is not allowed in <switchboard>\n  hint: <admin> belongs inside <host>"
+    );
+    assert_eq!(
+        err(&host_doc("    <spool dir=\"x\"/>\n")),
+        "sb.xml:3:5: <spool> is not allowed in <host>\n  hint: <spool> belongs directly inside <switchboard>"
+    );
+}
+
+#[test]
+fn unknown_attribute() {
+    assert_eq!(
+        err(&doc(
+            "  <listen>\n    <c2s adr=\"[::]:5222\"/>\n  </listen>\n"
+        )),
+        "sb.xml:4:5: unknown attribute 'adr' on <c2s> — did you mean 'addr'?"
+    );
+    assert_eq!(
+        err(&doc("  <limits keep-alive=\"30s\"/>\n")),
+        "sb.xml:3:3: unknown attribute 'keep-alive' on <limits> — did you mean 'keepalive'?"
+    );
+    assert_eq!(
+        err(&doc("  <limits colour=\"blue\"/>\n")),
+        "sb.xml:3:3: unknown attribute 'colour' on <limits>\n  \
+         hint: <limits> takes max-stanza-bytes, preauth-timeout, keepalive, scram-iterations"
+    );
+    assert_eq!(
+        err(&doc("  <pidfile path=\"run/x.pid\"/>\n")),
+        "sb.xml:3:3: unknown attribute 'path' on <pidfile>\n  \
+         hint: <pidfile> takes no attributes; write its value as text: <pidfile>…</pidfile>"
+    );
+    assert_eq!(
+        err("<switchboard>\n  <host name=\"example.org\" registration=\"open\"/>\n</switchboard>"),
+        "sb.xml:2:3: unknown attribute 'registration' on <host>\n  \
+         hint: write it as a child element: <registration>open</registration>"
+    );
+    assert_eq!(
+        err("<switchboard version=\"1\">\n  <host name=\"example.org\"/>\n</switchboard>"),
+        "sb.xml:1:1: unknown attribute 'version' on <switchboard>\n  hint: <switchboard> takes no attributes"
+    );
+}
+
+#[test]
+fn registration_must_be_a_known_mode() {
+    assert_eq!(
+        err(&host_doc("    <registration>opne</registration>\n")),
+        "sb.xml:3:5: <registration> must be one of off, open, admin, not \"opne\"\n  hint: did you mean \"open\"?"
+    );
+    assert_eq!(
+        err(&host_doc("    <registration>everyone</registration>\n")),
+        "sb.xml:3:5: <registration> must be one of off, open, admin, not \"everyone\""
+    );
+    assert_eq!(
+        err(&host_doc("    <registration/>\n")),
+        "sb.xml:3:5: <registration> must be one of off, open, admin, not \"\""
+    );
+    assert_eq!(
+        err(&host_doc("    <registration>open</registration>\n    <registration>off</registration>\n")),
+        "sb.xml:4:5: duplicate <registration> (the first is at line 3)\n  hint: merge them into one <registration>"
+    );
+}
+
+#[test]
+fn listen_addresses_must_be_socket_addresses() {
+    assert_eq!(
+        err(&doc(
+            "  <listen>\n    <c2s addr=\"localhost:5222\"/>\n  </listen>\n"
+        )),
+        "sb.xml:4:5: 'localhost:5222' is not a socket address\n  \
+         hint: write it as IP:PORT, e.g. [::]:5222 or 127.0.0.1:5222"
+    );
+    assert_eq!(
+        err(&doc("  <listen>\n    <c2s addr=\"[::]:5222\"/>\n    <component addr=\"::1\"/>\n  </listen>\n")),
+        "sb.xml:5:5: '::1' is not a socket address\n  hint: write it as IP:PORT, e.g. [::]:5222 or 127.0.0.1:5222"
+    );
+    assert_eq!(
+        err(&doc("  <listen>\n    <c2s/>\n  </listen>\n")),
+        "sb.xml:4:5: missing required attribute 'addr' on <c2s>\n  hint: e.g. <c2s addr=\"0.0.0.0:5222\"/>"
+    );
+    assert_eq!(
+        err(&doc("  <listen>\n    <c2s addr=\"[::]:5222\"/>\n    <c2s-tls addr=\"[::]:5222\"/>\n  </listen>\n")),
+        "sb.xml:5:5: [::]:5222 is already used by the <c2s> at line 4\n  \
+         hint: each listener needs an address and port of its own"
+    );
+    assert_eq!(
+        err(&doc(
+            "  <listen>\n    <component addr=\"127.0.0.1:5347\"/>\n  </listen>\n"
+        )),
+        "sb.xml:3:3: <listen> has no <c2s> or <c2s-tls>, so no client could connect\n  \
+         hint: add <c2s addr=\"0.0.0.0:5222\"/>, or remove <listen> to get that default"
+    );
+    // Port 0 (a fresh port at each bind) may repeat.
+    let c = ok(&doc(
+        "  <listen><c2s addr=\"127.0.0.1:0\"/><c2s-tls addr=\"127.0.0.1:0\"/></listen>\n",
+    ));
+    assert_eq!(c.listen.c2s, vec![addr("127.0.0.1:0")]);
+    assert_eq!(c.listen.c2s_tls, vec![addr("127.0.0.1:0")]);
+    // Direct TLS alone is enough.
+    let c = ok(&doc(
+        "  <listen><c2s-tls addr=\"0.0.0.0:5223\"/></listen>\n",
+    ));
+    assert!(c.listen.c2s.is_empty());
+    assert_eq!(c.listen.c2s_tls, vec![addr("0.0.0.0:5223")]);
+}
+
+#[test]
+fn admin_must_be_a_valid_bare_user_jid() {
+    let bad = "@example.org";
+    let jid_err = Jid::parse(bad).unwrap_err();
+    assert_eq!(
+        err(&host_doc(&format!("    <admin>{bad}</admin>\n"))),
+        format!("sb.xml:3:5: invalid admin JID \"{bad}\": {jid_err}")
+    );
+    assert_eq!(
+        err(&host_doc("    <admin>admin@example.org/phone</admin>\n")),
+        "sb.xml:3:5: admin JID \"admin@example.org/phone\" must be a bare JID, without a /resource\n  \
+         hint: write it as admin@example.org"
+    );
+    assert_eq!(
+        err(&host_doc("    <admin>example.org</admin>\n")),
+        "sb.xml:3:5: admin JID \"example.org\" names a server, not a user\n  \
+         hint: write a bare JID, e.g. <admin>admin@example.org</admin>"
+    );
+    assert_eq!(
+        err(&host_doc("    <admin> </admin>\n")),
+        "sb.xml:3:5: <admin> is empty\n  hint: write a bare JID, e.g. <admin>admin@example.org</admin>"
+    );
+    assert_eq!(
+        err(&host_doc(
+            "    <admin>a@example.org</admin>\n    <admin>A@Example.org</admin>\n"
+        )),
+        "sb.xml:4:5: duplicate <admin>a@example.org</admin> (the first is at line 3)"
+    );
+    assert_eq!(
+        err(&host_doc("    <admin><jid>a@example.org</jid></admin>\n")),
+        "sb.xml:3:12: unknown element <jid> in <admin>\n  hint: <admin> has no child elements"
+    );
+}
+
+#[test]
+fn hosts() {
+    assert_eq!(
+        err("<switchboard>\n  <host/>\n</switchboard>\n"),
+        "sb.xml:2:3: missing required attribute 'name' on <host>\n  hint: e.g. <host name=\"example.org\"/>"
+    );
+    assert_eq!(
+        err("<switchboard>\n  <host name=\" \"/>\n</switchboard>\n"),
+        "sb.xml:2:3: 'name' on <host> is empty\n  hint: e.g. <host name=\"example.org\"/>"
+    );
+    let bad = "exa mple.org";
+    let dom_err = switchboard_jid::normalize_domain(bad).unwrap_err();
+    assert_eq!(
+        err(&format!(
+            "<switchboard>\n  <host name=\"{bad}\"/>\n</switchboard>\n"
+        )),
+        format!("sb.xml:2:3: invalid host name \"{bad}\": {dom_err}")
+    );
+    assert_eq!(
+        err(&doc("  <host name=\"EXAMPLE.org\"/>\n")),
+        "sb.xml:3:3: duplicate <host name=\"example.org\"> (the first is at line 2)"
+    );
+    assert_eq!(
+        err("<switchboard>\n  <spool dir=\"spool\"/>\n</switchboard>\n"),
+        "sb.xml:1:1: no <host> configured: the server needs at least one\n  \
+         hint: add one inside <switchboard>, e.g. <host name=\"example.org\"/>"
+    );
+    assert_eq!(
+        err("<switchboard/>"),
+        "sb.xml:1:1: no <host> configured: the server needs at least one\n  \
+         hint: add one inside <switchboard>, e.g. <host name=\"example.org\"/>"
+    );
+}
+
+#[test]
+fn services() {
+    assert_eq!(
+        err(&doc("  <service id=\"Example.org\" type=\"muc\"/>\n")),
+        "sb.xml:3:3: <service id=\"example.org\"> has the name of the <host> at line 2\n  \
+         hint: a service needs a hostname of its own, e.g. muc.example.org"
+    );
+    // The order of <service> and <host> does not matter.
+    assert_eq!(
+        err("<switchboard>\n  <service id=\"example.org\" type=\"muc\"/>\n  <host name=\"example.org\"/>\n</switchboard>"),
+        "sb.xml:2:3: <service id=\"example.org\"> has the name of the <host> at line 3\n  \
+         hint: a service needs a hostname of its own, e.g. muc.example.org"
+    );
+    assert_eq!(
+        err(&doc("  <service id=\"muc.example.org\" type=\"muc\"/>\n  <service id=\"muc.example.org\" type=\"irc\"/>\n")),
+        "sb.xml:4:3: duplicate <service id=\"muc.example.org\"> (the first is at line 3)"
+    );
+    assert_eq!(
+        err(&doc("  <service type=\"muc\"/>\n")),
+        "sb.xml:3:3: missing required attribute 'id' on <service>\n  \
+         hint: e.g. <service id=\"conference.example.org\" type=\"muc\"/>"
+    );
+    assert_eq!(
+        err(&doc("  <service id=\"muc.example.org\"/>\n")),
+        "sb.xml:3:3: missing required attribute 'type' on <service>\n  \
+         hint: e.g. <service id=\"conference.example.org\" type=\"muc\"/>"
+    );
+    assert_eq!(
+        err(&doc(
+            "  <service id=\"gw.example.org\" type=\"external\" secret=\"\"/>\n"
+        )),
+        "sb.xml:3:3: 'secret' on <service> is empty"
+    );
+}
+
+#[test]
+fn tls() {
+    let hint = "\n  hint: give both cert= and key=, or neither to use a self-signed certificate made on first run";
+    assert_eq!(
+        err(&doc("  <tls cert=\"etc/a.crt\"/>\n")),
+        format!("sb.xml:3:3: <tls> has cert= but no key={hint}")
+    );
+    assert_eq!(
+        err(&doc("  <tls key=\"etc/a.key\"/>\n")),
+        format!("sb.xml:3:3: <tls> has key= but no cert={hint}")
+    );
+    assert_eq!(
+        err(&doc("  <tls required=\"yes\"/>\n")),
+        "sb.xml:3:3: 'required' on <tls> must be true or false, not \"yes\""
+    );
+    assert_eq!(
+        err(&doc("  <tls cert=\"\" key=\"a.key\"/>\n")),
+        "sb.xml:3:3: 'cert' on <tls> is empty"
+    );
+    assert_eq!(
+        err(&doc("  <tls/>\n  <tls required=\"false\"/>\n")),
+        "sb.xml:4:3: duplicate <tls> (the first is at line 3)\n  hint: merge them into one <tls>"
+    );
+}
+
+#[test]
+fn limits() {
+    assert_eq!(
+        err(&doc("  <limits max-stanza-bytes=\"lots\"/>\n")),
+        "sb.xml:3:3: 'max-stanza-bytes' on <limits> must be a whole number of bytes, not \"lots\"\n  \
+         hint: e.g. max-stanza-bytes=\"262144\" for 256 KiB"
+    );
+    assert_eq!(
+        err(&doc("  <limits max-stanza-bytes=\"256k\"/>\n")),
+        "sb.xml:3:3: 'max-stanza-bytes' on <limits> must be a whole number of bytes, not \"256k\"\n  \
+         hint: e.g. max-stanza-bytes=\"262144\" for 256 KiB"
+    );
+    assert_eq!(
+        err(&doc("  <limits max-stanza-bytes=\"9999\"/>\n")),
+        "sb.xml:3:3: 'max-stanza-bytes' on <limits> must be at least 10000, not 9999\n  \
+         hint: RFC 6120 §13.12 requires servers to accept stanzas of 10000 bytes"
+    );
+    assert_eq!(
+        err(&doc("  <limits keepalive=\"soon\"/>\n")),
+        "sb.xml:3:3: 'keepalive' on <limits> must be a duration like 30s, 5m or 1h, not \"soon\""
+    );
+    assert_eq!(
+        err(&doc("  <limits preauth-timeout=\"0s\"/>\n")),
+        "sb.xml:3:3: 'preauth-timeout' on <limits> must be longer than zero"
+    );
+    assert_eq!(
+        err(&doc("  <limits scram-iterations=\"many\"/>\n")),
+        "sb.xml:3:3: 'scram-iterations' on <limits> must be a whole number, not \"many\""
+    );
+    assert_eq!(
+        err(&doc("  <limits scram-iterations=\"1000\"/>\n")),
+        "sb.xml:3:3: 'scram-iterations' on <limits> must be at least 4096, not 1000\n  \
+         hint: RFC 7677 recommends at least 4096; stored credentials keep the count they were made \
+         with until the password changes"
+    );
+}
+
+#[test]
+fn spool_log_and_pidfile() {
+    assert_eq!(
+        err(&doc("  <spool/>\n")),
+        "sb.xml:3:3: missing required attribute 'dir' on <spool>\n  hint: e.g. <spool dir=\"spool\"/>"
+    );
+    assert_eq!(
+        err(&doc("  <log level=\"inof\"/>\n")),
+        "sb.xml:3:3: 'inof' is not a log level — did you mean 'info'?\n  \
+         hint: use trace, debug, info, warn, error or off, optionally per module: info,switchboard_core=debug"
+    );
+    assert_eq!(
+        err(&doc("  <log file=\"\"/>\n")),
+        "sb.xml:3:3: 'file' on <log> is empty"
+    );
+    assert_eq!(
+        err(&doc("  <pidfile/>\n")),
+        "sb.xml:3:3: <pidfile> is empty\n  hint: write a path, e.g. <pidfile>run/switchboard.pid</pidfile>"
+    );
+}
+
+#[test]
+fn text_where_none_belongs() {
+    assert_eq!(
+        err(&doc("  <spool>var/spool</spool>\n")),
+        "sb.xml:3:3: unexpected text \"var/spool\" in <spool>\n  \
+         hint: write it as an attribute: <spool dir=\"var/spool\"/>"
+    );
+    assert_eq!(
+        err(&doc("  <listen>[::]:5222</listen>\n")),
+        "sb.xml:3:3: unexpected text \"[::]:5222\" in <listen>\n  hint: <listen> holds only elements"
+    );
+    assert_eq!(
+        err(&doc("  <tls>yes</tls>\n")),
+        "sb.xml:3:3: unexpected text \"yes\" in <tls>\n  hint: <tls> holds no text"
+    );
+    assert_eq!(
+        err("<switchboard>\n  stray\n  <host name=\"example.org\"/>\n</switchboard>"),
+        "sb.xml:1:1: unexpected text \"stray\" in <switchboard>\n  hint: <switchboard> holds only elements"
+    );
+    // An element whose one attribute is already set gets no such advice.
+    assert_eq!(
+        err(&doc("  <spool dir=\"a\">b</spool>\n")),
+        "sb.xml:3:3: unexpected text \"b\" in <spool>\n  hint: <spool> holds no text"
+    );
+    let long = "x".repeat(50);
+    assert_eq!(
+        err(&host_doc(&format!("    {long}\n"))),
+        format!(
+            "sb.xml:2:3: unexpected text \"{}…\" in <host>\n  hint: <host> holds only elements",
+            "x".repeat(40)
+        )
+    );
+}
+
+#[test]
+fn wrong_root() {
+    assert_eq!(
+        err("<jabber>\n  <service id=\"sessions\"/>\n</jabber>"),
+        "sb.xml:1:1: the root element must be <switchboard>, not <jabber>\n  \
+         hint: this looks like a jabberd 1.4 jabber.xml; Switchboard's format is different: \
+         start from the sample, config/switchboard.xml"
+    );
+    assert_eq!(
+        err("<!-- a comment first -->\n<config/>"),
+        "sb.xml:2:1: the root element must be <switchboard>, not <config>\n  \
+         hint: start from the sample, config/switchboard.xml"
+    );
+}
+
+#[test]
+fn xml_syntax_errors_keep_the_parsers_position_and_message() {
+    for text in [
+        "<switchboard>\n  <host name=\"example.org\">\n</switchboard>\n",
+        "<switchboard>\n  <host name=\"example.org\"/>\n",
+        "<switchboard>\n  <host name=example.org/>\n</switchboard>\n",
+        "<switchboard>\n  <host name=\"&nbsp;\"/>\n</switchboard>\n",
+        "<!DOCTYPE switchboard>\n<switchboard/>\n",
+        "",
+    ] {
+        let expected = parse_document(text.as_bytes(), Limits::default()).unwrap_err();
+        let e = parse(text, "sb.xml", home()).unwrap_err();
+        assert_eq!(e.file, "sb.xml");
+        assert_eq!((e.line, e.col), (expected.line, expected.col), "{text:?}");
+        assert_eq!(e.message, expected.error.detail(), "{text:?}");
+    }
+}
+
+// ---------------------------------------------------------------------
+// Loading files
+
+#[test]
+fn load_reads_a_file_and_names_it_in_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("switchboard.xml");
+    std::fs::write(
+        &path,
+        "<switchboard><host name=\"example.org\"/></switchboard>",
+    )
+    .unwrap();
+    let c = load(&path, dir.path()).unwrap();
+    assert_eq!(c.source, path.display().to_string());
+    assert_eq!(c.spool.dir, dir.path().join("spool"));
+
+    std::fs::write(
+        &path,
+        "<switchboard>\n  <host name=\"example.org\"/>\n  <lisen/>\n</switchboard>",
+    )
+    .unwrap();
+    let e = load(&path, dir.path()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}:3:3: unknown element <lisen> — did you mean <listen>?",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn load_reports_a_missing_file_at_0_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nope.xml");
+    let e = load(&path, dir.path()).unwrap_err();
+    let os = std::fs::read(&path).unwrap_err();
+    let p = path.display();
+    assert_eq!((e.line, e.col), (0, 0));
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{p}:0:0: cannot read config file {p}: {os}\n  hint: create it from the sample: \
+             config/switchboard.xml, or run without -c to use the embedded default"
+        )
+    );
+}
+
+#[test]
+fn load_reports_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = load(dir.path(), dir.path()).unwrap_err();
+    assert_eq!((e.line, e.col), (0, 0));
+    assert!(e.message.starts_with(&format!(
+        "cannot read config file {}: ",
+        dir.path().display()
+    )));
+}
+
+#[test]
+fn load_reports_invalid_utf8_where_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("latin1.xml");
+    std::fs::write(
+        &path,
+        b"<switchboard>\n  <host name=\"caf\xe9.example\"/>\n</switchboard>",
+    )
+    .unwrap();
+    let e = load(&path, dir.path()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}:2:18: the config file is not valid UTF-8\n  \
+             hint: save it as UTF-8 (a Latin-1 editor setting is the usual cause)",
+            path.display()
+        )
+    );
+}
