@@ -26,13 +26,18 @@ fn open(path: &Path) -> std::io::Result<File> {
 
 impl LogFile {
     pub fn open(path: &Path) -> Result<LogFile, String> {
-        let file = open(path).map_err(|e| format!("cannot open the log file {}: {e}", path.display()))?;
-        Ok(LogFile { path: path.to_path_buf(), file: Arc::new(Mutex::new(file)) })
+        let file =
+            open(path).map_err(|e| format!("cannot open the log file {}: {e}", path.display()))?;
+        Ok(LogFile {
+            path: path.to_path_buf(),
+            file: Arc::new(Mutex::new(file)),
+        })
     }
 
     /// Reopens the file at the same path (after logrotate moved it).
     pub fn reopen(&self) -> Result<(), String> {
-        let f = open(&self.path).map_err(|e| format!("cannot reopen the log file {}: {e}", self.path.display()))?;
+        let f = open(&self.path)
+            .map_err(|e| format!("cannot reopen the log file {}: {e}", self.path.display()))?;
         *self.file.lock().expect("log lock") = f;
         Ok(())
     }
@@ -59,14 +64,23 @@ impl<'a> MakeWriter<'a> for LogFile {
 /// Installs the global subscriber. `level` is a tracing filter; `-D` forces
 /// debug for Switchboard's own crates.
 pub fn init(level: &str, debug: bool, file: Option<&LogFile>) {
-    let directive = if debug { format!("{level},switchboard=debug,switchboard_core=debug") } else { level.to_string() };
+    let directive = if debug {
+        format!("{level},switchboard=debug,switchboard_core=debug")
+    } else {
+        level.to_string()
+    };
     let filter = || EnvFilter::try_new(&directive).unwrap_or_else(|_| EnvFilter::new("info"));
-    let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter());
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_filter(filter());
     let file_layer = file.map(|f| {
         tracing_subscriber::fmt::layer()
             .with_ansi(false)
             .with_writer(f.clone())
             .with_filter(filter())
     });
-    tracing_subscriber::registry().with(stderr).with(file_layer).init();
+    tracing_subscriber::registry()
+        .with(stderr)
+        .with(file_layer)
+        .init();
 }

@@ -42,7 +42,7 @@ impl ConfigSource {
     fn load(&self, home: &Path) -> Result<Config, ConfigError> {
         match self {
             ConfigSource::File(p) => switchboard_config::load(p, home),
-            ConfigSource::Embedded => switchboard_config::parse(switchboard_config::SAMPLE, "<embedded default config>", home),
+            ConfigSource::Embedded => switchboard_config::embedded_default(home),
         }
     }
 }
@@ -75,7 +75,12 @@ fn main() -> ExitCode {
                 config.source,
                 config.hosts.len(),
                 if config.hosts.len() == 1 { "" } else { "s" },
-                config.hosts.iter().map(|h| h.name.as_str()).collect::<Vec<_>>().join(", ")
+                config
+                    .hosts
+                    .iter()
+                    .map(|h| h.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
             ExitCode::SUCCESS
         }
@@ -106,7 +111,13 @@ fn run(config: Config, source: ConfigSource, home: PathBuf, debug: bool) -> Exit
             return ExitCode::FAILURE;
         }
     }
-    let log_file = match config.log.file.as_deref().map(logging::LogFile::open).transpose() {
+    let log_file = match config
+        .log
+        .file
+        .as_deref()
+        .map(logging::LogFile::open)
+        .transpose()
+    {
         Ok(f) => f,
         Err(e) => {
             eprintln!("{e}");
@@ -114,7 +125,10 @@ fn run(config: Config, source: ConfigSource, home: PathBuf, debug: bool) -> Exit
         }
     };
     logging::init(&config.log.level, debug, log_file.as_ref());
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");
@@ -139,7 +153,8 @@ async fn serve(
     log_file: Option<logging::LogFile>,
 ) -> Result<(), String> {
     let _pidfile = pidfile::PidFile::create(&config.pidfile)?;
-    let spool = FileSpool::open(&config.spool.dir).map_err(|e| format!("cannot open the spool: {e}"))?;
+    let spool =
+        FileSpool::open(&config.spool.dir).map_err(|e| format!("cannot open the spool: {e}"))?;
     tracing::info!(config = %config.source, home = %home.display(), "starting Switchboard {}", env!("CARGO_PKG_VERSION"));
     let mut server = switchboard_core::Server::start(config, &home, Arc::new(spool), debug).await?;
 

@@ -27,10 +27,17 @@ impl PidFile {
             fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         }
         for _ in 0..2 {
-            match fs::OpenOptions::new().write(true).create_new(true).open(path) {
+            match fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+            {
                 Ok(mut f) => {
-                    writeln!(f, "{}", std::process::id()).map_err(|e| format!("{}: {e}", path.display()))?;
-                    return Ok(PidFile { path: path.to_path_buf() });
+                    writeln!(f, "{}", std::process::id())
+                        .map_err(|e| format!("{}: {e}", path.display()))?;
+                    return Ok(PidFile {
+                        path: path.to_path_buf(),
+                    });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     let text = fs::read_to_string(path).unwrap_or_default();
@@ -47,14 +54,18 @@ impl PidFile {
                                 path.display(),
                                 text.trim()
                             );
-                            fs::remove_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
+                            fs::remove_file(path)
+                                .map_err(|e| format!("{}: {e}", path.display()))?;
                         }
                     }
                 }
                 Err(e) => return Err(format!("cannot write the pidfile {}: {e}", path.display())),
             }
         }
-        Err(format!("cannot create the pidfile {}: it keeps reappearing", path.display()))
+        Err(format!(
+            "cannot create the pidfile {}: it keeps reappearing",
+            path.display()
+        ))
     }
 }
 

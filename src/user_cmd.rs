@@ -46,7 +46,8 @@ pub fn run(cmd: UserCommand, config: &Config, store: &dyn Storage) -> Result<(),
             }
         }
         UserCommand::List { host } => {
-            let host = switchboard_jid::normalize_domain(&host).map_err(|e| format!("'{host}' is not a domain: {e}"))?;
+            let host = switchboard_jid::normalize_domain(&host)
+                .map_err(|e| format!("'{host}' is not a domain: {e}"))?;
             check_host(&host, config)?;
             for u in store.list_users(&host).map_err(|e| e.to_string())? {
                 println!("{u}@{host}");
@@ -59,7 +60,10 @@ pub fn run(cmd: UserCommand, config: &Config, store: &dyn Storage) -> Result<(),
 fn check_host(host: &str, config: &Config) -> Result<(), String> {
     if config.host(host).is_none() {
         let known: Vec<&str> = config.hosts.iter().map(|h| h.name.as_str()).collect();
-        return Err(format!("{host} is not a host of this server (hosts: {})", known.join(", ")));
+        return Err(format!(
+            "{host} is not a host of this server (hosts: {})",
+            known.join(", ")
+        ));
     }
     Ok(())
 }
@@ -68,10 +72,16 @@ fn check_host(host: &str, config: &Config) -> Result<(), String> {
 fn account(jid: &str, config: &Config) -> Result<(String, String), String> {
     let j = Jid::parse(jid).map_err(|e| format!("'{jid}' is not a valid address: {e}"))?;
     let Some(user) = j.node() else {
-        return Err(format!("'{jid}' names no user: write it as user@{}", j.domain()));
+        return Err(format!(
+            "'{jid}' names no user: write it as user@{}",
+            j.domain()
+        ));
     };
     if j.resource().is_some() {
-        return Err(format!("'{jid}' has a resource; give the bare address {}", j.to_bare()));
+        return Err(format!(
+            "'{jid}' has a resource; give the bare address {}",
+            j.to_bare()
+        ));
     }
     check_host(j.domain(), config)?;
     Ok((j.domain().to_string(), user.to_string()))
@@ -90,7 +100,10 @@ fn read_password() -> Result<String, String> {
         None
     };
     let mut line = String::new();
-    stdin.lock().read_line(&mut line).map_err(|e| format!("cannot read the password: {e}"))?;
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the password: {e}"))?;
     if tty {
         eprintln!();
     }

@@ -17,7 +17,9 @@ pub enum AccountError {
 impl std::fmt::Display for AccountError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            AccountError::BadPassword => f.write_str("the password is empty or contains characters a password may not hold"),
+            AccountError::BadPassword => {
+                f.write_str("the password is empty or contains characters a password may not hold")
+            }
             AccountError::Spool(e) => e.fmt(f),
         }
     }
@@ -39,7 +41,10 @@ pub fn prepare_password(password: &str) -> Result<String, AccountError> {
         .map_err(|_| AccountError::BadPassword)
 }
 
-fn credentials(password: &str, iterations: u32) -> Result<Vec<switchboard_spool::ScramCredential>, AccountError> {
+fn credentials(
+    password: &str,
+    iterations: u32,
+) -> Result<Vec<switchboard_spool::ScramCredential>, AccountError> {
     let p = prepare_password(password)?;
     Ok(vec![
         derive_credentials(ScramHash::Sha256, &p, iterations),
@@ -47,13 +52,28 @@ fn credentials(password: &str, iterations: u32) -> Result<Vec<switchboard_spool:
     ])
 }
 
-pub fn create(store: &dyn Storage, host: &str, user: &str, password: &str, iterations: u32) -> Result<(), AccountError> {
-    let record = UserRecord { credentials: credentials(password, iterations)?, extra: Vec::new() };
+pub fn create(
+    store: &dyn Storage,
+    host: &str,
+    user: &str,
+    password: &str,
+    iterations: u32,
+) -> Result<(), AccountError> {
+    let record = UserRecord {
+        credentials: credentials(password, iterations)?,
+        extra: Vec::new(),
+    };
     store.create_user(host, user, &record)?;
     Ok(())
 }
 
-pub fn set_password(store: &dyn Storage, host: &str, user: &str, password: &str, iterations: u32) -> Result<(), AccountError> {
+pub fn set_password(
+    store: &dyn Storage,
+    host: &str,
+    user: &str,
+    password: &str,
+    iterations: u32,
+) -> Result<(), AccountError> {
     let creds = credentials(password, iterations)?;
     store.update_user(host, user, &mut |rec| rec.credentials = creds.clone())?;
     Ok(())
@@ -61,16 +81,28 @@ pub fn set_password(store: &dyn Storage, host: &str, user: &str, password: &str,
 
 /// Checks a password against the stored SHA-256 (else SHA-1) credential.
 /// An unknown user and a wrong password both give `false`.
-pub fn verify(store: &dyn Storage, host: &str, user: &str, password: &str) -> Result<bool, SpoolError> {
+pub fn verify(
+    store: &dyn Storage,
+    host: &str,
+    user: &str,
+    password: &str,
+) -> Result<bool, SpoolError> {
     let Ok(p) = prepare_password(password) else {
         return Ok(false);
     };
     let Some(rec) = store.load_user(host, user)? else {
         // Spend the same PBKDF2 work as for a real account, so response
         // time does not tell whether the account exists.
-        let _ = crate::sasl::scram::derive_with_salt(ScramHash::Sha256, &p, b"switchboard-no-such-user", 4096);
+        let _ = crate::sasl::scram::derive_with_salt(
+            ScramHash::Sha256,
+            &p,
+            b"switchboard-no-such-user",
+            4096,
+        );
         return Ok(false);
     };
-    let cred = rec.credential("SHA-256").or_else(|| rec.credential("SHA-1"));
+    let cred = rec
+        .credential("SHA-256")
+        .or_else(|| rec.credential("SHA-1"));
     Ok(cred.is_some_and(|c| plain::verify(c, &p)))
 }

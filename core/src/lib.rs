@@ -17,6 +17,7 @@ pub mod server;
 pub mod sessions;
 pub mod stanza;
 pub mod stream;
+pub mod throttle;
 pub mod tls;
 
 pub use server::{ReloadReport, Server};

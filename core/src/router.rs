@@ -64,7 +64,11 @@ impl Router {
     }
 
     pub fn is_local(&self, domain: &str) -> bool {
-        self.hosts.read().expect("hosts lock").iter().any(|h| h == domain)
+        self.hosts
+            .read()
+            .expect("hosts lock")
+            .iter()
+            .any(|h| h == domain)
     }
 
     /// Adds a service to the hostname registry.
@@ -87,7 +91,9 @@ impl Router {
         let domain = to.domain();
         if self.is_local(domain) {
             return match (to.node(), to.resource()) {
-                (None, _) => Destination::Server(Jid::from_parts(None, domain, None).expect("a local domain is valid")),
+                (None, _) => Destination::Server(
+                    Jid::from_parts(None, domain, None).expect("a local domain is valid"),
+                ),
                 (Some(_), None) => Destination::Bare(to.clone()),
                 (Some(_), Some(_)) => Destination::Full(to.clone()),
             };
@@ -196,7 +202,10 @@ impl Router {
             let stanza = match e {
                 mpsc::error::TrySendError::Full(s) | mpsc::error::TrySendError::Closed(s) => s,
             };
-            self.bounce(&stanza, StanzaError::new("remote-server-timeout", crate::stanza::ErrorType::Wait));
+            self.bounce(
+                &stanza,
+                StanzaError::new("remote-server-timeout", crate::stanza::ErrorType::Wait),
+            );
         }
     }
 
@@ -213,7 +222,11 @@ impl Router {
             return self.bounce(&stanza, StanzaError::service_unavailable());
         }
         let sessions = self.sessions.of_account(bare);
-        let best = sessions.iter().filter_map(|s| s.priority).filter(|p| *p >= 0).max();
+        let best = sessions
+            .iter()
+            .filter_map(|s| s.priority)
+            .filter(|p| *p >= 0)
+            .max();
         let Some(best) = best else {
             return self.bounce(&stanza, StanzaError::service_unavailable());
         };

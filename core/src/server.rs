@@ -16,6 +16,13 @@ use crate::modules::Registry;
 use crate::net::listener::{self, ListenerKind};
 use crate::router::Router;
 use crate::stream::{C2sSettings, StreamError};
+use crate::throttle::Throttle;
+
+/// In-band registrations allowed from one address per window. Prosody's
+/// mod_register_limits defaults are similar in spirit; the IM issue makes
+/// this configurable.
+const REGISTRATIONS_PER_ADDRESS: usize = 5;
+const REGISTRATION_WINDOW: Duration = Duration::from_secs(600);
 
 /// State every connection shares.
 pub struct Shared {
@@ -28,6 +35,9 @@ pub struct Shared {
     shutdown: watch::Sender<bool>,
     /// One clone per live connection; shutdown waits for them to go.
     connections: Arc<()>,
+    /// In-band registrations per source address.
+    pub registrations: Throttle,
+    scram_iterations: std::sync::atomic::AtomicU32,
 }
 
 impl Shared {
@@ -46,6 +56,12 @@ impl Shared {
 
     pub fn connection_guard(&self) -> Arc<()> {
         self.connections.clone()
+    }
+
+    /// PBKDF2 iterations for new credentials (reloadable).
+    pub fn scram_iterations(&self) -> u32 {
+        self.scram_iterations
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn live_connections(&self) -> usize {
@@ -72,9 +88,18 @@ fn settings_from(config: &Config, tls_available: bool) -> C2sSettings {
         hosts: config.hosts.iter().map(|h| h.name.clone()).collect(),
         tls_available,
         tls_required: config.tls.required,
-        limits: Limits { max_stanza_bytes: config.limits.max_stanza_bytes, ..Limits::default() },
+        limits: Limits {
+            max_stanza_bytes: config.limits.max_stanza_bytes,
+            ..Limits::default()
+        },
         preauth_timeout: config.limits.preauth_timeout,
         keepalive: config.limits.keepalive,
+        open_registration: config
+            .hosts
+            .iter()
+            .filter(|h| h.registration == switchboard_config::Registration::Open)
+            .map(|h| h.name.clone())
+            .collect(),
     }
 }
 
@@ -101,7 +126,12 @@ fn load_tls(config: &Config, home: &Path) -> Result<TlsAcceptor, String> {
 impl Server {
     /// Loads TLS, binds every listener and starts accepting. Errors are
     /// complete sentences for the admin.
-    pub async fn start(config: Config, home: &Path, storage: Arc<dyn Storage>, debug: bool) -> Result<Server, String> {
+    pub async fn start(
+        config: Config,
+        home: &Path,
+        storage: Arc<dyn Storage>,
+        debug: bool,
+    ) -> Result<Server, String> {
         let tls = load_tls(&config, home)?;
         let hosts = config.hosts.iter().map(|h| h.name.clone()).collect();
         let (shutdown, _) = watch::channel(false);
@@ -113,6 +143,8 @@ impl Server {
             tls: RwLock::new(Some(tls)),
             shutdown,
             connections: Arc::new(()),
+            registrations: Throttle::new(REGISTRATIONS_PER_ADDRESS, REGISTRATION_WINDOW),
+            scram_iterations: config.limits.scram_iterations.into(),
         });
         let mut bound = Vec::new();
         let mut listeners = Vec::new();
@@ -130,7 +162,12 @@ impl Server {
         for (l, kind) in bound {
             tokio::spawn(listener::run(l, kind, shared.clone()));
         }
-        Ok(Server { shared, config, home: home.to_path_buf(), listeners })
+        Ok(Server {
+            shared,
+            config,
+            home: home.to_path_buf(),
+            listeners,
+        })
     }
 
     /// The addresses actually bound (useful with port 0).
@@ -162,10 +199,14 @@ impl Server {
             report.needs_restart.push("the pidfile location".into());
         }
         if new.hosts != old.hosts && host_names(&new) == host_names(old) {
-            report.applied.push("host settings (admins, registration)".into());
+            report
+                .applied
+                .push("host settings (admins, registration)".into());
         }
         if new.limits != old.limits || new.tls.required != old.tls.required {
-            report.applied.push("limits and TLS policy for new connections".into());
+            report
+                .applied
+                .push("limits and TLS policy for new connections".into());
         }
         // Certificates are re-read on every reload so that a renewed
         // certificate at the same path is picked up.
@@ -174,7 +215,9 @@ impl Server {
                 *self.shared.tls.write().expect("tls lock") = Some(acceptor);
                 report.applied.push("TLS certificate re-read".into());
             }
-            Err(e) => report.needs_restart.push(format!("TLS (kept the old certificate: {e})")),
+            Err(e) => report
+                .needs_restart
+                .push(format!("TLS (kept the old certificate: {e})")),
         }
         let hosts_unchanged = host_names(&new) == host_names(old);
         let mut settings = settings_from(&new, true);
@@ -182,6 +225,10 @@ impl Server {
             settings.hosts = host_names(old);
         }
         *self.shared.settings.write().expect("settings lock") = settings;
+        self.shared.scram_iterations.store(
+            new.limits.scram_iterations,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         self.config = new;
         report
     }
@@ -189,7 +236,9 @@ impl Server {
     /// Closes every stream with `system-shutdown` and waits (bounded) for
     /// the connections to flush and go.
     pub async fn shutdown(self) {
-        self.shared.router.close_all(&StreamError::new("system-shutdown"));
+        self.shared
+            .router
+            .close_all(&StreamError::new("system-shutdown"));
         let _ = self.shared.shutdown.send(true);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while self.shared.live_connections() > 0 && tokio::time::Instant::now() < deadline {

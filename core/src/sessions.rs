@@ -55,14 +55,26 @@ impl Sessions {
     /// Registers a session. A session already bound to the same full JID is
     /// returned so the caller can close it with `conflict` (RFC 6120
     /// §7.7.2.2: the new session wins, like Prosody's default).
-    pub fn bind(&self, jid: &Jid, id: u64, tx: mpsc::Sender<Outbound>, kill: Arc<Notify>) -> Option<SessionEntry> {
+    pub fn bind(
+        &self,
+        jid: &Jid,
+        id: u64,
+        tx: mpsc::Sender<Outbound>,
+        kill: Arc<Notify>,
+    ) -> Option<SessionEntry> {
         let resource = jid.resource().unwrap_or_default().to_string();
         let mut list = self.by_bare.entry(jid.to_bare()).or_default();
         let old = list
             .iter()
             .position(|s| s.resource == resource)
             .map(|i| list.remove(i));
-        list.push(SessionEntry { resource, id, tx, kill, priority: None });
+        list.push(SessionEntry {
+            resource,
+            id,
+            tx,
+            kill,
+            priority: None,
+        });
         old
     }
 
@@ -84,7 +96,10 @@ impl Sessions {
     /// Records a session's presence priority (`None`: unavailable).
     pub fn set_priority(&self, jid: &Jid, priority: Option<i8>) {
         if let Some(mut list) = self.by_bare.get_mut(&jid.to_bare()) {
-            if let Some(s) = list.iter_mut().find(|s| Some(s.resource.as_str()) == jid.resource()) {
+            if let Some(s) = list
+                .iter_mut()
+                .find(|s| Some(s.resource.as_str()) == jid.resource())
+            {
                 s.priority = priority;
             }
         }
@@ -93,17 +108,25 @@ impl Sessions {
     /// The session bound to a full JID.
     pub fn get(&self, jid: &Jid) -> Option<SessionEntry> {
         let list = self.by_bare.get(&jid.to_bare())?;
-        list.iter().find(|s| Some(s.resource.as_str()) == jid.resource()).cloned()
+        list.iter()
+            .find(|s| Some(s.resource.as_str()) == jid.resource())
+            .cloned()
     }
 
     /// Every session of an account.
     pub fn of_account(&self, bare: &Jid) -> Vec<SessionEntry> {
-        self.by_bare.get(bare).map(|l| l.clone()).unwrap_or_default()
+        self.by_bare
+            .get(bare)
+            .map(|l| l.clone())
+            .unwrap_or_default()
     }
 
     /// Every session, for shutdown and announcements.
     pub fn all(&self) -> Vec<SessionEntry> {
-        self.by_bare.iter().flat_map(|e| e.value().clone()).collect()
+        self.by_bare
+            .iter()
+            .flat_map(|e| e.value().clone())
+            .collect()
     }
 
     pub fn count(&self) -> usize {

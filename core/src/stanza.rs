@@ -39,7 +39,8 @@ pub fn stanza_type(el: &Element) -> &str {
 /// Whether a reply error must never be generated for this stanza: errors
 /// are never answered with errors, and IQ results are never answered.
 pub fn must_not_answer(el: &Element) -> bool {
-    matches!(el.attr("type"), Some("error")) || (el.name == "iq" && el.attr("type") == Some("result"))
+    matches!(el.attr("type"), Some("error"))
+        || (el.name == "iq" && el.attr("type") == Some("result"))
 }
 
 /// The error `type` attribute (RFC 6120 §8.3.2).
@@ -75,7 +76,11 @@ pub struct StanzaError {
 
 impl StanzaError {
     pub fn new(condition: &'static str, kind: ErrorType) -> Self {
-        StanzaError { condition, kind, text: None }
+        StanzaError {
+            condition,
+            kind,
+            text: None,
+        }
     }
     pub fn with_text(mut self, text: impl Into<String>) -> Self {
         self.text = Some(text.into());

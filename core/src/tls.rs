@@ -48,10 +48,20 @@ pub fn load_or_generate(
     let key = read_key(&key_path)?;
     let fingerprint = fingerprint(&certs[0]);
     let config = server_config(certs, key)?;
-    Ok((config, CertInfo { cert_path, generated, fingerprint }))
+    Ok((
+        config,
+        CertInfo {
+            cert_path,
+            generated,
+            fingerprint,
+        },
+    ))
 }
 
-fn server_config(certs: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Result<Arc<ServerConfig>, String> {
+fn server_config(
+    certs: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<Arc<ServerConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -66,13 +76,19 @@ fn server_config(certs: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static
 }
 
 fn generate(hosts: &[String], cert_path: &Path, key_path: &Path) -> Result<(), String> {
-    let names: Vec<String> = if hosts.is_empty() { vec!["localhost".into()] } else { hosts.to_vec() };
-    let certified = rcgen::generate_simple_self_signed(names).map_err(|e| format!("generating a certificate: {e}"))?;
+    let names: Vec<String> = if hosts.is_empty() {
+        vec!["localhost".into()]
+    } else {
+        hosts.to_vec()
+    };
+    let certified = rcgen::generate_simple_self_signed(names)
+        .map_err(|e| format!("generating a certificate: {e}"))?;
     if let Some(dir) = cert_path.parent() {
         fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
     write_private(key_path, certified.key_pair.serialize_pem().as_bytes())?;
-    fs::write(cert_path, certified.cert.pem()).map_err(|e| format!("{}: {e}", cert_path.display()))?;
+    fs::write(cert_path, certified.cert.pem())
+        .map_err(|e| format!("{}: {e}", cert_path.display()))?;
     Ok(())
 }
 
@@ -85,7 +101,8 @@ fn write_private(path: &Path, data: &[u8]) -> Result<(), String> {
         .mode(0o600)
         .open(path)
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    f.write_all(data).map_err(|e| format!("{}: {e}", path.display()))
+    f.write_all(data)
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
@@ -94,7 +111,10 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
         .collect::<Result<_, _>>()
         .map_err(|e| format!("{}: not a PEM certificate file: {e}", path.display()))?;
     if certs.is_empty() {
-        return Err(format!("{}: no certificate found (expected PEM \"BEGIN CERTIFICATE\")", path.display()));
+        return Err(format!(
+            "{}: no certificate found (expected PEM \"BEGIN CERTIFICATE\")",
+            path.display()
+        ));
     }
     Ok(certs)
 }
@@ -103,7 +123,12 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
     let data = fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     rustls_pemfile::private_key(&mut data.as_slice())
         .map_err(|e| format!("{}: not a PEM key file: {e}", path.display()))?
-        .ok_or_else(|| format!("{}: no private key found (expected PEM \"BEGIN PRIVATE KEY\")", path.display()))
+        .ok_or_else(|| {
+            format!(
+                "{}: no private key found (expected PEM \"BEGIN PRIVATE KEY\")",
+                path.display()
+            )
+        })
 }
 
 fn fingerprint(cert: &CertificateDer<'_>) -> String {
@@ -122,6 +147,7 @@ pub fn channel_binding(conn: &rustls::ServerConnection) -> Option<Vec<u8>> {
         return None;
     }
     let mut out = vec![0u8; 32];
-    conn.export_keying_material(&mut out, b"EXPORTER-Channel-Binding", None).ok()?;
+    conn.export_keying_material(&mut out, b"EXPORTER-Channel-Binding", None)
+        .ok()?;
     Some(out)
 }

@@ -6,8 +6,16 @@ use switchboard_xml::{ns, Element};
 use super::{IqKey, IqRequest, IqType, Registry, Scope};
 use crate::stanza::StanzaError;
 
-const INFO: IqKey = IqKey { name: "query", ns: ns::DISCO_INFO, kind: IqType::Get };
-const ITEMS: IqKey = IqKey { name: "query", ns: ns::DISCO_ITEMS, kind: IqType::Get };
+const INFO: IqKey = IqKey {
+    name: "query",
+    ns: ns::DISCO_INFO,
+    kind: IqType::Get,
+};
+const ITEMS: IqKey = IqKey {
+    name: "query",
+    ns: ns::DISCO_ITEMS,
+    kind: IqType::Get,
+};
 
 pub fn register(r: &mut Registry) {
     r.handle(INFO, Scope::Server, server_info);
@@ -20,7 +28,13 @@ pub fn register(r: &mut Registry) {
     }
 }
 
-fn info(node: Option<&str>, category: &str, kind: &str, name: Option<&str>, features: &[&str]) -> Element {
+fn info(
+    node: Option<&str>,
+    category: &str,
+    kind: &str,
+    name: Option<&str>,
+    features: &[&str],
+) -> Element {
     let mut q = Element::new("query", ns::DISCO_INFO);
     if let Some(n) = node {
         q.set_attr("node", n);
@@ -40,10 +54,18 @@ fn info(node: Option<&str>, category: &str, kind: &str, name: Option<&str>, feat
 
 fn server_info(req: &IqRequest<'_>) -> Result<Option<Element>, StanzaError> {
     if let Some(node) = req.payload.attr("node") {
-        return Err(StanzaError::new("item-not-found", crate::stanza::ErrorType::Cancel)
-            .with_text(format!("no disco node '{node}' here")));
+        return Err(
+            StanzaError::new("item-not-found", crate::stanza::ErrorType::Cancel)
+                .with_text(format!("no disco node '{node}' here")),
+        );
     }
-    Ok(Some(info(None, "server", "im", Some("Switchboard"), req.registry.features(Scope::Server))))
+    Ok(Some(info(
+        None,
+        "server",
+        "im",
+        Some("Switchboard"),
+        req.registry.features(Scope::Server),
+    )))
 }
 
 fn server_items(req: &IqRequest<'_>) -> Result<Option<Element>, StanzaError> {

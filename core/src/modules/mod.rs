@@ -108,7 +108,9 @@ impl Registry {
     pub fn lookup(&self, payload: &Element, kind: IqType, scope: Scope) -> Option<IqHandler> {
         self.handlers
             .iter()
-            .find(|((k, s), _)| *s == scope && k.kind == kind && k.name == payload.name && k.ns == payload.ns)
+            .find(|((k, s), _)| {
+                *s == scope && k.kind == kind && k.name == payload.name && k.ns == payload.ns
+            })
             .map(|(_, h)| *h)
     }
 }

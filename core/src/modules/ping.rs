@@ -6,7 +6,11 @@ use switchboard_xml::ns;
 use super::{IqKey, IqRequest, IqType, Registry, Scope};
 use crate::stanza::StanzaError;
 
-const KEY: IqKey = IqKey { name: "ping", ns: ns::PING, kind: IqType::Get };
+const KEY: IqKey = IqKey {
+    name: "ping",
+    ns: ns::PING,
+    kind: IqType::Get,
+};
 
 pub fn register(r: &mut Registry) {
     r.handle(KEY, Scope::Server, pong);

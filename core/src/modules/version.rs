@@ -7,7 +7,15 @@ use super::{IqKey, IqRequest, IqType, Registry, Scope};
 use crate::stanza::StanzaError;
 
 pub fn register(r: &mut Registry) {
-    r.handle(IqKey { name: "query", ns: ns::VERSION, kind: IqType::Get }, Scope::Server, version);
+    r.handle(
+        IqKey {
+            name: "query",
+            ns: ns::VERSION,
+            kind: IqType::Get,
+        },
+        Scope::Server,
+        version,
+    );
     r.feature(Scope::Server, ns::VERSION);
 }
 

@@ -12,9 +12,12 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
 
+use crate::accounts::AccountError;
 use crate::server::Shared;
 use crate::sessions::{Outbound, OUTBOX_CAPACITY};
+use crate::stanza::{ErrorType, StanzaError};
 use crate::stream::{Action, C2s, StreamError};
+use switchboard_spool::SpoolError;
 
 /// Read buffer size. Small on purpose: an idle session should cost little,
 /// and stanzas larger than this simply take several reads.
@@ -66,17 +69,20 @@ pub async fn serve(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>, direct
         let mut tcp = tcp;
         match conn.run(&mut tcp).await {
             Ok(Flow::StartTls) => match acceptor {
-                Some(acceptor) => match tokio::time::timeout(settings.preauth_timeout, acceptor.accept(tcp)).await {
-                    Ok(Ok(mut tls)) => {
-                        let cb = crate::tls::channel_binding(tls.get_ref().1);
-                        conn.machine.tls_established(cb);
-                        let r = conn.run(&mut tls).await;
-                        conn.finish();
-                        r.map(|_| ())
+                Some(acceptor) => {
+                    match tokio::time::timeout(settings.preauth_timeout, acceptor.accept(tcp)).await
+                    {
+                        Ok(Ok(mut tls)) => {
+                            let cb = crate::tls::channel_binding(tls.get_ref().1);
+                            conn.machine.tls_established(cb);
+                            let r = conn.run(&mut tls).await;
+                            conn.finish();
+                            r.map(|_| ())
+                        }
+                        Ok(Err(e)) => Err(e),
+                        Err(_) => Ok(()),
                     }
-                    Ok(Err(e)) => Err(e),
-                    Err(_) => Ok(()),
-                },
+                }
                 None => Ok(()),
             },
             Ok(Flow::Closed) => {
@@ -96,7 +102,12 @@ pub async fn serve(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>, direct
 
 impl Conn {
     fn new(shared: Arc<Shared>, machine: C2s, peer: SocketAddr) -> Conn {
-        Conn { shared, machine, bound: None, peer }
+        Conn {
+            shared,
+            machine,
+            bound: None,
+            peer,
+        }
     }
 
     /// Unregisters the session, whatever ended the connection.
@@ -107,14 +118,20 @@ impl Conn {
         }
     }
 
-    async fn run<S: AsyncRead + AsyncWrite + Unpin>(&mut self, io: &mut S) -> std::io::Result<Flow> {
+    async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut S,
+    ) -> std::io::Result<Flow> {
         let mut shutdown = self.shared.shutdown_signal();
         let mut buf = vec![0u8; READ_CHUNK];
         loop {
             if let Some(flow) = self.drain_actions(io).await? {
                 return Ok(flow);
             }
-            let deadline = self.machine.poll_timeout().map(tokio::time::Instant::from_std);
+            let deadline = self
+                .machine
+                .poll_timeout()
+                .map(tokio::time::Instant::from_std);
             let sleep = async {
                 match deadline {
                     Some(d) => tokio::time::sleep_until(d).await,
@@ -183,7 +200,10 @@ impl Conn {
 
     /// Carries out the machine's actions. Returns a flow when the loop over
     /// this transport must end.
-    async fn drain_actions<S: AsyncRead + AsyncWrite + Unpin>(&mut self, io: &mut S) -> std::io::Result<Option<Flow>> {
+    async fn drain_actions<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut S,
+    ) -> std::io::Result<Option<Flow>> {
         let mut wrote = false;
         while let Some(action) = self.machine.poll_action() {
             match action {
@@ -197,29 +217,43 @@ impl Conn {
                 }
                 Action::LookupScram { host, user, hash } => {
                     let store = self.shared.storage.clone();
-                    let cred = tokio::task::spawn_blocking(move || match store.load_user(&host, &user) {
-                        Ok(rec) => rec.and_then(|r| r.credential(hash.name()).cloned()),
-                        Err(e) => {
-                            tracing::error!("login lookup failed: {e}");
-                            None
-                        }
-                    })
-                    .await
-                    .unwrap_or(None);
+                    let cred =
+                        tokio::task::spawn_blocking(move || match store.load_user(&host, &user) {
+                            Ok(rec) => rec.and_then(|r| r.credential(hash.name()).cloned()),
+                            Err(e) => {
+                                tracing::error!("login lookup failed: {e}");
+                                None
+                            }
+                        })
+                        .await
+                        .unwrap_or(None);
                     self.machine.scram_credentials(cred);
                 }
-                Action::VerifyPlain { host, user, password } => {
+                Action::VerifyPlain {
+                    host,
+                    user,
+                    password,
+                } => {
                     let store = self.shared.storage.clone();
                     let u = user.clone();
                     let ok = tokio::task::spawn_blocking(move || {
-                        crate::accounts::verify(store.as_ref(), &host, &u, &password).unwrap_or_else(|e| {
-                            tracing::error!("login lookup failed: {e}");
-                            false
-                        })
+                        crate::accounts::verify(store.as_ref(), &host, &u, &password)
+                            .unwrap_or_else(|e| {
+                                tracing::error!("login lookup failed: {e}");
+                                false
+                            })
                     })
                     .await
                     .unwrap_or(false);
                     self.machine.plain_verified(&user, ok);
+                }
+                Action::Register {
+                    host,
+                    user,
+                    password,
+                } => {
+                    let result = self.register(host, user, password).await;
+                    self.machine.registered(result);
                 }
                 Action::Bound(jid) => self.bind(jid),
                 Action::Stanza(el) => self.shared.router.route(el),
@@ -235,6 +269,50 @@ impl Conn {
             self.machine.note_sent(Instant::now());
         }
         Ok(None)
+    }
+
+    /// Creates an account for XEP-0077, throttled per source address.
+    async fn register(
+        &self,
+        host: String,
+        user: String,
+        password: String,
+    ) -> Result<(), StanzaError> {
+        if !self
+            .shared
+            .registrations
+            .allow(self.peer.ip(), Instant::now())
+        {
+            return Err(StanzaError::new("resource-constraint", ErrorType::Wait)
+                .with_text("too many registrations from your address; try again later"));
+        }
+        let store = self.shared.storage.clone();
+        let iterations = self.shared.scram_iterations();
+        let (h, u) = (host.clone(), user.clone());
+        let r = tokio::task::spawn_blocking(move || {
+            crate::accounts::create(store.as_ref(), &h, &u, &password, iterations)
+        })
+        .await;
+        match r {
+            Ok(Ok(())) => {
+                tracing::info!(user = %user, host = %host, peer = %self.peer, "account registered in band");
+                Ok(())
+            }
+            Ok(Err(AccountError::Spool(SpoolError::AlreadyExists))) => {
+                Err(StanzaError::new("conflict", ErrorType::Cancel)
+                    .with_text("that user name is taken"))
+            }
+            Ok(Err(AccountError::BadPassword)) => Err(StanzaError::new(
+                "not-acceptable",
+                ErrorType::Modify,
+            )
+            .with_text("the password is empty or contains characters a password may not hold")),
+            Ok(Err(e)) => {
+                tracing::error!("registration of {user}@{host} failed: {e}");
+                Err(StanzaError::internal_server_error())
+            }
+            Err(_) => Err(StanzaError::internal_server_error()),
+        }
     }
 
     fn bind(&mut self, jid: Jid) {

@@ -18,6 +18,7 @@ use switchboard_xml::{ns, Element, Event, Limits, StreamHeader, StreamParser};
 use crate::sasl::{plain, SaslFailure, ScramHash, ScramServer, ScramStep};
 use crate::stanza::{error_reply, iq_result, Kind, StanzaError};
 use crate::stream::error::StreamError;
+use crate::stream::register;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -36,6 +37,9 @@ pub struct C2sSettings {
     pub limits: Limits,
     pub preauth_timeout: Duration,
     pub keepalive: Duration,
+    /// Hosts whose `<registration>` is `open`: clients may create accounts
+    /// before logging in (XEP-0077).
+    pub open_registration: Vec<String>,
 }
 
 /// What the driver must do next.
@@ -47,9 +51,23 @@ pub enum Action {
     /// call [`C2s::tls_established`].
     StartTls,
     /// Look up the SCRAM credential and answer with [`C2s::scram_credentials`].
-    LookupScram { host: String, user: String, hash: ScramHash },
+    LookupScram {
+        host: String,
+        user: String,
+        hash: ScramHash,
+    },
     /// Verify a PLAIN password and answer with [`C2s::plain_verified`].
-    VerifyPlain { host: String, user: String, password: String },
+    VerifyPlain {
+        host: String,
+        user: String,
+        password: String,
+    },
+    /// Create an account (XEP-0077) and answer with [`C2s::registered`].
+    Register {
+        host: String,
+        user: String,
+        password: String,
+    },
     /// A resource was bound: register the session under this full JID (a
     /// session already bound to it must be replaced with `conflict`).
     Bound(Jid),
@@ -96,6 +114,8 @@ pub struct C2s {
     /// has therefore seen -PLUS advertised, so its fallback to plain SCRAM
     /// with the `y` flag is not a downgrade and is accepted.
     client_saw_plus: bool,
+    /// The registration IQ waiting for the driver's answer.
+    pending_register: Option<Element>,
     /// Set after SASL success: the authenticated localpart.
     user: Option<String>,
     bound: Option<Jid>,
@@ -106,7 +126,12 @@ pub struct C2s {
 impl C2s {
     /// A new connection. `secure` is true for direct TLS (XEP-0368): the
     /// driver has already run the handshake and passes its channel binding.
-    pub fn new(settings: C2sSettings, now: Instant, secure: bool, channel_binding: Option<Vec<u8>>) -> Self {
+    pub fn new(
+        settings: C2sSettings,
+        now: Instant,
+        secure: bool,
+        channel_binding: Option<Vec<u8>>,
+    ) -> Self {
         let parser = StreamParser::new(settings.limits);
         C2s {
             settings,
@@ -120,6 +145,7 @@ impl C2s {
             sasl: Sasl::None,
             auth_failures: 0,
             client_saw_plus: false,
+            pending_register: None,
             user: None,
             bound: None,
             connected_at: now,
@@ -216,6 +242,21 @@ impl C2s {
             self.sasl_success(user.to_string(), None);
         } else {
             self.sasl_failure(SaslFailure::NotAuthorized);
+        }
+        self.process();
+    }
+
+    /// Answer to [`Action::Register`]: `Ok` when the account was created.
+    pub fn registered(&mut self, result: Result<(), StanzaError>) {
+        self.phase = Phase::Open;
+        if let Some(iq) = self.pending_register.take() {
+            let reply = match result {
+                Ok(()) => Some(unaddressed(iq_result(&iq, None))),
+                Err(e) => error_reply(&iq, &e).map(unaddressed),
+            };
+            if let Some(r) = reply {
+                self.send_el(&r);
+            }
         }
         self.process();
     }
@@ -335,7 +376,9 @@ impl C2s {
             ));
             return;
         }
-        let major = h.attr("version").and_then(|v| v.split('.').next()?.parse::<u32>().ok());
+        let major = h
+            .attr("version")
+            .and_then(|v| v.split('.').next()?.parse::<u32>().ok());
         if major != Some(1) {
             self.fail(StreamError::with_text(
                 "unsupported-version",
@@ -353,7 +396,8 @@ impl C2s {
             // RFC 6121 removed session establishment; old clients still ask
             // for it, so it is offered as optional (RFC 3921bis style).
             f.append_child(
-                Element::new("session", ns::SESSION).with_child(Element::new("optional", ns::SESSION)),
+                Element::new("session", ns::SESSION)
+                    .with_child(Element::new("optional", ns::SESSION)),
             );
         } else if !self.secure && self.settings.tls_available {
             let mut st = Element::new("starttls", ns::TLS);
@@ -366,11 +410,15 @@ impl C2s {
             }
         } else if self.secure || !self.settings.tls_required {
             f.append_child(self.mechanisms());
+            if self.registration_open() {
+                f.append_child(Element::new("register", register::FEATURE_NS));
+            }
             if self.channel_binding.is_some() {
                 // XEP-0440: say which channel binding types we support.
                 f.append_child(
                     Element::new("sasl-channel-binding", "urn:xmpp:sasl-cb:0").with_child(
-                        Element::new("channel-binding", "urn:xmpp:sasl-cb:0").with_attr("type", "tls-exporter"),
+                        Element::new("channel-binding", "urn:xmpp:sasl-cb:0")
+                            .with_attr("type", "tls-exporter"),
                     ),
                 );
             }
@@ -407,6 +455,10 @@ impl C2s {
         if el.ns == ns::SASL {
             return self.on_sasl(el);
         }
+        let may_negotiate = self.secure || !self.settings.tls_required;
+        if self.user.is_none() && may_negotiate && is_register_iq(&el) {
+            return self.on_register(el);
+        }
         if self.user.is_none() {
             // Before authentication only negotiation is allowed.
             let cond = if !self.secure && self.settings.tls_required {
@@ -433,6 +485,49 @@ impl C2s {
         self.on_stanza(el);
     }
 
+    fn registration_open(&self) -> bool {
+        self.host
+            .as_ref()
+            .is_some_and(|h| self.settings.open_registration.contains(h))
+    }
+
+    /// XEP-0077 before authentication: the form, or an account request.
+    fn on_register(&mut self, iq: Element) {
+        let query = iq
+            .get_child("query", ns::REGISTER)
+            .cloned()
+            .unwrap_or_default();
+        let reply_err = |m: &mut Self, e: StanzaError| {
+            if let Some(r) = error_reply(&iq, &e) {
+                m.send_el(&unaddressed(r));
+            }
+        };
+        if !self.registration_open() {
+            return reply_err(
+                self,
+                StanzaError::not_allowed()
+                    .with_text("registration is closed on this server; ask an administrator"),
+            );
+        }
+        match iq.attr("type") {
+            Some("get") => self.send_el(&unaddressed(iq_result(&iq, Some(register::form())))),
+            Some("set") => match register::parse(&query) {
+                Ok(req) => {
+                    let host = self.host.clone().unwrap_or_default();
+                    self.pending_register = Some(iq);
+                    self.phase = Phase::Pending;
+                    self.actions.push_back(Action::Register {
+                        host,
+                        user: req.user,
+                        password: req.password,
+                    });
+                }
+                Err(e) => reply_err(self, e),
+            },
+            _ => {}
+        }
+    }
+
     fn on_starttls(&mut self) {
         if self.secure || !self.settings.tls_available || self.user.is_some() {
             let mut out = Element::new("failure", ns::TLS).to_bytes(None);
@@ -452,7 +547,10 @@ impl C2s {
 
     fn on_sasl(&mut self, el: Element) {
         if self.user.is_some() {
-            return self.fail(StreamError::with_text("policy-violation", "already authenticated"));
+            return self.fail(StreamError::with_text(
+                "policy-violation",
+                "already authenticated",
+            ));
         }
         if !self.secure && self.settings.tls_required {
             let mut out = failure("encryption-required");
@@ -494,7 +592,9 @@ impl C2s {
                 // Not a failed login: the client simply cannot use our
                 // binding type and will try its next mechanism.
                 self.client_saw_plus = true;
-                let text = format!("channel binding type '{cb_type}' is not supported here; use tls-exporter");
+                let text = format!(
+                    "channel binding type '{cb_type}' is not supported here; use tls-exporter"
+                );
                 return self.send(failure_with_text("malformed-request", &text));
             }
         }
@@ -507,7 +607,8 @@ impl C2s {
                 match normalize_localpart(&username) {
                     Ok(user) => {
                         self.phase = Phase::Pending;
-                        self.actions.push_back(Action::LookupScram { host, user, hash });
+                        self.actions
+                            .push_back(Action::LookupScram { host, user, hash });
                     }
                     // An impossible user name continues like an unknown
                     // one, so the failure looks the same.
@@ -535,7 +636,11 @@ impl C2s {
             }
         }
         self.phase = Phase::Pending;
-        self.actions.push_back(Action::VerifyPlain { host, user, password: creds.password });
+        self.actions.push_back(Action::VerifyPlain {
+            host,
+            user,
+            password: creds.password,
+        });
     }
 
     fn on_response(&mut self, el: Element) {
@@ -556,13 +661,16 @@ impl C2s {
                 let el = Element::new("challenge", ns::SASL).with_text(B64.encode(data));
                 self.send(el.to_bytes(None));
             }
-            Ok(ScramStep::Success { username, server_final }) => {
-                match normalize_localpart(&username) {
-                    Ok(user) => self.sasl_success(user, Some(server_final)),
-                    Err(_) => self.sasl_failure(SaslFailure::NotAuthorized),
-                }
+            Ok(ScramStep::Success {
+                username,
+                server_final,
+            }) => match normalize_localpart(&username) {
+                Ok(user) => self.sasl_success(user, Some(server_final)),
+                Err(_) => self.sasl_failure(SaslFailure::NotAuthorized),
+            },
+            Ok(ScramStep::NeedCredentials { .. }) => {
+                self.sasl_failure(SaslFailure::MalformedRequest)
             }
-            Ok(ScramStep::NeedCredentials { .. }) => self.sasl_failure(SaslFailure::MalformedRequest),
             Err(f) => self.sasl_failure(f),
         }
     }
@@ -587,7 +695,10 @@ impl C2s {
         if f != SaslFailure::Aborted {
             self.auth_failures += 1;
             if self.auth_failures >= MAX_AUTH_FAILURES {
-                self.fail(StreamError::with_text("policy-violation", "too many failed authentication attempts"));
+                self.fail(StreamError::with_text(
+                    "policy-violation",
+                    "too many failed authentication attempts",
+                ));
             }
         }
     }
@@ -595,9 +706,14 @@ impl C2s {
     /// Stanzas after authentication but before a resource is bound: only
     /// the bind IQ is allowed.
     fn on_unbound_stanza(&mut self, el: Element) {
-        let is_bind = el.name == "iq" && el.attr("type") == Some("set") && el.get_child("bind", ns::BIND).is_some();
+        let is_bind = el.name == "iq"
+            && el.attr("type") == Some("set")
+            && el.get_child("bind", ns::BIND).is_some();
         if !is_bind {
-            return self.fail(StreamError::with_text("not-authorized", "bind a resource first"));
+            return self.fail(StreamError::with_text(
+                "not-authorized",
+                "bind a resource first",
+            ));
         }
         let requested = el
             .get_child("bind", ns::BIND)
@@ -607,7 +723,8 @@ impl C2s {
             Some(r) => match normalize_resource(&r) {
                 Ok(r) => r,
                 Err(_) => {
-                    let err = StanzaError::bad_request().with_text("that resource is not a valid resourcepart");
+                    let err = StanzaError::bad_request()
+                        .with_text("that resource is not a valid resourcepart");
                     if let Some(reply) = error_reply(&el, &err) {
                         self.send_el(&reply);
                     }
@@ -645,7 +762,10 @@ impl C2s {
             match Jid::parse(from) {
                 Ok(f) if f == jid || f == jid.to_bare() => {}
                 _ => {
-                    return self.fail(StreamError::with_text("invalid-from", "'from' must be your own address"));
+                    return self.fail(StreamError::with_text(
+                        "invalid-from",
+                        "'from' must be your own address",
+                    ));
                 }
             }
         }
@@ -673,7 +793,10 @@ impl C2s {
                 return;
             }
             // Legacy session establishment (RFC 3921): accepted as a no-op.
-            if el.attr("to").is_none() && el.attr("type") == Some("set") && el.get_child("session", ns::SESSION).is_some() {
+            if el.attr("to").is_none()
+                && el.attr("type") == Some("set")
+                && el.get_child("session", ns::SESSION).is_some()
+            {
                 let mut reply = iq_result(&el, None);
                 reply.remove_attr("from");
                 self.send_el(&reply);
@@ -682,6 +805,20 @@ impl C2s {
         }
         self.actions.push_back(Action::Stanza(el));
     }
+}
+
+fn is_register_iq(el: &Element) -> bool {
+    el.is("iq", ns::CLIENT)
+        && el.attr("id").is_some()
+        && el.get_child("query", ns::REGISTER).is_some()
+}
+
+/// Replies on a stream before binding carry no addresses: the client has
+/// no JID yet (RFC 6120 §8.1.2.1 lets the server omit them).
+fn unaddressed(mut el: Element) -> Element {
+    el.remove_attr("from");
+    el.remove_attr("to");
+    el
 }
 
 /// RFC 6120 §8.2.3: an IQ has an id, a known type, and get/set carry
@@ -693,12 +830,15 @@ fn check_iq(el: &Element) -> Result<(), StanzaError> {
     match el.attr("type") {
         Some("get") | Some("set") => {
             if el.elements().count() != 1 {
-                return Err(StanzaError::bad_request().with_text("an IQ get or set carries exactly one child element"));
+                return Err(StanzaError::bad_request()
+                    .with_text("an IQ get or set carries exactly one child element"));
             }
             Ok(())
         }
         Some("result") | Some("error") => Ok(()),
-        _ => Err(StanzaError::bad_request().with_text("IQ 'type' must be get, set, result or error")),
+        _ => {
+            Err(StanzaError::bad_request().with_text("IQ 'type' must be get, set, result or error"))
+        }
     }
 }
 
@@ -713,7 +853,11 @@ fn unsupported_cb_type(client_first: &[u8]) -> Option<String> {
 fn failure_with_text(condition: &str, text: &str) -> Vec<u8> {
     let el = Element::new("failure", ns::SASL)
         .with_child(Element::new(condition, ns::SASL))
-        .with_child(Element::new("text", ns::SASL).with_attr("xml:lang", "en").with_text(text));
+        .with_child(
+            Element::new("text", ns::SASL)
+                .with_attr("xml:lang", "en")
+                .with_text(text),
+        );
     el.to_bytes(None)
 }
 

@@ -12,16 +12,22 @@ pub struct StreamError {
 
 impl StreamError {
     pub fn new(condition: &'static str) -> Self {
-        StreamError { condition, text: None }
+        StreamError {
+            condition,
+            text: None,
+        }
     }
     pub fn with_text(condition: &'static str, text: impl Into<String>) -> Self {
-        StreamError { condition, text: Some(text.into()) }
+        StreamError {
+            condition,
+            text: Some(text.into()),
+        }
     }
 
     /// `<stream:error>` with the condition and text, ready to write.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut e = Element::new("error", ns::STREAM)
-            .with_child(Element::new(self.condition, ns::STREAMS));
+        let mut e =
+            Element::new("error", ns::STREAM).with_child(Element::new(self.condition, ns::STREAMS));
         if let Some(t) = &self.text {
             e.append_child(
                 Element::new("text", ns::STREAMS)

@@ -3,6 +3,7 @@
 
 pub mod c2s;
 pub mod error;
+pub mod register;
 
 pub use c2s::{Action, C2s, C2sSettings};
 pub use error::StreamError;

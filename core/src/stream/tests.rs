@@ -24,6 +24,7 @@ fn settings() -> C2sSettings {
         limits: Limits::default(),
         preauth_timeout: Duration::from_secs(60),
         keepalive: Duration::from_secs(60),
+        open_registration: vec!["localhost".into()],
     }
 }
 
@@ -65,12 +66,24 @@ impl Pair {
                 Action::Send(b) => self.received.push_str(&String::from_utf8(b).unwrap()),
                 Action::StartTls => self.server.tls_established(Some(vec![7u8; 32])),
                 Action::LookupScram { user, hash, .. } => {
-                    let cred = (user == "alice").then(|| derive_with_salt(hash, "secret", b"salt-of-alice", 4096));
+                    let cred = (user == "alice")
+                        .then(|| derive_with_salt(hash, "secret", b"salt-of-alice", 4096));
                     self.server.scram_credentials(cred);
                 }
                 Action::VerifyPlain { user, password, .. } => {
                     let ok = user == "alice" && password == "secret";
                     self.server.plain_verified(&user, ok);
+                }
+                Action::Register { user, .. } => {
+                    let r = if user == "alice" {
+                        Err(crate::stanza::StanzaError::new(
+                            "conflict",
+                            crate::stanza::ErrorType::Cancel,
+                        ))
+                    } else {
+                        Ok(())
+                    };
+                    self.server.registered(r);
                 }
                 Action::Bound(j) => self.bound = Some(j.to_string()),
                 Action::Stanza(el) => self.routed.push(el),
@@ -84,7 +97,8 @@ impl Pair {
     }
 
     fn advance(&mut self, secs: u64) {
-        self.server.handle_timeout(self.start + Duration::from_secs(secs));
+        self.server
+            .handle_timeout(self.start + Duration::from_secs(secs));
         self.drain();
     }
 
@@ -101,7 +115,9 @@ impl Pair {
     fn login(&mut self) {
         self.open_for_sasl();
         let payload = B64.encode(b"\0alice\0secret");
-        self.send(&format!("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{payload}</auth>"));
+        self.send(&format!(
+            "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{payload}</auth>"
+        ));
         assert!(self.take().contains("<success"), "PLAIN login succeeds");
         self.send(HEADER);
         self.send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>phone</resource></bind></iq>");
@@ -116,7 +132,10 @@ fn before_tls_only_starttls_is_offered_and_it_is_required() {
     let out = p.take();
     assert!(out.contains("<stream:stream"), "{out}");
     assert!(out.contains("from='localhost'"), "{out}");
-    assert!(out.contains("<starttls xmlns=\"urn:ietf:params:xml:ns:xmpp-tls\"><required/></starttls>"), "{out}");
+    assert!(
+        out.contains("<starttls xmlns=\"urn:ietf:params:xml:ns:xmpp-tls\"><required/></starttls>"),
+        "{out}"
+    );
     assert!(!out.contains("mechanisms"), "no SASL before TLS: {out}");
 }
 
@@ -135,7 +154,13 @@ fn auth_before_tls_is_refused() {
 fn after_tls_mechanisms_include_plus_variants_and_plain() {
     let mut p = Pair::new();
     let out = p.open_for_sasl();
-    for m in ["SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"] {
+    for m in [
+        "SCRAM-SHA-256-PLUS",
+        "SCRAM-SHA-1-PLUS",
+        "SCRAM-SHA-256",
+        "SCRAM-SHA-1",
+        "PLAIN",
+    ] {
         assert!(out.contains(&format!(">{m}<")), "{m} offered: {out}");
     }
     assert!(out.contains("tls-exporter"), "XEP-0440 advertised: {out}");
@@ -151,14 +176,20 @@ fn full_login_binds_and_stamps_from() {
     let m = &p.routed[0];
     assert_eq!(m.attr("from"), Some("alice@localhost/phone"));
     assert_eq!(m.attr("to"), Some("bob@localhost"), "to is normalized");
-    assert_eq!(m.child_text("body", "jabber:client").as_deref(), Some("hi & bye"));
+    assert_eq!(
+        m.child_text("body", "jabber:client").as_deref(),
+        Some("hi & bye")
+    );
 }
 
 #[test]
 fn bind_without_resource_generates_one() {
     let mut p = Pair::new();
     p.open_for_sasl();
-    p.send(&format!("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{}</auth>", B64.encode(b"\0alice\0secret")));
+    p.send(&format!(
+        "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{}</auth>",
+        B64.encode(b"\0alice\0secret")
+    ));
     p.send(HEADER);
     p.take();
     p.send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>");
@@ -173,7 +204,10 @@ fn wrong_password_and_unknown_user_fail_the_same_way() {
     for creds in [&b"\0alice\0wrong"[..], &b"\0nobody\0secret"[..]] {
         let mut p = Pair::new();
         p.open_for_sasl();
-        p.send(&format!("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{}</auth>", B64.encode(creds)));
+        p.send(&format!(
+            "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{}</auth>",
+            B64.encode(creds)
+        ));
         let out = p.take();
         assert_eq!(
             out,
@@ -188,7 +222,10 @@ fn three_failed_logins_close_the_stream() {
     let mut p = Pair::new();
     p.open_for_sasl();
     for _ in 0..3 {
-        p.send(&format!("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{}</auth>", B64.encode(b"\0alice\0nope")));
+        p.send(&format!(
+            "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{}</auth>",
+            B64.encode(b"\0alice\0nope")
+        ));
     }
     assert!(p.take().contains("policy-violation"));
     assert!(p.closed);
@@ -196,9 +233,17 @@ fn three_failed_logins_close_the_stream() {
 
 /// A test-side SCRAM-SHA-256 client (RFC 5802 §3), with the tls-exporter
 /// binding the Pair's fake TLS uses.
-fn scram_client_final(server_first: &str, client_first_bare: &str, gs2: &str, cb: &[u8], password: &str) -> String {
-    let attrs: std::collections::HashMap<&str, &str> =
-        server_first.split(',').filter_map(|kv| kv.split_once('=')).collect();
+fn scram_client_final(
+    server_first: &str,
+    client_first_bare: &str,
+    gs2: &str,
+    cb: &[u8],
+    password: &str,
+) -> String {
+    let attrs: std::collections::HashMap<&str, &str> = server_first
+        .split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .collect();
     let salt = B64.decode(attrs["s"]).unwrap();
     let iters: u32 = attrs["i"].parse().unwrap();
     let mut salted = [0u8; 32];
@@ -239,7 +284,10 @@ fn scram_sha_256_plus_login_with_channel_binding() {
     ));
     let server_first = text_of(&p.take(), "challenge");
     let fin = scram_client_final(&server_first, first_bare, gs2, &[7u8; 32], "secret");
-    p.send(&format!("<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{}</response>", B64.encode(fin)));
+    p.send(&format!(
+        "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{}</response>",
+        B64.encode(fin)
+    ));
     let out = p.take();
     assert!(out.contains("<success"), "{out}");
 }
@@ -257,7 +305,10 @@ fn scram_with_the_wrong_channel_binding_fails() {
     let server_first = text_of(&p.take(), "challenge");
     // A man in the middle has a different TLS session, hence other data.
     let fin = scram_client_final(&server_first, first_bare, gs2, &[9u8; 32], "secret");
-    p.send(&format!("<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{}</response>", B64.encode(fin)));
+    p.send(&format!(
+        "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{}</response>",
+        B64.encode(fin)
+    ));
     let out = p.take();
     assert!(out.contains("<failure"), "{out}");
     assert!(!out.contains("<success"), "{out}");
@@ -272,9 +323,16 @@ fn scram_for_an_unknown_user_looks_like_a_real_one_until_the_end() {
         B64.encode("n,,n=nobody,r=abc")
     ));
     let server_first = text_of(&p.take(), "challenge");
-    assert!(server_first.starts_with("r=abc") && server_first.contains(",s=") && server_first.contains(",i="));
+    assert!(
+        server_first.starts_with("r=abc")
+            && server_first.contains(",s=")
+            && server_first.contains(",i=")
+    );
     let fin = scram_client_final(&server_first, "n=nobody,r=abc", "n,,", &[], "secret");
-    p.send(&format!("<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{}</response>", B64.encode(fin)));
+    p.send(&format!(
+        "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{}</response>",
+        B64.encode(fin)
+    ));
     assert!(p.take().contains("not-authorized"));
 }
 
@@ -308,7 +366,10 @@ fn unknown_host_gets_host_unknown_after_a_header_from_us() {
     let mut p = Pair::new();
     p.send("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='example.net' version='1.0'>");
     let out = p.take();
-    assert!(out.starts_with("<?xml version='1.0'?><stream:stream"), "{out}");
+    assert!(
+        out.starts_with("<?xml version='1.0'?><stream:stream"),
+        "{out}"
+    );
     assert!(out.contains("<host-unknown"), "{out}");
     assert!(p.closed);
 }
@@ -395,7 +456,10 @@ fn iq_shape_is_checked() {
 fn stanzas_before_bind_are_refused() {
     let mut p = Pair::new();
     p.open_for_sasl();
-    p.send(&format!("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{}</auth>", B64.encode(b"\0alice\0secret")));
+    p.send(&format!(
+        "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{}</auth>",
+        B64.encode(b"\0alice\0secret")
+    ));
     p.send(HEADER);
     p.take();
     p.send("<message to='bob@localhost'><body>x</body></message>");
@@ -409,7 +473,10 @@ fn legacy_session_iq_is_answered() {
     p.login();
     p.send("<iq type='set' id='s1'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>");
     let out = p.take();
-    assert!(out.contains("type=\"result\"") && out.contains("id=\"s1\""), "{out}");
+    assert!(
+        out.contains("type=\"result\"") && out.contains("id=\"s1\""),
+        "{out}"
+    );
 }
 
 #[test]
@@ -431,7 +498,10 @@ fn bytes_after_starttls_are_not_interpreted() {
     p.drain();
     let out = p.take();
     assert!(out.contains("<proceed"));
-    assert!(!out.contains("success") && !out.contains("failure"), "{out}");
+    assert!(
+        !out.contains("success") && !out.contains("failure"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -455,7 +525,10 @@ fn a_client_without_tls_exporter_falls_back_to_plain_scram() {
             B64.encode("p=tls-unique,,n=alice,r=abc")
         ));
         let out = p.take();
-        assert!(out.contains("<malformed-request/>") && out.contains("tls-exporter"), "{out}");
+        assert!(
+            out.contains("<malformed-request/>") && out.contains("tls-exporter"),
+            "{out}"
+        );
     }
     let first_bare = "n=alice,r=abc";
     p.send(&format!(
@@ -464,7 +537,10 @@ fn a_client_without_tls_exporter_falls_back_to_plain_scram() {
     ));
     let server_first = text_of(&p.take(), "challenge");
     let fin = scram_client_final(&server_first, first_bare, "y,,", &[], "secret");
-    p.send(&format!("<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{}</response>", B64.encode(fin)));
+    p.send(&format!(
+        "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{}</response>",
+        B64.encode(fin)
+    ));
     assert!(p.take().contains("<success"));
 }
 
@@ -477,5 +553,55 @@ fn the_y_flag_without_a_plus_attempt_is_refused_as_a_downgrade() {
         B64.encode("y,,n=alice,r=abc")
     ));
     let out = p.take();
-    assert!(out.contains("<failure") && !out.contains("<challenge"), "{out}");
+    assert!(
+        out.contains("<failure") && !out.contains("<challenge"),
+        "{out}"
+    );
+}
+
+#[test]
+fn registration_before_login_when_open() {
+    let mut p = Pair::new();
+    let features = p.open_for_sasl();
+    assert!(
+        features.contains("http://jabber.org/features/iq-register"),
+        "{features}"
+    );
+    p.send("<iq type='get' id='r1'><query xmlns='jabber:iq:register'/></iq>");
+    let out = p.take();
+    assert!(
+        out.contains("<username/>") && out.contains("<password/>"),
+        "{out}"
+    );
+    p.send("<iq type='set' id='r2'><query xmlns='jabber:iq:register'><username>carol</username><password>pw</password></query></iq>");
+    let out = p.take();
+    assert!(
+        out.contains("type=\"result\"") && out.contains("id=\"r2\""),
+        "{out}"
+    );
+    p.send("<iq type='set' id='r3'><query xmlns='jabber:iq:register'><username>Alice</username><password>pw</password></query></iq>");
+    assert!(
+        p.take().contains("<conflict"),
+        "an existing name is a conflict"
+    );
+    assert!(!p.closed);
+}
+
+#[test]
+fn registration_is_refused_when_not_open_and_not_before_tls() {
+    let mut s = settings();
+    s.open_registration.clear();
+    let mut p = Pair::new();
+    p.server = C2s::new(s, p.start, false, None);
+    let features = p.open_for_sasl();
+    assert!(!features.contains("iq-register"), "{features}");
+    p.send("<iq type='set' id='r2'><query xmlns='jabber:iq:register'><username>carol</username><password>pw</password></query></iq>");
+    assert!(p.take().contains("<not-allowed"));
+
+    let mut p = Pair::new();
+    p.send(HEADER);
+    p.take();
+    p.send("<iq type='get' id='r1'><query xmlns='jabber:iq:register'/></iq>");
+    assert!(p.take().contains("policy-violation"), "STARTTLS first");
+    assert!(p.closed);
 }
