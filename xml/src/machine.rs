@@ -535,8 +535,22 @@ impl Machine {
             _ => {}
         }
 
+        let content: &[u8] = tag;
+        // One UTF-8 check for the whole tag; names and values are then
+        // taken from `text`. Their delimiters (whitespace, `=`, quotes) are
+        // ASCII, so they fall on character boundaries.
+        let text = std::str::from_utf8(content)
+            .map_err(|e| not_wf(start + 1 + e.valid_up_to(), "invalid UTF-8"))?;
+        let piece = |s: &[u8]| {
+            let i = index_in(content, s)?;
+            text.get(i..i + s.len())
+        };
+        // Where a piece of the tag (a key, a value) is in the buffer;
+        // `content` starts right after the `<`.
+        let offset_of = |s: &[u8]| start + 1 + index_in(content, s).unwrap_or(0);
+
         let qname = tag.name().into_inner();
-        let (prefix, local) = names::split_qname(qname).ok_or_else(|| {
+        let (prefix, local) = piece(qname).and_then(names::split_qname).ok_or_else(|| {
             not_wf(
                 start,
                 format!("invalid element name `{}`", String::from_utf8_lossy(qname)),
@@ -545,10 +559,6 @@ impl Machine {
 
         // Pass one: syntax, the attribute limit, and namespace declarations,
         // which must all be known before any name on this tag is resolved.
-        let content: &[u8] = tag;
-        // Where a piece of the tag (a key, a value) is in the buffer;
-        // `content` starts right after the `<`.
-        let offset_of = |s: &[u8]| start + 1 + index_in(content, s).unwrap_or(0);
         let mark = self.ns.mark();
         let mut count = 0usize;
         // The other attributes wait here, as positions in `content`, for
@@ -580,8 +590,8 @@ impl Machine {
             let decl = if key == b"xmlns" {
                 Some("")
             } else if let Some(p) = key.strip_prefix(b"xmlns:") {
-                match std::str::from_utf8(p) {
-                    Ok(p) if names::is_ncname(p) => Some(p),
+                match piece(p) {
+                    Some(p) if names::is_ncname(p) => Some(p),
                     _ => return Err(not_wf(offset_of(key), "invalid namespace prefix")),
                 }
             } else {
@@ -589,7 +599,8 @@ impl Machine {
             };
             let value: &[u8] = &attr.value;
             if let Some(prefix) = decl {
-                self.ns.declare(prefix, value, mark).map_err(|e| match e {
+                let uri = piece(value).ok_or_else(|| not_wf(start, "malformed attribute"))?;
+                self.ns.declare(prefix, uri, mark).map_err(|e| match e {
                     DeclError::Value(e) => decode_fail(offset_of(value), e),
                     DeclError::Invalid(msg) => not_wf(offset_of(key), msg),
                 })?;
@@ -604,18 +615,16 @@ impl Machine {
         // Pass two: the other attributes, resolved and decoded.
         let mut attrs: Vec<(String, String)> = Vec::with_capacity(pending.len());
         for (key, raw) in pending.drain(..) {
-            let (key, raw) = (&content[key], &content[raw]);
-            let at = offset_of(key);
+            let at = start + 1 + key.start;
+            let raw_at = start + 1 + raw.start;
+            let (Some(key), Some(raw)) = (text.get(key), text.get(raw)) else {
+                return Err(not_wf(at, "malformed attribute"));
+            };
             let name = match names::split_qname(key) {
-                None => {
-                    return Err(not_wf(
-                        at,
-                        format!("invalid attribute name `{}`", String::from_utf8_lossy(key)),
-                    ))
-                }
+                None => return Err(not_wf(at, format!("invalid attribute name `{}`", key))),
                 Some((None, local)) => local.to_owned(),
                 // `xml:lang` & co keep their conventional spelling.
-                Some((Some("xml"), local)) => format!("xml:{local}"),
+                Some((Some("xml"), local)) => ["xml:", local].concat(),
                 Some((Some(p), local)) => match self.ns.resolve(p) {
                     Some(uri) => format!("{{{uri}}}{local}"),
                     None => return Err(not_wf(at, format!("undeclared namespace prefix `{p}`"))),
@@ -625,7 +634,7 @@ impl Machine {
                 return Err(not_wf(at, format!("duplicate attribute `{name}`")));
             }
             let mut value = String::new();
-            unescape::attr(raw, &mut value).map_err(|e| decode_fail(offset_of(raw), e))?;
+            unescape::attr(raw, &mut value).map_err(|e| decode_fail(raw_at, e))?;
             attrs.push((name, value));
         }
         self.attr_scratch = pending;

@@ -3,24 +3,35 @@
 //!
 //! quick-xml only splits a tag at the first whitespace and does not look at
 //! the characters of a name, so `<1a>`, `<a"b>` or `<:x>` would get through;
-//! every element and attribute name passes through [`split_qname`] instead.
+//! every element and attribute name passes through [`split_qname`] instead
+//! (after the whole tag was checked to be UTF-8).
 
-/// Splits a raw qualified name into `(prefix, local)` after checking that
-/// both parts are `NCName`s (at most one colon, neither part empty).
-/// Returns `None` for anything that is not a valid `QName`, including
-/// invalid UTF-8.
-pub(crate) fn split_qname(raw: &[u8]) -> Option<(Option<&str>, &str)> {
-    let s = std::str::from_utf8(raw).ok()?;
-    match s.split_once(':') {
-        None => is_ncname(s).then_some((None, s)),
-        Some((prefix, local)) => {
-            (is_ncname(prefix) && is_ncname(local)).then_some((Some(prefix), local))
-        }
-    }
+/// Splits a qualified name into `(prefix, local)` after checking that both
+/// parts are `NCName`s (at most one colon, neither part empty). Returns
+/// `None` for anything that is not a valid `QName`.
+pub(crate) fn split_qname(s: &str) -> Option<(Option<&str>, &str)> {
+    let (prefix, local) = match s.split_once(':') {
+        None => (None, s),
+        Some((p, l)) => (Some(p), l),
+    };
+    let ok = is_ncname(local) && prefix.is_none_or(is_ncname);
+    ok.then_some((prefix, local))
 }
 
 /// An XML `Name` without colons.
 pub(crate) fn is_ncname(s: &str) -> bool {
+    if s.is_ascii() {
+        // Fast path for the usual all-ASCII name: byte checks only.
+        return match s.as_bytes().split_first() {
+            Some((first, rest)) => {
+                (first.is_ascii_alphabetic() || *first == b'_')
+                    && rest
+                        .iter()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'))
+            }
+            None => false,
+        };
+    }
     let mut chars = s.chars();
     match chars.next() {
         Some(c) if is_name_start(c) => chars.all(is_name_char),
@@ -61,38 +72,21 @@ mod tests {
 
     #[test]
     fn qnames() {
-        assert_eq!(split_qname(b"message"), Some((None, "message")));
-        assert_eq!(split_qname(b"c:message"), Some((Some("c"), "message")));
-        assert_eq!(split_qname(b"a-b.c_d9"), Some((None, "a-b.c_d9")));
-        assert_eq!(split_qname("été".as_bytes()), Some((None, "été")));
-        assert_eq!(
-            split_qname("日本:語".as_bytes()),
-            Some((Some("日本"), "語"))
-        );
+        assert_eq!(split_qname("message"), Some((None, "message")));
+        assert_eq!(split_qname("c:message"), Some((Some("c"), "message")));
+        assert_eq!(split_qname("a-b.c_d9"), Some((None, "a-b.c_d9")));
+        assert_eq!(split_qname("été"), Some((None, "été")));
+        assert_eq!(split_qname("日本:語"), Some((Some("日本"), "語")));
         for bad in [
-            &b""[..],
-            b":",
-            b":a",
-            b"a:",
-            b"a:b:c",
-            b"1a",
-            b"-a",
-            b".a",
-            b"a b",
-            b"a\"b",
-            b"a=b",
-            b"a/",
-            b"a<",
-            b"a&b",
-            b"\xff",
-            b"a\xc3",
+            "", ":", ":a", "a:", "a:b:c", "1a", "-a", ".a", "a b", "a\"b", "a=b", "a/", "a<",
+            "a&b", "é:1", "a\u{0}",
         ] {
-            assert_eq!(split_qname(bad), None, "{:?}", String::from_utf8_lossy(bad));
+            assert_eq!(split_qname(bad), None, "{bad:?}");
         }
         // U+00D7 (multiplication sign) is excluded from names.
-        assert_eq!(split_qname("a×".as_bytes()), None);
+        assert_eq!(split_qname("a×"), None);
         // U+00B7 may follow but not start a name.
-        assert!(split_qname("a·".as_bytes()).is_some());
-        assert!(split_qname("·a".as_bytes()).is_none());
+        assert!(split_qname("a·").is_some());
+        assert!(split_qname("·a").is_none());
     }
 }

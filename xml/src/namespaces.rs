@@ -59,9 +59,9 @@ impl Namespaces {
     }
 
     /// Declares `prefix` (empty for the default namespace) with the raw,
-    /// still escaped attribute value `raw`. `mark` is the element's mark,
+    /// still escaped (but UTF-8 checked) attribute value `raw`. `mark` is the element's mark,
     /// used to refuse a second declaration of the same prefix on one element.
-    pub fn declare(&mut self, prefix: &str, raw: &[u8], mark: usize) -> Result<(), DeclError> {
+    pub fn declare(&mut self, prefix: &str, raw: &str, mark: usize) -> Result<(), DeclError> {
         if self.bindings[mark..]
             .iter()
             .any(|b| self.prefix(b) == prefix)
@@ -144,14 +144,14 @@ mod tests {
         let mut n = Namespaces::default();
         assert_eq!(n.default_ns(), "");
         let m0 = n.mark();
-        assert!(n.declare("", b"jabber:client", m0).is_ok());
+        assert!(n.declare("", "jabber:client", m0).is_ok());
         assert!(n
-            .declare("stream", b"http://etherx.jabber.org/streams", m0)
+            .declare("stream", "http://etherx.jabber.org/streams", m0)
             .is_ok());
-        assert!(n.declare("stream", b"x", m0).is_err());
+        assert!(n.declare("stream", "x", m0).is_err());
         let m1 = n.mark();
-        assert!(n.declare("", b"urn:a&amp;b", m1).is_ok());
-        assert!(n.declare("p", b"urn:p", m1).is_ok());
+        assert!(n.declare("", "urn:a&amp;b", m1).is_ok());
+        assert!(n.declare("p", "urn:p", m1).is_ok());
         assert_eq!(n.default_ns(), "urn:a&b");
         assert_eq!(n.declared_default(m1), Some("urn:a&b"));
         assert_eq!(n.resolve("p"), Some("urn:p"));
@@ -160,7 +160,7 @@ mod tests {
         assert_eq!(n.default_ns(), "jabber:client");
         assert_eq!(n.resolve("p"), None);
         assert_eq!(n.resolve("stream"), Some(ns::STREAM));
-        assert!(n.declare("", b"", n.mark()).is_ok());
+        assert!(n.declare("", "", n.mark()).is_ok());
         assert_eq!(n.default_ns(), "");
     }
 
@@ -168,13 +168,13 @@ mod tests {
     fn reserved() {
         let mut n = Namespaces::default();
         let m = n.mark();
-        assert!(n.declare("xmlns", b"urn:x", m).is_err());
-        assert!(n.declare("p", b"", m).is_err());
-        assert!(n.declare("p", ns::XML.as_bytes(), m).is_err());
-        assert!(n.declare("", ns::XML.as_bytes(), m).is_err());
-        assert!(n.declare("xml", b"urn:x", m).is_err());
-        assert!(n.declare("p", XMLNS.as_bytes(), m).is_err());
-        assert!(n.declare("xml", ns::XML.as_bytes(), m).is_ok());
+        assert!(n.declare("xmlns", "urn:x", m).is_err());
+        assert!(n.declare("p", "", m).is_err());
+        assert!(n.declare("p", ns::XML, m).is_err());
+        assert!(n.declare("", ns::XML, m).is_err());
+        assert!(n.declare("xml", "urn:x", m).is_err());
+        assert!(n.declare("p", XMLNS, m).is_err());
+        assert!(n.declare("xml", ns::XML, m).is_ok());
         assert_eq!(n.mark(), 1);
     }
 }

@@ -1,5 +1,6 @@
 //! The restricted, incremental XML parser (on quick-xml): the public face of
-//! [`crate::machine`].
+//! the private `machine` module, which does the work for both streams and
+//! documents.
 //!
 //! Behaviour the rest of the server relies on:
 //!
@@ -29,9 +30,12 @@ use crate::machine::{Machine, Mode, Step};
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Largest stanza (a direct child of the stream root) in bytes, counted
-    /// on the wire from its `<` to its closing `>`. Default 256 KiB.
+    /// on the wire from its `<` to its closing `>`. Default 256 KiB. It also
+    /// bounds the stream header and, in [`parse_document`], the whole
+    /// document.
     pub max_stanza_bytes: usize,
-    /// Deepest element nesting inside a stanza (the stanza itself is depth 1).
+    /// Deepest element nesting inside a stanza (the stanza itself is depth 1;
+    /// in documents, the root is).
     pub max_depth: usize,
     /// Most attributes (namespace declarations included) on one element.
     pub max_attrs: usize,

@@ -75,17 +75,18 @@ static CDATA: [bool; 256] = table(Kind::CData);
 
 /// Decodes element character data (between tags) and appends it to `out`.
 pub(crate) fn text(seg: &[u8], out: &mut String) -> Result<(), DecodeError> {
-    decode(seg, out, Kind::Text)
+    decode(utf8(seg)?, out, Kind::Text)
 }
 
-/// Decodes an attribute value (without its quotes) and appends it to `out`.
-pub(crate) fn attr(seg: &[u8], out: &mut String) -> Result<(), DecodeError> {
-    decode(seg, out, Kind::Attr)
+/// Decodes an attribute value (without its quotes, from a tag already
+/// checked to be UTF-8) and appends it to `out`.
+pub(crate) fn attr(value: &str, out: &mut String) -> Result<(), DecodeError> {
+    decode(value, out, Kind::Attr)
 }
 
 /// Decodes the content of a CDATA section and appends it to `out`.
 pub(crate) fn cdata(seg: &[u8], out: &mut String) -> Result<(), DecodeError> {
-    decode(seg, out, Kind::CData)
+    decode(utf8(seg)?, out, Kind::CData)
 }
 
 /// Checks that a comment's content is made of XML characters.
@@ -121,10 +122,10 @@ fn check_ef(bytes: &[u8], i: usize) -> Result<(), DecodeError> {
     Ok(())
 }
 
-fn decode(seg: &[u8], out: &mut String, kind: Kind) -> Result<(), DecodeError> {
-    // Validating the whole segment first lets the loop below copy runs as
-    // `&str` without re-checking them, and is far faster than per-char work.
-    let s = utf8(seg)?;
+/// The callers validate UTF-8 for a whole segment or tag at once (far
+/// faster than per-character work), so runs are copied as `&str` here.
+fn decode(s: &str, out: &mut String, kind: Kind) -> Result<(), DecodeError> {
+    let seg = s.as_bytes();
     let table = match kind {
         Kind::Text => &TEXT,
         Kind::Attr => &ATTR,
@@ -133,13 +134,10 @@ fn decode(seg: &[u8], out: &mut String, kind: Kind) -> Result<(), DecodeError> {
     out.reserve(seg.len());
     let mut run = 0;
     let mut i = 0;
-    while i < seg.len() {
-        let b = seg[i];
-        if !table[b as usize] {
-            i += 1;
-            continue;
-        }
-        match b {
+    // Skip to the next flagged byte (the common case is none at all).
+    while let Some(n) = seg[i..].iter().position(|&b| table[b as usize]) {
+        i += n;
+        match seg[i] {
             b'&' => {
                 out.push_str(&s[run..i]);
                 let (c, len) = reference(&seg[i..]).map_err(|msg| fail(i, msg))?;
@@ -175,7 +173,7 @@ fn decode(seg: &[u8], out: &mut String, kind: Kind) -> Result<(), DecodeError> {
                 check_ef(seg, i)?;
                 i += 1;
             }
-            _ => return Err(control(i, b)),
+            b => return Err(control(i, b)),
         }
     }
     out.push_str(&s[run..]);
@@ -247,6 +245,7 @@ mod tests {
 
     fn a(s: &[u8]) -> Result<String, usize> {
         let mut out = String::new();
+        let s = std::str::from_utf8(s).unwrap();
         attr(s, &mut out).map(|_| out).map_err(|e| e.at)
     }
 

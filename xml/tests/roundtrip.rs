@@ -87,7 +87,10 @@ fn element() -> impl Strategy<Value = Element> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    // 512 cases by default; `PROPTEST_CASES=…` runs more.
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(512)
+    ))]
 
     #[test]
     fn stanza_round_trip(el in element(), split in any::<prop::sample::Index>()) {
