@@ -22,6 +22,10 @@
 //!    `<target-dir>/<profile>/switchboard`. `SWITCHBOARD_NO_BUILD=1` skips
 //!    the build and uses whatever binary is already there.
 //!
+//! `SWITCHBOARD_IT_DEBUG=1` starts servers with `-D` (every stanza in and
+//! out is logged); a failing test prints the server's stdout, stderr and
+//! the tail of its log.
+//!
 //! Every wait in this crate is bounded (see [`WAIT`]); nothing listens
 //! anywhere but 127.0.0.1.
 

@@ -398,7 +398,12 @@ impl TestServer {
     fn spawn(&mut self, bin: &Path) -> Result<(), StartError> {
         self.stderr_path = unused_path(&self.home, "stderr", "log");
         let stderr = fs::File::create(&self.stderr_path).expect("cannot create the stderr file");
-        let mut child = Command::new(bin)
+        let mut cmd = Command::new(bin);
+        if std::env::var_os("SWITCHBOARD_IT_DEBUG").is_some() {
+            // Log every stanza in and out (into the log and stderr files).
+            cmd.arg("-D");
+        }
+        let mut child = cmd
             .arg("-H")
             .arg(&self.home)
             .arg("-c")

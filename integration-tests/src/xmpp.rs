@@ -15,6 +15,14 @@
 //! With channel binding on (the default, as in `tokio-xmpp`'s own
 //! connectors) the connector hands the library RFC 9266 `tls-exporter`
 //! data on TLS 1.3, so the library logs in with `SCRAM-SHA-*-PLUS`.
+//!
+//! Use a current-thread runtime (`#[tokio::test]`) with `Client`:
+//! tokio-xmpp 6.0.0's `StanzaReceiver::poll_next` does `try_lock()` on a
+//! mutex that `Client::send_iq`/`send_stanza` hold while queueing, and
+//! returns `Pending` without registering a waker when it fails. On a
+//! multi-threaded runtime a fast reply can land in that window and is then
+//! never handed to the IQ tracker (seen ~1 in 90 pings here). With one
+//! thread the lock is never held across a yield point.
 
 use std::borrow::Cow;
 use std::io;

@@ -172,7 +172,12 @@ async fn wrong_stream_namespace_is_invalid_namespace() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn version_2_is_unsupported_version() {
     let server = TestServer::start(&[]);
-    let opening = stream_header(HOST).replace("version='1.0'", "version='2.0'");
+    // The stream's version attribute only; the XML declaration stays 1.0.
+    let opening = stream_header(HOST).replace(
+        &format!("to='{HOST}' version='1.0'"),
+        &format!("to='{HOST}' version='2.0'"),
+    );
+    assert!(opening.contains("version='2.0'"), "{opening}");
     let reply = reply_to_opening(&server, &opening).await;
     assert_stream_error(&reply, "unsupported-version");
 }
