@@ -23,7 +23,9 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 use crate::scram::{KeyCache, ScramClient};
-use crate::xml::{escape, Element, Event, StreamReader, NS_BIND, NS_CLIENT, NS_SASL, NS_STREAM, NS_TLS};
+use crate::xml::{
+    escape, Element, Event, StreamReader, NS_BIND, NS_CLIENT, NS_SASL, NS_STREAM, NS_TLS,
+};
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 4096;
@@ -57,7 +59,10 @@ pub struct Failure {
 
 impl Failure {
     fn new(step: &'static str, detail: impl Into<String>) -> Failure {
-        Failure { step, detail: detail.into() }
+        Failure {
+            step,
+            detail: detail.into(),
+        }
     }
 }
 
@@ -76,26 +81,46 @@ struct Conn<S> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     fn new(io: S) -> Conn<S> {
-        Conn { io, reader: StreamReader::new(), buf: vec![0u8; READ_CHUNK].into_boxed_slice() }
+        Conn {
+            io,
+            reader: StreamReader::new(),
+            buf: vec![0u8; READ_CHUNK].into_boxed_slice(),
+        }
     }
 
     async fn send(&mut self, step: &'static str, data: &[u8]) -> Result<(), Failure> {
-        self.io.write_all(data).await.map_err(|e| Failure::new(step, format!("write: {e}")))?;
-        self.io.flush().await.map_err(|e| Failure::new(step, format!("write: {e}")))
+        self.io
+            .write_all(data)
+            .await
+            .map_err(|e| Failure::new(step, format!("write: {e}")))?;
+        self.io
+            .flush()
+            .await
+            .map_err(|e| Failure::new(step, format!("write: {e}")))
     }
 
     /// The next event; reading as needed. Cancel-safe: bytes are fed to
     /// the reader only after a read completed.
     async fn next(&mut self, step: &'static str) -> Result<Event, Failure> {
         loop {
-            if let Some(ev) = self.reader.next_event().map_err(|e| Failure::new(step, e.to_string()))? {
+            if let Some(ev) = self
+                .reader
+                .next_event()
+                .map_err(|e| Failure::new(step, e.to_string()))?
+            {
                 return Ok(ev);
             }
-            let n = self.io.read(&mut self.buf).await.map_err(|e| Failure::new(step, format!("read: {e}")))?;
+            let n = self
+                .io
+                .read(&mut self.buf)
+                .await
+                .map_err(|e| Failure::new(step, format!("read: {e}")))?;
             if n == 0 {
                 return Err(Failure::new(step, "the server closed the connection"));
             }
-            self.reader.feed(&self.buf[..n]).map_err(|e| Failure::new(step, e.to_string()))?;
+            self.reader
+                .feed(&self.buf[..n])
+                .map_err(|e| Failure::new(step, e.to_string()))?;
         }
     }
 
@@ -103,7 +128,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     /// the stream is a failure.
     async fn element(&mut self, step: &'static str) -> Result<Element, Failure> {
         match self.next(step).await? {
-            Event::Element(e) if e.is("error", NS_STREAM) => Err(Failure::new(step, stream_error(&e))),
+            Event::Element(e) if e.is("error", NS_STREAM) => {
+                Err(Failure::new(step, stream_error(&e)))
+            }
             Event::Element(e) => Ok(e),
             Event::Open(_) => Err(Failure::new(step, "unexpected stream header")),
             Event::Close => Err(Failure::new(step, "the server closed the stream")),
@@ -120,36 +147,61 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         self.send(step, header.as_bytes()).await?;
         let h = match self.next(step).await? {
             Event::Open(h) => h,
-            Event::Element(e) => return Err(Failure::new(step, format!("expected a stream header, got {}", e.describe()))),
+            Event::Element(e) => {
+                return Err(Failure::new(
+                    step,
+                    format!("expected a stream header, got {}", e.describe()),
+                ))
+            }
             Event::Close => return Err(Failure::new(step, "the server closed the stream")),
         };
         if h.attr("xmlns") != Some(NS_CLIENT) {
-            return Err(Failure::new(step, "the stream header's default namespace is not jabber:client"));
+            return Err(Failure::new(
+                step,
+                "the stream header's default namespace is not jabber:client",
+            ));
         }
         if h.attr("version") != Some("1.0") {
-            return Err(Failure::new(step, format!("stream version {:?}", h.attr("version"))));
+            return Err(Failure::new(
+                step,
+                format!("stream version {:?}", h.attr("version")),
+            ));
         }
         if h.attr("from") != Some(domain) {
-            return Err(Failure::new(step, format!("stream from {:?}, expected {domain}", h.attr("from"))));
+            return Err(Failure::new(
+                step,
+                format!("stream from {:?}, expected {domain}", h.attr("from")),
+            ));
         }
         if h.attr("id").is_none_or(str::is_empty) {
             return Err(Failure::new(step, "the stream header has no id"));
         }
         let features = self.element(step).await?;
         if !features.is("features", NS_STREAM) {
-            return Err(Failure::new(step, format!("expected stream features, got {}", features.describe())));
+            return Err(Failure::new(
+                step,
+                format!("expected stream features, got {}", features.describe()),
+            ));
         }
         Ok(features)
     }
 }
 
 fn stream_error(e: &Element) -> String {
-    let cond = e.children.first().map(|c| c.name.as_str()).unwrap_or("(no condition)");
+    let cond = e
+        .children
+        .first()
+        .map(|c| c.name.as_str())
+        .unwrap_or("(no condition)");
     format!("stream error {cond}")
 }
 
 fn sasl_failure(e: &Element) -> String {
-    let cond = e.children.first().map(|c| c.name.as_str()).unwrap_or("(no condition)");
+    let cond = e
+        .children
+        .first()
+        .map(|c| c.name.as_str())
+        .unwrap_or("(no condition)");
     format!("SASL failure {cond}")
 }
 
@@ -158,7 +210,8 @@ fn decode_sasl(step: &'static str, text: &str) -> Result<Vec<u8>, Failure> {
     if t.is_empty() || t == "=" {
         return Ok(Vec::new());
     }
-    B64.decode(t).map_err(|_| Failure::new(step, "SASL data is not base64"))
+    B64.decode(t)
+        .map_err(|_| Failure::new(step, "SASL data is not base64"))
 }
 
 /// A logged-in session (resource bound, initial presence sent).
@@ -171,17 +224,27 @@ pub struct Session {
 /// Logs `account` in; the whole login is bounded by the step timeout.
 pub async fn login(target: &Target, account: &Account) -> Result<Session, Failure> {
     let mut step = "connect";
-    let result = tokio::time::timeout(target.step_timeout, login_steps(target, account, &mut step)).await;
+    let result =
+        tokio::time::timeout(target.step_timeout, login_steps(target, account, &mut step)).await;
     match result {
         Ok(r) => r,
-        Err(_) => Err(Failure::new(step, format!("no answer within {:?}", target.step_timeout))),
+        Err(_) => Err(Failure::new(
+            step,
+            format!("no answer within {:?}", target.step_timeout),
+        )),
     }
 }
 
-async fn login_steps(target: &Target, account: &Account, step: &mut &'static str) -> Result<Session, Failure> {
+async fn login_steps(
+    target: &Target,
+    account: &Account,
+    step: &mut &'static str,
+) -> Result<Session, Failure> {
     let domain = target.domain.as_str();
     *step = "connect";
-    let tcp = TcpStream::connect(target.addr).await.map_err(|e| Failure::new("connect", e.to_string()))?;
+    let tcp = TcpStream::connect(target.addr)
+        .await
+        .map_err(|e| Failure::new("connect", e.to_string()))?;
     let _ = tcp.set_nodelay(true);
     let mut conn = Conn::new(tcp);
 
@@ -191,13 +254,23 @@ async fn login_steps(target: &Target, account: &Account, step: &mut &'static str
         return Err(Failure::new("stream", "STARTTLS is not offered"));
     }
     *step = "starttls";
-    conn.send("starttls", format!("<starttls xmlns='{NS_TLS}'/>").as_bytes()).await?;
+    conn.send(
+        "starttls",
+        format!("<starttls xmlns='{NS_TLS}'/>").as_bytes(),
+    )
+    .await?;
     let answer = conn.element("starttls").await?;
     if !answer.is("proceed", NS_TLS) {
-        return Err(Failure::new("starttls", format!("expected <proceed/>, got {}", answer.describe())));
+        return Err(Failure::new(
+            "starttls",
+            format!("expected <proceed/>, got {}", answer.describe()),
+        ));
     }
     if !conn.reader.is_drained() {
-        return Err(Failure::new("starttls", "the server sent data after <proceed/>"));
+        return Err(Failure::new(
+            "starttls",
+            "the server sent data after <proceed/>",
+        ));
     }
 
     *step = "tls";
@@ -210,9 +283,11 @@ async fn login_steps(target: &Target, account: &Account, step: &mut &'static str
 
     *step = "stream-tls";
     let features = conn.open("stream-tls", domain).await?;
-    let offers_scram = features
-        .child("mechanisms", NS_SASL)
-        .is_some_and(|m| m.children.iter().any(|c| c.is("mechanism", NS_SASL) && c.text.trim() == "SCRAM-SHA-256"));
+    let offers_scram = features.child("mechanisms", NS_SASL).is_some_and(|m| {
+        m.children
+            .iter()
+            .any(|c| c.is("mechanism", NS_SASL) && c.text.trim() == "SCRAM-SHA-256")
+    });
     if !offers_scram {
         return Err(Failure::new("stream-tls", "SCRAM-SHA-256 is not offered"));
     }
@@ -223,7 +298,10 @@ async fn login_steps(target: &Target, account: &Account, step: &mut &'static str
     *step = "stream-auth";
     let features = conn.open("stream-auth", domain).await?;
     if features.child("bind", NS_BIND).is_none() {
-        return Err(Failure::new("stream-auth", "resource binding is not offered"));
+        return Err(Failure::new(
+            "stream-auth",
+            "resource binding is not offered",
+        ));
     }
 
     *step = "bind";
@@ -239,12 +317,25 @@ async fn login_steps(target: &Target, account: &Account, step: &mut &'static str
         }
         match reply.attr("type") {
             Some("result") => {}
-            t => return Err(Failure::new("bind", format!("bind answered with type {t:?}"))),
+            t => {
+                return Err(Failure::new(
+                    "bind",
+                    format!("bind answered with type {t:?}"),
+                ))
+            }
         }
-        let jid = reply.child("bind", NS_BIND).and_then(|b| b.child("jid", NS_BIND)).map(|j| j.text.trim().to_string());
-        let Some(jid) = jid else { return Err(Failure::new("bind", "the bind result has no <jid/>")) };
+        let jid = reply
+            .child("bind", NS_BIND)
+            .and_then(|b| b.child("jid", NS_BIND))
+            .map(|j| j.text.trim().to_string());
+        let Some(jid) = jid else {
+            return Err(Failure::new("bind", "the bind result has no <jid/>"));
+        };
         if !jid.starts_with(&format!("{}@{domain}/", account.user)) {
-            return Err(Failure::new("bind", format!("bound {jid}, not a resource of {}@{domain}", account.user)));
+            return Err(Failure::new(
+                "bind",
+                format!("bound {jid}, not a resource of {}@{domain}", account.user),
+            ));
         }
         break jid;
     };
@@ -260,7 +351,8 @@ async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
     account: &Account,
 ) -> Result<(), Failure> {
     const STEP: &str = "sasl";
-    let mut scram = ScramClient::new(&account.user, &account.password).map_err(|e| Failure::new(STEP, e.to_string()))?;
+    let mut scram = ScramClient::new(&account.user, &account.password)
+        .map_err(|e| Failure::new(STEP, e.to_string()))?;
     let auth = format!(
         "<auth xmlns='{NS_SASL}' mechanism='SCRAM-SHA-256'>{}</auth>",
         B64.encode(scram.client_first())
@@ -271,22 +363,36 @@ async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
         return Err(Failure::new(STEP, sasl_failure(&challenge)));
     }
     if !challenge.is("challenge", NS_SASL) {
-        return Err(Failure::new(STEP, format!("expected a challenge, got {}", challenge.describe())));
+        return Err(Failure::new(
+            STEP,
+            format!("expected a challenge, got {}", challenge.describe()),
+        ));
     }
     let server_first = decode_sasl(STEP, &challenge.text)?;
-    let client_final = scram.client_final(&server_first, &target.keys).map_err(|e| Failure::new(STEP, e.to_string()))?;
-    let response = format!("<response xmlns='{NS_SASL}'>{}</response>", B64.encode(client_final));
+    let client_final = scram
+        .client_final(&server_first, &target.keys)
+        .map_err(|e| Failure::new(STEP, e.to_string()))?;
+    let response = format!(
+        "<response xmlns='{NS_SASL}'>{}</response>",
+        B64.encode(client_final)
+    );
     conn.send(STEP, response.as_bytes()).await?;
     let mut answer = conn.element(STEP).await?;
     if answer.is("challenge", NS_SASL) {
         // RFC 6120 §6.3.10 lets a server send server-final as a challenge
         // and answer an empty response with a bare <success/>.
         let server_final = decode_sasl(STEP, &answer.text)?;
-        scram.verify_server_final(&server_final).map_err(|e| Failure::new(STEP, e.to_string()))?;
-        conn.send(STEP, format!("<response xmlns='{NS_SASL}'/>").as_bytes()).await?;
+        scram
+            .verify_server_final(&server_final)
+            .map_err(|e| Failure::new(STEP, e.to_string()))?;
+        conn.send(STEP, format!("<response xmlns='{NS_SASL}'/>").as_bytes())
+            .await?;
         answer = conn.element(STEP).await?;
         if !answer.is("success", NS_SASL) {
-            return Err(Failure::new(STEP, format!("expected success, got {}", answer.describe())));
+            return Err(Failure::new(
+                STEP,
+                format!("expected success, got {}", answer.describe()),
+            ));
         }
         return Ok(());
     }
@@ -294,10 +400,15 @@ async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
         return Err(Failure::new(STEP, sasl_failure(&answer)));
     }
     if !answer.is("success", NS_SASL) {
-        return Err(Failure::new(STEP, format!("expected success, got {}", answer.describe())));
+        return Err(Failure::new(
+            STEP,
+            format!("expected success, got {}", answer.describe()),
+        ));
     }
     let server_final = decode_sasl(STEP, &answer.text)?;
-    scram.verify_server_final(&server_final).map_err(|e| Failure::new(STEP, e.to_string()))
+    scram
+        .verify_server_final(&server_final)
+        .map_err(|e| Failure::new(STEP, e.to_string()))
 }
 
 impl Session {
@@ -331,9 +442,13 @@ impl Session {
             loop {
                 match self.conn.next("close").await? {
                     Event::Close => break,
-                    Event::Element(e) if e.is("error", NS_STREAM) => return Err(Failure::new("close", stream_error(&e))),
+                    Event::Element(e) if e.is("error", NS_STREAM) => {
+                        return Err(Failure::new("close", stream_error(&e)))
+                    }
                     Event::Element(_) => {} // e.g. our own presence, reflected
-                    Event::Open(_) => return Err(Failure::new("close", "unexpected stream header")),
+                    Event::Open(_) => {
+                        return Err(Failure::new("close", "unexpected stream header"))
+                    }
                 }
             }
             let _ = self.conn.io.shutdown().await;
@@ -341,7 +456,10 @@ impl Session {
         };
         match tokio::time::timeout(timeout, closing).await {
             Ok(r) => r,
-            Err(_) => Err(Failure::new("close", format!("the server did not close the stream within {timeout:?}"))),
+            Err(_) => Err(Failure::new(
+                "close",
+                format!("the server did not close the stream within {timeout:?}"),
+            )),
         }
     }
 }

@@ -26,7 +26,11 @@ impl Failures {
     }
 
     pub fn total(&self) -> u64 {
-        self.kinds.lock().unwrap_or_else(|e| e.into_inner()).values().sum()
+        self.kinds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .sum()
     }
 
     /// One line per kind, most frequent first, for stderr.
@@ -46,9 +50,15 @@ mod tests {
     fn counts_and_caps_kinds() {
         let f = Failures::default();
         for i in 0..30 {
-            f.record(&Failure { step: "tls", detail: format!("e{i}") });
+            f.record(&Failure {
+                step: "tls",
+                detail: format!("e{i}"),
+            });
         }
-        f.record(&Failure { step: "tls", detail: "e0".into() });
+        f.record(&Failure {
+            step: "tls",
+            detail: "e0".into(),
+        });
         assert_eq!(f.total(), 31);
         let lines = f.lines();
         assert_eq!(lines.len(), MAX_KINDS + 1);

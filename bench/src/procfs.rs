@@ -26,8 +26,13 @@ pub fn parse_status(text: &str) -> Option<Memory> {
     let mut m = Memory::default();
     let mut seen = false;
     for line in text.lines() {
-        let Some((key, value)) = line.split_once(':') else { continue };
-        let n = value.split_whitespace().next().and_then(|v| v.parse::<u64>().ok());
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        let n = value
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok());
         match (key, n) {
             ("VmRSS", Some(n)) => {
                 m.rss_kib = n;
@@ -67,20 +72,26 @@ pub fn parse_stat_ticks(text: &str) -> Option<u64> {
 /// Raises this process's soft limit on open files to its hard limit and
 /// returns the new soft limit.
 pub fn raise_nofile_limit() -> u64 {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit/setrlimit only read and write the struct passed.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
             return 0;
         }
         if lim.rlim_cur < lim.rlim_max {
-            let wanted = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+            let wanted = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
             if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) == 0 {
                 lim = wanted;
             }
         }
     }
-    lim.rlim_cur as u64
+    lim.rlim_cur
 }
 
 #[cfg(test)]
@@ -90,7 +101,14 @@ mod tests {
     #[test]
     fn parses_status() {
         let t = "Name:\tswitchboard\nVmHWM:\t  20480 kB\nVmRSS:\t   10240 kB\nThreads:\t3\n";
-        assert_eq!(parse_status(t), Some(Memory { rss_kib: 10240, hwm_kib: 20480, threads: 3 }));
+        assert_eq!(
+            parse_status(t),
+            Some(Memory {
+                rss_kib: 10240,
+                hwm_kib: 20480,
+                threads: 3
+            })
+        );
         assert_eq!(parse_status("Name: x\n"), None);
     }
 

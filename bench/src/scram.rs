@@ -36,7 +36,11 @@ impl Keys {
         let client_key = hmac(&salted, b"Client Key");
         let stored_key: [u8; 32] = Sha256::digest(client_key).into();
         let server_key = hmac(&salted, b"Server Key");
-        Keys { client_key, stored_key, server_key }
+        Keys {
+            client_key,
+            stored_key,
+            server_key,
+        }
     }
 }
 
@@ -46,10 +50,13 @@ fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
     m.finalize().into_bytes().into()
 }
 
+/// What the cache is keyed by: (user, salt, iterations).
+type CacheKey = (String, Vec<u8>, u32);
+
 /// Derived keys per (user, salt, iterations), shared by all connections.
 #[derive(Debug, Default)]
 pub struct KeyCache {
-    map: Mutex<HashMap<(String, Vec<u8>, u32), Keys>>,
+    map: Mutex<HashMap<CacheKey, Keys>>,
 }
 
 impl KeyCache {
@@ -72,7 +79,7 @@ impl KeyCache {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, Vec<u8>, u32), Keys>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CacheKey, Keys>> {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -139,8 +146,13 @@ impl ScramClient {
     }
 
     /// Takes server-first, returns client-final.
-    pub fn client_final(&mut self, server_first: &[u8], cache: &KeyCache) -> Result<String, ScramError> {
-        let server_first = std::str::from_utf8(server_first).map_err(|_| ScramError("server-first is not UTF-8".into()))?;
+    pub fn client_final(
+        &mut self,
+        server_first: &[u8],
+        cache: &KeyCache,
+    ) -> Result<String, ScramError> {
+        let server_first = std::str::from_utf8(server_first)
+            .map_err(|_| ScramError("server-first is not UTF-8".into()))?;
         let mut nonce = None;
         let mut salt = None;
         let mut iterations = None;
@@ -148,7 +160,12 @@ impl ScramClient {
             match (i, part.split_at_checked(2)) {
                 (0, Some(("m=", _))) => return fail("the server requires an extension"),
                 (0, Some(("r=", v))) => nonce = Some(v),
-                (1, Some(("s=", v))) => salt = Some(B64.decode(v).map_err(|_| ScramError("salt is not base64".into()))?),
+                (1, Some(("s=", v))) => {
+                    salt = Some(
+                        B64.decode(v)
+                            .map_err(|_| ScramError("salt is not base64".into()))?,
+                    )
+                }
                 (2, Some(("i=", v))) => iterations = v.parse::<u32>().ok(),
                 (0..=2, _) => return fail(format!("malformed server-first: {server_first}")),
                 _ => {} // extensions
@@ -161,7 +178,9 @@ impl ScramClient {
             return fail("the server nonce does not extend ours");
         }
         if salt.is_empty() || iterations == 0 || iterations > MAX_ITERATIONS {
-            return fail(format!("unreasonable salt or iteration count ({iterations})"));
+            return fail(format!(
+                "unreasonable salt or iteration count ({iterations})"
+            ));
         }
         let keys = cache.get(&self.user, &self.password, &salt, iterations);
         let without_proof = format!("c={},r={nonce}", B64.encode(GS2));
@@ -177,14 +196,21 @@ impl ScramClient {
 
     /// Checks server-final (`v=` must carry the expected signature).
     pub fn verify_server_final(&self, server_final: &[u8]) -> Result<(), ScramError> {
-        let Some(expected) = self.expected else { return fail("server-final before server-first") };
-        let text = std::str::from_utf8(server_final).map_err(|_| ScramError("server-final is not UTF-8".into()))?;
+        let Some(expected) = self.expected else {
+            return fail("server-final before server-first");
+        };
+        let text = std::str::from_utf8(server_final)
+            .map_err(|_| ScramError("server-final is not UTF-8".into()))?;
         let first = text.split(',').next().unwrap_or("");
         if let Some(e) = first.strip_prefix("e=") {
             return fail(format!("the server reported {e}"));
         }
-        let Some(v) = first.strip_prefix("v=") else { return fail(format!("malformed server-final: {text}")) };
-        let got = B64.decode(v).map_err(|_| ScramError("server signature is not base64".into()))?;
+        let Some(v) = first.strip_prefix("v=") else {
+            return fail(format!("malformed server-final: {text}"));
+        };
+        let got = B64
+            .decode(v)
+            .map_err(|_| ScramError("server signature is not base64".into()))?;
         if got.as_slice() != expected.as_slice() {
             return fail("wrong server signature: the server does not know the password");
         }
@@ -208,8 +234,11 @@ mod tests {
             cf,
             "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
         );
-        c.verify_server_final(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=").unwrap();
-        assert!(c.verify_server_final(b"v=AAAATRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=").is_err());
+        c.verify_server_final(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
+            .unwrap();
+        assert!(c
+            .verify_server_final(b"v=AAAATRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
+            .is_err());
         assert!(c.verify_server_final(b"e=invalid-proof").is_err());
         assert_eq!(cache.len(), 1);
         // A second exchange reuses the cached keys and gives the same proof.

@@ -49,7 +49,10 @@ impl Element {
     }
 
     pub fn attr(&self, name: &str) -> Option<&str> {
-        self.attrs.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.attrs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The first child with this name and namespace.
@@ -144,25 +147,41 @@ impl StreamReader {
                 return err("data after </stream:stream>");
             }
             if rest[0] != b'<' {
-                return err(format!("text at the top level of the stream: {}", snippet(rest)));
+                return err(format!(
+                    "text at the top level of the stream: {}",
+                    snippet(rest)
+                ));
             }
             let Some(header) = &self.header else {
+                if !self.decl_seen && rest.len() < 5 && b"<?xml".starts_with(rest) {
+                    return Ok(None); // a declaration split across reads
+                }
                 if rest.starts_with(b"<?xml") && !self.decl_seen {
-                    let Some(end) = find(rest, b"?>") else { return Ok(None) };
+                    let Some(end) = find(rest, b"?>") else {
+                        return Ok(None);
+                    };
                     self.decl_seen = true;
                     self.pos += end + 2;
                     continue;
                 }
-                let Some((tag, len)) = scan_tag(rest)? else { return Ok(None) };
+                let Some((tag, len)) = scan_tag(rest)? else {
+                    return Ok(None);
+                };
                 let Tag::Start { name, attrs } = tag else {
                     return err("the stream did not begin with a <stream:stream> header");
                 };
                 let mut scope: Scope = vec![("xml".into(), NS_XML.into())];
                 let el = make_element(name, attrs, &mut scope)?;
                 if !el.is("stream", NS_STREAM) {
-                    return err(format!("the stream header is {}, not <stream:stream>", el.describe()));
+                    return err(format!(
+                        "the stream header is {}, not <stream:stream>",
+                        el.describe()
+                    ));
                 }
-                let qname = match rest[1..].iter().position(|b| b.is_ascii_whitespace() || *b == b'>') {
+                let qname = match rest[1..]
+                    .iter()
+                    .position(|b| b.is_ascii_whitespace() || *b == b'>')
+                {
                     Some(n) => String::from_utf8_lossy(&rest[1..1 + n]).into_owned(),
                     None => return err("bad stream header"),
                 };
@@ -171,8 +190,12 @@ impl StreamReader {
                 return Ok(Some(Event::Open(el)));
             };
             if rest.starts_with(b"</") {
-                let Some((tag, len)) = scan_tag(rest)? else { return Ok(None) };
-                let Tag::End { name } = tag else { unreachable!("scan_tag of </ is an end tag") };
+                let Some((tag, len)) = scan_tag(rest)? else {
+                    return Ok(None);
+                };
+                let Tag::End { name } = tag else {
+                    unreachable!("scan_tag of </ is an end tag")
+                };
                 if name != header.0 {
                     return err(format!("</{name}> closes nothing"));
                 }
@@ -181,7 +204,9 @@ impl StreamReader {
                 return Ok(Some(Event::Close));
             }
             let mut scope = header.1.clone();
-            let Some((el, len)) = parse_element(rest, &mut scope)? else { return Ok(None) };
+            let Some((el, len)) = parse_element(rest, &mut scope)? else {
+                return Ok(None);
+            };
             self.pos += len;
             return Ok(Some(Event::Element(el)));
         }
@@ -199,9 +224,17 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 /// One piece of markup.
 #[derive(Debug)]
 enum Tag {
-    Start { name: String, attrs: Vec<(String, String)> },
-    Empty { name: String, attrs: Vec<(String, String)> },
-    End { name: String },
+    Start {
+        name: String,
+        attrs: Vec<(String, String)>,
+    },
+    Empty {
+        name: String,
+        attrs: Vec<(String, String)>,
+    },
+    End {
+        name: String,
+    },
     CData(String),
 }
 
@@ -221,17 +254,26 @@ fn scan_tag(b: &[u8]) -> Result<Option<(Tag, usize)>, XmlError> {
             if !b.starts_with(CDATA) {
                 return err("comments and DTDs are not allowed in an XMPP stream");
             }
-            let Some(end) = find(&b[CDATA.len()..], b"]]>") else { return Ok(None) };
+            let Some(end) = find(&b[CDATA.len()..], b"]]>") else {
+                return Ok(None);
+            };
             let text = utf8(&b[CDATA.len()..CDATA.len() + end])?;
             Ok(Some((Tag::CData(text), CDATA.len() + end + 3)))
         }
         b'?' => err("processing instructions are not allowed in an XMPP stream"),
         b'/' => {
-            let Some(end) = b.iter().position(|&c| c == b'>') else { return Ok(None) };
+            let Some(end) = b.iter().position(|&c| c == b'>') else {
+                return Ok(None);
+            };
             let name = utf8(&b[2..end])?;
             let name = name.trim_end();
             check_name(name)?;
-            Ok(Some((Tag::End { name: name.to_string() }, end + 1)))
+            Ok(Some((
+                Tag::End {
+                    name: name.to_string(),
+                },
+                end + 1,
+            )))
         }
         _ => {
             let mut quote = None;
@@ -253,7 +295,11 @@ fn scan_tag(b: &[u8]) -> Result<Option<(Tag, usize)>, XmlError> {
             let empty = b[end - 1] == b'/';
             let inner = if empty { &b[1..end - 1] } else { &b[1..end] };
             let (name, attrs) = parse_tag_inner(&utf8(inner)?)?;
-            let tag = if empty { Tag::Empty { name, attrs } } else { Tag::Start { name, attrs } };
+            let tag = if empty {
+                Tag::Empty { name, attrs }
+            } else {
+                Tag::Start { name, attrs }
+            };
             Ok(Some((tag, end + 1)))
         }
     }
@@ -266,7 +312,9 @@ fn utf8(b: &[u8]) -> Result<String, XmlError> {
 fn check_name(name: &str) -> Result<(), XmlError> {
     let ok = !name.is_empty()
         && !name.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '.' || c == ':')
-        && name.chars().all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | ':') || !c.is_ascii())
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | ':') || !c.is_ascii())
         && name.matches(':').count() <= 1
         && !name.ends_with(':');
     if ok {
@@ -289,15 +337,23 @@ fn parse_tag_inner(s: &str) -> Result<(String, Vec<(String, String)>), XmlError>
             break;
         }
         if trimmed.len() == rest.len() {
-            return err(format!("attributes of <{name}> must be separated by whitespace"));
+            return err(format!(
+                "attributes of <{name}> must be separated by whitespace"
+            ));
         }
-        let eq = trimmed.find('=').ok_or_else(|| XmlError(format!("attribute without value in <{name}>")))?;
+        let eq = trimmed
+            .find('=')
+            .ok_or_else(|| XmlError(format!("attribute without value in <{name}>")))?;
         let aname = trimmed[..eq].trim_end();
         check_name(aname)?;
         let after = trimmed[eq + 1..].trim_start();
         let q = after.chars().next().filter(|c| *c == '\'' || *c == '"');
-        let Some(q) = q else { return err(format!("unquoted attribute {aname} in <{name}>")) };
-        let close = after[1..].find(q).ok_or_else(|| XmlError("unterminated attribute value".into()))?;
+        let Some(q) = q else {
+            return err(format!("unquoted attribute {aname} in <{name}>"));
+        };
+        let close = after[1..]
+            .find(q)
+            .ok_or_else(|| XmlError("unterminated attribute value".into()))?;
         let raw = &after[1..1 + close];
         if raw.contains('<') {
             return err("'<' in an attribute value");
@@ -320,7 +376,9 @@ pub fn unescape(s: &str) -> Result<String, XmlError> {
     let mut rest = s;
     while let Some(amp) = rest.find('&') {
         out.push_str(&rest[..amp]);
-        let semi = rest[amp..].find(';').ok_or_else(|| XmlError("'&' without ';'".into()))?;
+        let semi = rest[amp..]
+            .find(';')
+            .ok_or_else(|| XmlError("'&' without ';'".into()))?;
         let ent = &rest[amp + 1..amp + semi];
         match ent {
             "lt" => out.push('<'),
@@ -350,7 +408,11 @@ pub fn unescape(s: &str) -> Result<String, XmlError> {
 
 /// Builds an element from a start tag, pushing its declarations onto
 /// `scope` (the caller truncates `scope` when the element ends).
-fn make_element(qname: String, attrs: Vec<(String, String)>, scope: &mut Scope) -> Result<Element, XmlError> {
+fn make_element(
+    qname: String,
+    attrs: Vec<(String, String)>,
+    scope: &mut Scope,
+) -> Result<Element, XmlError> {
     for (n, v) in &attrs {
         if n == "xmlns" {
             scope.push((String::new(), v.clone()));
@@ -370,7 +432,13 @@ fn make_element(qname: String, attrs: Vec<(String, String)>, scope: &mut Scope) 
         None if prefix.is_empty() => String::new(),
         None => return err(format!("undeclared prefix in <{qname}>")),
     };
-    Ok(Element { name: local.to_string(), ns, attrs, children: Vec::new(), text: String::new() })
+    Ok(Element {
+        name: local.to_string(),
+        ns,
+        attrs,
+        children: Vec::new(),
+        text: String::new(),
+    })
 }
 
 /// Parses one complete element at the start of `b`. Returns it and its
@@ -394,7 +462,9 @@ fn parse_element(b: &[u8], scope: &mut Scope) -> Result<Option<(Element, usize)>
             i = end;
             continue;
         }
-        let Some((tag, len)) = scan_tag(&b[i..])? else { return Ok(None) };
+        let Some((tag, len)) = scan_tag(&b[i..])? else {
+            return Ok(None);
+        };
         i += len;
         match tag {
             Tag::Start { name, attrs } => {
@@ -479,15 +549,33 @@ mod tests {
         assert_eq!(events.len(), 5);
         let Event::Open(h) = &events[0] else { panic!() };
         assert_eq!(h.attr("from"), Some("localhost"));
-        let Event::Element(f) = &events[1] else { panic!() };
+        let Event::Element(f) = &events[1] else {
+            panic!()
+        };
         assert!(f.is("features", NS_STREAM));
         let st = f.child("starttls", NS_TLS).unwrap();
         assert!(st.child("required", NS_TLS).is_some());
-        let Event::Element(iq) = &events[2] else { panic!() };
+        let Event::Element(iq) = &events[2] else {
+            panic!()
+        };
         assert!(iq.is("iq", NS_CLIENT));
         assert_eq!(iq.attr("id"), Some("b&1"));
-        assert_eq!(iq.child("bind", NS_BIND).unwrap().child("jid", NS_BIND).unwrap().text, "u@localhost/r <1>");
-        assert_eq!(events[3], Event::Element(Element { name: "presence".into(), ns: NS_CLIENT.into(), ..Default::default() }));
+        assert_eq!(
+            iq.child("bind", NS_BIND)
+                .unwrap()
+                .child("jid", NS_BIND)
+                .unwrap()
+                .text,
+            "u@localhost/r <1>"
+        );
+        assert_eq!(
+            events[3],
+            Event::Element(Element {
+                name: "presence".into(),
+                ns: NS_CLIENT.into(),
+                ..Default::default()
+            })
+        );
         assert_eq!(events[4], Event::Close);
         assert!(r.is_drained());
     }

@@ -154,6 +154,7 @@ pub struct ServerBuilder {
     home: Option<PathBuf>,
     prepare: Vec<Prepare>,
     users: Vec<(String, String)>,
+    debug: bool,
 }
 
 impl Default for ServerBuilder {
@@ -173,6 +174,7 @@ impl ServerBuilder {
             home: None,
             prepare: Vec::new(),
             users: Vec::new(),
+            debug: false,
         }
     }
 
@@ -209,6 +211,12 @@ impl ServerBuilder {
     /// Creates a user with `switchboard user add` before start-up.
     pub fn user(mut self, jid: &str, password: &str) -> Self {
         self.users.push((jid.to_owned(), password.to_owned()));
+        self
+    }
+
+    /// Runs the server with `-D` (every stanza logged, secrets masked).
+    pub fn debug(mut self) -> Self {
+        self.debug = true;
         self
     }
 
@@ -263,6 +271,7 @@ impl ServerBuilder {
             listeners: Vec::new(),
             stdout: Arc::new(Mutex::new(Vec::new())),
             stderr_path: PathBuf::new(),
+            debug: self.debug,
         };
         for (jid, password) in &self.users {
             let out = server.cli(&["user", "add", jid], Some(&format!("{password}\n")));
@@ -383,6 +392,7 @@ pub struct TestServer {
     listeners: Vec<(String, SocketAddr)>,
     stdout: Arc<Mutex<Vec<String>>>,
     stderr_path: PathBuf,
+    debug: bool,
 }
 
 impl TestServer {
@@ -399,7 +409,7 @@ impl TestServer {
         self.stderr_path = unused_path(&self.home, "stderr", "log");
         let stderr = fs::File::create(&self.stderr_path).expect("cannot create the stderr file");
         let mut cmd = Command::new(bin);
-        if std::env::var_os("SWITCHBOARD_IT_DEBUG").is_some() {
+        if self.debug || std::env::var_os("SWITCHBOARD_IT_DEBUG").is_some() {
             // Log every stanza in and out (into the log and stderr files).
             cmd.arg("-D");
         }

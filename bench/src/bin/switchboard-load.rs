@@ -24,7 +24,10 @@ use switchboard_bench::scram::KeyCache;
 use switchboard_bench::{procfs, tls};
 
 #[derive(Parser)]
-#[command(name = "switchboard-load", about = "Load generator for the Switchboard XMPP server (loopback only)")]
+#[command(
+    name = "switchboard-load",
+    about = "Load generator for the Switchboard XMPP server (loopback only)"
+)]
 struct Cli {
     #[command(subcommand)]
     scenario: Scenario,
@@ -100,15 +103,18 @@ struct Common {
 impl Common {
     fn env(&self) -> Result<Env, String> {
         if !self.addr.ip().is_loopback() {
-            return Err(format!("{} is not a loopback address: this tool only loads a server on this machine", self.addr));
+            return Err(format!(
+                "{} is not a loopback address: this tool only loads a server on this machine",
+                self.addr
+            ));
         }
         if self.users == 0 {
             return Err("--users must be at least 1".into());
         }
         let certs = tls::read_pem(&self.ca)?;
         let config = tls::client_config(certs)?;
-        let server_name =
-            ServerName::try_from(self.domain.clone()).map_err(|e| format!("'{}' is not a server name: {e}", self.domain))?;
+        let server_name = ServerName::try_from(self.domain.clone())
+            .map_err(|e| format!("'{}' is not a server name: {e}", self.domain))?;
         let target = Target {
             addr: self.addr,
             domain: self.domain.clone(),
@@ -145,7 +151,10 @@ fn main() -> ExitCode {
             eprintln!("warning: open file limit {nofile} is below the {sessions} sessions; raise `ulimit -n`");
         }
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("switchboard-load: cannot start the runtime: {e}");
@@ -154,7 +163,13 @@ fn main() -> ExitCode {
     };
     let outcome: Outcome = runtime.block_on(async {
         match cli.scenario {
-            Scenario::Idle { sessions, concurrency, hold, ramp_timeout, .. } => {
+            Scenario::Idle {
+                sessions,
+                concurrency,
+                hold,
+                ramp_timeout,
+                ..
+            } => {
                 let args = IdleArgs {
                     sessions,
                     concurrency,
@@ -163,7 +178,13 @@ fn main() -> ExitCode {
                 };
                 scenario::idle::run(env, args).await
             }
-            Scenario::Logins { duration, warmup, concurrency, max_logins, .. } => {
+            Scenario::Logins {
+                duration,
+                warmup,
+                concurrency,
+                max_logins,
+                ..
+            } => {
                 let args = LoginsArgs {
                     duration: Duration::from_secs(duration.max(1)),
                     warmup: Duration::from_secs(warmup),

@@ -21,7 +21,10 @@ use switchboard_core::accounts::{self, AccountError};
 use switchboard_spool::{FileSpool, SpoolError};
 
 #[derive(Parser)]
-#[command(name = "switchboard-mkusers", about = "Create benchmark accounts in a Switchboard spool")]
+#[command(
+    name = "switchboard-mkusers",
+    about = "Create benchmark accounts in a Switchboard spool"
+)]
 struct Cli {
     /// The server's home directory.
     #[arg(short = 'H', long)]
@@ -78,15 +81,21 @@ fn main() -> ExitCode {
                         let user = format!("{}{n}", cli.prefix);
                         match accounts::create(spool, &cli.host, &user, &cli.password, iterations) {
                             Ok(()) => created.fetch_add(1, Ordering::Relaxed),
-                            Err(AccountError::Spool(SpoolError::AlreadyExists)) => existing.fetch_add(1, Ordering::Relaxed),
-                            Err(e) => return Err(format!("cannot create {user}@{}: {e}", cli.host)),
+                            Err(AccountError::Spool(SpoolError::AlreadyExists)) => {
+                                existing.fetch_add(1, Ordering::Relaxed)
+                            }
+                            Err(e) => {
+                                return Err(format!("cannot create {user}@{}: {e}", cli.host))
+                            }
                         };
                     }
                     Ok(())
                 })
             })
             .collect();
-        handles.into_iter().try_for_each(|h| h.join().unwrap_or_else(|_| Err("a thread panicked".into())))
+        handles
+            .into_iter()
+            .try_for_each(|h| h.join().unwrap_or_else(|_| Err("a thread panicked".into())))
     });
     if let Err(e) = result {
         eprintln!("{e}");

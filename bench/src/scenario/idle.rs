@@ -107,14 +107,22 @@ pub async fn run(env: Arc<Env>, args: IdleArgs) -> Outcome {
             }
             Ok(None) => break,
             Err(_) => {
-                eprintln!("idle: the logins did not all end within {:?}", args.ramp_timeout);
+                eprintln!(
+                    "idle: the logins did not all end within {:?}",
+                    args.ramp_timeout
+                );
                 break;
             }
         }
     }
     let ramp = start.elapsed();
     let up = counters.up.load(Ordering::Relaxed);
-    eprintln!("idle: all logins done: {up} of {} sessions up in {:.1}s; holding {:?}", args.sessions, ramp.as_secs_f64(), args.hold);
+    eprintln!(
+        "idle: all logins done: {up} of {} sessions up in {:.1}s; holding {:?}",
+        args.sessions,
+        ramp.as_secs_f64(),
+        args.hold
+    );
 
     // Hold: sample the server's memory once a second.
     let mut sample = None;
@@ -128,15 +136,22 @@ pub async fn run(env: Arc<Env>, args: IdleArgs) -> Outcome {
     let client_now = procfs::memory("self").ok();
     let dropped = counters.dropped.load(Ordering::Relaxed);
     if let Some(m) = sample {
-        eprintln!("idle: server VmRSS {} KiB (peak {} KiB, {} threads) with {up} sessions", m.rss_kib, m.hwm_kib, m.threads);
+        eprintln!(
+            "idle: server VmRSS {} KiB (peak {} KiB, {} threads) with {up} sessions",
+            m.rss_kib, m.hwm_kib, m.threads
+        );
     }
 
     // Release: every session closes its stream.
     let _ = release_tx.send(true);
-    let close_deadline = tokio::time::Instant::now() + env.target.step_timeout + Duration::from_secs(10);
+    let close_deadline =
+        tokio::time::Instant::now() + env.target.step_timeout + Duration::from_secs(10);
     while let Ok(Some(_)) = tokio::time::timeout_at(close_deadline, tasks.join_next()).await {}
     if !tasks.is_empty() {
-        eprintln!("idle: {} sessions did not end in time; aborting them", tasks.len());
+        eprintln!(
+            "idle: {} sessions did not end in time; aborting them",
+            tasks.len()
+        );
         tasks.abort_all();
         while tasks.join_next().await.is_some() {}
     }
@@ -176,5 +191,8 @@ pub async fn run(env: Arc<Env>, args: IdleArgs) -> Outcome {
         opt(sample.map(|m| m.threads)),
         opt(client_per),
     );
-    Outcome { line, ok: up == args.sessions && dropped == 0 && close_failed == 0 }
+    Outcome {
+        line,
+        ok: up == args.sessions && dropped == 0 && close_failed == 0,
+    }
 }

@@ -12,6 +12,9 @@
 //!
 //! Latency is from the TCP connect to the bind result (what a user waits
 //! for); the rate counts whole cycles including the close.
+//! `full_core_rate` is logins divided by server CPU seconds: the rate one
+//! fully available core would sustain, which is the figure to compare when
+//! other work shares the machine.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -94,7 +97,11 @@ pub async fn run(env: Arc<Env>, args: LoginsArgs) -> Outcome {
     let server0 = env.server_cpu();
     let client0 = procfs::cpu_time("self").ok();
     let t0 = Instant::now();
-    eprintln!("logins: warm-up done ({} logins started); measuring for {:?}", next.load(Ordering::Relaxed), args.duration);
+    eprintln!(
+        "logins: warm-up done ({} logins started); measuring for {:?}",
+        next.load(Ordering::Relaxed),
+        args.duration
+    );
     tokio::time::sleep_until(end).await;
     let server1 = env.server_cpu();
     let client1 = procfs::cpu_time("self").ok();
@@ -110,7 +117,10 @@ pub async fn run(env: Arc<Env>, args: LoginsArgs) -> Outcome {
         }
     }
     if !workers.is_empty() {
-        eprintln!("logins: {} clients did not stop in time; aborting them", workers.len());
+        eprintln!(
+            "logins: {} clients did not stop in time; aborting them",
+            workers.len()
+        );
         workers.abort_all();
         while workers.join_next().await.is_some() {}
     }
@@ -130,7 +140,7 @@ pub async fn run(env: Arc<Env>, args: LoginsArgs) -> Outcome {
     let line = format!(
         "logins rate={:.0}/s logins={logins} failed={failed} concurrency={} window_s={window:.1} \
          p50_ms={} p90_ms={} p99_ms={} max_ms={} server_cpu_s={} server_cpu_util_pct={} cpu_ms_per_login={} \
-         client_cpu_util_pct={}",
+         full_core_rate={} client_cpu_util_pct={}",
         logins as f64 / window.max(1e-9),
         args.concurrency,
         ms(latencies.percentile(50.0)),
@@ -140,7 +150,11 @@ pub async fn run(env: Arc<Env>, args: LoginsArgs) -> Outcome {
         opt(server_cpu.map(|c| format!("{c:.2}"))),
         opt(server_cpu.map(|c| format!("{:.0}", 100.0 * c / window))),
         opt(server_cpu.filter(|_| logins > 0).map(|c| format!("{:.3}", 1000.0 * c / logins as f64))),
+        opt(server_cpu.filter(|c| *c > 0.0).map(|c| format!("{:.0}/s", logins as f64 / c))),
         opt(client_cpu.map(|c| format!("{:.0}", 100.0 * c / window))),
     );
-    Outcome { line, ok: failed == 0 && logins > 0 }
+    Outcome {
+        line,
+        ok: failed == 0 && logins > 0,
+    }
 }
