@@ -296,7 +296,7 @@ impl Router {
     /// Hands a stanza to a session without waiting. A session that cannot
     /// keep up is told to close, so one slow reader never stalls the router.
     fn deliver(&self, s: &SessionEntry, stanza: Element) {
-        match s.tx.try_send(Outbound::Stanza(stanza)) {
+        match s.tx.try_send(Outbound::Stanza(Box::new(stanza))) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
                 tracing::warn!(resource = %s.resource, "outbox full: disconnecting a session that does not read");

@@ -19,7 +19,9 @@ pub const OUTBOX_CAPACITY: usize = 1024;
 /// What the router can tell a connection.
 #[derive(Debug)]
 pub enum Outbound {
-    Stanza(Element),
+    /// Boxed so that the channel's preallocated slots stay small: an idle
+    /// session's outbox then costs well under a kilobyte.
+    Stanza(Box<Element>),
     /// Close the stream with this error (conflict, shutdown, kick).
     Close(StreamError),
 }

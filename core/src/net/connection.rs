@@ -204,13 +204,22 @@ impl Conn {
         &mut self,
         io: &mut S,
     ) -> std::io::Result<Option<Flow>> {
+        // Everything the machine sends in one pass goes out as one write
+        // (one TLS record, one syscall) instead of one per element.
+        let mut out: Vec<u8> = Vec::new();
         let mut wrote = false;
         while let Some(action) = self.machine.poll_action() {
+            if let Action::Send(bytes) = action {
+                out.extend_from_slice(&bytes);
+                continue;
+            }
+            if !out.is_empty() {
+                self.write(io, &out).await?;
+                out.clear();
+                wrote = true;
+            }
             match action {
-                Action::Send(bytes) => {
-                    self.write(io, &bytes).await?;
-                    wrote = true;
-                }
+                Action::Send(_) => unreachable!("handled above"),
                 Action::StartTls => {
                     io.flush().await?;
                     return Ok(Some(Flow::StartTls));
@@ -263,6 +272,10 @@ impl Conn {
                     return Ok(Some(Flow::Closed));
                 }
             }
+        }
+        if !out.is_empty() {
+            self.write(io, &out).await?;
+            wrote = true;
         }
         if wrote {
             io.flush().await?;
