@@ -195,6 +195,9 @@ impl Server {
         if new.spool != old.spool {
             report.needs_restart.push("the spool directory".into());
         }
+        if new.log != old.log {
+            report.needs_restart.push("the log file location or level".into());
+        }
         if new.pidfile != old.pidfile {
             report.needs_restart.push("the pidfile location".into());
         }
