@@ -114,11 +114,17 @@ fn load_tls(config: &Config, home: &Path) -> Result<TlsAcceptor, String> {
     if info.generated {
         tracing::warn!(
             cert = %info.cert_path.display(),
-            "generated a self-signed certificate; clients will ask to trust SHA-256 fingerprint {}",
-            info.fingerprint
+            "generated a self-signed certificate; clients will ask to trust it: SHA-256 fingerprint {} (SHA-1 {})",
+            info.fingerprint,
+            info.fingerprint_sha1
         );
     } else {
-        tracing::info!(cert = %info.cert_path.display(), "certificate SHA-256 fingerprint {}", info.fingerprint);
+        tracing::info!(
+            cert = %info.cert_path.display(),
+            "certificate SHA-256 fingerprint {} (SHA-1 {})",
+            info.fingerprint,
+            info.fingerprint_sha1
+        );
     }
     Ok(TlsAcceptor::from(tls))
 }
@@ -196,7 +202,9 @@ impl Server {
             report.needs_restart.push("the spool directory".into());
         }
         if new.log != old.log {
-            report.needs_restart.push("the log file location or level".into());
+            report
+                .needs_restart
+                .push("the log file location or level".into());
         }
         if new.pidfile != old.pidfile {
             report.needs_restart.push("the pidfile location".into());

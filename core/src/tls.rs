@@ -19,6 +19,8 @@ pub struct CertInfo {
     /// SHA-256 of the leaf certificate, colon-separated hex, so users can
     /// compare it with what their client shows for a self-signed cert.
     pub fingerprint: String,
+    /// SHA-1 of the same, which some clients (profanity) show instead.
+    pub fingerprint_sha1: String,
 }
 
 /// Loads `cert`/`key` when configured; otherwise uses (or first makes) a
@@ -46,7 +48,8 @@ pub fn load_or_generate(
     };
     let certs = read_certs(&cert_path)?;
     let key = read_key(&key_path)?;
-    let fingerprint = fingerprint(&certs[0]);
+    let fingerprint = hex_colons(&Sha256::digest(certs[0].as_ref()));
+    let fingerprint_sha1 = hex_colons(&sha1::Sha1::digest(certs[0].as_ref()));
     let config = server_config(certs, key)?;
     Ok((
         config,
@@ -54,6 +57,7 @@ pub fn load_or_generate(
             cert_path,
             generated,
             fingerprint,
+            fingerprint_sha1,
         },
     ))
 }
@@ -81,15 +85,44 @@ fn generate(hosts: &[String], cert_path: &Path, key_path: &Path) -> Result<(), S
     } else {
         hosts.to_vec()
     };
-    let certified = rcgen::generate_simple_self_signed(names)
-        .map_err(|e| format!("generating a certificate: {e}"))?;
+    let err = |e: rcgen::Error| format!("generating a certificate: {e}");
+    let mut params = rcgen::CertificateParams::new(names.clone()).map_err(err)?;
+    // What a client shows when asking the user to trust the certificate:
+    // the host it is for, and who made it.
+    let mut dn = rcgen::DistinguishedName::new();
+    dn.push(rcgen::DnType::CommonName, names[0].clone());
+    dn.push(rcgen::DnType::OrganizationName, "Switchboard (self-signed)");
+    params.distinguished_name = dn;
+    // Valid from the start of last year for ten years: old enough for a
+    // client whose clock is a little behind, short enough to be plausible.
+    let year = current_year();
+    params.not_before = rcgen::date_time_ymd(year - 1, 1, 1);
+    params.not_after = rcgen::date_time_ymd(year + 10, 1, 1);
+    let key = rcgen::KeyPair::generate().map_err(err)?;
+    let cert = params.self_signed(&key).map_err(err)?;
     if let Some(dir) = cert_path.parent() {
         fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
-    write_private(key_path, certified.key_pair.serialize_pem().as_bytes())?;
-    fs::write(cert_path, certified.cert.pem())
-        .map_err(|e| format!("{}: {e}", cert_path.display()))?;
+    write_private(key_path, key.serialize_pem().as_bytes())?;
+    fs::write(cert_path, cert.pem()).map_err(|e| format!("{}: {e}", cert_path.display()))?;
     Ok(())
+}
+
+/// The current UTC year, from the system clock (days since the epoch
+/// converted with the civil-from-days algorithm).
+fn current_year() -> i32 {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let z = (secs / 86_400) as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(month <= 2)) as i32
 }
 
 /// Writes a file only the server's user can read (the private key).
@@ -131,8 +164,8 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
         })
 }
 
-fn fingerprint(cert: &CertificateDer<'_>) -> String {
-    Sha256::digest(cert.as_ref())
+fn hex_colons(digest: &[u8]) -> String {
+    digest
         .iter()
         .map(|b| format!("{b:02X}"))
         .collect::<Vec<_>>()
@@ -150,4 +183,35 @@ pub fn channel_binding(conn: &rustls::ServerConnection) -> Option<Vec<u8>> {
     conn.export_keying_material(&mut out, b"EXPORTER-Channel-Binding", None)
         .ok()?;
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_year_comes_from_the_clock() {
+        let y = current_year();
+        assert!((2024..2200).contains(&y), "{y}");
+    }
+
+    #[test]
+    fn a_generated_certificate_names_the_hosts_and_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let hosts = vec!["example.org".to_string(), "chat.example.org".to_string()];
+        let (_, info) = load_or_generate(None, None, &hosts, dir.path()).unwrap();
+        assert!(info.generated);
+        assert_eq!(info.cert_path, dir.path().join("example.org.crt"));
+        assert_eq!(info.fingerprint.len(), 32 * 3 - 1);
+        assert_eq!(info.fingerprint_sha1.len(), 20 * 3 - 1);
+        let key_mode = std::fs::metadata(dir.path().join("example.org.key")).unwrap();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&key_mode.permissions()) & 0o777,
+            0o600
+        );
+        // The second start reuses it.
+        let (_, again) = load_or_generate(None, None, &hosts, dir.path()).unwrap();
+        assert!(!again.generated);
+        assert_eq!(again.fingerprint, info.fingerprint);
+    }
 }

@@ -41,21 +41,35 @@ async fn a_new_user_registers_in_band_then_logs_in() {
         "registration is advertised: {features}"
     );
     let id = c.new_id("form");
-    c.send(&format!("<iq type='get' id='{id}'><query xmlns='{REGISTER_NS}'/></iq>"))
-        .await
-        .unwrap();
+    c.send(&format!(
+        "<iq type='get' id='{id}'><query xmlns='{REGISTER_NS}'/></iq>"
+    ))
+    .await
+    .unwrap();
     let form = c.read_id(&id, WAIT).await.unwrap();
-    assert!(form.contains("<username/>") && form.contains("<password/>"), "{form}");
+    assert!(
+        form.contains("<username/>") && form.contains("<password/>"),
+        "{form}"
+    );
 
     let answer = register(&mut c, "Newbie", "fresh-password").await;
     assert_eq!(attr(&answer, "type").as_deref(), Some("result"), "{answer}");
     let again = register(&mut c, "newbie", "other").await;
-    assert!(again.contains("<conflict"), "a taken name is a conflict: {again}");
+    assert!(
+        again.contains("<conflict"),
+        "a taken name is a conflict: {again}"
+    );
 
     // The account is real: it logs in with SCRAM and shows in `user list`.
-    let mut alice = RawClient::login(server.c2s(), server.tls_config(), "newbie", "fresh-password", "r")
-        .await
-        .expect("login with the registered account");
+    let mut alice = RawClient::login(
+        server.c2s(),
+        server.tls_config(),
+        "newbie",
+        "fresh-password",
+        "r",
+    )
+    .await
+    .expect("login with the registered account");
     let pong = alice.ping(HOST).await.unwrap();
     assert_eq!(attr(&pong, "type").as_deref(), Some("result"), "{pong}");
     let list = server.cli(&["user", "list", "localhost"], None);
@@ -105,16 +119,28 @@ async fn debug_logging_shows_stanzas_but_never_credentials() {
     let success = c.read_element(WAIT).await.unwrap();
     assert!(success.starts_with("<success"), "{success}");
     // SCRAM and in-band registration too.
-    let mut s = RawClient::login(server.c2s(), server.tls_config(), "alice", "alice-secret-pw", "s")
-        .await
-        .unwrap();
+    let mut s = RawClient::login(
+        server.c2s(),
+        server.tls_config(),
+        "alice",
+        "alice-secret-pw",
+        "s",
+    )
+    .await
+    .unwrap();
     s.ping(HOST).await.unwrap();
     let (mut r, _) = secure_stream(&server).await;
     register(&mut r, "bob", "bob-secret-pw").await;
 
-    let log = wait_for_log(&server.home().join("logs/switchboard.log"), "jabber:iq:register");
+    let log = wait_for_log(
+        &server.home().join("logs/switchboard.log"),
+        "jabber:iq:register",
+    );
     assert!(log.contains("urn:xmpp:ping"), "-D logs stanzas: {log}");
-    assert!(log.contains("jabber:iq:register"), "-D logs the registration: {log}");
+    assert!(
+        log.contains("jabber:iq:register"),
+        "-D logs the registration: {log}"
+    );
     for secret in ["alice-secret-pw", "bob-secret-pw", plain.as_str()] {
         assert!(!log.contains(secret), "the log must not contain {secret:?}");
     }
@@ -122,7 +148,9 @@ async fn debug_logging_shows_stanzas_but_never_credentials() {
 
 #[tokio::test]
 async fn sighup_reopens_a_rotated_log_file() {
-    let server = ServerBuilder::new().user("alice@localhost", "pw-hup").start();
+    let server = ServerBuilder::new()
+        .user("alice@localhost", "pw-hup")
+        .start();
     let log = server.home().join("logs/switchboard.log");
     let rotated = server.home().join("logs/switchboard.log.1");
     wait_for_log(&log, "listening");
@@ -130,13 +158,22 @@ async fn sighup_reopens_a_rotated_log_file() {
     server.signal(libc::SIGHUP);
     // The reload itself is logged into the new file.
     let text = wait_for_log(&log, "SIGHUP");
-    assert!(text.contains("SIGHUP"), "the new log file gets the reload message: {text:?}");
+    assert!(
+        text.contains("SIGHUP"),
+        "the new log file gets the reload message: {text:?}"
+    );
     let mut c = RawClient::login(server.c2s(), server.tls_config(), "alice", "pw-hup", "r")
         .await
         .unwrap();
     c.ping(HOST).await.unwrap();
     let text = wait_for_log(&log, "session started");
-    assert!(text.contains("session started"), "later events go to the new file: {text}");
+    assert!(
+        text.contains("session started"),
+        "later events go to the new file: {text}"
+    );
     let old = fs::read_to_string(&rotated).unwrap();
-    assert!(!old.contains("session started"), "nothing more goes to the rotated file");
+    assert!(
+        !old.contains("session started"),
+        "nothing more goes to the rotated file"
+    );
 }
