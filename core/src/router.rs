@@ -127,7 +127,7 @@ impl Router {
         match self.classify(&to) {
             Destination::Server(host) => self.to_server(&from, &host, stanza),
             Destination::Bare(bare) => self.to_bare(&from, &bare, stanza),
-            Destination::Full(full) => self.to_full(&from, &full, stanza),
+            Destination::Full(full) => self.to_full(&full, stanza),
             Destination::Service(host) => self.to_service(&host, stanza),
             Destination::Remote(_) => self.bounce(&stanza, StanzaError::remote_server_not_found()),
         }
@@ -166,6 +166,11 @@ impl Router {
             // Subscriptions and probes arrive with the IM issue; directed
             // presence to a bare JID goes to its available resources.
             Some(Kind::Presence) => {
+                // Probes are answered by servers, never shown to clients
+                // (RFC 6121 §4.3); rosters answer them with the IM issue.
+                if stanza_type(&stanza) == "probe" {
+                    return;
+                }
                 for s in self.sessions.of_account(bare) {
                     if s.priority.is_some() {
                         self.deliver(&s, stanza.clone());
@@ -176,7 +181,7 @@ impl Router {
         }
     }
 
-    fn to_full(&self, from: &Jid, full: &Jid, stanza: Element) {
+    fn to_full(&self, full: &Jid, stanza: Element) {
         if let Some(s) = self.sessions.get(full) {
             return self.deliver(&s, stanza);
         }
@@ -186,11 +191,11 @@ impl Router {
             Some(Kind::Message) if matches!(stanza_type(&stanza), "normal" | "chat") => {
                 self.message_to_bare(&full.to_bare(), stanza)
             }
+            // Presence to an absent resource, and headlines (§8.5.3.2.1),
+            // are dropped without an error.
             Some(Kind::Presence) => {}
-            _ => {
-                let _ = from;
-                self.bounce(&stanza, StanzaError::service_unavailable())
-            }
+            Some(Kind::Message) if stanza_type(&stanza) == "headline" => {}
+            _ => self.bounce(&stanza, StanzaError::service_unavailable()),
         }
     }
 
@@ -313,3 +318,7 @@ impl Router {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "router_tests.rs"]
+mod tests;
