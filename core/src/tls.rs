@@ -214,4 +214,36 @@ mod tests {
         assert!(!again.generated);
         assert_eq!(again.fingerprint, info.fingerprint);
     }
+
+    #[test]
+    fn a_configured_certificate_is_used_as_is() {
+        let made = tempfile::tempdir().unwrap();
+        let hosts = vec!["example.org".to_string()];
+        let (_, first) = load_or_generate(None, None, &hosts, made.path()).unwrap();
+        let etc = tempfile::tempdir().unwrap();
+        let cert = made.path().join("example.org.crt");
+        let key = made.path().join("example.org.key");
+        let (_, info) = load_or_generate(Some(&cert), Some(&key), &hosts, etc.path()).unwrap();
+        assert!(!info.generated);
+        assert_eq!(info.fingerprint, first.fingerprint);
+        assert!(
+            std::fs::read_dir(etc.path()).unwrap().next().is_none(),
+            "nothing generated"
+        );
+    }
+
+    #[test]
+    fn a_missing_or_wrong_certificate_file_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.crt");
+        let err = load_or_generate(Some(&missing), Some(&missing), &[], dir.path()).unwrap_err();
+        assert!(
+            err.contains("nope.crt") && err.contains("No such file"),
+            "{err}"
+        );
+        let junk = dir.path().join("junk.crt");
+        std::fs::write(&junk, "not a certificate").unwrap();
+        let err = load_or_generate(Some(&junk), Some(&junk), &[], dir.path()).unwrap_err();
+        assert!(err.contains("no certificate found"), "{err}");
+    }
 }
