@@ -64,10 +64,37 @@ pub struct ServiceInfo {
 /// A handler answers with a result payload (or none), or a stanza error.
 pub type IqHandler = fn(&IqRequest<'_>) -> Result<Option<Element>, StanzaError>;
 
+/// What an account-data handler sees. It runs inside the addressed
+/// account's actor, one request at a time per account, on the blocking
+/// pool: it may read and write the spool directly.
+pub struct DataRequest<'a> {
+    pub iq: &'a Element,
+    pub payload: &'a Element,
+    /// The sender (a full JID for local clients).
+    pub from: &'a Jid,
+    /// The account addressed (bare JID; for an IQ without `to`, the
+    /// sender's own account).
+    pub account: &'a Jid,
+    /// Whether the sender is the account itself (any of its resources).
+    pub is_owner: bool,
+    /// Whether the account's roster lets the sender see its presence
+    /// (subscription `from` or `both`); always true for the owner.
+    pub may_see_presence: bool,
+    /// Whether the account has at least one available resource.
+    pub online: bool,
+    pub store: &'a dyn switchboard_spool::Storage,
+    /// PBKDF2 iterations for newly stored credentials.
+    pub scram_iterations: u32,
+}
+
+/// A handler of account data (vCard, private XML, last activity, …).
+pub type DataHandler = fn(&DataRequest<'_>) -> Result<Option<Element>, StanzaError>;
+
 /// The set of handlers and features of the running server.
 #[derive(Default)]
 pub struct Registry {
     handlers: HashMap<(IqKey, Scope), IqHandler>,
+    data_handlers: HashMap<IqKey, DataHandler>,
     server_features: Vec<&'static str>,
     account_features: Vec<&'static str>,
 }
@@ -84,6 +111,19 @@ impl Registry {
 
     pub fn handle(&mut self, key: IqKey, scope: Scope, handler: IqHandler) {
         self.handlers.insert((key, scope), handler);
+    }
+
+    /// Registers a handler of account data, addressed to an account's bare
+    /// JID (or sent without `to`).
+    pub fn handle_data(&mut self, key: IqKey, handler: DataHandler) {
+        self.data_handlers.insert(key, handler);
+    }
+
+    pub fn lookup_data(&self, payload: &Element, kind: IqType) -> Option<DataHandler> {
+        self.data_handlers
+            .iter()
+            .find(|(k, _)| k.kind == kind && k.name == payload.name && k.ns == payload.ns)
+            .map(|(_, h)| *h)
     }
 
     /// Adds a disco#info feature of the server (`Scope::Server`) or of
