@@ -9,6 +9,7 @@
 
 pub mod accounts;
 pub mod debug_log;
+pub mod im;
 pub mod modules;
 pub mod net;
 pub mod router;
@@ -18,6 +19,7 @@ pub mod sessions;
 pub mod stanza;
 pub mod stream;
 pub mod throttle;
+pub mod time;
 pub mod tls;
 
 pub use server::{ReloadReport, Server};

@@ -12,14 +12,16 @@
 //! Routing never blocks: delivery to a session is a `try_send` into its
 //! bounded outbox, and a session whose outbox is full is disconnected.
 
-use std::sync::RwLock;
+use std::sync::{Arc, OnceLock, RwLock, Weak};
 
 use dashmap::DashMap;
 use switchboard_jid::Jid;
 use switchboard_xml::Element;
 use tokio::sync::mpsc;
 
+use crate::im::{Accounts, Work};
 use crate::modules::{IqRequest, IqType, Registry, Scope, ServiceInfo};
+use crate::server::Shared;
 use crate::sessions::{Outbound, SessionEntry, Sessions};
 use crate::stanza::{error_reply, iq_result, stanza_type, Kind, StanzaError};
 use crate::stream::StreamError;
@@ -51,6 +53,12 @@ pub struct Router {
     pub sessions: Sessions,
     services: DashMap<String, ServiceHandle>,
     registry: Registry,
+    /// Account actors (rosters, subscriptions, offline storage).
+    pub accounts: Accounts,
+    /// The server state the actors run against, set once at start-up. A
+    /// router without it (unit tests) handles only what needs no account
+    /// state and refuses the rest with `service-unavailable`.
+    shared: OnceLock<Weak<Shared>>,
 }
 
 impl Router {
@@ -60,6 +68,29 @@ impl Router {
             sessions: Sessions::default(),
             services: DashMap::new(),
             registry,
+            accounts: Accounts::default(),
+            shared: OnceLock::new(),
+        }
+    }
+
+    /// Connects the router to the server state, so account work can run.
+    pub fn attach(&self, shared: &Arc<Shared>) {
+        let _ = self.shared.set(Arc::downgrade(shared));
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Queues work for an account's actor; `false` when there are no
+    /// actors (a router used alone in tests).
+    fn to_account(&self, bare: &Jid, work: Work) -> bool {
+        match self.shared.get().and_then(Weak::upgrade) {
+            Some(shared) => {
+                self.accounts.send(&shared, bare, work);
+                true
+            }
+            None => false,
         }
     }
 
@@ -105,24 +136,100 @@ impl Router {
     }
 
     /// Routes a stanza from a local client (`from` already stamped and
-    /// checked by the stream machine, `to` normalized if present).
+    /// checked by the stream machine, `to` normalized if present). What
+    /// needs the sender's own account state goes to its actor first.
     pub fn route(&self, stanza: Element) {
         let Some(from) = stanza.attr("from").and_then(|f| Jid::parse(f).ok()) else {
             tracing::warn!("dropping a stanza without a valid 'from'");
             return;
         };
+        let own = from.to_bare();
         let to = match stanza.attr("to") {
             Some(t) => match Jid::parse(t) {
-                Ok(t) => t,
+                Ok(t) => Some(t),
                 Err(_) => return self.bounce(&stanza, StanzaError::jid_malformed()),
             },
-            None => {
-                // RFC 6120 §10.3: no `to` means the sender's own account.
-                if stanza.name == "presence" {
-                    return self.own_presence(&from, &stanza);
+            None => None,
+        };
+        match stanza.name.as_str() {
+            "presence" => match (stanza_type(&stanza), &to) {
+                // Broadcast presence: the roster decides who sees it.
+                (_, None) => {
+                    if !self.to_account(&own, Work::Own(stanza.clone())) {
+                        self.own_presence_without_roster(&from, &stanza);
+                    }
                 }
-                from.to_bare()
+                ("subscribe" | "subscribed" | "unsubscribe" | "unsubscribed", Some(_)) => {
+                    if !self.to_account(&own, Work::Own(stanza.clone())) {
+                        self.route_inbound(stanza);
+                    }
+                }
+                // Clients do not probe (RFC 6121 §4.3); the server does.
+                ("probe", Some(_)) => {}
+                _ => self.route_inbound(stanza),
+            },
+            "iq" => {
+                let to_own_account = to.as_ref().is_none_or(|t| *t == own);
+                let to_server_register = to
+                    .as_ref()
+                    .is_some_and(|t| t.node().is_none() && self.is_local(t.domain()))
+                    && stanza
+                        .first_element()
+                        .is_some_and(|p| p.ns == switchboard_xml::ns::REGISTER);
+                let needs_account = stanza.first_element().is_some_and(|p| {
+                    p.is("query", crate::im::roster::NS)
+                        || matches!(stanza.attr("type"), Some("get") | Some("set"))
+                            && self
+                                .registry
+                                .lookup_data(
+                                    p,
+                                    if stanza.attr("type") == Some("get") {
+                                        IqType::Get
+                                    } else {
+                                        IqType::Set
+                                    },
+                                )
+                                .is_some()
+                });
+                if (to_own_account || to_server_register)
+                    && needs_account
+                    && self.to_account(&own, Work::Own(stanza.clone()))
+                {
+                    return;
+                }
+                let mut stanza = stanza;
+                if to.is_none() {
+                    stanza.set_attr("to", own.to_string());
+                    // Answers to an IQ without `to` come from the account.
+                    return self.route_inbound_iq_to_own(&from, stanza);
+                }
+                self.route_inbound(stanza)
             }
+            _ => {
+                let mut stanza = stanza;
+                if to.is_none() {
+                    stanza.set_attr("to", own.to_string());
+                }
+                self.route_inbound(stanza)
+            }
+        }
+    }
+
+    /// An IQ without `to` handled by the sync modules (ping, disco) on the
+    /// account's behalf; the reply carries no `from` (RFC 6120 §10.3.3).
+    fn route_inbound_iq_to_own(&self, from: &Jid, stanza: Element) {
+        self.handle_iq(from, &from.to_bare(), Scope::Account, stanza);
+    }
+
+    /// Delivers a stanza toward its `to`: used for everything after the
+    /// sender's side is done (and by the actors themselves).
+    pub fn route_inbound(&self, stanza: Element) {
+        let Some(from) = stanza.attr("from").and_then(|f| Jid::parse(f).ok()) else {
+            tracing::warn!("dropping a stanza without a valid 'from'");
+            return;
+        };
+        let Some(to) = stanza.attr("to").and_then(|t| Jid::parse(t).ok()) else {
+            return self.bounce(&stanza, StanzaError::jid_malformed());
         };
         match self.classify(&to) {
             Destination::Server(host) => self.to_server(&from, &host, stanza),
@@ -133,18 +240,12 @@ impl Router {
         }
     }
 
-    /// Presence without `to`: the session's broadcast presence. Until
-    /// rosters exist it only decides which resources get bare-JID messages.
-    fn own_presence(&self, from: &Jid, stanza: &Element) {
+    /// Without account actors (unit tests), presence without `to` only
+    /// decides which resources get bare-JID messages.
+    fn own_presence_without_roster(&self, from: &Jid, stanza: &Element) {
         match stanza_type(stanza) {
-            "available" => {
-                let prio = stanza
-                    .child_text("priority", &stanza.ns)
-                    .and_then(|p| p.trim().parse::<i8>().ok())
-                    .unwrap_or(0);
-                self.sessions.set_priority(from, Some(prio));
-            }
-            "unavailable" => self.sessions.set_priority(from, None),
+            "available" => self.sessions.set_presence(from, Some(stanza.clone())),
+            "unavailable" => self.sessions.set_presence(from, None),
             _ => {}
         }
     }
@@ -161,23 +262,44 @@ impl Router {
 
     fn to_bare(&self, from: &Jid, bare: &Jid, stanza: Element) {
         match Kind::of(&stanza) {
-            Some(Kind::Iq) => self.handle_iq(from, bare, Scope::Account, stanza),
-            Some(Kind::Message) => self.message_to_bare(bare, stanza),
-            // Subscriptions and probes arrive with the IM issue; directed
-            // presence to a bare JID goes to its available resources.
-            Some(Kind::Presence) => {
-                // Probes are answered by servers, never shown to clients
-                // (RFC 6121 §4.3); rosters answer them with the IM issue.
-                if stanza_type(&stanza) == "probe" {
-                    return;
+            Some(Kind::Iq) => {
+                let sync = stanza.first_element().is_some_and(|p| {
+                    let kind = if stanza.attr("type") == Some("set") {
+                        IqType::Set
+                    } else {
+                        IqType::Get
+                    };
+                    self.registry.lookup(p, kind, Scope::Account).is_some()
+                });
+                if sync || !matches!(stanza.attr("type"), Some("get") | Some("set")) {
+                    return self.handle_iq(from, bare, Scope::Account, stanza);
                 }
-                for s in self.sessions.of_account(bare) {
-                    if s.priority.is_some() {
-                        self.deliver(&s, stanza.clone());
-                    }
+                if !self.to_account(bare, Work::Inbound(stanza.clone())) {
+                    self.bounce(&stanza, StanzaError::service_unavailable());
                 }
             }
+            Some(Kind::Message) => self.message_to_bare(bare, stanza),
+            Some(Kind::Presence) => match stanza_type(&stanza) {
+                "subscribe" | "subscribed" | "unsubscribe" | "unsubscribed" | "probe" => {
+                    if !self.to_account(bare, Work::Inbound(stanza.clone()))
+                        && stanza_type(&stanza) != "probe"
+                    {
+                        self.deliver_to_available(bare, &stanza);
+                    }
+                }
+                // Available, unavailable and error presence go to every
+                // available resource (RFC 6121 §4.2.3, §4.5.3).
+                _ => self.deliver_to_available(bare, &stanza),
+            },
             None => {}
+        }
+    }
+
+    fn deliver_to_available(&self, bare: &Jid, stanza: &Element) {
+        for s in self.sessions.of_account(bare) {
+            if s.priority.is_some() {
+                self.deliver(&s, stanza.clone());
+            }
         }
     }
 
@@ -191,9 +313,20 @@ impl Router {
             Some(Kind::Message) if matches!(stanza_type(&stanza), "normal" | "chat") => {
                 self.message_to_bare(&full.to_bare(), stanza)
             }
-            // Presence to an absent resource, and headlines (§8.5.3.2.1),
+            // Subscription stanzas and probes to a full JID are handled as
+            // if sent to the bare JID (RFC 6121 §3.1.3, §4.3); other
+            // presence to an absent resource, and headlines (§8.5.3.2.1),
             // are dropped without an error.
-            Some(Kind::Presence) => {}
+            Some(Kind::Presence) => {
+                if matches!(
+                    stanza_type(&stanza),
+                    "subscribe" | "subscribed" | "unsubscribe" | "unsubscribed" | "probe"
+                ) {
+                    let mut s = stanza;
+                    s.set_attr("to", full.to_bare().to_string());
+                    self.to_bare(&full.to_bare(), &full.to_bare(), s);
+                }
+            }
             Some(Kind::Message) if stanza_type(&stanza) == "headline" => {}
             _ => self.bounce(&stanza, StanzaError::service_unavailable()),
         }
@@ -215,9 +348,8 @@ impl Router {
     }
 
     /// RFC 6121 §8.5.2: a message to a bare JID goes to the available
-    /// resources with the highest non-negative priority; with none, it would
-    /// be stored offline — until offline storage lands it is refused with
-    /// `service-unavailable`, which §8.5.2.2.1 also allows.
+    /// resources with the highest non-negative priority; with none, it is
+    /// stored offline by the account's actor.
     fn message_to_bare(&self, bare: &Jid, stanza: Element) {
         let kind = stanza_type(&stanza).to_string();
         if kind == "error" {
@@ -233,7 +365,12 @@ impl Router {
             .filter(|p| *p >= 0)
             .max();
         let Some(best) = best else {
-            return self.bounce(&stanza, StanzaError::service_unavailable());
+            // No available resource: the account's actor stores it offline
+            // (or refuses it if there is no such account).
+            if !self.to_account(bare, Work::Inbound(stanza.clone())) {
+                self.bounce(&stanza, StanzaError::service_unavailable());
+            }
+            return;
         };
         let targets: Vec<&SessionEntry> = sessions
             .iter()

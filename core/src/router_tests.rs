@@ -40,7 +40,11 @@ fn online_with_capacity(r: &Router, jid: &str, priority: Option<i8>, cap: usize)
     let (tx, rx) = mpsc::channel(cap);
     let kill = Arc::new(Notify::new());
     r.sessions.bind(&jid, r.sessions.new_id(), tx, kill.clone());
-    r.sessions.set_priority(&jid, priority);
+    let presence = priority.map(|p| {
+        Element::new("presence", ns::CLIENT)
+            .with_child(Element::new("priority", ns::CLIENT).with_text(p.to_string()))
+    });
+    r.sessions.set_presence(&jid, presence);
     Client { rx, kill }
 }
 

@@ -152,6 +152,7 @@ impl Server {
             registrations: Throttle::new(REGISTRATIONS_PER_ADDRESS, REGISTRATION_WINDOW),
             scram_iterations: config.limits.scram_iterations.into(),
         });
+        shared.router.attach(&shared);
         let mut bound = Vec::new();
         let mut listeners = Vec::new();
         for (kind, addrs) in [

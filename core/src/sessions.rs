@@ -40,6 +40,10 @@ pub struct SessionEntry {
     /// The priority of the last available presence without `to`, or `None`
     /// while the session has not sent one (or went unavailable).
     pub priority: Option<i8>,
+    /// That presence itself, to answer probes and tell new resources.
+    pub presence: Option<Arc<Element>>,
+    /// Whether the session asked for the roster (and so gets pushes).
+    pub interested: bool,
 }
 
 /// All bound sessions of the local domains.
@@ -76,33 +80,56 @@ impl Sessions {
             tx,
             kill,
             priority: None,
+            presence: None,
+            interested: false,
         });
         old
     }
 
-    /// Removes a session if it is still the one registered under `jid`.
-    pub fn unbind(&self, jid: &Jid, id: u64) {
+    /// Removes a session if it is still the one registered under `jid`,
+    /// returning its entry.
+    pub fn unbind(&self, jid: &Jid, id: u64) -> Option<SessionEntry> {
         let bare = jid.to_bare();
-        let empty = match self.by_bare.get_mut(&bare) {
+        let (removed, empty) = match self.by_bare.get_mut(&bare) {
             Some(mut list) => {
-                list.retain(|s| s.id != id);
-                list.is_empty()
+                let removed = list.iter().position(|s| s.id == id).map(|i| list.remove(i));
+                (removed, list.is_empty())
             }
-            None => false,
+            None => (None, false),
         };
         if empty {
             self.by_bare.remove_if(&bare, |_, l| l.is_empty());
         }
+        removed
     }
 
-    /// Records a session's presence priority (`None`: unavailable).
-    pub fn set_priority(&self, jid: &Jid, priority: Option<i8>) {
+    /// Records a session's broadcast presence (`None`: unavailable); the
+    /// priority is read from it (RFC 6121 §4.7.2.3, default 0).
+    pub fn set_presence(&self, jid: &Jid, presence: Option<Element>) {
+        let priority = presence.as_ref().map(|p| {
+            p.child_text("priority", &p.ns)
+                .and_then(|v| v.trim().parse::<i8>().ok())
+                .unwrap_or(0)
+        });
         if let Some(mut list) = self.by_bare.get_mut(&jid.to_bare()) {
             if let Some(s) = list
                 .iter_mut()
                 .find(|s| Some(s.resource.as_str()) == jid.resource())
             {
                 s.priority = priority;
+                s.presence = presence.map(Arc::new);
+            }
+        }
+    }
+
+    /// Marks a session as having requested the roster.
+    pub fn set_interested(&self, jid: &Jid) {
+        if let Some(mut list) = self.by_bare.get_mut(&jid.to_bare()) {
+            if let Some(s) = list
+                .iter_mut()
+                .find(|s| Some(s.resource.as_str()) == jid.resource())
+            {
+                s.interested = true;
             }
         }
     }

@@ -145,9 +145,13 @@ pub fn error_reply(stanza: &Element, err: &StanzaError) -> Option<Element> {
         reply.set_attr("to", to);
     }
     reply.set_attr("type", "error");
-    // An IQ error carries at most the request's payload; other stanzas keep
-    // theirs so the sender can tell which message failed.
-    reply.children = stanza.children.clone();
+    // Messages and presence keep their payload so the sender can tell
+    // which one failed. IQ errors carry none: the payload is optional
+    // (RFC 6120 §8.3.1) and may hold a password (XEP-0077 §3.3 says not
+    // to echo it), and the `id` already says which request failed.
+    if stanza.name != "iq" {
+        reply.children = stanza.children.clone();
+    }
     reply.append_child(err.to_element(&stanza.ns));
     Some(reply)
 }
@@ -168,4 +172,41 @@ pub fn iq_result(request: &Element, payload: Option<Element>) -> Element {
         reply.append_child(p);
     }
     reply
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iq_errors_never_echo_the_request_payload() {
+        let iq = Element::new("iq", ns::CLIENT)
+            .with_attr("type", "set")
+            .with_attr("id", "r1")
+            .with_attr("from", "a@localhost/x")
+            .with_child(
+                Element::new("query", ns::REGISTER)
+                    .with_child(Element::new("password", ns::REGISTER).with_text("hunter2")),
+            );
+        let reply = error_reply(&iq, &StanzaError::bad_request()).unwrap();
+        assert!(!reply.to_xml_string().contains("hunter2"));
+        assert_eq!(reply.attr("to"), Some("a@localhost/x"));
+        assert_eq!(reply.attr("id"), Some("r1"));
+    }
+
+    #[test]
+    fn message_errors_keep_the_body() {
+        let m = Element::new("message", ns::CLIENT)
+            .with_attr("to", "b@localhost")
+            .with_child(Element::new("body", ns::CLIENT).with_text("hello"));
+        let reply = error_reply(&m, &StanzaError::service_unavailable()).unwrap();
+        assert_eq!(
+            reply.child_text("body", ns::CLIENT).as_deref(),
+            Some("hello")
+        );
+        assert!(
+            error_reply(&reply, &StanzaError::service_unavailable()).is_none(),
+            "no error for an error"
+        );
+    }
 }

@@ -108,21 +108,9 @@ fn generate(hosts: &[String], cert_path: &Path, key_path: &Path) -> Result<(), S
     Ok(())
 }
 
-/// The current UTC year, from the system clock (days since the epoch
-/// converted with the civil-from-days algorithm).
+/// The current UTC year, from the system clock.
 fn current_year() -> i32 {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let z = (secs / 86_400) as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(month <= 2)) as i32
+    crate::time::civil_from_days((crate::time::unix_now() / 86_400) as i64).0 as i32
 }
 
 /// Writes a file only the server's user can read (the private key).

@@ -7,7 +7,11 @@
 //! account's behalf).
 
 pub mod disco;
+pub mod last;
+pub mod password;
 pub mod ping;
+pub mod private;
+pub mod vcard;
 pub mod version;
 
 use std::collections::HashMap;
@@ -106,6 +110,10 @@ impl Registry {
         disco::register(&mut r);
         ping::register(&mut r);
         version::register(&mut r);
+        vcard::register(&mut r);
+        private::register(&mut r);
+        last::register(&mut r);
+        password::register(&mut r);
         r
     }
 

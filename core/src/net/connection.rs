@@ -43,6 +43,9 @@ struct Conn {
     machine: C2s,
     bound: Option<Bound>,
     peer: SocketAddr,
+    /// Entities this session sent directed available presence to; they get
+    /// unavailable when it goes (RFC 6121 §4.6).
+    directed: std::collections::BTreeSet<Jid>,
 }
 
 /// Serves one accepted client connection to its end.
@@ -107,14 +110,52 @@ impl Conn {
             machine,
             bound: None,
             peer,
+            directed: Default::default(),
         }
     }
 
-    /// Unregisters the session, whatever ended the connection.
+    /// Unregisters the session, whatever ended the connection, and lets
+    /// the account's actor tell contacts it is gone.
     fn finish(&mut self) {
         if let Some(b) = self.bound.take() {
-            self.shared.router.sessions.unbind(&b.jid, b.id);
+            let entry = self.shared.router.sessions.unbind(&b.jid, b.id);
+            let work = crate::im::Work::SessionEnded {
+                jid: b.jid.clone(),
+                presence: entry.and_then(|e| e.presence),
+                directed: std::mem::take(&mut self.directed).into_iter().collect(),
+            };
+            self.shared
+                .router
+                .accounts
+                .send(&self.shared, &b.jid.to_bare(), work);
             tracing::info!(jid = %b.jid, peer = %self.peer, "session ended");
+        }
+    }
+
+    /// Keeps the directed-presence list current before a stanza is routed.
+    fn track_directed(&mut self, el: &switchboard_xml::Element) {
+        if el.name != "presence" {
+            return;
+        }
+        match (
+            el.attr("to").and_then(|t| Jid::parse(t).ok()),
+            crate::stanza::stanza_type(el),
+        ) {
+            (Some(to), "available") => {
+                self.directed.insert(to);
+            }
+            (Some(to), "unavailable") => {
+                self.directed.remove(&to);
+            }
+            // Broadcast unavailable also ends every directed presence.
+            (None, "unavailable") => {
+                for to in std::mem::take(&mut self.directed) {
+                    let mut p = el.clone();
+                    p.set_attr("to", to.to_string());
+                    self.shared.router.route_inbound(p);
+                }
+            }
+            _ => {}
         }
     }
 
@@ -265,7 +306,10 @@ impl Conn {
                     self.machine.registered(result);
                 }
                 Action::Bound(jid) => self.bind(jid),
-                Action::Stanza(el) => self.shared.router.route(el),
+                Action::Stanza(el) => {
+                    self.track_directed(&el);
+                    self.shared.router.route(el)
+                }
                 Action::Close => {
                     io.flush().await?;
                     let _ = io.shutdown().await;

@@ -1,0 +1,352 @@
+//! Account actors: one task per local account that has work, owning that
+//! account's roster while it lives. Everything that reads or changes an
+//! account's state goes through its actor, so it happens in order: a
+//! subscription and the message after it, a vCard set and the get after
+//! it. Spool I/O runs on the blocking pool; the router never waits for it.
+//!
+//! An actor exits after a quiet spell. It first removes itself from the
+//! table, then closes its queue and drains it, so work queued just before
+//! is still handled and work sent just after finds a closed queue and
+//! starts a new actor.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use switchboard_jid::Jid;
+use switchboard_spool::{SpoolError, UserRecord};
+use switchboard_xml::{ns, Element};
+use tokio::sync::mpsc;
+
+use super::roster::Roster;
+use crate::modules::{DataRequest, IqType};
+use crate::server::Shared;
+use crate::stanza::{error_reply, iq_result, stanza_type, StanzaError};
+
+/// How long an actor without work keeps its roster cached.
+const IDLE: Duration = Duration::from_secs(30);
+
+/// Work for an account.
+#[derive(Debug)]
+pub enum Work {
+    /// A stanza from one of the account's own sessions that needs its
+    /// state: broadcast presence, outbound subscriptions, roster and
+    /// account-data IQs.
+    Own(Element),
+    /// A stanza addressed to the account that needs its state: inbound
+    /// subscriptions, probes, messages with no available resource, IQs to
+    /// the bare JID.
+    Inbound(Element),
+    /// A session ended: tell contacts, record last activity.
+    SessionEnded {
+        jid: Jid,
+        /// The session's last broadcast presence, if it was available.
+        presence: Option<Arc<Element>>,
+        /// Entities it sent directed available presence to.
+        directed: Vec<Jid>,
+    },
+}
+
+/// The table of running actors.
+#[derive(Default)]
+pub struct Accounts {
+    actors: DashMap<Jid, mpsc::UnboundedSender<Work>>,
+}
+
+impl Accounts {
+    /// Queues work for an account, starting its actor if needed. The queue
+    /// is unbounded: each item is one stanza already accepted from a
+    /// connection whose own outbox and read loop bound the rate.
+    pub fn send(&self, shared: &Arc<Shared>, bare: &Jid, mut work: Work) {
+        // Bounded: a closed queue means the actor is exiting; the second
+        // attempt makes a new one.
+        for _ in 0..3 {
+            let tx = self
+                .actors
+                .entry(bare.clone())
+                .or_insert_with(|| spawn(shared, bare.clone()))
+                .clone();
+            match tx.send(work) {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(w)) => {
+                    work = w;
+                    self.actors.remove_if(bare, |_, t| t.same_channel(&tx));
+                }
+            }
+        }
+        tracing::error!(account = %bare, "could not queue work for an account; dropped");
+    }
+
+    pub fn running(&self) -> usize {
+        self.actors.len()
+    }
+}
+
+fn spawn(shared: &Arc<Shared>, bare: Jid) -> mpsc::UnboundedSender<Work> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let me = tx.clone();
+    let weak = Arc::downgrade(shared);
+    tokio::spawn(run(weak, bare, rx, me));
+    tx
+}
+
+async fn run(
+    shared: Weak<Shared>,
+    bare: Jid,
+    mut rx: mpsc::UnboundedReceiver<Work>,
+    me: mpsc::UnboundedSender<Work>,
+) {
+    let Some(strong) = shared.upgrade() else {
+        return;
+    };
+    let mut account = Account::new(strong, bare.clone());
+    loop {
+        match tokio::time::timeout(IDLE, rx.recv()).await {
+            Ok(Some(work)) => account.handle(work).await,
+            Ok(None) => break,
+            Err(_) => {
+                account
+                    .shared
+                    .router
+                    .accounts
+                    .actors
+                    .remove_if(&bare, |_, t| t.same_channel(&me));
+                rx.close();
+                while let Some(work) = rx.recv().await {
+                    account.handle(work).await;
+                }
+                break;
+            }
+        }
+    }
+}
+
+/// Why an account's state could not be had.
+#[derive(Debug)]
+pub enum LoadError {
+    NoAccount,
+    Spool(SpoolError),
+}
+
+/// One account's actor state.
+pub struct Account {
+    pub(super) shared: Arc<Shared>,
+    pub(super) bare: Jid,
+    pub(super) roster: Option<Roster>,
+}
+
+impl Account {
+    fn new(shared: Arc<Shared>, bare: Jid) -> Account {
+        Account {
+            shared,
+            bare,
+            roster: None,
+        }
+    }
+
+    pub(super) fn host(&self) -> &str {
+        self.bare.domain()
+    }
+
+    pub(super) fn user(&self) -> &str {
+        self.bare.node().unwrap_or_default()
+    }
+
+    async fn handle(&mut self, work: Work) {
+        match work {
+            Work::Own(el) => self.own(el).await,
+            Work::Inbound(el) => self.inbound(el).await,
+            Work::SessionEnded {
+                jid,
+                presence,
+                directed,
+            } => self.session_ended(jid, presence, directed).await,
+        }
+    }
+
+    async fn own(&mut self, el: Element) {
+        match el.name.as_str() {
+            "presence" if el.attr("to").is_none() => self.own_presence(el).await,
+            "presence" => self.outbound_subscription(el).await,
+            "iq" => {
+                let Some(payload) = el.first_element() else {
+                    return;
+                };
+                if payload.is("query", super::roster::NS) {
+                    self.roster_iq(&el).await;
+                } else {
+                    self.data_iq(el).await;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    async fn inbound(&mut self, el: Element) {
+        match (el.name.as_str(), stanza_type(&el)) {
+            ("presence", "probe") => self.answer_probe(el).await,
+            ("presence", _) => self.inbound_subscription(el).await,
+            ("message", _) => self.offline_message(el).await,
+            ("iq", _) => {
+                let is_roster = el
+                    .first_element()
+                    .is_some_and(|p| p.is("query", super::roster::NS));
+                if is_roster {
+                    // RFC 6121 §2.1.5: nobody else may read or change a roster.
+                    self.bounce(&el, StanzaError::forbidden());
+                } else {
+                    self.data_iq(el).await;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Loads the roster once per actor life.
+    pub(super) async fn roster(&mut self) -> Result<&mut Roster, LoadError> {
+        if self.roster.is_none() {
+            let rec = self.load().await?;
+            let roster = rec
+                .extra
+                .iter()
+                .find(|e| e.is("roster", ns::SPOOL))
+                .map(Roster::from_spool)
+                .unwrap_or_default();
+            self.roster = Some(roster);
+        }
+        Ok(self.roster.as_mut().expect("just loaded"))
+    }
+
+    /// Reads the account's spool record.
+    pub(super) async fn load(&self) -> Result<UserRecord, LoadError> {
+        let store = self.shared.storage.clone();
+        let (host, user) = (self.host().to_string(), self.user().to_string());
+        match tokio::task::spawn_blocking(move || store.load_user(&host, &user)).await {
+            Ok(Ok(Some(rec))) => Ok(rec),
+            Ok(Ok(None)) => Err(LoadError::NoAccount),
+            Ok(Err(e)) => {
+                tracing::error!(account = %self.bare, "cannot read the account: {e}");
+                Err(LoadError::Spool(e))
+            }
+            Err(_) => Err(LoadError::NoAccount),
+        }
+    }
+
+    /// Runs a read-modify-write of the account's record on the blocking
+    /// pool (fsynced before it returns).
+    pub(super) async fn update(
+        &self,
+        f: impl FnMut(&mut UserRecord) + Send + 'static,
+    ) -> Result<(), SpoolError> {
+        let store = self.shared.storage.clone();
+        let (host, user) = (self.host().to_string(), self.user().to_string());
+        let mut f = f;
+        match tokio::task::spawn_blocking(move || store.update_user(&host, &user, &mut f)).await {
+            Ok(r) => r,
+            Err(e) => Err(SpoolError::Io {
+                path: Default::default(),
+                source: std::io::Error::other(e.to_string()),
+            }),
+        }
+    }
+
+    /// Persists the cached roster (bumping its version) and returns it.
+    pub(super) async fn save_roster(&mut self) -> Result<(), SpoolError> {
+        let Some(roster) = self.roster.as_mut() else {
+            return Ok(());
+        };
+        roster.ver += 1;
+        let el = roster.to_spool();
+        let r = self
+            .update(move |rec| {
+                rec.extra.retain(|e| !e.is("roster", ns::SPOOL));
+                rec.extra.push(el.clone());
+            })
+            .await;
+        if let Err(e) = &r {
+            tracing::error!(account = %self.bare, "cannot save the roster: {e}");
+            // The cache may now be ahead of the disk: reload next time.
+            self.roster = None;
+        }
+        r
+    }
+
+    /// Sends a stanza on through the router (to a contact, a session, …).
+    pub(super) fn send(&self, el: Element) {
+        self.shared.router.route_inbound(el);
+    }
+
+    pub(super) fn bounce(&self, stanza: &Element, err: StanzaError) {
+        if let Some(reply) = error_reply(stanza, &err) {
+            self.send(reply);
+        }
+    }
+
+    /// Account-data IQs (vCard, private XML, last activity, password
+    /// change): the registered handler runs here, in order, with the spool.
+    async fn data_iq(&mut self, iq: Element) {
+        let kind = match iq.attr("type") {
+            Some("get") => IqType::Get,
+            Some("set") => IqType::Set,
+            _ => return,
+        };
+        let Some(payload) = iq.first_element() else {
+            return;
+        };
+        let Some(handler) = self.shared.router.registry().lookup_data(payload, kind) else {
+            return self.bounce(&iq, StanzaError::service_unavailable());
+        };
+        let Some(from) = iq.attr("from").and_then(|f| Jid::parse(f).ok()) else {
+            return;
+        };
+        let is_owner = from.to_bare() == self.bare;
+        let may_see_presence = is_owner
+            || match self.roster().await {
+                Ok(r) => r.state(&from.to_bare()).sub.has_from(),
+                Err(_) => false,
+            };
+        let online = self
+            .shared
+            .router
+            .sessions
+            .of_account(&self.bare)
+            .iter()
+            .any(|s| s.priority.is_some());
+        let shared = self.shared.clone();
+        let account = self.bare.clone();
+        let iterations = shared.scram_iterations();
+        let result = tokio::task::spawn_blocking(move || {
+            let payload = iq.first_element().expect("checked above").clone();
+            let req = DataRequest {
+                iq: &iq,
+                payload: &payload,
+                from: &from,
+                account: &account,
+                is_owner,
+                may_see_presence,
+                online,
+                store: shared.storage.as_ref(),
+                scram_iterations: iterations,
+            };
+            let r = handler(&req);
+            (iq, r)
+        })
+        .await;
+        let Ok((iq, r)) = result else { return };
+        match r {
+            Ok(payload) => {
+                let mut reply = iq_result(&iq, payload);
+                // Answers come from the account addressed (or, for an IQ
+                // without `to`, from the user's own bare JID).
+                reply.set_attr(
+                    "from",
+                    iq.attr("to")
+                        .map(str::to_string)
+                        .unwrap_or_else(|| self.bare.to_string()),
+                );
+                self.send(reply);
+            }
+            Err(e) => self.bounce(&iq, e),
+        }
+    }
+}

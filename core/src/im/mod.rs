@@ -1,0 +1,12 @@
+//! Instant messaging per RFC 6121: rosters, subscriptions, presence and
+//! offline messages, handled by per-account actors (`account.rs`).
+
+pub mod account;
+mod offline;
+mod presence;
+pub mod roster;
+mod roster_iq;
+mod subscribe;
+pub mod subscription;
+
+pub use account::{Accounts, Work};

@@ -1,0 +1,219 @@
+//! Presence (RFC 6121 §4): broadcast to subscribers and the user's own
+//! resources, probes on initial presence (answered at once for local
+//! contacts), offline messages and pending subscription requests handed to
+//! a newly available resource, and unavailable presence when a session
+//! ends for any reason.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use switchboard_jid::Jid;
+use switchboard_xml::{ns, Element};
+
+use super::account::Account;
+use crate::stanza::stanza_type;
+
+impl Account {
+    /// Presence without `to` from one of the user's sessions.
+    pub(super) async fn own_presence(&mut self, el: Element) {
+        let Some(from) = el.attr("from").and_then(|f| Jid::parse(f).ok()) else {
+            return;
+        };
+        let sessions = &self.shared.router.sessions;
+        match stanza_type(&el) {
+            "available" => {
+                let was_available = sessions.get(&from).is_some_and(|s| s.presence.is_some());
+                sessions.set_presence(&from, Some(el.clone()));
+                let priority = sessions.get(&from).and_then(|s| s.priority).unwrap_or(0);
+                self.broadcast(&el).await;
+                if !was_available {
+                    self.initial_presence(&from, priority).await;
+                }
+            }
+            "unavailable" => {
+                sessions.set_presence(&from, None);
+                self.broadcast(&el).await;
+            }
+            // Other types without `to` mean nothing (RFC 6121 §4.7.1).
+            _ => {}
+        }
+    }
+
+    /// Sends a presence from one of the user's resources to every contact
+    /// with a `from` subscription and to all of the user's available
+    /// resources (the sender included, RFC 6121 §4.2.2).
+    async fn broadcast(&mut self, el: &Element) {
+        let contacts: Vec<Jid> = match self.roster().await {
+            Ok(r) => r.presence_subscribers().cloned().collect(),
+            Err(_) => Vec::new(),
+        };
+        for c in contacts {
+            let mut p = el.clone();
+            p.set_attr("to", c.to_string());
+            self.send(p);
+        }
+        for s in self.shared.router.sessions.of_account(&self.bare) {
+            if s.presence.is_some() || stanza_type(el) == "unavailable" {
+                let mut p = el.clone();
+                p.set_attr("to", format!("{}/{}", self.bare, s.resource));
+                self.send(p);
+            }
+        }
+    }
+
+    /// The first available presence of a session: probe contacts, show it
+    /// the user's other resources, and (with non-negative priority) hand it
+    /// what waited while the user was away.
+    async fn initial_presence(&mut self, from: &Jid, priority: i8) {
+        let (subscriptions, pending): (Vec<Jid>, Vec<Element>) = match self.roster().await {
+            Ok(r) => (
+                r.presence_subscriptions().cloned().collect(),
+                r.pending.values().cloned().collect(),
+            ),
+            Err(_) => (Vec::new(), Vec::new()),
+        };
+        for c in subscriptions {
+            // Probes to servers we cannot reach yet (no federation) would
+            // only produce errors; local contacts answer at once.
+            if !self.shared.router.is_local(c.domain()) {
+                continue;
+            }
+            let probe = Element::new("presence", ns::CLIENT)
+                .with_attr("type", "probe")
+                .with_attr("from", from.to_string())
+                .with_attr("to", c.to_string());
+            self.send(probe);
+        }
+        for s in self.shared.router.sessions.of_account(&self.bare) {
+            if Some(s.resource.as_str()) == from.resource() {
+                continue;
+            }
+            if let Some(p) = &s.presence {
+                let mut p = (**p).clone();
+                p.set_attr("to", from.to_string());
+                self.send(p);
+            }
+        }
+        if priority >= 0 {
+            for mut request in pending {
+                request.set_attr("to", self.bare.to_string());
+                self.send_to_session(from, request);
+            }
+            self.deliver_offline(from).await;
+        }
+    }
+
+    /// Delivers to one session directly (no routing decisions).
+    pub(super) fn send_to_session(&self, to: &Jid, el: Element) {
+        if let Some(s) = self.shared.router.sessions.get(to) {
+            let _ =
+                s.tx.try_send(crate::sessions::Outbound::Stanza(Box::new(el)));
+        }
+    }
+
+    /// A probe from a contact's resource: answered with the user's current
+    /// presence if the contact may see it (RFC 6121 §4.3.2).
+    pub(super) async fn answer_probe(&mut self, probe: Element) {
+        let Some(from) = probe.attr("from").and_then(|f| Jid::parse(f).ok()) else {
+            return;
+        };
+        let allowed = match self.roster().await {
+            Ok(r) => r.state(&from.to_bare()).sub.has_from(),
+            Err(_) => false,
+        };
+        if !allowed {
+            return;
+        }
+        let mut any = false;
+        for s in self.shared.router.sessions.of_account(&self.bare) {
+            if let Some(p) = &s.presence {
+                any = true;
+                let mut p = (**p).clone();
+                p.set_attr("to", from.to_string());
+                self.send(p);
+            }
+        }
+        if !any {
+            let p = Element::new("presence", ns::CLIENT)
+                .with_attr("type", "unavailable")
+                .with_attr("from", self.bare.to_string())
+                .with_attr("to", from.to_string());
+            self.send(p);
+        }
+    }
+
+    /// A session ended (clean close, dropped socket, kick): contacts and
+    /// directed-presence recipients see it go, and the last logout is
+    /// recorded for XEP-0012 when it was the last session.
+    pub(super) async fn session_ended(
+        &mut self,
+        jid: Jid,
+        presence: Option<Arc<Element>>,
+        directed: Vec<Jid>,
+    ) {
+        let status = presence
+            .as_ref()
+            .and_then(|p| p.child_text("status", &p.ns));
+        let unavailable = {
+            let mut p = Element::new("presence", ns::CLIENT)
+                .with_attr("type", "unavailable")
+                .with_attr("from", jid.to_string());
+            if let Some(s) = &status {
+                p.append_child(Element::new("status", ns::CLIENT).with_text(s.clone()));
+            }
+            p
+        };
+        let mut told: BTreeSet<Jid> = BTreeSet::new();
+        if presence.is_some() {
+            let contacts: Vec<Jid> = match self.roster().await {
+                Ok(r) => r.presence_subscribers().cloned().collect(),
+                Err(_) => Vec::new(),
+            };
+            for c in contacts {
+                told.insert(c.clone());
+                let mut p = unavailable.clone();
+                p.set_attr("to", c.to_string());
+                self.send(p);
+            }
+            for s in self.shared.router.sessions.of_account(&self.bare) {
+                if s.presence.is_some() {
+                    let mut p = unavailable.clone();
+                    p.set_attr("to", format!("{}/{}", self.bare, s.resource));
+                    self.send(p);
+                }
+            }
+        }
+        for d in directed {
+            if told.contains(&d) || told.contains(&d.to_bare()) {
+                continue;
+            }
+            let mut p = unavailable.clone();
+            p.set_attr("to", d.to_string());
+            self.send(p);
+        }
+        if self
+            .shared
+            .router
+            .sessions
+            .of_account(&self.bare)
+            .is_empty()
+        {
+            let store = self.shared.storage.clone();
+            let (host, user) = (self.host().to_string(), self.user().to_string());
+            let now = crate::time::unix_now();
+            let r = tokio::task::spawn_blocking(move || {
+                crate::modules::last::record_logout(
+                    store.as_ref(),
+                    &host,
+                    &user,
+                    now,
+                    status.as_deref(),
+                )
+            })
+            .await;
+            if let Ok(Err(e)) = r {
+                tracing::warn!(account = %self.bare, "cannot record last activity: {e}");
+            }
+        }
+    }
+}
