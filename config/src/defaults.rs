@@ -50,6 +50,13 @@ pub const KEEPALIVE: Duration = Duration::from_secs(60);
 /// recommended minimum).
 pub const SCRAM_ITERATIONS: u32 = 4096;
 
+/// In-band registrations from one address per window, like Prosody's
+/// mod_register_limits; 0 turns the limit off.
+pub const REGISTRATIONS_PER_ADDRESS: usize = 5;
+
+/// The window the registration limit counts over.
+pub const REGISTRATION_WINDOW: Duration = Duration::from_secs(600);
+
 /// The smallest `max-stanza-bytes` accepted: RFC 6120 §13.12 forbids a
 /// server to refuse stanzas below 10000 bytes.
 pub const MIN_STANZA_BYTES: usize = 10_000;
@@ -67,6 +74,8 @@ impl Default for LimitsConfig {
             preauth_timeout: PREAUTH_TIMEOUT,
             keepalive: KEEPALIVE,
             scram_iterations: SCRAM_ITERATIONS,
+            registrations_per_address: REGISTRATIONS_PER_ADDRESS,
+            registration_window: REGISTRATION_WINDOW,
         }
     }
 }

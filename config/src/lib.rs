@@ -96,6 +96,11 @@ pub struct LimitsConfig {
     pub keepalive: Duration,
     /// PBKDF2 iterations for newly stored SCRAM credentials (default 4096).
     pub scram_iterations: u32,
+    /// In-band registrations allowed from one IP address per
+    /// `registration_window` (default 5; 0 means no limit).
+    pub registrations_per_address: usize,
+    /// The window for `registrations_per_address` (default 10 minutes).
+    pub registration_window: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -104,6 +104,8 @@ const LIMITS: Shape = Shape {
         "preauth-timeout",
         "keepalive",
         "scram-iterations",
+        "registrations-per-address",
+        "registration-window",
     ],
     children: &[],
     text: false,
@@ -572,6 +574,19 @@ impl Walker<'_> {
                     ));
             }
             limits.scram_iterations = n;
+        }
+        if let Some(v) = el.attr("registrations-per-address") {
+            limits.registrations_per_address = v.trim().parse().map_err(|_| {
+                self.src
+                    .error(
+                        el.span,
+                        format!("'registrations-per-address' on <limits> must be a whole number, not \"{v}\""),
+                    )
+                    .with_hint("e.g. registrations-per-address=\"5\"; 0 turns the limit off")
+            })?;
+        }
+        if let Some(v) = el.attr("registration-window") {
+            limits.registration_window = self.duration(el, "registration-window", v)?;
         }
         Ok(limits)
     }

@@ -78,6 +78,8 @@ fn sample_parses_with_the_documented_defaults() {
             preauth_timeout: Duration::from_secs(60),
             keepalive: Duration::from_secs(60),
             scram_iterations: 4096,
+            registrations_per_address: 5,
+            registration_window: Duration::from_secs(600),
         }
     );
     assert_eq!(c.spool.dir, at_home("spool"));
@@ -216,7 +218,7 @@ fn full_config() {
     <component addr="127.0.0.1:5347"/>
   </listen>
   <tls cert="/etc/ssl/example.crt" key="etc/example.key" required="FALSE"/>
-  <limits max-stanza-bytes="10000" preauth-timeout="5m" keepalive="1h" scram-iterations="100000"/>
+  <limits max-stanza-bytes="10000" preauth-timeout="5m" keepalive="1h" scram-iterations="100000" registrations-per-address="0" registration-window="1h"/>
   <spool dir="/var/spool/switchboard"/>
   <log file="-" level="warn,switchboard_core=debug"/>
   <pidfile> /run/switchboard.pid </pidfile>
@@ -269,6 +271,8 @@ fn full_config() {
             preauth_timeout: Duration::from_secs(300),
             keepalive: Duration::from_secs(3600),
             scram_iterations: 100_000,
+            registrations_per_address: 0,
+            registration_window: Duration::from_secs(3600),
         }
     );
     assert_eq!(c.spool.dir, PathBuf::from("/var/spool/switchboard"));
@@ -418,7 +422,7 @@ fn unknown_attribute() {
     assert_eq!(
         err(&doc("  <limits colour=\"blue\"/>\n")),
         "sb.xml:3:3: unknown attribute 'colour' on <limits>\n  \
-         hint: <limits> takes max-stanza-bytes, preauth-timeout, keepalive, scram-iterations"
+         hint: <limits> takes max-stanza-bytes, preauth-timeout, keepalive, scram-iterations, registrations-per-address, registration-window"
     );
     assert_eq!(
         err(&doc("  <pidfile path=\"run/x.pid\"/>\n")),

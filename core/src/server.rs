@@ -18,12 +18,6 @@ use crate::router::Router;
 use crate::stream::{C2sSettings, StreamError};
 use crate::throttle::Throttle;
 
-/// In-band registrations allowed from one address per window. Prosody's
-/// mod_register_limits defaults are similar in spirit; the IM issue makes
-/// this configurable.
-const REGISTRATIONS_PER_ADDRESS: usize = 5;
-const REGISTRATION_WINDOW: Duration = Duration::from_secs(600);
-
 /// State every connection shares.
 pub struct Shared {
     pub router: Router,
@@ -149,7 +143,10 @@ impl Server {
             tls: RwLock::new(Some(tls)),
             shutdown,
             connections: Arc::new(()),
-            registrations: Throttle::new(REGISTRATIONS_PER_ADDRESS, REGISTRATION_WINDOW),
+            registrations: Throttle::new(
+                config.limits.registrations_per_address,
+                config.limits.registration_window,
+            ),
             scram_iterations: config.limits.scram_iterations.into(),
         });
         shared.router.attach(&shared);
@@ -237,6 +234,10 @@ impl Server {
             settings.hosts = host_names(old);
         }
         *self.shared.settings.write().expect("settings lock") = settings;
+        self.shared.registrations.reconfigure(
+            new.limits.registrations_per_address,
+            new.limits.registration_window,
+        );
         self.shared.scram_iterations.store(
             new.limits.scram_iterations,
             std::sync::atomic::Ordering::Relaxed,

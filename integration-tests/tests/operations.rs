@@ -177,3 +177,60 @@ async fn sighup_reopens_a_rotated_log_file() {
         "nothing more goes to the rotated file"
     );
 }
+
+#[tokio::test]
+async fn removing_an_account_tells_contacts_deletes_it_and_closes_the_session() {
+    let server = ServerBuilder::new()
+        .user("alice@localhost", "alice-pw")
+        .user("bob@localhost", "bob-pw")
+        .start();
+    let tls = server.tls_config();
+    let mut alice = RawClient::login(server.c2s(), tls.clone(), "alice", "alice-pw", "a")
+        .await
+        .unwrap();
+    let mut bob = RawClient::login(server.c2s(), tls.clone(), "bob", "bob-pw", "b")
+        .await
+        .unwrap();
+    for c in [&mut alice, &mut bob] {
+        c.send("<presence/>").await.unwrap();
+    }
+    // alice subscribes to bob and bob approves: alice has `to`, bob `from`.
+    alice
+        .send("<presence to='bob@localhost' type='subscribe'/>")
+        .await
+        .unwrap();
+    bob.read_until("type=\"subscribe\"", WAIT)
+        .await
+        .expect("bob gets the request");
+    bob.send("<presence to='alice@localhost' type='subscribed'/>")
+        .await
+        .unwrap();
+    alice
+        .read_until("type=\"subscribed\"", WAIT)
+        .await
+        .expect("alice gets the approval");
+
+    alice
+        .send("<iq type='set' id='rm'><query xmlns='jabber:iq:register'><remove/></query></iq>")
+        .await
+        .unwrap();
+    let answer = alice.read_id("rm", WAIT).await.unwrap();
+    assert_eq!(attr(&answer, "type").as_deref(), Some("result"), "{answer}");
+    let rest = alice.read_to_close(WAIT).await.unwrap();
+    assert!(
+        rest.contains("<not-authorized"),
+        "the session is closed: {rest}"
+    );
+
+    let seen = bob
+        .read_until("type=\"unsubscribe\"", WAIT)
+        .await
+        .expect("bob is told");
+    assert!(seen.contains("from=\"alice@localhost\""), "{seen}");
+    let list = server.cli(&["user", "list", "localhost"], None);
+    assert!(!list.stdout.contains("alice@"), "{list}");
+    let failed = RawClient::login(server.c2s(), tls, "alice", "alice-pw", "again")
+        .await
+        .is_err();
+    assert!(failed, "the removed account cannot log in");
+}

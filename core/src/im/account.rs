@@ -174,6 +174,11 @@ impl Account {
                 };
                 if payload.is("query", super::roster::NS) {
                     self.roster_iq(&el).await;
+                } else if payload.is("query", ns::REGISTER)
+                    && el.attr("type") == Some("set")
+                    && payload.get_child("remove", ns::REGISTER).is_some()
+                {
+                    self.remove_account(&el).await;
                 } else {
                     self.data_iq(el).await;
                 }

@@ -4,6 +4,7 @@
 pub mod account;
 mod offline;
 mod presence;
+mod remove;
 pub mod roster;
 mod roster_iq;
 mod subscribe;

@@ -211,8 +211,13 @@ impl Account {
                 )
             })
             .await;
-            if let Ok(Err(e)) = r {
-                tracing::warn!(account = %self.bare, "cannot record last activity: {e}");
+            match r {
+                // The account was just removed: nothing to record.
+                Ok(Err(switchboard_spool::SpoolError::NotFound)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(account = %self.bare, "cannot record last activity: {e}")
+                }
+                _ => {}
             }
         }
     }
