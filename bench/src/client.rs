@@ -5,9 +5,10 @@
 //! the step timeout.
 //!
 //! A logged-in [`Session`] can then [`Session::hold`] (stay connected,
-//! reading and ignoring whatever arrives, until told to stop) and
-//! [`Session::close`] (`</stream:stream>`, wait for the server's, TLS
-//! close_notify).
+//! reading and ignoring whatever arrives, until told to stop), send and
+//! read stanzas, [`Session::split`] into a reader and a writer for tasks
+//! that do both at once, and [`Session::close`] (`</stream:stream>`, wait
+//! for the server's, TLS close_notify).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use std::time::Duration;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_rustls::client::TlsStream;
@@ -79,7 +80,7 @@ struct Conn<S> {
     buf: Box<[u8]>,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
+impl<S> Conn<S> {
     fn new(io: S) -> Conn<S> {
         Conn {
             io,
@@ -87,18 +88,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             buf: vec![0u8; READ_CHUNK].into_boxed_slice(),
         }
     }
+}
 
-    async fn send(&mut self, step: &'static str, data: &[u8]) -> Result<(), Failure> {
-        self.io
-            .write_all(data)
-            .await
-            .map_err(|e| Failure::new(step, format!("write: {e}")))?;
-        self.io
-            .flush()
-            .await
-            .map_err(|e| Failure::new(step, format!("write: {e}")))
-    }
+/// Writes and flushes; shared by whole connections and write halves.
+async fn write_flush<W: AsyncWrite + Unpin>(
+    io: &mut W,
+    step: &'static str,
+    data: &[u8],
+) -> Result<(), Failure> {
+    io.write_all(data)
+        .await
+        .map_err(|e| Failure::new(step, format!("write: {e}")))?;
+    io.flush()
+        .await
+        .map_err(|e| Failure::new(step, format!("write: {e}")))
+}
 
+impl<S: AsyncRead + Unpin> Conn<S> {
     /// The next event; reading as needed. Cancel-safe: bytes are fed to
     /// the reader only after a read completed.
     async fn next(&mut self, step: &'static str) -> Result<Event, Failure> {
@@ -135,6 +141,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             Event::Open(_) => Err(Failure::new(step, "unexpected stream header")),
             Event::Close => Err(Failure::new(step, "the server closed the stream")),
         }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
+    async fn send(&mut self, step: &'static str, data: &[u8]) -> Result<(), Failure> {
+        write_flush(&mut self.io, step, data).await
     }
 
     /// Opens (or restarts) the stream and returns the server's features.
@@ -221,11 +233,26 @@ pub struct Session {
     pub jid: String,
 }
 
-/// Logs `account` in; the whole login is bounded by the step timeout.
+/// Logs `account` in and sends initial presence; the whole login is
+/// bounded by the step timeout.
 pub async fn login(target: &Target, account: &Account) -> Result<Session, Failure> {
+    login_with(target, account, true).await
+}
+
+/// Logs `account` in, sending initial presence only if `presence` is true
+/// (a session without it gets no presence broadcasts and no messages to
+/// the bare JID, and its login sends no probes).
+pub async fn login_with(
+    target: &Target,
+    account: &Account,
+    presence: bool,
+) -> Result<Session, Failure> {
     let mut step = "connect";
-    let result =
-        tokio::time::timeout(target.step_timeout, login_steps(target, account, &mut step)).await;
+    let result = tokio::time::timeout(
+        target.step_timeout,
+        login_steps(target, account, presence, &mut step),
+    )
+    .await;
     match result {
         Ok(r) => r,
         Err(_) => Err(Failure::new(
@@ -238,6 +265,7 @@ pub async fn login(target: &Target, account: &Account) -> Result<Session, Failur
 async fn login_steps(
     target: &Target,
     account: &Account,
+    presence: bool,
     step: &mut &'static str,
 ) -> Result<Session, Failure> {
     let domain = target.domain.as_str();
@@ -340,8 +368,10 @@ async fn login_steps(
         break jid;
     };
 
-    *step = "presence";
-    conn.send("presence", b"<presence/>").await?;
+    if presence {
+        *step = "presence";
+        conn.send("presence", b"<presence/>").await?;
+    }
     Ok(Session { conn, jid })
 }
 
@@ -411,7 +441,74 @@ async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
         .map_err(|e| Failure::new(STEP, e.to_string()))
 }
 
+/// The reading half of a split [`Session`].
+pub struct SessionReader {
+    conn: Conn<ReadHalf<TlsStream<TcpStream>>>,
+}
+
+/// The writing half of a split [`Session`].
+pub struct SessionWriter {
+    io: WriteHalf<TlsStream<TcpStream>>,
+}
+
+impl SessionReader {
+    /// The next stanza; a stream error, the end of the stream or of the
+    /// connection is a failure. Cancel-safe (for `select!`).
+    pub async fn element(&mut self, step: &'static str) -> Result<Element, Failure> {
+        self.conn.element(step).await
+    }
+
+    /// Puts a session back together from its two halves.
+    ///
+    /// # Panics
+    ///
+    /// If the halves come from different sessions.
+    pub fn unsplit(self, writer: SessionWriter, jid: String) -> Session {
+        let SessionReader { conn } = self;
+        Session {
+            conn: Conn {
+                io: conn.io.unsplit(writer.io),
+                reader: conn.reader,
+                buf: conn.buf,
+            },
+            jid,
+        }
+    }
+}
+
+impl SessionWriter {
+    /// Writes `data` (whole stanzas) and flushes.
+    pub async fn send(&mut self, step: &'static str, data: &[u8]) -> Result<(), Failure> {
+        write_flush(&mut self.io, step, data).await
+    }
+}
+
 impl Session {
+    /// Writes `data` (whole stanzas) and flushes.
+    pub async fn send(&mut self, step: &'static str, data: &[u8]) -> Result<(), Failure> {
+        self.conn.send(step, data).await
+    }
+
+    /// The next stanza; a stream error, the end of the stream or of the
+    /// connection is a failure. Cancel-safe (for `select!`).
+    pub async fn element(&mut self, step: &'static str) -> Result<Element, Failure> {
+        self.conn.element(step).await
+    }
+
+    /// Splits the session so that one task can read while another writes
+    /// (a sender is never held up by what it receives). Bytes already read
+    /// and not yet parsed stay with the reader.
+    pub fn split(self) -> (SessionReader, SessionWriter) {
+        let Conn { io, reader, buf } = self.conn;
+        let (r, w) = tokio::io::split(io);
+        (
+            SessionReader {
+                conn: Conn { io: r, reader, buf },
+            },
+            SessionWriter { io: w },
+        )
+    }
+
     /// Stays connected until `release` becomes true, reading (and
     /// ignoring) stanzas and whitespace keepalives. The server closing the
     /// stream or the connection is a failure.
