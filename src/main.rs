@@ -152,6 +152,11 @@ async fn serve(
     debug: bool,
     log_file: Option<logging::LogFile>,
 ) -> Result<(), String> {
+    // Signal handlers first: a SIGHUP or SIGTERM that arrives once we are
+    // listening must be handled, not take the default action (exit).
+    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     let _pidfile = pidfile::PidFile::create(&config.pidfile)?;
     let spool =
         FileSpool::open(&config.spool.dir).map_err(|e| format!("cannot open the spool: {e}"))?;
@@ -170,9 +175,6 @@ async fn serve(
         let _ = out.flush();
     }
 
-    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-    let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
-    let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     loop {
         tokio::select! {
             _ = term.recv() => break,

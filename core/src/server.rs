@@ -31,6 +31,8 @@ pub struct Shared {
     connections: Arc<()>,
     /// In-band registrations per source address.
     pub registrations: Throttle,
+    /// Per-host settings (admins, registration policy), reloadable.
+    hosts: RwLock<Vec<switchboard_config::HostConfig>>,
     scram_iterations: std::sync::atomic::AtomicU32,
 }
 
@@ -50,6 +52,27 @@ impl Shared {
 
     pub fn connection_guard(&self) -> Arc<()> {
         self.connections.clone()
+    }
+
+    /// Whether `jid` (any resource) is an admin of `host`.
+    pub fn is_admin(&self, host: &str, jid: &switchboard_jid::Jid) -> bool {
+        let bare = jid.to_bare();
+        self.hosts
+            .read()
+            .expect("hosts lock")
+            .iter()
+            .any(|h| h.name == host && h.admins.contains(&bare))
+    }
+
+    /// The registration policy of a host.
+    pub fn registration(&self, host: &str) -> switchboard_config::Registration {
+        self.hosts
+            .read()
+            .expect("hosts lock")
+            .iter()
+            .find(|h| h.name == host)
+            .map(|h| h.registration)
+            .unwrap_or(switchboard_config::Registration::Off)
     }
 
     /// PBKDF2 iterations for new credentials (reloadable).
@@ -148,6 +171,7 @@ impl Server {
                 config.limits.registration_window,
             ),
             scram_iterations: config.limits.scram_iterations.into(),
+            hosts: RwLock::new(config.hosts.clone()),
         });
         shared.router.attach(&shared);
         let mut bound = Vec::new();
@@ -234,6 +258,9 @@ impl Server {
             settings.hosts = host_names(old);
         }
         *self.shared.settings.write().expect("settings lock") = settings;
+        if host_names(&new) == host_names(old) {
+            *self.shared.hosts.write().expect("hosts lock") = new.hosts.clone();
+        }
         self.shared.registrations.reconfigure(
             new.limits.registrations_per_address,
             new.limits.registration_window,

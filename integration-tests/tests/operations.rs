@@ -234,3 +234,39 @@ async fn removing_an_account_tells_contacts_deletes_it_and_closes_the_session() 
         .is_err();
     assert!(failed, "the removed account cannot log in");
 }
+
+/// RFC 6121 §3.1.5: the approving contact's presence follows the
+/// `subscribed`, never precedes it (RFC 6120 §10.1 ordering).
+#[tokio::test]
+async fn presence_after_approval_never_overtakes_the_approval() {
+    let server = ServerBuilder::new()
+        .user("alice@localhost", "alice-pw")
+        .user("bob@localhost", "bob-pw")
+        .start();
+    let tls = server.tls_config();
+    let mut alice = RawClient::login(server.c2s(), tls.clone(), "alice", "alice-pw", "a")
+        .await
+        .unwrap();
+    let mut bob = RawClient::login(server.c2s(), tls, "bob", "bob-pw", "b")
+        .await
+        .unwrap();
+    for c in [&mut alice, &mut bob] {
+        c.send("<presence/>").await.unwrap();
+    }
+    alice
+        .send("<presence to='bob@localhost' type='subscribe'/>")
+        .await
+        .unwrap();
+    bob.read_until("type=\"subscribe\"", WAIT).await.unwrap();
+    bob.send("<presence to='alice@localhost' type='subscribed'/>")
+        .await
+        .unwrap();
+    let seen = alice
+        .read_until("from=\"bob@localhost/b\"", WAIT)
+        .await
+        .expect("bob's presence arrives");
+    assert!(
+        seen.contains("type=\"subscribed\""),
+        "the approval must arrive before bob's presence: {seen}"
+    );
+}

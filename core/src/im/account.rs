@@ -179,6 +179,11 @@ impl Account {
                     && payload.get_child("remove", ns::REGISTER).is_some()
                 {
                     self.remove_account(&el).await;
+                } else if payload.is("query", ns::REGISTER)
+                    && el.attr("type") == Some("set")
+                    && super::admin_register::names_another_user(payload, &self.bare)
+                {
+                    self.admin_register(&el).await;
                 } else {
                     self.data_iq(el).await;
                 }

@@ -2,6 +2,7 @@
 //! offline messages, handled by per-account actors (`account.rs`).
 
 pub mod account;
+mod admin_register;
 mod offline;
 mod presence;
 mod remove;

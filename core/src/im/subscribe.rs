@@ -81,7 +81,7 @@ impl Account {
                             .with_attr("type", "unavailable")
                             .with_attr("from", format!("{}/{}", self.bare, s.resource))
                             .with_attr("to", contact.to_string());
-                        self.send(p);
+                        self.send_after_subscription(&contact, p);
                     }
                 }
             }
@@ -89,22 +89,38 @@ impl Account {
         }
     }
 
-    /// Each available resource's presence to a contact.
+    /// Each available resource's presence to a contact, after the
+    /// subscription stanza just sent (RFC 6121 §3.1.5).
     fn send_current_presence(&self, contact: &Jid) {
         for s in self.shared.router.sessions.of_account(&self.bare) {
             if let Some(p) = &s.presence {
                 let mut p = (**p).clone();
                 p.set_attr("to", contact.to_string());
-                self.send(p);
+                self.send_after_subscription(contact, p);
             }
+        }
+    }
+
+    /// Sends presence to a contact through the same queue the preceding
+    /// subscription stanza took (the contact's actor, when local), so it
+    /// cannot overtake it (RFC 6120 §10.1 ordering).
+    fn send_after_subscription(&self, contact: &Jid, p: Element) {
+        if self.shared.router.is_local(contact.domain()) {
+            self.shared
+                .router
+                .accounts
+                .send(&self.shared, contact, super::Work::Inbound(p));
+        } else {
+            self.send(p);
         }
     }
 
     /// A subscription stanza from a contact to this user.
     pub(super) async fn inbound_subscription(&mut self, el: Element) {
         let Some(kind) = Kind::parse(stanza_type(&el)) else {
-            // Available/unavailable/error presence to the bare JID: the
-            // router delivers those itself; nothing reaches here.
+            // Presence queued behind a subscription stanza (see
+            // `send_after_subscription`): deliver it now, in order.
+            self.shared.router.route_inbound(el);
             return;
         };
         let Some(contact) = el

@@ -1,0 +1,100 @@
+//! Account creation by a host's admin from their own client (XEP-0077 set
+//! naming another user), which is what `<registration>admin</registration>`
+//! allows. An admin may also do it on an `open` host.
+
+use switchboard_config::Registration;
+use switchboard_jid::{normalize_localpart, Jid};
+use switchboard_spool::SpoolError;
+use switchboard_xml::{ns, Element};
+
+use super::account::Account;
+use crate::accounts::AccountError;
+use crate::stanza::{iq_result, ErrorType, StanzaError};
+
+/// Whether a register set names a user other than the sender.
+pub(super) fn names_another_user(payload: &Element, own: &Jid) -> bool {
+    let Some(given) = payload.child_text("username", ns::REGISTER) else {
+        return false;
+    };
+    let given = given.trim();
+    let user = match given.split_once('@') {
+        Some((u, _)) => u,
+        None => given,
+    };
+    normalize_localpart(user).is_ok_and(|u| Some(u.as_str()) != own.node())
+}
+
+impl Account {
+    pub(super) async fn admin_register(&mut self, iq: &Element) {
+        let Some(from) = iq.attr("from").and_then(|f| Jid::parse(f).ok()) else {
+            return;
+        };
+        let host = self.host().to_string();
+        let allowed = self.shared.is_admin(&host, &from)
+            && matches!(
+                self.shared.registration(&host),
+                Registration::Admin | Registration::Open
+            );
+        if !allowed {
+            return self.bounce(
+                iq,
+                StanzaError::forbidden()
+                    .with_text("only this host's admins may create accounts for others"),
+            );
+        }
+        let payload = iq.first_element().expect("a register query");
+        let (Some(user), Some(password)) = (
+            payload.child_text("username", ns::REGISTER),
+            payload
+                .child_text("password", ns::REGISTER)
+                .filter(|p| !p.is_empty()),
+        ) else {
+            return self.bounce(
+                iq,
+                StanzaError::new("not-acceptable", ErrorType::Modify)
+                    .with_text("both a user name and a password are required"),
+            );
+        };
+        let user = user
+            .split_once('@')
+            .map(|(u, _)| u.to_string())
+            .unwrap_or(user);
+        let Ok(user) = normalize_localpart(&user) else {
+            return self.bounce(
+                iq,
+                StanzaError::jid_malformed().with_text("that user name cannot be used"),
+            );
+        };
+        let store = self.shared.storage.clone();
+        let iterations = self.shared.scram_iterations();
+        let (h, u) = (host.clone(), user.clone());
+        let r = tokio::task::spawn_blocking(move || {
+            crate::accounts::create(store.as_ref(), &h, &u, &password, iterations)
+        })
+        .await;
+        let reply = match r {
+            Ok(Ok(())) => {
+                tracing::info!(admin = %from, "account {user}@{host} created by an admin in band");
+                Ok(())
+            }
+            Ok(Err(AccountError::Spool(SpoolError::AlreadyExists))) => {
+                Err(StanzaError::new("conflict", ErrorType::Cancel)
+                    .with_text("that user name is taken"))
+            }
+            Ok(Err(AccountError::BadPassword)) => Err(StanzaError::new(
+                "not-acceptable",
+                ErrorType::Modify,
+            )
+            .with_text("the password is empty or contains characters a password may not hold")),
+            _ => Err(StanzaError::internal_server_error()),
+        };
+        match reply {
+            Ok(()) => {
+                let mut r = iq_result(iq, None);
+                r.remove_attr("from");
+                self.send_to_session(&from, r);
+            }
+            Err(e) => self.bounce(iq, e),
+        }
+    }
+}
