@@ -270,3 +270,46 @@ async fn presence_after_approval_never_overtakes_the_approval() {
         "the approval must arrive before bob's presence: {seen}"
     );
 }
+
+#[tokio::test]
+async fn with_admin_registration_only_admins_create_accounts_from_a_client() {
+    let server = ServerBuilder::new()
+        .config("<host name=\"localhost\"><admin>boss@localhost</admin><registration>admin</registration></host>")
+        .user("boss@localhost", "boss-pw")
+        .user("worker@localhost", "worker-pw")
+        .start();
+    let tls = server.tls_config();
+    let create = |user: &str| {
+        format!(
+            "<iq type='set' id='new-{user}' to='localhost'><query xmlns='{REGISTER_NS}'><username>{user}</username><password>pw-{user}</password></query></iq>"
+        )
+    };
+    // Not before login: the host is not open.
+    let (mut anon, features) = secure_stream(&server).await;
+    assert!(!features.contains("iq-register"), "{features}");
+    let refused = register(&mut anon, "sneaky", "pw").await;
+    assert!(refused.contains("<not-allowed"), "{refused}");
+
+    let mut worker = RawClient::login(server.c2s(), tls.clone(), "worker", "worker-pw", "w")
+        .await
+        .unwrap();
+    worker.send(&create("intern")).await.unwrap();
+    let no = worker.read_id("new-intern", WAIT).await.unwrap();
+    assert!(no.contains("<forbidden"), "a non-admin is refused: {no}");
+
+    let mut boss = RawClient::login(server.c2s(), tls.clone(), "boss", "boss-pw", "b")
+        .await
+        .unwrap();
+    boss.send(&create("newhire")).await.unwrap();
+    let yes = boss.read_id("new-newhire", WAIT).await.unwrap();
+    assert_eq!(attr(&yes, "type").as_deref(), Some("result"), "{yes}");
+    let mut newhire = RawClient::login(server.c2s(), tls, "newhire", "pw-newhire", "n")
+        .await
+        .expect("the new account works");
+    newhire.ping(HOST).await.unwrap();
+    let list = server.cli(&["user", "list", "localhost"], None);
+    assert!(
+        !list.stdout.contains("intern@") && !list.stdout.contains("sneaky@"),
+        "{list}"
+    );
+}
