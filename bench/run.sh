@@ -9,8 +9,13 @@
 # directory is removed at the end (KEEP=1 keeps it).
 #
 # Scenarios (see bench/README.md for what the figures mean):
-#   idle    SESSIONS authenticated TLS sessions held idle: server RSS per session
-#   logins  full logins (STARTTLS + SCRAM-SHA-256 + bind) for DURATION seconds
+#   idle      SESSIONS authenticated TLS sessions held idle: server RSS per session
+#   logins    full logins (STARTTLS + SCRAM-SHA-256 + bind) for DURATION seconds
+#   messages  MSG_USERS online users chatting for MSG_DURATION seconds:
+#             messages delivered per second, server CPU per message, latency
+#   fanout    FANOUT_LOGINS users with FANOUT_CONTACTS-contact rosters logging
+#             in (and out) while FANOUT_ONLINE contacts are online: logins and
+#             presences per second, server CPU per login
 #
 # Settings, from the environment (defaults in brackets):
 #   SESSIONS [10000]  idle sessions; USERS [SESSIONS] accounts they log in as
@@ -18,8 +23,17 @@
 #   DURATION [20]     seconds the logins scenario measures (after WARMUP [3])
 #   HOLD [15]         seconds the idle sessions are held while RSS is sampled
 #   IDLE_CONCURRENCY [64], LOGIN_CONCURRENCY [32]  logins in flight
+#   MSG_USERS [1000]  users online in the messages scenario
+#   MSG_RATE [0]      target messages/s, comma-separated for a rising-rate
+#                     run (one step of MSG_DURATION each); 0 = maximum
+#   MSG_DURATION [DURATION], MSG_WINDOW [4] (messages in flight per sender)
+#   FANOUT_ONLINE [1000], FANOUT_LOGINS [1000], FANOUT_CONTACTS [100]
+#   FANOUT_CONCURRENCY [32]  logins in flight in the fanout scenario
+#   FANOUT_SETTLE [0]  seconds between the online logins and the measured ones
 #   SERVER_CPU [0], LOAD_CPU [1]  cores to pin the server and the load tool to
-#   SCENARIOS ["idle logins"]  which scenarios to run, in order
+#   SCENARIOS ["idle logins messages fanout"]  which scenarios to run, in order
+#   BUDGET [570]      seconds everything after the build may take; a scenario
+#                     that would not fit is cut short and reported as failed
 #   SKIP_BUILD=1      use the binaries already built
 #   KEEP=1            keep the scratch directory (logs, spool) for inspection
 #   CARGO_TARGET_DIR  where cargo builds (default: the workspace's target/)
@@ -40,7 +54,17 @@ IDLE_CONCURRENCY=${IDLE_CONCURRENCY:-64}
 LOGIN_CONCURRENCY=${LOGIN_CONCURRENCY:-32}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
-SCENARIOS=${SCENARIOS:-idle logins}
+MSG_USERS=${MSG_USERS:-1000}
+MSG_RATE=${MSG_RATE:-0}
+MSG_DURATION=${MSG_DURATION:-$DURATION}
+MSG_WINDOW=${MSG_WINDOW:-4}
+FANOUT_ONLINE=${FANOUT_ONLINE:-1000}
+FANOUT_LOGINS=${FANOUT_LOGINS:-1000}
+FANOUT_CONTACTS=${FANOUT_CONTACTS:-100}
+FANOUT_CONCURRENCY=${FANOUT_CONCURRENCY:-32}
+FANOUT_SETTLE=${FANOUT_SETTLE:-0}
+SCENARIOS=${SCENARIOS:-idle logins messages fanout}
+BUDGET=${BUDGET:-570}
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -60,13 +84,26 @@ for b in switchboard switchboard-load switchboard-mkusers; do
     [[ -x $bin/$b ]] || die "$bin/$b is missing (build first, or unset SKIP_BUILD)"
 done
 
+# Everything from here on shares one time budget.
+budget_end=$((SECONDS + BUDGET))
+# The time limit for a step: its own limit, cut to what is left of the budget.
+limit_for() {
+    local left=$((budget_end - SECONDS - 15))
+    ((left < 10)) && left=10
+    ((left < $1)) && echo "$left" || echo "$1"
+}
+wants() { [[ " $SCENARIOS " == *" $1 "* ]]; }
+
 # --- limits and pinning ----------------------------------------------------
 # Each process holds one socket per session, plus a few.
-need_fds=$((SESSIONS + 500))
+most=$SESSIONS
+((MSG_USERS > most)) && most=$MSG_USERS
+((FANOUT_ONLINE + FANOUT_LOGINS > most)) && most=$((FANOUT_ONLINE + FANOUT_LOGINS))
+need_fds=$((most + 500))
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 fds=$(ulimit -n)
 if [[ $fds != unlimited && $fds -lt $need_fds ]]; then
-    die "open-file limit is $fds; $SESSIONS sessions need $need_fds (raise the hard limit, or lower SESSIONS)"
+    die "open-file limit is $fds; $most sessions need $need_fds (raise the hard limit, or lower SESSIONS)"
 fi
 
 pin_server=()
@@ -126,9 +163,17 @@ EOF
 
 accounts=$USERS
 ((LOGIN_USERS > accounts)) && accounts=$LOGIN_USERS
+((MSG_USERS > accounts)) && accounts=$MSG_USERS
 log "creating $accounts accounts (user0..user$((accounts - 1)), password pw)"
-timeout 600 "$bin/switchboard-mkusers" -H "$home" -c "$config" --users "$accounts" --password pw >&2 ||
-    die "creating the accounts failed or took more than 10 minutes"
+timeout "$(limit_for 600)" "$bin/switchboard-mkusers" -H "$home" -c "$config" --users "$accounts" --password pw >&2 ||
+    die "creating the accounts failed or ran out of time"
+fan_accounts=$((FANOUT_ONLINE + FANOUT_LOGINS))
+if wants fanout; then
+    log "creating $fan_accounts accounts with rosters (fan0..fan$((fan_accounts - 1)), $FANOUT_CONTACTS contacts, all 'both')"
+    timeout "$(limit_for 600)" "$bin/switchboard-mkusers" -H "$home" -c "$config" --prefix fan --users "$fan_accounts" \
+        --password pw --roster-contacts "$FANOUT_CONTACTS" --roster-online "$FANOUT_ONLINE" >&2 ||
+        die "creating the fanout accounts failed or ran out of time"
+fi
 
 # Starts a fresh server; sets server_pid and addr.
 addr=
@@ -167,11 +212,24 @@ for scenario in $SCENARIOS; do
         cmd=(logins --duration "$DURATION" --warmup "$WARMUP" --users "$LOGIN_USERS" --concurrency "$LOGIN_CONCURRENCY")
         limit=$((DURATION + WARMUP + 120))
         ;;
-    *) die "unknown scenario '$scenario' (idle, logins)" ;;
+    messages)
+        cmd=(messages --users "$MSG_USERS" --rate "$MSG_RATE" --duration "$MSG_DURATION" --warmup "$WARMUP"
+            --window "$MSG_WINDOW")
+        steps=$(($(tr -cd , <<<"$MSG_RATE" | wc -c) + 1))
+        limit=$((steps * (MSG_DURATION + WARMUP) + 150))
+        ;;
+    fanout)
+        cmd=(fanout --user-prefix fan --users "$fan_accounts" --online "$FANOUT_ONLINE" --logins "$FANOUT_LOGINS"
+            --contacts "$FANOUT_CONTACTS" --concurrency "$FANOUT_CONCURRENCY" --settle "$FANOUT_SETTLE"
+            --phase-timeout 60)
+        limit=$((FANOUT_SETTLE + 300))
+        ;;
+    *) die "unknown scenario '$scenario' (idle, logins, messages, fanout)" ;;
     esac
+    limit=$(limit_for "$limit")
     line=$(timeout "$limit" "${pin_load[@]}" "$bin/switchboard-load" "${cmd[@]}" "${common[@]}" \
         --addr "$addr" --server-pid "$server_pid") || {
-        log "scenario $scenario failed (exit status $?)"
+        log "scenario $scenario failed (exit status $?; 124: it ran out of time, limit ${limit}s)"
         status=1
     }
     echo "$line"

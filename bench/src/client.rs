@@ -226,7 +226,8 @@ fn decode_sasl(step: &'static str, text: &str) -> Result<Vec<u8>, Failure> {
         .map_err(|_| Failure::new(step, "SASL data is not base64"))
 }
 
-/// A logged-in session (resource bound, initial presence sent).
+/// A logged-in session (resource bound, initial presence sent unless
+/// logged in with [`login_with`] without it).
 pub struct Session {
     conn: Conn<TlsStream<TcpStream>>,
     /// The full JID the server bound.

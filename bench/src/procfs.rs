@@ -1,5 +1,6 @@
 //! Readings of a process from `/proc` (Linux): resident memory from
-//! `/proc/PID/status`, CPU time from `/proc/PID/stat`.
+//! `/proc/PID/status`, CPU time from `/proc/PID/stat`, open sockets from
+//! `/proc/PID/fd`.
 
 use std::time::Duration;
 
@@ -69,6 +70,20 @@ pub fn parse_stat_ticks(text: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// How many sockets `pid` has open (files it has open for a moment, such
+/// as spool reads, are not counted).
+pub fn open_sockets(pid: &str) -> Result<u64, String> {
+    let path = format!("/proc/{pid}/fd");
+    let dir = std::fs::read_dir(&path).map_err(|e| format!("{path}: {e}"))?;
+    Ok(dir
+        .filter_map(Result::ok)
+        .filter(|e| {
+            std::fs::read_link(e.path())
+                .is_ok_and(|t| t.to_string_lossy().starts_with("socket:"))
+        })
+        .count() as u64)
+}
+
 /// Raises this process's soft limit on open files to its hard limit and
 /// returns the new soft limit.
 pub fn raise_nofile_limit() -> u64 {
@@ -122,5 +137,6 @@ mod tests {
     fn reads_own_process() {
         assert!(memory("self").unwrap().rss_kib > 0);
         assert!(cpu_time("self").is_ok());
+        assert!(open_sockets("self").is_ok());
     }
 }

@@ -5,10 +5,14 @@
 //! ```text
 //! switchboard-load idle   --ca HOME/etc/localhost.crt --server-pid PID --sessions 10000 --concurrency 100
 //! switchboard-load logins --ca HOME/etc/localhost.crt --server-pid PID --duration 20 --concurrency 32
+//! switchboard-load messages --ca HOME/etc/localhost.crt --server-pid PID --users 1000 --duration 20 --window 4
+//! switchboard-load fanout --ca HOME/etc/localhost.crt --server-pid PID --user-prefix fan --users 2000 \
+//!                         --online 1000 --logins 1000 --contacts 100
 //! ```
 //!
-//! The exit status is 0 when every login succeeded and no session was
-//! dropped, 1 otherwise, 2 for bad arguments.
+//! The exit status is 0 when every login succeeded, no session was dropped
+//! and every message and presence arrived as it should, 1 otherwise, 2 for
+//! bad arguments.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,6 +23,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use rustls::pki_types::ServerName;
 use switchboard_bench::client::Target;
+use switchboard_bench::scenario::fanout::{FanoutArgs, Layout};
+use switchboard_bench::scenario::messages::MessagesArgs;
 use switchboard_bench::scenario::{self, idle::IdleArgs, logins::LoginsArgs, Env, Outcome};
 use switchboard_bench::scram::KeyCache;
 use switchboard_bench::{procfs, tls};
@@ -68,6 +74,63 @@ enum Scenario {
         /// Stop after this many logins, whatever the duration.
         #[arg(long, default_value_t = 10_000_000)]
         max_logins: u64,
+    },
+    /// Log --users users in; they send each other chat messages. Reports
+    /// messages delivered per second, server CPU per message, latency, losses.
+    Messages {
+        #[command(flatten)]
+        common: Common,
+        /// Target rates in messages/s, comma-separated, one step each
+        /// (a rising-rate run); 0 = as fast as the window allows.
+        #[arg(long, value_delimiter = ',', default_value = "0")]
+        rate: Vec<u64>,
+        /// Seconds measured per step (after each step's warm-up).
+        #[arg(long, default_value_t = 20)]
+        duration: u64,
+        /// Seconds of warm-up per step, not measured.
+        #[arg(long, default_value_t = 3)]
+        warmup: u64,
+        /// Messages one sender may have in flight (sent, not yet received).
+        #[arg(long, default_value_t = 4)]
+        window: usize,
+        /// Bytes in each message body.
+        #[arg(long, default_value_t = 64)]
+        body_size: usize,
+        /// Logins in flight while the users come online.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Users that stop reading when the messages start (slow clients).
+        #[arg(long, default_value_t = 0)]
+        stalled: u64,
+    },
+    /// With --online users online, log --logins users with rosters of their
+    /// contacts in and out. Reports logins/s, presences/s, server CPU per login.
+    Fanout {
+        #[command(flatten)]
+        common: Common,
+        /// Users online before the measured logins ({prefix}0 … {prefix}{online-1}).
+        #[arg(long, default_value_t = 1000)]
+        online: u64,
+        /// Users logging in, measured (the next --logins accounts).
+        #[arg(long, default_value_t = 1000)]
+        logins: u64,
+        /// Roster items of a login user (as given to switchboard-mkusers
+        /// --roster-contacts; all online users).
+        #[arg(long, default_value_t = 100)]
+        contacts: u64,
+        /// Login users logging in (and out) at once.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Online users logging in at once (not measured).
+        #[arg(long, default_value_t = 64)]
+        online_concurrency: usize,
+        /// Seconds between the online users' logins and the measured ones
+        /// (35 lets the server's account actors drop their cached rosters).
+        #[arg(long, default_value_t = 0)]
+        settle: u64,
+        /// Seconds a phase may take.
+        #[arg(long, default_value_t = 120)]
+        phase_timeout: u64,
     },
 }
 
@@ -136,7 +199,10 @@ impl Common {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let common = match &cli.scenario {
-        Scenario::Idle { common, .. } | Scenario::Logins { common, .. } => common,
+        Scenario::Idle { common, .. }
+        | Scenario::Logins { common, .. }
+        | Scenario::Messages { common, .. }
+        | Scenario::Fanout { common, .. } => common,
     };
     let env = match common.env() {
         Ok(e) => Arc::new(e),
@@ -146,10 +212,16 @@ fn main() -> ExitCode {
         }
     };
     let nofile = procfs::raise_nofile_limit();
-    if let Scenario::Idle { sessions, .. } = &cli.scenario {
-        if nofile < sessions + 100 {
-            eprintln!("warning: open file limit {nofile} is below the {sessions} sessions; raise `ulimit -n`");
-        }
+    let sessions = match &cli.scenario {
+        Scenario::Idle { sessions, .. } => *sessions,
+        Scenario::Logins { concurrency, .. } => *concurrency as u64,
+        Scenario::Messages { common, .. } => common.users,
+        Scenario::Fanout { online, logins, .. } => online + logins,
+    };
+    if nofile < sessions + 100 {
+        eprintln!(
+            "warning: open file limit {nofile} is below the {sessions} sessions; raise `ulimit -n`"
+        );
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -192,6 +264,55 @@ fn main() -> ExitCode {
                     max_logins,
                 };
                 scenario::logins::run(env, args).await
+            }
+            Scenario::Messages {
+                rate,
+                duration,
+                warmup,
+                window,
+                body_size,
+                concurrency,
+                stalled,
+                ..
+            } => {
+                let args = MessagesArgs {
+                    rates: if rate.is_empty() { vec![0] } else { rate },
+                    duration: Duration::from_secs(duration.max(1)),
+                    warmup: Duration::from_secs(warmup),
+                    window: window.max(1),
+                    body_size,
+                    concurrency,
+                    stalled,
+                };
+                scenario::messages::run(env, args).await
+            }
+            Scenario::Fanout {
+                online,
+                logins,
+                contacts,
+                concurrency,
+                online_concurrency,
+                settle,
+                phase_timeout,
+                ..
+            } => {
+                let layout = match Layout::new(online, logins, contacts) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        return Outcome {
+                            line: format!("fanout error: {e}"),
+                            ok: false,
+                        }
+                    }
+                };
+                let args = FanoutArgs {
+                    layout,
+                    concurrency,
+                    online_concurrency,
+                    settle: Duration::from_secs(settle),
+                    phase_timeout: Duration::from_secs(phase_timeout.max(1)),
+                };
+                scenario::fanout::run(env, args).await
             }
         }
     });

@@ -7,9 +7,19 @@
 //!
 //! ```text
 //! switchboard-mkusers -H HOME -c HOME/etc/switchboard.xml --users 10000 --password pw
+//! switchboard-mkusers -H HOME -c CONFIG --prefix fan --users 2000 --roster-contacts 100 --roster-online 1000
 //! ```
 //!
 //! The spool directory and the SCRAM iteration count come from the config.
+//!
+//! With `--roster-contacts R` every account also gets a roster (replacing
+//! any it had), laid out as the `fanout` scenario expects
+//! ([`Layout`]): the first `--roster-online M` accounts and the other
+//! N − M are each other's contacts, R per login-side account, all with
+//! `subscription='both'` on both sides. The roster is built with the
+//! server's own types (`Roster::to_spool`) and stored in the account's spool
+//! record as `<roster xmlns='urn:switchboard:spool:1' ver='1'>`, which is
+//! far quicker than subscribing 100,000 pairs over XMPP.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,8 +27,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use clap::Parser;
+use switchboard_bench::scenario::fanout::Layout;
 use switchboard_core::accounts::{self, AccountError};
-use switchboard_spool::{FileSpool, SpoolError};
+use switchboard_core::im::roster::{Item, Roster};
+use switchboard_core::im::subscription::{State, Subscription};
+use switchboard_spool::{FileSpool, SpoolError, Storage};
+
+/// `switchboard_xml::ns::SPOOL`, the namespace of the spool's own elements
+/// (spelled out so that this crate needs no direct dependency on the XML
+/// crate).
+const NS_SPOOL: &str = "urn:switchboard:spool:1";
 
 #[derive(Parser)]
 #[command(
@@ -44,6 +62,33 @@ struct Cli {
     /// Threads deriving keys and writing files.
     #[arg(long, default_value_t = 2)]
     threads: u64,
+    /// Also write a roster of this many contacts per login-side account
+    /// (0: leave rosters alone).
+    #[arg(long, default_value_t = 0)]
+    roster_contacts: u64,
+    /// With --roster-contacts: how many of the accounts are the online
+    /// side (default: half).
+    #[arg(long)]
+    roster_online: Option<u64>,
+}
+
+/// The roster of account `n`: every contact `both`, added by the user.
+fn roster_for(layout: &Layout, n: u64, prefix: &str, host: &str) -> Result<Roster, String> {
+    let mut roster = Roster {
+        ver: 1,
+        ..Default::default()
+    };
+    for c in layout.contacts_of(n) {
+        let jid = format!("{prefix}{c}@{host}");
+        let mut item = Item::new(jid.parse().map_err(|e| format!("{jid}: {e}"))?);
+        item.state = State {
+            sub: Subscription::Both,
+            ..Default::default()
+        };
+        item.user_added = true;
+        roster.items.insert(item.jid.clone(), item);
+    }
+    Ok(roster)
 }
 
 fn main() -> ExitCode {
@@ -68,6 +113,23 @@ fn main() -> ExitCode {
         }
     };
     let iterations = config.limits.scram_iterations;
+    let layout = if cli.roster_contacts > 0 {
+        let online = cli.roster_online.unwrap_or(cli.users / 2);
+        match Layout::new(
+            online,
+            cli.users.saturating_sub(online),
+            cli.roster_contacts,
+        ) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        None
+    };
+    let rosters = AtomicU64::new(0);
     let start = Instant::now();
     let created = AtomicU64::new(0);
     let existing = AtomicU64::new(0);
@@ -76,6 +138,7 @@ fn main() -> ExitCode {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 let (spool, cli, created, existing) = (&spool, &cli, &created, &existing);
+                let (layout, rosters) = (&layout, &rosters);
                 s.spawn(move || -> Result<(), String> {
                     for n in (t..cli.users).step_by(threads as usize) {
                         let user = format!("{}{n}", cli.prefix);
@@ -88,6 +151,18 @@ fn main() -> ExitCode {
                                 return Err(format!("cannot create {user}@{}: {e}", cli.host))
                             }
                         };
+                        if let Some(layout) = layout {
+                            let el = roster_for(layout, n, &cli.prefix, &cli.host)?.to_spool();
+                            spool
+                                .update_user(&cli.host, &user, &mut |rec| {
+                                    rec.extra.retain(|e| !e.is("roster", NS_SPOOL));
+                                    rec.extra.push(el.clone());
+                                })
+                                .map_err(|e| {
+                                    format!("cannot write the roster of {user}@{}: {e}", cli.host)
+                                })?;
+                            rosters.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                     Ok(())
                 })
@@ -102,9 +177,10 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     println!(
-        "mkusers created={} existing={} iterations={iterations} seconds={:.1}",
+        "mkusers created={} existing={} rosters={} iterations={iterations} seconds={:.1}",
         created.load(Ordering::Relaxed),
         existing.load(Ordering::Relaxed),
+        rosters.load(Ordering::Relaxed),
         start.elapsed().as_secs_f64()
     );
     ExitCode::SUCCESS

@@ -1,11 +1,16 @@
 //! The scenarios of the load generator, one module each: [`idle`] (memory
-//! per idle authenticated session) and [`logins`] (full logins per second).
+//! per idle authenticated session), [`logins`] (full logins per second),
+//! [`messages`] (chat messages routed per second between online users) and
+//! [`fanout`] (logins of users with 100-contact rosters: presence
+//! broadcast and probes).
 //! A scenario gets an [`Env`] (where to connect, which accounts, which
 //! process to measure) and returns an [`Outcome`] whose summary line the
 //! binary prints.
 
+pub mod fanout;
 pub mod idle;
 pub mod logins;
+pub mod messages;
 
 use std::sync::Arc;
 use std::time::Duration;

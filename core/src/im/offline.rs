@@ -51,7 +51,6 @@ impl Account {
                 .with_attr("stamp", crate::time::stamp(crate::time::unix_now())),
         );
         let size = stored.to_bytes(None).len();
-        let mut over_quota = false;
         let over = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = over.clone();
         let r = self
@@ -69,9 +68,7 @@ impl Account {
                 }
             })
             .await;
-        if over.load(std::sync::atomic::Ordering::SeqCst) {
-            over_quota = true;
-        }
+        let over_quota = over.load(std::sync::atomic::Ordering::SeqCst);
         match r {
             Ok(()) if over_quota => self.bounce(
                 &msg,
