@@ -40,8 +40,12 @@ pub enum Work {
     /// A session ended: tell contacts, record last activity.
     SessionEnded {
         jid: Jid,
-        /// The session's last broadcast presence, if it was available.
+        /// The session's last broadcast presence, if it was still
+        /// available when it ended (as the connection saw the client's
+        /// stanzas, in order).
         presence: Option<Arc<Element>>,
+        /// The status text of an explicit final unavailable presence.
+        status: Option<String>,
         /// Entities it sent directed available presence to.
         directed: Vec<Jid>,
     },
@@ -159,8 +163,9 @@ impl Account {
             Work::SessionEnded {
                 jid,
                 presence,
+                status,
                 directed,
-            } => self.session_ended(jid, presence, directed).await,
+            } => self.session_ended(jid, presence, status, directed).await,
         }
     }
 
@@ -287,7 +292,12 @@ impl Account {
     }
 
     pub(super) fn bounce(&self, stanza: &Element, err: StanzaError) {
-        if let Some(reply) = error_reply(stanza, &err) {
+        if let Some(mut reply) = error_reply(stanza, &err) {
+            // A request without `to` was addressed to the user's own
+            // account: the error comes from it (RFC 6120 §10.3.3).
+            if reply.attr("from").is_none() {
+                reply.set_attr("from", self.bare.to_string());
+            }
             self.send(reply);
         }
     }

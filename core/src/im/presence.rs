@@ -149,20 +149,14 @@ impl Account {
         &mut self,
         jid: Jid,
         presence: Option<Arc<Element>>,
+        status: Option<String>,
         directed: Vec<Jid>,
     ) {
-        let status = presence
-            .as_ref()
-            .and_then(|p| p.child_text("status", &p.ns));
-        let unavailable = {
-            let mut p = Element::new("presence", ns::CLIENT)
-                .with_attr("type", "unavailable")
-                .with_attr("from", jid.to_string());
-            if let Some(s) = &status {
-                p.append_child(Element::new("status", ns::CLIENT).with_text(s.clone()));
-            }
-            p
-        };
+        // A session that already said goodbye was broadcast as unavailable
+        // then; one that just vanished is announced here.
+        let unavailable = Element::new("presence", ns::CLIENT)
+            .with_attr("type", "unavailable")
+            .with_attr("from", jid.to_string());
         let mut told: BTreeSet<Jid> = BTreeSet::new();
         if presence.is_some() {
             let contacts: Vec<Jid> = match self.roster().await {

@@ -162,6 +162,20 @@ impl Account {
         if inn.push {
             self.push(&contact).await;
         }
+        // RFC 6121 §3.3.3: once the contact no longer has a subscription
+        // to the user's presence, the user's resources go unavailable for
+        // the contact.
+        if kind == Kind::Unsubscribe && state.sub.has_from() && !inn.state.sub.has_from() {
+            for s in self.shared.router.sessions.of_account(&self.bare) {
+                if s.presence.is_some() {
+                    let p = Element::new("presence", ns::CLIENT)
+                        .with_attr("type", "unavailable")
+                        .with_attr("from", format!("{}/{}", self.bare, s.resource))
+                        .with_attr("to", contact.to_string());
+                    self.send(p);
+                }
+            }
+        }
         if inn.deliver {
             // Subscription stanzas go to every available resource
             // (RFC 6121 §3.1.3); an unanswered request is also kept in the

@@ -46,6 +46,12 @@ struct Conn {
     /// Entities this session sent directed available presence to; they get
     /// unavailable when it goes (RFC 6121 §4.6).
     directed: std::collections::BTreeSet<Jid>,
+    /// The session's current broadcast presence as the client sent it,
+    /// and the status of its explicit goodbye. The connection sees the
+    /// client's stanzas in order, so this is right even when the
+    /// account's actor has not processed them yet.
+    broadcast: Option<switchboard_xml::Element>,
+    goodbye_status: Option<String>,
 }
 
 /// Serves one accepted client connection to its end.
@@ -111,6 +117,8 @@ impl Conn {
             bound: None,
             peer,
             directed: Default::default(),
+            broadcast: None,
+            goodbye_status: None,
         }
     }
 
@@ -118,10 +126,11 @@ impl Conn {
     /// the account's actor tell contacts it is gone.
     fn finish(&mut self) {
         if let Some(b) = self.bound.take() {
-            let entry = self.shared.router.sessions.unbind(&b.jid, b.id);
+            self.shared.router.sessions.unbind(&b.jid, b.id);
             let work = crate::im::Work::SessionEnded {
                 jid: b.jid.clone(),
-                presence: entry.and_then(|e| e.presence),
+                presence: self.broadcast.take().map(Arc::new),
+                status: self.goodbye_status.take(),
                 directed: std::mem::take(&mut self.directed).into_iter().collect(),
             };
             self.shared
@@ -147,8 +156,14 @@ impl Conn {
             (Some(to), "unavailable") => {
                 self.directed.remove(&to);
             }
+            (None, "available") => {
+                self.broadcast = Some(el.clone());
+                self.goodbye_status = None;
+            }
             // Broadcast unavailable also ends every directed presence.
             (None, "unavailable") => {
+                self.broadcast = None;
+                self.goodbye_status = el.child_text("status", &el.ns).filter(|s| !s.is_empty());
                 for to in std::mem::take(&mut self.directed) {
                     let mut p = el.clone();
                     p.set_attr("to", to.to_string());
