@@ -78,8 +78,7 @@ pub fn open_sockets(pid: &str) -> Result<u64, String> {
     Ok(dir
         .filter_map(Result::ok)
         .filter(|e| {
-            std::fs::read_link(e.path())
-                .is_ok_and(|t| t.to_string_lossy().starts_with("socket:"))
+            std::fs::read_link(e.path()).is_ok_and(|t| t.to_string_lossy().starts_with("socket:"))
         })
         .count() as u64)
 }
