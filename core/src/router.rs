@@ -440,9 +440,22 @@ impl Router {
     fn deliver(&self, s: &SessionEntry, stanza: Element) {
         match s.tx.try_send(Outbound::Stanza(Box::new(stanza))) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                tracing::warn!(resource = %s.resource, "outbox full: disconnecting a session that does not read");
-                s.kill.notify_one();
+            Err(mpsc::error::TrySendError::Full(out)) => {
+                if !s
+                    .overflowed
+                    .swap(true, std::sync::atomic::Ordering::Relaxed)
+                {
+                    tracing::warn!(resource = %s.resource, "outbox full: disconnecting a session that does not read");
+                    s.kill.notify_one();
+                }
+                // The sender learns its stanza was not delivered.
+                if let Outbound::Stanza(stanza) = out {
+                    self.bounce(
+                        &stanza,
+                        StanzaError::new("resource-constraint", crate::stanza::ErrorType::Wait)
+                            .with_text("the recipient is not reading; try again later"),
+                    );
+                }
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {}
         }

@@ -235,7 +235,7 @@ fn account_disco_answers_the_owner_only() {
 #[test]
 fn a_session_that_does_not_read_is_told_to_close_and_the_sender_is_not_blocked() {
     let r = router();
-    let _alice = online(&r, "alice@localhost/a", Some(0));
+    let mut alice = online(&r, "alice@localhost/a", Some(0));
     let slow = online_with_capacity(&r, "bob@localhost/slow", Some(0), 2);
     let killed = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -260,4 +260,10 @@ fn a_session_that_does_not_read_is_told_to_close_and_the_sender_is_not_blocked()
             .unwrap();
     });
     assert!(killed.load(std::sync::atomic::Ordering::SeqCst));
+    // The 8 that did not fit come back to the sender as errors.
+    let back = alice.inbox();
+    assert_eq!(back.len(), 8);
+    assert!(back
+        .iter()
+        .all(|e| error_condition(e).as_deref() == Some("resource-constraint")));
 }

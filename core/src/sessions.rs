@@ -44,6 +44,9 @@ pub struct SessionEntry {
     pub presence: Option<Arc<Element>>,
     /// Whether the session asked for the roster (and so gets pushes).
     pub interested: bool,
+    /// Set once the outbox has overflowed, so the kill and its log line
+    /// happen once.
+    pub overflowed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// All bound sessions of the local domains.
@@ -82,6 +85,7 @@ impl Sessions {
             priority: None,
             presence: None,
             interested: false,
+            overflowed: Arc::default(),
         });
         old
     }

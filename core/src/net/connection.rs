@@ -23,6 +23,9 @@ use switchboard_spool::SpoolError;
 /// and stanzas larger than this simply take several reads.
 const READ_CHUNK: usize = 4096;
 
+/// How long one write may wait for a client that does not read.
+const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// How a run of the loop over one transport ended.
 enum Flow {
     /// The machine asked for TLS: upgrade the same socket and go on.
@@ -251,7 +254,24 @@ impl Conn {
         if self.shared.debug {
             tracing::debug!(peer = %self.peer, "send {}", crate::debug_log::masked(bytes));
         }
-        io.write_all(bytes).await
+        // A client that stops reading must not pin this task (and its
+        // buffers) forever: the router's kill switch, pulled when the
+        // outbox overflows, interrupts a blocked write, and a write that
+        // makes no progress for WRITE_TIMEOUT ends the connection too.
+        let kill = self.bound.as_ref().map(|b| b.kill.clone());
+        let killed = async {
+            match kill {
+                Some(k) => k.notified().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = tokio::time::timeout(WRITE_TIMEOUT, io.write_all(bytes)) => match r {
+                Ok(r) => r,
+                Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the client did not read for too long")),
+            },
+            _ = killed => Err(std::io::Error::other("the client does not read what it is sent")),
+        }
     }
 
     /// Carries out the machine's actions. Returns a flow when the loop over
