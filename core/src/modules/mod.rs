@@ -14,6 +14,9 @@ pub mod private;
 pub mod vcard;
 pub mod version;
 
+#[cfg(test)]
+mod test_support;
+
 use std::collections::HashMap;
 
 use switchboard_jid::Jid;

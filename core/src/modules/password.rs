@@ -132,27 +132,16 @@ fn registered(req: &DataRequest<'_>) -> Result<Option<Element>, StanzaError> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::{env_with_password, Env, HOST};
     use super::*;
     use crate::accounts;
-    use switchboard_spool::FileSpool;
 
-    const HOST: &str = "example.org";
+    /// Both accounts start with the password "old".
+    fn env() -> Env {
+        env_with_password("old")
+    }
     const ALICE: &str = "alice@example.org/phone";
     const ALICE_BARE: &str = "alice@example.org";
-
-    struct Env {
-        _dir: tempfile::TempDir,
-        spool: FileSpool,
-    }
-
-    fn env() -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let spool = FileSpool::open(dir.path().join("spool")).unwrap();
-        for user in ["alice", "bob"] {
-            accounts::create(&spool, HOST, user, "old", 16).unwrap();
-        }
-        Env { _dir: dir, spool }
-    }
 
     fn call(
         env: &Env,
@@ -161,21 +150,7 @@ mod tests {
         account: &str,
         payload: &Element,
     ) -> Result<Option<Element>, StanzaError> {
-        let from = Jid::parse(from).unwrap();
-        let account = Jid::parse(account).unwrap();
-        let iq = Element::new("iq", ns::CLIENT).with_child(payload.clone());
-        let is_owner = from.to_bare() == account;
-        handler(&DataRequest {
-            iq: &iq,
-            payload,
-            from: &from,
-            account: &account,
-            is_owner,
-            may_see_presence: is_owner,
-            online: true,
-            store: &env.spool,
-            scram_iterations: 32,
-        })
+        super::super::test_support::call_as(env, handler, from, account, payload, false, true)
     }
 
     fn form(fields: &[(&str, &str)]) -> Element {

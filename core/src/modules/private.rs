@@ -228,27 +228,13 @@ fn storage_failure(account: &Jid, e: &SpoolError) -> StanzaError {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::{env, Env};
     use super::*;
-    use crate::accounts;
-    use switchboard_spool::{FileSpool, Storage};
+    use switchboard_spool::Storage;
 
-    const HOST: &str = "example.org";
+    use super::super::test_support::HOST;
     const ALICE: &str = "alice@example.org/phone";
     const ALICE_BARE: &str = "alice@example.org";
-
-    struct Env {
-        _dir: tempfile::TempDir,
-        spool: FileSpool,
-    }
-
-    fn env() -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let spool = FileSpool::open(dir.path().join("spool")).unwrap();
-        for user in ["alice", "bob"] {
-            accounts::create(&spool, HOST, user, "pw", 16).unwrap();
-        }
-        Env { _dir: dir, spool }
-    }
 
     fn call(
         env: &Env,
@@ -257,21 +243,7 @@ mod tests {
         account: &str,
         payload: &Element,
     ) -> Result<Option<Element>, StanzaError> {
-        let from = Jid::parse(from).unwrap();
-        let account = Jid::parse(account).unwrap();
-        let iq = Element::new("iq", ns::CLIENT).with_child(payload.clone());
-        let is_owner = from.to_bare() == account;
-        handler(&DataRequest {
-            iq: &iq,
-            payload,
-            from: &from,
-            account: &account,
-            is_owner,
-            may_see_presence: true,
-            online: true,
-            store: &env.spool,
-            scram_iterations: 16,
-        })
+        super::super::test_support::call_as(env, handler, from, account, payload, true, true)
     }
 
     fn query(children: impl IntoIterator<Item = Element>) -> Element {

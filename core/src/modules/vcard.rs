@@ -160,25 +160,12 @@ fn storage_failure(account: &Jid, e: &SpoolError) -> StanzaError {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::{env, Env};
     use super::*;
     use crate::accounts;
-    use switchboard_spool::{FileSpool, Storage};
+    use switchboard_spool::Storage;
 
-    const HOST: &str = "example.org";
-
-    struct Env {
-        _dir: tempfile::TempDir,
-        spool: FileSpool,
-    }
-
-    fn env() -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let spool = FileSpool::open(dir.path().join("spool")).unwrap();
-        for user in ["alice", "bob"] {
-            accounts::create(&spool, HOST, user, "pw", 16).unwrap();
-        }
-        Env { _dir: dir, spool }
-    }
+    use super::super::test_support::HOST;
 
     /// Runs `handler` for `payload` sent by `from` to `account`.
     fn call(
@@ -188,21 +175,7 @@ mod tests {
         account: &str,
         payload: &Element,
     ) -> Result<Option<Element>, StanzaError> {
-        let from = Jid::parse(from).unwrap();
-        let account = Jid::parse(account).unwrap();
-        let iq = Element::new("iq", ns::CLIENT).with_child(payload.clone());
-        let is_owner = from.to_bare() == account;
-        handler(&DataRequest {
-            iq: &iq,
-            payload,
-            from: &from,
-            account: &account,
-            is_owner,
-            may_see_presence: is_owner,
-            online: false,
-            store: &env.spool,
-            scram_iterations: 16,
-        })
+        super::super::test_support::call_as(env, handler, from, account, payload, false, false)
     }
 
     fn card(name: &str) -> Element {
