@@ -3,9 +3,12 @@
 //! prepared with the PRECIS OpaqueString profile (RFC 8265) and stored only
 //! as SCRAM-SHA-1 and SCRAM-SHA-256 keys.
 
+use std::sync::Arc;
+
 use switchboard_spool::{SpoolError, Storage, UserRecord};
 
 use crate::sasl::{derive_credentials, plain, ScramHash};
+use crate::stanza::{ErrorType, StanzaError};
 
 #[derive(Debug)]
 pub enum AccountError {
@@ -25,6 +28,48 @@ impl std::fmt::Display for AccountError {
     }
 }
 impl std::error::Error for AccountError {}
+
+impl AccountError {
+    /// The stanza error a client gets for this failure (XEP-0077 §3): a
+    /// taken name is `conflict`, an unusable password `not-acceptable`, a
+    /// missing account `service-unavailable`. Anything else is a server
+    /// fault: logged here with `what` (never the password), and reported
+    /// as `internal-server-error`.
+    pub fn to_stanza_error(&self, what: &str) -> StanzaError {
+        match self {
+            AccountError::Spool(SpoolError::AlreadyExists) => {
+                StanzaError::new("conflict", ErrorType::Cancel).with_text("that user name is taken")
+            }
+            AccountError::BadPassword => StanzaError::new("not-acceptable", ErrorType::Modify)
+                .with_text("the password is empty or contains characters a password may not hold"),
+            AccountError::Spool(SpoolError::NotFound) => StanzaError::service_unavailable(),
+            AccountError::Spool(e) => {
+                tracing::error!("{what} failed: {e}");
+                StanzaError::internal_server_error()
+            }
+        }
+    }
+}
+
+/// Creates an account for a client's request (in-band registration, or an
+/// admin creating one), on the blocking pool: PBKDF2 and the fsynced spool
+/// write must not hold up a runtime thread.
+pub async fn create_in_band(
+    store: Arc<dyn Storage>,
+    host: &str,
+    user: &str,
+    password: String,
+    iterations: u32,
+) -> Result<(), StanzaError> {
+    let (h, u) = (host.to_string(), user.to_string());
+    match tokio::task::spawn_blocking(move || create(store.as_ref(), &h, &u, &password, iterations))
+        .await
+    {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_stanza_error(&format!("creating {user}@{host}"))),
+        Err(_) => Err(StanzaError::internal_server_error()),
+    }
+}
 
 impl From<SpoolError> for AccountError {
     fn from(e: SpoolError) -> Self {

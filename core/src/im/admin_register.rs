@@ -4,11 +4,9 @@
 
 use switchboard_config::Registration;
 use switchboard_jid::{normalize_localpart, Jid};
-use switchboard_spool::SpoolError;
 use switchboard_xml::{ns, Element};
 
 use super::account::Account;
-use crate::accounts::AccountError;
 use crate::stanza::{iq_result, ErrorType, StanzaError};
 
 /// Whether a register set names a user other than the sender.
@@ -67,27 +65,11 @@ impl Account {
         };
         let store = self.shared.storage.clone();
         let iterations = self.shared.scram_iterations();
-        let (h, u) = (host.clone(), user.clone());
-        let r = tokio::task::spawn_blocking(move || {
-            crate::accounts::create(store.as_ref(), &h, &u, &password, iterations)
-        })
-        .await;
-        let reply = match r {
-            Ok(Ok(())) => {
-                tracing::info!(admin = %from, "account {user}@{host} created by an admin in band");
-                Ok(())
-            }
-            Ok(Err(AccountError::Spool(SpoolError::AlreadyExists))) => {
-                Err(StanzaError::new("conflict", ErrorType::Cancel)
-                    .with_text("that user name is taken"))
-            }
-            Ok(Err(AccountError::BadPassword)) => Err(StanzaError::new(
-                "not-acceptable",
-                ErrorType::Modify,
-            )
-            .with_text("the password is empty or contains characters a password may not hold")),
-            _ => Err(StanzaError::internal_server_error()),
-        };
+        let reply =
+            crate::accounts::create_in_band(store, &host, &user, password, iterations).await;
+        if reply.is_ok() {
+            tracing::info!(admin = %from, "account {user}@{host} created by an admin in band");
+        }
         match reply {
             Ok(()) => {
                 let mut r = iq_result(iq, None);

@@ -38,8 +38,7 @@ use switchboard_jid::{normalize_localpart, Jid};
 use switchboard_xml::{ns, Element};
 
 use super::{DataRequest, IqKey, IqType, Registry, Scope};
-use crate::accounts::AccountError;
-use crate::stanza::{ErrorType, StanzaError};
+use crate::stanza::StanzaError;
 
 const SET: IqKey = IqKey {
     name: "query",
@@ -104,17 +103,7 @@ fn change_password(req: &DataRequest<'_>) -> Result<Option<Element>, StanzaError
             tracing::info!(account = %req.account, "password changed in band");
             Ok(None)
         }
-        Err(AccountError::BadPassword) => {
-            Err(StanzaError::new("not-acceptable", ErrorType::Modify)
-                .with_text("the password is empty or contains characters a password may not hold"))
-        }
-        Err(AccountError::Spool(switchboard_spool::SpoolError::NotFound)) => {
-            Err(StanzaError::service_unavailable())
-        }
-        Err(AccountError::Spool(e)) => {
-            tracing::error!(account = %req.account, "password change failed: {e}");
-            Err(StanzaError::internal_server_error())
-        }
+        Err(e) => Err(e.to_stanza_error(&format!("changing the password of {}", req.account))),
     }
 }
 
@@ -135,6 +124,7 @@ mod tests {
     use super::super::test_support::{env_with_password, Env, HOST};
     use super::*;
     use crate::accounts;
+    use crate::stanza::ErrorType;
 
     /// Both accounts start with the password "old".
     fn env() -> Env {

@@ -12,12 +12,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
 
-use crate::accounts::AccountError;
 use crate::server::Shared;
 use crate::sessions::{Outbound, OUTBOX_CAPACITY};
 use crate::stanza::{ErrorType, StanzaError};
 use crate::stream::{Action, C2s, StreamError};
-use switchboard_spool::SpoolError;
 
 /// Read buffer size. Small on purpose: an idle session should cost little,
 /// and stanzas larger than this simply take several reads.
@@ -380,31 +378,9 @@ impl Conn {
         }
         let store = self.shared.storage.clone();
         let iterations = self.shared.scram_iterations();
-        let (h, u) = (host.clone(), user.clone());
-        let r = tokio::task::spawn_blocking(move || {
-            crate::accounts::create(store.as_ref(), &h, &u, &password, iterations)
-        })
-        .await;
-        match r {
-            Ok(Ok(())) => {
-                tracing::info!(user = %user, host = %host, peer = %self.peer, "account registered in band");
-                Ok(())
-            }
-            Ok(Err(AccountError::Spool(SpoolError::AlreadyExists))) => {
-                Err(StanzaError::new("conflict", ErrorType::Cancel)
-                    .with_text("that user name is taken"))
-            }
-            Ok(Err(AccountError::BadPassword)) => Err(StanzaError::new(
-                "not-acceptable",
-                ErrorType::Modify,
-            )
-            .with_text("the password is empty or contains characters a password may not hold")),
-            Ok(Err(e)) => {
-                tracing::error!("registration of {user}@{host} failed: {e}");
-                Err(StanzaError::internal_server_error())
-            }
-            Err(_) => Err(StanzaError::internal_server_error()),
-        }
+        crate::accounts::create_in_band(store, &host, &user, password, iterations).await?;
+        tracing::info!(user = %user, host = %host, peer = %self.peer, "account registered in band");
+        Ok(())
     }
 
     fn bind(&mut self, jid: Jid) {
