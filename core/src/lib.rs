@@ -16,7 +16,7 @@ pub mod router;
 pub mod sasl;
 pub mod server;
 pub mod sessions;
-pub mod stanza;
+pub use switchboard_service::stanza;
 pub mod stream;
 pub mod throttle;
 pub mod time;

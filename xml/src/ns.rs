@@ -20,3 +20,8 @@ pub const REGISTER: &str = "jabber:iq:register";
 pub const DELAY: &str = "urn:xmpp:delay";
 /// The namespace of Switchboard's own spool and config documents.
 pub const SPOOL: &str = "urn:switchboard:spool:1";
+pub const DATA_FORMS: &str = "jabber:x:data";
+pub const COMMANDS: &str = "http://jabber.org/protocol/commands";
+pub const GATEWAY: &str = "jabber:iq:gateway";
+pub const SEARCH: &str = "jabber:iq:search";
+pub const OOB: &str = "jabber:x:oob";

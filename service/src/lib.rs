@@ -1,0 +1,112 @@
+//! What a Switchboard service is made of.
+//!
+//! A service is an actor addressed by its own hostname (`irc.example.org`,
+//! `users.example.org`). It receives every stanza sent to that hostname or
+//! to any JID at it through an inbox, and sends stanzas back through an
+//! [`Outbox`]. The same service runs unchanged in two places:
+//!
+//! - **in-process**: the core's supervisor starts it, routes to its inbox
+//!   and drains its outbox into the router (checking `from`);
+//! - **as a component**: [`component`] connects it over XEP-0114 to any
+//!   XMPP server (Prosody, ejabberd, or another Switchboard).
+//!
+//! Services never see sessions or each other: they speak stanzas only.
+//!
+//! Map: [`stanza`] holds stanza kinds and errors (shared with the core),
+//! [`forms`] XEP-0004 data forms, [`adhoc`] XEP-0050 commands,
+//! [`credentials`] the encrypted per-user store, [`gateway`] XEP-0100
+//! registration, `jabber:iq:gateway` and sign-on tracking, and
+//! [`component`] / [`handshake`] the XEP-0114 client side.
+
+pub mod credentials;
+pub mod handshake;
+pub mod stanza;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use switchboard_xml::Element;
+use tokio::sync::mpsc;
+
+/// How many stanzas may wait in a service's inbox or outbox. A service that
+/// falls this far behind gets `remote-server-timeout` bounces instead of an
+/// ever-growing queue.
+pub const QUEUE_CAPACITY: usize = 1024;
+
+/// A boxed, sendable future: what [`Service::run`] returns.
+pub type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// How the service presents itself in disco (XEP-0030 identity).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// `gateway`, `directory`, `conference`, `component`, …
+    pub category: String,
+    /// `irc`, `user`, `text`, `generic`, …
+    pub kind: String,
+    /// Human-readable name ("IRC gateway").
+    pub name: String,
+}
+
+/// The stanzas a service sends go here; the host (router or component
+/// connection) delivers them.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    tx: mpsc::Sender<Element>,
+}
+
+/// The far side of the outbox is gone (the server is shutting down, or the
+/// component connection dropped and the service is being restarted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Closed;
+
+impl std::fmt::Display for Closed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the service's connection to the server is closed")
+    }
+}
+
+impl std::error::Error for Closed {}
+
+impl Outbox {
+    /// A connected outbox and the receiver its host drains.
+    pub fn channel() -> (Outbox, mpsc::Receiver<Element>) {
+        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+        (Outbox { tx }, rx)
+    }
+
+    /// Sends a stanza, waiting while the host's queue is full.
+    pub async fn send(&self, stanza: Element) -> Result<(), Closed> {
+        self.tx.send(stanza).await.map_err(|_| Closed)
+    }
+}
+
+/// Everything a running service gets from its host.
+#[derive(Debug, Clone)]
+pub struct ServiceContext {
+    /// The service's hostname: every stanza it sends must be from it or
+    /// from a JID at it.
+    pub jid: String,
+    pub out: Outbox,
+    /// The service's own data directory (`spool/<hostname>/`), created by
+    /// the host. Only the service writes there.
+    pub data_dir: PathBuf,
+    /// The key that seals secrets at rest (see [`credentials`]).
+    pub key: Arc<credentials::SecretKey>,
+    /// The `<service>` element from the config, for service-specific
+    /// settings.
+    pub config: Element,
+    /// The admins to notify of events worth a human's attention.
+    pub admins: Vec<switchboard_jid::Jid>,
+}
+
+/// A kind of service (`directory`, `irc`, …). One value is shared by every
+/// (re)start; [`Service::run`] is called again after a crash.
+pub trait Service: Send + Sync + 'static {
+    /// The disco identity, known before the service first runs.
+    fn identity(&self) -> Identity;
+    /// Runs until the inbox closes (shutdown) or the service gives up. A
+    /// return or a panic while the host is up means a restart with backoff.
+    fn run(&self, ctx: ServiceContext, inbox: mpsc::Receiver<Element>) -> BoxFuture;
+}
