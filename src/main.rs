@@ -5,6 +5,7 @@
 mod cli;
 mod logging;
 mod pidfile;
+mod services;
 mod user_cmd;
 
 use std::io::Write;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use switchboard_config::{Config, ConfigError};
+use switchboard_core::services::ServicePlan;
 use switchboard_spool::FileSpool;
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -70,6 +72,10 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Some(Command::CheckConfig) => {
+            if let Err(e) = services::plans(&config) {
+                eprintln!("{e}");
+                return ExitCode::from(78); // EX_CONFIG
+            }
             println!(
                 "{}: OK ({} host{}: {})",
                 config.source,
@@ -100,11 +106,23 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Some(Command::Run) | None => run(config, source, home, cli.debug),
+        Some(Command::Run) | None => match services::plans(&config) {
+            Ok(plans) => run(config, plans, source, home, cli.debug),
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(78) // EX_CONFIG
+            }
+        },
     }
 }
 
-fn run(config: Config, source: ConfigSource, home: PathBuf, debug: bool) -> ExitCode {
+fn run(
+    config: Config,
+    plans: Vec<ServicePlan>,
+    source: ConfigSource,
+    home: PathBuf,
+    debug: bool,
+) -> ExitCode {
     for dir in ["etc", "logs", "run", "spool"] {
         if let Err(e) = std::fs::create_dir_all(home.join(dir)) {
             eprintln!("cannot create {}: {e}", home.join(dir).display());
@@ -135,7 +153,7 @@ fn run(config: Config, source: ConfigSource, home: PathBuf, debug: bool) -> Exit
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(config, source, home, debug, log_file)) {
+    match runtime.block_on(serve(config, plans, source, home, debug, log_file)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -147,6 +165,7 @@ fn run(config: Config, source: ConfigSource, home: PathBuf, debug: bool) -> Exit
 
 async fn serve(
     config: Config,
+    plans: Vec<ServicePlan>,
     source: ConfigSource,
     home: PathBuf,
     debug: bool,
@@ -161,7 +180,8 @@ async fn serve(
     let spool =
         FileSpool::open(&config.spool.dir).map_err(|e| format!("cannot open the spool: {e}"))?;
     tracing::info!(config = %config.source, home = %home.display(), "starting Switchboard {}", env!("CARGO_PKG_VERSION"));
-    let mut server = switchboard_core::Server::start(config, &home, Arc::new(spool), debug).await?;
+    let mut server =
+        switchboard_core::Server::start(config, &home, Arc::new(spool), debug, plans).await?;
 
     // Machine-readable readiness on stdout, for scripts and tests that
     // listen on port 0.

@@ -34,6 +34,15 @@ pub const LOG_FILE: &str = "logs/switchboard.log";
 /// The log filter.
 pub const LOG_LEVEL: &str = "info";
 
+/// The key sealing transport credentials, relative to the home directory;
+/// generated on first run.
+pub const CREDENTIALS_KEY: &str = "etc/credentials.key";
+
+/// The component listener used when an external `<service>` is configured
+/// and `<listen>` names no `<component>`: loopback only, because the shared
+/// secret is all that protects it.
+pub const COMPONENT: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 5347);
+
 /// The pid file, relative to the home directory.
 pub const PIDFILE: &str = "run/switchboard.pid";
 

@@ -130,6 +130,8 @@ pub struct Config {
     pub spool: SpoolConfig,
     pub log: LogConfig,
     pub pidfile: PathBuf,
+    /// The key file sealing transport credentials (`<credentials key>`).
+    pub credentials_key: PathBuf,
 }
 
 impl Config {

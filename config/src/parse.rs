@@ -45,7 +45,15 @@ const ROOT: Shape = Shape {
     name: "switchboard",
     attrs: &[],
     children: &[
-        "host", "service", "listen", "tls", "limits", "spool", "log", "pidfile",
+        "host",
+        "service",
+        "listen",
+        "tls",
+        "limits",
+        "spool",
+        "log",
+        "pidfile",
+        "credentials",
     ],
     text: false,
 };
@@ -122,6 +130,12 @@ const LOG: Shape = Shape {
     children: &[],
     text: false,
 };
+const CREDENTIALS: Shape = Shape {
+    name: "credentials",
+    attrs: &["key"],
+    children: &[],
+    text: false,
+};
 const PIDFILE: Shape = Shape {
     name: "pidfile",
     attrs: &[],
@@ -168,6 +182,7 @@ impl Walker<'_> {
         let mut limits = None;
         let mut spool = None;
         let mut log = None;
+        let mut credentials = None;
         let mut pidfile = None;
 
         for el in root.elements() {
@@ -207,6 +222,7 @@ impl Walker<'_> {
                         "spool" => spool = Some(self.spool(el)?),
                         "log" => log = Some(self.log(el)?),
                         "pidfile" => pidfile = Some(self.pidfile(el)?),
+                        "credentials" => credentials = Some(self.credentials(el)?),
                         _ => unreachable!("root children are checked against ROOT"),
                     }
                 }
@@ -242,15 +258,22 @@ impl Walker<'_> {
             }
         }
 
+        let mut listen = listen.unwrap_or_else(|| ListenConfig {
+            c2s: vec![defaults::C2S],
+            c2s_tls: Vec::new(),
+            component: Vec::new(),
+        });
+        // External components need somewhere to connect; without an
+        // explicit <component> listener they get the loopback default.
+        if listen.component.is_empty() && services.iter().any(|(s, _)| s.kind == "external") {
+            listen.component.push(defaults::COMPONENT);
+        }
+
         Ok(Config {
             source: self.src.file.to_string(),
             hosts: hosts.into_iter().map(|(h, _)| h).collect(),
             services: services.into_iter().map(|(s, _)| s).collect(),
-            listen: listen.unwrap_or_else(|| ListenConfig {
-                c2s: vec![defaults::C2S],
-                c2s_tls: Vec::new(),
-                component: Vec::new(),
-            }),
+            listen,
             tls: tls.unwrap_or(TlsConfig {
                 cert: None,
                 key: None,
@@ -265,6 +288,7 @@ impl Walker<'_> {
                 level: defaults::LOG_LEVEL.to_string(),
             }),
             pidfile: pidfile.unwrap_or_else(|| self.resolve(defaults::PIDFILE)),
+            credentials_key: credentials.unwrap_or_else(|| self.resolve(defaults::CREDENTIALS_KEY)),
         })
     }
 
@@ -412,6 +436,15 @@ impl Walker<'_> {
             Some("") => return Err(self.src.error(el.span, "'secret' on <service> is empty")),
             Some(s) => Some(s.to_string()),
         };
+        if kind == "external" && secret.is_none() {
+            return Err(self.src.error(
+                el.span,
+                format!(
+                    "<service id=\"{id}\" type=\"external\"> needs a secret=\"…\" for the \
+                     component to authenticate with (XEP-0114)"
+                ),
+            ));
+        }
         Ok(ServiceConfig {
             id,
             kind,
@@ -611,6 +644,12 @@ impl Walker<'_> {
             Some(l) => values::log_filter(l).map_err(|p| self.problem(el.span, p))?,
         };
         Ok(LogConfig { file, level })
+    }
+
+    fn credentials(&self, el: &Element) -> Result<PathBuf> {
+        self.check(el, &CREDENTIALS)?;
+        let key = self.required(el, "key", "<credentials key=\"etc/credentials.key\"/>")?;
+        self.path(el, "key", key)
     }
 
     fn pidfile(&self, el: &Element) -> Result<PathBuf> {

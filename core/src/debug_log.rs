@@ -3,7 +3,17 @@
 
 /// Elements whose character data is a secret (SASL exchanges carry
 /// passwords or proofs; `<password>` appears in in-band registration).
-const SECRET_ELEMENTS: [&str; 5] = ["auth", "response", "challenge", "success", "password"];
+/// Every data-form `<value>` is masked too: a form submitted to a transport
+/// may carry a legacy-network password in a field of any name, and a
+/// submitted form does not say which fields were private.
+const SECRET_ELEMENTS: [&str; 6] = [
+    "auth",
+    "response",
+    "challenge",
+    "success",
+    "password",
+    "value",
+];
 
 /// Renders bytes for the debug log with secret element contents replaced by
 /// `***`. Works on raw fragments, which may be cut anywhere.
@@ -58,5 +68,14 @@ mod tests {
     fn a_fragment_cut_after_the_tag_still_hides_the_secret() {
         let m = masked(b"<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>Yz1iaXdz");
         assert!(!m.contains("Yz1iaXdz"), "{m}");
+    }
+
+    #[test]
+    fn data_form_values_are_hidden() {
+        let m = masked(
+            b"<x xmlns='jabber:x:data' type='submit'><field var='nickserv'><value>s3cr3t</value></field></x>",
+        );
+        assert!(!m.contains("s3cr3t"), "{m}");
+        assert!(m.contains("var='nickserv'"), "{m}");
     }
 }

@@ -15,6 +15,7 @@ pub mod net;
 pub mod router;
 pub mod sasl;
 pub mod server;
+pub mod services;
 pub mod sessions;
 pub use switchboard_service::stanza;
 pub mod stream;

@@ -30,7 +30,16 @@ use crate::stream::StreamError;
 #[derive(Debug, Clone)]
 pub struct ServiceHandle {
     pub info: ServiceInfo,
-    pub inbox: mpsc::Sender<Element>,
+    /// The running service's inbox; `None` while it is down (restarting
+    /// after a crash, or an external component that is not connected).
+    pub inbox: Option<mpsc::Sender<Element>>,
+}
+
+/// The error for a stanza to a declared service that is not running.
+fn service_down(host: &str) -> StanzaError {
+    StanzaError::new("remote-server-timeout", crate::stanza::ErrorType::Wait).with_text(format!(
+        "{host} is not available right now; try again later"
+    ))
 }
 
 /// Where a `to` address points, decided once per stanza.
@@ -109,6 +118,58 @@ impl Router {
 
     pub fn remove_service(&self, host: &str) {
         self.services.remove(host);
+    }
+
+    /// Marks a declared service up (with its new inbox) or down.
+    pub fn set_service_inbox(&self, host: &str, inbox: Option<mpsc::Sender<Element>>) {
+        if let Some(mut h) = self.services.get_mut(host) {
+            h.inbox = inbox;
+        }
+    }
+
+    /// Claims a declared service's slot for a new instance: `false` when a
+    /// live instance holds it (a second external component for the same
+    /// hostname).
+    pub fn claim_service(&self, host: &str, inbox: mpsc::Sender<Element>) -> bool {
+        match self.services.get_mut(host) {
+            Some(mut h) => {
+                if h.inbox.as_ref().is_some_and(|i| !i.is_closed()) {
+                    return false;
+                }
+                h.inbox = Some(inbox);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Releases a slot claimed with [`Router::claim_service`], unless a
+    /// newer instance holds it already.
+    pub fn release_service(&self, host: &str, inbox: &mpsc::Sender<Element>) {
+        if let Some(mut h) = self.services.get_mut(host) {
+            if h.inbox.as_ref().is_some_and(|i| i.same_channel(inbox)) {
+                h.inbox = None;
+            }
+        }
+    }
+
+    /// Routes a stanza a service sent. Its `from` must be the service's
+    /// hostname or a JID at it: a service cannot speak for anyone else.
+    /// Returns the problem for the caller to report (an external component
+    /// gets a stream error; an in-process service a log line).
+    pub fn route_from_service(&self, host: &str, stanza: Element) -> Result<(), &'static str> {
+        let from_ok = stanza
+            .attr("from")
+            .and_then(|f| Jid::parse(f).ok())
+            .is_some_and(|f| f.domain() == host);
+        if !from_ok {
+            return Err("invalid-from");
+        }
+        if stanza.attr("to").is_none() {
+            return Err("improper-addressing");
+        }
+        self.route_inbound(stanza);
+        Ok(())
     }
 
     pub fn services(&self) -> Vec<ServiceInfo> {
@@ -332,18 +393,26 @@ impl Router {
         }
     }
 
+    /// Hands a stanza to a service's inbox without waiting: a service that
+    /// is down or too far behind costs its senders an error, never the
+    /// router a stall.
     fn to_service(&self, host: &str, stanza: Element) {
-        let Some(handle) = self.services.get(host).map(|s| s.clone()) else {
+        let Some(inbox) = self.services.get(host).map(|s| s.inbox.clone()) else {
             return self.bounce(&stanza, StanzaError::remote_server_not_found());
         };
-        if let Err(e) = handle.inbox.try_send(stanza) {
-            let stanza = match e {
-                mpsc::error::TrySendError::Full(s) | mpsc::error::TrySendError::Closed(s) => s,
-            };
-            self.bounce(
+        let Some(inbox) = inbox else {
+            return self.bounce(&stanza, service_down(host));
+        };
+        match inbox.try_send(stanza) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Closed(stanza)) => {
+                self.bounce(&stanza, service_down(host))
+            }
+            Err(mpsc::error::TrySendError::Full(stanza)) => self.bounce(
                 &stanza,
-                StanzaError::new("remote-server-timeout", crate::stanza::ErrorType::Wait),
-            );
+                StanzaError::new("resource-constraint", crate::stanza::ErrorType::Wait)
+                    .with_text(format!("{host} is busy; try again later")),
+            ),
         }
     }
 
@@ -425,13 +494,17 @@ impl Router {
         }
     }
 
-    /// Delivers a server-generated stanza to a local full JID.
+    /// Delivers a server-generated reply to a local full JID, or to the
+    /// service that sent the original.
     fn route_reply(&self, reply: Element) {
         let Some(to) = reply.attr("to").and_then(|t| Jid::parse(t).ok()) else {
             return;
         };
         if let Some(s) = self.sessions.get(&to) {
-            self.deliver(&s, reply);
+            return self.deliver(&s, reply);
+        }
+        if self.services.contains_key(to.domain()) {
+            self.to_service(to.domain(), reply);
         }
     }
 

@@ -12,11 +12,15 @@ use switchboard_xml::Limits;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use crate::modules::Registry;
+use crate::modules::{Registry, ServiceInfo};
 use crate::net::listener::{self, ListenerKind};
 use crate::router::Router;
+use crate::router::ServiceHandle;
+use crate::services::{Provider, ServicePlan};
 use crate::stream::{C2sSettings, StreamError};
 use crate::throttle::Throttle;
+use switchboard_service::credentials::SecretKey;
+use switchboard_service::{Outbox, ServiceContext};
 
 /// State every connection shares.
 pub struct Shared {
@@ -34,6 +38,9 @@ pub struct Shared {
     /// Per-host settings (admins, registration policy), reloadable.
     hosts: RwLock<Vec<switchboard_config::HostConfig>>,
     scram_iterations: std::sync::atomic::AtomicU32,
+    /// External services: hostname → the secret its component proves
+    /// (reloadable).
+    components: RwLock<std::collections::HashMap<String, String>>,
 }
 
 impl Shared {
@@ -73,6 +80,33 @@ impl Shared {
             .find(|h| h.name == host)
             .map(|h| h.registration)
             .unwrap_or(switchboard_config::Registration::Off)
+    }
+
+    /// The local host names.
+    pub fn host_names(&self) -> Vec<String> {
+        self.hosts
+            .read()
+            .expect("hosts lock")
+            .iter()
+            .map(|h| h.name.clone())
+            .collect()
+    }
+
+    /// The admins of a host (bare JIDs).
+    pub fn admins_of(&self, host: &str) -> Vec<switchboard_jid::Jid> {
+        self.hosts
+            .read()
+            .expect("hosts lock")
+            .iter()
+            .find(|h| h.name == host)
+            .map(|h| h.admins.clone())
+            .unwrap_or_default()
+    }
+
+    /// Every external service's hostname and secret, for a new component
+    /// connection.
+    pub fn component_secrets(&self) -> std::collections::HashMap<String, String> {
+        self.components.read().expect("components lock").clone()
     }
 
     /// PBKDF2 iterations for new credentials (reloadable).
@@ -146,6 +180,85 @@ fn load_tls(config: &Config, home: &Path) -> Result<TlsAcceptor, String> {
     Ok(TlsAcceptor::from(tls))
 }
 
+/// Hostname → secret of the external services among `plans`.
+fn external_secrets(plans: &[ServicePlan]) -> std::collections::HashMap<String, String> {
+    plans
+        .iter()
+        .filter_map(|p| match &p.provider {
+            Provider::External { secret } => Some((p.config.id.clone(), secret.clone())),
+            Provider::InProcess(_) => None,
+        })
+        .collect()
+}
+
+/// Gives every configured service its router slot and starts the
+/// in-process ones under supervision. External slots stay empty until
+/// their component connects.
+fn start_services(
+    shared: &Arc<Shared>,
+    config: &Config,
+    plans: Vec<ServicePlan>,
+) -> Result<(), String> {
+    let needs_key = plans
+        .iter()
+        .any(|p| matches!(p.provider, Provider::InProcess(_)));
+    let key = if needs_key {
+        Arc::new(SecretKey::load_or_generate(&config.credentials_key)?)
+    } else {
+        Arc::new(SecretKey::generate())
+    };
+    for plan in plans {
+        let host = plan.config.id.clone();
+        shared.router.add_service(
+            host.clone(),
+            ServiceHandle {
+                info: ServiceInfo {
+                    jid: host.clone(),
+                    name: plan.display_name(),
+                },
+                inbox: None,
+            },
+        );
+        let Provider::InProcess(service) = plan.provider else {
+            continue;
+        };
+        let data_dir = config
+            .spool
+            .dir
+            .join(switchboard_spool::filename::encode_name(&host));
+        create_private_dir(&data_dir)?;
+        let ctx = ServiceContext {
+            jid: host.clone(),
+            out: Outbox::channel().0,
+            data_dir,
+            key: key.clone(),
+            config: plan.config.element.clone(),
+            admins: super::services::notify::hosts_for(shared, &host)
+                .iter()
+                .flat_map(|h| shared.admins_of(h))
+                .collect(),
+        };
+        tokio::spawn(crate::services::supervisor::supervise(
+            shared.clone(),
+            service,
+            ctx,
+        ));
+    }
+    Ok(())
+}
+
+/// A directory only the server's user may enter (0700).
+fn create_private_dir(dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| format!("cannot restrict {}: {e}", dir.display()))?;
+    }
+    Ok(())
+}
+
 impl Server {
     /// Loads TLS, binds every listener and starts accepting. Errors are
     /// complete sentences for the admin.
@@ -154,6 +267,7 @@ impl Server {
         home: &Path,
         storage: Arc<dyn Storage>,
         debug: bool,
+        services: Vec<ServicePlan>,
     ) -> Result<Server, String> {
         let tls = load_tls(&config, home)?;
         let hosts = config.hosts.iter().map(|h| h.name.clone()).collect();
@@ -172,13 +286,16 @@ impl Server {
             ),
             scram_iterations: config.limits.scram_iterations.into(),
             hosts: RwLock::new(config.hosts.clone()),
+            components: RwLock::new(external_secrets(&services)),
         });
         shared.router.attach(&shared);
+        start_services(&shared, &config, services)?;
         let mut bound = Vec::new();
         let mut listeners = Vec::new();
         for (kind, addrs) in [
             (ListenerKind::C2s, &config.listen.c2s),
             (ListenerKind::C2sTls, &config.listen.c2s_tls),
+            (ListenerKind::Component, &config.listen.component),
         ] {
             for addr in addrs {
                 let l = listener::bind(*addr, kind).await?;
@@ -227,6 +344,30 @@ impl Server {
             report
                 .needs_restart
                 .push("the log file location or level".into());
+        }
+        let service_ids = |c: &Config| {
+            c.services
+                .iter()
+                .map(|s| (s.id.clone(), s.kind.clone()))
+                .collect::<Vec<_>>()
+        };
+        if service_ids(&new) != service_ids(old) {
+            report
+                .needs_restart
+                .push("the list of services or their types".into());
+        } else if new.services != old.services {
+            let secrets: std::collections::HashMap<String, String> = new
+                .services
+                .iter()
+                .filter(|s| s.kind == "external")
+                .filter_map(|s| Some((s.id.clone(), s.secret.clone()?)))
+                .collect();
+            *self.shared.components.write().expect("components lock") = secrets;
+            report.applied.push(
+                "external component secrets (for new component connections; \
+                 other service settings need a restart)"
+                    .into(),
+            );
         }
         if new.pidfile != old.pidfile {
             report.needs_restart.push("the pidfile location".into());

@@ -189,6 +189,14 @@ impl ServerBuilder {
         self
     }
 
+    /// Appends `snippet` even if an element of the same name is there
+    /// (several `<service>`s).
+    pub fn also(mut self, snippet: &str) -> Self {
+        self.config
+            .push((snippet_name(snippet), snippet.to_owned()));
+        self
+    }
+
     /// Drops the top-level config element `name` from the config.
     pub fn without(mut self, name: &str) -> Self {
         self.config.retain(|(n, _)| n != name);

@@ -125,6 +125,19 @@ impl Element {
     }
 
     /// The first child element, whatever its name.
+    /// Moves this element and every descendant in namespace `from` to
+    /// namespace `to`. Stanzas change their content namespace this way
+    /// between streams (`jabber:component:accept` ↔ `jabber:client`), and
+    /// their unprefixed children (`<body>`, `<error>`) move with them.
+    pub fn rename_ns(&mut self, from: &str, to: &str) {
+        if self.ns == from {
+            self.ns = to.to_string();
+        }
+        for c in self.elements_mut() {
+            c.rename_ns(from, to);
+        }
+    }
+
     pub fn first_element(&self) -> Option<&Element> {
         self.elements().next()
     }

@@ -1,4 +1,4 @@
-//! Client listeners: bind the configured addresses, accept, and spawn one
+//! Client and component listeners: bind the configured addresses, accept, and spawn one
 //! task per connection until shutdown.
 
 use std::net::SocketAddr;
@@ -15,6 +15,8 @@ pub enum ListenerKind {
     C2s,
     /// Direct TLS (XEP-0368, 5223).
     C2sTls,
+    /// External components (XEP-0114, 5347).
+    Component,
 }
 
 impl ListenerKind {
@@ -22,6 +24,7 @@ impl ListenerKind {
         match self {
             ListenerKind::C2s => "c2s",
             ListenerKind::C2sTls => "c2s-tls",
+            ListenerKind::Component => "component",
         }
     }
 }
@@ -48,7 +51,10 @@ pub async fn run(listener: TcpListener, kind: ListenerKind, shared: Arc<Shared>)
                     let shared = shared.clone();
                     let guard = shared.connection_guard();
                     tokio::spawn(async move {
-                        super::connection::serve(tcp, peer, shared, kind == ListenerKind::C2sTls).await;
+                        match kind {
+                            ListenerKind::Component => super::component::serve(tcp, peer, shared).await,
+                            _ => super::connection::serve(tcp, peer, shared, kind == ListenerKind::C2sTls).await,
+                        }
                         drop(guard);
                     });
                 }

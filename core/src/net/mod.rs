@@ -1,5 +1,6 @@
 //! Network I/O: listeners and the per-connection driver around the sans-IO
 //! stream machines.
 
+pub mod component;
 pub mod connection;
 pub mod listener;

@@ -2,10 +2,12 @@
 //! actions and timeouts out. The drivers in `net` do the I/O.
 
 pub mod c2s;
+pub mod component;
 pub mod error;
 pub mod register;
 
 pub use c2s::{Action, C2s, C2sSettings};
+pub use component::{ComponentAction, ComponentStream};
 pub use error::StreamError;
 
 #[cfg(test)]

@@ -1,0 +1,107 @@
+//! Runs an in-process service and restarts it when it stops or panics.
+//!
+//! Each run gets a fresh inbox and outbox. While a run is live its inbox is
+//! in the router's slot; when it ends the slot is emptied (stanzas to the
+//! service then bounce with `remote-server-timeout`), the admins are told,
+//! and the service is started again after a backoff that doubles from one
+//! second up to a minute, and starts over once a run has lasted a minute.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchboard_service::{Outbox, Service, ServiceContext, QUEUE_CAPACITY};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::server::Shared;
+
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// A run this long counts as healthy: the next failure starts the backoff
+/// over.
+const HEALTHY_RUN: Duration = Duration::from_secs(60);
+
+/// Supervises one service until the server shuts down.
+pub async fn supervise(shared: Arc<Shared>, service: Arc<dyn Service>, base: ServiceContext) {
+    let host = base.jid.clone();
+    let mut shutdown = shared.shutdown_signal();
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        let (in_tx, in_rx) = mpsc::channel(QUEUE_CAPACITY);
+        let (outbox, out_rx) = Outbox::channel();
+        let ctx = ServiceContext {
+            out: outbox,
+            ..base.clone()
+        };
+        tokio::spawn(pump(shared.clone(), host.clone(), out_rx));
+        shared.router.set_service_inbox(&host, Some(in_tx.clone()));
+        let started = Instant::now();
+        let mut run = tokio::spawn(service.run(ctx, in_rx));
+        let outcome = tokio::select! {
+            r = &mut run => r,
+            _ = shutdown.changed() => {
+                shared.router.set_service_inbox(&host, None);
+                // Closing the inbox asks the service to finish; it gets a
+                // moment to do so (sign users off a network, say).
+                drop(in_tx);
+                if tokio::time::timeout(Duration::from_secs(2), &mut run).await.is_err() {
+                    run.abort();
+                }
+                return;
+            }
+        };
+        shared.router.release_service(&host, &in_tx);
+        let why = match outcome {
+            Ok(()) => "stopped".to_string(),
+            Err(e) if e.is_panic() => format!("crashed: {}", panic_message(e.into_panic())),
+            Err(e) => format!("was cancelled: {e}"),
+        };
+        if started.elapsed() >= HEALTHY_RUN {
+            backoff = FIRST_BACKOFF;
+        }
+        tracing::error!(service = %host, "service {why}; restarting in {}s", backoff.as_secs());
+        super::notify::admins(
+            &shared,
+            &host,
+            &format!(
+                "Service {host} {}",
+                why.split(':').next().unwrap_or("stopped")
+            ),
+            &format!(
+                "The service {host} {why}. It will be restarted in {} s; until then \
+                 stanzas to it are answered with remote-server-timeout.",
+                backoff.as_secs()
+            ),
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.changed() => return,
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Routes what the service sends until every copy of its outbox is gone.
+async fn pump(
+    shared: Arc<Shared>,
+    host: String,
+    mut out: mpsc::Receiver<switchboard_xml::Element>,
+) {
+    while let Some(stanza) = out.recv().await {
+        if let Err(problem) = shared.router.route_from_service(&host, stanza) {
+            // A bug in the service, not something a user did: log it loudly
+            // and drop the stanza rather than let it speak for others.
+            tracing::error!(service = %host, "dropped a stanza from the service: {problem}");
+        }
+    }
+}
+
+fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic without a message".to_string()
+    }
+}

@@ -1,0 +1,60 @@
+//! The service kinds this binary can run, and turning the config's
+//! `<service>` elements into plans for the core.
+//!
+//! A new in-process kind is one line in [`KINDS`]: its `type=` name and a
+//! constructor that reads (and checks) its own `<service>` element.
+
+use std::sync::Arc;
+
+use switchboard_config::{Config, ServiceConfig};
+use switchboard_core::services::{Provider, ServicePlan};
+use switchboard_service::Service;
+
+/// A constructor for an in-process service kind. Errors are sentences
+/// about the `<service>` element; the caller adds file:line:col.
+type Constructor = fn(&ServiceConfig) -> Result<Arc<dyn Service>, String>;
+
+/// The in-process service kinds, by `type=`.
+const KINDS: &[(&str, Constructor)] = &[];
+
+/// The names accepted in `type=`, for error messages.
+fn known() -> String {
+    let mut names: Vec<&str> = KINDS.iter().map(|(n, _)| *n).collect();
+    names.push("external");
+    names.join(", ")
+}
+
+/// One plan per configured service, or the first problem as
+/// `file:line:col: message`.
+pub fn plans(config: &Config) -> Result<Vec<ServicePlan>, String> {
+    config.services.iter().map(|s| plan(config, s)).collect()
+}
+
+fn plan(config: &Config, s: &ServiceConfig) -> Result<ServicePlan, String> {
+    let at = |msg: String| {
+        format!(
+            "{}:{}:{}: {msg}",
+            config.source, s.element.span.line, s.element.span.col
+        )
+    };
+    let provider = if s.kind == "external" {
+        Provider::External {
+            // The config parser refuses an external service without one.
+            secret: s.secret.clone().unwrap_or_default(),
+        }
+    } else {
+        let Some((_, make)) = KINDS.iter().find(|(n, _)| *n == s.kind) else {
+            return Err(at(format!(
+                "unknown service type \"{}\" for <service id=\"{}\">; this build knows: {}",
+                s.kind,
+                s.id,
+                known()
+            )));
+        };
+        Provider::InProcess(make(s).map_err(at)?)
+    };
+    Ok(ServicePlan {
+        config: s.clone(),
+        provider,
+    })
+}
