@@ -130,8 +130,8 @@ fn sample_examples_are_valid() {
         vec![Jid::parse("admin@localhost").unwrap()]
     );
     assert_eq!(c.services.len(), 2);
-    assert_eq!(c.services[0].id, "conference.localhost");
-    assert_eq!(c.services[0].kind, "muc");
+    assert_eq!(c.services[0].id, "users.localhost");
+    assert_eq!(c.services[0].kind, "directory");
     assert_eq!(c.services[0].secret, None);
     assert_eq!(c.services[1].kind, "external");
     assert_eq!(c.services[1].secret.as_deref(), Some("change-me"));
@@ -379,7 +379,8 @@ fn unknown_element_far_from_any_lists_the_valid_ones() {
     assert_eq!(
         err(&doc("  <xdb/>\n")),
         "sb.xml:3:3: unknown element <xdb> in <switchboard>\n  hint: <switchboard> may contain \
-         <host>, <service>, <listen>, <tls>, <limits>, <spool>, <log>, <pidfile>"
+         <host>, <service>, <listen>, <tls>, <limits>, <spool>, <log>, <pidfile>, \
+         <credentials>"
     );
     assert_eq!(
         err(&doc("  <tls><certificate/></tls>\n")),
@@ -832,5 +833,35 @@ fn load_reports_invalid_utf8_where_it_is() {
              hint: save it as UTF-8 (a Latin-1 editor setting is the usual cause)",
             path.display()
         )
+    );
+}
+
+#[test]
+fn an_external_service_needs_a_secret() {
+    let e = err(&doc(
+        "  <service id=\"irc.example.org\" type=\"external\"/>\n",
+    ));
+    assert!(e.starts_with("sb.xml:3:3: "), "{e}");
+    assert!(e.contains("needs a secret"), "{e}");
+}
+
+#[test]
+fn an_external_service_gets_the_loopback_component_listener_by_default() {
+    let c = ok(&doc(
+        "  <service id=\"irc.example.org\" type=\"external\" secret=\"s\"/>\n",
+    ));
+    assert_eq!(c.listen.component, vec![defaults::COMPONENT]);
+    let c = ok(&doc(""));
+    assert!(c.listen.component.is_empty());
+}
+
+#[test]
+fn the_credentials_key_defaults_under_etc_and_can_be_moved() {
+    let c = ok(&doc(""));
+    assert!(c.credentials_key.ends_with(defaults::CREDENTIALS_KEY));
+    let c = ok(&doc("  <credentials key=\"/srv/keys/transports.key\"/>\n"));
+    assert_eq!(
+        c.credentials_key,
+        std::path::PathBuf::from("/srv/keys/transports.key")
     );
 }

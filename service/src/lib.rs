@@ -18,6 +18,7 @@
 //! registration, `jabber:iq:gateway` and sign-on tracking, and
 //! [`component`] / [`handshake`] the XEP-0114 client side.
 
+pub mod component;
 pub mod credentials;
 pub mod handshake;
 pub mod stanza;
