@@ -36,6 +36,28 @@ pub enum Command {
     /// Manage accounts in the spool (safe while the server runs).
     #[command(subcommand)]
     User(UserCommand),
+    /// Run one service as its own process, attached over XEP-0114 to any
+    /// XMPP server (Prosody, ejabberd, or another Switchboard). The secret
+    /// comes from $SWITCHBOARD_COMPONENT_SECRET, --secret-file, or the
+    /// secret= of the matching <service> in the config; never from the
+    /// command line.
+    Component(ComponentArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ComponentArgs {
+    /// The service's hostname, as the server knows the component.
+    pub id: String,
+    /// The server's component port.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:5347")]
+    pub server: String,
+    /// The service kind to run (default: the type= of the <service> with
+    /// this id in the config).
+    #[arg(long = "type", value_name = "KIND")]
+    pub kind: Option<String>,
+    /// A file holding the shared secret (its first line).
+    #[arg(long, value_name = "FILE")]
+    pub secret_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -65,7 +65,7 @@ impl<'a> MakeWriter<'a> for LogFile {
 /// debug for Switchboard's own crates.
 pub fn init(level: &str, debug: bool, file: Option<&LogFile>) {
     let directive = if debug {
-        format!("{level},switchboard=debug,switchboard_core=debug")
+        format!("{level},switchboard=debug,switchboard_core=debug,switchboard_service=debug")
     } else {
         level.to_string()
     };

@@ -3,6 +3,7 @@
 //! signals). Nothing here speaks XMPP.
 
 mod cli;
+mod component_cmd;
 mod logging;
 mod pidfile;
 mod services;
@@ -102,6 +103,16 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(msg) => {
                     eprintln!("{msg}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Some(Command::Component(args)) => {
+            logging::init(&config.log.level, cli.debug, None);
+            match component_cmd::run(args, &config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("switchboard component: {e}");
                     ExitCode::FAILURE
                 }
             }

@@ -30,6 +30,18 @@ pub fn plans(config: &Config) -> Result<Vec<ServicePlan>, String> {
     config.services.iter().map(|s| plan(config, s)).collect()
 }
 
+/// Builds the in-process service of kind `kind` for `s` (used by
+/// `switchboard component`, where the kind may differ from `type=`).
+pub fn build(kind: &str, s: &ServiceConfig) -> Result<Arc<dyn Service>, String> {
+    let Some((_, make)) = KINDS.iter().find(|(n, _)| *n == kind) else {
+        return Err(format!(
+            "unknown service type \"{kind}\"; this build can run: {}",
+            KINDS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+        ));
+    };
+    make(s)
+}
+
 fn plan(config: &Config, s: &ServiceConfig) -> Result<ServicePlan, String> {
     let at = |msg: String| {
         format!(
