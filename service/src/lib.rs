@@ -18,8 +18,10 @@
 //! registration, `jabber:iq:gateway` and sign-on tracking, and
 //! [`component`] / [`handshake`] the XEP-0114 client side.
 
+pub mod adhoc;
 pub mod component;
 pub mod credentials;
+pub mod forms;
 pub mod handshake;
 pub mod stanza;
 
