@@ -15,7 +15,13 @@ use switchboard_service::Service;
 type Constructor = fn(&ServiceConfig) -> Result<Arc<dyn Service>, String>;
 
 /// The in-process service kinds, by `type=`.
-const KINDS: &[(&str, Constructor)] = &[];
+const KINDS: &[(&str, Constructor)] = &[("directory", directory)];
+
+fn directory(s: &ServiceConfig) -> Result<Arc<dyn Service>, String> {
+    Ok(Arc::new(switchboard_directory::Directory::from_config(
+        &s.id, &s.element,
+    )?))
+}
 
 /// The names accepted in `type=`, for error messages.
 fn known() -> String {
