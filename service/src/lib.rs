@@ -24,10 +24,13 @@
 //! - [`gateway`]: the XEP-0100 part of a transport — XEP-0077
 //!   registration, `jabber:iq:gateway`, presence subscription with the
 //!   service host, sign-on tracking, disco#info;
+//! - [`ask`]: asking a user a question by message (a data form plus a text
+//!   prompt) and recognizing the answer;
 //! - [`handshake`]: the XEP-0114 handshake digest, shared by the server's
 //!   component listener and the component connector.
 
 pub mod adhoc;
+pub mod ask;
 pub mod credentials;
 pub mod forms;
 pub mod gateway;
