@@ -25,7 +25,7 @@
 //! it once more, with [`Action::Cancel`], so that it can let go of whatever
 //! it held, and its outcome is ignored.
 //!
-//! Sessions belong to the full JID that opened them (XEP-0050 §3.5: one
+//! Sessions belong to the full JID that opened them (XEP-0050, Session Lifetime: one
 //! requester/responder pair) and expire after ten minutes without use. A
 //! session id that is unknown or someone else's is `bad-request` with
 //! `<bad-sessionid/>`; one that ended (completed, canceled, expired) not long
@@ -57,7 +57,7 @@ pub const MAX_SESSIONS_PER_REQUESTER: usize = 8;
 /// Open sessions the whole registry holds at once.
 pub const MAX_SESSIONS: usize = 1024;
 
-/// A command's `action` (XEP-0050 §4.1).
+/// A command's `action` (XEP-0050, the `<command/>` element).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     Execute,
@@ -90,7 +90,7 @@ impl Action {
     }
 }
 
-/// The severity of a `<note/>` (XEP-0050 §4.3).
+/// The severity of a `<note/>` (XEP-0050, the `<note/>` element).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NoteType {
     Info,
@@ -134,7 +134,7 @@ pub enum CommandOutcome {
     /// `next` (the default) and `complete`, and `prev` after stage 0.
     Form(Form),
     /// The command is done: status `completed`. A command that failed says
-    /// so with a note of type `error` (XEP-0050 §3.4.6).
+    /// so with a note of type `error` (XEP-0050, Commands Successful/Failed).
     Completed {
         note: Option<(NoteType, String)>,
         form: Option<Form>,
@@ -194,7 +194,7 @@ impl std::fmt::Debug for Commands {
     }
 }
 
-/// The app-specific error conditions of XEP-0050 §4.6.
+/// The app-specific error conditions of XEP-0050 (Possible Errors).
 const BAD_ACTION: &str = "bad-action";
 const MALFORMED_ACTION: &str = "malformed-action";
 const BAD_PAYLOAD: &str = "bad-payload";
@@ -320,7 +320,7 @@ impl Commands {
         q
     }
 
-    /// The disco#info answer for a command's node (XEP-0050 §2.2):
+    /// The disco#info answer for a command's node (XEP-0050, Retrieving the Command List):
     /// `item-not-found` for an unknown node, `forbidden` for a command the
     /// requester may not see.
     pub fn disco_info(&self, node: &str, requester: &Jid) -> Result<Element, StanzaError> {
@@ -462,7 +462,7 @@ impl Commands {
         let form = match cmd.get_child("x", ns::DATA_FORMS).map(Form::parse) {
             None => None,
             Some(Ok(mut f)) => match f.kind {
-                // XEP-0050 §3.4.3 asks responders to read a `cancel` form
+                // XEP-0050 (Use of Data Forms) asks responders to read a `cancel` form
                 // as a submission; cancelling is the `cancel` action's job.
                 FormKind::Submit | FormKind::Cancel => {
                     f.kind = FormKind::Submit;

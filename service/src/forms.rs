@@ -5,14 +5,14 @@
 //! (registration, an ad-hoc command stage, a question to the user), and
 //! parses what comes back with [`Form::parse`]. [`Form::validate_submission`]
 //! then checks the submission against the form that was sent, the way
-//! XEP-0004 §4 puts it on the processing side: required fields present,
+//! XEP-0004 (Data Validation) puts it on the processing side: required fields present,
 //! choices among the offered options, booleans and JIDs well-formed. What it
 //! returns is a flat list of `(var, value)` pairs in the order of the form,
 //! ready to be stored or acted on.
 //!
 //! Errors are [`FormError`] values that turn into stanza errors: a form that
 //! does not follow the XEP-0004 syntax is `bad-request`, data that does not
-//! satisfy the form is `not-acceptable` (XEP-0004 §4), and the error text
+//! satisfy the form is `not-acceptable` (XEP-0004, Data Validation), and the error text
 //! names the field by its label, which is what the user saw.
 
 use std::fmt;
@@ -416,10 +416,12 @@ impl Form {
     ///   the submitted one: the submitter is not supposed to change them,
     ///   and trusting it to would let it. `FORM_TYPE` must match when both
     ///   forms state one, and is not returned.
+    /// - A field absent from the submission takes this form's value(s)
+    ///   (the default the form offered); one sent back empty stays empty.
     /// - A required field must have a value that is not blank.
     /// - Fields other than `*-multi` take at most one value.
     /// - `boolean` becomes `1` or `0` (`true`/`false` are accepted); an
-    ///   absent optional boolean gets this form's default, or `0`.
+    ///   absent boolean is `0` unless the form gave it a default.
     /// - `list-single` and `list-multi` values must be among the options
     ///   (when the form offers any).
     /// - `jid-single` and `jid-multi` values must be valid JIDs and come
@@ -456,10 +458,14 @@ impl Form {
                 }
                 continue;
             }
-            let given: Vec<&str> = submitted
-                .field(&field.var)
-                .map(|f| f.values.iter().map(String::as_str).collect())
-                .unwrap_or_default();
+            // A field the submission leaves out entirely keeps this form's
+            // value: a client that cannot show the field (a legacy
+            // registration client, a text reply) accepts the default. A
+            // field sent back empty was cleared on purpose and stays empty.
+            let given: Vec<&str> = match submitted.field(&field.var) {
+                Some(f) => f.values.iter().map(String::as_str).collect(),
+                None => field.values.iter().map(String::as_str).collect(),
+            };
             let name = field.display_name();
             let invalid = |message: String| FormError::Invalid {
                 var: field.var.clone(),
@@ -474,10 +480,7 @@ impl Form {
             }
             match field.kind {
                 FieldKind::Boolean => {
-                    let raw = match given.first() {
-                        Some(v) => v.trim(),
-                        None => field.value().unwrap_or("0"),
-                    };
+                    let raw = given.first().map_or("0", |v| v.trim());
                     let value = match raw {
                         "1" | "true" => "1",
                         "0" | "false" | "" => "0",
@@ -766,8 +769,17 @@ mod tests {
             pairs,
             vec![
                 ("username".to_string(), "romeo".to_string()),
+                ("network".to_string(), "libera".to_string()),
                 ("autojoin".to_string(), "0".to_string()),
-            ]
+            ],
+            "an absent field takes the form's default"
+        );
+        let cleared = login_form()
+            .validate_submission(&submit(&[("username", &["romeo"]), ("network", &[])]))
+            .unwrap();
+        assert!(
+            !cleared.iter().any(|(k, _)| k == "network"),
+            "a field sent back empty stays empty"
         );
     }
 

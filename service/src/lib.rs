@@ -12,16 +12,31 @@
 //!
 //! Services never see sessions or each other: they speak stanzas only.
 //!
-//! Map: [`stanza`] holds stanza kinds and errors (shared with the core),
-//! [`forms`] XEP-0004 data forms, [`adhoc`] XEP-0050 commands,
-//! [`credentials`] the encrypted per-user store, [`gateway`] XEP-0100
-//! registration, `jabber:iq:gateway` and sign-on tracking, and
-//! [`component`] / [`handshake`] the XEP-0114 client side.
+//! Map:
+//!
+//! - [`stanza`]: stanza kinds and errors as values, error replies (shared
+//!   with the core);
+//! - [`forms`]: XEP-0004 data forms — build, parse, validate a submission;
+//! - [`adhoc`]: XEP-0050 ad-hoc commands — a registry of command nodes,
+//!   multi-stage sessions, and the disco answers that list them;
+//! - [`credentials`]: the key that seals secrets at rest, and the
+//!   encrypted store of users' legacy-network registrations;
+//! - [`gateway`]: the XEP-0100 part of a transport — XEP-0077
+//!   registration, `jabber:iq:gateway`, presence subscription with the
+//!   service host, sign-on tracking, disco#info;
+//! - [`ask`]: asking a user a question by message (a data form plus a text
+//!   prompt) and recognizing the answer;
+//! - [`component`]: the connector that attaches a service to any XMPP
+//!   server over XEP-0114, reconnecting with backoff;
+//! - [`handshake`]: the XEP-0114 handshake digest, shared by the server's
+//!   component listener and the component connector.
 
 pub mod adhoc;
+pub mod ask;
 pub mod component;
 pub mod credentials;
 pub mod forms;
+pub mod gateway;
 pub mod handshake;
 pub mod stanza;
 
