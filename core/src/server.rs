@@ -34,6 +34,8 @@ pub struct Shared {
     /// Per-host settings (admins, registration policy), reloadable.
     hosts: RwLock<Vec<switchboard_config::HostConfig>>,
     scram_iterations: std::sync::atomic::AtomicU32,
+    /// Messages of the day and the queue of changes to them.
+    pub admin: crate::admin::AdminState,
 }
 
 impl Shared {
@@ -62,6 +64,17 @@ impl Shared {
             .expect("hosts lock")
             .iter()
             .any(|h| h.name == host && h.admins.contains(&bare))
+    }
+
+    /// The admins of `host` (bare JIDs), as configured.
+    pub fn admins(&self, host: &str) -> Vec<switchboard_jid::Jid> {
+        self.hosts
+            .read()
+            .expect("hosts lock")
+            .iter()
+            .find(|h| h.name == host)
+            .map(|h| h.admins.clone())
+            .unwrap_or_default()
     }
 
     /// The registration policy of a host.
@@ -172,8 +185,10 @@ impl Server {
             ),
             scram_iterations: config.limits.scram_iterations.into(),
             hosts: RwLock::new(config.hosts.clone()),
+            admin: Default::default(),
         });
         shared.router.attach(&shared);
+        crate::admin::start(&shared, &shared.c2s_settings().hosts).await?;
         let mut bound = Vec::new();
         let mut listeners = Vec::new();
         for (kind, addrs) in [
