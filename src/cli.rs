@@ -1,5 +1,7 @@
 //! Command-line interface (clap). jabberd's `-c`, `-H` and `-D` keep their
-//! meaning; everything else is a subcommand.
+//! meaning; everything else is a subcommand. `user …` works on the spool
+//! directly; `announce`, `users online` and `kick` ask the running server
+//! through its admin socket (`admin_cmd.rs`).
 
 use std::path::PathBuf;
 
@@ -42,6 +44,23 @@ pub enum Command {
     /// secret= of the matching <service> in the config; never from the
     /// command line.
     Component(ComponentArgs),
+    /// Send a message to every user online now, from the host; the text is
+    /// read from standard input. Talks to the running server.
+    Announce {
+        /// Only this host's users (default: every host).
+        #[arg(long, value_name = "HOST")]
+        host: Option<String>,
+        /// A subject for the message.
+        #[arg(long, value_name = "TEXT")]
+        subject: Option<String>,
+    },
+    /// Ask the running server about its users.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Disconnect a session (user@host/resource), or every session of an
+    /// account (user@host), with the stream error policy-violation. Exits
+    /// non-zero when there is no such session. Talks to the running server.
+    Kick { jid: String },
 }
 
 #[derive(Debug, clap::Args)]
@@ -58,6 +77,16 @@ pub struct ComponentArgs {
     /// A file holding the shared secret (its first line).
     #[arg(long, value_name = "FILE")]
     pub secret_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// List the sessions online now, one full JID per line.
+    Online {
+        /// Only this host's sessions (default: every host).
+        #[arg(long, value_name = "HOST")]
+        host: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,6 +2,7 @@
 //! core, plus the process concerns (home directory, pidfile, logging,
 //! signals). Nothing here speaks XMPP.
 
+mod admin_cmd;
 mod cli;
 mod component_cmd;
 mod logging;
@@ -63,6 +64,14 @@ fn home_dir(cli: &Cli) -> PathBuf {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let home = home_dir(&cli);
+    // Commands for the running server need only the home (its socket),
+    // not the config: they work even while the file on disk has an error.
+    if matches!(
+        cli.command,
+        Some(Command::Announce { .. } | Command::Users(_) | Command::Kick { .. })
+    ) {
+        return admin_cmd::run(cli.command.expect("matched above"), &home);
+    }
     let source = ConfigSource::pick(&cli, &home);
     let config = match source.load(&home) {
         Ok(c) => c,
@@ -124,6 +133,9 @@ fn main() -> ExitCode {
                 ExitCode::from(78) // EX_CONFIG
             }
         },
+        Some(Command::Announce { .. } | Command::Users(_) | Command::Kick { .. }) => {
+            unreachable!("handled before the config is read")
+        }
     }
 }
 
@@ -193,6 +205,11 @@ async fn serve(
     tracing::info!(config = %config.source, home = %home.display(), "starting Switchboard {}", env!("CARGO_PKG_VERSION"));
     let mut server =
         switchboard_core::Server::start(config, &home, Arc::new(spool), debug, plans).await?;
+    let admin_socket = switchboard_core::admin::socket::AdminSocket::bind(
+        &admin_cmd::socket_path(&home),
+        server.shared().clone(),
+    )
+    .await?;
 
     // Machine-readable readiness on stdout, for scripts and tests that
     // listen on port 0.
@@ -230,6 +247,8 @@ async fn serve(
         }
     }
     tracing::info!("shutting down");
+    // No admin command may start on a server that is going away.
+    drop(admin_socket);
     server.shutdown().await;
     Ok(())
 }

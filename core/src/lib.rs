@@ -4,10 +4,13 @@
 //!
 //! Map: [`stream`] holds the sans-IO stream machines, [`net`] the sockets
 //! that drive them, [`router`] decides where a stanza goes, [`sessions`]
-//! tracks bound resources, [`modules`] answers IQs (one file per XEP), and
-//! [`server`] ties them together for start-up, reload and shutdown.
+//! tracks bound resources, [`modules`] answers IQs (one file per XEP),
+//! [`admin`] holds announcements, the message of the day and the admin
+//! socket, and [`server`] ties them together for start-up, reload and
+//! shutdown.
 
 pub mod accounts;
+pub mod admin;
 pub mod debug_log;
 pub mod im;
 pub mod modules;

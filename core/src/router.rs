@@ -317,7 +317,14 @@ impl Router {
             // Presence to the server has no meaning yet; it is dropped as
             // RFC 6121 §4.3 allows for presence the server cannot handle.
             Some(Kind::Presence) => {}
-            _ => self.bounce(&stanza, StanzaError::service_unavailable()),
+            // Announcements (HOST/announce/…) and messages for the admins.
+            Some(Kind::Message) => match self.shared.get().and_then(Weak::upgrade) {
+                Some(shared) => {
+                    crate::admin::server_jid::message_to_server(&shared, from, host, stanza)
+                }
+                None => self.bounce(&stanza, StanzaError::service_unavailable()),
+            },
+            None => self.bounce(&stanza, StanzaError::service_unavailable()),
         }
     }
 
@@ -510,7 +517,7 @@ impl Router {
 
     /// Hands a stanza to a session without waiting. A session that cannot
     /// keep up is told to close, so one slow reader never stalls the router.
-    fn deliver(&self, s: &SessionEntry, stanza: Element) {
+    pub(crate) fn deliver(&self, s: &SessionEntry, stanza: Element) {
         match s.tx.try_send(Outbound::Stanza(Box::new(stanza))) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(out)) => {

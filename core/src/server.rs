@@ -41,6 +41,8 @@ pub struct Shared {
     /// External services: hostname → the secret its component proves
     /// (reloadable).
     components: RwLock<std::collections::HashMap<String, String>>,
+    /// Messages of the day and the queue of changes to them.
+    pub admin: crate::admin::AdminState,
 }
 
 impl Shared {
@@ -71,6 +73,17 @@ impl Shared {
             .any(|h| h.name == host && h.admins.contains(&bare))
     }
 
+    /// The admins of `host` (bare JIDs), as configured.
+    pub fn admins(&self, host: &str) -> Vec<switchboard_jid::Jid> {
+        self.hosts
+            .read()
+            .expect("hosts lock")
+            .iter()
+            .find(|h| h.name == host)
+            .map(|h| h.admins.clone())
+            .unwrap_or_default()
+    }
+
     /// The registration policy of a host.
     pub fn registration(&self, host: &str) -> switchboard_config::Registration {
         self.hosts
@@ -90,17 +103,6 @@ impl Shared {
             .iter()
             .map(|h| h.name.clone())
             .collect()
-    }
-
-    /// The admins of a host (bare JIDs).
-    pub fn admins_of(&self, host: &str) -> Vec<switchboard_jid::Jid> {
-        self.hosts
-            .read()
-            .expect("hosts lock")
-            .iter()
-            .find(|h| h.name == host)
-            .map(|h| h.admins.clone())
-            .unwrap_or_default()
     }
 
     /// Every external service's hostname and secret, for a new component
@@ -233,9 +235,9 @@ fn start_services(
             data_dir,
             key: key.clone(),
             config: plan.config.element.clone(),
-            admins: super::services::notify::hosts_for(shared, &host)
+            admins: crate::admin::notify::hosts_for(shared, &host)
                 .iter()
-                .flat_map(|h| shared.admins_of(h))
+                .flat_map(|h| shared.admins(h))
                 .collect(),
         };
         tokio::spawn(crate::services::supervisor::supervise(
@@ -287,8 +289,10 @@ impl Server {
             scram_iterations: config.limits.scram_iterations.into(),
             hosts: RwLock::new(config.hosts.clone()),
             components: RwLock::new(external_secrets(&services)),
+            admin: Default::default(),
         });
         shared.router.attach(&shared);
+        crate::admin::start(&shared, &shared.c2s_settings().hosts).await?;
         start_services(&shared, &config, services)?;
         let mut bound = Vec::new();
         let mut listeners = Vec::new();

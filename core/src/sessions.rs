@@ -154,6 +154,23 @@ impl Sessions {
             .unwrap_or_default()
     }
 
+    /// Every session of a host, with its full JID (for announcements and
+    /// the admin's list of who is online). An account's sessions come one
+    /// after the other.
+    pub fn of_host(&self, host: &str) -> Vec<(Jid, SessionEntry)> {
+        self.by_bare
+            .iter()
+            .filter(|e| e.key().domain() == host)
+            .flat_map(|e| {
+                let bare = e.key().clone();
+                e.value()
+                    .iter()
+                    .filter_map(|s| Some((bare.with_resource(&s.resource).ok()?, s.clone())))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
     /// Every session, for shutdown and announcements.
     pub fn all(&self) -> Vec<SessionEntry> {
         self.by_bare

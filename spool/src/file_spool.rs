@@ -6,9 +6,15 @@
 //! <root>/                              mode 0700
 //!   <host>/                            mode 0700
 //!     <user>.xml                       mode 0600, one document per account
+//!     +host.xml                        mode 0600, the host's own data (message of the day)
 //!     .locks/<user>.lock               flock(2) target for that account
+//!     .locks/+host.lock                flock(2) target for the host's data
 //!     .<user>.tmp.<pid>.<n>            a write in progress (or a crash's leftover)
 //! ```
+//!
+//! `+host` ([`HOST_DATA_STEM`]) is no encoded user name, so the host file
+//! and its lock never collide with an account's; it is locked, written and
+//! cleaned up after a crash exactly like an account's file.
 //!
 //! Locking is per account: `create_user`, `update_user` and `delete_user`
 //! hold an exclusive `flock` on the account's lock file for their whole
@@ -26,9 +32,11 @@
 //! costs less than watching for changes would.
 
 use crate::atomic::{replace_file, sync_dir, temp_stem};
-use crate::filename::{decode_name, encode_name, is_hashed};
+use crate::filename::{decode_name, encode_name, is_hashed, HOST_DATA_STEM};
 use crate::lock::FileLock;
-use crate::record::{is_representable, stored_user_name, RecordError};
+use crate::record::{
+    host_from_element, host_to_document, is_representable, stored_user_name, RecordError,
+};
 use crate::{FileSpool, SpoolError, Storage, UserRecord};
 use std::fs::DirBuilder;
 use std::io::{self, Read};
@@ -129,6 +137,78 @@ impl FileSpool {
     /// The spool file of an account (whether or not it exists).
     pub fn user_path(&self, host: &str, user: &str) -> PathBuf {
         self.host_dir(host).join(file_name(&encode_name(user)))
+    }
+
+    /// The file of a host's own data (whether or not it exists).
+    pub fn host_data_path(&self, host: &str) -> PathBuf {
+        self.host_dir(host).join(file_name(HOST_DATA_STEM))
+    }
+
+    /// Reads and checks a host's data file; empty if there is none.
+    fn read_host(&self, host: &str) -> Result<Vec<Element>, SpoolError> {
+        let path = self.host_data_path(host);
+        let Some(bytes) = read_bounded(&path)? else {
+            return Ok(Vec::new());
+        };
+        let root: Element =
+            parse_document(&bytes, spool_limits()).map_err(|e| SpoolError::Corrupt {
+                path: path.clone(),
+                line: e.line,
+                col: e.col,
+                message: e.error.to_string(),
+            })?;
+        let (name, data) = host_from_element(&root).map_err(|e| corrupt(&path, e))?;
+        match name {
+            // Like an account's file, a host file copied from another host
+            // must not silently become this host's data.
+            Some(name) if name != host => Err(SpoolError::Corrupt {
+                path,
+                line: root.span.line,
+                col: root.span.col,
+                message: format!("the file belongs to the host '{name}', not '{host}'"),
+            }),
+            _ => Ok(data),
+        }
+    }
+
+    /// Checks and atomically writes a host's data file, or removes it when
+    /// there is nothing left to keep.
+    fn write_host(&self, host: &str, data: &[Element]) -> Result<(), SpoolError> {
+        let dir = self.host_dir(host);
+        let path = self.host_data_path(host);
+        if data.is_empty() {
+            return match std::fs::remove_file(&path) {
+                Ok(()) => sync_dir(&dir).map_err(io_err(&dir)),
+                Err(e) if is_not_found(&e) => Ok(()),
+                Err(e) => Err(io_err(&path)(e)),
+            };
+        }
+        let invalid = |message: String| SpoolError::Io {
+            path: path.clone(),
+            source: io::Error::new(io::ErrorKind::InvalidInput, message),
+        };
+        if let Some(bad) = data.iter().find(|e| !is_representable(e)) {
+            return Err(invalid(format!(
+                "refusing to write <{}/>: it holds characters XML cannot carry",
+                bad.name
+            )));
+        }
+        let bytes = host_to_document(host, data);
+        // Read back what is about to be written, as for accounts.
+        let back = parse_document(&bytes, spool_limits())
+            .ok()
+            .and_then(|root| host_from_element(&root).ok());
+        if back.is_none_or(|(name, d)| name.as_deref() != Some(host) || d.len() != data.len()) {
+            return Err(invalid(
+                "refusing to write host data that would read back differently".into(),
+            ));
+        }
+        replace_file(&dir, &file_name(HOST_DATA_STEM), HOST_DATA_STEM, &bytes).map_err(|e| {
+            SpoolError::Io {
+                path: e.path,
+                source: e.source,
+            }
+        })
     }
 
     /// Locks one account. `None` if the host has no directory (so there is
@@ -373,6 +453,27 @@ impl Storage for FileSpool {
         Ok(removed)
     }
 
+    fn load_host(&self, host: &str) -> Result<Vec<Element>, SpoolError> {
+        self.read_host(host)
+    }
+
+    fn update_host(
+        &self,
+        host: &str,
+        f: &mut dyn FnMut(&mut Vec<Element>),
+    ) -> Result<(), SpoolError> {
+        // The host directory is created if needed: a host may get data
+        // before its first account.
+        let _lock = self.lock_user(host, HOST_DATA_STEM, true)?;
+        let mut data = self.read_host(host)?;
+        let before = data.clone();
+        f(&mut data);
+        if data == before {
+            return Ok(());
+        }
+        self.write_host(host, &data)
+    }
+
     fn list_users(&self, host: &str) -> Result<Vec<String>, SpoolError> {
         let dir = self.host_dir(host);
         let entries = match std::fs::read_dir(&dir) {
@@ -391,6 +492,7 @@ impl Storage for FileSpool {
                 .to_str()
                 .filter(|n| !n.starts_with('.'))
                 .and_then(|n| n.strip_suffix(XML_SUFFIX))
+                .filter(|stem| *stem != HOST_DATA_STEM)
             else {
                 continue;
             };

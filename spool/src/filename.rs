@@ -50,6 +50,14 @@ const WINDOWS_DEVICES: &[&str] = &[
 
 const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
 
+/// The file stem of a host's own data (`<host>/+host.xml`, see
+/// [`crate::file_spool`]). It can never be the encoding of a user name:
+/// [`encode_name`] percent-encodes `+` (it keeps only `[a-z0-9_.-]`, and
+/// writes `%`, `~` and upper-case hex digits of its own), so no account,
+/// however it is named, gets this file or its lock. Since `+` has no case,
+/// that holds on case-insensitive file systems too.
+pub const HOST_DATA_STEM: &str = "+host";
+
 /// Encodes a host or user name as a single, safe path component (see the
 /// module documentation for the scheme). The result is never empty, never
 /// starts with `.`, and holds only `[a-z0-9_.%~A-F-]`.
@@ -264,6 +272,13 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_host_data_stem_is_no_user_encoding() {
+        assert_eq!(encode_name(HOST_DATA_STEM), "%2Bhost");
+        assert_eq!(decode_name(HOST_DATA_STEM), None);
+        assert!(!HOST_DATA_STEM.starts_with('.'));
+    }
+
     fn safe_component(e: &str) -> bool {
         !e.is_empty()
             && e.len() <= MAX_ENCODED_LEN
@@ -280,6 +295,7 @@ mod tests {
         fn encoding_is_safe_and_invertible(name in any::<String>()) {
             let e = encode_name(&name);
             prop_assert!(safe_component(&e), "{:?} -> {:?}", name, e);
+            prop_assert!(!e.contains('+') && e != HOST_DATA_STEM);
             if !is_hashed(&e) {
                 prop_assert_eq!(decode_name(&e), Some(name));
             }

@@ -1,6 +1,7 @@
 //! Storage for user data: the [`Storage`] trait the core talks to, and
 //! [`FileSpool`], the embedded default that keeps one XML document per user
-//! under `spool/<host>/`, as jabberd did.
+//! under `spool/<host>/`, as jabberd did, plus one for the host's own data
+//! (the message of the day).
 //!
 //! Only this crate touches the spool directory.
 //!
@@ -110,6 +111,17 @@ pub trait Storage: Send + Sync + 'static {
     fn delete_user(&self, host: &str, user: &str) -> Result<bool, SpoolError>;
     /// The (decoded) user names of a host, sorted.
     fn list_users(&self, host: &str) -> Result<Vec<String>, SpoolError>;
+    /// The host's own data (the message of the day, …): the child
+    /// elements of its host document, in order; empty when it has none.
+    fn load_host(&self, host: &str) -> Result<Vec<Element>, SpoolError>;
+    /// Read-modify-write of the host's data under the host's lock (held
+    /// across processes), durable before it returns. The document is
+    /// created when missing and removed when `f` leaves it empty.
+    fn update_host(
+        &self,
+        host: &str,
+        f: &mut dyn FnMut(&mut Vec<Element>),
+    ) -> Result<(), SpoolError>;
 }
 
 /// The file spool: `<root>/<host>/<encoded-user>.xml` (see [`file_spool`]).

@@ -20,6 +20,15 @@
 //! Reading is strict: anything that does not have exactly this shape is an
 //! error with a position, because a half-understood record written back
 //! would silently lose data.
+//!
+//! Host-level data (the message of the day, …) lives in one document per
+//! host of the same shape, without credentials:
+//!
+//! ```xml
+//! <host xmlns="urn:switchboard:spool:1" name="example.com">
+//!   <motd series="3" …>…</motd>
+//! </host>
+//! ```
 
 use crate::filename::{encode_plain, percent_decode};
 use crate::{ScramCredential, UserRecord};
@@ -32,6 +41,8 @@ use switchboard_xml::{ns, Element, Node, Span};
 pub const USER: &str = "user";
 /// The credential element's local name.
 pub const SCRAM: &str = "scram";
+/// The host document's root element's local name.
+pub const HOST: &str = "host";
 
 /// Why an element is not a valid spool document, and where (1-based; zero
 /// for elements built in code rather than parsed).
@@ -94,11 +105,7 @@ impl UserRecord {
     /// credentials first, then the extra elements in order, one per line.
     pub fn to_element(&self, user: &str) -> Element {
         let mut el = Element::new(USER, ns::SPOOL);
-        if user.chars().all(is_xml_char) {
-            el.set_attr("name", user);
-        } else {
-            el.set_attr("encoded-name", encode_plain(user));
-        }
+        set_name(&mut el, user);
         for cred in &self.credentials {
             el.append_text("\n  ");
             el.append_child(credential_to_element(cred));
@@ -125,17 +132,76 @@ impl UserRecord {
 /// may leave it out).
 pub fn stored_user_name(el: &Element) -> Result<Option<String>, RecordError> {
     check_root(el)?;
+    stored_name(el)
+}
+
+/// Writes a name as `name=`, or percent-encoded as `encoded-name=` when it
+/// holds characters XML cannot carry.
+fn set_name(el: &mut Element, name: &str) {
+    if name.chars().all(is_xml_char) {
+        el.set_attr("name", name);
+    } else {
+        el.set_attr("encoded-name", encode_plain(name));
+    }
+}
+
+/// Reads what [`set_name`] wrote.
+fn stored_name(el: &Element) -> Result<Option<String>, RecordError> {
+    let root = &el.name;
     match (el.attr("name"), el.attr("encoded-name")) {
         (Some(_), Some(_)) => Err(RecordError::at(
             el.span,
-            "both name= and encoded-name= on <user/>",
+            format!("both name= and encoded-name= on <{root}/>"),
         )),
         (Some(name), None) => Ok(Some(name.to_owned())),
-        (None, Some(enc)) => percent_decode(enc)
-            .map(Some)
-            .ok_or_else(|| RecordError::at(el.span, "malformed encoded-name= on <user/>")),
+        (None, Some(enc)) => percent_decode(enc).map(Some).ok_or_else(|| {
+            RecordError::at(el.span, format!("malformed encoded-name= on <{root}/>"))
+        }),
         (None, None) => Ok(None),
     }
+}
+
+/// The host document for `host` holding `data`, one element per line, as
+/// a whole file (XML declaration and final newline included).
+pub fn host_to_document(host: &str, data: &[Element]) -> Vec<u8> {
+    let mut el = Element::new(HOST, ns::SPOOL);
+    set_name(&mut el, host);
+    for d in data {
+        el.append_text("\n  ");
+        el.append_child(d.clone());
+    }
+    el.append_text("\n");
+    let mut out = b"<?xml version='1.0' encoding='UTF-8'?>\n".to_vec();
+    el.write_to(&mut out, None);
+    out.push(b'\n');
+    out
+}
+
+/// Reads a `<host/>` document element: the host name it states (if any)
+/// and its child elements in order. Whitespace between children is layout;
+/// any other text is an error, as in a user document.
+pub fn host_from_element(el: &Element) -> Result<(Option<String>, Vec<Element>), RecordError> {
+    if !el.is(HOST, ns::SPOOL) {
+        return Err(RecordError::at(
+            el.span,
+            format!(
+                "the root element is <{}/> in namespace '{}', not <host/> in '{}'",
+                el.name,
+                el.ns,
+                ns::SPOOL
+            ),
+        ));
+    }
+    let name = stored_name(el)?;
+    let mut data = Vec::new();
+    for node in &el.children {
+        match node {
+            Node::Element(child) => data.push(child.clone()),
+            Node::Text(t) if t.trim().is_empty() => {}
+            Node::Text(_) => return Err(RecordError::at(el.span, "text directly inside <host/>")),
+        }
+    }
+    Ok((name, data))
 }
 
 fn check_root(el: &Element) -> Result<(), RecordError> {
@@ -350,6 +416,31 @@ mod tests {
         );
         let el = Element::new(USER, ns::SPOOL).with_text("password=hunter2");
         assert!(err(&el).message.contains("text"));
+    }
+
+    #[test]
+    fn host_documents_round_trip_and_are_strict() {
+        let data = vec![
+            Element::new("motd", ns::SPOOL).with_attr("series", "2"),
+            Element::new("other", "urn:x").with_text("kept"),
+        ];
+        let doc = host_to_document("example.com", &data);
+        let text = String::from_utf8(doc.clone()).unwrap();
+        assert!(
+            text.starts_with("<?xml version='1.0' encoding='UTF-8'?>\n<host xmlns=\"urn:switchboard:spool:1\" name=\"example.com\">\n  <motd series=\"2\"/>"),
+            "{text}"
+        );
+        let root =
+            switchboard_xml::parse_document(&doc, switchboard_xml::Limits::default()).unwrap();
+        let (name, back) = host_from_element(&root).unwrap();
+        assert_eq!(name.as_deref(), Some("example.com"));
+        assert_eq!(back, data);
+        assert!(host_from_element(&Element::new(USER, ns::SPOOL)).is_err());
+        let stray = Element::new(HOST, ns::SPOOL).with_text("motd=hello");
+        assert!(host_from_element(&stray)
+            .unwrap_err()
+            .message
+            .contains("text"));
     }
 
     #[test]

@@ -747,3 +747,87 @@ fn a_lock_held_by_another_process_blocks_writers() {
         1
     );
 }
+
+#[test]
+fn host_data_round_trips_survives_reopening_and_is_no_account() {
+    let (dir, spool) = spool();
+    assert!(spool.load_host(HOST).unwrap().is_empty());
+    let motd = Element::new("motd", ns::SPOOL)
+        .with_attr("series", "1")
+        .with_child(Element::new("body", "jabber:client").with_text("Back <soon> & ok"));
+    // The host directory does not exist yet: the host file creates it.
+    spool
+        .update_host(HOST, &mut |d| d.push(motd.clone()))
+        .unwrap();
+    let path = spool.host_data_path(HOST);
+    assert_eq!(path, spool.root().join("example.com").join("+host.xml"));
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(spool.load_host(HOST).unwrap(), std::slice::from_ref(&motd));
+
+    // Durable and independent of the process that wrote it.
+    let again = FileSpool::open(dir.path().join("spool")).unwrap();
+    assert_eq!(again.load_host(HOST).unwrap(), [motd]);
+
+    // Accounts and the host file never see each other: a user literally
+    // named "+host" gets its own file, and listings show only accounts.
+    again
+        .create_user(HOST, "+host", &UserRecord::default())
+        .unwrap();
+    spool.create_user(HOST, "alice", &sample()).unwrap();
+    assert_eq!(again.list_users(HOST).unwrap(), ["+host", "alice"]);
+    assert_eq!(again.load_host(HOST).unwrap().len(), 1);
+    assert!(again.user_path(HOST, "+host") != path);
+
+    // Emptied, the file goes away; no temporary files are left.
+    again.update_host(HOST, &mut |d| d.clear()).unwrap();
+    assert!(!path.exists());
+    assert!(again.load_host(HOST).unwrap().is_empty());
+    assert!(temp_files(spool.root()).is_empty());
+}
+
+#[test]
+fn corrupt_or_foreign_host_data_is_refused_and_kept() {
+    let (_dir, spool) = spool();
+    spool
+        .update_host(HOST, &mut |d| d.push(Element::new("motd", ns::SPOOL)))
+        .unwrap();
+    let path = spool.host_data_path(HOST);
+    std::fs::write(&path, "<host xmlns='urn:switchboard:spool:1'><motd>").unwrap();
+    assert!(matches!(
+        spool.load_host(HOST),
+        Err(SpoolError::Corrupt { .. })
+    ));
+    // A failed read stops the update before anything is written.
+    assert!(spool.update_host(HOST, &mut |d| d.clear()).is_err());
+    assert!(path.exists());
+    std::fs::write(
+        &path,
+        "<host xmlns='urn:switchboard:spool:1' name='other.org'><motd/></host>",
+    )
+    .unwrap();
+    match spool.load_host(HOST) {
+        Err(SpoolError::Corrupt { message, .. }) => assert!(message.contains("other.org")),
+        other => panic!("expected a corrupt-file error, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_crashed_host_data_write_is_cleaned_up_at_open() {
+    let (dir, spool) = spool();
+    // Written by hand rather than with `update_host`: a child process that
+    // another test forks at the wrong moment would briefly share this
+    // test's lock and keep the leftover alive, which is correct behaviour
+    // but not what is being tested here.
+    std::fs::create_dir_all(spool.host_dir(HOST)).unwrap();
+    std::fs::write(
+        spool.host_data_path(HOST),
+        "<host xmlns='urn:switchboard:spool:1' name='example.com'><motd/></host>",
+    )
+    .unwrap();
+    let stale = spool.host_dir(HOST).join(".+host.tmp.999999.7");
+    std::fs::write(&stale, "half").unwrap();
+    let reopened = FileSpool::open(dir.path().join("spool")).unwrap();
+    assert!(!stale.exists(), "{:?}", walk(dir.path()));
+    assert_eq!(reopened.load_host(HOST).unwrap().len(), 1);
+}

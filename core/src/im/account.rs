@@ -49,6 +49,9 @@ pub enum Work {
         /// Entities it sent directed available presence to.
         directed: Vec<Jid>,
     },
+    /// The host's message of the day changed: show it to the account's
+    /// available resources unless the account has seen it.
+    Motd,
 }
 
 /// The table of running actors.
@@ -166,6 +169,7 @@ impl Account {
                 status,
                 directed,
             } => self.session_ended(jid, presence, status, directed).await,
+            Work::Motd => self.deliver_motd(None).await,
         }
     }
 

@@ -69,6 +69,13 @@ impl Account {
             crate::accounts::create_in_band(store, &host, &user, password, iterations).await;
         if reply.is_ok() {
             tracing::info!(admin = %from, "account {user}@{host} created by an admin in band");
+            crate::admin::server_jid::notify_registration(
+                &self.shared,
+                &host,
+                &user,
+                None,
+                Some(&from),
+            );
         }
         match reply {
             Ok(()) => {

@@ -1,8 +1,8 @@
 //! Presence (RFC 6121 §4): broadcast to subscribers and the user's own
 //! resources, probes on initial presence (answered at once for local
-//! contacts), offline messages and pending subscription requests handed to
-//! a newly available resource, and unavailable presence when a session
-//! ends for any reason.
+//! contacts), offline messages, pending subscription requests and the
+//! message of the day handed to a newly available resource, and
+//! unavailable presence when a session ends for any reason.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -100,6 +100,7 @@ impl Account {
                 self.send_to_session(from, request);
             }
             self.deliver_offline(from).await;
+            self.deliver_motd(Some(from)).await;
         }
     }
 

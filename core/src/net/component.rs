@@ -193,7 +193,7 @@ impl Conn {
         if let Some((host, tx)) = self.slot.take() {
             self.shared.router.release_service(&host, &tx);
             tracing::warn!(peer = %self.peer, service = %host, "component disconnected");
-            crate::services::notify::admins(
+            crate::admin::notify::admins(
                 &self.shared,
                 &host,
                 &format!("Service {host} disconnected"),

@@ -380,6 +380,13 @@ impl Conn {
         let iterations = self.shared.scram_iterations();
         crate::accounts::create_in_band(store, &host, &user, password, iterations).await?;
         tracing::info!(user = %user, host = %host, peer = %self.peer, "account registered in band");
+        crate::admin::server_jid::notify_registration(
+            &self.shared,
+            &host,
+            &user,
+            Some(self.peer.ip()),
+            None,
+        );
         Ok(())
     }
 

@@ -5,9 +5,9 @@
 //! `remote-server-timeout` while down) from the first moment. A slot is
 //! filled either by an in-process service that the [`supervisor`] runs and
 //! restarts, or by an external component that connects over XEP-0114
-//! (`net::component`). Admins hear about failures through [`notify`].
+//! (`net::component`). Admins hear about failures through
+//! [`crate::admin::notify`].
 
-pub mod notify;
 pub mod supervisor;
 
 use std::sync::Arc;

@@ -60,7 +60,7 @@ pub async fn supervise(shared: Arc<Shared>, service: Arc<dyn Service>, base: Ser
             backoff = FIRST_BACKOFF;
         }
         tracing::error!(service = %host, "service {why}; restarting in {}s", backoff.as_secs());
-        super::notify::admins(
+        crate::admin::notify::admins(
             &shared,
             &host,
             &format!(

@@ -26,7 +26,7 @@ pub fn hosts_for(shared: &Shared, about: &str) -> Vec<String> {
 /// Sends `subject`/`body` from each relevant host to each of its admins.
 pub fn admins(shared: &Shared, about: &str, subject: &str, body: &str) {
     for host in hosts_for(shared, about) {
-        for admin in shared.admins_of(&host) {
+        for admin in shared.admins(&host) {
             let msg = Element::new("message", ns::CLIENT)
                 .with_attr("from", host.clone())
                 .with_attr("to", admin.to_string())
