@@ -355,6 +355,18 @@ impl Router {
                         self.deliver_to_available(bare, &stanza);
                     }
                 }
+                // Presence from a service or component queues behind the
+                // subscription stanzas it sent before, which the account's
+                // actor handles (RFC 6120 §10.1: in order between two
+                // entities): a component's `subscribed` and then its
+                // available presence must arrive in that order. Local
+                // users' presence takes the direct path below; their own
+                // actor already orders what they send.
+                _ if !self.is_local(from.domain()) => {
+                    if !self.to_account(bare, Work::Inbound(stanza.clone())) {
+                        self.deliver_to_available(bare, &stanza);
+                    }
+                }
                 // Available, unavailable and error presence go to every
                 // available resource (RFC 6121 §4.2.3, §4.5.3).
                 _ => self.deliver_to_available(bare, &stanza),
@@ -363,7 +375,7 @@ impl Router {
         }
     }
 
-    fn deliver_to_available(&self, bare: &Jid, stanza: &Element) {
+    pub(crate) fn deliver_to_available(&self, bare: &Jid, stanza: &Element) {
         for s in self.sessions.of_account(bare) {
             if s.priority.is_some() {
                 self.deliver(&s, stanza.clone());

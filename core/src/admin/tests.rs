@@ -36,7 +36,7 @@ async fn start(home: &Path) -> Server {
         // Already there after a restart.
         let _ = crate::accounts::create(&spool, HOST, user, "pw", 16);
     }
-    Server::start(config, home, Arc::new(spool), false)
+    Server::start(config, home, Arc::new(spool), false, Vec::new())
         .await
         .unwrap()
 }

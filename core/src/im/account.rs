@@ -204,7 +204,12 @@ impl Account {
     async fn inbound(&mut self, el: Element) {
         match (el.name.as_str(), stanza_type(&el)) {
             ("presence", "probe") => self.answer_probe(el).await,
-            ("presence", _) => self.inbound_subscription(el).await,
+            ("presence", "subscribe" | "subscribed" | "unsubscribe" | "unsubscribed") => {
+                self.inbound_subscription(el).await
+            }
+            // Presence queued here to keep its order behind subscription
+            // stanzas from the same sender (see the router's `to_bare`).
+            ("presence", _) => self.shared.router.deliver_to_available(&self.bare, &el),
             ("message", _) => self.offline_message(el).await,
             ("iq", _) => {
                 let is_roster = el
