@@ -64,6 +64,10 @@ pub struct Router {
     registry: Registry,
     /// Account actors (rosters, subscriptions, offline storage).
     pub accounts: Accounts,
+    /// Unregistrations (`jabber:iq:register` `<remove/>`) sent to services
+    /// and not answered yet: (user's full JID, IQ id) → service host. When
+    /// the service confirms, the user's roster items at it are dropped.
+    unregistering: DashMap<(String, String), String>,
     /// The server state the actors run against, set once at start-up. A
     /// router without it (unit tests) handles only what needs no account
     /// state and refuses the rest with `service-unavailable`.
@@ -78,6 +82,7 @@ impl Router {
             services: DashMap::new(),
             registry,
             accounts: Accounts::default(),
+            unregistering: DashMap::new(),
             shared: OnceLock::new(),
         }
     }
@@ -168,8 +173,49 @@ impl Router {
         if stanza.attr("to").is_none() {
             return Err("improper-addressing");
         }
+        let confirmed = self.unregistration_confirmed(host, &stanza);
         self.route_inbound(stanza);
+        if let Some(user) = confirmed {
+            self.to_account(&user, Work::DropServiceItems(host.to_string()));
+        }
         Ok(())
+    }
+
+    /// Remembers an unregistration on its way to a service.
+    fn note_unregistration(&self, from: &Jid, to: &Jid, iq: &Element) {
+        let is_remove = iq.attr("type") == Some("set")
+            && iq
+                .first_element()
+                .is_some_and(|q| q.is("query", switchboard_xml::ns::REGISTER))
+            && iq
+                .first_element()
+                .and_then(|q| q.get_child("remove", switchboard_xml::ns::REGISTER))
+                .is_some();
+        if !is_remove || to.node().is_some() || !self.services.contains_key(to.domain()) {
+            return;
+        }
+        // Bounded: a service that never answers must not grow this forever.
+        if self.unregistering.len() >= 10_000 {
+            self.unregistering.clear();
+        }
+        let id = iq.attr("id").unwrap_or_default().to_string();
+        self.unregistering
+            .insert((from.to_string(), id), to.domain().to_string());
+    }
+
+    /// The user whose unregistration this service's reply confirms.
+    fn unregistration_confirmed(&self, host: &str, reply: &Element) -> Option<Jid> {
+        if reply.name != "iq" || !matches!(reply.attr("type"), Some("result") | Some("error")) {
+            return None;
+        }
+        let key = (
+            reply.attr("to")?.to_string(),
+            reply.attr("id").unwrap_or_default().to_string(),
+        );
+        let (_, service) = self.unregistering.remove(&key)?;
+        (service == host && reply.attr("type") == Some("result"))
+            .then(|| Jid::parse(&key.0).ok().map(|j| j.to_bare()))
+            .flatten()
     }
 
     pub fn services(&self) -> Vec<ServiceInfo> {
@@ -263,6 +309,9 @@ impl Router {
                     stanza.set_attr("to", own.to_string());
                     // Answers to an IQ without `to` come from the account.
                     return self.route_inbound_iq_to_own(&from, stanza);
+                }
+                if let Some(to) = &to {
+                    self.note_unregistration(&from, to, &stanza);
                 }
                 self.route_inbound(stanza)
             }

@@ -165,7 +165,12 @@ async fn a_crashed_service_bounces_while_down_and_comes_back() {
         }
     }
     let bounce = bounce.expect("a bounce while the service is down");
-    assert_eq!(bounce.attr("type"), Some("error"), "{}", bounce.to_xml_string());
+    assert_eq!(
+        bounce.attr("type"),
+        Some("error"),
+        "{}",
+        bounce.to_xml_string()
+    );
     assert!(
         bounce.to_xml_string().contains("remote-server-timeout"),
         "{}",

@@ -52,6 +52,9 @@ pub enum Work {
     /// The host's message of the day changed: show it to the account's
     /// available resources unless the account has seen it.
     Motd,
+    /// The account unregistered from the service at this hostname: its
+    /// roster items there go (XEP-0100 §4.3), as if the user removed them.
+    DropServiceItems(String),
 }
 
 /// The table of running actors.
@@ -170,6 +173,7 @@ impl Account {
                 directed,
             } => self.session_ended(jid, presence, status, directed).await,
             Work::Motd => self.deliver_motd(None).await,
+            Work::DropServiceItems(host) => self.drop_service_items(&host).await,
         }
     }
 

@@ -167,4 +167,24 @@ impl Account {
         }
         Ok(None)
     }
+
+    /// Removes every roster item at a service's hostname (the service
+    /// itself and the contacts it translated), each with its push and
+    /// unsubscriptions, after the user unregistered from it.
+    pub(super) async fn drop_service_items(&mut self, host: &str) {
+        let Ok(roster) = self.roster().await else {
+            return;
+        };
+        let doomed: Vec<Jid> = roster
+            .items
+            .keys()
+            .filter(|j| j.domain() == host)
+            .cloned()
+            .collect();
+        for jid in doomed {
+            if let Err(e) = self.roster_remove(jid.clone()).await {
+                tracing::warn!(account = %self.bare, item = %jid, "could not drop a roster item after unregistration: {e:?}");
+            }
+        }
+    }
 }
