@@ -5,6 +5,7 @@
 mod cli;
 mod logging;
 mod pidfile;
+mod send_cmd;
 mod user_cmd;
 
 use std::io::Write;
@@ -58,7 +59,20 @@ fn home_dir(cli: &Cli) -> PathBuf {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout and exit 0; a usage error exits
+            // with EX_USAGE (sysexits), which `switchboard send` documents.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 64 } else { 0 });
+        }
+    };
+    // `send` is a client: it needs no home, config or spool.
+    let command = cli.command.take();
+    if let Some(Command::Send(args)) = command {
+        return send_cmd::run(args);
+    }
     let home = home_dir(&cli);
     let source = ConfigSource::pick(&cli, &home);
     let config = match source.load(&home) {
@@ -68,7 +82,7 @@ fn main() -> ExitCode {
             return ExitCode::from(78); // EX_CONFIG
         }
     };
-    match cli.command {
+    match command {
         Some(Command::CheckConfig) => {
             println!(
                 "{}: OK ({} host{}: {})",
@@ -100,6 +114,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Some(Command::Send(_)) => unreachable!("handled before the config is loaded"),
         Some(Command::Run) | None => run(config, source, home, cli.debug),
     }
 }
