@@ -1,7 +1,8 @@
 //! Command-line interface (clap). jabberd's `-c`, `-H` and `-D` keep their
 //! meaning; everything else is a subcommand. `user …` works on the spool
 //! directly; `announce`, `users online` and `kick` ask the running server
-//! through its admin socket (`admin_cmd.rs`).
+//! through its admin socket (`admin_cmd.rs`). Usage errors exit with 64
+//! (`EX_USAGE`), see `main`.
 
 use std::path::PathBuf;
 
@@ -61,6 +62,10 @@ pub enum Command {
     /// account (user@host), with the stream error policy-violation. Exits
     /// non-zero when there is no such session. Talks to the running server.
     Kick { jid: String },
+    /// Send standard input as a message to one or more JIDs, through any
+    /// XMPP server (for cron, swatch, Nagios…).
+    #[command(long_about = SEND_ABOUT)]
+    Send(SendArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -87,6 +92,98 @@ pub enum UsersCommand {
         #[arg(long, value_name = "HOST")]
         host: Option<String>,
     },
+}
+
+/// What `switchboard send --help` says first.
+const SEND_ABOUT: &str = "Send standard input as one message to each JID given, through any XMPP \
+server, then exit 0 only once the server has accepted it for every recipient.\n\n\
+The message is all of standard input (UTF-8; trailing line breaks are dropped; \
+control characters XML cannot carry are removed with a warning; an empty message \
+is refused).\n\n\
+The account comes from --account-file (lines `jid = user@domain` and \
+`password = secret`, mode 600) or from the environment variables \
+SWITCHBOARD_SEND_JID and SWITCHBOARD_SEND_PASSWORD; never from the command line.\n\n\
+It connects to --server, or to the account's domain on port 5222 (DNS SRV records \
+are not looked up), requires STARTTLS, checks the certificate against the system's \
+trusted roots (or --ca-file, or --fingerprint), and logs in with SCRAM-SHA-256, \
+SCRAM-SHA-1 or PLAIN.";
+
+/// The exit codes of `switchboard send`, shown by `--help`.
+const SEND_EXIT_CODES: &str = "\
+Exit codes:
+  0   the server accepted the message for every recipient
+  64  usage: bad arguments, no or unreadable account, bad --ca-file or --fingerprint
+  65  bad input: standard input empty or not UTF-8, a malformed recipient JID,
+      or the server refused a recipient (the recipient and the error are printed)
+  68  the server is unreachable (name does not resolve, connection refused)
+  69  protocol: no STARTTLS, no usable login mechanism, a stream error
+  74  TLS failed: untrusted certificate or fingerprint mismatch (the server's
+      SHA-256 fingerprint is printed, to pin with --fingerprint)
+  75  --timeout ran out
+  77  the server refused the account's credentials
+
+Example (crontab):
+  */5 * * * * check_disk | switchboard send --account-file ~/.config/switchboard-send \\
+      --type headline --subject 'disk check' ops@example.com";
+
+/// `switchboard send`: see the `switchboard-notify` crate.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = SEND_EXIT_CODES
+)]
+pub struct SendArgs {
+    /// Recipients (JIDs such as ops@example.com); the message goes to each.
+    #[arg(value_name = "JID", required = true)]
+    pub recipients: Vec<String>,
+
+    /// The account to log in as: a file with `jid = …` and `password = …`
+    /// lines (default: $SWITCHBOARD_SEND_JID and $SWITCHBOARD_SEND_PASSWORD).
+    #[arg(long, value_name = "FILE")]
+    pub account_file: Option<PathBuf>,
+
+    /// Connect here instead of the account's domain on port 5222
+    /// (no DNS SRV lookup is done).
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub server: Option<String>,
+
+    /// The message type.
+    #[arg(long = "type", value_enum, default_value_t = SendType::Chat)]
+    pub kind: SendType,
+
+    /// A subject line.
+    #[arg(long, value_name = "TEXT")]
+    pub subject: Option<String>,
+
+    /// Give up after this many seconds, from connecting to the server's
+    /// confirmation (reading standard input is not counted).
+    #[arg(long, value_name = "SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub timeout: u64,
+
+    /// Trust only the CA certificates in this PEM file instead of the
+    /// system's roots.
+    #[arg(long, value_name = "PEM", conflicts_with = "fingerprint")]
+    pub ca_file: Option<PathBuf>,
+
+    /// Trust exactly the server certificate with this SHA-256 fingerprint
+    /// (hex, colons optional; Switchboard logs its own at start-up).
+    #[arg(long, value_name = "SHA256")]
+    pub fingerprint: Option<String>,
+
+    /// Print each step on standard error.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+/// `--type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SendType {
+    /// A chat message (shown in a conversation window).
+    Chat,
+    /// A standalone message.
+    Normal,
+    /// A notification; not stored for offline recipients.
+    Headline,
 }
 
 #[derive(Debug, Subcommand)]

@@ -7,6 +7,7 @@ mod cli;
 mod component_cmd;
 mod logging;
 mod pidfile;
+mod send_cmd;
 mod services;
 mod user_cmd;
 
@@ -62,7 +63,20 @@ fn home_dir(cli: &Cli) -> PathBuf {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout and exit 0; a usage error exits
+            // with EX_USAGE (sysexits), which `switchboard send` documents.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 64 } else { 0 });
+        }
+    };
+    // `send` is a client: it needs no home, config or spool.
+    let command = cli.command.take();
+    if let Some(Command::Send(args)) = command {
+        return send_cmd::run(args);
+    }
     let home = home_dir(&cli);
     // Commands for the running server need only the home (its socket),
     // not the config: they work even while the file on disk has an error.
@@ -80,7 +94,7 @@ fn main() -> ExitCode {
             return ExitCode::from(78); // EX_CONFIG
         }
     };
-    match cli.command {
+    match command {
         Some(Command::CheckConfig) => {
             if let Err(e) = services::plans(&config) {
                 eprintln!("{e}");
@@ -116,6 +130,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Some(Command::Send(_)) => unreachable!("handled before the config is loaded"),
         Some(Command::Component(args)) => {
             logging::init(&config.log.level, cli.debug, None);
             match component_cmd::run(args, &config) {

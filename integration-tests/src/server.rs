@@ -353,7 +353,21 @@ impl std::fmt::Display for CliOutput {
 /// Runs `switchboard ARGS…` with `stdin` fed to it, at most [`WAIT`].
 /// Panics if it does not finish in time.
 pub fn run_cli(args: &[&str], stdin: Option<&str>) -> CliOutput {
-    let mut child = Command::new(binary())
+    run_cli_with(args, stdin.unwrap_or("").as_bytes(), &[])
+}
+
+/// Runs `switchboard ARGS…` with `stdin` (any bytes) fed to it and `env`
+/// added to its environment, at most [`WAIT`]. The variables of
+/// `switchboard send`'s account are never inherited from the test's own
+/// environment. Panics if it does not finish in time.
+pub fn run_cli_with(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> CliOutput {
+    let mut cmd = Command::new(binary());
+    cmd.env_remove("SWITCHBOARD_SEND_JID")
+        .env_remove("SWITCHBOARD_SEND_PASSWORD");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -361,10 +375,10 @@ pub fn run_cli(args: &[&str], stdin: Option<&str>) -> CliOutput {
         .spawn()
         .expect("cannot run switchboard");
     let mut input = child.stdin.take().expect("piped stdin");
-    let text = stdin.unwrap_or("").to_owned();
+    let text = stdin.to_owned();
     // The child may exit without reading; a broken pipe here is fine.
     let writer = thread::spawn(move || {
-        let _ = input.write_all(text.as_bytes());
+        let _ = input.write_all(&text);
     });
     let out = read_all_thread(child.stdout.take().expect("piped stdout"));
     let err = read_all_thread(child.stderr.take().expect("piped stderr"));
