@@ -53,9 +53,12 @@ impl Service for Crashy {
     }
 }
 
+/// What the probe hands the test: its outbox and its inbox.
+type Handoff = mpsc::Sender<(Outbox, mpsc::Receiver<Element>)>;
+
 /// Gives the test its outbox and forwards its inbox to the test.
 struct Probe {
-    handoff: Arc<Mutex<Option<mpsc::Sender<(Outbox, mpsc::Receiver<Element>)>>>>,
+    handoff: Arc<Mutex<Option<Handoff>>>,
 }
 
 impl Service for Probe {
