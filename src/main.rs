@@ -81,10 +81,10 @@ fn main() -> ExitCode {
     // Commands for the running server need only the home (its socket),
     // not the config: they work even while the file on disk has an error.
     if matches!(
-        cli.command,
+        command,
         Some(Command::Announce { .. } | Command::Users(_) | Command::Kick { .. })
     ) {
-        return admin_cmd::run(cli.command.expect("matched above"), &home);
+        return admin_cmd::run(command.expect("matched above"), &home);
     }
     let source = ConfigSource::pick(&cli, &home);
     let config = match source.load(&home) {

@@ -192,6 +192,10 @@ impl Conn {
     fn finish(&mut self) {
         if let Some((host, tx)) = self.slot.take() {
             self.shared.router.release_service(&host, &tx);
+            if *self.shared.shutdown_signal().borrow() {
+                // The server is stopping: not news for the admins.
+                return;
+            }
             tracing::warn!(peer = %self.peer, service = %host, "component disconnected");
             crate::admin::notify::admins(
                 &self.shared,
