@@ -14,7 +14,7 @@ after the component disconnects a message to it bounces with
 `remote-server-timeout`; a reconnected component works again. Exits 0 on
 success, 1 with a reason (and the tail of the server's -D log). If the
 component's `subscribed` and its presence reach alice in the opposite order
-from the one it sent them in, a warning says so.
+from the one it sent them in, that fails (RFC 6120 §10.1).
 
 Usage: slixmpp_component.py PATH/TO/switchboard
 """
@@ -173,9 +173,9 @@ async def scenario(port, comp_port, cafile):
     alice.send_presence_subscription(pto=COMPONENT)
     order = await expect_presences(alice, ["subscribed", "available"], COMPONENT)
     if order != ["subscribed", "available"]:
-        # The component sent `subscribed` first (RFC 6120 §10.1 in-order
-        # processing); reported rather than failed on.
-        print(f"slixmpp component: warning: alice got the component's presences in the order {order}")
+        # The component sent `subscribed` first; RFC 6120 §10.1 requires
+        # in-order processing between two entities.
+        fail(f"alice got the component's presences in the order {order}")
     roster = await alice.get_roster()
     sub = roster["roster"]["items"].get(slixmpp.JID(COMPONENT), {}).get("subscription")
     if sub not in ("to", "both"):
