@@ -370,7 +370,8 @@ impl Router {
             {
                 match self.shared.get().and_then(Weak::upgrade) {
                     Some(shared) => {
-                        if let Err((iq, err)) = shared.admin.queue_command(stanza) {
+                        if let Err(refused) = shared.admin.queue_command(stanza) {
+                            let (iq, err) = *refused;
                             self.bounce(&iq, err);
                         }
                     }

@@ -177,14 +177,16 @@ impl AdminState {
     /// Hands an ad-hoc command IQ to the commands task without waiting;
     /// gives it back with the error for its sender if the task is too far
     /// behind or gone.
-    pub(crate) fn queue_command(&self, iq: Element) -> Result<(), (Element, StanzaError)> {
-        self.commands.try_send(iq).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(iq) => (
-                iq,
-                StanzaError::new("resource-constraint", ErrorType::Wait)
-                    .with_text("too many admin commands are waiting; try again later"),
-            ),
-            mpsc::error::TrySendError::Closed(iq) => (iq, StanzaError::service_unavailable()),
+    pub(crate) fn queue_command(&self, iq: Element) -> Result<(), Box<(Element, StanzaError)>> {
+        self.commands.try_send(iq).map_err(|e| {
+            Box::new(match e {
+                mpsc::error::TrySendError::Full(iq) => (
+                    iq,
+                    StanzaError::new("resource-constraint", ErrorType::Wait)
+                        .with_text("too many admin commands are waiting; try again later"),
+                ),
+                mpsc::error::TrySendError::Closed(iq) => (iq, StanzaError::service_unavailable()),
+            })
         })
     }
 
