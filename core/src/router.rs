@@ -362,6 +362,22 @@ impl Router {
 
     fn to_server(&self, from: &Jid, host: &Jid, stanza: Element) {
         match Kind::of(&stanza) {
+            // XEP-0133 commands wait for the spool or for account actors:
+            // they go to their own task, which replies when done.
+            Some(Kind::Iq)
+                if matches!(stanza.attr("type"), Some("get") | Some("set"))
+                    && crate::admin::commands::is_command_iq(&stanza) =>
+            {
+                match self.shared.get().and_then(Weak::upgrade) {
+                    Some(shared) => {
+                        if let Err(refused) = shared.admin.queue_command(stanza) {
+                            let (iq, err) = *refused;
+                            self.bounce(&iq, err);
+                        }
+                    }
+                    None => self.bounce(&stanza, StanzaError::service_unavailable()),
+                }
+            }
             Some(Kind::Iq) => self.handle_iq(from, host, Scope::Server, stanza),
             // Presence to the server has no meaning yet; it is dropped as
             // RFC 6121 §4.3 allows for presence the server cannot handle.
@@ -564,7 +580,7 @@ impl Router {
 
     /// Delivers a server-generated reply to a local full JID, or to the
     /// service that sent the original.
-    fn route_reply(&self, reply: Element) {
+    pub(crate) fn route_reply(&self, reply: Element) {
         let Some(to) = reply.attr("to").and_then(|t| Jid::parse(t).ok()) else {
             return;
         };

@@ -4,13 +4,15 @@
 //! The functions at the top of this module are the one seam every admin
 //! interface calls: messages to `HOST/announce/…` ([`server_jid`]), the
 //! admin socket behind `switchboard announce|users online|kick`
-//! ([`socket`]), and XEP-0133 ad-hoc commands when they arrive. Each checks
+//! ([`socket`]), and XEP-0133 ad-hoc commands on each host ([`commands`]). Each checks
 //! what it is given and returns an [`AdminError`] the caller turns into a
 //! stanza error or a line for the command line; none of them checks *who*
 //! asks — that is the interface's job (admin JIDs for XMPP, the socket's
 //! file permissions for the command line).
 //!
 //! * [`announcement`]: what an announcement carries, and its message;
+//! * [`commands`]: XEP-0133 service administration as ad-hoc commands on
+//!   each local host, run by one task the router hands command IQs to;
 //! * [`motd`]: the message-of-the-day model and its spool forms (pure);
 //! * [`server_jid`]: `<message to='HOST…'/>` from users and admins, and the
 //!   notices admins get (new registrations);
@@ -24,6 +26,7 @@
 //! one task that applies them in order (see [`start`]).
 
 pub mod announcement;
+pub mod commands;
 pub mod motd;
 pub mod notify;
 pub mod server_jid;
@@ -131,16 +134,23 @@ pub struct AdminState {
     queue: mpsc::Sender<MotdChange>,
     /// Taken by [`start`], which runs the task that empties the queue.
     queue_rx: Mutex<Option<mpsc::Receiver<MotdChange>>>,
+    /// The inbox of the XEP-0133 commands task ([`commands::run`]).
+    commands: mpsc::Sender<Element>,
+    /// Taken by [`start`], which runs that task.
+    commands_rx: Mutex<Option<mpsc::Receiver<Element>>>,
 }
 
 impl Default for AdminState {
     fn default() -> Self {
         let (queue, rx) = mpsc::channel(QUEUED_CHANGES);
+        let (commands, commands_rx) = mpsc::channel(commands::QUEUED_COMMANDS);
         AdminState {
             motds: RwLock::default(),
             changing: tokio::sync::Mutex::new(()),
             queue,
             queue_rx: Mutex::new(Some(rx)),
+            commands,
+            commands_rx: Mutex::new(Some(commands_rx)),
         }
     }
 }
@@ -164,6 +174,22 @@ impl AdminState {
             .unwrap_or_default()
     }
 
+    /// Hands an ad-hoc command IQ to the commands task without waiting;
+    /// gives it back with the error for its sender if the task is too far
+    /// behind or gone.
+    pub(crate) fn queue_command(&self, iq: Element) -> Result<(), Box<(Element, StanzaError)>> {
+        self.commands.try_send(iq).map_err(|e| {
+            Box::new(match e {
+                mpsc::error::TrySendError::Full(iq) => (
+                    iq,
+                    StanzaError::new("resource-constraint", ErrorType::Wait)
+                        .with_text("too many admin commands are waiting; try again later"),
+                ),
+                mpsc::error::TrySendError::Closed(iq) => (iq, StanzaError::service_unavailable()),
+            })
+        })
+    }
+
     /// Queues a change without waiting; gives it back if the queue is full
     /// or its task is gone.
     pub(crate) fn queue(&self, change: MotdChange) -> Result<(), Box<MotdChange>> {
@@ -176,7 +202,8 @@ impl AdminState {
 }
 
 /// Reads every host's message of the day from the spool and starts the
-/// task that applies changes sent as messages. Called once by
+/// task that applies changes sent as messages, and the task that runs
+/// the XEP-0133 commands. Called once by
 /// `Server::start`; an unreadable host file stops start-up, because
 /// treating it as empty would let the next change overwrite it.
 pub async fn start(shared: &Arc<Shared>, hosts: &[String]) -> Result<(), String> {
@@ -203,6 +230,10 @@ pub async fn start(shared: &Arc<Shared>, hosts: &[String]) -> Result<(), String>
     let rx = shared.admin.queue_rx.lock().expect("queue lock").take();
     if let Some(rx) = rx {
         tokio::spawn(apply_changes(Arc::downgrade(shared), rx));
+    }
+    let rx = shared.admin.commands_rx.lock().expect("queue lock").take();
+    if let Some(rx) = rx {
+        tokio::spawn(commands::run(Arc::downgrade(shared), rx));
     }
     Ok(())
 }

@@ -55,6 +55,10 @@ pub enum Work {
     /// The account unregistered from the service at this hostname: its
     /// roster items there go (XEP-0100 §4.3), as if the user removed them.
     DropServiceItems(String),
+    /// An admin deletes the account (XEP-0133): as the user's own removal,
+    /// then the outcome is sent back (`item-not-found` if there is no
+    /// such account).
+    Remove(tokio::sync::oneshot::Sender<Result<(), StanzaError>>),
 }
 
 /// The table of running actors.
@@ -174,6 +178,7 @@ impl Account {
             } => self.session_ended(jid, presence, status, directed).await,
             Work::Motd => self.deliver_motd(None).await,
             Work::DropServiceItems(host) => self.drop_service_items(&host).await,
+            Work::Remove(done) => self.remove_by_admin(done).await,
         }
     }
 

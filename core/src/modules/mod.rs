@@ -117,6 +117,10 @@ impl Registry {
         private::register(&mut r);
         last::register(&mut r);
         password::register(&mut r);
+        // Each host answers XEP-0050 commands (XEP-0133 administration,
+        // `crate::admin::commands`); the router hands those IQs to their
+        // own task, so only the feature is registered here.
+        r.feature(Scope::Server, switchboard_xml::ns::COMMANDS);
         r
     }
 
