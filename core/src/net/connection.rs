@@ -53,6 +53,9 @@ struct Conn {
     /// account's actor has not processed them yet.
     broadcast: Option<switchboard_xml::Element>,
     goodbye_status: Option<String>,
+    /// What the login counters have been told about this stream so far.
+    counted_login: bool,
+    counted_failures: u32,
 }
 
 /// Serves one accepted client connection to its end.
@@ -120,6 +123,8 @@ impl Conn {
             directed: Default::default(),
             broadcast: None,
             goodbye_status: None,
+            counted_login: false,
+            counted_failures: 0,
         }
     }
 
@@ -139,6 +144,21 @@ impl Conn {
                 .accounts
                 .send(&self.shared, &b.jid.to_bare(), work);
             tracing::info!(jid = %b.jid, peer = %self.peer, "session ended");
+        }
+    }
+
+    /// Counts logins and failed logins the machine has seen since the last
+    /// call. The machine does no I/O and keeps no metrics; the driver
+    /// compares its state instead.
+    fn count_auth(&mut self) {
+        if !self.counted_login && self.machine.is_authenticated() {
+            self.counted_login = true;
+            self.shared.metrics.login();
+        }
+        let failures = self.machine.auth_failures();
+        while self.counted_failures < failures {
+            self.counted_failures += 1;
+            self.shared.metrics.login_failure();
         }
     }
 
@@ -221,12 +241,16 @@ impl Conn {
                 },
                 out = outbound => match out {
                     Some(Outbound::Stanza(el)) => {
+                        self.shared.metrics.stanza_out(&el);
                         let mut bytes = el.to_bytes(Some(ns::CLIENT));
                         // Batch whatever else is waiting into one write.
                         if let Some(b) = self.bound.as_mut() {
                             while bytes.len() < 64 * 1024 {
                                 match b.rx.try_recv() {
-                                    Ok(Outbound::Stanza(el)) => el.write_to(&mut bytes, Some(ns::CLIENT)),
+                                    Ok(Outbound::Stanza(el)) => {
+                                        self.shared.metrics.stanza_out(&el);
+                                        el.write_to(&mut bytes, Some(ns::CLIENT));
+                                    }
                                     Ok(Outbound::Close(err)) => { self.write(io, &bytes).await?; bytes.clear(); self.machine.fail(err); break; }
                                     Err(_) => break,
                                 }
@@ -283,6 +307,9 @@ impl Conn {
         let mut out: Vec<u8> = Vec::new();
         let mut wrote = false;
         while let Some(action) = self.machine.poll_action() {
+            // Checked on every action: a close after the last allowed
+            // failure returns from the loop early.
+            self.count_auth();
             if let Action::Send(bytes) = action {
                 out.extend_from_slice(&bytes);
                 continue;
@@ -350,6 +377,7 @@ impl Conn {
                 }
             }
         }
+        self.count_auth();
         if !out.is_empty() {
             self.write(io, &out).await?;
             wrote = true;

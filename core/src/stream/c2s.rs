@@ -158,6 +158,16 @@ impl C2s {
         self.bound.as_ref()
     }
 
+    /// Whether SASL has succeeded on this stream (for the login counter).
+    pub fn is_authenticated(&self) -> bool {
+        self.user.is_some()
+    }
+
+    /// Failed authentication attempts so far (aborts are not failures).
+    pub fn auth_failures(&self) -> u32 {
+        self.auth_failures
+    }
+
     pub fn is_closed(&self) -> bool {
         self.phase == Phase::Closed
     }
