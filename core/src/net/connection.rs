@@ -56,6 +56,7 @@ struct Conn {
     /// What the login counters have been told about this stream so far.
     counted_login: bool,
     counted_failures: u32,
+    counted_errors: u32,
 }
 
 /// Serves one accepted client connection to its end.
@@ -125,6 +126,7 @@ impl Conn {
             goodbye_status: None,
             counted_login: false,
             counted_failures: 0,
+            counted_errors: 0,
         }
     }
 
@@ -147,10 +149,10 @@ impl Conn {
         }
     }
 
-    /// Counts logins and failed logins the machine has seen since the last
-    /// call. The machine does no I/O and keeps no metrics; the driver
-    /// compares its state instead.
-    fn count_auth(&mut self) {
+    /// Counts logins, failed logins and error replies the machine has
+    /// seen since the last call. The machine does no I/O and keeps no
+    /// metrics; the driver compares its state instead.
+    fn count_machine_events(&mut self) {
         if !self.counted_login && self.machine.is_authenticated() {
             self.counted_login = true;
             self.shared.metrics.login();
@@ -159,6 +161,11 @@ impl Conn {
         while self.counted_failures < failures {
             self.counted_failures += 1;
             self.shared.metrics.login_failure();
+        }
+        let errors = self.machine.stanza_errors();
+        while self.counted_errors < errors {
+            self.counted_errors += 1;
+            self.shared.metrics.stanza_error();
         }
     }
 
@@ -309,7 +316,7 @@ impl Conn {
         while let Some(action) = self.machine.poll_action() {
             // Checked on every action: a close after the last allowed
             // failure returns from the loop early.
-            self.count_auth();
+            self.count_machine_events();
             if let Action::Send(bytes) = action {
                 out.extend_from_slice(&bytes);
                 continue;
@@ -377,7 +384,7 @@ impl Conn {
                 }
             }
         }
-        self.count_auth();
+        self.count_machine_events();
         if !out.is_empty() {
             self.write(io, &out).await?;
             wrote = true;
