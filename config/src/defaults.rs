@@ -43,6 +43,16 @@ pub const CREDENTIALS_KEY: &str = "etc/credentials.key";
 /// secret is all that protects it.
 pub const COMPONENT: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 5347);
 
+/// The metrics endpoint: off unless `<metrics addr>` is given. Counters
+/// are kept either way (they cost a relaxed atomic add); only the HTTP
+/// listener is optional.
+pub const METRICS: Option<SocketAddr> = None;
+
+/// The address the sample suggests for `<metrics>`: loopback, on the port
+/// commonly assigned to XMPP server exporters.
+pub const METRICS_EXAMPLE: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 9108);
+
 /// The pid file, relative to the home directory.
 pub const PIDFILE: &str = "run/switchboard.pid";
 

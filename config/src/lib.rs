@@ -132,6 +132,9 @@ pub struct Config {
     pub pidfile: PathBuf,
     /// The key file sealing transport credentials (`<credentials key>`).
     pub credentials_key: PathBuf,
+    /// The Prometheus metrics endpoint (`<metrics addr>`); `None` (the
+    /// default) serves no metrics.
+    pub metrics: Option<SocketAddr>,
 }
 
 impl Config {

@@ -54,6 +54,7 @@ const ROOT: Shape = Shape {
         "log",
         "pidfile",
         "credentials",
+        "metrics",
     ],
     text: false,
 };
@@ -136,6 +137,12 @@ const CREDENTIALS: Shape = Shape {
     children: &[],
     text: false,
 };
+const METRICS: Shape = Shape {
+    name: "metrics",
+    attrs: &["addr"],
+    children: &[],
+    text: false,
+};
 const PIDFILE: Shape = Shape {
     name: "pidfile",
     attrs: &[],
@@ -184,6 +191,7 @@ impl Walker<'_> {
         let mut log = None;
         let mut credentials = None;
         let mut pidfile = None;
+        let mut metrics = None;
 
         for el in root.elements() {
             match el.name.as_str() {
@@ -223,6 +231,7 @@ impl Walker<'_> {
                         "log" => log = Some(self.log(el)?),
                         "pidfile" => pidfile = Some(self.pidfile(el)?),
                         "credentials" => credentials = Some(self.credentials(el)?),
+                        "metrics" => metrics = Some(self.metrics(el)?),
                         _ => unreachable!("root children are checked against ROOT"),
                     }
                 }
@@ -289,6 +298,7 @@ impl Walker<'_> {
             }),
             pidfile: pidfile.unwrap_or_else(|| self.resolve(defaults::PIDFILE)),
             credentials_key: credentials.unwrap_or_else(|| self.resolve(defaults::CREDENTIALS_KEY)),
+            metrics: metrics.unwrap_or(defaults::METRICS),
         })
     }
 
@@ -650,6 +660,16 @@ impl Walker<'_> {
         self.check(el, &CREDENTIALS)?;
         let key = self.required(el, "key", "<credentials key=\"etc/credentials.key\"/>")?;
         self.path(el, "key", key)
+    }
+
+    /// `<metrics addr="…"/>`: the Prometheus endpoint. Present means on;
+    /// an address off the loopback interface is allowed (a scraper on
+    /// another machine needs it) and only the sample warns about it.
+    fn metrics(&self, el: &Element) -> Result<Option<SocketAddr>> {
+        self.check(el, &METRICS)?;
+        let raw = self.required(el, "addr", "<metrics addr=\"127.0.0.1:9108\"/>")?;
+        let addr = values::socket_addr(raw).map_err(|p| self.problem(el.span, p))?;
+        Ok(Some(addr))
     }
 
     fn pidfile(&self, el: &Element) -> Result<PathBuf> {

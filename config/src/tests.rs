@@ -123,7 +123,7 @@ fn sample_examples_are_valid() {
             }
         })
         .collect();
-    assert_eq!(uncommented, 5, "the sample's commented examples changed");
+    assert_eq!(uncommented, 6, "the sample's commented examples changed");
     let c = ok(&text);
     assert_eq!(
         c.hosts[0].admins,
@@ -139,6 +139,7 @@ fn sample_examples_are_valid() {
     assert_eq!(c.listen.c2s, vec![addr("0.0.0.0:5222")]);
     assert_eq!(c.listen.c2s_tls, vec![addr("[::]:5223")]);
     assert_eq!(c.listen.component, vec![addr("127.0.0.1:5347")]);
+    assert_eq!(c.metrics, Some(defaults::METRICS_EXAMPLE));
 
     // The certificate example sits inside a longer comment.
     let line = SAMPLE.lines().find(|l| l.contains("<tls cert=")).unwrap();
@@ -380,7 +381,7 @@ fn unknown_element_far_from_any_lists_the_valid_ones() {
         err(&doc("  <xdb/>\n")),
         "sb.xml:3:3: unknown element <xdb> in <switchboard>\n  hint: <switchboard> may contain \
          <host>, <service>, <listen>, <tls>, <limits>, <spool>, <log>, <pidfile>, \
-         <credentials>"
+         <credentials>, <metrics>"
     );
     assert_eq!(
         err(&doc("  <tls><certificate/></tls>\n")),
@@ -864,4 +865,32 @@ fn the_credentials_key_defaults_under_etc_and_can_be_moved() {
         c.credentials_key,
         std::path::PathBuf::from("/srv/keys/transports.key")
     );
+}
+
+#[test]
+fn metrics_are_off_unless_configured() {
+    let c = ok("<switchboard><host name=\"example.org\"/></switchboard>");
+    assert_eq!(c.metrics, None);
+    let c = ok(&doc("<metrics addr=\"127.0.0.1:0\"/>"));
+    assert_eq!(c.metrics, Some(addr("127.0.0.1:0")));
+    // Another interface is allowed: the sample and the log warn instead.
+    let c = ok(&doc("<metrics addr=\"[::]:9108\"/>"));
+    assert_eq!(c.metrics, Some(addr("[::]:9108")));
+}
+
+#[test]
+fn metrics_errors_are_positioned() {
+    let e = err(&doc("<metrics/>"));
+    assert!(
+        e.contains("missing required attribute 'addr' on <metrics>"),
+        "{e}"
+    );
+    let e = err(&doc("<metrics addr=\"localhost:9108\"/>"));
+    assert!(e.starts_with("sb.xml:3:"), "{e}");
+    let e = err(&doc("<metrics adr=\"127.0.0.1:9108\"/>"));
+    assert!(e.contains("did you mean 'addr'"), "{e}");
+    let e = err(&doc(
+        "<metrics addr=\"127.0.0.1:1\"/><metrics addr=\"127.0.0.1:2\"/>",
+    ));
+    assert!(e.contains("duplicate <metrics>"), "{e}");
 }

@@ -13,6 +13,7 @@ pub mod accounts;
 pub mod admin;
 pub mod debug_log;
 pub mod im;
+pub mod metrics;
 pub mod modules;
 pub mod net;
 pub mod router;

@@ -72,6 +72,8 @@ pub struct Router {
     /// router without it (unit tests) handles only what needs no account
     /// state and refuses the rest with `service-unavailable`.
     shared: OnceLock<Weak<Shared>>,
+    /// The server's counters, bumped as stanzas pass.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Router {
@@ -84,6 +86,7 @@ impl Router {
             accounts: Accounts::default(),
             unregistering: DashMap::new(),
             shared: OnceLock::new(),
+            metrics: Arc::default(),
         }
     }
 
@@ -163,6 +166,7 @@ impl Router {
     /// Returns the problem for the caller to report (an external component
     /// gets a stream error; an in-process service a log line).
     pub fn route_from_service(&self, host: &str, stanza: Element) -> Result<(), &'static str> {
+        self.metrics.stanza_in(&stanza);
         let from_ok = stanza
             .attr("from")
             .and_then(|f| Jid::parse(f).ok())
@@ -218,6 +222,25 @@ impl Router {
             .flatten()
     }
 
+    /// Each service slot's state and queue, read now for a scrape. The
+    /// depth is what the inbox holds: its bound minus its free room.
+    pub fn service_gauges(&self) -> Vec<crate::metrics::ServiceGauge> {
+        let mut v: Vec<crate::metrics::ServiceGauge> = self
+            .services
+            .iter()
+            .map(|s| {
+                let live = s.inbox.as_ref().filter(|i| !i.is_closed());
+                crate::metrics::ServiceGauge {
+                    host: s.key().clone(),
+                    up: live.is_some(),
+                    queue_depth: live.map_or(0, |i| (i.max_capacity() - i.capacity()) as u64),
+                }
+            })
+            .collect();
+        v.sort_by(|a, b| a.host.cmp(&b.host));
+        v
+    }
+
     pub fn services(&self) -> Vec<ServiceInfo> {
         let mut v: Vec<ServiceInfo> = self.services.iter().map(|s| s.info.clone()).collect();
         v.sort_by(|a, b| a.jid.cmp(&b.jid));
@@ -246,6 +269,7 @@ impl Router {
     /// checked by the stream machine, `to` normalized if present). What
     /// needs the sender's own account state goes to its actor first.
     pub fn route(&self, stanza: Element) {
+        self.metrics.stanza_in(&stanza);
         let Some(from) = stanza.attr("from").and_then(|f| Jid::parse(f).ok()) else {
             tracing::warn!("dropping a stanza without a valid 'from'");
             return;
@@ -487,8 +511,11 @@ impl Router {
         let Some(inbox) = inbox else {
             return self.bounce(&stanza, service_down(host));
         };
+        // The kind is noted before the stanza moves into the inbox; it is
+        // counted only once the inbox has taken it.
+        let kind = crate::metrics::kind_index(&stanza.name);
         match inbox.try_send(stanza) {
-            Ok(()) => {}
+            Ok(()) => self.metrics.stanza_out_kind(kind),
             Err(mpsc::error::TrySendError::Closed(stanza)) => {
                 self.bounce(&stanza, service_down(host))
             }
@@ -574,6 +601,7 @@ impl Router {
     /// to an error or a result).
     pub fn bounce(&self, stanza: &Element, err: StanzaError) {
         if let Some(reply) = error_reply(stanza, &err) {
+            self.metrics.stanza_error();
             self.route_reply(reply);
         }
     }

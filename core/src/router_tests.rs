@@ -267,3 +267,53 @@ fn a_session_that_does_not_read_is_told_to_close_and_the_sender_is_not_blocked()
         .iter()
         .all(|e| error_condition(e).as_deref() == Some("resource-constraint")));
 }
+
+/// The scrape-time service gauges: a slot with a live inbox is up and its
+/// depth is what waits in it; a slot without one is down; stanzas the
+/// inbox took count as out, and a refused one as an error.
+#[test]
+fn service_gauges_and_counters_follow_the_slots() {
+    use crate::modules::ServiceInfo;
+    use crate::router::ServiceHandle;
+    let r = router();
+    let mut alice = online(&r, "alice@localhost/a", Some(0));
+    let (tx, mut rx) = mpsc::channel(4);
+    for (host, inbox) in [("users.localhost", Some(tx)), ("irc.localhost", None)] {
+        r.add_service(
+            host.into(),
+            ServiceHandle {
+                info: ServiceInfo {
+                    jid: host.into(),
+                    name: host.into(),
+                },
+                inbox,
+            },
+        );
+    }
+    r.route(msg("alice@localhost/a", "users.localhost", "chat"));
+    r.route(msg("alice@localhost/a", "users.localhost", "chat"));
+    r.route(msg("alice@localhost/a", "irc.localhost", "chat"));
+    let g = r.service_gauges();
+    assert_eq!(g.len(), 2);
+    assert_eq!(
+        (g[0].host.as_str(), g[0].up, g[0].queue_depth),
+        ("irc.localhost", false, 0)
+    );
+    assert_eq!(
+        (g[1].host.as_str(), g[1].up, g[1].queue_depth),
+        ("users.localhost", true, 2)
+    );
+    rx.try_recv().unwrap();
+    assert_eq!(r.service_gauges()[1].queue_depth, 1);
+
+    let s = r.metrics.snapshot(0, 0, Vec::new());
+    assert_eq!(s.stanzas_in, [3, 0, 0]);
+    // Two into the inbox; the bounce to alice is counted when her
+    // connection writes it, which no connection does here.
+    assert_eq!(s.stanzas_out, [2, 0, 0]);
+    assert_eq!(s.stanza_errors, 1);
+    assert_eq!(
+        error_condition(&alice.inbox()[0]).as_deref(),
+        Some("remote-server-timeout")
+    );
+}

@@ -43,6 +43,9 @@ pub struct Shared {
     components: RwLock<std::collections::HashMap<String, String>>,
     /// Messages of the day and the queue of changes to them.
     pub admin: crate::admin::AdminState,
+    /// The counters (the router's own, shared), for the metrics endpoint
+    /// and for code outside the router that counts.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Shared {
@@ -119,6 +122,15 @@ impl Shared {
 
     pub fn live_connections(&self) -> usize {
         Arc::strong_count(&self.connections) - 1
+    }
+
+    /// The counters plus the gauges read now, for one scrape.
+    pub fn metrics_snapshot(&self) -> crate::metrics::Snapshot {
+        self.metrics.snapshot(
+            self.router.sessions.count(),
+            self.live_connections(),
+            self.router.service_gauges(),
+        )
     }
 }
 
@@ -274,8 +286,15 @@ impl Server {
         let tls = load_tls(&config, home)?;
         let hosts = config.hosts.iter().map(|h| h.name.clone()).collect();
         let (shutdown, _) = watch::channel(false);
+        let router = Router::new(hosts, Registry::builtin());
+        let metrics = router.metrics.clone();
+        // Every spool write the server makes is timed on its way through.
+        let storage: Arc<dyn Storage> = Arc::new(crate::metrics::MeteredStorage::new(
+            storage,
+            metrics.clone(),
+        ));
         let shared = Arc::new(Shared {
-            router: Router::new(hosts, Registry::builtin()),
+            router,
             storage,
             debug,
             settings: RwLock::new(settings_from(&config, true)),
@@ -290,6 +309,7 @@ impl Server {
             hosts: RwLock::new(config.hosts.clone()),
             components: RwLock::new(external_secrets(&services)),
             admin: Default::default(),
+            metrics,
         });
         shared.router.attach(&shared);
         crate::admin::start(&shared, &shared.c2s_settings().hosts).await?;
@@ -310,6 +330,18 @@ impl Server {
         }
         for (l, kind) in bound {
             tokio::spawn(listener::run(l, kind, shared.clone()));
+        }
+        if let Some(addr) = config.metrics {
+            if !addr.ip().is_loopback() {
+                tracing::warn!(
+                    "the metrics endpoint on {addr} is not on loopback: it has no \
+                     authentication, so firewall it to the scraper"
+                );
+            }
+            let l = crate::net::metrics::bind(addr).await?;
+            let local = l.local_addr().map_err(|e| e.to_string())?;
+            listeners.push((ListenerKind::Metrics, local));
+            tokio::spawn(crate::net::metrics::run(l, shared.clone()));
         }
         Ok(Server {
             shared,
@@ -372,6 +404,9 @@ impl Server {
                  other service settings need a restart)"
                     .into(),
             );
+        }
+        if new.metrics != old.metrics {
+            report.needs_restart.push("the metrics address".into());
         }
         if new.pidfile != old.pidfile {
             report.needs_restart.push("the pidfile location".into());

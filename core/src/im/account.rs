@@ -311,6 +311,7 @@ impl Account {
 
     pub(super) fn bounce(&self, stanza: &Element, err: StanzaError) {
         if let Some(mut reply) = error_reply(stanza, &err) {
+            self.shared.metrics.stanza_error();
             // A request without `to` was addressed to the user's own
             // account: the error comes from it (RFC 6120 §10.3.3).
             if reply.attr("from").is_none() {

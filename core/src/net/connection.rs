@@ -53,6 +53,10 @@ struct Conn {
     /// account's actor has not processed them yet.
     broadcast: Option<switchboard_xml::Element>,
     goodbye_status: Option<String>,
+    /// What the login counters have been told about this stream so far.
+    counted_login: bool,
+    counted_failures: u32,
+    counted_errors: u32,
 }
 
 /// Serves one accepted client connection to its end.
@@ -120,6 +124,9 @@ impl Conn {
             directed: Default::default(),
             broadcast: None,
             goodbye_status: None,
+            counted_login: false,
+            counted_failures: 0,
+            counted_errors: 0,
         }
     }
 
@@ -139,6 +146,26 @@ impl Conn {
                 .accounts
                 .send(&self.shared, &b.jid.to_bare(), work);
             tracing::info!(jid = %b.jid, peer = %self.peer, "session ended");
+        }
+    }
+
+    /// Counts logins, failed logins and error replies the machine has
+    /// seen since the last call. The machine does no I/O and keeps no
+    /// metrics; the driver compares its state instead.
+    fn count_machine_events(&mut self) {
+        if !self.counted_login && self.machine.is_authenticated() {
+            self.counted_login = true;
+            self.shared.metrics.login();
+        }
+        let failures = self.machine.auth_failures();
+        while self.counted_failures < failures {
+            self.counted_failures += 1;
+            self.shared.metrics.login_failure();
+        }
+        let errors = self.machine.stanza_errors();
+        while self.counted_errors < errors {
+            self.counted_errors += 1;
+            self.shared.metrics.stanza_error();
         }
     }
 
@@ -221,12 +248,16 @@ impl Conn {
                 },
                 out = outbound => match out {
                     Some(Outbound::Stanza(el)) => {
+                        self.shared.metrics.stanza_out(&el);
                         let mut bytes = el.to_bytes(Some(ns::CLIENT));
                         // Batch whatever else is waiting into one write.
                         if let Some(b) = self.bound.as_mut() {
                             while bytes.len() < 64 * 1024 {
                                 match b.rx.try_recv() {
-                                    Ok(Outbound::Stanza(el)) => el.write_to(&mut bytes, Some(ns::CLIENT)),
+                                    Ok(Outbound::Stanza(el)) => {
+                                        self.shared.metrics.stanza_out(&el);
+                                        el.write_to(&mut bytes, Some(ns::CLIENT));
+                                    }
                                     Ok(Outbound::Close(err)) => { self.write(io, &bytes).await?; bytes.clear(); self.machine.fail(err); break; }
                                     Err(_) => break,
                                 }
@@ -283,6 +314,9 @@ impl Conn {
         let mut out: Vec<u8> = Vec::new();
         let mut wrote = false;
         while let Some(action) = self.machine.poll_action() {
+            // Checked on every action: a close after the last allowed
+            // failure returns from the loop early.
+            self.count_machine_events();
             if let Action::Send(bytes) = action {
                 out.extend_from_slice(&bytes);
                 continue;
@@ -350,6 +384,7 @@ impl Conn {
                 }
             }
         }
+        self.count_machine_events();
         if !out.is_empty() {
             self.write(io, &out).await?;
             wrote = true;

@@ -17,6 +17,9 @@ pub enum ListenerKind {
     C2sTls,
     /// External components (XEP-0114, 5347).
     Component,
+    /// The Prometheus metrics endpoint (HTTP; served by `net::metrics`,
+    /// never by [`run`]).
+    Metrics,
 }
 
 impl ListenerKind {
@@ -25,6 +28,7 @@ impl ListenerKind {
             ListenerKind::C2s => "c2s",
             ListenerKind::C2sTls => "c2s-tls",
             ListenerKind::Component => "component",
+            ListenerKind::Metrics => "metrics",
         }
     }
 }
@@ -53,7 +57,8 @@ pub async fn run(listener: TcpListener, kind: ListenerKind, shared: Arc<Shared>)
                     tokio::spawn(async move {
                         match kind {
                             ListenerKind::Component => super::component::serve(tcp, peer, shared).await,
-                            _ => super::connection::serve(tcp, peer, shared, kind == ListenerKind::C2sTls).await,
+                            ListenerKind::Metrics => unreachable!("net::metrics serves the metrics listener"),
+                            ListenerKind::C2s | ListenerKind::C2sTls => super::connection::serve(tcp, peer, shared, kind == ListenerKind::C2sTls).await,
                         }
                         drop(guard);
                     });

@@ -4,3 +4,4 @@
 pub mod component;
 pub mod connection;
 pub mod listener;
+pub mod metrics;

@@ -109,6 +109,8 @@ pub struct C2s {
     header_sent: bool,
     sasl: Sasl,
     auth_failures: u32,
+    /// Error replies the machine itself sent (the driver counts them).
+    stanza_errors: u32,
     /// The client tried a -PLUS mechanism with a channel binding type we
     /// cannot provide (typically `tls-unique`, undefined for TLS 1.3). It
     /// has therefore seen -PLUS advertised, so its fallback to plain SCRAM
@@ -144,6 +146,7 @@ impl C2s {
             header_sent: false,
             sasl: Sasl::None,
             auth_failures: 0,
+            stanza_errors: 0,
             client_saw_plus: false,
             pending_register: None,
             user: None,
@@ -156,6 +159,23 @@ impl C2s {
     /// The bound full JID, once a resource is bound.
     pub fn jid(&self) -> Option<&Jid> {
         self.bound.as_ref()
+    }
+
+    /// Whether SASL has succeeded on this stream (for the login counter).
+    pub fn is_authenticated(&self) -> bool {
+        self.user.is_some()
+    }
+
+    /// Failed authentication attempts so far (aborts are not failures).
+    pub fn auth_failures(&self) -> u32 {
+        self.auth_failures
+    }
+
+    /// Stanza error replies the machine has sent itself so far (a bad
+    /// `to`, a malformed IQ, a refused bind or registration); errors from
+    /// the router are counted there.
+    pub fn stanza_errors(&self) -> u32 {
+        self.stanza_errors
     }
 
     pub fn is_closed(&self) -> bool {
@@ -252,7 +272,10 @@ impl C2s {
         if let Some(iq) = self.pending_register.take() {
             let reply = match result {
                 Ok(()) => Some(unaddressed(iq_result(&iq, None))),
-                Err(e) => error_reply(&iq, &e).map(unaddressed),
+                Err(e) => {
+                    self.stanza_errors += 1;
+                    error_reply(&iq, &e).map(unaddressed)
+                }
             };
             if let Some(r) = reply {
                 self.send_el(&r);
@@ -499,6 +522,7 @@ impl C2s {
             .unwrap_or_default();
         let reply_err = |m: &mut Self, e: StanzaError| {
             if let Some(r) = error_reply(&iq, &e) {
+                m.stanza_errors += 1;
                 m.send_el(&unaddressed(r));
             }
         };
@@ -726,6 +750,7 @@ impl C2s {
                     let err = StanzaError::bad_request()
                         .with_text("that resource is not a valid resourcepart");
                     if let Some(reply) = error_reply(&el, &err) {
+                        self.stanza_errors += 1;
                         self.send_el(&reply);
                     }
                     return;
@@ -739,6 +764,7 @@ impl C2s {
             Ok(j) => j,
             Err(_) => {
                 if let Some(reply) = error_reply(&el, &StanzaError::bad_request()) {
+                    self.stanza_errors += 1;
                     self.send_el(&reply);
                 }
                 return;
@@ -778,6 +804,7 @@ impl C2s {
                     let err = StanzaError::jid_malformed().with_text(e.to_string());
                     if let Some(mut reply) = error_reply(&el, &err) {
                         reply.remove_attr("from");
+                        self.stanza_errors += 1;
                         self.send_el(&reply);
                     }
                     return;
@@ -788,6 +815,7 @@ impl C2s {
             if let Err(err) = check_iq(&el) {
                 if let Some(mut reply) = error_reply(&el, &err) {
                     reply.remove_attr("from");
+                    self.stanza_errors += 1;
                     self.send_el(&reply);
                 }
                 return;
