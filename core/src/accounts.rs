@@ -77,11 +77,15 @@ impl From<SpoolError> for AccountError {
     }
 }
 
-/// Prepares a password with OpaqueString, as SCRAM clients do (RFC 7677).
+/// Enforces the OpaqueString profile on a password (RFC 8265 §4.2), as
+/// SCRAM clients do (RFC 7677): non-ASCII spaces become ASCII spaces and
+/// the text is normalized to NFC. `prepare` alone would only check the
+/// characters, so a password typed with a no-break space would never
+/// match what a client derives from it.
 pub fn prepare_password(password: &str) -> Result<String, AccountError> {
     use precis_core::profile::Profile;
     precis_profiles::OpaqueString::new()
-        .prepare(password)
+        .enforce(password)
         .map(|p| p.into_owned())
         .map_err(|_| AccountError::BadPassword)
 }
@@ -150,4 +154,21 @@ pub fn verify(
         .credential("SHA-256")
         .or_else(|| rec.credential("SHA-1"));
     Ok(cred.is_some_and(|c| plain::verify(c, &p)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prepare_password;
+
+    #[test]
+    fn passwords_are_enforced_not_just_checked() {
+        // A no-break space maps to an ASCII space (RFC 8265 §4.2.1).
+        assert_eq!(prepare_password("pass\u{a0}word").unwrap(), "pass word");
+        // NFC: "e" + combining acute becomes "é".
+        assert_eq!(prepare_password("caf\u{65}\u{301}").unwrap(), "caf\u{e9}");
+        assert_eq!(prepare_password("plain-ascii").unwrap(), "plain-ascii");
+        // Control characters are refused outright.
+        assert!(prepare_password("bad\u{7}bell").is_err());
+        assert!(prepare_password("").is_err());
+    }
 }
