@@ -82,6 +82,11 @@ pub struct ComponentArgs {
     /// A file holding the shared secret (its first line).
     #[arg(long, value_name = "FILE")]
     pub secret_file: Option<PathBuf>,
+    /// Seconds of silence from the server before the component pings
+    /// itself through it; after 2.5 times this without an answer the link
+    /// is replaced.
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub keepalive: u64,
 }
 
 #[derive(Debug, Subcommand)]

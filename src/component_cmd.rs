@@ -60,10 +60,8 @@ pub fn run(args: ComponentArgs, config: &Config) -> Result<(), String> {
         config: service_config.element.clone(),
         admins: Vec::new(),
     };
-    let opts = ConnectOptions {
-        server: args.server.clone(),
-        secret,
-    };
+    let mut opts = ConnectOptions::new(args.server.clone(), secret);
+    opts.keepalive = std::time::Duration::from_secs(args.keepalive);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -13,6 +13,8 @@ slixmpp clients logged in to Prosody what users notice:
 - bob searches with a data form (FORM_TYPE jabber:iq:search) and gets a
   result table whose row is alice's;
 - alice removes herself (<remove/>) and bob no longer finds her;
+- idle for 4 s with `--keepalive 1`: its self-pings go through Prosody and
+  come back, so the link is never replaced;
 - alice lists herself again, Prosody is stopped and started again on the
   same ports and data: the component re-attaches by itself and bob finds
   alice (the listing lives in the component's home);
@@ -347,6 +349,22 @@ async def scenario(prosody, component):
     if hits:
         raise Failure(f"alice removed herself but bob still finds {sorted(hits)}")
 
+    # Idle for a while: with --keepalive 1 the connector pings itself
+    # through Prosody every second; if Prosody did not route those back, the
+    # link would be replaced after 2.5 s. It must stay the same link.
+    await asyncio.sleep(4)
+    with open(component.stderr_path, errors="replace") as f:
+        log = f.read()
+    if "connection ended" in log or log.count("attached") != 1:
+        raise Failure("the idle link did not survive its keepalives:\n" + log[-800:])
+    with open(prosody.log, errors="replace") as f:
+        if "sb-keepalive-" not in f.read():
+            raise Failure("no keepalive ping reached Prosody while the link was idle")
+    # And it still answers (alice removed herself above: nobody is found).
+    hits = await legacy_search(bob, first="alice")
+    if hits:
+        raise Failure(f"after idling, bob's search found {sorted(hits)}")
+
     # Listed again, then Prosody goes away and comes back.
     await register(alice, "<first>Alice</first><last>Liddell</last><nick>ally</nick>")
     for c in (alice, bob):
@@ -398,10 +416,11 @@ def main():
         with open(comp_err, "w") as err:
             component = subprocess.Popen(
                 [binary, "-H", os.path.join(scratch, "component"), "component", DIR, "--type", "directory",
-                 "--server", f"127.0.0.1:{prosody.component_port}"],
+                 "--server", f"127.0.0.1:{prosody.component_port}", "--keepalive", "1"],
                 env=dict(os.environ, SWITCHBOARD_COMPONENT_SECRET=SECRET),
                 stdin=subprocess.DEVNULL, stdout=err, stderr=err,
             )
+            component.stderr_path = comp_err
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         try:

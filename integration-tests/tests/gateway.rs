@@ -184,10 +184,7 @@ async fn setup() -> Setup {
             events: events.clone(),
         }),
         ctx,
-        ConnectOptions {
-            server: server.listener("component").to_string(),
-            secret: SECRET.into(),
-        },
+        ConnectOptions::new(server.listener("component").to_string(), SECRET.into()),
         stopped,
     ));
     Setup {

@@ -28,12 +28,43 @@ const HEALTHY: Duration = Duration::from_secs(60);
 /// Connecting and the handshake together must finish within this time.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// How often an idle link is checked (see [`ConnectOptions::keepalive`]).
+pub const KEEPALIVE: Duration = Duration::from_secs(60);
+
 /// Where to attach and as what.
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
     /// The server's component port, `host:port`.
     pub server: String,
     pub secret: String,
+    /// After this long without hearing from the server, the connector
+    /// pings itself through it (an IQ from its hostname to its hostname,
+    /// which any server routes back); after two and a half times this long
+    /// the link is taken for dead and replaced. A link that died without a
+    /// FIN or RST (a partition, a crashed host) is noticed this way instead
+    /// of when TCP gives up, many minutes later.
+    pub keepalive: Duration,
+}
+
+impl ConnectOptions {
+    pub fn new(server: impl Into<String>, secret: impl Into<String>) -> ConnectOptions {
+        ConnectOptions {
+            server: server.into(),
+            secret: secret.into(),
+            keepalive: KEEPALIVE,
+        }
+    }
+}
+
+/// The id prefix of the connector's own keepalive pings.
+const KEEPALIVE_ID: &str = "sb-keepalive-";
+
+/// Whether `el` is one of our keepalive pings coming back (or its error):
+/// consumed by the connector, never shown to the service.
+fn is_keepalive(el: &Element, jid: &str) -> bool {
+    el.name == "iq"
+        && el.attr("from") == Some(jid)
+        && el.attr("id").is_some_and(|id| id.starts_with(KEEPALIVE_ID))
 }
 
 /// Why one connection ended.
@@ -176,12 +207,22 @@ async fn connect_once(
         ..base.clone()
     };
     let mut task = tokio::spawn(service.run(ctx, in_rx));
+    let mut tick =
+        tokio::time::interval_at(tokio::time::Instant::now() + opts.keepalive, opts.keepalive);
+    let mut last_heard = tokio::time::Instant::now();
+    let mut pings = 0u64;
+    // A service may drop its outbox (it only listens); that ends nothing.
+    let mut outbox_open = true;
     let ended = loop {
         tokio::select! {
             ev = link.next() => match ev {
                 Ok(Some(Event::Stanza(mut el))) => {
+                    last_heard = tokio::time::Instant::now();
                     if el.is("error", ns::STREAM) {
                         break Ended::Disconnected(describe_stream_error(&el));
+                    }
+                    if is_keepalive(&el, &base.jid) {
+                        continue;
                     }
                     el.rename_ns(ns::COMPONENT_ACCEPT, ns::CLIENT);
                     if in_tx.send(el).await.is_err() {
@@ -192,12 +233,36 @@ async fn connect_once(
                 Ok(Some(Event::StreamOpen(_))) => break Ended::Disconnected("unexpected second stream header".into()),
                 Err(e) => break Ended::Disconnected(e),
             },
-            out = out_rx.recv() => {
-                let Some(mut stanza) = out else { break Ended::ServiceStopped };
+            out = out_rx.recv(), if outbox_open => {
+                let Some(mut stanza) = out else {
+                    outbox_open = false;
+                    continue;
+                };
                 stanza.rename_ns(ns::CLIENT, ns::COMPONENT_ACCEPT);
                 let bytes = stanza.to_bytes(Some(ns::COMPONENT_ACCEPT));
                 if let Err(e) = link.tcp.write_all(&bytes).await {
                     break Ended::Disconnected(e.to_string());
+                }
+            }
+            _ = tick.tick() => {
+                let quiet = last_heard.elapsed();
+                if quiet >= opts.keepalive.mul_f64(2.5) {
+                    break Ended::Disconnected(format!(
+                        "nothing from the server for {:.0} s, not even an answer to a keepalive",
+                        quiet.as_secs_f64()
+                    ));
+                }
+                if quiet >= opts.keepalive {
+                    pings += 1;
+                    let ping = Element::new("iq", ns::COMPONENT_ACCEPT)
+                        .with_attr("type", "get")
+                        .with_attr("id", format!("{KEEPALIVE_ID}{pings}"))
+                        .with_attr("from", base.jid.clone())
+                        .with_attr("to", base.jid.clone())
+                        .with_child(Element::new("ping", ns::PING));
+                    if let Err(e) = link.tcp.write_all(&ping.to_bytes(Some(ns::COMPONENT_ACCEPT))).await {
+                        break Ended::Disconnected(e.to_string());
+                    }
                 }
             }
             _ = &mut task => break Ended::ServiceStopped,
@@ -276,3 +341,7 @@ async fn handshake(base: &ServiceContext, opts: &ConnectOptions) -> Result<Link,
         )),
     }
 }
+
+#[cfg(test)]
+#[path = "component_tests.rs"]
+mod tests;
