@@ -184,7 +184,7 @@ async fn setup() -> Setup {
             events: events.clone(),
         }),
         ctx,
-        ConnectOptions::new(server.listener("component").to_string(), SECRET.into()),
+        ConnectOptions::new(server.listener("component").to_string(), SECRET),
         stopped,
     ));
     Setup {
