@@ -1,0 +1,357 @@
+//! The IRC transport end to end: a real IRC server (ngircd, on loopback
+//! with a scratch config), the real binary running the transport
+//! in-process at `irc.localhost`, an XMPP user (raw XML) in a channel
+//! shown as a MUC room, and a raw IRC client in the same channel.
+//!
+//! ngircd must be installed (`apt-get install ngircd`; `.ci/run` does it):
+//! without it these tests fail rather than skip.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use switchboard_integration_tests::raw::attr;
+use switchboard_integration_tests::{RawClient, ServerBuilder, TestServer, WAIT};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+
+const IRC: &str = "irc.localhost";
+const ROOM: &str = "#test%127.0.0.1@irc.localhost";
+
+fn ngircd_binary() -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")])
+        .map(|d| d.join("ngircd"))
+        .find(|p| p.is_file())
+        .expect("ngircd is not installed: install it (apt-get install ngircd) to run the IRC transport tests")
+}
+
+/// ngircd on 127.0.0.1 at a free port, killed on drop.
+struct Ngircd {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Ngircd {
+    fn start() -> Ngircd {
+        let bin = ngircd_binary();
+        let dir = tempfile::tempdir().unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let conf = dir.path().join("ngircd.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "[Global]\nName = irc.test.invalid\nInfo = Switchboard IRC transport test\n\
+                 AdminInfo1 = test\nAdminInfo2 = test\nAdminEMail = test@test.invalid\n\
+                 Listen = 127.0.0.1\nPorts = {port}\nMotdPhrase = test server\n\
+                 [Limits]\nMaxConnectionsIP = 20\nMaxPenaltyTime = 0\n\
+                 [Options]\nPAM = no\nIdent = no\nDNS = no\n"
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.path().join("ngircd.log")).unwrap();
+        let child = Command::new(&bin)
+            .arg("-n")
+            .arg("-f")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let mut n = Ngircd {
+            child,
+            port,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = n.child.try_wait() {
+                panic!("ngircd exited ({status}): {}", n.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ngircd did not listen: {}",
+                n.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        n
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("ngircd.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Ngircd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A raw IRC client: answers PING, keeps every line it read.
+struct IrcPeer {
+    rd: BufReader<OwnedReadHalf>,
+    wr: OwnedWriteHalf,
+    seen: Vec<String>,
+}
+
+impl IrcPeer {
+    async fn connect(port: u16, nick: &str) -> IrcPeer {
+        let s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let (rd, wr) = s.into_split();
+        let mut p = IrcPeer {
+            rd: BufReader::new(rd),
+            wr,
+            seen: Vec::new(),
+        };
+        p.send(&format!("NICK {nick}")).await;
+        p.send(&format!("USER {nick} 0 * :{nick}")).await;
+        p.expect(|l| l.contains(" 001 ")).await;
+        p
+    }
+
+    async fn send(&mut self, line: &str) {
+        self.wr
+            .write_all(format!("{line}\r\n").as_bytes())
+            .await
+            .unwrap();
+    }
+
+    /// Reads lines until one matches; panics with all lines seen after
+    /// [`WAIT`].
+    async fn expect(&mut self, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let mut line = String::new();
+            let n = tokio::time::timeout_at(deadline, self.rd.read_line(&mut line))
+                .await
+                .unwrap_or_else(|_| panic!("IRC line not seen; got:\n{}", self.seen.join("\n")))
+                .unwrap();
+            assert!(n > 0, "IRC server closed; got:\n{}", self.seen.join("\n"));
+            let line = line.trim_end().to_string();
+            if let Some(arg) = line.strip_prefix("PING ") {
+                let reply = format!("PONG {arg}");
+                self.send(&reply).await;
+            }
+            self.seen.push(line.clone());
+            if pred(&line) {
+                return line;
+            }
+        }
+    }
+}
+
+fn norm(el: &str) -> String {
+    el.replace('\'', "\"")
+}
+
+/// Reads XMPP elements until one matches; returns those before it and it.
+async fn read_until(c: &mut RawClient, pred: impl Fn(&str) -> bool) -> (Vec<String>, String) {
+    let deadline = Instant::now() + WAIT;
+    let mut before = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let el = match c.read_element(left).await {
+            Ok(el) => norm(&el),
+            Err(e) => panic!("{e}; elements before:\n{}", before.join("\n")),
+        };
+        if pred(&el) {
+            return (before, el);
+        }
+        before.push(el);
+    }
+}
+
+fn server_with_irc(port: u16) -> TestServer {
+    ServerBuilder::new()
+        .also(&format!(
+            r#"<service id="{IRC}" type="irc"><server host="127.0.0.1" port="{port}" tls="false" allow-plain="true"/></service>"#
+        ))
+        .user("alice@localhost", "alice-pw")
+        .start()
+}
+
+async fn login(server: &TestServer) -> RawClient {
+    RawClient::login(server.c2s(), server.tls_config(), "alice", "alice-pw", "r")
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_is_a_muc_room_both_ways() {
+    let ircd = Ngircd::start();
+    let mut bob = IrcPeer::connect(ircd.port, "bob").await;
+    bob.send("JOIN #test").await;
+    bob.expect(|l| l.contains(" 366 ")).await;
+    bob.send("TOPIC #test :the test topic").await;
+    bob.expect(|l| l.contains("TOPIC #test")).await;
+
+    let server = server_with_irc(ircd.port);
+    let mut alice = login(&server).await;
+
+    // disco#info on the transport: gateway/irc and conference/irc, MUC.
+    alice
+        .send(&format!(
+            "<iq type='get' id='d1' to='{IRC}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"
+        ))
+        .await
+        .unwrap();
+    let info = norm(&alice.read_id("d1", WAIT).await.unwrap());
+    assert!(
+        info.contains(r#"category="gateway""#) && info.contains(r#"type="irc""#),
+        "{info}"
+    );
+    assert!(info.contains(r#"category="conference""#), "{info}");
+    assert!(info.contains("http://jabber.org/protocol/muc"), "{info}");
+
+    // Join: occupants, then self-presence with 110, then the subject.
+    alice
+        .send(&format!(
+            "<presence to='{ROOM}/alice'><x xmlns='http://jabber.org/protocol/muc'/></presence>"
+        ))
+        .await
+        .unwrap();
+    let (before, own) = read_until(&mut alice, |el| {
+        el.starts_with("<presence") && el.contains(r#"code="110""#)
+    })
+    .await;
+    assert_eq!(
+        attr(&own, "from").as_deref(),
+        Some(&*format!("{ROOM}/alice"))
+    );
+    assert!(own.contains("http://jabber.org/protocol/muc#user"), "{own}");
+    let bob_presence = before
+        .iter()
+        .find(|el| el.starts_with("<presence") && el.contains(&format!(r#"from="{ROOM}/bob""#)))
+        .unwrap_or_else(|| panic!("no occupant presence for bob before self-presence: {before:?}"));
+    // bob created the channel: he is its operator.
+    assert!(
+        bob_presence.contains(r#"role="moderator""#),
+        "{bob_presence}"
+    );
+    let (_, subject) = read_until(&mut alice, |el| el.contains("<subject")).await;
+    assert!(subject.contains("the test topic"), "{subject}");
+    bob.expect(|l| l.starts_with(":alice!") && l.contains("JOIN"))
+        .await;
+
+    // alice → IRC, reflected back to alice as the room does.
+    alice
+        .send(&format!(
+            "<message type='groupchat' to='{ROOM}'><body>hello from xmpp</body></message>"
+        ))
+        .await
+        .unwrap();
+    bob.expect(|l| l.starts_with(":alice!") && l.ends_with("PRIVMSG #test :hello from xmpp"))
+        .await;
+    let (_, echo) = read_until(&mut alice, |el| el.contains("hello from xmpp")).await;
+    assert_eq!(
+        attr(&echo, "from").as_deref(),
+        Some(&*format!("{ROOM}/alice"))
+    );
+
+    // IRC → alice.
+    bob.send("PRIVMSG #test :hello from irc").await;
+    let (_, m) = read_until(&mut alice, |el| el.contains("hello from irc")).await;
+    assert_eq!(attr(&m, "from").as_deref(), Some(&*format!("{ROOM}/bob")));
+    assert_eq!(attr(&m, "type").as_deref(), Some("groupchat"));
+
+    // /me both ways.
+    alice
+        .send(&format!(
+            "<message type='groupchat' to='{ROOM}'><body>/me waves</body></message>"
+        ))
+        .await
+        .unwrap();
+    bob.expect(|l| l.ends_with("PRIVMSG #test :\x01ACTION waves\x01"))
+        .await;
+    bob.send("PRIVMSG #test :\x01ACTION nods\x01").await;
+    let (_, m) = read_until(&mut alice, |el| el.contains("nods")).await;
+    assert!(m.contains(">/me nods</body>"), "{m}");
+    assert_eq!(attr(&m, "from").as_deref(), Some(&*format!("{ROOM}/bob")));
+
+    // IRC formatting codes never reach the XML.
+    bob.send("PRIVMSG #test :\x02bold\x02 \x0304red\x03 done")
+        .await;
+    let (_, m) = read_until(&mut alice, |el| el.contains("done")).await;
+    assert!(m.contains(">bold red done</body>"), "{m}");
+
+    // Leaving: alice gets her unavailable with 110, bob sees the PART.
+    alice
+        .send(&format!("<presence type='unavailable' to='{ROOM}/alice'/>"))
+        .await
+        .unwrap();
+    let (_, gone) = read_until(&mut alice, |el| el.contains(r#"type="unavailable""#)).await;
+    assert!(gone.contains(r#"code="110""#), "{gone}");
+    bob.expect(|l| l.starts_with(":alice!") && l.contains("PART #test"))
+        .await;
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dangerous_names_are_refused_and_never_reach_irc() {
+    let ircd = Ngircd::start();
+    let mut bob = IrcPeer::connect(ircd.port, "bob").await;
+    bob.send("JOIN #test").await;
+    bob.expect(|l| l.contains(" 366 ")).await;
+
+    let server = server_with_irc(ircd.port);
+    let mut alice = login(&server).await;
+    alice
+        .send(&format!("<presence to='{ROOM}/alice'/>"))
+        .await
+        .unwrap();
+    read_until(&mut alice, |el| el.contains(r#"code="110""#)).await;
+    bob.expect(|l| l.starts_with(":alice!") && l.contains("JOIN"))
+        .await;
+
+    alice
+        .send("<presence to='#a,#b%127.0.0.1@irc.localhost/alice'/>")
+        .await
+        .unwrap();
+    let (_, err) = read_until(&mut alice, |el| el.contains(r#"type="error""#)).await;
+    assert!(err.contains("jid-malformed"), "{err}");
+    assert_eq!(
+        attr(&err, "from").as_deref(),
+        Some("#a,#b%127.0.0.1@irc.localhost/alice")
+    );
+
+    // A server the transport does not allow: not-allowed, no connection.
+    alice
+        .send("<presence to='#x%irc.elsewhere.example@irc.localhost/alice'/>")
+        .await
+        .unwrap();
+    let (_, err) = read_until(&mut alice, |el| el.contains(r#"type="error""#)).await;
+    assert!(err.contains("not-allowed"), "{err}");
+
+    // A marker after the refused join: once bob sees it, anything the
+    // refused join had sent would have reached the server before it.
+    alice
+        .send(&format!(
+            "<message type='groupchat' to='{ROOM}'><body>marker</body></message>"
+        ))
+        .await
+        .unwrap();
+    bob.expect(|l| l.ends_with("PRIVMSG #test :marker")).await;
+    bob.send("WHOIS alice").await;
+    let channels = bob
+        .expect(|l| l.contains(" 319 ") || l.contains(" 318 "))
+        .await;
+    assert!(channels.contains(" 319 "), "{channels}");
+    assert!(channels.contains("#test"), "{channels}");
+    assert!(
+        !channels.contains("#a") && !channels.contains("#b"),
+        "{channels}"
+    );
+    drop(server);
+}
