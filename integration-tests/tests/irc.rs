@@ -355,3 +355,204 @@ async fn dangerous_names_are_refused_and_never_reach_irc() {
     );
     drop(server);
 }
+
+async fn login_as(server: &TestServer, resource: &str) -> RawClient {
+    RawClient::login(
+        server.c2s(),
+        server.tls_config(),
+        "alice",
+        "alice-pw",
+        resource,
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resources_share_one_connection_and_irc_departures_show() {
+    let ircd = Ngircd::start();
+    let mut bob = IrcPeer::connect(ircd.port, "bob").await;
+    bob.send("JOIN #test").await;
+    bob.expect(|l| l.contains(" 366 ")).await;
+
+    let server = server_with_irc(ircd.port);
+    let mut r1 = login_as(&server, "r1").await;
+    let mut r2 = login_as(&server, "r2").await;
+    r1.send(&format!("<presence to='{ROOM}/alice'/>"))
+        .await
+        .unwrap();
+    read_until(&mut r1, |el| el.contains(r#"code="110""#)).await;
+    bob.expect(|l| l.starts_with(":alice!") && l.contains("JOIN"))
+        .await;
+
+    // The second resource joins the room the connection is already in: it
+    // gets the occupants, its own presence and the subject, and IRC sees
+    // no second connection (which would have had to be alice_).
+    r2.send(&format!("<presence to='{ROOM}/alice'/>"))
+        .await
+        .unwrap();
+    let (before, own) = read_until(&mut r2, |el| el.contains(r#"code="110""#)).await;
+    assert_eq!(
+        attr(&own, "from").as_deref(),
+        Some(&*format!("{ROOM}/alice"))
+    );
+    assert!(
+        before
+            .iter()
+            .any(|el| el.contains(&format!(r#"from="{ROOM}/bob""#))),
+        "{before:?}"
+    );
+    read_until(&mut r2, |el| el.contains("<subject")).await;
+
+    // An IRC user joining shows in both resources.
+    let mut carol = IrcPeer::connect(ircd.port, "carol").await;
+    carol.send("JOIN #test").await;
+    carol.expect(|l| l.contains(" 366 ")).await;
+    for c in [&mut r1, &mut r2] {
+        let (_, p) = read_until(c, |el| el.contains(&format!(r#"from="{ROOM}/carol""#))).await;
+        assert!(
+            p.starts_with("<presence") && !p.contains("unavailable"),
+            "{p}"
+        );
+    }
+
+    // A message from IRC reaches both; one from r2 is reflected to both.
+    bob.send("PRIVMSG #test :to everyone").await;
+    for c in [&mut r1, &mut r2] {
+        read_until(c, |el| el.contains(">to everyone</body>")).await;
+    }
+    r2.send(&format!(
+        "<message type='groupchat' to='{ROOM}'><body>from r2</body></message>"
+    ))
+    .await
+    .unwrap();
+    bob.expect(|l| l.ends_with("PRIVMSG #test :from r2")).await;
+    for c in [&mut r1, &mut r2] {
+        read_until(c, |el| el.contains(">from r2</body>")).await;
+    }
+
+    // Private messages both ways, as nick%server.
+    bob.send("PRIVMSG alice :psst").await;
+    let (_, m) = read_until(&mut r1, |el| el.contains(">psst</body>")).await;
+    assert_eq!(
+        attr(&m, "from").as_deref(),
+        Some("bob%127.0.0.1@irc.localhost")
+    );
+    assert_eq!(attr(&m, "type").as_deref(), Some("chat"));
+    r1.send("<message type='chat' to='bob%127.0.0.1@irc.localhost'><body>hi bob</body></message>")
+        .await
+        .unwrap();
+    bob.expect(|l| l.starts_with(":alice!") && l.ends_with("PRIVMSG bob :hi bob"))
+        .await;
+
+    // KICK and QUIT on IRC: unavailable, with 307 for the kick.
+    bob.send("KICK #test carol :behave").await;
+    let (_, k) = read_until(&mut r1, |el| {
+        el.contains(&format!(r#"from="{ROOM}/carol""#)) && el.contains("unavailable")
+    })
+    .await;
+    assert!(k.contains(r#"code="307""#) && k.contains("behave"), "{k}");
+    let mut dave = IrcPeer::connect(ircd.port, "dave").await;
+    dave.send("JOIN #test").await;
+    dave.expect(|l| l.contains(" 366 ")).await;
+    read_until(&mut r1, |el| el.contains(&format!(r#"from="{ROOM}/dave""#))).await;
+    dave.send("QUIT :gone fishing").await;
+    let (_, q) = read_until(&mut r1, |el| {
+        el.contains(&format!(r#"from="{ROOM}/dave""#)) && el.contains("unavailable")
+    })
+    .await;
+    assert!(q.contains("gone fishing"), "{q}");
+
+    // r1 goes offline without a word: the server's unavailable to the
+    // room takes it out, but r2 is still in, so no PART.
+    r1.close().await;
+    drop(r1);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    r2.send(&format!(
+        "<message type='groupchat' to='{ROOM}'><body>still here</body></message>"
+    ))
+    .await
+    .unwrap();
+    bob.expect(|l| l.ends_with("PRIVMSG #test :still here"))
+        .await;
+    assert!(
+        !bob.seen
+            .iter()
+            .any(|l| l.contains("PART") || l.contains("alice_")),
+        "{:?}",
+        bob.seen
+    );
+    // The last resource leaving parts the channel.
+    r2.send(&format!("<presence type='unavailable' to='{ROOM}/alice'/>"))
+        .await
+        .unwrap();
+    bob.expect(|l| l.starts_with(":alice!") && l.contains("PART #test"))
+        .await;
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nick_clashes_refusals_and_unreachable_servers() {
+    let ircd = Ngircd::start();
+    // An IRC user already has the nick alice; bob runs an invite-only
+    // channel.
+    let mut other = IrcPeer::connect(ircd.port, "alice").await;
+    other.send("JOIN #test").await;
+    other.expect(|l| l.contains(" 366 ")).await;
+    let mut bob = IrcPeer::connect(ircd.port, "bob").await;
+    bob.send("JOIN #locked").await;
+    bob.expect(|l| l.contains(" 366 ")).await;
+    bob.send("MODE #locked +i").await;
+    bob.expect(|l| l.contains("MODE #locked +i")).await;
+
+    // A port where no IRC server listens, allowed under another name.
+    let dead_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = ServerBuilder::new()
+        .also(&format!(
+            r#"<service id="{IRC}" type="irc"><server host="127.0.0.1" port="{}" tls="false" allow-plain="true"/><server host="localhost" port="{dead_port}" tls="false" allow-plain="true"/></service>"#,
+            ircd.port
+        ))
+        .user("alice@localhost", "alice-pw")
+        .start();
+    let mut alice = login(&server).await;
+
+    // The nick is taken: the room says so with 210 and the nick it got.
+    alice
+        .send(&format!("<presence to='{ROOM}/alice'/>"))
+        .await
+        .unwrap();
+    let (_, own) = read_until(&mut alice, |el| el.contains(r#"code="110""#)).await;
+    assert_eq!(
+        attr(&own, "from").as_deref(),
+        Some(&*format!("{ROOM}/alice_"))
+    );
+    assert!(own.contains(r#"code="210""#), "{own}");
+    let (before, _) = read_until(&mut alice, |el| el.contains("<subject")).await;
+    assert!(before.is_empty(), "{before:?}");
+
+    // Invite-only: the IRC refusal comes back as a presence error.
+    alice
+        .send("<presence to='#locked%127.0.0.1@irc.localhost/alice'/>")
+        .await
+        .unwrap();
+    let (_, err) = read_until(&mut alice, |el| el.contains(r#"type="error""#)).await;
+    assert!(err.contains("registration-required"), "{err}");
+    assert!(err.contains("#locked%127.0.0.1@irc.localhost"), "{err}");
+
+    // An allowed server that cannot be reached.
+    alice
+        .send("<presence to='#x%localhost@irc.localhost/alice'/>")
+        .await
+        .unwrap();
+    let (_, err) = read_until(&mut alice, |el| el.contains(r#"type="error""#)).await;
+    assert!(err.contains("remote-server-not-found"), "{err}");
+    assert_eq!(
+        attr(&err, "from").as_deref(),
+        Some("#x%localhost@irc.localhost/alice")
+    );
+    drop(server);
+}

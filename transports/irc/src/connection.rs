@@ -14,6 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use irc_proto::{Command, Message, Prefix, Response};
+use switchboard_service::stanza::StanzaError;
 use switchboard_service::Outbox;
 use switchboard_xml::Element;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -55,8 +56,8 @@ pub enum ToIrc {
 struct Channel {
     /// The name as the user wrote it.
     name: String,
-    /// The user's resources in the room.
-    resources: BTreeSet<String>,
+    /// The user's resources in the room, with the nick each asked for.
+    resources: BTreeMap<String, String>,
     /// Occupants (nick → rank), once NAMES started.
     occupants: BTreeMap<String, Rank>,
     /// Our own rank, from NAMES.
@@ -70,7 +71,7 @@ impl Channel {
     fn new(name: &str) -> Channel {
         Channel {
             name: name.to_string(),
-            resources: BTreeSet::new(),
+            resources: BTreeMap::new(),
             occupants: BTreeMap::new(),
             own_rank: Rank::NONE,
             joined: false,
@@ -92,6 +93,21 @@ fn fold(name: &str) -> String {
         .collect()
 }
 
+/// The stanza error for an IRC reply refusing a JOIN.
+fn join_refusal(resp: Response) -> Option<StanzaError> {
+    use switchboard_service::stanza::ErrorType;
+    Some(match resp {
+        Response::ERR_BANNEDFROMCHAN => StanzaError::forbidden(),
+        Response::ERR_INVITEONLYCHAN => StanzaError::new("registration-required", ErrorType::Auth),
+        Response::ERR_BADCHANNELKEY => StanzaError::new("not-authorized", ErrorType::Auth),
+        Response::ERR_CHANNELISFULL => StanzaError::service_unavailable(),
+        Response::ERR_NOSUCHCHANNEL | Response::ERR_TOOMANYCHANNELS => {
+            StanzaError::new("item-not-found", ErrorType::Cancel)
+        }
+        _ => return None,
+    })
+}
+
 /// The state of one connection.
 struct State {
     host: String,
@@ -102,6 +118,8 @@ struct State {
     /// Whether a resource ever joined: a connection whose channels are all
     /// gone after that has nothing left to do.
     used: bool,
+    /// Set when the server refused us for good (an unusable nick).
+    fatal: Option<String>,
     channels: HashMap<String, Channel>,
     out: Outbox,
     lines: Vec<String>,
@@ -116,7 +134,7 @@ pub fn spawn(
     out: Outbox,
     done: mpsc::Sender<Key>,
 ) -> mpsc::Sender<ToIrc> {
-    let (tx, rx) = mpsc::channel(256);
+    let (tx, mut rx) = mpsc::channel(256);
     tokio::spawn(async move {
         let mut state = State {
             host: service_host,
@@ -125,14 +143,38 @@ pub fn spawn(
             nick,
             registered: false,
             used: false,
+            fatal: None,
             channels: HashMap::new(),
             out,
             lines: Vec::new(),
         };
-        if let Err(e) = run(&mut state, addr, rx).await {
-            tracing::info!(user = %state.user, server = %state.server, "IRC connection ended: {e}");
+        let why = match run(&mut state, addr, &mut rx).await {
+            Ok(()) => "the connection ended".to_string(),
+            Err(e) => {
+                tracing::info!(user = %state.user, server = %state.server, "IRC connection ended: {e}");
+                e.to_string()
+            }
+        };
+        // Joins still queued fail with the rest: close the queue first so
+        // that nothing more can arrive (the service then starts a new
+        // connection), then take what is in it.
+        rx.close();
+        while let Ok(req) = rx.try_recv() {
+            if let ToIrc::Join {
+                channel,
+                nick,
+                full,
+            } = req
+            {
+                state
+                    .channels
+                    .entry(fold(&channel))
+                    .or_insert_with(|| Channel::new(&channel))
+                    .resources
+                    .insert(full, nick);
+            }
         }
-        state.closed().await;
+        state.closed(&why).await;
         let _ = done.send(key).await;
     });
     tx
@@ -141,7 +183,7 @@ pub fn spawn(
 async fn run(
     st: &mut State,
     addr: (String, u16),
-    mut rx: mpsc::Receiver<ToIrc>,
+    rx: &mut mpsc::Receiver<ToIrc>,
 ) -> std::io::Result<()> {
     let sock = TcpStream::connect((addr.0.as_str(), addr.1)).await?;
     let (rd, mut wr) = sock.into_split();
@@ -171,6 +213,10 @@ async fn run(
                 bytes.extend_from_slice(b"\r\n");
             }
             wr.write_all(&bytes).await?;
+        }
+        if let Some(why) = st.fatal.take() {
+            let _ = wr.write_all(b"QUIT\r\n").await;
+            return Err(std::io::Error::other(why));
         }
         if st.used && st.channels.is_empty() {
             let _ = wr.write_all(b"QUIT :left every channel\r\n").await;
@@ -263,8 +309,8 @@ impl State {
                 full,
             } => {
                 // The connection's nick is the one its first join asked
-                // for; later joins get the nick the connection has.
-                let _ = nick;
+                // for; later joins get the nick the connection has (and
+                // status 210 saying so).
                 self.used = true;
                 let k = fold(&channel);
                 let existing = self.channels.contains_key(&k);
@@ -272,12 +318,20 @@ impl State {
                     .channels
                     .entry(k.clone())
                     .or_insert_with(|| Channel::new(&channel));
-                ch.resources.insert(full.clone());
+                let again = ch.resources.insert(full.clone(), nick).is_some();
+                let joined = ch.joined;
                 if !existing {
                     if self.registered {
                         self.send(format!("JOIN {channel}"));
                     }
-                } else if self.channels[&k].joined {
+                } else if joined && again {
+                    // A presence update from a resource already in the
+                    // room: the room answers with its own presence only.
+                    let ch = &self.channels[&k];
+                    let me = self.occupant(&ch.name, &self.nick);
+                    self.emit(muc::occupant(&me, &full, ch.own_rank, true))
+                        .await;
+                } else if joined {
                     self.replay(&k, &full).await;
                 }
             }
@@ -286,7 +340,7 @@ impl State {
                 let Some(ch) = self.channels.get_mut(&k) else {
                     return;
                 };
-                if !ch.resources.remove(&full) {
+                if ch.resources.remove(&full).is_none() {
                     return;
                 }
                 let name = ch.name.clone();
@@ -307,11 +361,11 @@ impl State {
                 let Some(ch) = self.channels.get(&k) else {
                     return;
                 };
-                if !ch.resources.contains(&full) {
+                if !ch.resources.contains_key(&full) {
                     return;
                 }
                 let name = ch.name.clone();
-                let resources: Vec<String> = ch.resources.iter().cloned().collect();
+                let resources: Vec<String> = ch.resources.keys().cloned().collect();
                 for piece in text::to_irc(&body, &name, &self.nick) {
                     self.send(format!("PRIVMSG {name} :{piece}"));
                 }
@@ -345,13 +399,16 @@ impl State {
                 .await;
             }
         }
-        self.emit(muc::occupant(
+        let mut own = muc::occupant(
             &self.occupant(&ch.name, &self.nick),
             full,
             ch.own_rank,
             true,
-        ))
-        .await;
+        );
+        if ch.resources.get(full).is_some_and(|n| *n != self.nick) {
+            muc::add_status(&mut own, "210");
+        }
+        self.emit(own).await;
         self.emit(muc::subject(&self.room(&ch.name), full, &ch.topic))
             .await;
     }
@@ -362,7 +419,7 @@ impl State {
 
     async fn to_room(&self, k: &str, stanza: impl Fn(&str) -> Element) {
         if let Some(ch) = self.channels.get(k) {
-            for r in &ch.resources {
+            for r in ch.resources.keys() {
                 self.emit(stanza(r)).await;
             }
         }
@@ -389,10 +446,28 @@ impl State {
                     self.send(format!("JOIN {n}"));
                 }
             }
+            Command::Response(Response::ERR_ERRONEOUSNICKNAME, _) if !self.registered => {
+                self.fatal = Some(format!("the server refuses the nick {}", self.nick));
+            }
             Command::Response(Response::ERR_NICKNAMEINUSE, _) if !self.registered => {
                 self.nick.push('_');
                 let nick = self.nick.clone();
                 self.send(format!("NICK {nick}"));
+            }
+            Command::Response(resp, args) if join_refusal(resp).is_some() => {
+                let Some(chan) = args.get(1) else { return };
+                let Some(ch) = self.channels.remove(&fold(chan)) else {
+                    return;
+                };
+                let text = args.last().map(|t| text::strip_formatting(t));
+                let mut err = join_refusal(resp).expect("checked above");
+                if let Some(t) = text {
+                    err = err.with_text(format!("{}: {t}", ch.name));
+                }
+                for (r, nick) in &ch.resources {
+                    let from = occupant_jid(&ch.name, &self.server, &self.host, nick);
+                    self.emit(muc::join_error(&from, r, err.clone())).await;
+                }
             }
             Command::Response(Response::RPL_TOPIC, args) => {
                 if let (Some(chan), Some(topic)) = (args.get(1), args.get(2)) {
@@ -427,7 +502,7 @@ impl State {
                         return;
                     }
                     ch.joined = true;
-                    let resources: Vec<String> = ch.resources.iter().cloned().collect();
+                    let resources: Vec<String> = ch.resources.keys().cloned().collect();
                     for r in resources {
                         self.replay(&k, &r).await;
                     }
@@ -457,7 +532,7 @@ impl State {
                     // server made us: tell any resources still there.
                     if let Some(ch) = self.channels.remove(&k) {
                         let me = self.occupant(&ch.name, &self.nick);
-                        for r in &ch.resources {
+                        for r in ch.resources.keys() {
                             self.emit(muc::gone(&me, r, true, false, reason.as_deref()))
                                 .await;
                         }
@@ -480,7 +555,7 @@ impl State {
                 if self.is_me(&victim) {
                     if let Some(ch) = self.channels.remove(&k) {
                         let me = self.occupant(&ch.name, &self.nick);
-                        for r in &ch.resources {
+                        for r in ch.resources.keys() {
                             self.emit(muc::gone(&me, r, true, true, reason.as_deref()))
                                 .await;
                         }
@@ -514,7 +589,7 @@ impl State {
                     let resources: BTreeSet<String> = self
                         .channels
                         .values()
-                        .flat_map(|c| c.resources.iter().cloned())
+                        .flat_map(|c| c.resources.keys().cloned())
                         .collect();
                     for r in resources {
                         self.emit(muc::chat(&from, &r, &body)).await;
@@ -551,11 +626,26 @@ impl State {
 
     /// The connection is gone: every resource still in a room learns it
     /// left (status 110, "connection to the IRC server lost").
-    async fn closed(&mut self) {
+    async fn closed(&mut self, why: &str) {
         let chans: Vec<Channel> = self.channels.drain().map(|(_, c)| c).collect();
         for ch in chans {
+            if !ch.joined {
+                for (r, nick) in &ch.resources {
+                    let from = occupant_jid(&ch.name, &self.server, &self.host, nick);
+                    self.emit(muc::join_error(
+                        &from,
+                        r,
+                        StanzaError::remote_server_not_found().with_text(format!(
+                            "cannot reach the IRC server {}: {why}",
+                            self.server
+                        )),
+                    ))
+                    .await;
+                }
+                continue;
+            }
             let me = occupant_jid(&ch.name, &self.server, &self.host, &self.nick);
-            for r in &ch.resources {
+            for r in ch.resources.keys() {
                 self.emit(muc::gone(
                     &me,
                     r,

@@ -169,31 +169,23 @@ impl IrcTransport {
                             nick: nick.clone(),
                             full: from.to_string(),
                         };
-                        let tx = conns
-                            .entry(key.clone())
-                            .and_modify(|tx| {
-                                if tx.is_closed() {
-                                    *tx = connection::spawn(
-                                        key.clone(),
-                                        ctx.jid.clone(),
-                                        (entry.host.clone(), entry.port),
-                                        nick.clone(),
-                                        ctx.out.clone(),
-                                        done.clone(),
-                                    );
-                                }
-                            })
-                            .or_insert_with(|| {
-                                connection::spawn(
-                                    key.clone(),
-                                    ctx.jid.clone(),
-                                    (entry.host.clone(), entry.port),
-                                    nick.clone(),
-                                    ctx.out.clone(),
-                                    done.clone(),
-                                )
-                            });
-                        let _ = tx.send(req).await;
+                        let start = || {
+                            connection::spawn(
+                                key.clone(),
+                                ctx.jid.clone(),
+                                (entry.host.clone(), entry.port),
+                                nick.clone(),
+                                ctx.out.clone(),
+                                done.clone(),
+                            )
+                        };
+                        let tx = conns.entry(key.clone()).or_insert_with(start);
+                        // A connection that is ending refuses new requests:
+                        // the join goes to a fresh one.
+                        if let Err(mpsc::error::SendError(req)) = tx.send(req).await {
+                            *tx = start();
+                            let _ = tx.send(req).await;
+                        }
                         None
                     }
                     "unavailable" => {

@@ -7,6 +7,7 @@
 //! admin, `%` member — all moderators; `+` member and participant;
 //! no prefix: no affiliation, participant.
 
+use switchboard_service::stanza::StanzaError;
 use switchboard_xml::{ns, Element};
 
 /// The MUC namespaces.
@@ -66,6 +67,24 @@ pub fn occupant(from: &str, to: &str, rank: Rank, own: bool) -> Element {
         .with_attr("from", from)
         .with_attr("to", to)
         .with_child(x)
+}
+
+/// Adds a `<status code=…/>` to a presence's muc#user payload.
+pub fn add_status(presence: &mut Element, code: &str) {
+    if let Some(x) = presence.get_child_mut("x", MUC_USER) {
+        x.append_child(Element::new("status", MUC_USER).with_attr("code", code));
+    }
+}
+
+/// A join that failed: a presence error from the occupant JID asked for,
+/// with the MUC payload (XEP-0045 §7.2.6 ff.).
+pub fn join_error(from: &str, to: &str, err: StanzaError) -> Element {
+    Element::new("presence", ns::CLIENT)
+        .with_attr("from", from)
+        .with_attr("to", to)
+        .with_attr("type", "error")
+        .with_child(Element::new("x", MUC))
+        .with_child(err.to_element(ns::CLIENT))
 }
 
 /// An occupant leaving: `unavailable` with role `none`, status 110 when it
@@ -165,6 +184,21 @@ mod tests {
             .any(|e| e.name == "status" && e.attr("code") == Some("110")));
         let other = occupant("#t%s@irc/bob", "alice@localhost/r", Rank::NONE, false);
         assert!(!other.to_xml_string().contains("110"));
+    }
+
+    #[test]
+    fn statuses_and_join_errors() {
+        let mut p = occupant("#t%s@irc/alice_", "a@l/r", Rank::NONE, true);
+        add_status(&mut p, "210");
+        let s = p.to_xml_string();
+        assert!(
+            s.contains(r#"code="110""#) && s.contains(r#"code="210""#),
+            "{s}"
+        );
+        let e = join_error("#t%s@irc/alice", "a@l/r", StanzaError::forbidden());
+        assert_eq!(e.attr("type"), Some("error"));
+        assert!(e.get_child("x", MUC).is_some());
+        assert!(e.to_xml_string().contains("forbidden"));
     }
 
     #[test]
