@@ -128,6 +128,11 @@ impl IrcPeer {
             .unwrap();
     }
 
+    async fn send_bytes(&mut self, line: &[u8]) {
+        self.wr.write_all(line).await.unwrap();
+        self.wr.write_all(b"\r\n").await.unwrap();
+    }
+
     /// Reads lines until one matches; panics with all lines seen after
     /// [`WAIT`].
     async fn expect(&mut self, pred: impl Fn(&str) -> bool) -> String {
@@ -285,6 +290,41 @@ async fn a_channel_is_a_muc_room_both_ways() {
         .await;
     let (_, m) = read_until(&mut alice, |el| el.contains("done")).await;
     assert!(m.contains(">bold red done</body>"), "{m}");
+
+    // Latin-1 from IRC (not valid UTF-8) arrives as the same characters.
+    bob.send_bytes(b"PRIVMSG #test :caf\xe9 cr\xe8me").await;
+    let (_, m) = read_until(&mut alice, |el| el.contains("crème")).await;
+    assert!(m.contains(">café crème</body>"), "{m}");
+
+    // A body of several lines is several PRIVMSGs; a long one is split
+    // into lines the server relays within 512 bytes, losing nothing.
+    alice
+        .send(&format!(
+            "<message type='groupchat' to='{ROOM}'><body>line one\nline two</body></message>"
+        ))
+        .await
+        .unwrap();
+    bob.expect(|l| l.ends_with("PRIVMSG #test :line one")).await;
+    bob.expect(|l| l.ends_with("PRIVMSG #test :line two")).await;
+    let long: String = (0..300).map(|i| format!("w{i}é ")).collect();
+    let long = long.trim_end().to_string();
+    alice
+        .send(&format!(
+            "<message type='groupchat' to='{ROOM}'><body>{long}</body></message>"
+        ))
+        .await
+        .unwrap();
+    let mut got: Vec<String> = Vec::new();
+    let mut lines = 0;
+    while got.last().is_none_or(|w| w != "w299é") {
+        let l = bob.expect(|l| l.contains("PRIVMSG #test :w")).await;
+        assert!(l.len() + 2 <= 512, "{} bytes: {l}", l.len() + 2);
+        lines += 1;
+        let text = l.split_once("PRIVMSG #test :").unwrap().1;
+        got.extend(text.split(' ').map(str::to_string));
+    }
+    assert!(lines > 1, "{lines} line(s)");
+    assert_eq!(got.join(" "), long);
 
     // Leaving: alice gets her unavailable with 110, bob sees the PART.
     alice
@@ -555,4 +595,101 @@ async fn nick_clashes_refusals_and_unreachable_servers() {
         Some("#x%localhost@irc.localhost/alice")
     );
     drop(server);
+}
+
+/// A `switchboard component` process, killed when dropped.
+struct Component(Child);
+
+impl Drop for Component {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_transport_runs_as_a_component_over_xep_0114() {
+    const SECRET: &str = "irc-component-secret";
+    let ircd = Ngircd::start();
+    let mut bob = IrcPeer::connect(ircd.port, "bob").await;
+    bob.send("JOIN #test").await;
+    bob.expect(|l| l.contains(" 366 ")).await;
+
+    let server = ServerBuilder::new()
+        .config(r#"<listen><c2s addr="127.0.0.1:0"/><component addr="127.0.0.1:0"/></listen>"#)
+        .also(&format!(
+            r#"<service id="{IRC}" type="external" secret="{SECRET}"/>"#
+        ))
+        .user("alice@localhost", "alice-pw")
+        .start();
+    // The component's own home: its config holds the transport's settings.
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join("etc")).unwrap();
+    std::fs::write(
+        home.path().join("etc").join("switchboard.xml"),
+        ServerBuilder::new()
+            .also(&format!(
+                r#"<service id="{IRC}" type="irc"><server host="127.0.0.1" port="{}" tls="false" allow-plain="true"/></service>"#,
+                ircd.port
+            ))
+            .config_xml(),
+    )
+    .unwrap();
+    let _component = Component(
+        Command::new(switchboard_integration_tests::server::binary())
+            .arg("-H")
+            .arg(home.path())
+            .args(["component", IRC, "--server"])
+            .arg(server.listener("component").to_string())
+            .env("SWITCHBOARD_COMPONENT_SECRET", SECRET)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot run switchboard component"),
+    );
+
+    let mut alice = login(&server).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let id = alice.new_id("disco");
+        alice
+            .send(&format!(
+                "<iq type='get' id='{id}' to='{IRC}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"
+            ))
+            .await
+            .unwrap();
+        let r = norm(&alice.read_id(&id, WAIT).await.unwrap());
+        if attr(&r, "type").as_deref() == Some("result") {
+            assert!(r.contains(r#"category="gateway""#), "{r}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the component never attached: {r}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    alice
+        .send(&format!("<presence to='{ROOM}/alice'/>"))
+        .await
+        .unwrap();
+    let (before, _) = read_until(&mut alice, |el| el.contains(r#"code="110""#)).await;
+    assert!(
+        before
+            .iter()
+            .any(|el| el.contains(&format!(r#"from="{ROOM}/bob""#))),
+        "{before:?}"
+    );
+    bob.send("PRIVMSG #test :over the component").await;
+    read_until(&mut alice, |el| el.contains(">over the component</body>")).await;
+    alice
+        .send(&format!(
+            "<message type='groupchat' to='{ROOM}'><body>back through it</body></message>"
+        ))
+        .await
+        .unwrap();
+    bob.expect(|l| l.ends_with("PRIVMSG #test :back through it"))
+        .await;
 }
