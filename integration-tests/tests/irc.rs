@@ -326,6 +326,35 @@ async fn a_channel_is_a_muc_room_both_ways() {
     assert!(lines > 1, "{lines} line(s)");
     assert_eq!(got.join(" "), long);
 
+    // A subject from XMPP is the channel topic; the server's echo is the
+    // new subject.
+    alice
+        .send(&format!(
+            "<message type='groupchat' to='{ROOM}'><subject>new topic</subject></message>"
+        ))
+        .await
+        .unwrap();
+    bob.expect(|l| l.starts_with(":alice!") && l.ends_with("TOPIC #test :new topic"))
+        .await;
+    let (_, s) = read_until(&mut alice, |el| el.contains("<subject")).await;
+    assert!(s.contains("new topic"), "{s}");
+    assert_eq!(attr(&s, "from").as_deref(), Some(&*format!("{ROOM}/alice")));
+
+    // A nick change on IRC: 303 with the new nick, then the new occupant.
+    bob.send("NICK bobby").await;
+    let (_, p) = read_until(&mut alice, |el| {
+        el.contains(&format!(r#"from="{ROOM}/bob""#))
+    })
+    .await;
+    assert!(
+        p.contains("unavailable") && p.contains(r#"code="303""#),
+        "{p}"
+    );
+    assert!(p.contains(r#"nick="bobby""#), "{p}");
+    let (_, p) = read_until(&mut alice, |el| el.starts_with("<presence")).await;
+    assert_eq!(attr(&p, "from").as_deref(), Some(&*format!("{ROOM}/bobby")));
+    assert!(!p.contains("unavailable"), "{p}");
+
     // Leaving: alice gets her unavailable with 110, bob sees the PART.
     alice
         .send(&format!("<presence type='unavailable' to='{ROOM}/alice'/>"))

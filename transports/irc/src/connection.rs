@@ -51,6 +51,12 @@ pub enum ToIrc {
     },
     /// A private message to an IRC user.
     Private { nick: String, body: String },
+    /// A new subject for `channel` from `full`: the topic.
+    Topic {
+        channel: String,
+        full: String,
+        subject: String,
+    },
 }
 
 struct Channel {
@@ -376,6 +382,36 @@ impl State {
                     self.emit(muc::groupchat(&me, &r, &body)).await;
                 }
             }
+            ToIrc::Topic {
+                channel,
+                full,
+                subject,
+            } => {
+                let k = fold(&channel);
+                let Some(ch) = self.channels.get(&k) else {
+                    return;
+                };
+                if !ch.resources.contains_key(&full) {
+                    return;
+                }
+                // One line: the topic is a single IRC parameter. The server
+                // echoes TOPIC to us, which becomes the new subject.
+                let topic: String = subject
+                    .split(['\r', '\n'])
+                    .filter(|l| !l.trim().is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .chars()
+                    .filter(|c| *c == '\t' || !c.is_control())
+                    .collect();
+                let name = ch.name.clone();
+                let budget = text::text_budget(&name, &self.nick);
+                let mut cut = topic.len().min(budget);
+                while !topic.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                self.send(format!("TOPIC {name} :{}", &topic[..cut]));
+            }
             ToIrc::Private { nick, body } => {
                 for piece in text::to_irc(&body, &nick, &self.nick) {
                     self.send(format!("PRIVMSG {nick} :{piece}"));
@@ -594,6 +630,32 @@ impl State {
                     for r in resources {
                         self.emit(muc::chat(&from, &r, &body)).await;
                     }
+                }
+            }
+            Command::NICK(new) => {
+                let own = self.is_me(&source);
+                if own {
+                    self.nick = new.clone();
+                }
+                let keys: Vec<String> = self.channels.keys().cloned().collect();
+                for k in keys {
+                    let Some(ch) = self.channels.get_mut(&k) else {
+                        continue;
+                    };
+                    let Some(rank) = ch.occupants.remove(&source) else {
+                        continue;
+                    };
+                    ch.occupants.insert(new.clone(), rank);
+                    if !ch.joined {
+                        continue;
+                    }
+                    let name = ch.name.clone();
+                    let old_jid = self.occupant(&name, &source);
+                    let new_jid = self.occupant(&name, &new);
+                    self.to_room(&k, |r| muc::nick_change(&old_jid, r, rank, &new, own))
+                        .await;
+                    self.to_room(&k, |r| muc::occupant(&new_jid, r, rank, own))
+                        .await;
                 }
             }
             Command::TOPIC(chan, Some(topic)) => {

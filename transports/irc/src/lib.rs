@@ -211,17 +211,25 @@ impl IrcTransport {
                     nick: None,
                 },
             ) if kind == "groupchat" => {
-                let body = stanza.child_text("body", &stanza.ns)?;
+                let body = stanza.child_text("body", &stanza.ns);
+                let subject = stanza.child_text("subject", &stanza.ns);
+                let req = match (body, subject) {
+                    (Some(body), _) => ToIrc::Say {
+                        channel: channel.clone(),
+                        full: from.to_string(),
+                        body,
+                    },
+                    (None, Some(subject)) => ToIrc::Topic {
+                        channel: channel.clone(),
+                        full: from.to_string(),
+                        subject,
+                    },
+                    (None, None) => return None, // chat states and the like
+                };
                 let key = (from.to_bare().to_string(), server.to_ascii_lowercase());
                 match conns.get(&key) {
                     Some(tx) => {
-                        let _ = tx
-                            .send(ToIrc::Say {
-                                channel: channel.clone(),
-                                full: from.to_string(),
-                                body,
-                            })
-                            .await;
+                        let _ = tx.send(req).await;
                         None
                     }
                     None => error_reply(

@@ -117,6 +117,28 @@ pub fn gone(from: &str, to: &str, own: bool, kicked: bool, reason: Option<&str>)
     p.with_child(x)
 }
 
+/// An occupant changing nick (XEP-0045 §7.6): `unavailable` from the old
+/// occupant JID with the new nick in the item and status 303 (and 110 when
+/// it is the user). The available presence from the new JID follows.
+pub fn nick_change(from: &str, to: &str, rank: Rank, new_nick: &str, own: bool) -> Element {
+    let mut x = Element::new("x", MUC_USER)
+        .with_child(
+            Element::new("item", MUC_USER)
+                .with_attr("affiliation", rank.affiliation)
+                .with_attr("role", rank.role)
+                .with_attr("nick", new_nick),
+        )
+        .with_child(Element::new("status", MUC_USER).with_attr("code", "303"));
+    if own {
+        x.append_child(Element::new("status", MUC_USER).with_attr("code", "110"));
+    }
+    Element::new("presence", ns::CLIENT)
+        .with_attr("from", from)
+        .with_attr("to", to)
+        .with_attr("type", "unavailable")
+        .with_child(x)
+}
+
 /// The room subject (the channel topic; empty when there is none), from
 /// the room itself or from the occupant who set it.
 pub fn subject(from: &str, to: &str, topic: &str) -> Element {
@@ -199,6 +221,20 @@ mod tests {
         assert_eq!(e.attr("type"), Some("error"));
         assert!(e.get_child("x", MUC).is_some());
         assert!(e.to_xml_string().contains("forbidden"));
+    }
+
+    #[test]
+    fn nick_changes_carry_303_and_the_new_nick() {
+        let p = nick_change("#t%s@irc/bob", "a@l/r", Rank::NONE, "bobby", false);
+        assert_eq!(p.attr("type"), Some("unavailable"));
+        let s = p.to_xml_string();
+        assert!(
+            s.contains(r#"nick="bobby""#) && s.contains(r#"code="303""#),
+            "{s}"
+        );
+        assert!(!s.contains("110"), "{s}");
+        let own = nick_change("#t%s@irc/a", "a@l/r", Rank::NONE, "b", true).to_xml_string();
+        assert!(own.contains(r#"code="110""#), "{own}");
     }
 
     #[test]
