@@ -20,6 +20,14 @@ use tokio::net::TcpStream;
 const IRC: &str = "irc.localhost";
 const ROOM: &str = "#test%127.0.0.1@irc.localhost";
 
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 fn ngircd_binary() -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
@@ -38,13 +46,14 @@ struct Ngircd {
 
 impl Ngircd {
     fn start() -> Ngircd {
+        Ngircd::start_with(|_| String::new())
+    }
+
+    /// With more config from `extra(scratch_dir)`.
+    fn start_with(extra: impl FnOnce(&std::path::Path) -> String) -> Ngircd {
         let bin = ngircd_binary();
         let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let conf = dir.path().join("ngircd.conf");
         std::fs::write(
             &conf,
@@ -53,7 +62,8 @@ impl Ngircd {
                  AdminInfo1 = test\nAdminInfo2 = test\nAdminEMail = test@test.invalid\n\
                  Listen = 127.0.0.1\nPorts = {port}\nMotdPhrase = test server\n\
                  [Limits]\nMaxConnectionsIP = 20\nMaxPenaltyTime = 0\n\
-                 [Options]\nPAM = no\nIdent = no\nDNS = no\n"
+                 [Options]\nPAM = no\nIdent = no\nDNS = no\n{}",
+                extra(dir.path())
             ),
         )
         .unwrap();
@@ -721,4 +731,81 @@ async fn the_transport_runs_as_a_component_over_xep_0114() {
         .unwrap();
     bob.expect(|l| l.ends_with("PRIVMSG #test :back through it"))
         .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_to_the_irc_server_with_a_private_ca() {
+    // ngircd with TLS on its own port, under a certificate for localhost
+    // that the transport trusts through ca-file=.
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let tls_port = free_port();
+    let mut ca_path = PathBuf::new();
+    let ircd = Ngircd::start_with(|dir| {
+        std::fs::write(dir.join("cert.pem"), cert.cert.pem()).unwrap();
+        std::fs::write(dir.join("key.pem"), cert.key_pair.serialize_pem()).unwrap();
+        ca_path = dir.join("cert.pem");
+        format!(
+            "[SSL]\nCertFile = {}\nKeyFile = {}\nPorts = {tls_port}\n",
+            dir.join("cert.pem").display(),
+            dir.join("key.pem").display()
+        )
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", tls_port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "ngircd did not listen for TLS: {}",
+            ircd.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut bob = IrcPeer::connect(ircd.port, "bob").await;
+    bob.send("JOIN #test").await;
+    bob.expect(|l| l.contains(" 366 ")).await;
+
+    let server = ServerBuilder::new()
+        .also(&format!(
+            r#"<service id="{IRC}" type="irc"><server host="localhost" port="{tls_port}" ca-file="{}"/></service>"#,
+            ca_path.display()
+        ))
+        .user("alice@localhost", "alice-pw")
+        .start();
+    let mut alice = login(&server).await;
+    let room = "#test%localhost@irc.localhost";
+    alice
+        .send(&format!("<presence to='{room}/alice'/>"))
+        .await
+        .unwrap();
+    let (before, _) = read_until(&mut alice, |el| el.contains(r#"code="110""#)).await;
+    assert!(
+        before
+            .iter()
+            .any(|el| el.contains(&format!(r#"from="{room}/bob""#))),
+        "{before:?}"
+    );
+    alice
+        .send(&format!(
+            "<message type='groupchat' to='{room}'><body>over tls</body></message>"
+        ))
+        .await
+        .unwrap();
+    bob.expect(|l| l.ends_with("PRIVMSG #test :over tls")).await;
+    drop(server);
+
+    // The same server without the CA: the certificate is not trusted and
+    // the join fails; nothing is sent in clear instead.
+    let server = ServerBuilder::new()
+        .also(&format!(
+            r#"<service id="{IRC}" type="irc"><server host="localhost" port="{tls_port}"/></service>"#
+        ))
+        .user("alice@localhost", "alice-pw")
+        .start();
+    let mut alice = login(&server).await;
+    alice
+        .send(&format!("<presence to='{room}/alice'/>"))
+        .await
+        .unwrap();
+    let (_, err) = read_until(&mut alice, |el| el.contains(r#"type="error""#)).await;
+    assert!(err.contains("remote-server-not-found"), "{err}");
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
 }

@@ -9,10 +9,12 @@
 //! ```
 //!
 //! Only listed servers are reached: the default is none, not the whole
-//! internet. `tls` defaults to `true`; a plain-text server must say
+//! internet. `tls` defaults to `true` (port 6697), checked against the
+//! system's trust store or, with `ca-file="/absolute/path.pem"`, against
+//! those certificates only; a plain-text server must say
 //! `allow-plain="true"` as well, so that plain text is never an accident.
-//! This build connects over plain TCP only, so a TLS server is refused
-//! here with a sentence saying so rather than failing at connect time.
+
+use std::path::PathBuf;
 
 use switchboard_xml::Element;
 
@@ -23,6 +25,8 @@ pub struct ServerEntry {
     pub host: String,
     pub port: u16,
     pub tls: bool,
+    /// Trust anchors for this server instead of the system's.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// The transport's settings.
@@ -87,9 +91,12 @@ fn flag(el: &Element, name: &str, default: bool) -> Result<bool, String> {
 
 fn server(el: &Element) -> Result<ServerEntry, String> {
     for (name, _) in el.attrs.iter() {
-        if !matches!(name.as_str(), "host" | "port" | "tls" | "allow-plain") {
+        if !matches!(
+            name.as_str(),
+            "host" | "port" | "tls" | "allow-plain" | "ca-file"
+        ) {
             return Err(format!(
-                "<server> has no attribute {name}=; it takes host, port, tls and allow-plain"
+                "<server> has no attribute {name}=; it takes host, port, tls, ca-file and allow-plain"
             ));
         }
     }
@@ -118,13 +125,26 @@ fn server(el: &Element) -> Result<ServerEntry, String> {
              to allow passwords and messages in clear"
         ));
     }
-    if tls {
-        return Err(format!(
-            "<server host=\"{host}\"> asks for TLS, which this build of the IRC transport does not \
-             support yet; only tls=\"false\" allow-plain=\"true\" servers can be used"
-        ));
-    }
-    Ok(ServerEntry { host, port, tls })
+    let ca_file = match el.attr("ca-file") {
+        None => None,
+        Some(_) if !tls => {
+            return Err(format!(
+                "<server host=\"{host}\">: ca-file= is for TLS, and this server is tls=\"false\""
+            ))
+        }
+        Some(p) if !p.starts_with('/') => {
+            return Err(format!(
+                "<server host=\"{host}\">: ca-file=\"{p}\" must be an absolute path"
+            ))
+        }
+        Some(p) => Some(PathBuf::from(p)),
+    };
+    Ok(ServerEntry {
+        host,
+        port,
+        tls,
+        ca_file,
+    })
 }
 
 #[cfg(test)]
@@ -148,7 +168,8 @@ mod tests {
             ServerEntry {
                 host: "127.0.0.1".into(),
                 port: 6668,
-                tls: false
+                tls: false,
+                ca_file: None,
             }
         );
         assert_eq!(c.servers[1].port, 6667);
@@ -163,8 +184,21 @@ mod tests {
         assert!(e.contains("allows no server"), "{e}");
         let e = parse(r#"<service><server host="h" tls="false"/></service>"#).unwrap_err();
         assert!(e.contains("allow-plain"), "{e}");
-        let e = parse(r#"<service><server host="h"/></service>"#).unwrap_err();
-        assert!(e.contains("TLS"), "{e}");
+        let c = parse(r#"<service><server host="h"/></service>"#).unwrap();
+        assert_eq!((c.servers[0].port, c.servers[0].tls), (6697, true));
+        let c =
+            parse(r#"<service><server host="h" ca-file="/etc/irc-ca.pem"/></service>"#).unwrap();
+        assert_eq!(
+            c.servers[0].ca_file.as_deref(),
+            Some(std::path::Path::new("/etc/irc-ca.pem"))
+        );
+        let e = parse(r#"<service><server host="h" ca-file="ca.pem"/></service>"#).unwrap_err();
+        assert!(e.contains("absolute"), "{e}");
+        let e = parse(
+            r#"<service><server host="h" tls="false" allow-plain="true" ca-file="/x"/></service>"#,
+        )
+        .unwrap_err();
+        assert!(e.contains("for TLS"), "{e}");
         let e = parse(r#"<service><server/></service>"#).unwrap_err();
         assert!(e.contains("host="), "{e}");
         let e = parse(

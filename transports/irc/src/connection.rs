@@ -12,14 +12,17 @@
 //! ends; the service learns it through the `done` channel and forgets it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use irc_proto::{Command, Message, Prefix, Response};
+use rustls::pki_types::ServerName;
 use switchboard_service::stanza::StanzaError;
 use switchboard_service::Outbox;
 use switchboard_xml::Element;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use tokio_rustls::TlsConnector;
 
 use crate::address::{occupant_jid, room_jid, user_jid};
 use crate::muc::{self, Rank};
@@ -28,6 +31,9 @@ use crate::text;
 /// The longest line read from a server: 512 bytes plus the 8191 bytes
 /// IRCv3 allows for message tags.
 pub const MAX_LINE: usize = 512 + 8191;
+
+type Reader = Box<dyn AsyncRead + Send + Unpin>;
+type Writer = Box<dyn AsyncWrite + Send + Unpin>;
 
 /// Which connection: the user's bare JID and the IRC server's name.
 pub type Key = (String, String);
@@ -136,6 +142,7 @@ pub fn spawn(
     key: Key,
     service_host: String,
     addr: (String, u16),
+    tls: Option<Arc<rustls::ClientConfig>>,
     nick: String,
     out: Outbox,
     done: mpsc::Sender<Key>,
@@ -154,7 +161,7 @@ pub fn spawn(
             out,
             lines: Vec::new(),
         };
-        let why = match run(&mut state, addr, &mut rx).await {
+        let why = match run(&mut state, addr, tls, &mut rx).await {
             Ok(()) => "the connection ended".to_string(),
             Err(e) => {
                 tracing::info!(user = %state.user, server = %state.server, "IRC connection ended: {e}");
@@ -189,10 +196,22 @@ pub fn spawn(
 async fn run(
     st: &mut State,
     addr: (String, u16),
+    tls: Option<Arc<rustls::ClientConfig>>,
     rx: &mut mpsc::Receiver<ToIrc>,
 ) -> std::io::Result<()> {
     let sock = TcpStream::connect((addr.0.as_str(), addr.1)).await?;
-    let (rd, mut wr) = sock.into_split();
+    let (rd, mut wr): (Reader, Writer) = match tls {
+        None => {
+            let (rd, wr) = sock.into_split();
+            (Box::new(rd), Box::new(wr))
+        }
+        Some(config) => {
+            let name = ServerName::try_from(addr.0.clone()).map_err(std::io::Error::other)?;
+            let stream = TlsConnector::from(config).connect(name, sock).await?;
+            let (rd, wr) = tokio::io::split(stream);
+            (Box::new(rd), Box::new(wr))
+        }
+    };
     let mut rd = BufReader::new(rd);
     let username: String = st
         .user

@@ -14,7 +14,8 @@
 //! that client decodes every line with one fixed encoding before the
 //! caller sees it (no per-line Latin-1 fallback), has no bound of its own
 //! on incoming lines, and brings configuration and TLS stacks a
-//! multi-connection gateway does not want.
+//! multi-connection gateway does not want. TLS is rustls ([`tls`]), as in
+//! the rest of Switchboard.
 //!
 //! Map: this file dispatches stanzas; [`address`], [`config`], [`text`],
 //! [`muc`] are pure; [`connection`] owns the sockets.
@@ -24,8 +25,10 @@ pub mod config;
 pub mod connection;
 pub mod muc;
 pub mod text;
+pub mod tls;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use switchboard_jid::Jid;
 use switchboard_service::stanza::{error_reply, iq_result, stanza_type, StanzaError};
@@ -41,14 +44,21 @@ use connection::{Key, ToIrc};
 #[derive(Debug, Clone)]
 pub struct IrcTransport {
     config: IrcConfig,
+    /// The TLS client config of each TLS server, by host.
+    tls: HashMap<String, Arc<rustls::ClientConfig>>,
 }
 
 impl IrcTransport {
     /// Reads the transport's settings from its `<service>` element.
     pub fn from_config(el: &Element) -> Result<IrcTransport, String> {
-        Ok(IrcTransport {
-            config: IrcConfig::from_element(el)?,
-        })
+        let config = IrcConfig::from_element(el)?;
+        let mut tls = HashMap::new();
+        for s in config.servers.iter().filter(|s| s.tls) {
+            let c = tls::client_config(s.ca_file.as_deref())
+                .map_err(|e| format!("<server host=\"{}\">: {e}", s.host))?;
+            tls.insert(s.host.clone(), c);
+        }
+        Ok(IrcTransport { config, tls })
     }
 }
 
@@ -174,6 +184,7 @@ impl IrcTransport {
                                 key.clone(),
                                 ctx.jid.clone(),
                                 (entry.host.clone(), entry.port),
+                                self.tls.get(&entry.host).cloned(),
                                 nick.clone(),
                                 ctx.out.clone(),
                                 done.clone(),
