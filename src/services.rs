@@ -15,11 +15,17 @@ use switchboard_service::Service;
 type Constructor = fn(&ServiceConfig) -> Result<Arc<dyn Service>, String>;
 
 /// The in-process service kinds, by `type=`.
-const KINDS: &[(&str, Constructor)] = &[("directory", directory)];
+const KINDS: &[(&str, Constructor)] = &[("directory", directory), ("irc", irc)];
 
 fn directory(s: &ServiceConfig) -> Result<Arc<dyn Service>, String> {
     Ok(Arc::new(switchboard_directory::Directory::from_config(
         &s.id, &s.element,
+    )?))
+}
+
+fn irc(s: &ServiceConfig) -> Result<Arc<dyn Service>, String> {
+    Ok(Arc::new(switchboard_irc::IrcTransport::from_config(
+        &s.element,
     )?))
 }
 

@@ -1,0 +1,811 @@
+//! The IRC transport end to end: a real IRC server (ngircd, on loopback
+//! with a scratch config), the real binary running the transport
+//! in-process at `irc.localhost`, an XMPP user (raw XML) in a channel
+//! shown as a MUC room, and a raw IRC client in the same channel.
+//!
+//! ngircd must be installed (`apt-get install ngircd`; `.ci/run` does it):
+//! without it these tests fail rather than skip.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use switchboard_integration_tests::raw::attr;
+use switchboard_integration_tests::{RawClient, ServerBuilder, TestServer, WAIT};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+
+const IRC: &str = "irc.localhost";
+const ROOM: &str = "#test%127.0.0.1@irc.localhost";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn ngircd_binary() -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")])
+        .map(|d| d.join("ngircd"))
+        .find(|p| p.is_file())
+        .expect("ngircd is not installed: install it (apt-get install ngircd) to run the IRC transport tests")
+}
+
+/// ngircd on 127.0.0.1 at a free port, killed on drop.
+struct Ngircd {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Ngircd {
+    fn start() -> Ngircd {
+        Ngircd::start_with(|_| String::new())
+    }
+
+    /// With more config from `extra(scratch_dir)`.
+    fn start_with(extra: impl FnOnce(&std::path::Path) -> String) -> Ngircd {
+        let bin = ngircd_binary();
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let conf = dir.path().join("ngircd.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "[Global]\nName = irc.test.invalid\nInfo = Switchboard IRC transport test\n\
+                 AdminInfo1 = test\nAdminInfo2 = test\nAdminEMail = test@test.invalid\n\
+                 Listen = 127.0.0.1\nPorts = {port}\nMotdPhrase = test server\n\
+                 [Limits]\nMaxConnectionsIP = 20\nMaxPenaltyTime = 0\n\
+                 [Options]\nPAM = no\nIdent = no\nDNS = no\n{}",
+                extra(dir.path())
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.path().join("ngircd.log")).unwrap();
+        let child = Command::new(&bin)
+            .arg("-n")
+            .arg("-f")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let mut n = Ngircd {
+            child,
+            port,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = n.child.try_wait() {
+                panic!("ngircd exited ({status}): {}", n.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ngircd did not listen: {}",
+                n.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        n
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("ngircd.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Ngircd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A raw IRC client: answers PING, keeps every line it read.
+struct IrcPeer {
+    rd: BufReader<OwnedReadHalf>,
+    wr: OwnedWriteHalf,
+    seen: Vec<String>,
+}
+
+impl IrcPeer {
+    async fn connect(port: u16, nick: &str) -> IrcPeer {
+        let s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let (rd, wr) = s.into_split();
+        let mut p = IrcPeer {
+            rd: BufReader::new(rd),
+            wr,
+            seen: Vec::new(),
+        };
+        p.send(&format!("NICK {nick}")).await;
+        p.send(&format!("USER {nick} 0 * :{nick}")).await;
+        p.expect(|l| l.contains(" 001 ")).await;
+        p
+    }
+
+    async fn send(&mut self, line: &str) {
+        self.wr
+            .write_all(format!("{line}\r\n").as_bytes())
+            .await
+            .unwrap();
+    }
+
+    async fn send_bytes(&mut self, line: &[u8]) {
+        self.wr.write_all(line).await.unwrap();
+        self.wr.write_all(b"\r\n").await.unwrap();
+    }
+
+    /// Reads lines until one matches; panics with all lines seen after
+    /// [`WAIT`].
+    async fn expect(&mut self, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let mut line = String::new();
+            let n = tokio::time::timeout_at(deadline, self.rd.read_line(&mut line))
+                .await
+                .unwrap_or_else(|_| panic!("IRC line not seen; got:\n{}", self.seen.join("\n")))
+                .unwrap();
+            assert!(n > 0, "IRC server closed; got:\n{}", self.seen.join("\n"));
+            let line = line.trim_end().to_string();
+            if let Some(arg) = line.strip_prefix("PING ") {
+                let reply = format!("PONG {arg}");
+                self.send(&reply).await;
+            }
+            self.seen.push(line.clone());
+            if pred(&line) {
+                return line;
+            }
+        }
+    }
+}
+
+fn norm(el: &str) -> String {
+    el.replace('\'', "\"")
+}
+
+/// Reads XMPP elements until one matches; returns those before it and it.
+async fn read_until(c: &mut RawClient, pred: impl Fn(&str) -> bool) -> (Vec<String>, String) {
+    let deadline = Instant::now() + WAIT;
+    let mut before = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let el = match c.read_element(left).await {
+            Ok(el) => norm(&el),
+            Err(e) => panic!("{e}; elements before:\n{}", before.join("\n")),
+        };
+        if pred(&el) {
+            return (before, el);
+        }
+        before.push(el);
+    }
+}
+
+fn server_with_irc(port: u16) -> TestServer {
+    ServerBuilder::new()
+        .also(&format!(
+            r#"<service id="{IRC}" type="irc"><server host="127.0.0.1" port="{port}" tls="false" allow-plain="true"/></service>"#
+        ))
+        .user("alice@localhost", "alice-pw")
+        .start()
+}
+
+async fn login(server: &TestServer) -> RawClient {
+    RawClient::login(server.c2s(), server.tls_config(), "alice", "alice-pw", "r")
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_is_a_muc_room_both_ways() {
+    let ircd = Ngircd::start();
+    let mut bob = IrcPeer::connect(ircd.port, "bob").await;
+    bob.send("JOIN #test").await;
+    bob.expect(|l| l.contains(" 366 ")).await;
+    bob.send("TOPIC #test :the test topic").await;
+    bob.expect(|l| l.contains("TOPIC #test")).await;
+
+    let server = server_with_irc(ircd.port);
+    let mut alice = login(&server).await;
+
+    // disco#info on the transport: gateway/irc and conference/irc, MUC.
+    alice
+        .send(&format!(
+            "<iq type='get' id='d1' to='{IRC}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"
+        ))
+        .await
+        .unwrap();
+    let info = norm(&alice.read_id("d1", WAIT).await.unwrap());
+    assert!(
+        info.contains(r#"category="gateway""#) && info.contains(r#"type="irc""#),
+        "{info}"
+    );
+    assert!(info.contains(r#"category="conference""#), "{info}");
+    assert!(info.contains("http://jabber.org/protocol/muc"), "{info}");
+
+    // Join: occupants, then self-presence with 110, then the subject.
+    alice
+        .send(&format!(
+            "<presence to='{ROOM}/alice'><x xmlns='http://jabber.org/protocol/muc'/></presence>"
+        ))
+        .await
+        .unwrap();
+    let (before, own) = read_until(&mut alice, |el| {
+        el.starts_with("<presence") && el.contains(r#"code="110""#)
+    })
+    .await;
+    assert_eq!(
+        attr(&own, "from").as_deref(),
+        Some(&*format!("{ROOM}/alice"))
+    );
+    assert!(own.contains("http://jabber.org/protocol/muc#user"), "{own}");
+    let bob_presence = before
+        .iter()
+        .find(|el| el.starts_with("<presence") && el.contains(&format!(r#"from="{ROOM}/bob""#)))
+        .unwrap_or_else(|| panic!("no occupant presence for bob before self-presence: {before:?}"));
+    // bob created the channel: he is its operator.
+    assert!(
+        bob_presence.contains(r#"role="moderator""#),
+        "{bob_presence}"
+    );
+    let (_, subject) = read_until(&mut alice, |el| el.contains("<subject")).await;
+    assert!(subject.contains("the test topic"), "{subject}");
+    bob.expect(|l| l.starts_with(":alice!") && l.contains("JOIN"))
+        .await;
+
+    // alice → IRC, reflected back to alice as the room does.
+    alice
+        .send(&format!(
+            "<message type='groupchat' to='{ROOM}'><body>hello from xmpp</body></message>"
+        ))
+        .await
+        .unwrap();
+    bob.expect(|l| l.starts_with(":alice!") && l.ends_with("PRIVMSG #test :hello from xmpp"))
+        .await;
+    let (_, echo) = read_until(&mut alice, |el| el.contains("hello from xmpp")).await;
+    assert_eq!(
+        attr(&echo, "from").as_deref(),
+        Some(&*format!("{ROOM}/alice"))
+    );
+
+    // IRC → alice.
+    bob.send("PRIVMSG #test :hello from irc").await;
+    let (_, m) = read_until(&mut alice, |el| el.contains("hello from irc")).await;
+    assert_eq!(attr(&m, "from").as_deref(), Some(&*format!("{ROOM}/bob")));
+    assert_eq!(attr(&m, "type").as_deref(), Some("groupchat"));
+
+    // /me both ways.
+    alice
+        .send(&format!(
+            "<message type='groupchat' to='{ROOM}'><body>/me waves</body></message>"
+        ))
+        .await
+        .unwrap();
+    bob.expect(|l| l.ends_with("PRIVMSG #test :\x01ACTION waves\x01"))
+        .await;
+    bob.send("PRIVMSG #test :\x01ACTION nods\x01").await;
+    let (_, m) = read_until(&mut alice, |el| el.contains("nods")).await;
+    assert!(m.contains(">/me nods</body>"), "{m}");
+    assert_eq!(attr(&m, "from").as_deref(), Some(&*format!("{ROOM}/bob")));
+
+    // IRC formatting codes never reach the XML.
+    bob.send("PRIVMSG #test :\x02bold\x02 \x0304red\x03 done")
+        .await;
+    let (_, m) = read_until(&mut alice, |el| el.contains("done")).await;
+    assert!(m.contains(">bold red done</body>"), "{m}");
+
+    // Latin-1 from IRC (not valid UTF-8) arrives as the same characters.
+    bob.send_bytes(b"PRIVMSG #test :caf\xe9 cr\xe8me").await;
+    let (_, m) = read_until(&mut alice, |el| el.contains("crème")).await;
+    assert!(m.contains(">café crème</body>"), "{m}");
+
+    // A body of several lines is several PRIVMSGs; a long one is split
+    // into lines the server relays within 512 bytes, losing nothing.
+    alice
+        .send(&format!(
+            "<message type='groupchat' to='{ROOM}'><body>line one\nline two</body></message>"
+        ))
+        .await
+        .unwrap();
+    bob.expect(|l| l.ends_with("PRIVMSG #test :line one")).await;
+    bob.expect(|l| l.ends_with("PRIVMSG #test :line two")).await;
+    let long: String = (0..300).map(|i| format!("w{i}é ")).collect();
+    let long = long.trim_end().to_string();
+    alice
+        .send(&format!(
+            "<message type='groupchat' to='{ROOM}'><body>{long}</body></message>"
+        ))
+        .await
+        .unwrap();
+    let mut got: Vec<String> = Vec::new();
+    let mut lines = 0;
+    while got.last().is_none_or(|w| w != "w299é") {
+        let l = bob.expect(|l| l.contains("PRIVMSG #test :w")).await;
+        assert!(l.len() + 2 <= 512, "{} bytes: {l}", l.len() + 2);
+        lines += 1;
+        let text = l.split_once("PRIVMSG #test :").unwrap().1;
+        got.extend(text.split(' ').map(str::to_string));
+    }
+    assert!(lines > 1, "{lines} line(s)");
+    assert_eq!(got.join(" "), long);
+
+    // A subject from XMPP is the channel topic; the server's echo is the
+    // new subject.
+    alice
+        .send(&format!(
+            "<message type='groupchat' to='{ROOM}'><subject>new topic</subject></message>"
+        ))
+        .await
+        .unwrap();
+    bob.expect(|l| l.starts_with(":alice!") && l.ends_with("TOPIC #test :new topic"))
+        .await;
+    let (_, s) = read_until(&mut alice, |el| el.contains("<subject")).await;
+    assert!(s.contains("new topic"), "{s}");
+    assert_eq!(attr(&s, "from").as_deref(), Some(&*format!("{ROOM}/alice")));
+
+    // A nick change on IRC: 303 with the new nick, then the new occupant.
+    bob.send("NICK bobby").await;
+    let (_, p) = read_until(&mut alice, |el| {
+        el.contains(&format!(r#"from="{ROOM}/bob""#))
+    })
+    .await;
+    assert!(
+        p.contains("unavailable") && p.contains(r#"code="303""#),
+        "{p}"
+    );
+    assert!(p.contains(r#"nick="bobby""#), "{p}");
+    let (_, p) = read_until(&mut alice, |el| el.starts_with("<presence")).await;
+    assert_eq!(attr(&p, "from").as_deref(), Some(&*format!("{ROOM}/bobby")));
+    assert!(!p.contains("unavailable"), "{p}");
+
+    // Leaving: alice gets her unavailable with 110, bob sees the PART.
+    alice
+        .send(&format!("<presence type='unavailable' to='{ROOM}/alice'/>"))
+        .await
+        .unwrap();
+    let (_, gone) = read_until(&mut alice, |el| el.contains(r#"type="unavailable""#)).await;
+    assert!(gone.contains(r#"code="110""#), "{gone}");
+    bob.expect(|l| l.starts_with(":alice!") && l.contains("PART #test"))
+        .await;
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dangerous_names_are_refused_and_never_reach_irc() {
+    let ircd = Ngircd::start();
+    let mut bob = IrcPeer::connect(ircd.port, "bob").await;
+    bob.send("JOIN #test").await;
+    bob.expect(|l| l.contains(" 366 ")).await;
+
+    let server = server_with_irc(ircd.port);
+    let mut alice = login(&server).await;
+    alice
+        .send(&format!("<presence to='{ROOM}/alice'/>"))
+        .await
+        .unwrap();
+    read_until(&mut alice, |el| el.contains(r#"code="110""#)).await;
+    bob.expect(|l| l.starts_with(":alice!") && l.contains("JOIN"))
+        .await;
+
+    alice
+        .send("<presence to='#a,#b%127.0.0.1@irc.localhost/alice'/>")
+        .await
+        .unwrap();
+    let (_, err) = read_until(&mut alice, |el| el.contains(r#"type="error""#)).await;
+    assert!(err.contains("jid-malformed"), "{err}");
+    assert_eq!(
+        attr(&err, "from").as_deref(),
+        Some("#a,#b%127.0.0.1@irc.localhost/alice")
+    );
+
+    // A server the transport does not allow: not-allowed, no connection.
+    alice
+        .send("<presence to='#x%irc.elsewhere.example@irc.localhost/alice'/>")
+        .await
+        .unwrap();
+    let (_, err) = read_until(&mut alice, |el| el.contains(r#"type="error""#)).await;
+    assert!(err.contains("not-allowed"), "{err}");
+
+    // A marker after the refused join: once bob sees it, anything the
+    // refused join had sent would have reached the server before it.
+    alice
+        .send(&format!(
+            "<message type='groupchat' to='{ROOM}'><body>marker</body></message>"
+        ))
+        .await
+        .unwrap();
+    bob.expect(|l| l.ends_with("PRIVMSG #test :marker")).await;
+    bob.send("WHOIS alice").await;
+    let channels = bob
+        .expect(|l| l.contains(" 319 ") || l.contains(" 318 "))
+        .await;
+    assert!(channels.contains(" 319 "), "{channels}");
+    assert!(channels.contains("#test"), "{channels}");
+    assert!(
+        !channels.contains("#a") && !channels.contains("#b"),
+        "{channels}"
+    );
+    drop(server);
+}
+
+async fn login_as(server: &TestServer, resource: &str) -> RawClient {
+    RawClient::login(
+        server.c2s(),
+        server.tls_config(),
+        "alice",
+        "alice-pw",
+        resource,
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resources_share_one_connection_and_irc_departures_show() {
+    let ircd = Ngircd::start();
+    let mut bob = IrcPeer::connect(ircd.port, "bob").await;
+    bob.send("JOIN #test").await;
+    bob.expect(|l| l.contains(" 366 ")).await;
+
+    let server = server_with_irc(ircd.port);
+    let mut r1 = login_as(&server, "r1").await;
+    let mut r2 = login_as(&server, "r2").await;
+    r1.send(&format!("<presence to='{ROOM}/alice'/>"))
+        .await
+        .unwrap();
+    read_until(&mut r1, |el| el.contains(r#"code="110""#)).await;
+    bob.expect(|l| l.starts_with(":alice!") && l.contains("JOIN"))
+        .await;
+
+    // The second resource joins the room the connection is already in: it
+    // gets the occupants, its own presence and the subject, and IRC sees
+    // no second connection (which would have had to be alice_).
+    r2.send(&format!("<presence to='{ROOM}/alice'/>"))
+        .await
+        .unwrap();
+    let (before, own) = read_until(&mut r2, |el| el.contains(r#"code="110""#)).await;
+    assert_eq!(
+        attr(&own, "from").as_deref(),
+        Some(&*format!("{ROOM}/alice"))
+    );
+    assert!(
+        before
+            .iter()
+            .any(|el| el.contains(&format!(r#"from="{ROOM}/bob""#))),
+        "{before:?}"
+    );
+    read_until(&mut r2, |el| el.contains("<subject")).await;
+
+    // An IRC user joining shows in both resources.
+    let mut carol = IrcPeer::connect(ircd.port, "carol").await;
+    carol.send("JOIN #test").await;
+    carol.expect(|l| l.contains(" 366 ")).await;
+    for c in [&mut r1, &mut r2] {
+        let (_, p) = read_until(c, |el| el.contains(&format!(r#"from="{ROOM}/carol""#))).await;
+        assert!(
+            p.starts_with("<presence") && !p.contains("unavailable"),
+            "{p}"
+        );
+    }
+
+    // A message from IRC reaches both; one from r2 is reflected to both.
+    bob.send("PRIVMSG #test :to everyone").await;
+    for c in [&mut r1, &mut r2] {
+        read_until(c, |el| el.contains(">to everyone</body>")).await;
+    }
+    r2.send(&format!(
+        "<message type='groupchat' to='{ROOM}'><body>from r2</body></message>"
+    ))
+    .await
+    .unwrap();
+    bob.expect(|l| l.ends_with("PRIVMSG #test :from r2")).await;
+    for c in [&mut r1, &mut r2] {
+        read_until(c, |el| el.contains(">from r2</body>")).await;
+    }
+
+    // Private messages both ways, as nick%server.
+    bob.send("PRIVMSG alice :psst").await;
+    let (_, m) = read_until(&mut r1, |el| el.contains(">psst</body>")).await;
+    assert_eq!(
+        attr(&m, "from").as_deref(),
+        Some("bob%127.0.0.1@irc.localhost")
+    );
+    assert_eq!(attr(&m, "type").as_deref(), Some("chat"));
+    r1.send("<message type='chat' to='bob%127.0.0.1@irc.localhost'><body>hi bob</body></message>")
+        .await
+        .unwrap();
+    bob.expect(|l| l.starts_with(":alice!") && l.ends_with("PRIVMSG bob :hi bob"))
+        .await;
+
+    // KICK and QUIT on IRC: unavailable, with 307 for the kick.
+    bob.send("KICK #test carol :behave").await;
+    let (_, k) = read_until(&mut r1, |el| {
+        el.contains(&format!(r#"from="{ROOM}/carol""#)) && el.contains("unavailable")
+    })
+    .await;
+    assert!(k.contains(r#"code="307""#) && k.contains("behave"), "{k}");
+    let mut dave = IrcPeer::connect(ircd.port, "dave").await;
+    dave.send("JOIN #test").await;
+    dave.expect(|l| l.contains(" 366 ")).await;
+    read_until(&mut r1, |el| el.contains(&format!(r#"from="{ROOM}/dave""#))).await;
+    dave.send("QUIT :gone fishing").await;
+    let (_, q) = read_until(&mut r1, |el| {
+        el.contains(&format!(r#"from="{ROOM}/dave""#)) && el.contains("unavailable")
+    })
+    .await;
+    assert!(q.contains("gone fishing"), "{q}");
+
+    // r1 goes offline without a word: the server's unavailable to the
+    // room takes it out, but r2 is still in, so no PART.
+    r1.close().await;
+    drop(r1);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    r2.send(&format!(
+        "<message type='groupchat' to='{ROOM}'><body>still here</body></message>"
+    ))
+    .await
+    .unwrap();
+    bob.expect(|l| l.ends_with("PRIVMSG #test :still here"))
+        .await;
+    assert!(
+        !bob.seen
+            .iter()
+            .any(|l| l.contains("PART") || l.contains("alice_")),
+        "{:?}",
+        bob.seen
+    );
+    // The last resource leaving parts the channel.
+    r2.send(&format!("<presence type='unavailable' to='{ROOM}/alice'/>"))
+        .await
+        .unwrap();
+    bob.expect(|l| l.starts_with(":alice!") && l.contains("PART #test"))
+        .await;
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nick_clashes_refusals_and_unreachable_servers() {
+    let ircd = Ngircd::start();
+    // An IRC user already has the nick alice; bob runs an invite-only
+    // channel.
+    let mut other = IrcPeer::connect(ircd.port, "alice").await;
+    other.send("JOIN #test").await;
+    other.expect(|l| l.contains(" 366 ")).await;
+    let mut bob = IrcPeer::connect(ircd.port, "bob").await;
+    bob.send("JOIN #locked").await;
+    bob.expect(|l| l.contains(" 366 ")).await;
+    bob.send("MODE #locked +i").await;
+    bob.expect(|l| l.contains("MODE #locked +i")).await;
+
+    // A port where no IRC server listens, allowed under another name.
+    let dead_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = ServerBuilder::new()
+        .also(&format!(
+            r#"<service id="{IRC}" type="irc"><server host="127.0.0.1" port="{}" tls="false" allow-plain="true"/><server host="localhost" port="{dead_port}" tls="false" allow-plain="true"/></service>"#,
+            ircd.port
+        ))
+        .user("alice@localhost", "alice-pw")
+        .start();
+    let mut alice = login(&server).await;
+
+    // The nick is taken: the room says so with 210 and the nick it got.
+    alice
+        .send(&format!("<presence to='{ROOM}/alice'/>"))
+        .await
+        .unwrap();
+    let (_, own) = read_until(&mut alice, |el| el.contains(r#"code="110""#)).await;
+    assert_eq!(
+        attr(&own, "from").as_deref(),
+        Some(&*format!("{ROOM}/alice_"))
+    );
+    assert!(own.contains(r#"code="210""#), "{own}");
+    let (before, _) = read_until(&mut alice, |el| el.contains("<subject")).await;
+    assert!(before.is_empty(), "{before:?}");
+
+    // Invite-only: the IRC refusal comes back as a presence error.
+    alice
+        .send("<presence to='#locked%127.0.0.1@irc.localhost/alice'/>")
+        .await
+        .unwrap();
+    let (_, err) = read_until(&mut alice, |el| el.contains(r#"type="error""#)).await;
+    assert!(err.contains("registration-required"), "{err}");
+    assert!(err.contains("#locked%127.0.0.1@irc.localhost"), "{err}");
+
+    // An allowed server that cannot be reached.
+    alice
+        .send("<presence to='#x%localhost@irc.localhost/alice'/>")
+        .await
+        .unwrap();
+    let (_, err) = read_until(&mut alice, |el| el.contains(r#"type="error""#)).await;
+    assert!(err.contains("remote-server-not-found"), "{err}");
+    assert_eq!(
+        attr(&err, "from").as_deref(),
+        Some("#x%localhost@irc.localhost/alice")
+    );
+    drop(server);
+}
+
+/// A `switchboard component` process, killed when dropped.
+struct Component(Child);
+
+impl Drop for Component {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_transport_runs_as_a_component_over_xep_0114() {
+    const SECRET: &str = "irc-component-secret";
+    let ircd = Ngircd::start();
+    let mut bob = IrcPeer::connect(ircd.port, "bob").await;
+    bob.send("JOIN #test").await;
+    bob.expect(|l| l.contains(" 366 ")).await;
+
+    let server = ServerBuilder::new()
+        .config(r#"<listen><c2s addr="127.0.0.1:0"/><component addr="127.0.0.1:0"/></listen>"#)
+        .also(&format!(
+            r#"<service id="{IRC}" type="external" secret="{SECRET}"/>"#
+        ))
+        .user("alice@localhost", "alice-pw")
+        .start();
+    // The component's own home: its config holds the transport's settings.
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join("etc")).unwrap();
+    std::fs::write(
+        home.path().join("etc").join("switchboard.xml"),
+        ServerBuilder::new()
+            .also(&format!(
+                r#"<service id="{IRC}" type="irc"><server host="127.0.0.1" port="{}" tls="false" allow-plain="true"/></service>"#,
+                ircd.port
+            ))
+            .config_xml(),
+    )
+    .unwrap();
+    let _component = Component(
+        Command::new(switchboard_integration_tests::server::binary())
+            .arg("-H")
+            .arg(home.path())
+            .args(["component", IRC, "--server"])
+            .arg(server.listener("component").to_string())
+            .env("SWITCHBOARD_COMPONENT_SECRET", SECRET)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot run switchboard component"),
+    );
+
+    let mut alice = login(&server).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let id = alice.new_id("disco");
+        alice
+            .send(&format!(
+                "<iq type='get' id='{id}' to='{IRC}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"
+            ))
+            .await
+            .unwrap();
+        let r = norm(&alice.read_id(&id, WAIT).await.unwrap());
+        if attr(&r, "type").as_deref() == Some("result") {
+            assert!(r.contains(r#"category="gateway""#), "{r}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the component never attached: {r}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    alice
+        .send(&format!("<presence to='{ROOM}/alice'/>"))
+        .await
+        .unwrap();
+    let (before, _) = read_until(&mut alice, |el| el.contains(r#"code="110""#)).await;
+    assert!(
+        before
+            .iter()
+            .any(|el| el.contains(&format!(r#"from="{ROOM}/bob""#))),
+        "{before:?}"
+    );
+    bob.send("PRIVMSG #test :over the component").await;
+    read_until(&mut alice, |el| el.contains(">over the component</body>")).await;
+    alice
+        .send(&format!(
+            "<message type='groupchat' to='{ROOM}'><body>back through it</body></message>"
+        ))
+        .await
+        .unwrap();
+    bob.expect(|l| l.ends_with("PRIVMSG #test :back through it"))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_to_the_irc_server_with_a_private_ca() {
+    // ngircd with TLS on its own port, under a certificate for localhost
+    // that the transport trusts through ca-file=.
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let tls_port = free_port();
+    let mut ca_path = PathBuf::new();
+    let ircd = Ngircd::start_with(|dir| {
+        std::fs::write(dir.join("cert.pem"), cert.cert.pem()).unwrap();
+        std::fs::write(dir.join("key.pem"), cert.key_pair.serialize_pem()).unwrap();
+        ca_path = dir.join("cert.pem");
+        format!(
+            "[SSL]\nCertFile = {}\nKeyFile = {}\nPorts = {tls_port}\n",
+            dir.join("cert.pem").display(),
+            dir.join("key.pem").display()
+        )
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", tls_port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "ngircd did not listen for TLS: {}",
+            ircd.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut bob = IrcPeer::connect(ircd.port, "bob").await;
+    bob.send("JOIN #test").await;
+    bob.expect(|l| l.contains(" 366 ")).await;
+
+    let server = ServerBuilder::new()
+        .also(&format!(
+            r#"<service id="{IRC}" type="irc"><server host="localhost" port="{tls_port}" ca-file="{}"/></service>"#,
+            ca_path.display()
+        ))
+        .user("alice@localhost", "alice-pw")
+        .start();
+    let mut alice = login(&server).await;
+    let room = "#test%localhost@irc.localhost";
+    alice
+        .send(&format!("<presence to='{room}/alice'/>"))
+        .await
+        .unwrap();
+    let (before, _) = read_until(&mut alice, |el| el.contains(r#"code="110""#)).await;
+    assert!(
+        before
+            .iter()
+            .any(|el| el.contains(&format!(r#"from="{room}/bob""#))),
+        "{before:?}"
+    );
+    alice
+        .send(&format!(
+            "<message type='groupchat' to='{room}'><body>over tls</body></message>"
+        ))
+        .await
+        .unwrap();
+    bob.expect(|l| l.ends_with("PRIVMSG #test :over tls")).await;
+    drop(server);
+
+    // The same server without the CA: the certificate is not trusted and
+    // the join fails; nothing is sent in clear instead.
+    let server = ServerBuilder::new()
+        .also(&format!(
+            r#"<service id="{IRC}" type="irc"><server host="localhost" port="{tls_port}"/></service>"#
+        ))
+        .user("alice@localhost", "alice-pw")
+        .start();
+    let mut alice = login(&server).await;
+    alice
+        .send(&format!("<presence to='{room}/alice'/>"))
+        .await
+        .unwrap();
+    let (_, err) = read_until(&mut alice, |el| el.contains(r#"type="error""#)).await;
+    assert!(err.contains("remote-server-not-found"), "{err}");
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+}

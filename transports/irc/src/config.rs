@@ -1,0 +1,217 @@
+//! The transport's settings, from its `<service>` element: the IRC servers
+//! users may reach, one `<server>` child each.
+//!
+//! ```xml
+//! <service id="irc.example.org" type="irc">
+//!   <server host="irc.example.net" port="6697"/>
+//!   <server host="127.0.0.1" port="6667" tls="false" allow-plain="true"/>
+//! </service>
+//! ```
+//!
+//! Only listed servers are reached: the default is none, not the whole
+//! internet. `tls` defaults to `true` (port 6697), checked against the
+//! system's trust store or, with `ca-file="/absolute/path.pem"`, against
+//! those certificates only; a plain-text server must say
+//! `allow-plain="true"` as well, so that plain text is never an accident.
+
+use std::path::PathBuf;
+
+use switchboard_xml::Element;
+
+/// One allowed IRC server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerEntry {
+    /// The name users put after `%` (`irc.example.net`, `127.0.0.1`).
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
+    /// Trust anchors for this server instead of the system's.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// The transport's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IrcConfig {
+    pub servers: Vec<ServerEntry>,
+}
+
+impl IrcConfig {
+    /// Reads the `<server>` children of the `<service>` element. Errors are
+    /// sentences about the element.
+    pub fn from_element(el: &Element) -> Result<IrcConfig, String> {
+        let mut servers: Vec<ServerEntry> = Vec::new();
+        for child in el.elements() {
+            if child.name != "server" {
+                return Err(format!(
+                    "<{}> is not a setting of the IRC transport; it takes <server host=\"…\"/> children",
+                    child.name
+                ));
+            }
+            let entry = server(child)?;
+            if servers.iter().any(|s| s.host == entry.host) {
+                return Err(format!("the IRC server {} is listed twice", entry.host));
+            }
+            servers.push(entry);
+        }
+        if servers.is_empty() {
+            return Err(
+                "the IRC transport allows no server: add <server host=\"irc.example.net\"/> children \
+                 naming the IRC servers its users may reach"
+                    .into(),
+            );
+        }
+        Ok(IrcConfig { servers })
+    }
+
+    /// The allowed server named `host` (case-insensitive).
+    pub fn server(&self, host: &str) -> Option<&ServerEntry> {
+        self.servers
+            .iter()
+            .find(|s| s.host.eq_ignore_ascii_case(host))
+    }
+
+    /// The allowed servers' names, for error texts.
+    pub fn names(&self) -> String {
+        self.servers
+            .iter()
+            .map(|s| s.host.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+fn flag(el: &Element, name: &str, default: bool) -> Result<bool, String> {
+    match el.attr(name) {
+        None => Ok(default),
+        Some("true") | Some("1") => Ok(true),
+        Some("false") | Some("0") => Ok(false),
+        Some(v) => Err(format!("{name}=\"{v}\" must be \"true\" or \"false\"")),
+    }
+}
+
+fn server(el: &Element) -> Result<ServerEntry, String> {
+    for (name, _) in el.attrs.iter() {
+        if !matches!(
+            name.as_str(),
+            "host" | "port" | "tls" | "allow-plain" | "ca-file"
+        ) {
+            return Err(format!(
+                "<server> has no attribute {name}=; it takes host, port, tls, ca-file and allow-plain"
+            ));
+        }
+    }
+    let host = el
+        .attr("host")
+        .ok_or("<server> needs host=\"…\", the IRC server's name")?
+        .to_ascii_lowercase();
+    crate::address::check_server(&host).map_err(|e| format!("<server host=\"{host}\">: {e}"))?;
+    let tls = flag(el, "tls", true)?;
+    let allow_plain = flag(el, "allow-plain", false)?;
+    let port = match el.attr("port") {
+        None if tls => 6697,
+        None => 6667,
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                return Err(format!(
+                    "<server host=\"{host}\">: port=\"{p}\" is not a port"
+                ))
+            }
+        },
+    };
+    if !tls && !allow_plain {
+        return Err(format!(
+            "<server host=\"{host}\"> is plain text (tls=\"false\"); say allow-plain=\"true\" as well \
+             to allow passwords and messages in clear"
+        ));
+    }
+    let ca_file = match el.attr("ca-file") {
+        None => None,
+        Some(_) if !tls => {
+            return Err(format!(
+                "<server host=\"{host}\">: ca-file= is for TLS, and this server is tls=\"false\""
+            ))
+        }
+        Some(p) if !p.starts_with('/') => {
+            return Err(format!(
+                "<server host=\"{host}\">: ca-file=\"{p}\" must be an absolute path"
+            ))
+        }
+        Some(p) => Some(PathBuf::from(p)),
+    };
+    Ok(ServerEntry {
+        host,
+        port,
+        tls,
+        ca_file,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(xml: &str) -> Result<IrcConfig, String> {
+        let el = switchboard_xml::parse_document(xml.as_bytes(), Default::default())
+            .expect("test XML parses");
+        IrcConfig::from_element(&el)
+    }
+
+    #[test]
+    fn reads_plain_servers() {
+        let c = parse(
+            r#"<service id="irc.localhost" type="irc"><server host="127.0.0.1" port="6668" tls="false" allow-plain="true"/><server host="IRC.Example.NET" tls="false" allow-plain="true"/></service>"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.servers[0],
+            ServerEntry {
+                host: "127.0.0.1".into(),
+                port: 6668,
+                tls: false,
+                ca_file: None,
+            }
+        );
+        assert_eq!(c.servers[1].port, 6667);
+        assert!(c.server("irc.example.net").is_some());
+        assert!(c.server("irc.evil.net").is_none());
+        assert_eq!(c.names(), "127.0.0.1, irc.example.net");
+    }
+
+    #[test]
+    fn refuses_what_is_unsafe_or_unsupported() {
+        let e = parse(r#"<service id="i" type="irc"/>"#).unwrap_err();
+        assert!(e.contains("allows no server"), "{e}");
+        let e = parse(r#"<service><server host="h" tls="false"/></service>"#).unwrap_err();
+        assert!(e.contains("allow-plain"), "{e}");
+        let c = parse(r#"<service><server host="h"/></service>"#).unwrap();
+        assert_eq!((c.servers[0].port, c.servers[0].tls), (6697, true));
+        let c =
+            parse(r#"<service><server host="h" ca-file="/etc/irc-ca.pem"/></service>"#).unwrap();
+        assert_eq!(
+            c.servers[0].ca_file.as_deref(),
+            Some(std::path::Path::new("/etc/irc-ca.pem"))
+        );
+        let e = parse(r#"<service><server host="h" ca-file="ca.pem"/></service>"#).unwrap_err();
+        assert!(e.contains("absolute"), "{e}");
+        let e = parse(
+            r#"<service><server host="h" tls="false" allow-plain="true" ca-file="/x"/></service>"#,
+        )
+        .unwrap_err();
+        assert!(e.contains("for TLS"), "{e}");
+        let e = parse(r#"<service><server/></service>"#).unwrap_err();
+        assert!(e.contains("host="), "{e}");
+        let e = parse(
+            r#"<service><server host="h" tls="false" allow-plain="true" port="x"/></service>"#,
+        )
+        .unwrap_err();
+        assert!(e.contains("not a port"), "{e}");
+        let e = parse(r#"<service><server host="a b" tls="false" allow-plain="true"/></service>"#)
+            .unwrap_err();
+        assert!(e.contains("not an IRC server name"), "{e}");
+        let e = parse(r#"<service><srv/></service>"#).unwrap_err();
+        assert!(e.contains("<srv>"), "{e}");
+        let e = parse(r#"<service><server host="h" tls="maybe"/></service>"#).unwrap_err();
+        assert!(e.contains("true"), "{e}");
+    }
+}
