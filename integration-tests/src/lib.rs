@@ -8,6 +8,8 @@
 //!
 //! * [`server`]: [`TestServer`] / [`ServerBuilder`], locating the binary
 //!   ([`server::binary`]), running CLI subcommands, signals, teardown.
+//! * [`irc`]: a real ngircd on loopback and a raw IRC client, for the
+//!   IRC transport's tests.
 //! * [`raw`]: [`RawClient`], a byte-level client (TCP, STARTTLS, direct
 //!   TLS) for scripted edge cases: send strings, read until a pattern.
 //! * [`xmpp`]: glue to drive the third-party `tokio-xmpp` client against an
@@ -29,6 +31,7 @@
 //! Every wait in this crate is bounded (see [`WAIT`]); nothing listens
 //! anywhere but 127.0.0.1.
 
+pub mod irc;
 pub mod raw;
 pub mod server;
 pub mod xmpp;
