@@ -162,7 +162,10 @@ def stop(proc, what, timeout=10):
 class Prosody:
     """A Prosody of its own in a scratch directory."""
 
-    def __init__(self, scratch):
+    def __init__(self, scratch, components=None):
+        """`components` maps each component hostname to its secret (by
+        default the directory of this script)."""
+        components = components or {DIR: SECRET}
         self.dir = os.path.join(scratch, "prosody")
         os.makedirs(os.path.join(self.dir, "data"))
         os.makedirs(os.path.join(self.dir, "certs"))  # Prosody's default certificates = "certs"
@@ -197,10 +200,9 @@ authentication = "internal_hashed"
 ssl = {{ certificate = {d("certs", "localhost.crt")}, key = {d("certs", "localhost.key")} }}
 
 VirtualHost {lua_str(DOMAIN)}
-
-Component {lua_str(DIR)}
-    component_secret = {lua_str(SECRET)}
 """)
+            for host, secret in components.items():
+                f.write(f"\nComponent {lua_str(host)}\n    component_secret = {lua_str(secret)}\n")
 
     def ctl(self, *args):
         return run(["prosodyctl", "--config", self.cfg, *args], "prosodyctl " + " ".join(args[:1]))
