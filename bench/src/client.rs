@@ -59,7 +59,7 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn new(step: &'static str, detail: impl Into<String>) -> Failure {
+    pub fn new(step: &'static str, detail: impl Into<String>) -> Failure {
         Failure {
             step,
             detail: detail.into(),

@@ -8,6 +8,7 @@
 //! switchboard-load messages --ca HOME/etc/localhost.crt --server-pid PID --users 1000 --duration 20 --window 4
 //! switchboard-load fanout --ca HOME/etc/localhost.crt --server-pid PID --user-prefix fan --users 2000 \
 //!                         --online 1000 --logins 1000 --contacts 100
+//! switchboard-load irc --ca HOME/etc/localhost.crt --server-pid PID --users 1000 --irc-port 6667
 //! ```
 //!
 //! The exit status is 0 when every login succeeded, no session was dropped
@@ -24,6 +25,7 @@ use clap::{Args, Parser, Subcommand};
 use rustls::pki_types::ServerName;
 use switchboard_bench::client::Target;
 use switchboard_bench::scenario::fanout::{FanoutArgs, Layout};
+use switchboard_bench::scenario::irc::IrcArgs;
 use switchboard_bench::scenario::messages::MessagesArgs;
 use switchboard_bench::scenario::{self, idle::IdleArgs, logins::LoginsArgs, Env, Outcome};
 use switchboard_bench::scram::KeyCache;
@@ -132,6 +134,34 @@ enum Scenario {
         #[arg(long, default_value_t = 120)]
         phase_timeout: u64,
     },
+    /// Bridge --users users into IRC through the transport: each joins 5
+    /// channels; reports memory per bridged user and messages relayed per
+    /// second both ways. Needs the server's IRC transport and its IRC server.
+    Irc {
+        #[command(flatten)]
+        common: Common,
+        /// The IRC server's port on 127.0.0.1 (for the observer client).
+        #[arg(long)]
+        irc_port: u16,
+        /// The transport's hostname.
+        #[arg(long, default_value = "irc.localhost")]
+        transport: String,
+        /// The IRC server as named in room addresses.
+        #[arg(long, default_value = "127.0.0.1")]
+        irc_server: String,
+        /// Users sharing the same 5 channels.
+        #[arg(long, default_value_t = 25)]
+        group_size: u64,
+        /// Groupchat messages each user sends (XMPP → IRC).
+        #[arg(long, default_value_t = 5)]
+        messages: u64,
+        /// Lines the observer sends to each channel (IRC → XMPP).
+        #[arg(long, default_value_t = 5)]
+        irc_lines: u64,
+        /// Logins in flight while the users come online.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+    },
 }
 
 /// Options every scenario takes.
@@ -202,7 +232,8 @@ fn main() -> ExitCode {
         Scenario::Idle { common, .. }
         | Scenario::Logins { common, .. }
         | Scenario::Messages { common, .. }
-        | Scenario::Fanout { common, .. } => common,
+        | Scenario::Fanout { common, .. }
+        | Scenario::Irc { common, .. } => common,
     };
     let env = match common.env() {
         Ok(e) => Arc::new(e),
@@ -217,6 +248,8 @@ fn main() -> ExitCode {
         Scenario::Logins { concurrency, .. } => *concurrency as u64,
         Scenario::Messages { common, .. } => common.users,
         Scenario::Fanout { online, logins, .. } => online + logins,
+        // One XMPP session and one IRC connection per user.
+        Scenario::Irc { common, .. } => common.users * 2,
     };
     if nofile < sessions + 100 {
         eprintln!(
@@ -313,6 +346,27 @@ fn main() -> ExitCode {
                     phase_timeout: Duration::from_secs(phase_timeout.max(1)),
                 };
                 scenario::fanout::run(env, args).await
+            }
+            Scenario::Irc {
+                irc_port,
+                transport,
+                irc_server,
+                group_size,
+                messages,
+                irc_lines,
+                concurrency,
+                ..
+            } => {
+                let args = IrcArgs {
+                    irc_port,
+                    transport,
+                    irc_server,
+                    group_size,
+                    messages_per_user: messages,
+                    irc_lines_per_channel: irc_lines,
+                    concurrency,
+                };
+                scenario::irc::run(env, args).await
             }
         }
     });

@@ -2,13 +2,15 @@
 //! per idle authenticated session), [`logins`] (full logins per second),
 //! [`messages`] (chat messages routed per second between online users) and
 //! [`fanout`] (logins of users with 100-contact rosters: presence
-//! broadcast and probes).
+//! broadcast and probes), and [`irc`] (the IRC transport: memory per
+//! bridged user, messages relayed per second both ways).
 //! A scenario gets an [`Env`] (where to connect, which accounts, which
 //! process to measure) and returns an [`Outcome`] whose summary line the
 //! binary prints.
 
 pub mod fanout;
 pub mod idle;
+pub mod irc;
 pub mod logins;
 pub mod messages;
 
