@@ -334,16 +334,20 @@ pub fn authenticate_lines(payload: &str) -> Vec<String> {
 /// A line as it may be logged: the arguments of `PASS` and
 /// `AUTHENTICATE` (the mechanism name and `+` are masked like the payload:
 /// telling them apart would mean trusting the line's shape), and the text
-/// of a message to NickServ, are replaced by `***`. Works on lines in either
+/// of a message to or from NickServ, are replaced by `***`. Works on lines in either
 /// direction, with or without a `:prefix` or tags.
 pub fn mask(line: &str) -> Cow<'_, str> {
     let mut rest = line;
     let mut head = 0;
+    let mut source = "";
     // Skip tags and prefix.
     for lead in ['@', ':'] {
         if rest.starts_with(lead) {
             match rest.find(' ') {
                 Some(i) => {
+                    if lead == ':' {
+                        source = &rest[1..i];
+                    }
                     head += i + 1;
                     rest = &line[head..];
                 }
@@ -351,6 +355,11 @@ pub fn mask(line: &str) -> Cow<'_, str> {
             }
         }
     }
+    // NickServ's answers may echo a password (atheme's REGISTER does).
+    let from_nickserv = source
+        .split(['!', '@'])
+        .next()
+        .is_some_and(|n| n.eq_ignore_ascii_case("NickServ"));
     let (cmd, args) = rest.split_once(' ').unwrap_or((rest, ""));
     let secret = if args.is_empty() {
         false
@@ -361,7 +370,7 @@ pub fn mask(line: &str) -> Cow<'_, str> {
         // IDENTIFY, REGISTER, SET PASSWORD, … : all of it is masked.
         let target = args.split(' ').next().unwrap_or("");
         let name = target.split('@').next().unwrap_or("");
-        name.eq_ignore_ascii_case("NickServ") && args.len() > target.len()
+        (from_nickserv || name.eq_ignore_ascii_case("NickServ")) && args.len() > target.len()
     } else {
         false
     };
@@ -563,12 +572,18 @@ mod tests {
         ] {
             assert_eq!(mask(line), shown, "{line}");
         }
+        assert_eq!(
+            mask(
+                ":NickServ!s@services NOTICE romeo :romeo is now registered, with the password pw"
+            ),
+            ":NickServ!s@services NOTICE romeo ***"
+        );
         for kept in [
             "NICK romeo",
             "PRIVMSG #chan :IDENTIFY is a word",
             "PRIVMSG bob :hello",
+            ":bob!b@h PRIVMSG romeo :hello",
             "CAP REQ :sasl",
-            ":NickServ!s@services NOTICE romeo :You are now identified",
             "PASS",
         ] {
             assert_eq!(mask(kept), kept);
