@@ -450,6 +450,184 @@ mod tests {
         )
     }
 
+    fn xml(s: &str) -> Element {
+        switchboard_xml::parse_document(s.as_bytes(), Default::default()).unwrap()
+    }
+
+    fn iq(ty: &str, to: &str, body: &str) -> Element {
+        xml(&format!(
+            "<iq xmlns='jabber:client' type='{ty}' id='i1' from='romeo@montague.lit/o' \
+             to='{to}'>{body}</iq>"
+        ))
+    }
+
+    const SERVER: &str = "irc.example.net@irc.example.org";
+
+    async fn open(servers: &str) -> (tempfile::TempDir, Settings) {
+        let dir = tempfile::tempdir().unwrap();
+        let config =
+            IrcConfig::from_element(&xml(&format!("<service>{servers}</service>"))).unwrap();
+        let s = Settings::open(
+            &config,
+            "irc.example.org",
+            dir.path(),
+            Arc::new(SecretKey::generate()),
+        )
+        .unwrap();
+        (dir, s)
+    }
+
+    #[tokio::test]
+    async fn register_show_configure_and_remove() {
+        let (dir, mut s) = open(r#"<server host="irc.example.net"/>"#).await;
+        assert_eq!(s.default_server(), Some("irc.example.net"));
+        let romeo = Jid::parse("romeo@montague.lit").unwrap();
+        let entry = ServerEntry {
+            host: "irc.example.net".into(),
+            port: 6697,
+            tls: true,
+            allow_plain: false,
+            ca_file: None,
+        };
+
+        let r = s
+            .register(
+                &iq(
+                    "set",
+                    SERVER,
+                    "<query xmlns='jabber:iq:register'><nick>romeo</nick>\
+                     <password>srv-secret</password></query>",
+                ),
+                "irc.example.net",
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.attr("type"), Some("result"), "{}", r.to_xml_string());
+        let p = s.profile(&romeo, &entry).await.unwrap();
+        assert_eq!(p.nick.as_deref(), Some("romeo"));
+        assert_eq!(p.credentials.server_password.as_deref(), Some("srv-secret"));
+        assert!(p.secure);
+        let file = dir
+            .path()
+            .join("registrations/irc.example.net")
+            .read_dir()
+            .unwrap()
+            .flatten()
+            .find(|e| e.path().extension().is_some_and(|x| x == "xml"))
+            .unwrap()
+            .path();
+        let text = std::fs::read_to_string(file).unwrap();
+        assert!(
+            !text.contains("srv-secret") && !text.contains("romeo<"),
+            "{text}"
+        );
+
+        let got = s
+            .register(
+                &iq("get", SERVER, "<query xmlns='jabber:iq:register'/>"),
+                "irc.example.net",
+            )
+            .await
+            .unwrap()
+            .to_xml_string();
+        assert!(
+            got.contains("<registered/>") && got.contains("<nick>romeo</nick>"),
+            "{got}"
+        );
+        assert!(!got.contains("srv-secret"), "{got}");
+
+        // Configure at the transport's JID (its only server): the form,
+        // then a submission that changes the nick and keeps the password.
+        let cmd = "<command xmlns='http://jabber.org/protocol/commands' node='configure'/>";
+        assert!(s.is_command_iq(&iq("set", "irc.example.org", cmd)));
+        let form = s
+            .command(&iq("set", "irc.example.org", cmd), "irc.example.net", true)
+            .await
+            .unwrap()
+            .to_xml_string();
+        assert!(
+            form.contains("executing") && form.contains("<value>romeo</value>"),
+            "{form}"
+        );
+        assert!(!form.contains("srv-secret"), "{form}");
+        let sid = form
+            .split("sessionid=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        let done = s
+            .command(
+                &iq(
+                    "set",
+                    "irc.example.org",
+                    &format!(
+                        "<command xmlns='http://jabber.org/protocol/commands' node='configure' \
+                         sessionid='{sid}' action='complete'><x xmlns='jabber:x:data' type='submit'>\
+                         <field var='nick'><value>romeo2</value></field>\
+                         <field var='nickserv_password'><value>ns-secret</value></field></x></command>"
+                    ),
+                ),
+                "irc.example.net",
+                true,
+            )
+            .await
+            .unwrap()
+            .to_xml_string();
+        assert!(done.contains("completed"), "{done}");
+        let p = s.profile(&romeo, &entry).await.unwrap();
+        assert_eq!(p.nick.as_deref(), Some("romeo2"));
+        assert_eq!(p.credentials.server_password.as_deref(), Some("srv-secret"));
+        assert_eq!(
+            p.credentials.nickserv_password.as_deref(),
+            Some("ns-secret")
+        );
+
+        // A bad value stores nothing.
+        let bad = s
+            .register(
+                &iq(
+                    "set",
+                    SERVER,
+                    "<query xmlns='jabber:iq:register'><nick>two words</nick></query>",
+                ),
+                "irc.example.net",
+            )
+            .await
+            .unwrap()
+            .to_xml_string();
+        assert!(bad.contains("not-acceptable"), "{bad}");
+        assert_eq!(
+            s.profile(&romeo, &entry).await.unwrap().nick.as_deref(),
+            Some("romeo2")
+        );
+
+        let r = s
+            .register(
+                &iq(
+                    "set",
+                    SERVER,
+                    "<query xmlns='jabber:iq:register'><remove/></query>",
+                ),
+                "irc.example.net",
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.attr("type"), Some("result"));
+        assert_eq!(s.load(&romeo, "irc.example.net").await.unwrap(), None);
+        assert_eq!(
+            s.profile(&romeo, &entry).await.unwrap(),
+            profile(None, true)
+        );
+    }
+
+    #[tokio::test]
+    async fn with_several_servers_the_transport_jid_takes_no_settings() {
+        let (_dir, s) = open(r#"<server host="a.example"/><server host="b.example"/>"#).await;
+        assert_eq!(s.default_server(), None);
+    }
+
     #[test]
     fn values_that_would_break_an_irc_line_are_refused() {
         assert!(check(&reg(&[
