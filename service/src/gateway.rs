@@ -35,6 +35,12 @@
 //! Anyone may register: the user's bare JID is the key, whether or not it is
 //! an account of this server.
 //!
+//! The registration half stands alone too, for a transport that takes
+//! registrations at other JIDs than its host (the IRC transport, one per
+//! IRC server): [`registration_query`] answers a `get`,
+//! [`registration_submission`] and [`form_registration`] turn a `set` or a
+//! submitted form into the [`Registration`] to store, as [`Gateway`] does.
+//!
 //! Presence to the service host (XEP-0100 §4.4–4.5, RFC 6121): the first
 //! available resource of a registered user signs the user on, the last one
 //! going unavailable (or an error presence from the user) signs it off;
