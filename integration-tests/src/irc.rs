@@ -120,6 +120,12 @@ pub struct IrcPeer {
 impl IrcPeer {
     /// Connects to 127.0.0.1:`port` and registers as `nick`.
     pub async fn connect(port: u16, nick: &str) -> IrcPeer {
+        IrcPeer::connect_with_password(port, nick, None).await
+    }
+
+    /// Connects and registers, sending `PASS` first when `password` is
+    /// given (a server with a global password).
+    pub async fn connect_with_password(port: u16, nick: &str, password: Option<&str>) -> IrcPeer {
         let s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
         let (rd, wr) = s.into_split();
         let mut p = IrcPeer {
@@ -127,6 +133,9 @@ impl IrcPeer {
             wr,
             seen: Vec::new(),
         };
+        if let Some(pw) = password {
+            p.send(&format!("PASS :{pw}")).await;
+        }
         p.send(&format!("NICK {nick}")).await;
         p.send(&format!("USER {nick} 0 * :{nick}")).await;
         p.expect(|l| l.contains(" 001 ")).await;

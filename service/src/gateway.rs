@@ -35,6 +35,12 @@
 //! Anyone may register: the user's bare JID is the key, whether or not it is
 //! an account of this server.
 //!
+//! The registration half stands alone too, for a transport that takes
+//! registrations at other JIDs than its host (the IRC transport, one per
+//! IRC server): [`registration_query`] answers a `get`,
+//! [`registration_submission`] and [`form_registration`] turn a `set` or a
+//! submitted form into the [`Registration`] to store, as [`Gateway`] does.
+//!
 //! Presence to the service host (XEP-0100 §4.4–4.5, RFC 6121): the first
 //! available resource of a registered user signs the user on, the last one
 //! going unavailable (or an error presence from the user) signs it off;
@@ -250,6 +256,99 @@ pub fn unescape_localpart(local: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// The `<query xmlns='jabber:iq:register'/>` answering a registration
+/// `get`: the instructions, `<registered/>` and the current values (never
+/// secrets) when `current` is the user's registration, the legacy XEP-0077
+/// fields when they suffice, and the data form. Public so that a transport
+/// that takes registrations at other JIDs than its host (per legacy server,
+/// say) answers exactly as [`Gateway`] does.
+pub fn registration_query(spec: &GatewaySpec, current: Option<&Registration>) -> Element {
+    let mut q = Element::new("query", ns::REGISTER);
+    if !spec.instructions.is_empty() {
+        q.append_child(
+            Element::new("instructions", ns::REGISTER).with_text(spec.instructions.clone()),
+        );
+    }
+    if current.is_some() {
+        q.append_child(Element::new("registered", ns::REGISTER));
+    }
+    if spec.legacy_fields_suffice() {
+        for f in spec.legacy_fields() {
+            let mut e = Element::new(f.var.clone(), ns::REGISTER);
+            if let (Some(reg), false) = (current, f.kind == FieldKind::TextPrivate) {
+                if let Some(v) = reg.get(&f.var) {
+                    e.append_text(v);
+                }
+            }
+            q.append_child(e);
+        }
+    }
+    q.append_child(spec.registration_form(current).to_element());
+    q
+}
+
+/// The registration a `set` submits (`query` is its `jabber:iq:register`
+/// element, without `<remove/>`): the data form if there is one, else the
+/// legacy fields (XEP-0077, Precedence Order), validated against the form,
+/// with the stored secrets the user left empty put back.
+pub fn registration_submission(
+    spec: &GatewaySpec,
+    query: &Element,
+    current: Option<&Registration>,
+) -> Result<Registration, StanzaError> {
+    let submitted = match query.get_child("x", ns::DATA_FORMS) {
+        Some(x) => Form::parse(x).map_err(StanzaError::from)?,
+        None => {
+            let form = spec.registration_form(current);
+            let legacy: Vec<(&str, String)> = query
+                .elements()
+                .filter(|e| e.ns == ns::REGISTER)
+                .filter(|e| spec.legacy_fields().any(|f| f.var == e.name))
+                .map(|e| (e.name.as_str(), e.text()))
+                .collect();
+            if legacy.is_empty() {
+                return Err(StanzaError::bad_request()
+                    .with_text("the request holds neither a data form nor registration fields"));
+            }
+            form.submission(legacy.iter().map(|(k, v)| (*k, v.as_str())))
+        }
+    };
+    if submitted.kind == FormKind::Cancel {
+        return Err(StanzaError::bad_request()
+            .with_text("the registration form was cancelled; nothing was changed"));
+    }
+    form_registration(spec, &submitted, current)
+}
+
+/// A submitted registration form (from `jabber:iq:register` or an ad-hoc
+/// command showing [`GatewaySpec::registration_form`]) validated against
+/// the form, ordered as the spec's fields are, with the stored secrets the
+/// user left empty put back.
+pub fn form_registration(
+    spec: &GatewaySpec,
+    submitted: &Form,
+    current: Option<&Registration>,
+) -> Result<Registration, StanzaError> {
+    let pairs = spec
+        .registration_form(current)
+        .validate_submission(submitted)?;
+    let mut out = Vec::new();
+    for f in &spec.fields {
+        let mut given: Vec<(String, String)> =
+            pairs.iter().filter(|(k, _)| *k == f.var).cloned().collect();
+        if given.is_empty() && f.kind == FieldKind::TextPrivate {
+            if let Some(cur) = current {
+                given = cur
+                    .get_all(&f.var)
+                    .map(|v| (f.var.clone(), v.to_owned()))
+                    .collect();
+            }
+        }
+        out.extend(given);
+    }
+    Ok(Registration::from_pairs(out))
 }
 
 /// What [`Gateway::handle`] did with a stanza.
@@ -502,29 +601,10 @@ impl Gateway {
         } else {
             None
         };
-        let mut q = Element::new("query", ns::REGISTER);
-        if !self.spec.instructions.is_empty() {
-            q.append_child(
-                Element::new("instructions", ns::REGISTER)
-                    .with_text(self.spec.instructions.clone()),
-            );
-        }
-        if current.is_some() {
-            q.append_child(Element::new("registered", ns::REGISTER));
-        }
-        if self.spec.legacy_fields_suffice() {
-            for f in self.spec.legacy_fields() {
-                let mut e = Element::new(f.var.clone(), ns::REGISTER);
-                if let (Some(reg), false) = (&current, f.kind == FieldKind::TextPrivate) {
-                    if let Some(v) = reg.get(&f.var) {
-                        e.append_text(v);
-                    }
-                }
-                q.append_child(e);
-            }
-        }
-        q.append_child(self.spec.registration_form(current.as_ref()).to_element());
-        Ok(Reply::just(iq_result(iq, Some(q))))
+        Ok(Reply::just(iq_result(
+            iq,
+            Some(registration_query(&self.spec, current.as_ref())),
+        )))
     }
 
     async fn registration_set(
@@ -546,31 +626,7 @@ impl Gateway {
         } else {
             None
         };
-        let form = self.spec.registration_form(current.as_ref());
-        // XEP-0077 (Precedence Order): the data form takes precedence over legacy fields.
-        let submitted = match query.get_child("x", ns::DATA_FORMS) {
-            Some(x) => Form::parse(x).map_err(StanzaError::from)?,
-            None => {
-                let legacy: Vec<(&str, String)> = query
-                    .elements()
-                    .filter(|e| e.ns == ns::REGISTER)
-                    .filter(|e| self.spec.legacy_fields().any(|f| f.var == e.name))
-                    .map(|e| (e.name.as_str(), e.text()))
-                    .collect();
-                if legacy.is_empty() {
-                    return Err(StanzaError::bad_request().with_text(
-                        "the request holds neither a data form nor registration fields",
-                    ));
-                }
-                form.submission(legacy.iter().map(|(k, v)| (*k, v.as_str())))
-            }
-        };
-        if submitted.kind == FormKind::Cancel {
-            return Err(StanzaError::bad_request()
-                .with_text("the registration form was cancelled; nothing was changed"));
-        }
-        let pairs = form.validate_submission(&submitted)?;
-        let registration = self.merge_secrets(pairs, current.as_ref());
+        let registration = registration_submission(&self.spec, query, current.as_ref())?;
 
         let store = self.store.clone();
         let (u, r) = (user.clone(), registration.clone());
@@ -589,30 +645,6 @@ impl Gateway {
             stanzas,
             events: vec![GatewayEvent::Registered { user, registration }],
         })
-    }
-
-    /// Orders a validated submission as the spec's fields are ordered, and
-    /// puts back the stored secrets the user left empty.
-    fn merge_secrets(
-        &self,
-        pairs: Vec<(String, String)>,
-        current: Option<&Registration>,
-    ) -> Registration {
-        let mut out = Vec::new();
-        for f in &self.spec.fields {
-            let mut given: Vec<(String, String)> =
-                pairs.iter().filter(|(k, _)| *k == f.var).cloned().collect();
-            if given.is_empty() && f.kind == FieldKind::TextPrivate {
-                if let Some(cur) = current {
-                    given = cur
-                        .get_all(&f.var)
-                        .map(|v| (f.var.clone(), v.to_owned()))
-                        .collect();
-                }
-            }
-            out.extend(given);
-        }
-        Registration::from_pairs(out)
     }
 
     async fn unregister(&mut self, iq: &Element, user: Jid) -> Result<Reply, StanzaError> {

@@ -198,6 +198,12 @@ pub fn occupant_jid(channel: &str, server: &str, host: &str, nick: &str) -> Stri
     format!("{}/{nick}", room_jid(channel, server, host))
 }
 
+/// The JID of an IRC server: `server@host`, escaped.
+pub fn server_jid(server: &str, host: &str) -> String {
+    let local = escape_localpart(server).unwrap_or_else(|| server.to_string());
+    format!("{local}@{host}")
+}
+
 /// The JID of an IRC user: `nick%server@host`, escaped.
 pub fn user_jid(nick: &str, server: &str, host: &str) -> String {
     let local =

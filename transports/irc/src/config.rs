@@ -13,6 +13,8 @@
 //! system's trust store or, with `ca-file="/absolute/path.pem"`, against
 //! those certificates only; a plain-text server must say
 //! `allow-plain="true"` as well, so that plain text is never an accident.
+//! Users' IRC passwords (server password, SASL, NickServ) go only over TLS
+//! or to a server with `allow-plain="true"`: nothing else can carry them.
 
 use std::path::PathBuf;
 
@@ -25,6 +27,10 @@ pub struct ServerEntry {
     pub host: String,
     pub port: u16,
     pub tls: bool,
+    /// Whether the admin allowed this server in clear (`allow-plain`):
+    /// a plain-text server must say so, and only then do users' passwords
+    /// go over its connections ([`crate::settings::secure`]).
+    pub allow_plain: bool,
     /// Trust anchors for this server instead of the system's.
     pub ca_file: Option<PathBuf>,
 }
@@ -143,6 +149,7 @@ fn server(el: &Element) -> Result<ServerEntry, String> {
         host,
         port,
         tls,
+        allow_plain,
         ca_file,
     })
 }
@@ -169,6 +176,7 @@ mod tests {
                 host: "127.0.0.1".into(),
                 port: 6668,
                 tls: false,
+                allow_plain: true,
                 ca_file: None,
             }
         );

@@ -24,8 +24,9 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_rustls::TlsConnector;
 
-use crate::address::{occupant_jid, room_jid, user_jid};
+use crate::address::{occupant_jid, room_jid, server_jid, user_jid};
 use crate::muc::{self, Rank};
+use crate::signon::{self, Profile, SignOn};
 use crate::text;
 
 /// The longest line read from a server: 512 bytes plus the 8191 bytes
@@ -135,15 +136,22 @@ struct State {
     channels: HashMap<String, Channel>,
     out: Outbox,
     lines: Vec<String>,
+    /// The user's settings for this server, until sign-on starts.
+    profile: Option<Profile>,
+    /// PASS, SASL and NickServ ([`signon`]).
+    signon: Option<SignOn>,
 }
 
-/// Starts a connection task; it tells `done` its key when it ends.
+/// Starts a connection task; it tells `done` its key when it ends. A nick
+/// in `profile` (the user's settings) is used instead of `nick`.
+#[allow(clippy::too_many_arguments)]
 pub fn spawn(
     key: Key,
     service_host: String,
     addr: (String, u16),
     tls: Option<Arc<rustls::ClientConfig>>,
     nick: String,
+    profile: Profile,
     out: Outbox,
     done: mpsc::Sender<Key>,
 ) -> mpsc::Sender<ToIrc> {
@@ -153,13 +161,15 @@ pub fn spawn(
             host: service_host,
             server: key.1.clone(),
             user: key.0.clone(),
-            nick,
+            nick: profile.nick.clone().unwrap_or(nick),
             registered: false,
             used: false,
             fatal: None,
             channels: HashMap::new(),
             out,
             lines: Vec::new(),
+            profile: Some(profile),
+            signon: None,
         };
         let why = match run(&mut state, addr, tls, &mut rx).await {
             Ok(()) => "the connection ended".to_string(),
@@ -213,22 +223,7 @@ async fn run(
         }
     };
     let mut rd = BufReader::new(rd);
-    let username: String = st
-        .user
-        .split('@')
-        .next()
-        .unwrap_or("")
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .take(10)
-        .collect();
-    let username = if username.is_empty() {
-        "xmpp".to_string()
-    } else {
-        username
-    };
-    st.send(format!("NICK {}", st.nick));
-    st.send(format!("USER {username} 0 * :{}", st.user));
+    st.sign_on().await;
     let mut buf = Vec::with_capacity(1024);
     loop {
         if !st.lines.is_empty() {
@@ -311,7 +306,63 @@ async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
 
 impl State {
     fn send(&mut self, line: String) {
+        tracing::debug!(user = %self.user, server = %self.server, "IRC → {}", signon::mask(&line));
         self.lines.push(line);
+    }
+
+    /// The opening lines: PASS, NICK and USER with the user's settings
+    /// (the username defaults to the JID's local part, the real name to
+    /// the bare JID), and SASL's CAP LS before them.
+    async fn sign_on(&mut self) {
+        let profile = self.profile.take().unwrap_or_default();
+        let username = profile.username.clone().unwrap_or_else(|| {
+            let u: String = self
+                .user
+                .split('@')
+                .next()
+                .unwrap_or("")
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .take(10)
+                .collect();
+            if u.is_empty() {
+                "xmpp".to_string()
+            } else {
+                u
+            }
+        });
+        let realname = profile
+            .realname
+            .clone()
+            .unwrap_or_else(|| self.user.clone());
+        let (machine, step) = SignOn::start(
+            profile.credentials,
+            &self.nick,
+            &username,
+            &realname,
+            profile.secure,
+        );
+        self.signon = Some(machine);
+        self.sign_on_step(step).await;
+    }
+
+    /// Sends a sign-on step's lines, and its sentence to the user's
+    /// resources from the IRC server's JID.
+    async fn sign_on_step(&mut self, step: signon::Step) {
+        for l in step.lines {
+            self.send(l);
+        }
+        if let Some(text) = step.notice {
+            let from = server_jid(&self.server, &self.host);
+            let resources: BTreeSet<String> = self
+                .channels
+                .values()
+                .flat_map(|c| c.resources.keys().cloned())
+                .collect();
+            for r in resources {
+                self.emit(muc::chat(&from, &r, &text)).await;
+            }
+        }
     }
 
     async fn emit(&self, stanza: Element) {
@@ -481,6 +532,11 @@ impl State {
     }
 
     async fn incoming(&mut self, m: Message) {
+        tracing::debug!(user = %self.user, server = %self.server, "IRC ← {}", signon::mask(m.to_string().trim_end()));
+        if let Some(step) = self.signon.as_mut().and_then(|s| s.handle(&m)) {
+            self.sign_on_step(step).await;
+            return;
+        }
         let source = match &m.prefix {
             Some(Prefix::Nickname(n, _, _)) => n.clone(),
             Some(Prefix::ServerName(s)) => s.clone(),
@@ -496,6 +552,11 @@ impl State {
                     self.nick = n.clone();
                 }
                 self.registered = true;
+                // NickServ IDENTIFY before the joins, so that channels
+                // that look at the account see it as early as possible.
+                if let Some(step) = self.signon.as_mut().map(SignOn::welcomed) {
+                    self.sign_on_step(step).await;
+                }
                 let names: Vec<String> = self.channels.values().map(|c| c.name.clone()).collect();
                 for n in names {
                     self.send(format!("JOIN {n}"));

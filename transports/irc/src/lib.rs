@@ -7,7 +7,10 @@
 //! the `<service>` element are reached ([`config`]). Each (XMPP account,
 //! IRC server) pair has one IRC connection, shared by the account's
 //! resources ([`connection`]); IRC events become MUC stanzas ([`muc`]) and
-//! text is made safe both ways ([`text`]).
+//! text is made safe both ways ([`text`]). Users register their own
+//! settings for each server (nick, passwords: [`settings`], sealed at
+//! rest), which a connection signs on with ([`signon`]: PASS, SASL PLAIN,
+//! NickServ).
 //!
 //! The protocol layer is `irc-proto` (the parsing half of the `irc` crate)
 //! over the transport's own tokio sockets, not the `irc` crate's client:
@@ -18,12 +21,15 @@
 //! the rest of Switchboard.
 //!
 //! Map: this file dispatches stanzas; [`address`], [`config`], [`text`],
-//! [`muc`] are pure; [`connection`] owns the sockets.
+//! [`muc`], [`signon`] are pure; [`settings`] owns the registrations;
+//! [`connection`] owns the sockets.
 
 pub mod address;
 pub mod config;
 pub mod connection;
 pub mod muc;
+pub mod settings;
+pub mod signon;
 pub mod text;
 pub mod tls;
 
@@ -39,6 +45,7 @@ use tokio::sync::mpsc;
 use address::Address;
 use config::IrcConfig;
 use connection::{Key, ToIrc};
+use settings::Settings;
 
 /// The IRC transport service kind (`type="irc"`).
 #[derive(Debug, Clone)]
@@ -74,6 +81,25 @@ impl Service for IrcTransport {
     fn run(&self, ctx: ServiceContext, mut inbox: mpsc::Receiver<Element>) -> BoxFuture {
         let me = self.clone();
         Box::pin(async move {
+            let (config, host, dir, key) = (
+                me.config.clone(),
+                ctx.jid.clone(),
+                ctx.data_dir.clone(),
+                ctx.key.clone(),
+            );
+            let opened =
+                tokio::task::spawn_blocking(move || Settings::open(&config, &host, &dir, key))
+                    .await;
+            let mut settings = match opened {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    // The supervisor restarts the service with backoff and
+                    // tells the admins.
+                    tracing::error!(service = %ctx.jid, error = %e, "cannot open the IRC registrations");
+                    return;
+                }
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
+            };
             tracing::info!(service = %ctx.jid, servers = %me.config.names(), "IRC transport up");
             let (done_tx, mut done_rx) = mpsc::channel::<Key>(64);
             let mut conns: HashMap<Key, mpsc::Sender<ToIrc>> = HashMap::new();
@@ -81,7 +107,7 @@ impl Service for IrcTransport {
                 tokio::select! {
                     stanza = inbox.recv() => {
                         let Some(stanza) = stanza else { return };
-                        let reply = me.handle(&ctx, &stanza, &mut conns, &done_tx).await;
+                        let reply = me.handle(&ctx, &stanza, &mut settings, &mut conns, &done_tx).await;
                         if let Some(r) = reply {
                             if ctx.out.send(r).await.is_err() {
                                 return;
@@ -102,7 +128,7 @@ impl Service for IrcTransport {
 }
 
 impl IrcTransport {
-    fn disco_info(&self) -> Element {
+    fn disco_info(&self, settings: &Settings) -> Element {
         let mut q = Element::new("query", ns::DISCO_INFO)
             .with_child(
                 Element::new("identity", ns::DISCO_INFO)
@@ -116,7 +142,25 @@ impl IrcTransport {
                     .with_attr("type", "irc")
                     .with_attr("name", "IRC channels"),
             );
-        for f in [ns::DISCO_INFO, ns::DISCO_ITEMS, muc::MUC, ns::PING] {
+        let mut features = vec![ns::DISCO_INFO, ns::DISCO_ITEMS, muc::MUC, ns::PING];
+        if settings.default_server().is_some() {
+            features.extend([ns::REGISTER, ns::COMMANDS]);
+        }
+        for f in features {
+            q.append_child(Element::new("feature", ns::DISCO_INFO).with_attr("var", f));
+        }
+        q
+    }
+
+    /// An IRC server's JID: where its settings are registered.
+    fn server_info(server: &str) -> Element {
+        let mut q = Element::new("query", ns::DISCO_INFO).with_child(
+            Element::new("identity", ns::DISCO_INFO)
+                .with_attr("category", "gateway")
+                .with_attr("type", "irc")
+                .with_attr("name", server),
+        );
+        for f in [ns::DISCO_INFO, ns::DISCO_ITEMS, ns::REGISTER, ns::COMMANDS] {
             q.append_child(Element::new("feature", ns::DISCO_INFO).with_attr("var", f));
         }
         q
@@ -141,6 +185,7 @@ impl IrcTransport {
         &self,
         ctx: &ServiceContext,
         stanza: &Element,
+        settings: &mut Settings,
         conns: &mut HashMap<Key, mpsc::Sender<ToIrc>>,
         done: &mpsc::Sender<Key>,
     ) -> Option<Element> {
@@ -152,7 +197,7 @@ impl IrcTransport {
         };
         let kind = stanza_type(stanza).to_string();
         match (stanza.name.as_str(), &addr) {
-            ("iq", _) => self.iq(stanza, &addr, &kind),
+            ("iq", _) => self.iq(stanza, &addr, &kind, settings).await,
             (
                 "presence",
                 Address::Channel {
@@ -174,6 +219,17 @@ impl IrcTransport {
                             None => return error_reply(stanza, &self.not_allowed(server)),
                         };
                         let key = (from.to_bare().to_string(), entry.host.clone());
+                        // A new connection signs on with the user's
+                        // settings for that server, read now.
+                        let live = conns.get(&key).is_some_and(|tx| !tx.is_closed());
+                        let profile = if live {
+                            signon::Profile::default()
+                        } else {
+                            match settings.profile(&from, &entry).await {
+                                Ok(p) => p,
+                                Err(e) => return error_reply(stanza, &e),
+                            }
+                        };
                         let req = ToIrc::Join {
                             channel: channel.clone(),
                             nick: nick.clone(),
@@ -186,6 +242,7 @@ impl IrcTransport {
                                 (entry.host.clone(), entry.port),
                                 self.tls.get(&entry.host).cloned(),
                                 nick.clone(),
+                                profile.clone(),
                                 ctx.out.clone(),
                                 done.clone(),
                             )
@@ -283,21 +340,53 @@ impl IrcTransport {
         }
     }
 
-    fn iq(&self, stanza: &Element, addr: &Address, kind: &str) -> Option<Element> {
+    async fn iq(
+        &self,
+        stanza: &Element,
+        addr: &Address,
+        kind: &str,
+        settings: &mut Settings,
+    ) -> Option<Element> {
         if kind != "get" && kind != "set" {
             return None;
         }
         let payload = stanza.first_element();
         let get = kind == "get";
+        // Settings live at a server's JID, and at the transport's when it
+        // has one server (see [`settings`]).
+        let settings_of = match addr {
+            Address::Server { server } => match self.config.server(server) {
+                Some(e) => Some((e.host.clone(), false)),
+                None => return error_reply(stanza, &self.not_allowed(server)),
+            },
+            Address::Transport => settings.default_server().map(|s| (s.to_owned(), true)),
+            _ => None,
+        };
+        if let (Some((server, at_transport)), Some(p)) = (&settings_of, payload) {
+            if p.is("query", ns::REGISTER) {
+                return settings.register(stanza, server).await;
+            }
+            if settings.is_command_iq(stanza) {
+                return settings.command(stanza, server, *at_transport).await;
+            }
+        }
         match (addr, payload) {
             (Address::Transport, Some(p)) if get && p.is("query", ns::DISCO_INFO) => {
-                Some(iq_result(stanza, Some(self.disco_info())))
+                Some(iq_result(stanza, Some(self.disco_info(settings))))
             }
-            (Address::Transport, Some(p)) if get && p.is("query", ns::DISCO_ITEMS) => Some(
-                iq_result(stanza, Some(Element::new("query", ns::DISCO_ITEMS))),
-            ),
+            (Address::Transport | Address::Server { .. }, Some(p))
+                if get && p.is("query", ns::DISCO_ITEMS) =>
+            {
+                Some(iq_result(
+                    stanza,
+                    Some(Element::new("query", ns::DISCO_ITEMS)),
+                ))
+            }
             (Address::Transport, Some(p)) if get && p.is("ping", ns::PING) => {
                 Some(iq_result(stanza, None))
+            }
+            (Address::Server { server }, Some(p)) if get && p.is("query", ns::DISCO_INFO) => {
+                Some(iq_result(stanza, Some(Self::server_info(server))))
             }
             (
                 Address::Channel {
