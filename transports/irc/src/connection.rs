@@ -443,7 +443,10 @@ async fn session(st: &mut State, target: &Target, rx: &mut mpsc::Receiver<ToIrc>
             quit(&mut wr, "").await;
             return End::Fatal(why);
         }
-        if st.used && st.channels.is_empty() {
+        // Lines still queued (the PART of the last channel, messages
+        // before it) go out first: nothing is dropped for the flood
+        // control, even at the end.
+        if st.used && st.channels.is_empty() && st.queue.is_empty() {
             quit(&mut wr, "left every channel").await;
             return End::Quit;
         }
