@@ -1279,6 +1279,91 @@ mod tests {
         );
     }
 
+    /// A connection to a loopback listener driven by `server`, with one
+    /// resource joining `#t`; returns the stanzas the user got by the time
+    /// the connection ended.
+    async fn against(server: impl FnOnce(TcpStream) -> tokio::task::JoinHandle<()>) -> Vec<String> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (out, mut stanzas) = Outbox::channel();
+        let (done_tx, mut done_rx) = mpsc::channel(1);
+        let key = ("a@l".to_string(), "127.0.0.1".to_string());
+        let target = Target {
+            host: "127.0.0.1".into(),
+            port,
+            tls: None,
+            default: false,
+        };
+        let tx = spawn(key, "irc.l".into(), target, "alice".into(), out, done_tx);
+        tx.send(ToIrc::Join {
+            channel: "#t".into(),
+            nick: "alice".into(),
+            full: "a@l/r".into(),
+            short: false,
+        })
+        .await
+        .unwrap();
+        let (sock, _) = listener.accept().await.unwrap();
+        let peer = server(sock);
+        // Whatever the server does next, the connection gives up after
+        // its first reconnection attempt (nobody listens any more).
+        drop(listener);
+        let mut got = Vec::new();
+        loop {
+            tokio::select! {
+                Some(s) = stanzas.recv() => got.push(s.to_xml_string()),
+                _ = done_rx.recv() => break,
+            }
+        }
+        while let Ok(s) = stanzas.try_recv() {
+            got.push(s.to_xml_string());
+        }
+        peer.abort();
+        got
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_welcome_within_the_registration_timeout_fails_the_join() {
+        let got = against(|sock| {
+            tokio::spawn(async move {
+                // Reads, never answers.
+                let mut sock = sock;
+                let mut buf = [0u8; 512];
+                while matches!(tokio::io::AsyncReadExt::read(&mut sock, &mut buf).await, Ok(n) if n > 0) {}
+            })
+        })
+        .await;
+        let all = got.join("\n");
+        assert!(all.contains("remote-server-not-found"), "{all}");
+        assert!(all.contains("no welcome"), "{all}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_server_that_stops_answering_is_pinged_then_dropped() {
+        let (seen_tx, mut seen_rx) = mpsc::unbounded_channel::<String>();
+        let got = against(move |sock| {
+            tokio::spawn(async move {
+                let (rd, mut wr) = sock.into_split();
+                let mut rd = BufReader::new(rd);
+                wr.write_all(b":srv 001 alice :hi\r\n").await.unwrap();
+                let mut line = String::new();
+                while rd.read_line(&mut line).await.unwrap_or(0) > 0 {
+                    let _ = seen_tx.send(line.trim_end().to_string());
+                    line.clear();
+                }
+            })
+        })
+        .await;
+        let all = got.join("\n");
+        assert!(all.contains("no answer to PING"), "{all}");
+        let mut lines = Vec::new();
+        while let Ok(l) = seen_rx.try_recv() {
+            lines.push(l);
+        }
+        assert!(lines.iter().any(|l| l == "PING :switchboard"), "{lines:?}");
+        assert!(lines.iter().any(|l| l == "JOIN #t"), "{lines:?}");
+    }
+
     #[test]
     fn casemapping() {
         assert_eq!(fold("#Test[1]"), fold("#test{1}"));
