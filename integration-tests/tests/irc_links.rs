@@ -17,17 +17,26 @@ const IRC: &str = "irc.localhost";
 const ROOM: &str = "#test%127.0.0.1@irc.localhost";
 const SERVER_JID: &str = "127.0.0.1@irc.localhost";
 
-/// A server with the IRC transport; `service_attrs` and `servers` go into
-/// its `<service>` element.
+/// A server with the IRC transport and the user alice (an admin of the
+/// host); `service_attrs` and `servers` go into its `<service>` element.
 fn server(service_attrs: &str, servers: &str, host: &str) -> TestServer {
+    builder(service_attrs, servers, host).start()
+}
+
+/// The same, with carl (no admin) as well.
+fn server_with_carl(service_attrs: &str, servers: &str, host: &str) -> TestServer {
+    builder(service_attrs, servers, host)
+        .user("carl@localhost", "carl-pw")
+        .start()
+}
+
+fn builder(service_attrs: &str, servers: &str, host: &str) -> ServerBuilder {
     ServerBuilder::new()
         .config(host)
         .also(&format!(
             r#"<service id="{IRC}" type="irc" {service_attrs}>{servers}</service>"#
         ))
         .user("alice@localhost", "alice-pw")
-        .user("carl@localhost", "carl-pw")
-        .start()
 }
 
 fn plain(host: &str, port: u16) -> String {
@@ -323,7 +332,7 @@ async fn an_endless_line_drops_only_that_link() {
         plain("127.0.0.1", ircd.port),
         plain("localhost", evil_port)
     );
-    let server = server("", &servers, HOST);
+    let server = server_with_carl("", &servers, HOST);
     // carl is in a room on the real server; alice on the hostile one.
     let mut carl = login(&server, "carl").await;
     join(&mut carl, ROOM, "carl").await;
@@ -358,7 +367,7 @@ async fn the_default_server_and_raw_commands_to_the_server_jid() {
     let mut bob = IrcPeer::connect(ircd.port, "bob").await;
     bob.send("JOIN #test").await;
     bob.expect(|l| l.contains(" 366 ")).await;
-    let server = server(
+    let server = server_with_carl(
         r#"default-server="127.0.0.1""#,
         &plain("127.0.0.1", ircd.port),
         HOST,
