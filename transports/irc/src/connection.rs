@@ -56,6 +56,10 @@ use crate::text;
 /// IRCv3 allows for message tags.
 pub const MAX_LINE: usize = 512 + 8191;
 
+/// How long a session must have been up for the next drop to count as a
+/// new outage, with reconnection delays starting over from the first.
+const STABLE: Duration = Duration::from_secs(60);
+
 /// How many lines may wait for the flood control before new messages are
 /// refused (at one line per 2 s, over half an hour of sending).
 pub const MAX_QUEUED: usize = 1000;
@@ -215,6 +219,10 @@ struct State {
     user_via: String,
     /// Whether the current session saw the welcome.
     registered: bool,
+    /// When it did.
+    welcomed_at: Option<Instant>,
+    /// The server's ERROR line in this session, if any.
+    last_error: Option<String>,
     /// Whether any session did: a connection that never worked fails its
     /// joins instead of retrying.
     ever_registered: bool,
@@ -266,6 +274,8 @@ pub fn spawn(
                 key.1.clone()
             },
             registered: false,
+            welcomed_at: None,
+            last_error: None,
             ever_registered: false,
             used: false,
             fatal: None,
@@ -329,9 +339,14 @@ async fn run(
             return Err(why);
         }
         if st.registered {
-            // That session worked: this is a new outage.
-            backoff.reset();
+            // That session worked: the users were back in their rooms and
+            // must hear of this outage too. The delays start over only if
+            // it also lasted: a server that welcomes and then drops us at
+            // once (a ban) must not be hammered every second.
             told = false;
+            if st.welcomed_at.is_some_and(|t| t.elapsed() >= STABLE) {
+                backoff.reset();
+            }
         }
         let Some(delay) = backoff.next(link::jitter()) else {
             return Err(format!(
@@ -419,6 +434,8 @@ async fn quit(wr: &mut Writer, why: &str) {
 /// One socket, from connecting to its end.
 async fn session(st: &mut State, target: &Target, rx: &mut mpsc::Receiver<ToIrc>) -> End {
     st.registered = false;
+    st.welcomed_at = None;
+    st.last_error = None;
     st.queue.clear();
     st.urgent.clear();
     st.modes = ServerModes::default();
@@ -471,7 +488,12 @@ async fn session(st: &mut State, target: &Target, rx: &mut mpsc::Receiver<ToIrc>
                 pinged = false;
                 match line {
                     Err(e) => return End::Dropped(e.to_string()),
-                    Ok(None) => return End::Dropped("the server closed the connection".into()),
+                    Ok(None) => {
+                        return End::Dropped(match st.last_error.take() {
+                            Some(e) => format!("the server closed the connection: {e}"),
+                            None => "the server closed the connection".into(),
+                        })
+                    }
                     Ok(Some(bytes)) => {
                         let line = text::decode(&bytes);
                         match line.parse::<Message>() {
@@ -889,6 +911,7 @@ impl State {
                     self.nick = n.clone();
                 }
                 self.registered = true;
+                self.welcomed_at = Some(Instant::now());
                 self.ever_registered = true;
                 let names: Vec<String> = self.channels.values().map(|c| c.name.clone()).collect();
                 for n in names {
@@ -909,13 +932,16 @@ impl State {
                 self.send(format!("NICK {nick}"));
             }
             Command::Response(resp, args) if join_refusal(resp as u16).is_some() => {
-                self.refused(resp as u16, &args).await;
+                self.refusal(resp as u16, &args).await;
             }
             Command::Raw(code, args)
                 if code.parse::<u16>().ok().and_then(join_refusal).is_some() =>
             {
-                let code = code.parse::<u16>().unwrap_or(0);
-                self.refused(code, &args).await;
+                self.refusal(code.parse::<u16>().unwrap_or(0), &args).await;
+            }
+            Command::ERROR(why) => {
+                // The server's last words before it closes the link.
+                self.last_error = Some(text::strip_formatting(&why));
             }
             Command::Response(Response::RPL_TOPIC, args) => {
                 if let (Some(chan), Some(topic)) = (args.get(1), args.get(2)) {
@@ -966,18 +992,8 @@ impl State {
                 let p = modes::params(raw);
                 self.channel_modes(&chan, p.get(1..).unwrap_or(&[])).await;
             }
-            Command::Response(resp, args)
-                if self.registered && resp.is_error() && args.len() >= 2 =>
-            {
-                // An error not handled above (an unknown command from an
-                // admin's raw line, a message to a missing nick): from the
-                // server, in its words.
-                let text = args[1..].join(" ");
-                let from = self.server_jid();
-                for r in self.all_resources() {
-                    self.emit(muc::chat(&from, &r, &text::strip_formatting(&text)))
-                        .await;
-                }
+            Command::Response(resp, args) if resp.is_error() => {
+                self.server_says(&args).await;
             }
             Command::JOIN(chan, _, _) => {
                 let k = fold(&chan);
@@ -1134,11 +1150,41 @@ impl State {
         }
     }
 
-    /// The server refused a JOIN with numeric `code`.
-    async fn refused(&mut self, code: u16, args: &[String]) {
-        let Some(chan) = args.get(1) else { return };
-        let Some(ch) = self.channels.remove(&fold(chan)) else {
+    /// An error numeric not handled otherwise (an unknown command from an
+    /// admin's raw line, a message to a missing nick): a message from the
+    /// server's JID, in its words. Before the welcome, sign-on errors are
+    /// the connection's business, not the user's.
+    async fn server_says(&self, args: &[String]) {
+        if !self.registered || args.len() < 2 {
             return;
+        }
+        let text = text::strip_formatting(&args[1..].join(" "));
+        let from = self.server_jid();
+        for r in self.all_resources() {
+            self.emit(muc::chat(&from, &r, &text)).await;
+        }
+    }
+
+    /// A numeric that refuses a JOIN, or else an error for the user.
+    async fn refusal(&mut self, code: u16, args: &[String]) {
+        if !self.refused(code, args).await {
+            self.server_says(args).await;
+        }
+    }
+
+    /// The server refused a JOIN with numeric `code`: the join fails for
+    /// every resource waiting on it. `false` when the numeric is not about
+    /// a channel being joined.
+    async fn refused(&mut self, code: u16, args: &[String]) -> bool {
+        let Some(chan) = args.get(1) else {
+            return false;
+        };
+        let k = fold(chan);
+        if self.channels.get(&k).is_none_or(|c| c.joined) {
+            return false;
+        }
+        let Some(ch) = self.channels.remove(&k) else {
+            return false;
         };
         let text = args.last().map(|t| text::strip_formatting(t));
         let mut err = join_refusal(code).expect("a join refusal");
@@ -1149,6 +1195,7 @@ impl State {
             let from = self.occupant(&ch, nick);
             self.emit(muc::join_error(&from, r, err.clone())).await;
         }
+        true
     }
 
     async fn occupant_left(&mut self, k: &str, nick: &str, reason: Option<&str>) {
