@@ -464,7 +464,7 @@ async fn connections_per_user_are_limited() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pinned_fingerprint_accepts_its_certificate_only() {
+async fn a_pinned_fingerprint_accepts_its_certificate_only_and_verify_false_any() {
     use sha2::{Digest, Sha256};
     let cert = rcgen::generate_simple_self_signed(vec!["irc.test.invalid".to_string()]).unwrap();
     let pin: String = Sha256::digest(cert.cert.der())
@@ -499,4 +499,19 @@ async fn a_pinned_fingerprint_accepts_its_certificate_only() {
     let (_, err) = join(&mut alice, ROOM, "alice").await;
     assert!(err.contains("remote-server-not-found"), "{err}");
     assert!(err.contains("fingerprint"), "{err}");
+    drop(alice);
+    drop(server);
+
+    // verify="false" takes any certificate (still over TLS); without it,
+    // this one (for another name, from no CA) is refused.
+    let servers = format!(
+        r#"<server host="localhost" port="{tls_port}" verify="false"/><server host="127.0.0.1" port="{tls_port}"/>"#
+    );
+    let server = builder("", &servers, HOST).start();
+    let mut alice = login(&server, "alice").await;
+    let (_, own) = join(&mut alice, "#test%localhost@irc.localhost", "alice").await;
+    assert!(own.contains(r#"code="110""#), "{own}");
+    let (_, err) = join(&mut alice, ROOM, "alice").await;
+    assert!(err.contains("remote-server-not-found"), "{err}");
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
 }
