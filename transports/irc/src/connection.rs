@@ -235,7 +235,7 @@ struct State {
     out: Outbox,
     /// Lines waiting for the flood control, in order.
     queue: VecDeque<String>,
-    /// Lines that skip it: PONG, our PING.
+    /// Lines that skip it: PONG, our PING, the sign-on lines.
     urgent: Vec<String>,
     bucket: TokenBucket,
     /// What the server's ISUPPORT said about modes.
@@ -562,9 +562,16 @@ async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
 }
 
 impl State {
-    /// Queues a line behind the flood control.
+    /// Queues a line behind the flood control. Before the welcome only
+    /// sign-on lines are sent (joins and messages wait for it): they skip
+    /// the bucket, since a server expects them at once and they are few,
+    /// and the session starts with its full burst.
     fn send(&mut self, line: String) {
-        self.queue.push_back(line);
+        if self.registered {
+            self.queue.push_back(line);
+        } else {
+            self.urgent.push(line);
+        }
     }
 
     async fn emit(&self, stanza: Element) {
