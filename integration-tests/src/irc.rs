@@ -39,7 +39,28 @@ pub struct Ngircd {
     child: Child,
     /// The plain-text port it listens on.
     pub port: u16,
+    conf: PathBuf,
     _dir: tempfile::TempDir,
+}
+
+fn spawn_ngircd(conf: &std::path::Path, dir: &std::path::Path) -> Child {
+    let bin = ngircd_binary();
+    // Appended to, so that the log of a restarted server keeps the first
+    // run's lines.
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("ngircd.log"))
+        .unwrap();
+    Command::new(&bin)
+        .arg("-n")
+        .arg("-f")
+        .arg(conf)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()))
 }
 
 impl Ngircd {
@@ -50,7 +71,6 @@ impl Ngircd {
 
     /// With more config from `extra(scratch_dir)`.
     pub fn start_with(extra: impl FnOnce(&std::path::Path) -> String) -> Ngircd {
-        let bin = ngircd_binary();
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let conf = dir.path().join("ngircd.conf");
@@ -66,34 +86,44 @@ impl Ngircd {
             ),
         )
         .unwrap();
-        let log = std::fs::File::create(dir.path().join("ngircd.log")).unwrap();
-        let child = Command::new(&bin)
-            .arg("-n")
-            .arg("-f")
-            .arg(&conf)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let child = spawn_ngircd(&conf, dir.path());
         let mut n = Ngircd {
             child,
             port,
+            conf,
             _dir: dir,
         };
+        n.wait_listening();
+        n
+    }
+
+    /// Kills the server (SIGKILL: its clients see the connection drop,
+    /// with no ERROR line first). [`Ngircd::resume`] starts it again.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same port with the same config, as
+    /// after a restart.
+    pub fn resume(&mut self) {
+        self.child = spawn_ngircd(&self.conf, self._dir.path());
+        self.wait_listening();
+    }
+
+    fn wait_listening(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = n.child.try_wait() {
-                panic!("ngircd exited ({status}): {}", n.log());
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("ngircd exited ({status}): {}", self.log());
             }
             assert!(
                 Instant::now() < deadline,
                 "ngircd did not listen: {}",
-                n.log()
+                self.log()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        n
     }
 
     /// What ngircd logged so far.

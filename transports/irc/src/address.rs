@@ -7,6 +7,11 @@
 //! - `irc.server@irc.example.org` is the IRC server itself;
 //! - `irc.example.org` is the transport.
 //!
+//! With a default server in the admin config (`default-server="…"`), the
+//! short forms work as well: `#chan@irc.example.org` is a channel and
+//! `nick@irc.example.org` a user of that server. A local part without `%`
+//! that holds a `.` or `:` (which nicks cannot) still names a server.
+//!
 //! The local part is XEP-0106-unescaped before it is split at its last
 //! `%` (so `\40` in a JID is `@` on IRC). Names that would change the
 //! meaning of an IRC command line — a list (`#a,#b`), `0` (`JOIN 0` leaves
@@ -154,13 +159,29 @@ pub fn check_server(name: &str) -> Result<(), AddressError> {
 
 /// Parses the local part and resource of a JID at the transport.
 pub fn parse(local: Option<&str>, resource: Option<&str>) -> Result<Address, AddressError> {
+    parse_with_default(local, resource, None)
+}
+
+/// [`parse`], with the admin's default server for the short forms.
+pub fn parse_with_default(
+    local: Option<&str>,
+    resource: Option<&str>,
+    default: Option<&str>,
+) -> Result<Address, AddressError> {
     let Some(local) = local else {
         return Ok(Address::Transport);
     };
     let local = unescape_localpart(local);
-    let Some((name, server)) = local.rsplit_once('%') else {
-        check_server(&local)?;
-        return Ok(Address::Server { server: local });
+    let split = local.rsplit_once('%');
+    let (name, server) = match (split, default) {
+        (Some((name, server)), _) => (name, server),
+        (None, Some(d)) if is_channel_name(&local) || !local.contains(['.', ':']) => {
+            (local.as_str(), d)
+        }
+        (None, _) => {
+            check_server(&local)?;
+            return Ok(Address::Server { server: local });
+        }
     };
     check_server(server)?;
     if is_channel_name(name) {
@@ -186,11 +207,26 @@ pub fn parse(local: Option<&str>, resource: Option<&str>) -> Result<Address, Add
     }
 }
 
-/// The bare JID of a channel's room: `#chan%server@host`, escaped.
+/// `name%server`, or `name` alone for the default server's short form
+/// (an empty `server`), XEP-0106-escaped.
+fn local_of(name: &str, server: &str) -> String {
+    let raw = if server.is_empty() {
+        name.to_string()
+    } else {
+        format!("{name}%{server}")
+    };
+    escape_localpart(&raw).unwrap_or(raw)
+}
+
+/// The bare JID of a channel's room: `#chan%server@host`, escaped; with an
+/// empty `server`, the default server's `#chan@host`.
 pub fn room_jid(channel: &str, server: &str, host: &str) -> String {
-    let local = escape_localpart(&format!("{channel}%{server}"))
-        .unwrap_or_else(|| format!("{channel}%{server}"));
-    format!("{local}@{host}")
+    format!("{}@{host}", local_of(channel, server))
+}
+
+/// The JID of the IRC server itself: `irc.server@host`.
+pub fn server_jid(server: &str, host: &str) -> String {
+    format!("{}@{host}", local_of(server, ""))
 }
 
 /// An occupant's JID: the room JID with the nick as resource.
@@ -198,17 +234,10 @@ pub fn occupant_jid(channel: &str, server: &str, host: &str, nick: &str) -> Stri
     format!("{}/{nick}", room_jid(channel, server, host))
 }
 
-/// The JID of an IRC server: `server@host`, escaped.
-pub fn server_jid(server: &str, host: &str) -> String {
-    let local = escape_localpart(server).unwrap_or_else(|| server.to_string());
-    format!("{local}@{host}")
-}
-
-/// The JID of an IRC user: `nick%server@host`, escaped.
+/// The JID of an IRC user: `nick%server@host`, escaped (`nick@host` with
+/// an empty `server`).
 pub fn user_jid(nick: &str, server: &str, host: &str) -> String {
-    let local =
-        escape_localpart(&format!("{nick}%{server}")).unwrap_or_else(|| format!("{nick}%{server}"));
-    format!("{local}@{host}")
+    format!("{}@{host}", local_of(nick, server))
 }
 
 #[cfg(test)]
@@ -308,6 +337,44 @@ mod tests {
         let el = e.to_element("jabber:client");
         assert!(el.to_xml_string().contains("jid-malformed"));
         assert!(el.to_xml_string().contains("comma"));
+    }
+
+    #[test]
+    fn short_forms_with_a_default_server() {
+        let d = Some("127.0.0.1");
+        assert_eq!(
+            parse_with_default(Some("#test"), Some("alice"), d),
+            Ok(chan("#test", "127.0.0.1", Some("alice")))
+        );
+        assert_eq!(
+            parse_with_default(Some("bob"), None, d),
+            Ok(Address::User {
+                nick: "bob".into(),
+                server: "127.0.0.1".into()
+            })
+        );
+        assert_eq!(
+            parse_with_default(Some("127.0.0.1"), None, d),
+            Ok(Address::Server {
+                server: "127.0.0.1".into()
+            })
+        );
+        assert_eq!(
+            parse_with_default(Some("#t%irc.example.net"), None, d),
+            Ok(chan("#t", "irc.example.net", None))
+        );
+        // Without a default server a bare channel is no server name.
+        assert!(parse(Some("#test"), None).is_err());
+        assert!(parse_with_default(Some("#a,#b"), None, d).is_err());
+        assert_eq!(
+            room_jid("#test", "", "irc.localhost"),
+            "#test@irc.localhost"
+        );
+        assert_eq!(user_jid("bob", "", "irc.localhost"), "bob@irc.localhost");
+        assert_eq!(
+            server_jid("127.0.0.1", "irc.localhost"),
+            "127.0.0.1@irc.localhost"
+        );
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //! users may reach, one `<server>` child each.
 //!
 //! ```xml
-//! <service id="irc.example.org" type="irc">
+//! <service id="irc.example.org" type="irc"
+//!          default-server="irc.example.net" max-connections="3">
 //!   <server host="irc.example.net" port="6697"/>
+//!   <server host="irc.internal" fingerprint="AB:CD:…"/>
 //!   <server host="127.0.0.1" port="6667" tls="false" allow-plain="true"/>
 //! </service>
 //! ```
@@ -15,6 +17,22 @@
 //! `allow-plain="true"` as well, so that plain text is never an accident.
 //! Users' IRC passwords (server password, SASL, NickServ) go only over TLS
 //! or to a server with `allow-plain="true"`: nothing else can carry them.
+//!
+//! Certificate checks per server, instead of a trust store:
+//! `fingerprint="…"` pins exactly one certificate by the SHA-256 of its DER
+//! form (64 hex digits, colons allowed; name and dates are then not
+//! checked, the handshake signature still is), and `verify="false"` turns
+//! the certificate check off (the link is still encrypted, but anyone on
+//! the path can read it: for tests and for networks where the admin
+//! accepts that). Neither goes with `ca-file=`.
+//!
+//! On the `<service>` element itself:
+//! - `default-server="host"` (one of the listed servers) makes the short
+//!   addresses `#chan@irc.example.org` and `nick@irc.example.org` name
+//!   that server;
+//! - `max-connections="N"` limits how many IRC servers one XMPP account
+//!   may be connected to at once (one connection per server); a join that
+//!   would open one more is refused with `policy-violation`. Default 10.
 
 use std::path::PathBuf;
 
@@ -33,12 +51,33 @@ pub struct ServerEntry {
     pub allow_plain: bool,
     /// Trust anchors for this server instead of the system's.
     pub ca_file: Option<PathBuf>,
+    /// How the server's certificate is checked (TLS only).
+    pub verify: Verify,
 }
+
+/// How a server's certificate is checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verify {
+    /// Against trust anchors: the system's, or the `ca-file`'s.
+    Roots,
+    /// Exactly the certificate with this SHA-256 fingerprint.
+    Fingerprint([u8; 32]),
+    /// Not at all (`verify="false"`).
+    Off,
+}
+
+/// How many IRC connections an XMPP account may have when the config
+/// does not say.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10;
 
 /// The transport's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IrcConfig {
     pub servers: Vec<ServerEntry>,
+    /// The server short addresses (`#chan@host`) name.
+    pub default_server: Option<String>,
+    /// IRC connections per XMPP account.
+    pub max_connections: usize,
 }
 
 impl IrcConfig {
@@ -66,7 +105,36 @@ impl IrcConfig {
                     .into(),
             );
         }
-        Ok(IrcConfig { servers })
+        let default_server =
+            match el.attr("default-server") {
+                None => None,
+                Some(d) => {
+                    let d = d.to_ascii_lowercase();
+                    if !servers.iter().any(|s| s.host == d) {
+                        return Err(format!(
+                        "default-server=\"{d}\" is not one of the <server> children (they are: {})",
+                        servers.iter().map(|s| s.host.as_str()).collect::<Vec<_>>().join(", ")
+                    ));
+                    }
+                    Some(d)
+                }
+            };
+        let max_connections = match el.attr("max-connections") {
+            None => DEFAULT_MAX_CONNECTIONS,
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if n > 0 => n,
+                _ => {
+                    return Err(format!(
+                        "max-connections=\"{v}\" must be a whole number of at least 1"
+                    ))
+                }
+            },
+        };
+        Ok(IrcConfig {
+            servers,
+            default_server,
+            max_connections,
+        })
     }
 
     /// The allowed server named `host` (case-insensitive).
@@ -99,10 +167,11 @@ fn server(el: &Element) -> Result<ServerEntry, String> {
     for (name, _) in el.attrs.iter() {
         if !matches!(
             name.as_str(),
-            "host" | "port" | "tls" | "allow-plain" | "ca-file"
+            "host" | "port" | "tls" | "allow-plain" | "ca-file" | "verify" | "fingerprint"
         ) {
             return Err(format!(
-                "<server> has no attribute {name}=; it takes host, port, tls, ca-file and allow-plain"
+                "<server> has no attribute {name}=; it takes host, port, tls, ca-file, verify, \
+                 fingerprint and allow-plain"
             ));
         }
     }
@@ -145,12 +214,36 @@ fn server(el: &Element) -> Result<ServerEntry, String> {
         }
         Some(p) => Some(PathBuf::from(p)),
     };
+    let check = flag(el, "verify", true)?;
+    let verify = match (el.attr("fingerprint"), check) {
+        (Some(_), false) => {
+            return Err(format!(
+                "<server host=\"{host}\">: fingerprint= pins a certificate, verify=\"false\" checks none: say one"
+            ))
+        }
+        (Some(f), true) => Verify::Fingerprint(
+            crate::tls::parse_fingerprint(f).map_err(|e| format!("<server host=\"{host}\">: {e}"))?,
+        ),
+        (None, true) => Verify::Roots,
+        (None, false) => Verify::Off,
+    };
+    if verify != Verify::Roots && !tls {
+        return Err(format!(
+            "<server host=\"{host}\">: verify= and fingerprint= are for TLS, and this server is tls=\"false\""
+        ));
+    }
+    if verify != Verify::Roots && ca_file.is_some() {
+        return Err(format!(
+            "<server host=\"{host}\">: ca-file= does not go with verify= or fingerprint="
+        ));
+    }
     Ok(ServerEntry {
         host,
         port,
         tls,
         allow_plain,
         ca_file,
+        verify,
     })
 }
 
@@ -178,8 +271,11 @@ mod tests {
                 tls: false,
                 allow_plain: true,
                 ca_file: None,
+                verify: Verify::Roots,
             }
         );
+        assert_eq!(c.default_server, None);
+        assert_eq!(c.max_connections, DEFAULT_MAX_CONNECTIONS);
         assert_eq!(c.servers[1].port, 6667);
         assert!(c.server("irc.example.net").is_some());
         assert!(c.server("irc.evil.net").is_none());
@@ -221,5 +317,48 @@ mod tests {
         assert!(e.contains("<srv>"), "{e}");
         let e = parse(r#"<service><server host="h" tls="maybe"/></service>"#).unwrap_err();
         assert!(e.contains("true"), "{e}");
+    }
+
+    #[test]
+    fn default_server_limits_and_certificate_checks() {
+        let fp = "AB:".repeat(31) + "AB";
+        let c = parse(&format!(
+            r#"<service default-server="H" max-connections="2"><server host="h" fingerprint="{fp}"/><server host="k" verify="false"/></service>"#
+        ))
+        .unwrap();
+        assert_eq!(c.default_server.as_deref(), Some("h"));
+        assert_eq!(c.max_connections, 2);
+        assert_eq!(c.servers[0].verify, Verify::Fingerprint([0xAB; 32]));
+        assert_eq!(c.servers[1].verify, Verify::Off);
+        for (xml, needle) in [
+            (
+                r#"<service default-server="x"><server host="h"/></service>"#,
+                "not one of",
+            ),
+            (
+                r#"<service max-connections="0"><server host="h"/></service>"#,
+                "at least 1",
+            ),
+            (
+                r#"<service><server host="h" fingerprint="12"/></service>"#,
+                "SHA-256",
+            ),
+            (
+                r#"<service><server host="h" verify="false" ca-file="/x"/></service>"#,
+                "does not go with",
+            ),
+            (
+                r#"<service><server host="h" tls="false" allow-plain="true" verify="false"/></service>"#,
+                "for TLS",
+            ),
+        ] {
+            let e = parse(xml).unwrap_err();
+            assert!(e.contains(needle), "{xml}: {e}");
+        }
+        let e = parse(&format!(
+            r#"<service><server host="h" verify="false" fingerprint="{fp}"/></service>"#
+        ))
+        .unwrap_err();
+        assert!(e.contains("say one"), "{e}");
     }
 }

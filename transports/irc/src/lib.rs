@@ -20,13 +20,20 @@
 //! multi-connection gateway does not want. TLS is rustls ([`tls`]), as in
 //! the rest of Switchboard.
 //!
+//! A message to an IRC server's JID (`irc.server@host`) from one of the
+//! host's admins (`ServiceContext::admins`) is sent to that server as a
+//! raw IRC command over the admin's own connection; anyone else gets
+//! `forbidden`.
+//!
 //! Map: this file dispatches stanzas; [`address`], [`config`], [`text`],
-//! [`muc`], [`signon`] are pure; [`settings`] owns the registrations;
-//! [`connection`] owns the sockets.
+//! [`muc`], [`modes`], [`link`] and [`signon`] are pure; [`settings`]
+//! owns the registrations; [`connection`] owns the sockets.
 
 pub mod address;
 pub mod config;
 pub mod connection;
+pub mod link;
+pub mod modes;
 pub mod muc;
 pub mod settings;
 pub mod signon;
@@ -37,14 +44,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use switchboard_jid::Jid;
-use switchboard_service::stanza::{error_reply, iq_result, stanza_type, StanzaError};
+use switchboard_service::gateway::unescape_localpart;
+use switchboard_service::stanza::{error_reply, iq_result, stanza_type, ErrorType, StanzaError};
 use switchboard_service::{BoxFuture, Identity, Service, ServiceContext};
 use switchboard_xml::{ns, Element};
 use tokio::sync::mpsc;
 
 use address::Address;
 use config::IrcConfig;
-use connection::{Key, ToIrc};
+use connection::{Key, Target, ToIrc};
 use settings::Settings;
 
 /// The IRC transport service kind (`type="irc"`).
@@ -61,7 +69,7 @@ impl IrcTransport {
         let config = IrcConfig::from_element(el)?;
         let mut tls = HashMap::new();
         for s in config.servers.iter().filter(|s| s.tls) {
-            let c = tls::client_config(s.ca_file.as_deref())
+            let c = tls::config_for(s.ca_file.as_deref(), &s.verify)
                 .map_err(|e| format!("<server host=\"{}\">: {e}", s.host))?;
             tls.insert(s.host.clone(), c);
         }
@@ -179,6 +187,28 @@ impl IrcTransport {
         q
     }
 
+    /// Hands a request to the connection `key` without waiting: the
+    /// service loop never blocks on one user's busy connection. A full
+    /// queue is an error for the sender; a closed one, `Err(req)`.
+    fn hand(
+        conns: &HashMap<Key, mpsc::Sender<ToIrc>>,
+        key: &Key,
+        req: ToIrc,
+    ) -> Result<Result<(), StanzaError>, ToIrc> {
+        let Some(tx) = conns.get(key) else {
+            return Err(req);
+        };
+        match tx.try_send(req) {
+            Ok(()) => Ok(Ok(())),
+            Err(mpsc::error::TrySendError::Full(_)) => Ok(Err(StanzaError::new(
+                "resource-constraint",
+                ErrorType::Wait,
+            )
+            .with_text("your IRC connection is busy; try again in a moment"))),
+            Err(mpsc::error::TrySendError::Closed(req)) => Err(req),
+        }
+    }
+
     /// One stanza in, at most one direct reply out (IRC-side effects go
     /// through the connections).
     async fn handle(
@@ -191,11 +221,21 @@ impl IrcTransport {
     ) -> Option<Element> {
         let from = stanza.attr("from").and_then(|f| Jid::parse(f).ok())?;
         let to = stanza.attr("to").and_then(|t| Jid::parse(t).ok())?;
-        let addr = match address::parse(to.node(), to.resource()) {
+        let addr = match address::parse_with_default(
+            to.node(),
+            to.resource(),
+            self.config.default_server.as_deref(),
+        ) {
             Ok(a) => a,
             Err(e) => return error_reply(stanza, &e.into()),
         };
+        // Whether the address is the default server's short form: replies
+        // then come from the same form.
+        let short = to
+            .node()
+            .is_some_and(|n| !unescape_localpart(n).contains('%'));
         let kind = stanza_type(stanza).to_string();
+        let bare = from.to_bare().to_string();
         match (stanza.name.as_str(), &addr) {
             ("iq", _) => self.iq(stanza, &addr, &kind, settings).await,
             (
@@ -218,54 +258,70 @@ impl IrcTransport {
                             Some(e) => e.clone(),
                             None => return error_reply(stanza, &self.not_allowed(server)),
                         };
-                        let key = (from.to_bare().to_string(), entry.host.clone());
-                        // A new connection signs on with the user's
-                        // settings for that server, read now.
-                        let live = conns.get(&key).is_some_and(|tx| !tx.is_closed());
-                        let profile = if live {
-                            signon::Profile::default()
-                        } else {
-                            match settings.profile(&from, &entry).await {
-                                Ok(p) => p,
-                                Err(e) => return error_reply(stanza, &e),
-                            }
-                        };
+                        let key = (bare.clone(), entry.host.clone());
                         let req = ToIrc::Join {
                             channel: channel.clone(),
                             nick: nick.clone(),
                             full: from.to_string(),
+                            short,
                         };
-                        let start = || {
-                            connection::spawn(
-                                key.clone(),
-                                ctx.jid.clone(),
-                                (entry.host.clone(), entry.port),
-                                self.tls.get(&entry.host).cloned(),
-                                nick.clone(),
-                                profile.clone(),
-                                ctx.out.clone(),
-                                done.clone(),
-                            )
+                        let req = match Self::hand(conns, &key, req) {
+                            Ok(Ok(())) => return None,
+                            Ok(Err(e)) => return error_reply(stanza, &e),
+                            Err(req) => req,
                         };
-                        let tx = conns.entry(key.clone()).or_insert_with(start);
-                        // A connection that is ending refuses new requests:
-                        // the join goes to a fresh one.
-                        if let Err(mpsc::error::SendError(req)) = tx.send(req).await {
-                            *tx = start();
-                            let _ = tx.send(req).await;
+                        // A new connection (or one that is ending and
+                        // refuses requests: the join goes to a fresh one).
+                        conns.retain(|_, tx| !tx.is_closed());
+                        let open = conns.keys().filter(|k| k.0 == bare).count();
+                        if open >= self.config.max_connections {
+                            return error_reply(
+                                stanza,
+                                &StanzaError::new("policy-violation", ErrorType::Modify).with_text(
+                                    format!(
+                                        "you are connected to {open} IRC servers, the most this \
+                                         gateway allows; leave the rooms of one of them first"
+                                    ),
+                                ),
+                            );
                         }
-                        None
+                        // A new connection signs on with the user's
+                        // settings for that server, read now.
+                        let profile = match settings.profile(&from, &entry).await {
+                            Ok(p) => p,
+                            Err(e) => return error_reply(stanza, &e),
+                        };
+                        let target = Target {
+                            host: entry.host.clone(),
+                            port: entry.port,
+                            tls: self.tls.get(&entry.host).cloned(),
+                            default: self.config.default_server.as_deref() == Some(&entry.host),
+                        };
+                        let tx = connection::spawn(
+                            key.clone(),
+                            ctx.jid.clone(),
+                            target,
+                            nick.clone(),
+                            profile,
+                            ctx.out.clone(),
+                            done.clone(),
+                        );
+                        conns.insert(key.clone(), tx);
+                        match Self::hand(conns, &key, req) {
+                            Ok(Err(e)) => error_reply(stanza, &e),
+                            _ => None,
+                        }
                     }
                     "unavailable" => {
-                        let key = (from.to_bare().to_string(), server.to_ascii_lowercase());
-                        if let Some(tx) = conns.get(&key) {
-                            let _ = tx
-                                .send(ToIrc::Leave {
-                                    channel: channel.clone(),
-                                    full: from.to_string(),
-                                })
-                                .await;
-                        }
+                        let key = (bare, server.to_ascii_lowercase());
+                        let _ = Self::hand(
+                            conns,
+                            &key,
+                            ToIrc::Leave {
+                                channel: channel.clone(),
+                                full: from.to_string(),
+                            },
+                        );
                         None
                     }
                     _ => None,
@@ -294,36 +350,29 @@ impl IrcTransport {
                     },
                     (None, None) => return None, // chat states and the like
                 };
-                let key = (from.to_bare().to_string(), server.to_ascii_lowercase());
-                match conns.get(&key) {
-                    Some(tx) => {
-                        let _ = tx.send(req).await;
-                        None
-                    }
-                    None => error_reply(
+                let key = (bare, server.to_ascii_lowercase());
+                match Self::hand(conns, &key, req) {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => error_reply(stanza, &e),
+                    Err(_) => error_reply(
                         stanza,
-                        &StanzaError::new(
-                            "not-acceptable",
-                            switchboard_service::stanza::ErrorType::Modify,
-                        )
-                        .with_text("join the room before writing to it"),
+                        &StanzaError::new("not-acceptable", ErrorType::Modify)
+                            .with_text("join the room before writing to it"),
                     ),
                 }
             }
             ("message", Address::User { nick, server }) if kind != "error" => {
                 let body = stanza.child_text("body", &stanza.ns)?;
-                let key = (from.to_bare().to_string(), server.to_ascii_lowercase());
-                match conns.get(&key) {
-                    Some(tx) => {
-                        let _ = tx
-                            .send(ToIrc::Private {
-                                nick: nick.clone(),
-                                body,
-                            })
-                            .await;
-                        None
-                    }
-                    None => error_reply(
+                let key = (bare, server.to_ascii_lowercase());
+                let req = ToIrc::Private {
+                    nick: nick.clone(),
+                    full: from.to_string(),
+                    body,
+                };
+                match Self::hand(conns, &key, req) {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => error_reply(stanza, &e),
+                    Err(_) => error_reply(
                         stanza,
                         &StanzaError::service_unavailable().with_text(
                             "join a channel on that IRC server first: private messages use the \
@@ -332,11 +381,63 @@ impl IrcTransport {
                     ),
                 }
             }
-            ("message", _) => error_reply(
+            ("message", Address::Server { server }) if kind != "error" => {
+                let body = stanza.child_text("body", &stanza.ns)?;
+                self.raw_command(ctx, stanza, &from, server, body, conns)
+            }
+            ("message", _) if kind != "error" => error_reply(
                 stanza,
                 &StanzaError::service_unavailable().with_text("this address takes no messages"),
             ),
             _ => None,
+        }
+    }
+
+    /// A message to an IRC server's JID: a raw IRC command, for the host's
+    /// admins only, over the admin's own connection to that server.
+    fn raw_command(
+        &self,
+        ctx: &ServiceContext,
+        stanza: &Element,
+        from: &Jid,
+        server: &str,
+        body: String,
+        conns: &HashMap<Key, mpsc::Sender<ToIrc>>,
+    ) -> Option<Element> {
+        let bare = from.to_bare();
+        if !ctx.admins.iter().any(|a| a.to_bare() == bare) {
+            return error_reply(
+                stanza,
+                &StanzaError::forbidden()
+                    .with_text("only this server's admins may send raw IRC commands"),
+            );
+        }
+        // One line: a trailing line end is forgiven, any other CR, LF or
+        // NUL would smuggle a second command.
+        let line = body.trim_end_matches(['\r', '\n']).trim_start();
+        if line.is_empty() || line.contains(['\r', '\n', '\0']) || line.len() > 510 {
+            return error_reply(
+                stanza,
+                &StanzaError::bad_request().with_text(
+                    "a raw IRC command is one line of at most 510 bytes, without CR, LF or NUL",
+                ),
+            );
+        }
+        let key = (bare.to_string(), server.to_ascii_lowercase());
+        let req = ToIrc::Raw {
+            line: line.to_string(),
+            full: from.to_string(),
+        };
+        match Self::hand(conns, &key, req) {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => error_reply(stanza, &e),
+            Err(_) => error_reply(
+                stanza,
+                &StanzaError::service_unavailable().with_text(
+                    "join a channel on that IRC server first: raw commands use the connection \
+                     a room opened",
+                ),
+            ),
         }
     }
 

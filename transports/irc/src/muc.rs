@@ -87,6 +87,15 @@ pub fn join_error(from: &str, to: &str, err: StanzaError) -> Element {
         .with_child(err.to_element(ns::CLIENT))
 }
 
+/// A message refused: `type="error"` from the address written to.
+pub fn message_error(from: &str, to: &str, err: StanzaError) -> Element {
+    Element::new("message", ns::CLIENT)
+        .with_attr("from", from)
+        .with_attr("to", to)
+        .with_attr("type", "error")
+        .with_child(err.to_element(ns::CLIENT))
+}
+
 /// An occupant leaving: `unavailable` with role `none`, status 110 when it
 /// is the user, 307 when kicked, and the IRC reason as `<status>` text.
 pub fn gone(from: &str, to: &str, own: bool, kicked: bool, reason: Option<&str>) -> Element {
@@ -217,6 +226,9 @@ mod tests {
             s.contains(r#"code="110""#) && s.contains(r#"code="210""#),
             "{s}"
         );
+        let m = message_error("#t%s@irc", "a@l/r", StanzaError::forbidden());
+        assert_eq!(m.attr("type"), Some("error"));
+        assert!(m.to_xml_string().contains("forbidden"));
         let e = join_error("#t%s@irc/alice", "a@l/r", StanzaError::forbidden());
         assert_eq!(e.attr("type"), Some("error"));
         assert!(e.get_child("x", MUC).is_some());

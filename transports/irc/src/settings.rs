@@ -206,7 +206,11 @@ impl Settings {
         key: Arc<SecretKey>,
     ) -> Result<Settings, StoreError> {
         let slot = Arc::new(Mutex::new(Slot::default()));
-        let default = (config.servers.len() == 1).then(|| config.servers[0].host.clone());
+        // The admin's default server, or else the only one there is.
+        let default = config
+            .default_server
+            .clone()
+            .or_else(|| (config.servers.len() == 1).then(|| config.servers[0].host.clone()));
         let mut servers = HashMap::new();
         for s in &config.servers {
             let jid = server_jid(&s.host, host);
@@ -488,6 +492,7 @@ mod tests {
             tls: true,
             allow_plain: false,
             ca_file: None,
+            verify: crate::config::Verify::Roots,
         };
 
         let r = s
