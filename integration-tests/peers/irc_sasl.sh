@@ -365,7 +365,10 @@ class Alice(slixmpp.ClientXMPP):
             self.online.set_result(True)
 
     def on_message(self, m):
-        if m["from"].bare == SERVER_JID:
+        # The server's JID also relays the IRC server's and services'
+        # notices (atheme announces its debug mode): only what the
+        # transport says about signing on counts here.
+        if m["from"].bare == SERVER_JID and ("SASL" in m["body"] or "NickServ" in m["body"]):
             self.from_server.put_nowait(m["body"])
 
     def on_presence(self, p):

@@ -1051,6 +1051,9 @@ impl State {
                 let p = modes::params(raw);
                 self.channel_modes(&chan, p.get(1..).unwrap_or(&[])).await;
             }
+            // "No MOTD" is how many servers end their welcome, not a
+            // failure the user needs to hear about.
+            Command::Response(Response::ERR_NOMOTD, _) => {}
             Command::Response(resp, args) if resp.is_error() => {
                 self.server_says(&args).await;
             }
