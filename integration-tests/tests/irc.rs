@@ -634,3 +634,76 @@ async fn tls_to_the_irc_server_with_a_private_ca() {
     assert!(err.contains("remote-server-not-found"), "{err}");
     assert!(err.to_lowercase().contains("certificate"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_ones_nick_from_the_client() {
+    let ircd = Ngircd::start();
+    let mut bob = IrcPeer::connect(ircd.port, "bob").await;
+    bob.send("JOIN #test").await;
+    bob.expect(|l| l.contains(" 366 ")).await;
+
+    let server = server_with_irc(ircd.port);
+    let mut alice = login(&server).await;
+    alice
+        .send(&format!("<presence to='{ROOM}/alice'/>"))
+        .await
+        .unwrap();
+    let (_, own) = read_until(&mut alice, |el| el.contains(r#"code="110""#)).await;
+    // A non-anonymous room, as its disco#info says.
+    assert!(own.contains(r#"code="100""#), "{own}");
+    bob.expect(|l| l.starts_with(":alice!") && l.contains("JOIN"))
+        .await;
+
+    // XEP-0045 §7.6: a presence to the new occupant JID changes the nick;
+    // IRC sees NICK, and the room sends 303 for the old nick and the new
+    // self-presence.
+    alice
+        .send(&format!("<presence to='{ROOM}/alicia'/>"))
+        .await
+        .unwrap();
+    bob.expect(|l| l.starts_with(":alice!") && l.contains("NICK") && l.ends_with("alicia"))
+        .await;
+    let (_, gone) = read_until(&mut alice, |el| el.contains(r#"code="303""#)).await;
+    assert_eq!(
+        attr(&gone, "from").as_deref(),
+        Some(&*format!("{ROOM}/alice"))
+    );
+    assert!(gone.contains(r#"nick="alicia""#), "{gone}");
+    assert!(gone.contains(r#"code="110""#), "{gone}");
+    let (_, back) = read_until(&mut alice, |el| {
+        el.starts_with("<presence") && !el.contains("unavailable")
+    })
+    .await;
+    assert_eq!(
+        attr(&back, "from").as_deref(),
+        Some(&*format!("{ROOM}/alicia"))
+    );
+    assert!(back.contains(r#"code="110""#), "{back}");
+    alice
+        .send(&format!(
+            "<message type='groupchat' to='{ROOM}'><body>renamed</body></message>"
+        ))
+        .await
+        .unwrap();
+    bob.expect(|l| l.starts_with(":alicia!") && l.ends_with("PRIVMSG #test :renamed"))
+        .await;
+
+    // A nick someone on IRC has: conflict, from the JID asked for, and
+    // she keeps the nick she has.
+    alice
+        .send(&format!("<presence to='{ROOM}/bob'/>"))
+        .await
+        .unwrap();
+    let (_, err) = read_until(&mut alice, |el| el.contains(r#"type="error""#)).await;
+    assert!(err.contains("conflict"), "{err}");
+    assert_eq!(attr(&err, "from").as_deref(), Some(&*format!("{ROOM}/bob")));
+    alice
+        .send(&format!(
+            "<message type='groupchat' to='{ROOM}'><body>still alicia</body></message>"
+        ))
+        .await
+        .unwrap();
+    bob.expect(|l| l.starts_with(":alicia!") && l.ends_with("PRIVMSG #test :still alicia"))
+        .await;
+    drop(server);
+}

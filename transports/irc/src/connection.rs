@@ -210,6 +210,9 @@ struct State {
     used: bool,
     /// Set when the server refused us for good (an unusable nick).
     fatal: Option<String>,
+    /// A nick change a resource asked for (XEP-0045 §7.6), until the
+    /// server confirms or refuses it: (room key, the resource).
+    renaming: Option<(String, String)>,
     channels: HashMap<String, Channel>,
     out: Outbox,
     /// Lines waiting for the flood control, in order.
@@ -265,6 +268,7 @@ pub fn spawn(
             ever_registered: false,
             used: false,
             fatal: None,
+            renaming: None,
             channels: HashMap::new(),
             out,
             queue: VecDeque::new(),
@@ -616,6 +620,32 @@ impl State {
         }
     }
 
+    /// The server refused the nick a resource asked for: that resource
+    /// gets the error from the occupant JID it asked for, and the room
+    /// keeps the nick the connection has.
+    async fn nick_refused(&mut self, resp: Response) {
+        let Some((k, full)) = self.renaming.take() else {
+            return;
+        };
+        let nick = self.nick.clone();
+        let Some(ch) = self.channels.get_mut(&k) else {
+            return;
+        };
+        let Some(wanted) = ch.resources.insert(full.clone(), nick) else {
+            return;
+        };
+        let err = match resp {
+            Response::ERR_ERRONEOUSNICKNAME => {
+                StanzaError::new("not-acceptable", ErrorType::Modify)
+                    .with_text(format!("the IRC server refuses the nick {wanted}"))
+            }
+            _ => StanzaError::new("conflict", ErrorType::Cancel)
+                .with_text(format!("the nick {wanted} is taken on the IRC server")),
+        };
+        let from = self.occupant(&self.channels[&k], &wanted);
+        self.emit(muc::join_error(&from, &full, err)).await;
+    }
+
     async fn emit(&self, stanza: Element) {
         let _ = self.out.send(stanza).await;
     }
@@ -701,11 +731,26 @@ impl State {
                     .channels
                     .entry(k.clone())
                     .or_insert_with(|| Channel::new(&channel, via));
-                let again = ch.resources.insert(full.clone(), nick).is_some();
+                let previous = ch.resources.insert(full.clone(), nick.clone());
+                let again = previous.is_some();
+                // A different nick than the resource asked for before (not
+                // merely than the connection's, which may differ after a
+                // 210): the client is changing its nick.
+                let renamed = previous.is_some_and(|p| fold(&p) != fold(&nick))
+                    && fold(&nick) != fold(&self.nick);
                 let joined = ch.joined;
                 if !existing {
                     if self.registered {
                         self.send(format!("JOIN {channel}"));
+                    }
+                } else if joined && renamed {
+                    // A presence to a new nick in a room the resource is
+                    // in: a nick change (XEP-0045 §7.6). IRC has one nick
+                    // per connection, so it changes in every room of this
+                    // server; the server's NICK echo brings the 303s.
+                    if self.registered {
+                        self.renaming = Some((k.clone(), full.clone()));
+                        self.send(format!("NICK {nick}"));
                     }
                 } else if joined && again {
                     // A presence update from a resource already in the
@@ -862,6 +907,9 @@ impl State {
             self.rank(ch, &self.nick),
             true,
         );
+        // 100: the room is non-anonymous (IRC shows everyone's user and
+        // host), as disco#info says with muc_nonanonymous.
+        muc::add_status(&mut own, "100");
         if ch.resources.get(full).is_some_and(|n| *n != self.nick) {
             muc::add_status(&mut own, "210");
         }
@@ -989,6 +1037,14 @@ impl State {
                 self.nick.push('_');
                 let nick = self.nick.clone();
                 self.send(format!("NICK {nick}"));
+            }
+            Command::Response(
+                resp @ (Response::ERR_NICKNAMEINUSE
+                | Response::ERR_ERRONEOUSNICKNAME
+                | Response::ERR_UNAVAILRESOURCE),
+                _,
+            ) if self.renaming.is_some() => {
+                self.nick_refused(resp).await;
             }
             Command::Response(resp, args) if join_refusal(resp as u16).is_some() => {
                 self.refusal(resp as u16, &args).await;
@@ -1140,6 +1196,7 @@ impl State {
                 let own = self.is_me(&source);
                 if own {
                     self.nick = new.clone();
+                    self.renaming = None;
                 }
                 let keys: Vec<String> = self.channels.keys().cloned().collect();
                 for k in keys {
