@@ -707,3 +707,51 @@ async fn changing_ones_nick_from_the_client() {
         .await;
     drop(server);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_messages_without_joining_a_room() {
+    let ircd = Ngircd::start();
+    let mut bob = IrcPeer::connect(ircd.port, "bob").await;
+    let server = server_with_irc(ircd.port);
+    let mut alice = login(&server).await;
+    let bob_jid = "bob%127.0.0.1@irc.localhost";
+
+    // No room: the message opens alice's connection (nick from her JID)
+    // and goes out after the welcome.
+    alice
+        .send(&format!(
+            "<message type='chat' to='{bob_jid}'><body>hi, no room needed</body></message>"
+        ))
+        .await
+        .unwrap();
+    bob.expect(|l| l.starts_with(":alice!") && l.ends_with("PRIVMSG bob :hi, no room needed"))
+        .await;
+    bob.send("PRIVMSG alice :héllo back").await;
+    let (_, reply) = read_until(&mut alice, |el| el.contains("héllo back")).await;
+    assert!(reply.contains(r#"type="chat""#), "{reply}");
+    assert!(
+        attr(&reply, "from").is_some_and(|f| f.starts_with(bob_jid)),
+        "{reply}"
+    );
+
+    // A nick nobody has: the IRC server says so, from its own JID.
+    alice
+        .send("<message type='chat' to='nobody%127.0.0.1@irc.localhost'><body>anyone?</body></message>")
+        .await
+        .unwrap();
+    let (_, said) = read_until(&mut alice, |el| el.contains("nobody")).await;
+    assert_eq!(
+        attr(&said, "from").as_deref(),
+        Some("127.0.0.1@irc.localhost"),
+        "{said}"
+    );
+
+    // A server the transport does not allow: refused, nothing opened.
+    alice
+        .send("<message type='chat' to='carol%irc.elsewhere.example@irc.localhost'><body>x</body></message>")
+        .await
+        .unwrap();
+    let (_, err) = read_until(&mut alice, |el| el.contains(r#"type="error""#)).await;
+    assert!(err.contains("not-allowed"), "{err}");
+    drop(server);
+}

@@ -213,6 +213,14 @@ struct State {
     /// A nick change a resource asked for (XEP-0045 §7.6), until the
     /// server confirms or refuses it: (room key, the resource).
     renaming: Option<(String, String)>,
+    /// Resources that wrote to IRC users privately; they get private
+    /// messages and server notices like the resources in rooms.
+    chatting: BTreeSet<String>,
+    /// When the last private message went either way.
+    last_private: Option<Instant>,
+    /// Lines for after the welcome: private messages written while the
+    /// first session was still signing on.
+    held: Vec<String>,
     channels: HashMap<String, Channel>,
     out: Outbox,
     /// Lines waiting for the flood control, in order.
@@ -269,6 +277,9 @@ pub fn spawn(
             used: false,
             fatal: None,
             renaming: None,
+            chatting: BTreeSet::new(),
+            last_private: None,
+            held: Vec::new(),
             channels: HashMap::new(),
             out,
             queue: VecDeque::new(),
@@ -453,10 +464,16 @@ async fn session(st: &mut State, target: &Target, rx: &mut mpsc::Receiver<ToIrc>
         // Lines still queued (the PART of the last channel, messages
         // before it) go out first: nothing is dropped for the flood
         // control, even at the end.
-        if st.used && st.channels.is_empty() && st.queue.is_empty() {
+        if st.used && st.channels.is_empty() && st.queue.is_empty() && !st.chat_alive() {
             quit(&mut wr, "left every channel").await;
             return End::Quit;
         }
+        // A connection kept only for private messages wakes up when the
+        // chat has been quiet long enough to end.
+        let chat_end = st
+            .last_private
+            .filter(|_| st.channels.is_empty())
+            .map(|t| t + link::PRIVATE_IDLE);
         let alarm = if !st.registered {
             deadline
         } else if pinged {
@@ -510,6 +527,7 @@ async fn session(st: &mut State, target: &Target, rx: &mut mpsc::Receiver<ToIrc>
                 pinged = true;
             }
             _ = tokio::time::sleep_until(token.unwrap_or(alarm)), if token.is_some() => {}
+            _ = tokio::time::sleep_until(chat_end.unwrap_or(alarm)), if chat_end.is_some() => {}
         }
     }
 }
@@ -685,7 +703,16 @@ impl State {
         self.channels
             .values()
             .flat_map(|c| c.resources.keys().cloned())
+            .chain(self.chatting.iter().cloned())
             .collect()
+    }
+
+    /// Whether a private conversation still keeps the connection up.
+    fn chat_alive(&self) -> bool {
+        !self.held.is_empty()
+            || self
+                .last_private
+                .is_some_and(|t| t.elapsed() < link::PRIVATE_IDLE)
     }
 
     /// A message the link cannot take now: back to the sender as an error.
@@ -853,6 +880,17 @@ impl State {
             }
             ToIrc::Private { nick, full, body } => {
                 let from = self.user(&nick);
+                self.used = true;
+                self.chatting.insert(full.clone());
+                self.last_private = Some(Instant::now());
+                if !self.registered && !self.ever_registered {
+                    // The connection this message opened is signing on:
+                    // the message goes out after the welcome.
+                    for piece in text::to_irc(&body, &nick, &self.nick) {
+                        self.held.push(format!("PRIVMSG {nick} :{piece}"));
+                    }
+                    return;
+                }
                 if !self.registered {
                     let text = format!(
                         "not connected to {} right now (the connection is being re-established); \
@@ -1024,6 +1062,9 @@ impl State {
                 for n in names {
                     self.send(format!("JOIN {n}"));
                 }
+                for l in std::mem::take(&mut self.held) {
+                    self.send(l);
+                }
             }
             Command::Response(Response::RPL_ISUPPORT, args) => {
                 // The first argument is our nick, the last a sentence.
@@ -1182,6 +1223,9 @@ impl State {
                 let Some(body) = text::from_irc(&msg) else {
                     return;
                 };
+                if self.is_me(&target) && !self.chatting.is_empty() {
+                    self.last_private = Some(Instant::now());
+                }
                 self.deliver(&source, false, &target, body).await;
             }
             Command::NOTICE(target, msg) => {
@@ -1373,6 +1417,17 @@ impl State {
     /// The connection is gone: every resource still in a room learns it
     /// left (status 110, "connection to the IRC server lost").
     async fn closed(&mut self, why: &str) {
+        // Private messages that never went out: their writers hear why.
+        if !std::mem::take(&mut self.held).is_empty() {
+            let from = self.server_jid();
+            for r in std::mem::take(&mut self.chatting) {
+                let err = StanzaError::remote_server_not_found().with_text(format!(
+                    "cannot reach the IRC server {}: {why}; the private message was not sent",
+                    self.server
+                ));
+                self.emit(muc::message_error(&from, &r, err)).await;
+            }
+        }
         let chans: Vec<Channel> = self.channels.drain().map(|(_, c)| c).collect();
         for ch in chans {
             if !ch.joined {

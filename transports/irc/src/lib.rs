@@ -55,6 +55,31 @@ use config::IrcConfig;
 use connection::{Key, Target, ToIrc};
 use settings::Settings;
 
+/// What opening a connection needs from the service loop.
+struct Link<'a> {
+    ctx: &'a ServiceContext,
+    settings: &'a mut Settings,
+    conns: &'a mut HashMap<Key, mpsc::Sender<ToIrc>>,
+    done: &'a mpsc::Sender<Key>,
+}
+
+/// An IRC nick made from a JID's local part, for a connection that no
+/// room named: the characters nicks allow, not starting with a digit or
+/// `-`, at most 16 of them; `xmpp` when nothing is left.
+fn default_nick(local: &str) -> String {
+    let nick: String = local
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "_-[]\\`^{}|".contains(*c))
+        .skip_while(|c| c.is_ascii_digit() || *c == '-')
+        .take(16)
+        .collect();
+    if nick.is_empty() {
+        "xmpp".into()
+    } else {
+        nick
+    }
+}
+
 /// The IRC transport service kind (`type="irc"`).
 #[derive(Debug, Clone)]
 pub struct IrcTransport {
@@ -258,58 +283,21 @@ impl IrcTransport {
                             Some(e) => e.clone(),
                             None => return error_reply(stanza, &self.not_allowed(server)),
                         };
-                        let key = (bare.clone(), entry.host.clone());
                         let req = ToIrc::Join {
                             channel: channel.clone(),
                             nick: nick.clone(),
                             full: from.to_string(),
                             short,
                         };
-                        let req = match Self::hand(conns, &key, req) {
-                            Ok(Ok(())) => return None,
-                            Ok(Err(e)) => return error_reply(stanza, &e),
-                            Err(req) => req,
+                        let link = Link {
+                            ctx,
+                            settings,
+                            conns,
+                            done,
                         };
-                        // A new connection (or one that is ending and
-                        // refuses requests: the join goes to a fresh one).
-                        conns.retain(|_, tx| !tx.is_closed());
-                        let open = conns.keys().filter(|k| k.0 == bare).count();
-                        if open >= self.config.max_connections {
-                            return error_reply(
-                                stanza,
-                                &StanzaError::new("policy-violation", ErrorType::Modify).with_text(
-                                    format!(
-                                        "you are connected to {open} IRC servers, the most this \
-                                         gateway allows; leave the rooms of one of them first"
-                                    ),
-                                ),
-                            );
-                        }
-                        // A new connection signs on with the user's
-                        // settings for that server, read now.
-                        let profile = match settings.profile(&from, &entry).await {
-                            Ok(p) => p,
-                            Err(e) => return error_reply(stanza, &e),
-                        };
-                        let target = Target {
-                            host: entry.host.clone(),
-                            port: entry.port,
-                            tls: self.tls.get(&entry.host).cloned(),
-                            default: self.config.default_server.as_deref() == Some(&entry.host),
-                        };
-                        let tx = connection::spawn(
-                            key.clone(),
-                            ctx.jid.clone(),
-                            target,
-                            nick.clone(),
-                            profile,
-                            ctx.out.clone(),
-                            done.clone(),
-                        );
-                        conns.insert(key.clone(), tx);
-                        match Self::hand(conns, &key, req) {
-                            Ok(Err(e)) => error_reply(stanza, &e),
-                            _ => None,
+                        match self.hand_or_open(link, &from, &entry, nick, req).await {
+                            Ok(()) => None,
+                            Err(e) => error_reply(stanza, &e),
                         }
                     }
                     "unavailable" => {
@@ -363,22 +351,28 @@ impl IrcTransport {
             }
             ("message", Address::User { nick, server }) if kind != "error" => {
                 let body = stanza.child_text("body", &stanza.ns)?;
-                let key = (bare, server.to_ascii_lowercase());
+                let entry = match self.config.server(server) {
+                    Some(e) => e.clone(),
+                    None => return error_reply(stanza, &self.not_allowed(server)),
+                };
                 let req = ToIrc::Private {
                     nick: nick.clone(),
                     full: from.to_string(),
                     body,
                 };
-                match Self::hand(conns, &key, req) {
-                    Ok(Ok(())) => None,
-                    Ok(Err(e)) => error_reply(stanza, &e),
-                    Err(_) => error_reply(
-                        stanza,
-                        &StanzaError::service_unavailable().with_text(
-                            "join a channel on that IRC server first: private messages use the \
-                             connection a room opened",
-                        ),
-                    ),
+                // Without a room joined on that server, the message opens
+                // the connection, with the registered nick or one made
+                // from the JID's local part.
+                let link = Link {
+                    ctx,
+                    settings,
+                    conns,
+                    done,
+                };
+                let own = default_nick(from.node().unwrap_or(""));
+                match self.hand_or_open(link, &from, &entry, &own, req).await {
+                    Ok(()) => None,
+                    Err(e) => error_reply(stanza, &e),
                 }
             }
             ("message", Address::Server { server }) if kind != "error" => {
@@ -390,6 +384,66 @@ impl IrcTransport {
                 &StanzaError::service_unavailable().with_text("this address takes no messages"),
             ),
             _ => None,
+        }
+    }
+
+    /// Hands `req` to the user's connection to `entry`, opening one first
+    /// when there is none (or the one there is is ending): within the
+    /// per-user connection limit, signing on with the user's settings for
+    /// that server (`nick` when they name none).
+    async fn hand_or_open(
+        &self,
+        link: Link<'_>,
+        from: &Jid,
+        entry: &config::ServerEntry,
+        nick: &str,
+        req: ToIrc,
+    ) -> Result<(), StanzaError> {
+        let Link {
+            ctx,
+            settings,
+            conns,
+            done,
+        } = link;
+        let bare = from.to_bare().to_string();
+        let key = (bare.clone(), entry.host.clone());
+        let req = match Self::hand(conns, &key, req) {
+            Ok(r) => return r,
+            Err(req) => req,
+        };
+        conns.retain(|_, tx| !tx.is_closed());
+        let open = conns.keys().filter(|k| k.0 == bare).count();
+        if open >= self.config.max_connections {
+            return Err(
+                StanzaError::new("policy-violation", ErrorType::Modify).with_text(format!(
+                    "you are connected to {open} IRC servers, the most this gateway allows; \
+                     leave the rooms of one of them first"
+                )),
+            );
+        }
+        // A new connection signs on with the user's settings for that
+        // server, read now.
+        let profile = settings.profile(from, entry).await?;
+        let target = Target {
+            host: entry.host.clone(),
+            port: entry.port,
+            tls: self.tls.get(&entry.host).cloned(),
+            default: self.config.default_server.as_deref() == Some(&entry.host),
+        };
+        let tx = connection::spawn(
+            key.clone(),
+            ctx.jid.clone(),
+            target,
+            nick.to_string(),
+            profile,
+            ctx.out.clone(),
+            done.clone(),
+        );
+        conns.insert(key.clone(), tx);
+        match Self::hand(conns, &key, req) {
+            Ok(r) => r,
+            Err(_) => Err(StanzaError::remote_server_not_found()
+                .with_text("the IRC connection ended as it started")),
         }
     }
 

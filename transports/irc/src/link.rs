@@ -21,6 +21,13 @@ pub const PING_AFTER: Duration = Duration::from_secs(120);
 /// …and drop the link if nothing at all arrives within this much more.
 pub const PONG_WAIT: Duration = Duration::from_secs(60);
 
+/// How long a connection that only carries private messages (no room
+/// joined) stays up after the last one either way. The user sends no
+/// presence to an IRC user's JID, so silence is the only sign the chat is
+/// over; a quarter of an hour keeps a slow conversation on one connection
+/// (and one nick) without keeping idle links forever.
+pub const PRIVATE_IDLE: Duration = Duration::from_secs(15 * 60);
+
 /// Reconnection delays: exponential from [`Backoff::FIRST`], doubled per
 /// failed attempt, capped at [`Backoff::MAX`], and with "equal jitter"
 /// (each delay is drawn between half and all of its nominal value) so that
