@@ -755,3 +755,42 @@ async fn private_messages_without_joining_a_room() {
     assert!(err.contains("not-allowed"), "{err}");
     drop(server);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn muc_self_ping_tells_whether_one_is_still_in_the_room() {
+    let ircd = Ngircd::start();
+    let server = server_with_irc(ircd.port);
+    let mut alice = login(&server).await;
+    let ping = |id: &str| {
+        format!("<iq type='get' id='{id}' to='{ROOM}/alice'><ping xmlns='urn:xmpp:ping'/></iq>")
+    };
+
+    // Not joined (no connection at all): not-acceptable, so a client
+    // that believes it is in the room joins again (XEP-0410).
+    let id = alice.new_id("ping");
+    alice.send(&ping(&id)).await.unwrap();
+    let r = norm(&alice.read_id(&id, WAIT).await.unwrap());
+    assert!(r.contains("not-acceptable"), "{r}");
+
+    alice
+        .send(&format!("<presence to='{ROOM}/alice'/>"))
+        .await
+        .unwrap();
+    read_until(&mut alice, |el| el.contains(r#"code="110""#)).await;
+    let id = alice.new_id("ping");
+    alice.send(&ping(&id)).await.unwrap();
+    let r = norm(&alice.read_id(&id, WAIT).await.unwrap());
+    assert_eq!(attr(&r, "type").as_deref(), Some("result"), "{r}");
+
+    // The room says it answers self-pings itself.
+    let id = alice.new_id("disco");
+    alice
+        .send(&format!(
+            "<iq type='get' id='{id}' to='{ROOM}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"
+        ))
+        .await
+        .unwrap();
+    let r = norm(&alice.read_id(&id, WAIT).await.unwrap());
+    assert!(r.contains("muc#self-ping-optimization"), "{r}");
+    drop(server);
+}

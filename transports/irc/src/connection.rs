@@ -38,7 +38,7 @@ use std::time::Duration;
 
 use irc_proto::{Command, Message, Prefix, Response};
 use rustls::pki_types::ServerName;
-use switchboard_service::stanza::{ErrorType, StanzaError};
+use switchboard_service::stanza::{error_reply, iq_result, ErrorType, StanzaError};
 use switchboard_service::Outbox;
 use switchboard_xml::Element;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
@@ -118,6 +118,13 @@ pub enum ToIrc {
     /// A raw IRC line from an admin's resource `full` (already checked to
     /// be one line).
     Raw { line: String, full: String },
+    /// XEP-0410: the resource `full` pings its own occupant JID in
+    /// `channel` to learn whether it is still in the room.
+    SelfPing {
+        channel: String,
+        full: String,
+        iq: Box<Element>,
+    },
 }
 
 struct Channel {
@@ -906,6 +913,27 @@ impl State {
                 }
                 for piece in text::to_irc(&body, &nick, &self.nick) {
                     self.send(format!("PRIVMSG {nick} :{piece}"));
+                }
+            }
+            ToIrc::SelfPing { channel, full, iq } => {
+                // Joined means in the room on IRC right now: after a drop
+                // the client hears not-acceptable and joins again.
+                let joined = self.registered
+                    && self
+                        .channels
+                        .get(&fold(&channel))
+                        .is_some_and(|ch| ch.joined && ch.resources.contains_key(&full));
+                let reply = if joined {
+                    Some(iq_result(&iq, None))
+                } else {
+                    error_reply(
+                        &iq,
+                        &StanzaError::new("not-acceptable", ErrorType::Cancel)
+                            .with_text("you are not in this room"),
+                    )
+                };
+                if let Some(r) = reply {
+                    self.emit(r).await;
                 }
             }
             ToIrc::Raw { line, full } => {

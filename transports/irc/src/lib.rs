@@ -206,7 +206,14 @@ impl IrcTransport {
                 .with_attr("type", "irc")
                 .with_attr("name", channel),
         );
-        for f in [ns::DISCO_INFO, muc::MUC, "muc_nonanonymous", "muc_open"] {
+        for f in [
+            ns::DISCO_INFO,
+            muc::MUC,
+            "muc_nonanonymous",
+            "muc_open",
+            // XEP-0410: the room answers its occupants' self-pings.
+            "http://jabber.org/protocol/muc#self-ping-optimization",
+        ] {
             q.append_child(Element::new("feature", ns::DISCO_INFO).with_attr("var", f));
         }
         q
@@ -262,6 +269,36 @@ impl IrcTransport {
         let kind = stanza_type(stanza).to_string();
         let bare = from.to_bare().to_string();
         match (stanza.name.as_str(), &addr) {
+            (
+                "iq",
+                Address::Channel {
+                    channel,
+                    server,
+                    nick: Some(_),
+                },
+            ) if kind == "get"
+                && stanza
+                    .first_element()
+                    .is_some_and(|p| p.is("ping", ns::PING)) =>
+            {
+                // XEP-0410 self-ping, answered by the connection that
+                // knows whether this resource is in the room.
+                let key = (bare, server.to_ascii_lowercase());
+                let req = ToIrc::SelfPing {
+                    channel: channel.clone(),
+                    full: from.to_string(),
+                    iq: Box::new(stanza.clone()),
+                };
+                match Self::hand(conns, &key, req) {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => error_reply(stanza, &e),
+                    Err(_) => error_reply(
+                        stanza,
+                        &StanzaError::new("not-acceptable", ErrorType::Cancel)
+                            .with_text("you are not in this room"),
+                    ),
+                }
+            }
             ("iq", _) => self.iq(stanza, &addr, &kind, settings).await,
             (
                 "presence",
