@@ -794,3 +794,55 @@ async fn muc_self_ping_tells_whether_one_is_still_in_the_room() {
     assert!(r.contains("muc#self-ping-optimization"), "{r}");
     drop(server);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaving_and_joining_again_at_once_lands_in_the_room() {
+    let ircd = Ngircd::start();
+    let mut bob = IrcPeer::connect(ircd.port, "bob").await;
+    bob.send("JOIN #test").await;
+    bob.expect(|l| l.contains(" 366 ")).await;
+    let server = server_with_irc(ircd.port);
+    let mut alice = login(&server).await;
+    for round in 0..3 {
+        alice
+            .send(&format!("<presence to='{ROOM}/alice'/>"))
+            .await
+            .unwrap();
+        let (_, own) = read_until(&mut alice, |el| {
+            el.contains(r#"code="110""#) || el.contains(r#"type="error""#)
+        })
+        .await;
+        assert!(!own.contains(r#"type="error""#), "round {round}: {own}");
+        // The last leave and the next join in one write: the join reaches
+        // the connection as it quits, and must still end in the room.
+        alice
+            .send(&format!(
+                "<presence type='unavailable' to='{ROOM}/alice'/><presence to='{ROOM}/alice'/>"
+            ))
+            .await
+            .unwrap();
+        read_until(&mut alice, |el| el.contains(r#"type="unavailable""#)).await;
+        let (_, own) = read_until(&mut alice, |el| {
+            (el.contains(r#"code="110""#) && !el.contains("unavailable"))
+                || el.contains(r#"type="error""#)
+        })
+        .await;
+        assert!(!own.contains(r#"type="error""#), "round {round}: {own}");
+        alice
+            .send(&format!(
+                "<message type='groupchat' to='{ROOM}'><body>round {round}</body></message>"
+            ))
+            .await
+            .unwrap();
+        bob.expect(|l| l.ends_with(&format!("PRIVMSG #test :round {round}")))
+            .await;
+        alice
+            .send(&format!("<presence type='unavailable' to='{ROOM}/alice'/>"))
+            .await
+            .unwrap();
+        read_until(&mut alice, |el| el.contains(r#"type="unavailable""#)).await;
+        bob.expect(|l| l.starts_with(":alice!") && (l.contains(" PART ") || l.contains(" QUIT ")))
+            .await;
+    }
+    drop(server);
+}

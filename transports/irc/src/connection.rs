@@ -69,6 +69,11 @@ pub const MAX_QUEUED: usize = 1000;
 type Reader = Box<dyn AsyncRead + Send + Unpin>;
 type Writer = Box<dyn AsyncWrite + Send + Unpin>;
 
+/// What an ending connection tells the service: its key, and the stanzas
+/// that reached it too late (a join just after the last leave) to be
+/// handled again, by a new connection.
+pub type Done = (Key, Vec<Element>);
+
 /// Which connection: the user's bare JID and the IRC server's name.
 pub type Key = (String, String);
 
@@ -263,7 +268,7 @@ pub fn spawn(
     nick: String,
     profile: Profile,
     out: Outbox,
-    done: mpsc::Sender<Key>,
+    done: mpsc::Sender<Done>,
 ) -> mpsc::Sender<ToIrc> {
     let (tx, mut rx) = mpsc::channel(256);
     tokio::spawn(async move {
@@ -296,17 +301,29 @@ pub fn spawn(
             profile,
             signon: None,
         };
-        let why = match run(&mut state, &target, &mut rx).await {
-            Ok(()) => "the connection ended".to_string(),
+        let ended = run(&mut state, &target, &mut rx).await;
+        // Close the queue first so that nothing more can arrive (the
+        // service then starts a new connection), then take what is in it.
+        rx.close();
+        let why = match ended {
+            Ok(()) => {
+                // We quit (the last room was left) while a join or a
+                // private message was on its way: it goes back to the
+                // service, which opens a new connection for it.
+                let mut again = Vec::new();
+                while let Ok(req) = rx.try_recv() {
+                    again.extend(state.as_stanza(req));
+                }
+                state.closed("the connection ended").await;
+                let _ = done.send((key, again)).await;
+                return;
+            }
             Err(e) => {
                 tracing::info!(user = %state.user, server = %state.server, "IRC connection ended: {e}");
                 e
             }
         };
-        // Joins still queued fail with the rest: close the queue first so
-        // that nothing more can arrive (the service then starts a new
-        // connection), then take what is in it.
-        rx.close();
+        // Joins still queued fail with the rest.
         while let Ok(req) = rx.try_recv() {
             if let ToIrc::Join {
                 channel,
@@ -325,7 +342,7 @@ pub fn spawn(
             }
         }
         state.closed(&why).await;
-        let _ = done.send(key).await;
+        let _ = done.send((key, Vec::new())).await;
     });
     tx
 }
@@ -642,6 +659,35 @@ impl State {
             for r in resources {
                 self.emit(muc::chat(&from, &r, &text)).await;
             }
+        }
+    }
+
+    /// A request as the stanza that made it, to be handled again (joins
+    /// and private messages; the rest means nothing without the room).
+    fn as_stanza(&self, req: ToIrc) -> Option<Element> {
+        match req {
+            ToIrc::Join {
+                channel,
+                nick,
+                full,
+                short,
+            } => Some(
+                Element::new("presence", switchboard_xml::ns::CLIENT)
+                    .with_attr("from", full)
+                    .with_attr(
+                        "to",
+                        occupant_jid(&channel, &self.via(short), &self.host, &nick),
+                    )
+                    .with_child(Element::new("x", muc::MUC)),
+            ),
+            ToIrc::Private { nick, full, body } => Some(
+                Element::new("message", switchboard_xml::ns::CLIENT)
+                    .with_attr("from", full)
+                    .with_attr("to", self.user(&nick))
+                    .with_attr("type", "chat")
+                    .with_child(Element::new("body", switchboard_xml::ns::CLIENT).with_text(body)),
+            ),
+            _ => None,
         }
     }
 

@@ -52,7 +52,7 @@ use tokio::sync::mpsc;
 
 use address::Address;
 use config::IrcConfig;
-use connection::{Key, Target, ToIrc};
+use connection::{Done, Key, Target, ToIrc};
 use settings::Settings;
 
 /// What opening a connection needs from the service loop.
@@ -60,7 +60,7 @@ struct Link<'a> {
     ctx: &'a ServiceContext,
     settings: &'a mut Settings,
     conns: &'a mut HashMap<Key, mpsc::Sender<ToIrc>>,
-    done: &'a mpsc::Sender<Key>,
+    done: &'a mpsc::Sender<Done>,
 }
 
 /// An IRC nick made from a JID's local part, for a connection that no
@@ -134,7 +134,7 @@ impl Service for IrcTransport {
                 Err(e) => std::panic::resume_unwind(e.into_panic()),
             };
             tracing::info!(service = %ctx.jid, servers = %me.config.names(), "IRC transport up");
-            let (done_tx, mut done_rx) = mpsc::channel::<Key>(64);
+            let (done_tx, mut done_rx) = mpsc::channel::<Done>(64);
             let mut conns: HashMap<Key, mpsc::Sender<ToIrc>> = HashMap::new();
             loop {
                 tokio::select! {
@@ -147,11 +147,20 @@ impl Service for IrcTransport {
                             }
                         }
                     }
-                    Some(key) = done_rx.recv() => {
+                    Some((key, again)) = done_rx.recv() => {
                         // A connection ended; a newer one under the same
                         // key would still have its receiver open.
                         if conns.get(&key).is_some_and(|tx| tx.is_closed()) {
                             conns.remove(&key);
+                        }
+                        // What reached it as it quit, for a new one.
+                        for stanza in again {
+                            let reply = me.handle(&ctx, &stanza, &mut settings, &mut conns, &done_tx).await;
+                            if let Some(r) = reply {
+                                if ctx.out.send(r).await.is_err() {
+                                    return;
+                                }
+                            }
                         }
                     }
                 }
@@ -249,7 +258,7 @@ impl IrcTransport {
         stanza: &Element,
         settings: &mut Settings,
         conns: &mut HashMap<Key, mpsc::Sender<ToIrc>>,
-        done: &mpsc::Sender<Key>,
+        done: &mpsc::Sender<Done>,
     ) -> Option<Element> {
         let from = stanza.attr("from").and_then(|f| Jid::parse(f).ok())?;
         let to = stanza.attr("to").and_then(|t| Jid::parse(t).ok())?;
