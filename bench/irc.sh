@@ -14,6 +14,7 @@
 #
 # Settings, from the environment (defaults in brackets):
 #   USERS [1000], GROUP [25], MESSAGES [5], IRC_LINES [5]
+#   FLOOD_INTERVAL [0]  the transport's flood-interval for the server
 #   SERVER_CPU [0], LOAD_CPU [1], SKIP_BUILD=1, KEEP=1 (keep the scratch dir)
 #   CARGO_TARGET_DIR (default: the workspace's target/)
 
@@ -23,6 +24,10 @@ USERS=${USERS:-1000}
 GROUP=${GROUP:-25}
 MESSAGES=${MESSAGES:-5}
 IRC_LINES=${IRC_LINES:-5}
+# ngircd here takes any rate (MaxPenaltyTime = 0): the transport's own
+# flood control (2s per line after a burst of 5 by default) would measure
+# itself, not the relaying. FLOOD_INTERVAL=2s measures it with the default.
+FLOOD_INTERVAL=${FLOOD_INTERVAL:-0}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 
@@ -116,7 +121,7 @@ cat >"$config" <<EOF
   <limits scram-iterations="4096" preauth-timeout="300s" keepalive="300s"/>
   <log file="logs/switchboard.log" level="warn"/>
   <service id="irc.localhost" type="irc">
-    <server host="127.0.0.1" port="$irc_port" tls="false" allow-plain="true"/>
+    <server host="127.0.0.1" port="$irc_port" tls="false" allow-plain="true" flood-interval="$FLOOD_INTERVAL"/>
   </service>
 </switchboard>
 EOF

@@ -26,6 +26,12 @@
 //! the path can read it: for tests and for networks where the admin
 //! accepts that). Neither goes with `ca-file=`.
 //!
+//! Outgoing flood control per server: `flood-burst="5"` lines at once,
+//! then one per `flood-interval="2s"` (the defaults, below what common
+//! IRC servers tolerate); `flood-interval="0"` turns it off for a server
+//! that is configured to take any rate (a company's own ngircd with
+//! `MaxPenaltyTime = 0`, for example).
+//!
 //! On the `<service>` element itself:
 //! - `default-server="host"` (one of the listed servers) makes the short
 //!   addresses `#chan@irc.example.org` and `nick@irc.example.org` name
@@ -53,6 +59,26 @@ pub struct ServerEntry {
     pub ca_file: Option<PathBuf>,
     /// How the server's certificate is checked (TLS only).
     pub verify: Verify,
+    /// The outgoing flood control for connections to it.
+    pub flood: Flood,
+}
+
+/// Outgoing flood control: a burst of lines, then one per interval
+/// (`flood-burst`, `flood-interval`; an interval of 0 turns it off, for a
+/// company's own IRC server configured to take it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flood {
+    pub burst: u32,
+    pub interval: std::time::Duration,
+}
+
+impl Default for Flood {
+    fn default() -> Flood {
+        Flood {
+            burst: crate::link::TokenBucket::BURST,
+            interval: crate::link::TokenBucket::INTERVAL,
+        }
+    }
 }
 
 /// How a server's certificate is checked.
@@ -163,15 +189,35 @@ fn flag(el: &Element, name: &str, default: bool) -> Result<bool, String> {
     }
 }
 
+/// `2s`, `500ms` or `0`.
+fn interval(v: &str) -> Option<std::time::Duration> {
+    use std::time::Duration;
+    if v == "0" {
+        return Some(Duration::ZERO);
+    }
+    if let Some(ms) = v.strip_suffix("ms") {
+        return ms.parse().ok().map(Duration::from_millis);
+    }
+    v.strip_suffix('s')?.parse().ok().map(Duration::from_secs)
+}
+
 fn server(el: &Element) -> Result<ServerEntry, String> {
     for (name, _) in el.attrs.iter() {
         if !matches!(
             name.as_str(),
-            "host" | "port" | "tls" | "allow-plain" | "ca-file" | "verify" | "fingerprint"
+            "host"
+                | "port"
+                | "tls"
+                | "allow-plain"
+                | "ca-file"
+                | "verify"
+                | "fingerprint"
+                | "flood-burst"
+                | "flood-interval"
         ) {
             return Err(format!(
                 "<server> has no attribute {name}=; it takes host, port, tls, ca-file, verify, \
-                 fingerprint and allow-plain"
+                 fingerprint, allow-plain, flood-burst and flood-interval"
             ));
         }
     }
@@ -237,6 +283,23 @@ fn server(el: &Element) -> Result<ServerEntry, String> {
             "<server host=\"{host}\">: ca-file= does not go with verify= or fingerprint="
         ));
     }
+    let flood = Flood {
+        burst: match el.attr("flood-burst") {
+            None => Flood::default().burst,
+            Some(v) => v.parse().ok().filter(|b| *b >= 1).ok_or_else(|| {
+                format!("<server host=\"{host}\">: flood-burst=\"{v}\" is not a number of lines (1 or more)")
+            })?,
+        },
+        interval: match el.attr("flood-interval") {
+            None => Flood::default().interval,
+            Some(v) => interval(v).ok_or_else(|| {
+                format!(
+                    "<server host=\"{host}\">: flood-interval=\"{v}\" is not a duration such as \
+                     \"2s\", \"500ms\" or \"0\" (no flood control)"
+                )
+            })?,
+        },
+    };
     Ok(ServerEntry {
         host,
         port,
@@ -244,6 +307,7 @@ fn server(el: &Element) -> Result<ServerEntry, String> {
         allow_plain,
         ca_file,
         verify,
+        flood,
     })
 }
 
@@ -255,6 +319,34 @@ mod tests {
         let el = switchboard_xml::parse_document(xml.as_bytes(), Default::default())
             .expect("test XML parses");
         IrcConfig::from_element(&el)
+    }
+
+    #[test]
+    fn flood_control_per_server() {
+        use std::time::Duration;
+        let c = parse(r#"<service><server host="h"/></service>"#).unwrap();
+        assert_eq!(c.servers[0].flood, Flood::default());
+        let c = parse(
+            r#"<service><server host="h" flood-burst="20" flood-interval="500ms"/><server host="g" flood-interval="0"/></service>"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.servers[0].flood,
+            Flood {
+                burst: 20,
+                interval: Duration::from_millis(500)
+            }
+        );
+        assert_eq!(c.servers[1].flood.interval, Duration::ZERO);
+        let e =
+            parse(r#"<service><server host="h" flood-interval="fast"/></service>"#).unwrap_err();
+        assert!(e.contains("flood-interval"), "{e}");
+        let e = parse(r#"<service><server host="h" flood-burst="0"/></service>"#).unwrap_err();
+        assert!(e.contains("flood-burst"), "{e}");
+        // No interval: every line goes at once.
+        let now = tokio::time::Instant::now();
+        let mut b = crate::link::TokenBucket::with(5, Duration::ZERO, now);
+        assert!((0..1000).all(|_| b.try_take(now)));
     }
 
     #[test]
@@ -272,6 +364,7 @@ mod tests {
                 allow_plain: true,
                 ca_file: None,
                 verify: Verify::Roots,
+                flood: Flood::default(),
             }
         );
         assert_eq!(c.default_server, None);

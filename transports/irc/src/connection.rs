@@ -87,6 +87,8 @@ pub struct Target {
     /// Whether this is the admin's default server: its users' JIDs then
     /// take the short form (`nick@irc.example.org`).
     pub default: bool,
+    /// The outgoing flood control.
+    pub flood: crate::config::Flood,
 }
 
 /// What the service asks of a connection.
@@ -296,7 +298,7 @@ pub fn spawn(
             out,
             queue: VecDeque::new(),
             urgent: Vec::new(),
-            bucket: TokenBucket::new(Instant::now()),
+            bucket: TokenBucket::with(target.flood.burst, target.flood.interval, Instant::now()),
             modes: ServerModes::default(),
             profile,
             signon: None,
@@ -1588,6 +1590,7 @@ mod tests {
             port,
             tls: None,
             default: false,
+            flood: crate::config::Flood::default(),
         };
         let tx = spawn(
             key,

@@ -475,6 +475,7 @@ impl IrcTransport {
             port: entry.port,
             tls: self.tls.get(&entry.host).cloned(),
             default: self.config.default_server.as_deref() == Some(&entry.host),
+            flood: entry.flood,
         };
         let tx = connection::spawn(
             key.clone(),

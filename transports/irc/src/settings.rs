@@ -493,6 +493,7 @@ mod tests {
             allow_plain: false,
             ca_file: None,
             verify: crate::config::Verify::Roots,
+            flood: crate::config::Flood::default(),
         };
 
         let r = s
