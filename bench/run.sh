@@ -2,11 +2,30 @@
 # bench/run.sh: Switchboard's benchmark driver.
 #
 # Builds the server and the load tools in release mode, makes a scratch
-# home under a temporary directory, creates the test accounts, then for
-# each scenario starts a fresh server pinned to one core, runs the load
-# generator pinned to another, prints its summary line and stops the server.
-# Everything talks over loopback; every step is bounded in time; the scratch
-# directory is removed at the end (KEEP=1 keeps it).
+# home under a temporary directory, then for each target server (Switchboard,
+# and Prosody and ejabberd from the distribution's packages, each with its
+# own config and data under the scratch directory) creates the test
+# accounts and, for each scenario, starts a fresh server pinned to one core,
+# runs the load generator pinned to another, prints its summary line and
+# stops the server. Everything talks over loopback; every step is bounded in
+# time; every server started is stopped at exit; the scratch directory is
+# removed at the end (KEEP=1 keeps it).
+#
+# Targets (TARGETS, space-separated; TARGET is accepted for one):
+#   switchboard  this workspace's server, release build
+#   prosody      `prosody` (Lua, one process): internal storage written
+#                directly by bench/foreign_users.py, SCRAM-SHA-256 with
+#                4,096 iterations (password_hash, default_iteration_count)
+#   ejabberd     `ejabberd` (the whole BEAM process), mnesia, accounts loaded
+#                with one `ejabberdctl import_piefxis` (XEP-0227), SCRAM-SHA-256
+#                (auth_scram_hash; ejabberd's iteration count is 4,096)
+# Prosody and ejabberd get a self-signed P-256 certificate for localhost
+# made with openssl (Switchboard makes its own, also P-256); the load
+# generator pins whichever certificate the target presents. Every line
+# printed starts with target=NAME, so that the lines of one run can be put
+# side by side.
+# LOAD=tsung runs tsung's scenarios (bench/tsung/*.xml) instead of
+# switchboard-load's; see bench/README.md.
 #
 # Scenarios (see bench/README.md for what the figures mean):
 #   idle      SESSIONS authenticated TLS sessions held idle: server RSS per session
@@ -32,8 +51,10 @@
 #   FANOUT_SETTLE [0]  seconds between the online logins and the measured ones
 #   SERVER_CPU [0], LOAD_CPU [1]  cores to pin the server and the load tool to
 #   SCENARIOS ["idle logins messages fanout"]  which scenarios to run, in order
-#   BUDGET [570]      seconds everything after the build may take; a scenario
-#                     that would not fit is cut short and reported as failed
+#                     (a scenario that would not fit is cut short and
+#                     reported as failed)
+#   TARGETS ["switchboard"]  which servers, in order, e.g. "switchboard prosody ejabberd"
+#   BUDGET [570 per target]  seconds everything after the build may take
 #   SKIP_BUILD=1      use the binaries already built
 #   KEEP=1            keep the scratch directory (logs, spool) for inspection
 #   CARGO_TARGET_DIR  where cargo builds (default: the workspace's target/)
@@ -42,6 +63,8 @@
 # stdout, also collected in $RESULTS when set. Exit status 0 when every
 # scenario ran clean.
 
+# The setup_, start_ and server_log_ functions are called by name (setup_$target).
+# shellcheck disable=SC2317
 set -euo pipefail
 
 SESSIONS=${SESSIONS:-10000}
@@ -64,7 +87,9 @@ FANOUT_CONTACTS=${FANOUT_CONTACTS:-100}
 FANOUT_CONCURRENCY=${FANOUT_CONCURRENCY:-32}
 FANOUT_SETTLE=${FANOUT_SETTLE:-0}
 SCENARIOS=${SCENARIOS:-idle logins messages fanout}
-BUDGET=${BUDGET:-570}
+TARGETS=${TARGETS:-${TARGET:-switchboard}}
+read -r -a target_list <<<"$TARGETS"
+BUDGET=${BUDGET:-$((570 * ${#target_list[@]}))}
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -80,10 +105,6 @@ if [[ ${SKIP_BUILD:-} != 1 ]]; then
     timeout 1800 cargo build --release -p switchboard -p switchboard-bench >&2 ||
         die "the build failed or took more than 30 minutes"
 fi
-for b in switchboard switchboard-load switchboard-mkusers; do
-    [[ -x $bin/$b ]] || die "$bin/$b is missing (build first, or unset SKIP_BUILD)"
-done
-
 # Everything from here on shares one time budget.
 budget_end=$((SECONDS + BUDGET))
 # The time limit for a step: its own limit, cut to what is left of the budget.
@@ -115,27 +136,38 @@ else
     log "warning: not pinning (taskset missing or fewer than 2 cores): figures are not one-core figures"
 fi
 
-# --- scratch home ----------------------------------------------------------
+# --- scratch directory -----------------------------------------------------
 work=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-bench.XXXXXX")
 home=$work/home
 config=$home/etc/bench.xml
-server_pid=
+server_pid=  # the process whose CPU time and memory are sampled
+server_job=  # the process started (its parent, or itself), reaped on stop
 
+# Stops the running server: SIGTERM, up to 20 s (ejabberd stops its
+# applications one by one), then SIGKILL; always reaped.
 stop_server() {
-    [[ -n $server_pid ]] || return 0
-    if kill -0 "$server_pid" 2>/dev/null; then
+    local p
+    if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
         kill -TERM "$server_pid" 2>/dev/null || true
-        for _ in $(seq 1 100); do
+        for _ in $(seq 1 200); do
             kill -0 "$server_pid" 2>/dev/null || break
             sleep 0.1
         done
         if kill -0 "$server_pid" 2>/dev/null; then
-            log "warning: the server did not stop on SIGTERM within 10 s; killing it"
+            log "warning: the server did not stop on SIGTERM within 20 s; killing it"
             kill -KILL "$server_pid" 2>/dev/null || true
         fi
     fi
-    wait "$server_pid" 2>/dev/null || true
+    for p in $server_job; do
+        for _ in $(seq 1 50); do
+            kill -0 "$p" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+    done
     server_pid=
+    server_job=
 }
 
 # shellcheck disable=SC2317  # called by the EXIT trap
@@ -150,95 +182,326 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-mkdir -p "$home/etc"
-cat >"$config" <<'EOF'
+# A free TCP port on 127.0.0.1 (the kernel's choice; released at once).
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+# Waits (at most $2 tenths of a second) until 127.0.0.1:$1 accepts.
+wait_port() {
+    for _ in $(seq 1 "$2"); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        kill -0 "$server_job" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+# The self-signed certificate of Prosody and ejabberd: P-256, like Switchboard's.
+make_cert() {
+    [[ -f $work/cert/localhost.crt ]] && return 0
+    mkdir -p "$work/cert"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
+        -addext subjectAltName=DNS:localhost -addext basicConstraints=critical,CA:FALSE \
+        -keyout "$work/cert/localhost.key" -out "$work/cert/localhost.crt" 2>/dev/null ||
+        die "openssl could not make a certificate"
+    cat "$work/cert/localhost.crt" "$work/cert/localhost.key" >"$work/cert/localhost.pem"
+    chmod 644 "$work/cert/"*
+}
+
+accounts=$USERS
+((LOGIN_USERS > accounts)) && accounts=$LOGIN_USERS
+((MSG_USERS > accounts)) && accounts=$MSG_USERS
+fan_accounts=$((FANOUT_ONLINE + FANOUT_LOGINS))
+
+# --- Switchboard -----------------------------------------------------------
+setup_switchboard() {
+    for b in switchboard switchboard-mkusers; do
+        [[ -x $bin/$b ]] || die "$bin/$b is missing (build first, or unset SKIP_BUILD)"
+    done
+    mkdir -p "$home/etc"
+    cat >"$config" <<'XML'
 <switchboard>
   <host name="localhost"><registration>off</registration></host>
   <listen><c2s addr="127.0.0.1:0"/></listen>
   <limits scram-iterations="4096" preauth-timeout="300s" keepalive="300s"/>
   <log file="logs/switchboard.log" level="warn"/>
 </switchboard>
-EOF
-"$bin/switchboard" -H "$home" -c "$config" check-config >&2
+XML
+    "$bin/switchboard" -H "$home" -c "$config" check-config >&2
+    log "switchboard: creating $accounts accounts (user0..user$((accounts - 1)), password pw)"
+    timeout "$(limit_for 600)" "$bin/switchboard-mkusers" -H "$home" -c "$config" --users "$accounts" --password pw >&2 ||
+        die "creating the accounts failed or ran out of time"
+    if wants fanout; then
+        log "switchboard: creating $fan_accounts accounts with rosters (fan0..fan$((fan_accounts - 1)), $FANOUT_CONTACTS contacts, all 'both')"
+        timeout "$(limit_for 600)" "$bin/switchboard-mkusers" -H "$home" -c "$config" --prefix fan --users "$fan_accounts" \
+            --password pw --roster-contacts "$FANOUT_CONTACTS" --roster-online "$FANOUT_ONLINE" >&2 ||
+            die "creating the fanout accounts failed or ran out of time"
+    fi
+    ca=$home/etc/localhost.crt
+}
 
-accounts=$USERS
-((LOGIN_USERS > accounts)) && accounts=$LOGIN_USERS
-((MSG_USERS > accounts)) && accounts=$MSG_USERS
-log "creating $accounts accounts (user0..user$((accounts - 1)), password pw)"
-timeout "$(limit_for 600)" "$bin/switchboard-mkusers" -H "$home" -c "$config" --users "$accounts" --password pw >&2 ||
-    die "creating the accounts failed or ran out of time"
-fan_accounts=$((FANOUT_ONLINE + FANOUT_LOGINS))
-if wants fanout; then
-    log "creating $fan_accounts accounts with rosters (fan0..fan$((fan_accounts - 1)), $FANOUT_CONTACTS contacts, all 'both')"
-    timeout "$(limit_for 600)" "$bin/switchboard-mkusers" -H "$home" -c "$config" --prefix fan --users "$fan_accounts" \
-        --password pw --roster-contacts "$FANOUT_CONTACTS" --roster-online "$FANOUT_ONLINE" >&2 ||
-        die "creating the fanout accounts failed or ran out of time"
-fi
-
-# Starts a fresh server; sets server_pid and addr.
-addr=
-start_server() {
-    local out=$work/server.$1.out
-    "${pin_server[@]}" "$bin/switchboard" -H "$home" -c "$config" run >"$out" 2>"$work/server.$1.err" &
+start_switchboard() {
+    local out=$work/switchboard.$1.out
+    "${pin_server[@]}" "$bin/switchboard" -H "$home" -c "$config" run >"$out" 2>"$work/switchboard.$1.err" &
     server_pid=$!
+    server_job=$!
     for _ in $(seq 1 300); do
         grep -qx ready "$out" 2>/dev/null && break
-        kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.$1.err" >&2; die "the server exited at start-up"; }
+        kill -0 "$server_pid" 2>/dev/null || { cat "$work/switchboard.$1.err" >&2; die "the server exited at start-up"; }
         sleep 0.1
     done
     grep -qx ready "$out" || die "the server did not print 'ready' within 30 s"
     addr=$(awk '$1 == "listening" && $2 == "c2s" { print $3; exit }' "$out")
     [[ -n $addr ]] || die "no 'listening c2s ADDR' line from the server"
-    # Let start-up allocations settle before the baseline is read.
-    sleep 1
 }
+
+server_log_switchboard() { echo "$home/logs/switchboard.log"; }
+
+# --- Prosody ---------------------------------------------------------------
+# Accounts: bench/foreign_users.py writes Prosody's internal storage files
+# (what mod_auth_internal_hashed writes) directly: prosodyctl register
+# starts a Lua interpreter per account, about an hour for 10,000.
+pdir=$work/prosody
+setup_prosody() {
+    command -v prosody >/dev/null || die "prosody is not installed (apt-get install prosody)"
+    make_cert
+    mkdir -p "$pdir/data"
+    log "prosody: writing $accounts accounts into its internal storage"
+    timeout "$(limit_for 300)" python3 bench/foreign_users.py prosody "$pdir/data" --users "$accounts" --password pw ||
+        die "writing Prosody's accounts failed"
+    if wants fanout; then
+        log "prosody: writing $fan_accounts accounts with rosters"
+        timeout "$(limit_for 300)" python3 bench/foreign_users.py prosody "$pdir/data" --prefix fan --users "$fan_accounts" \
+            --password pw --roster-contacts "$FANOUT_CONTACTS" --roster-online "$FANOUT_ONLINE" ||
+            die "writing Prosody's fanout accounts failed"
+    fi
+    ca=$work/cert/localhost.crt
+}
+
+start_prosody() {
+    local port
+    port=$(free_port)
+    : >"$pdir/prosody.log"
+    cat >"$pdir/prosody.cfg.lua" <<LUA
+-- Scratch Prosody for bench/run.sh: loopback only, no s2s, no HTTP.
+data_path = "$pdir/data"
+pidfile = "$pdir/prosody.pid"
+certificates = "$work/cert"
+-- The benchmark may run as root; Prosody refuses that unless told.
+run_as_root = true
+interfaces = { "127.0.0.1" }
+c2s_ports = { $port }
+c2s_direct_tls_ports = { }
+legacy_ssl_ports = { }
+s2s_ports = { }
+http_ports = { }
+https_ports = { }
+network_backend = "epoll"
+-- The same listen backlog as Switchboard (tokio's default) and ejabberd here.
+tcp_backlog = 1024
+modules_enabled = { "roster", "saslauth", "tls", "disco", "ping", "offline" }
+modules_disabled = { "s2s" }
+authentication = "internal_hashed"
+password_hash = "SHA-256"
+default_iteration_count = 4096
+storage = "internal"
+c2s_require_encryption = true
+allow_registration = false
+c2s_timeout = 300
+log = { warn = "$pdir/prosody.log" }
+VirtualHost "localhost"
+  ssl = { certificate = "$work/cert/localhost.crt", key = "$work/cert/localhost.key" }
+LUA
+    # prosody is a Lua script run through env: $! is the Lua process.
+    "${pin_server[@]}" prosody --config "$pdir/prosody.cfg.lua" -F >"$pdir/prosody.$1.out" 2>&1 &
+    server_pid=$!
+    server_job=$!
+    wait_port "$port" 300 || { cat "$pdir/prosody.$1.out" >&2; die "prosody did not listen on $port within 30 s"; }
+    addr=127.0.0.1:$port
+}
+
+server_log_prosody() { echo "$pdir/prosody.log"; }
+
+# --- ejabberd --------------------------------------------------------------
+# ejabberdctl runs ejabberd as the package's user `ejabberd`, so its
+# directory is handed to that user. No epmd: ERL_DIST_PORT gives the node a
+# fixed distribution port on 127.0.0.1, which ejabberdctl's commands use too.
+# Accounts: one `ejabberdctl import_piefxis` of a XEP-0227 file written by
+# bench/foreign_users.py (ejabberdctl register starts an Erlang node per
+# account, about a second each).
+edir=$work/ejabberd
+enode=bench$$@localhost
+ectl=()
+eport=
+setup_ejabberd() {
+    command -v ejabberdctl >/dev/null || die "ejabberd is not installed (apt-get install ejabberd)"
+    id ejabberd >/dev/null 2>&1 || die "the ejabberd package's user 'ejabberd' is missing"
+    make_cert
+    chmod 755 "$work"
+    mkdir -p "$edir/etc" "$edir/spool" "$edir/logs" "$edir/run"
+    eport=$(free_port)
+    local dist_port
+    dist_port=$(free_port)
+    cat >"$edir/etc/ejabberd.yml" <<YML
+# Scratch ejabberd for bench/run.sh: loopback only, no s2s, no HTTP.
+hosts:
+  - localhost
+loglevel: warning
+certfiles:
+  - "$work/cert/localhost.pem"
+listen:
+  -
+    port: $eport
+    ip: "127.0.0.1"
+    module: ejabberd_c2s
+    starttls_required: true
+    max_stanza_size: 262144
+    # ejabberd's default listen backlog is 5: connections beyond it wait
+    # for a SYN retransmission (1 s). Switchboard's (tokio's) is 1024.
+    backlog: 1024
+auth_method: internal
+auth_password_format: scram
+auth_scram_hash: sha256
+s2s_access: none
+acl:
+  local:
+    user_regexp: ""
+access_rules:
+  local:
+    allow: local
+  register:
+    deny: all
+modules:
+  mod_disco: {}
+  mod_offline: {}
+  mod_ping: {}
+  mod_roster: {}
+YML
+    cat >"$edir/etc/ejabberdctl.cfg" <<CFG
+ERL_DIST_PORT=$dist_port
+INET_DIST_INTERFACE=127.0.0.1
+ERL_EPMD_ADDRESS=127.0.0.1
+EJABBERD_PID_PATH=$edir/run/ejabberd.pid
+ERL_OPTIONS="-env ERL_CRASH_DUMP_BYTES 0"
+CFG
+    printf '{lookup,["file","native"]}.\n{host,{127,0,0,1}, ["localhost"]}.\n' >"$edir/etc/inetrc"
+    chown -R ejabberd:ejabberd "$edir"
+    ectl=(ejabberdctl --config-dir "$edir/etc" --config "$edir/etc/ejabberd.yml" --ctl-config "$edir/etc/ejabberdctl.cfg"
+        --spool "$edir/spool" --logs "$edir/logs" --node "$enode")
+    python3 bench/foreign_users.py xep0227 "$edir/users.xml" --users "$accounts" --password pw ||
+        die "writing the XEP-0227 file failed"
+    if wants fanout; then
+        python3 bench/foreign_users.py xep0227 "$edir/fan.xml" --prefix fan --users "$fan_accounts" --password pw \
+            --roster-contacts "$FANOUT_CONTACTS" --roster-online "$FANOUT_ONLINE" || die "writing the XEP-0227 file failed"
+    fi
+    chown ejabberd:ejabberd "$edir/"*.xml
+    start_ejabberd setup
+    local f
+    for f in "$edir/users.xml" ${fanout_xml:+"$edir/fan.xml"}; do
+        [[ -f $f ]] || continue
+        log "ejabberd: importing $(basename "$f") (XEP-0227)"
+        timeout "$(limit_for 900)" "${ectl[@]}" import_piefxis "$f" >&2 || die "ejabberdctl import_piefxis $f failed"
+    done
+    stop_server
+    ca=$work/cert/localhost.crt
+}
+
+# The pid of the BEAM process running node $enode, if there is one.
+beam_pid() {
+    local p
+    for p in /proc/[0-9]*; do
+        [[ $(cat "$p/comm" 2>/dev/null) == beam.smp ]] || continue
+        tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q -- "-sname $enode " && { echo "${p#/proc/}"; return 0; }
+    done
+    return 1
+}
+
+start_ejabberd() {
+    "${pin_server[@]}" "${ectl[@]}" foreground >"$edir/ejabberd.$1.out" 2>&1 &
+    server_job=$!
+    server_pid=
+    for _ in $(seq 1 300); do
+        server_pid=$(beam_pid) && break
+        kill -0 "$server_job" 2>/dev/null || { cat "$edir/ejabberd.$1.out" >&2; die "ejabberd exited at start-up"; }
+        sleep 0.1
+    done
+    [[ -n $server_pid ]] || die "no BEAM process for $enode within 30 s"
+    wait_port "$eport" 600 || { cat "$edir/ejabberd.$1.out" >&2; die "ejabberd did not listen on $eport within 60 s"; }
+    addr=127.0.0.1:$eport
+}
+
+server_log_ejabberd() { echo "$edir/logs/error.log"; }
 
 # --- machine ---------------------------------------------------------------
 cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
 mem_total=$(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo 2>/dev/null || true)
-echo "machine cores=$(nproc) cpu=\"${cpu_model:-unknown}\" memory=\"$mem_total\" kernel=$(uname -r) rustc=\"$(rustc --version 2>/dev/null | cut -d' ' -f2)\" server_cpu=${pin_server[*]:+$SERVER_CPU} load_cpu=${pin_load[*]:+$LOAD_CPU}"
-
-common=(--ca "$home/etc/localhost.crt" --password pw)
-status=0
-for scenario in $SCENARIOS; do
-    start_server "$scenario"
-    log "scenario $scenario: server pid $server_pid on $addr"
-    case $scenario in
-    idle)
-        cmd=(idle --sessions "$SESSIONS" --users "$USERS" --concurrency "$IDLE_CONCURRENCY" --hold "$HOLD" --ramp-timeout 300)
-        limit=$((300 + HOLD + 120))
-        ;;
-    logins)
-        cmd=(logins --duration "$DURATION" --warmup "$WARMUP" --users "$LOGIN_USERS" --concurrency "$LOGIN_CONCURRENCY")
-        limit=$((DURATION + WARMUP + 120))
-        ;;
-    messages)
-        cmd=(messages --users "$MSG_USERS" --rate "$MSG_RATE" --duration "$MSG_DURATION" --warmup "$WARMUP"
-            --window "$MSG_WINDOW")
-        steps=$(($(tr -cd , <<<"$MSG_RATE" | wc -c) + 1))
-        limit=$((steps * (MSG_DURATION + WARMUP) + 150))
-        ;;
-    fanout)
-        cmd=(fanout --user-prefix fan --users "$fan_accounts" --online "$FANOUT_ONLINE" --logins "$FANOUT_LOGINS"
-            --contacts "$FANOUT_CONTACTS" --concurrency "$FANOUT_CONCURRENCY" --settle "$FANOUT_SETTLE"
-            --phase-timeout 60)
-        limit=$((FANOUT_SETTLE + 300))
-        ;;
-    *) die "unknown scenario '$scenario' (idle, logins, messages, fanout)" ;;
+versions="rustc=\"$(rustc --version 2>/dev/null | cut -d' ' -f2)\""
+for t in "${target_list[@]}"; do
+    case $t in
+    switchboard) ;;
+    prosody) versions+=" prosody=\"$(dpkg-query -W -f='${Version}' prosody 2>/dev/null || echo unknown)\"" ;;
+    ejabberd) versions+=" ejabberd=\"$(dpkg-query -W -f='${Version}' ejabberd 2>/dev/null || echo unknown)\"" ;;
+    *) die "unknown target '$t' (switchboard, prosody, ejabberd)" ;;
     esac
-    limit=$(limit_for "$limit")
-    line=$(timeout "$limit" "${pin_load[@]}" "$bin/switchboard-load" "${cmd[@]}" "${common[@]}" \
-        --addr "$addr" --server-pid "$server_pid") || {
-        log "scenario $scenario failed (exit status $?; 124: it ran out of time, limit ${limit}s)"
-        status=1
-    }
-    echo "$line"
-    [[ -n ${RESULTS:-} ]] && echo "$line" >>"$RESULTS"
-    if [[ -s $home/logs/switchboard.log ]]; then
-        log "server warnings during $scenario (last 5):"
-        tail -n 5 "$home/logs/switchboard.log" >&2
-        : >"$home/logs/switchboard.log"
-    fi
-    stop_server
+done
+echo "machine cores=$(nproc) cpu=\"${cpu_model:-unknown}\" memory=\"$mem_total\" kernel=$(uname -r) $versions server_cpu=${pin_server[*]:+$SERVER_CPU} load_cpu=${pin_load[*]:+$LOAD_CPU} load_average=\"$(cut -d' ' -f1-3 /proc/loadavg)\""
+
+# (tsung: see below)
+[[ -x $bin/switchboard-load ]] || die "$bin/switchboard-load is missing (build first, or unset SKIP_BUILD)"
+fanout_xml=
+wants fanout && fanout_xml=1
+
+status=0
+addr=
+ca=
+for target in "${target_list[@]}"; do
+    "setup_$target"
+    common=(--ca "$ca" --password pw)
+    for scenario in $SCENARIOS; do
+        "start_$target" "$scenario"
+        # Let start-up allocations settle before the baseline is read.
+        sleep 1
+        log "$target, scenario $scenario: server pid $server_pid on $addr (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+        case $scenario in
+        idle)
+            cmd=(idle --sessions "$SESSIONS" --users "$USERS" --concurrency "$IDLE_CONCURRENCY" --hold "$HOLD" --ramp-timeout 300)
+            limit=$((300 + HOLD + 120))
+            ;;
+        logins)
+            cmd=(logins --duration "$DURATION" --warmup "$WARMUP" --users "$LOGIN_USERS" --concurrency "$LOGIN_CONCURRENCY")
+            limit=$((DURATION + WARMUP + 120))
+            ;;
+        messages)
+            cmd=(messages --users "$MSG_USERS" --rate "$MSG_RATE" --duration "$MSG_DURATION" --warmup "$WARMUP"
+                --window "$MSG_WINDOW")
+            steps=$(($(tr -cd , <<<"$MSG_RATE" | wc -c) + 1))
+            limit=$((steps * (MSG_DURATION + WARMUP) + 150))
+            ;;
+        fanout)
+            cmd=(fanout --user-prefix fan --users "$fan_accounts" --online "$FANOUT_ONLINE" --logins "$FANOUT_LOGINS"
+                --contacts "$FANOUT_CONTACTS" --concurrency "$FANOUT_CONCURRENCY" --settle "$FANOUT_SETTLE"
+                --phase-timeout 60)
+            limit=$((FANOUT_SETTLE + 300))
+            ;;
+        *) die "unknown scenario '$scenario' (idle, logins, messages, fanout)" ;;
+        esac
+        limit=$(limit_for "$limit")
+        line=$(timeout "$limit" "${pin_load[@]}" "$bin/switchboard-load" "${cmd[@]}" "${common[@]}" \
+            --addr "$addr" --server-pid "$server_pid") || {
+            log "$target, scenario $scenario failed (exit status $?; 124: it ran out of time, limit ${limit}s)"
+            status=1
+        }
+        while IFS= read -r l; do
+            [[ -n $l ]] || continue
+            echo "target=$target $l"
+            [[ -n ${RESULTS:-} ]] && echo "target=$target $l" >>"$RESULTS"
+        done <<<"$line"
+        slog=$("server_log_$target")
+        if [[ -s $slog ]]; then
+            log "$target: server warnings during $scenario (last 5):"
+            tail -n 5 "$slog" >&2
+            : >"$slog"
+        fi
+        stop_server
+    done
 done
 exit "$status"

@@ -1,6 +1,6 @@
 //! One XMPP client connection of the load generator, over a real socket:
 //! stream to the domain, STARTTLS, TLS handshake, stream restart,
-//! SCRAM-SHA-256, stream restart, resource binding, initial presence. Every
+//! SCRAM-SHA-256 (or SCRAM-SHA-1, for servers without it), stream restart, resource binding, initial presence. Every
 //! answer of the server is parsed and checked, and every wait is bounded by
 //! the step timeout.
 //!
@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-use crate::scram::{KeyCache, ScramClient};
+use crate::scram::{KeyCache, Mechanism, ScramClient};
 use crate::xml::{
     escape, Element, Event, StreamReader, NS_BIND, NS_CLIENT, NS_SASL, NS_STREAM, NS_TLS,
 };
@@ -39,6 +39,8 @@ pub struct Target {
     pub server_name: ServerName<'static>,
     pub tls: TlsConnector,
     pub keys: Arc<KeyCache>,
+    /// The SCRAM variant to log in with (it must be offered).
+    pub mechanism: Mechanism,
     /// The longest any one login, or any one wait after it, may take.
     pub step_timeout: Duration,
 }
@@ -312,13 +314,17 @@ async fn login_steps(
 
     *step = "stream-tls";
     let features = conn.open("stream-tls", domain).await?;
+    let wanted = target.mechanism.name();
     let offers_scram = features.child("mechanisms", NS_SASL).is_some_and(|m| {
         m.children
             .iter()
-            .any(|c| c.is("mechanism", NS_SASL) && c.text.trim() == "SCRAM-SHA-256")
+            .any(|c| c.is("mechanism", NS_SASL) && c.text.trim() == wanted)
     });
     if !offers_scram {
-        return Err(Failure::new("stream-tls", "SCRAM-SHA-256 is not offered"));
+        return Err(Failure::new(
+            "stream-tls",
+            format!("{wanted} is not offered"),
+        ));
     }
 
     *step = "sasl";
@@ -382,10 +388,11 @@ async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
     account: &Account,
 ) -> Result<(), Failure> {
     const STEP: &str = "sasl";
-    let mut scram = ScramClient::new(&account.user, &account.password)
+    let mut scram = ScramClient::new(target.mechanism, &account.user, &account.password)
         .map_err(|e| Failure::new(STEP, e.to_string()))?;
     let auth = format!(
-        "<auth xmlns='{NS_SASL}' mechanism='SCRAM-SHA-256'>{}</auth>",
+        "<auth xmlns='{NS_SASL}' mechanism='{}'>{}</auth>",
+        target.mechanism.name(),
         B64.encode(scram.client_first())
     );
     conn.send(STEP, auth.as_bytes()).await?;

@@ -26,7 +26,7 @@ use switchboard_bench::client::Target;
 use switchboard_bench::scenario::fanout::{FanoutArgs, Layout};
 use switchboard_bench::scenario::messages::MessagesArgs;
 use switchboard_bench::scenario::{self, idle::IdleArgs, logins::LoginsArgs, Env, Outcome};
-use switchboard_bench::scram::KeyCache;
+use switchboard_bench::scram::{KeyCache, Mechanism};
 use switchboard_bench::{procfs, tls};
 
 #[derive(Parser)]
@@ -143,9 +143,15 @@ struct Common {
     /// The XMPP domain to log into.
     #[arg(long, default_value = "localhost")]
     domain: String,
-    /// PEM file of the certificate to trust (the server's HOME/etc/localhost.crt).
+    /// PEM file of the certificate to trust (the server's HOME/etc/localhost.crt,
+    /// or the self-signed certificate run.sh made for Prosody or ejabberd):
+    /// the server must present exactly this certificate.
     #[arg(long)]
     ca: PathBuf,
+    /// The SCRAM hash to log in with: sha-256, or sha-1 for servers that
+    /// offer only SCRAM-SHA-1 (Prosody with hashed storage).
+    #[arg(long, default_value = "sha-256", value_parser = Mechanism::parse)]
+    scram: Mechanism,
     /// Number of accounts: user0 … user{N-1}, used round-robin.
     #[arg(long, default_value_t = 10_000)]
     users: u64,
@@ -184,6 +190,7 @@ impl Common {
             server_name,
             tls: tokio_rustls::TlsConnector::from(config),
             keys: Arc::new(KeyCache::default()),
+            mechanism: self.scram,
             step_timeout: Duration::from_secs(self.step_timeout.max(1)),
         };
         Ok(Env {
