@@ -55,6 +55,8 @@
 #                     reported as failed)
 #   TARGETS ["switchboard"]  which servers, in order, e.g. "switchboard prosody ejabberd"
 #   BUDGET [570 per target]  seconds everything after the build may take
+#   NO_TLS=1          log in over plain TCP (every server allows it, the load
+#                     generator skips STARTTLS): memory per session without TLS
 #   SKIP_BUILD=1      use the binaries already built
 #   KEEP=1            keep the scratch directory (logs, spool) for inspection
 #   CARGO_TARGET_DIR  where cargo builds (default: the workspace's target/)
@@ -173,6 +175,7 @@ stop_server() {
 # shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
     stop_server
+    stop_epmd
     if [[ ${KEEP:-} == 1 ]]; then
         log "kept $work"
     else
@@ -207,6 +210,8 @@ make_cert() {
     chmod 644 "$work/cert/"*
 }
 
+tls_required=true
+[[ ${NO_TLS:-} == 1 ]] && tls_required=false
 accounts=$USERS
 ((LOGIN_USERS > accounts)) && accounts=$LOGIN_USERS
 ((MSG_USERS > accounts)) && accounts=$MSG_USERS
@@ -224,8 +229,10 @@ setup_switchboard() {
   <listen><c2s addr="127.0.0.1:0"/></listen>
   <limits scram-iterations="4096" preauth-timeout="300s" keepalive="300s"/>
   <log file="logs/switchboard.log" level="warn"/>
+  <tls required="@TLS_REQUIRED@"/>
 </switchboard>
 XML
+    sed -i "s/@TLS_REQUIRED@/$tls_required/" "$config"
     "$bin/switchboard" -H "$home" -c "$config" check-config >&2
     log "switchboard: creating $accounts accounts (user0..user$((accounts - 1)), password pw)"
     timeout "$(limit_for 600)" "$bin/switchboard-mkusers" -H "$home" -c "$config" --users "$accounts" --password pw >&2 ||
@@ -304,7 +311,7 @@ authentication = "internal_hashed"
 password_hash = "SHA-256"
 default_iteration_count = 4096
 storage = "internal"
-c2s_require_encryption = true
+c2s_require_encryption = $tls_required
 allow_registration = false
 c2s_timeout = 300
 log = { warn = "$pdir/prosody.log" }
@@ -322,8 +329,10 @@ LUA
 server_log_prosody() { echo "$pdir/prosody.log"; }
 
 # --- ejabberd --------------------------------------------------------------
-# ejabberdctl runs ejabberd as the package's user `ejabberd`, so its
-# directory is handed to that user. No epmd: ERL_DIST_PORT gives the node a
+# ejabberd runs as the package's user `ejabberd`, so its directory is handed
+# to that user. ejabberdctl is started as that user with setpriv rather than
+# letting it `su` there, because su's PAM session resets the open-file limit
+# to 1,024 (ejabberd then fails at about 1,000 sessions with emfile). No epmd: ERL_DIST_PORT gives the node a
 # fixed distribution port on 127.0.0.1, which ejabberdctl's commands use too.
 # Accounts: one `ejabberdctl import_piefxis` of a XEP-0227 file written by
 # bench/foreign_users.py (ejabberdctl register starts an Erlang node per
@@ -331,9 +340,12 @@ server_log_prosody() { echo "$pdir/prosody.log"; }
 edir=$work/ejabberd
 enode=bench$$@localhost
 ectl=()
+eopts=()
+erun=(setpriv --reuid=ejabberd --regid=ejabberd --clear-groups env HOME=/var/lib/ejabberd)
 eport=
 setup_ejabberd() {
     command -v ejabberdctl >/dev/null || die "ejabberd is not installed (apt-get install ejabberd)"
+    command -v setpriv >/dev/null || die "setpriv (util-linux) is missing"
     id ejabberd >/dev/null 2>&1 || die "the ejabberd package's user 'ejabberd' is missing"
     make_cert
     chmod 755 "$work"
@@ -353,7 +365,8 @@ listen:
     port: $eport
     ip: "127.0.0.1"
     module: ejabberd_c2s
-    starttls_required: true
+    starttls_required: $tls_required
+    starttls: true
     max_stanza_size: 262144
     # ejabberd's default listen backlog is 5: connections beyond it wait
     # for a SYN retransmission (1 s). Switchboard's (tokio's) is 1024.
@@ -382,11 +395,13 @@ INET_DIST_INTERFACE=127.0.0.1
 ERL_EPMD_ADDRESS=127.0.0.1
 EJABBERD_PID_PATH=$edir/run/ejabberd.pid
 ERL_OPTIONS="-env ERL_CRASH_DUMP_BYTES 0"
+ERL_MAX_PORTS=65536
 CFG
     printf '{lookup,["file","native"]}.\n{host,{127,0,0,1}, ["localhost"]}.\n' >"$edir/etc/inetrc"
     chown -R ejabberd:ejabberd "$edir"
-    ectl=(ejabberdctl --config-dir "$edir/etc" --config "$edir/etc/ejabberd.yml" --ctl-config "$edir/etc/ejabberdctl.cfg"
+    eopts=(--config-dir "$edir/etc" --config "$edir/etc/ejabberd.yml" --ctl-config "$edir/etc/ejabberdctl.cfg"
         --spool "$edir/spool" --logs "$edir/logs" --node "$enode")
+    ectl=("${erun[@]}" ejabberdctl "${eopts[@]}")
     python3 bench/foreign_users.py xep0227 "$edir/users.xml" --users "$accounts" --password pw ||
         die "writing the XEP-0227 file failed"
     if wants fanout; then
@@ -398,8 +413,10 @@ CFG
     local f
     for f in "$edir/users.xml" ${fanout_xml:+"$edir/fan.xml"}; do
         [[ -f $f ]] || continue
-        log "ejabberd: importing $(basename "$f") (XEP-0227)"
-        timeout "$(limit_for 900)" "${ectl[@]}" import_piefxis "$f" >&2 || die "ejabberdctl import_piefxis $f failed"
+        log "ejabberd: importing $(basename "$f") (XEP-0227; ejabberd derives each account's SCRAM keys)"
+        local t0=$SECONDS
+        timeout "$(limit_for 900)" "${erun[@]}" ejabberdctl --no-timeout "${eopts[@]}" import_piefxis "$f" >&2 || die "ejabberdctl import_piefxis $f failed"
+        log "ejabberd: imported in $((SECONDS - t0)) s"
     done
     stop_server
     ca=$work/cert/localhost.crt
@@ -431,6 +448,109 @@ start_ejabberd() {
 
 server_log_ejabberd() { echo "$edir/logs/error.log"; }
 
+# --- tsung -----------------------------------------------------------------
+# LOAD=tsung: the scenarios of bench/tsung/*.xml, filled in here, run by
+# tsung (pinned to the load core) against the same servers. tsung's XMPP
+# plugin logs in with SASL PLAIN only, so its logins cost the servers one
+# PBKDF2 each (4,096 iterations), unlike SCRAM logins; and it does not check
+# what the clients receive. tsung is a distributed Erlang node: it gets an
+# epmd of its own on a private port on 127.0.0.1, stopped at exit.
+TSUNG_RATE=${TSUNG_RATE:-200}
+TSUNG_MSGS=${TSUNG_MSGS:-$((MSG_DURATION * 10))}
+TSUNG_THINK=${TSUNG_THINK:-0.1}
+epmd_pid=
+tsung_epmd() {
+    [[ -n $epmd_pid ]] && return 0
+    command -v tsung >/dev/null || die "tsung is not installed (apt-get install tsung)"
+    epmd_port=$(free_port)
+    export ERL_EPMD_PORT=$epmd_port ERL_EPMD_ADDRESS=127.0.0.1
+    epmd -port "$epmd_port" -address 127.0.0.1 >/dev/null 2>&1 &
+    epmd_pid=$!
+    sleep 0.5
+}
+stop_epmd() {
+    [[ -n $epmd_pid ]] || return 0
+    kill -TERM "$epmd_pid" 2>/dev/null || true
+    wait "$epmd_pid" 2>/dev/null || true
+    epmd_pid=
+}
+
+# User time + system time of $1 in clock ticks, from /proc/PID/stat.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# tsung.log holds a "stats:" dump every 10 s, each with the figures of that
+# period: "stats: NAME COUNT MEAN STDDEV MAX MIN ..." for samples (times in
+# ms), "stats: NAME VALUE TOTAL" for counters.
+# The count of sample $2 over the whole run, and its mean (ms).
+tsung_count() { awk -v n="$2" '$1 == "stats:" && $2 == n { c += $3 } END { print c + 0 }' "$1"; }
+tsung_mean() {
+    awk -v n="$2" '$1 == "stats:" && $2 == n { c += $3; s += $3 * $4 } END { printf "%.2f\n", c ? s / c : 0 }' "$1"
+}
+
+# Runs one tsung scenario; prints one summary line (without target=).
+run_tsung() {
+    local scenario=$1 users prefix=user arrival hold=$HOLD maxdur xml tdir csv i
+    case $scenario in
+    idle) users=$SESSIONS ;;
+    logins) users=$((TSUNG_RATE * DURATION)) ;;
+    messages) users=$MSG_USERS ;;
+    fanout) users=$fan_accounts prefix=fan ;;
+    *) die "unknown scenario '$scenario'" ;;
+    esac
+    tdir=$work/tsung/$scenario
+    mkdir -p "$tdir/log"
+    csv=$tdir/users.csv
+    local pool=$users
+    [[ $scenario == logins ]] && pool=$LOGIN_USERS
+    for ((i = 0; i < pool; i++)); do echo "$prefix$i;pw"; done >"$csv"
+    arrival=$(((users + TSUNG_RATE - 1) / TSUNG_RATE))
+    local settle=$((arrival + 2))
+    maxdur=$((arrival + hold + settle + TSUNG_MSGS + 60))
+    xml=$tdir/$scenario.xml
+    sed -e "s|@PORT@|${addr##*:}|g" -e "s|@USERS@|$users|g" -e "s|@MAXUSERS@|$((users + 100))|g" \
+        -e "s|@RATE@|$TSUNG_RATE|g" -e "s|@ARRIVAL_S@|$arrival|g" -e "s|@MAXDURATION@|$maxdur|g" \
+        -e "s|@HOLD@|$hold|g" -e "s|@USERS_CSV@|$csv|g" -e "s|@MSGS@|$TSUNG_MSGS|g" -e "s|@BODY@|64|g" \
+        -e "s|@THINK@|$TSUNG_THINK|g" -e "s|@SETTLE@|$settle|g" -e "s|@CONTACTS@|$FANOUT_CONTACTS|g" \
+        "bench/tsung/$scenario.xml" >"$xml"
+    tsung_epmd
+    local cpu0 rss0 peak=0 t0 t1 r
+    cpu0=$(cpu_ticks "$server_pid")
+    rss0=$(rss_kib "$server_pid")
+    t0=$SECONDS
+    timeout "$(limit_for $((maxdur + 60)))" "${pin_load[@]}" tsung -f "$xml" -l "$tdir/log" start >"$tdir/tsung.out" 2>&1 &
+    local tpid=$!
+    while kill -0 "$tpid" 2>/dev/null; do
+        r=$(rss_kib "$server_pid")
+        ((r > peak)) && peak=$r
+        sleep 1
+    done
+    wait "$tpid" || log "tsung exited with status $? (see $tdir/tsung.out)"
+    t1=$SECONDS
+    local cpu1 hz log
+    cpu1=$(cpu_ticks "$server_pid")
+    hz=$(getconf CLK_TCK)
+    log=$(find "$tdir/log" -name tsung.log | head -n 1)
+    [[ -n $log ]] || { echo "tsung-$scenario error: no tsung.log (see $tdir/tsung.out)"; return 1; }
+    local logins login_ms chats errors users_max
+    logins=$(tsung_count "$log" tr_login)
+    login_ms=$(tsung_mean "$log" tr_login)
+    chats=$(tsung_count "$log" tr_chat)
+    users_max=$(awk '$1 == "stats:" && $2 == "users" && $4 > m { m = $4 } END { print m + 0 }' "$log")
+    errors=$(awk '$1 == "stats:" && $2 ~ /^error_/ { e += $3 } END { print e + 0 }' "$log")
+    awk -v sc="$scenario" -v hz="$hz" -v c0="$cpu0" -v c1="$cpu1" -v wall=$((t1 - t0)) -v logins="$logins" \
+        -v lms="$login_ms" -v chats="$chats" -v users="$users" -v um="$users_max" -v errors="$errors" \
+        -v rss0="$rss0" -v peak="$peak" 'BEGIN {
+        cpu = (c1 - c0) / hz
+        printf "tsung-%s users=%d logins=%d login_mean_ms=%.2f messages_sent=%d wall_s=%d server_cpu_s=%.2f", sc, users, logins, lms, chats, wall, cpu
+        if (logins > 0) printf " cpu_ms_per_login=%.3f", cpu * 1000 / logins
+        if (chats > 0) printf " cpu_us_per_msg_sent=%.1f", cpu * 1e6 / chats
+        printf " baseline_rss_kib=%d server_peak_rss_kib=%d", rss0, peak
+        if (sc == "idle" && users > 0) printf " rss_per_session_kib=%.2f", (peak - rss0) / users
+        printf " max_simultaneous_users=%d errors=%d\n", um, errors
+    }'
+}
+
 # --- machine ---------------------------------------------------------------
 cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
 mem_total=$(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo 2>/dev/null || true)
@@ -445,8 +565,14 @@ for t in "${target_list[@]}"; do
 done
 echo "machine cores=$(nproc) cpu=\"${cpu_model:-unknown}\" memory=\"$mem_total\" kernel=$(uname -r) $versions server_cpu=${pin_server[*]:+$SERVER_CPU} load_cpu=${pin_load[*]:+$LOAD_CPU} load_average=\"$(cut -d' ' -f1-3 /proc/loadavg)\""
 
-# (tsung: see below)
-[[ -x $bin/switchboard-load ]] || die "$bin/switchboard-load is missing (build first, or unset SKIP_BUILD)"
+LOAD=${LOAD:-switchboard-load}
+case $LOAD in
+switchboard-load) [[ -x $bin/switchboard-load ]] || die "$bin/switchboard-load is missing (build first, or unset SKIP_BUILD)" ;;
+tsung) command -v tsung >/dev/null || die "tsung is not installed (apt-get install tsung)" ;;
+*) die "unknown LOAD '$LOAD' (switchboard-load, tsung)" ;;
+esac
+# Started here, not in the $(run_tsung) subshells, so that cleanup stops it.
+[[ $LOAD == tsung ]] && tsung_epmd
 fanout_xml=
 wants fanout && fanout_xml=1
 
@@ -456,6 +582,7 @@ ca=
 for target in "${target_list[@]}"; do
     "setup_$target"
     common=(--ca "$ca" --password pw)
+    [[ ${NO_TLS:-} == 1 ]] && common+=(--no-tls)
     for scenario in $SCENARIOS; do
         "start_$target" "$scenario"
         # Let start-up allocations settle before the baseline is read.
@@ -485,11 +612,15 @@ for target in "${target_list[@]}"; do
         *) die "unknown scenario '$scenario' (idle, logins, messages, fanout)" ;;
         esac
         limit=$(limit_for "$limit")
+        if [[ $LOAD == tsung ]]; then
+            line=$(run_tsung "$scenario") || status=1
+        else
         line=$(timeout "$limit" "${pin_load[@]}" "$bin/switchboard-load" "${cmd[@]}" "${common[@]}" \
             --addr "$addr" --server-pid "$server_pid") || {
             log "$target, scenario $scenario failed (exit status $?; 124: it ran out of time, limit ${limit}s)"
             status=1
         }
+        fi
         while IFS= read -r l; do
             [[ -n $l ]] || continue
             echo "target=$target $l"

@@ -152,6 +152,10 @@ struct Common {
     /// offer only SCRAM-SHA-1 (Prosody with hashed storage).
     #[arg(long, default_value = "sha-256", value_parser = Mechanism::parse)]
     scram: Mechanism,
+    /// Log in over plain TCP, without STARTTLS (the server must allow it),
+    /// to measure what a session costs without TLS.
+    #[arg(long)]
+    no_tls: bool,
     /// Number of accounts: user0 … user{N-1}, used round-robin.
     #[arg(long, default_value_t = 10_000)]
     users: u64,
@@ -191,6 +195,7 @@ impl Common {
             tls: tokio_rustls::TlsConnector::from(config),
             keys: Arc::new(KeyCache::default()),
             mechanism: self.scram,
+            plain: self.no_tls,
             step_timeout: Duration::from_secs(self.step_timeout.max(1)),
         };
         Ok(Env {
