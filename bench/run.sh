@@ -543,7 +543,8 @@ run_tsung() {
         -v rss0="$rss0" -v peak="$peak" 'BEGIN {
         cpu = (c1 - c0) / hz
         printf "tsung-%s users=%d logins=%d login_mean_ms=%.2f messages_sent=%d wall_s=%d server_cpu_s=%.2f", sc, users, logins, lms, chats, wall, cpu
-        if (logins > 0) printf " cpu_ms_per_login=%.3f", cpu * 1000 / logins
+        if (logins > 0 && chats == 0) printf " cpu_ms_per_login=%.3f", cpu * 1000 / logins
+        # Includes the logins of the same run.
         if (chats > 0) printf " cpu_us_per_msg_sent=%.1f", cpu * 1e6 / chats
         printf " baseline_rss_kib=%d server_peak_rss_kib=%d", rss0, peak
         if (sc == "idle" && users > 0) printf " rss_per_session_kib=%.2f", (peak - rss0) / users
