@@ -19,6 +19,8 @@
 #   ejabberd     `ejabberd` (the whole BEAM process), mnesia, accounts loaded
 #                with one `ejabberdctl import_piefxis` (XEP-0227), SCRAM-SHA-256
 #                (auth_scram_hash; ejabberd's iteration count is 4,096)
+# Prosody and ejabberd must be installed (their packages' own daemons are
+# not used: install with a policy-rc.d that exits 101, or stop them).
 # Prosody and ejabberd get a self-signed P-256 certificate for localhost
 # made with openssl (Switchboard makes its own, also P-256); the load
 # generator pins whichever certificate the target presents. Every line
@@ -55,6 +57,9 @@
 #                     reported as failed)
 #   TARGETS ["switchboard"]  which servers, in order, e.g. "switchboard prosody ejabberd"
 #   BUDGET [570 per target]  seconds everything after the build may take
+#   LOAD [switchboard-load]  or tsung: the load tool
+#   TSUNG_RATE [200]  tsung: new users per second; TSUNG_MSGS [10 x MSG_DURATION]
+#                     messages per user; TSUNG_THINK [0.1] seconds between them
 #   NO_TLS=1          log in over plain TCP (every server allows it, the load
 #                     generator skips STARTTLS): memory per session without TLS
 #   SKIP_BUILD=1      use the binaries already built
@@ -341,7 +346,8 @@ edir=$work/ejabberd
 enode=bench$$@localhost
 ectl=()
 eopts=()
-erun=(setpriv --reuid=ejabberd --regid=ejabberd --clear-groups env HOME=/var/lib/ejabberd)
+# HOME: the ejabberd user's, where its Erlang cookie lives.
+erun=(setpriv --reuid=ejabberd --regid=ejabberd --clear-groups env "HOME=$(getent passwd ejabberd | cut -d: -f6)")
 eport=
 setup_ejabberd() {
     command -v ejabberdctl >/dev/null || die "ejabberd is not installed (apt-get install ejabberd)"
@@ -498,7 +504,7 @@ run_tsung() {
     fanout) users=$fan_accounts prefix=fan ;;
     *) die "unknown scenario '$scenario'" ;;
     esac
-    tdir=$work/tsung/$scenario
+    tdir=$work/tsung/$target/$scenario
     mkdir -p "$tdir/log"
     csv=$tdir/users.csv
     local pool=$users
