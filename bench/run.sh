@@ -510,7 +510,10 @@ run_tsung() {
     local pool=$users
     [[ $scenario == logins ]] && pool=$LOGIN_USERS
     for ((i = 0; i < pool; i++)); do echo "$prefix$i;pw"; done >"$csv"
-    arrival=$(((users + TSUNG_RATE - 1) / TSUNG_RATE))
+    # tsung's arrivals are random (Poisson) at the given rate and capped at
+    # maxnumber: a phase of exactly users/rate seconds starts only ~80 % of
+    # them, so the phase is half as long again (the cap keeps the count).
+    arrival=$(((users * 3 + TSUNG_RATE * 2 - 1) / (TSUNG_RATE * 2) + 2))
     local settle=$((arrival + 2))
     maxdur=$((arrival + hold + settle + TSUNG_MSGS + 60))
     xml=$tdir/$scenario.xml
