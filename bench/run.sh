@@ -2,11 +2,32 @@
 # bench/run.sh: Switchboard's benchmark driver.
 #
 # Builds the server and the load tools in release mode, makes a scratch
-# home under a temporary directory, creates the test accounts, then for
-# each scenario starts a fresh server pinned to one core, runs the load
-# generator pinned to another, prints its summary line and stops the server.
-# Everything talks over loopback; every step is bounded in time; the scratch
-# directory is removed at the end (KEEP=1 keeps it).
+# home under a temporary directory, then for each target server (Switchboard,
+# and Prosody and ejabberd from the distribution's packages, each with its
+# own config and data under the scratch directory) creates the test
+# accounts and, for each scenario, starts a fresh server pinned to one core,
+# runs the load generator pinned to another, prints its summary line and
+# stops the server. Everything talks over loopback; every step is bounded in
+# time; every server started is stopped at exit; the scratch directory is
+# removed at the end (KEEP=1 keeps it).
+#
+# Targets (TARGETS, space-separated; TARGET is accepted for one):
+#   switchboard  this workspace's server, release build
+#   prosody      `prosody` (Lua, one process): internal storage written
+#                directly by bench/foreign_users.py, SCRAM-SHA-256 with
+#                4,096 iterations (password_hash, default_iteration_count)
+#   ejabberd     `ejabberd` (the whole BEAM process), mnesia, accounts loaded
+#                with one `ejabberdctl import_piefxis` (XEP-0227), SCRAM-SHA-256
+#                (auth_scram_hash; ejabberd's iteration count is 4,096)
+# Prosody and ejabberd must be installed (their packages' own daemons are
+# not used: install with a policy-rc.d that exits 101, or stop them).
+# Prosody and ejabberd get a self-signed P-256 certificate for localhost
+# made with openssl (Switchboard makes its own, also P-256); the load
+# generator pins whichever certificate the target presents. Every line
+# printed starts with target=NAME, so that the lines of one run can be put
+# side by side.
+# LOAD=tsung runs tsung's scenarios (bench/tsung/*.xml) instead of
+# switchboard-load's; see bench/README.md.
 #
 # Scenarios (see bench/README.md for what the figures mean):
 #   idle      SESSIONS authenticated TLS sessions held idle: server RSS per session
@@ -32,8 +53,15 @@
 #   FANOUT_SETTLE [0]  seconds between the online logins and the measured ones
 #   SERVER_CPU [0], LOAD_CPU [1]  cores to pin the server and the load tool to
 #   SCENARIOS ["idle logins messages fanout"]  which scenarios to run, in order
-#   BUDGET [570]      seconds everything after the build may take; a scenario
-#                     that would not fit is cut short and reported as failed
+#                     (a scenario that would not fit is cut short and
+#                     reported as failed)
+#   TARGETS ["switchboard"]  which servers, in order, e.g. "switchboard prosody ejabberd"
+#   BUDGET [570 per target]  seconds everything after the build may take
+#   LOAD [switchboard-load]  or tsung: the load tool
+#   TSUNG_RATE [200]  tsung: new users per second; TSUNG_MSGS [10 x MSG_DURATION]
+#                     messages per user; TSUNG_THINK [0.1] seconds between them
+#   NO_TLS=1          log in over plain TCP (every server allows it, the load
+#                     generator skips STARTTLS): memory per session without TLS
 #   SKIP_BUILD=1      use the binaries already built
 #   KEEP=1            keep the scratch directory (logs, spool) for inspection
 #   CARGO_TARGET_DIR  where cargo builds (default: the workspace's target/)
@@ -42,6 +70,8 @@
 # stdout, also collected in $RESULTS when set. Exit status 0 when every
 # scenario ran clean.
 
+# The setup_, start_ and server_log_ functions are called by name (setup_$target).
+# shellcheck disable=SC2317
 set -euo pipefail
 
 SESSIONS=${SESSIONS:-10000}
@@ -64,7 +94,9 @@ FANOUT_CONTACTS=${FANOUT_CONTACTS:-100}
 FANOUT_CONCURRENCY=${FANOUT_CONCURRENCY:-32}
 FANOUT_SETTLE=${FANOUT_SETTLE:-0}
 SCENARIOS=${SCENARIOS:-idle logins messages fanout}
-BUDGET=${BUDGET:-570}
+TARGETS=${TARGETS:-${TARGET:-switchboard}}
+read -r -a target_list <<<"$TARGETS"
+BUDGET=${BUDGET:-$((570 * ${#target_list[@]}))}
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -80,10 +112,6 @@ if [[ ${SKIP_BUILD:-} != 1 ]]; then
     timeout 1800 cargo build --release -p switchboard -p switchboard-bench >&2 ||
         die "the build failed or took more than 30 minutes"
 fi
-for b in switchboard switchboard-load switchboard-mkusers; do
-    [[ -x $bin/$b ]] || die "$bin/$b is missing (build first, or unset SKIP_BUILD)"
-done
-
 # Everything from here on shares one time budget.
 budget_end=$((SECONDS + BUDGET))
 # The time limit for a step: its own limit, cut to what is left of the budget.
@@ -115,32 +143,44 @@ else
     log "warning: not pinning (taskset missing or fewer than 2 cores): figures are not one-core figures"
 fi
 
-# --- scratch home ----------------------------------------------------------
+# --- scratch directory -----------------------------------------------------
 work=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-bench.XXXXXX")
 home=$work/home
 config=$home/etc/bench.xml
-server_pid=
+server_pid=  # the process whose CPU time and memory are sampled
+server_job=  # the process started (its parent, or itself), reaped on stop
 
+# Stops the running server: SIGTERM, up to 20 s (ejabberd stops its
+# applications one by one), then SIGKILL; always reaped.
 stop_server() {
-    [[ -n $server_pid ]] || return 0
-    if kill -0 "$server_pid" 2>/dev/null; then
+    local p
+    if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
         kill -TERM "$server_pid" 2>/dev/null || true
-        for _ in $(seq 1 100); do
+        for _ in $(seq 1 200); do
             kill -0 "$server_pid" 2>/dev/null || break
             sleep 0.1
         done
         if kill -0 "$server_pid" 2>/dev/null; then
-            log "warning: the server did not stop on SIGTERM within 10 s; killing it"
+            log "warning: the server did not stop on SIGTERM within 20 s; killing it"
             kill -KILL "$server_pid" 2>/dev/null || true
         fi
     fi
-    wait "$server_pid" 2>/dev/null || true
+    for p in $server_job; do
+        for _ in $(seq 1 50); do
+            kill -0 "$p" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+    done
     server_pid=
+    server_job=
 }
 
 # shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
     stop_server
+    stop_epmd
     if [[ ${KEEP:-} == 1 ]]; then
         log "kept $work"
     else
@@ -150,95 +190,459 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-mkdir -p "$home/etc"
-cat >"$config" <<'EOF'
+# A free TCP port on 127.0.0.1 (the kernel's choice; released at once).
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+# Waits (at most $2 tenths of a second) until 127.0.0.1:$1 accepts.
+wait_port() {
+    for _ in $(seq 1 "$2"); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        kill -0 "$server_job" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+# The self-signed certificate of Prosody and ejabberd: P-256, like Switchboard's.
+make_cert() {
+    [[ -f $work/cert/localhost.crt ]] && return 0
+    mkdir -p "$work/cert"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
+        -addext subjectAltName=DNS:localhost -addext basicConstraints=critical,CA:FALSE \
+        -keyout "$work/cert/localhost.key" -out "$work/cert/localhost.crt" 2>/dev/null ||
+        die "openssl could not make a certificate"
+    cat "$work/cert/localhost.crt" "$work/cert/localhost.key" >"$work/cert/localhost.pem"
+    chmod 644 "$work/cert/"*
+}
+
+tls_required=true
+[[ ${NO_TLS:-} == 1 ]] && tls_required=false
+accounts=$USERS
+((LOGIN_USERS > accounts)) && accounts=$LOGIN_USERS
+((MSG_USERS > accounts)) && accounts=$MSG_USERS
+fan_accounts=$((FANOUT_ONLINE + FANOUT_LOGINS))
+
+# --- Switchboard -----------------------------------------------------------
+setup_switchboard() {
+    for b in switchboard switchboard-mkusers; do
+        [[ -x $bin/$b ]] || die "$bin/$b is missing (build first, or unset SKIP_BUILD)"
+    done
+    mkdir -p "$home/etc"
+    cat >"$config" <<'XML'
 <switchboard>
   <host name="localhost"><registration>off</registration></host>
   <listen><c2s addr="127.0.0.1:0"/></listen>
   <limits scram-iterations="4096" preauth-timeout="300s" keepalive="300s"/>
   <log file="logs/switchboard.log" level="warn"/>
+  <tls required="@TLS_REQUIRED@"/>
 </switchboard>
-EOF
-"$bin/switchboard" -H "$home" -c "$config" check-config >&2
+XML
+    sed -i "s/@TLS_REQUIRED@/$tls_required/" "$config"
+    "$bin/switchboard" -H "$home" -c "$config" check-config >&2
+    log "switchboard: creating $accounts accounts (user0..user$((accounts - 1)), password pw)"
+    timeout "$(limit_for 600)" "$bin/switchboard-mkusers" -H "$home" -c "$config" --users "$accounts" --password pw >&2 ||
+        die "creating the accounts failed or ran out of time"
+    if wants fanout; then
+        log "switchboard: creating $fan_accounts accounts with rosters (fan0..fan$((fan_accounts - 1)), $FANOUT_CONTACTS contacts, all 'both')"
+        timeout "$(limit_for 600)" "$bin/switchboard-mkusers" -H "$home" -c "$config" --prefix fan --users "$fan_accounts" \
+            --password pw --roster-contacts "$FANOUT_CONTACTS" --roster-online "$FANOUT_ONLINE" >&2 ||
+            die "creating the fanout accounts failed or ran out of time"
+    fi
+    ca=$home/etc/localhost.crt
+}
 
-accounts=$USERS
-((LOGIN_USERS > accounts)) && accounts=$LOGIN_USERS
-((MSG_USERS > accounts)) && accounts=$MSG_USERS
-log "creating $accounts accounts (user0..user$((accounts - 1)), password pw)"
-timeout "$(limit_for 600)" "$bin/switchboard-mkusers" -H "$home" -c "$config" --users "$accounts" --password pw >&2 ||
-    die "creating the accounts failed or ran out of time"
-fan_accounts=$((FANOUT_ONLINE + FANOUT_LOGINS))
-if wants fanout; then
-    log "creating $fan_accounts accounts with rosters (fan0..fan$((fan_accounts - 1)), $FANOUT_CONTACTS contacts, all 'both')"
-    timeout "$(limit_for 600)" "$bin/switchboard-mkusers" -H "$home" -c "$config" --prefix fan --users "$fan_accounts" \
-        --password pw --roster-contacts "$FANOUT_CONTACTS" --roster-online "$FANOUT_ONLINE" >&2 ||
-        die "creating the fanout accounts failed or ran out of time"
-fi
-
-# Starts a fresh server; sets server_pid and addr.
-addr=
-start_server() {
-    local out=$work/server.$1.out
-    "${pin_server[@]}" "$bin/switchboard" -H "$home" -c "$config" run >"$out" 2>"$work/server.$1.err" &
+start_switchboard() {
+    local out=$work/switchboard.$1.out
+    "${pin_server[@]}" "$bin/switchboard" -H "$home" -c "$config" run >"$out" 2>"$work/switchboard.$1.err" &
     server_pid=$!
+    server_job=$!
     for _ in $(seq 1 300); do
         grep -qx ready "$out" 2>/dev/null && break
-        kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.$1.err" >&2; die "the server exited at start-up"; }
+        kill -0 "$server_pid" 2>/dev/null || { cat "$work/switchboard.$1.err" >&2; die "the server exited at start-up"; }
         sleep 0.1
     done
     grep -qx ready "$out" || die "the server did not print 'ready' within 30 s"
     addr=$(awk '$1 == "listening" && $2 == "c2s" { print $3; exit }' "$out")
     [[ -n $addr ]] || die "no 'listening c2s ADDR' line from the server"
-    # Let start-up allocations settle before the baseline is read.
-    sleep 1
+}
+
+server_log_switchboard() { echo "$home/logs/switchboard.log"; }
+
+# --- Prosody ---------------------------------------------------------------
+# Accounts: bench/foreign_users.py writes Prosody's internal storage files
+# (what mod_auth_internal_hashed writes) directly: prosodyctl register
+# starts a Lua interpreter per account, about an hour for 10,000.
+pdir=$work/prosody
+setup_prosody() {
+    command -v prosody >/dev/null || die "prosody is not installed (apt-get install prosody)"
+    make_cert
+    mkdir -p "$pdir/data"
+    log "prosody: writing $accounts accounts into its internal storage"
+    timeout "$(limit_for 300)" python3 bench/foreign_users.py prosody "$pdir/data" --users "$accounts" --password pw ||
+        die "writing Prosody's accounts failed"
+    if wants fanout; then
+        log "prosody: writing $fan_accounts accounts with rosters"
+        timeout "$(limit_for 300)" python3 bench/foreign_users.py prosody "$pdir/data" --prefix fan --users "$fan_accounts" \
+            --password pw --roster-contacts "$FANOUT_CONTACTS" --roster-online "$FANOUT_ONLINE" ||
+            die "writing Prosody's fanout accounts failed"
+    fi
+    ca=$work/cert/localhost.crt
+}
+
+start_prosody() {
+    local port
+    port=$(free_port)
+    : >"$pdir/prosody.log"
+    cat >"$pdir/prosody.cfg.lua" <<LUA
+-- Scratch Prosody for bench/run.sh: loopback only, no s2s, no HTTP.
+data_path = "$pdir/data"
+pidfile = "$pdir/prosody.pid"
+certificates = "$work/cert"
+-- The benchmark may run as root; Prosody refuses that unless told.
+run_as_root = true
+interfaces = { "127.0.0.1" }
+c2s_ports = { $port }
+c2s_direct_tls_ports = { }
+legacy_ssl_ports = { }
+s2s_ports = { }
+http_ports = { }
+https_ports = { }
+network_backend = "epoll"
+-- The same listen backlog as Switchboard (tokio's default) and ejabberd here.
+tcp_backlog = 1024
+modules_enabled = { "roster", "saslauth", "tls", "disco", "ping", "offline" }
+modules_disabled = { "s2s" }
+authentication = "internal_hashed"
+password_hash = "SHA-256"
+default_iteration_count = 4096
+storage = "internal"
+c2s_require_encryption = $tls_required
+allow_registration = false
+c2s_timeout = 300
+log = { warn = "$pdir/prosody.log" }
+VirtualHost "localhost"
+  ssl = { certificate = "$work/cert/localhost.crt", key = "$work/cert/localhost.key" }
+LUA
+    # prosody is a Lua script run through env: $! is the Lua process.
+    "${pin_server[@]}" prosody --config "$pdir/prosody.cfg.lua" -F >"$pdir/prosody.$1.out" 2>&1 &
+    server_pid=$!
+    server_job=$!
+    wait_port "$port" 300 || { cat "$pdir/prosody.$1.out" >&2; die "prosody did not listen on $port within 30 s"; }
+    addr=127.0.0.1:$port
+}
+
+server_log_prosody() { echo "$pdir/prosody.log"; }
+
+# --- ejabberd --------------------------------------------------------------
+# ejabberd runs as the package's user `ejabberd`, so its directory is handed
+# to that user. ejabberdctl is started as that user with setpriv rather than
+# letting it `su` there, because su's PAM session resets the open-file limit
+# to 1,024 (ejabberd then fails at about 1,000 sessions with emfile). No epmd: ERL_DIST_PORT gives the node a
+# fixed distribution port on 127.0.0.1, which ejabberdctl's commands use too.
+# Accounts: one `ejabberdctl import_piefxis` of a XEP-0227 file written by
+# bench/foreign_users.py (ejabberdctl register starts an Erlang node per
+# account, about a second each).
+edir=$work/ejabberd
+enode=bench$$@localhost
+ectl=()
+eopts=()
+# HOME: the ejabberd user's, where its Erlang cookie lives.
+erun=(setpriv --reuid=ejabberd --regid=ejabberd --clear-groups env "HOME=$(getent passwd ejabberd | cut -d: -f6)")
+eport=
+setup_ejabberd() {
+    command -v ejabberdctl >/dev/null || die "ejabberd is not installed (apt-get install ejabberd)"
+    command -v setpriv >/dev/null || die "setpriv (util-linux) is missing"
+    id ejabberd >/dev/null 2>&1 || die "the ejabberd package's user 'ejabberd' is missing"
+    make_cert
+    chmod 755 "$work"
+    mkdir -p "$edir/etc" "$edir/spool" "$edir/logs" "$edir/run"
+    eport=$(free_port)
+    local dist_port
+    dist_port=$(free_port)
+    cat >"$edir/etc/ejabberd.yml" <<YML
+# Scratch ejabberd for bench/run.sh: loopback only, no s2s, no HTTP.
+hosts:
+  - localhost
+loglevel: warning
+certfiles:
+  - "$work/cert/localhost.pem"
+listen:
+  -
+    port: $eport
+    ip: "127.0.0.1"
+    module: ejabberd_c2s
+    starttls_required: $tls_required
+    starttls: true
+    max_stanza_size: 262144
+    # ejabberd's default listen backlog is 5: connections beyond it wait
+    # for a SYN retransmission (1 s). Switchboard's (tokio's) is 1024.
+    backlog: 1024
+auth_method: internal
+auth_password_format: scram
+auth_scram_hash: sha256
+s2s_access: none
+acl:
+  local:
+    user_regexp: ""
+access_rules:
+  local:
+    allow: local
+  register:
+    deny: all
+modules:
+  mod_disco: {}
+  mod_offline: {}
+  mod_ping: {}
+  mod_roster: {}
+YML
+    cat >"$edir/etc/ejabberdctl.cfg" <<CFG
+ERL_DIST_PORT=$dist_port
+INET_DIST_INTERFACE=127.0.0.1
+ERL_EPMD_ADDRESS=127.0.0.1
+EJABBERD_PID_PATH=$edir/run/ejabberd.pid
+ERL_OPTIONS="-env ERL_CRASH_DUMP_BYTES 0"
+ERL_MAX_PORTS=65536
+CFG
+    printf '{lookup,["file","native"]}.\n{host,{127,0,0,1}, ["localhost"]}.\n' >"$edir/etc/inetrc"
+    chown -R ejabberd:ejabberd "$edir"
+    eopts=(--config-dir "$edir/etc" --config "$edir/etc/ejabberd.yml" --ctl-config "$edir/etc/ejabberdctl.cfg"
+        --spool "$edir/spool" --logs "$edir/logs" --node "$enode")
+    ectl=("${erun[@]}" ejabberdctl "${eopts[@]}")
+    python3 bench/foreign_users.py xep0227 "$edir/users.xml" --users "$accounts" --password pw ||
+        die "writing the XEP-0227 file failed"
+    if wants fanout; then
+        python3 bench/foreign_users.py xep0227 "$edir/fan.xml" --prefix fan --users "$fan_accounts" --password pw \
+            --roster-contacts "$FANOUT_CONTACTS" --roster-online "$FANOUT_ONLINE" || die "writing the XEP-0227 file failed"
+    fi
+    chown ejabberd:ejabberd "$edir/"*.xml
+    start_ejabberd setup
+    local f
+    for f in "$edir/users.xml" ${fanout_xml:+"$edir/fan.xml"}; do
+        [[ -f $f ]] || continue
+        log "ejabberd: importing $(basename "$f") (XEP-0227; ejabberd derives each account's SCRAM keys)"
+        local t0=$SECONDS
+        timeout "$(limit_for 900)" "${erun[@]}" ejabberdctl --no-timeout "${eopts[@]}" import_piefxis "$f" >&2 || die "ejabberdctl import_piefxis $f failed"
+        log "ejabberd: imported in $((SECONDS - t0)) s"
+    done
+    stop_server
+    ca=$work/cert/localhost.crt
+}
+
+# The pid of the BEAM process running node $enode, if there is one.
+beam_pid() {
+    local p
+    for p in /proc/[0-9]*; do
+        [[ $(cat "$p/comm" 2>/dev/null) == beam.smp ]] || continue
+        tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q -- "-sname $enode " && { echo "${p#/proc/}"; return 0; }
+    done
+    return 1
+}
+
+start_ejabberd() {
+    "${pin_server[@]}" "${ectl[@]}" foreground >"$edir/ejabberd.$1.out" 2>&1 &
+    server_job=$!
+    server_pid=
+    for _ in $(seq 1 300); do
+        server_pid=$(beam_pid) && break
+        kill -0 "$server_job" 2>/dev/null || { cat "$edir/ejabberd.$1.out" >&2; die "ejabberd exited at start-up"; }
+        sleep 0.1
+    done
+    [[ -n $server_pid ]] || die "no BEAM process for $enode within 30 s"
+    wait_port "$eport" 600 || { cat "$edir/ejabberd.$1.out" >&2; die "ejabberd did not listen on $eport within 60 s"; }
+    addr=127.0.0.1:$eport
+}
+
+server_log_ejabberd() { echo "$edir/logs/error.log"; }
+
+# --- tsung -----------------------------------------------------------------
+# LOAD=tsung: the scenarios of bench/tsung/*.xml, filled in here, run by
+# tsung (pinned to the load core) against the same servers. tsung's XMPP
+# plugin logs in with SASL PLAIN only, so its logins cost the servers one
+# PBKDF2 each (4,096 iterations), unlike SCRAM logins; and it does not check
+# what the clients receive. tsung is a distributed Erlang node: it gets an
+# epmd of its own on a private port on 127.0.0.1, stopped at exit.
+TSUNG_RATE=${TSUNG_RATE:-200}
+TSUNG_MSGS=${TSUNG_MSGS:-$((MSG_DURATION * 10))}
+TSUNG_THINK=${TSUNG_THINK:-0.1}
+epmd_pid=
+tsung_epmd() {
+    [[ -n $epmd_pid ]] && return 0
+    command -v tsung >/dev/null || die "tsung is not installed (apt-get install tsung)"
+    epmd_port=$(free_port)
+    export ERL_EPMD_PORT=$epmd_port ERL_EPMD_ADDRESS=127.0.0.1
+    epmd -port "$epmd_port" -address 127.0.0.1 >/dev/null 2>&1 &
+    epmd_pid=$!
+    sleep 0.5
+}
+stop_epmd() {
+    [[ -n $epmd_pid ]] || return 0
+    kill -TERM "$epmd_pid" 2>/dev/null || true
+    wait "$epmd_pid" 2>/dev/null || true
+    epmd_pid=
+}
+
+# User time + system time of $1 in clock ticks, from /proc/PID/stat.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# tsung.log holds a "stats:" dump every 10 s, each with the figures of that
+# period: "stats: NAME COUNT MEAN STDDEV MAX MIN ..." for samples (times in
+# ms), "stats: NAME VALUE TOTAL" for counters.
+# The count of sample $2 over the whole run, and its mean (ms).
+tsung_count() { awk -v n="$2" '$1 == "stats:" && $2 == n { c += $3 } END { print c + 0 }' "$1"; }
+tsung_mean() {
+    awk -v n="$2" '$1 == "stats:" && $2 == n { c += $3; s += $3 * $4 } END { printf "%.2f\n", c ? s / c : 0 }' "$1"
+}
+
+# Runs one tsung scenario; prints one summary line (without target=).
+run_tsung() {
+    local scenario=$1 users prefix=user arrival hold=$HOLD maxdur xml tdir csv i
+    case $scenario in
+    idle) users=$SESSIONS ;;
+    logins) users=$((TSUNG_RATE * DURATION)) ;;
+    messages) users=$MSG_USERS ;;
+    fanout) users=$fan_accounts prefix=fan ;;
+    *) die "unknown scenario '$scenario'" ;;
+    esac
+    tdir=$work/tsung/$target/$scenario
+    mkdir -p "$tdir/log"
+    csv=$tdir/users.csv
+    local pool=$users
+    [[ $scenario == logins ]] && pool=$LOGIN_USERS
+    for ((i = 0; i < pool; i++)); do echo "$prefix$i;pw"; done >"$csv"
+    # tsung's arrivals are random (Poisson) at the given rate and capped at
+    # maxnumber: a phase of exactly users/rate seconds starts only ~80 % of
+    # them, so the phase is half as long again (the cap keeps the count).
+    arrival=$(((users * 3 + TSUNG_RATE * 2 - 1) / (TSUNG_RATE * 2) + 2))
+    local settle=$((arrival + 2))
+    maxdur=$((arrival + hold + settle + TSUNG_MSGS + 60))
+    xml=$tdir/$scenario.xml
+    sed -e "s|@PORT@|${addr##*:}|g" -e "s|@USERS@|$users|g" -e "s|@MAXUSERS@|$((users + 100))|g" \
+        -e "s|@RATE@|$TSUNG_RATE|g" -e "s|@ARRIVAL_S@|$arrival|g" -e "s|@MAXDURATION@|$maxdur|g" \
+        -e "s|@HOLD@|$hold|g" -e "s|@USERS_CSV@|$csv|g" -e "s|@MSGS@|$TSUNG_MSGS|g" -e "s|@BODY@|64|g" \
+        -e "s|@THINK@|$TSUNG_THINK|g" -e "s|@SETTLE@|$settle|g" -e "s|@CONTACTS@|$FANOUT_CONTACTS|g" \
+        "bench/tsung/$scenario.xml" >"$xml"
+    tsung_epmd
+    local cpu0 rss0 peak=0 t0 t1 r
+    cpu0=$(cpu_ticks "$server_pid")
+    rss0=$(rss_kib "$server_pid")
+    t0=$SECONDS
+    timeout "$(limit_for $((maxdur + 60)))" "${pin_load[@]}" tsung -f "$xml" -l "$tdir/log" start >"$tdir/tsung.out" 2>&1 &
+    local tpid=$!
+    while kill -0 "$tpid" 2>/dev/null; do
+        r=$(rss_kib "$server_pid")
+        ((r > peak)) && peak=$r
+        sleep 1
+    done
+    wait "$tpid" || log "tsung exited with status $? (see $tdir/tsung.out)"
+    t1=$SECONDS
+    local cpu1 hz log
+    cpu1=$(cpu_ticks "$server_pid")
+    hz=$(getconf CLK_TCK)
+    log=$(find "$tdir/log" -name tsung.log | head -n 1)
+    [[ -n $log ]] || { echo "tsung-$scenario error: no tsung.log (see $tdir/tsung.out)"; return 1; }
+    local logins login_ms chats errors users_max
+    logins=$(tsung_count "$log" tr_login)
+    login_ms=$(tsung_mean "$log" tr_login)
+    chats=$(tsung_count "$log" tr_chat)
+    users_max=$(awk '$1 == "stats:" && $2 == "users" && $4 > m { m = $4 } END { print m + 0 }' "$log")
+    errors=$(awk '$1 == "stats:" && $2 ~ /^error_/ { e += $3 } END { print e + 0 }' "$log")
+    awk -v sc="$scenario" -v hz="$hz" -v c0="$cpu0" -v c1="$cpu1" -v wall=$((t1 - t0)) -v logins="$logins" \
+        -v lms="$login_ms" -v chats="$chats" -v users="$users" -v um="$users_max" -v errors="$errors" \
+        -v rss0="$rss0" -v peak="$peak" 'BEGIN {
+        cpu = (c1 - c0) / hz
+        printf "tsung-%s users=%d logins=%d login_mean_ms=%.2f messages_sent=%d wall_s=%d server_cpu_s=%.2f", sc, users, logins, lms, chats, wall, cpu
+        if (logins > 0 && chats == 0) printf " cpu_ms_per_login=%.3f", cpu * 1000 / logins
+        # Includes the logins of the same run.
+        if (chats > 0) printf " cpu_us_per_msg_sent=%.1f", cpu * 1e6 / chats
+        printf " baseline_rss_kib=%d server_peak_rss_kib=%d", rss0, peak
+        if (sc == "idle" && users > 0) printf " rss_per_session_kib=%.2f", (peak - rss0) / users
+        printf " max_simultaneous_users=%d errors=%d\n", um, errors
+    }'
 }
 
 # --- machine ---------------------------------------------------------------
 cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
 mem_total=$(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo 2>/dev/null || true)
-echo "machine cores=$(nproc) cpu=\"${cpu_model:-unknown}\" memory=\"$mem_total\" kernel=$(uname -r) rustc=\"$(rustc --version 2>/dev/null | cut -d' ' -f2)\" server_cpu=${pin_server[*]:+$SERVER_CPU} load_cpu=${pin_load[*]:+$LOAD_CPU}"
-
-common=(--ca "$home/etc/localhost.crt" --password pw)
-status=0
-for scenario in $SCENARIOS; do
-    start_server "$scenario"
-    log "scenario $scenario: server pid $server_pid on $addr"
-    case $scenario in
-    idle)
-        cmd=(idle --sessions "$SESSIONS" --users "$USERS" --concurrency "$IDLE_CONCURRENCY" --hold "$HOLD" --ramp-timeout 300)
-        limit=$((300 + HOLD + 120))
-        ;;
-    logins)
-        cmd=(logins --duration "$DURATION" --warmup "$WARMUP" --users "$LOGIN_USERS" --concurrency "$LOGIN_CONCURRENCY")
-        limit=$((DURATION + WARMUP + 120))
-        ;;
-    messages)
-        cmd=(messages --users "$MSG_USERS" --rate "$MSG_RATE" --duration "$MSG_DURATION" --warmup "$WARMUP"
-            --window "$MSG_WINDOW")
-        steps=$(($(tr -cd , <<<"$MSG_RATE" | wc -c) + 1))
-        limit=$((steps * (MSG_DURATION + WARMUP) + 150))
-        ;;
-    fanout)
-        cmd=(fanout --user-prefix fan --users "$fan_accounts" --online "$FANOUT_ONLINE" --logins "$FANOUT_LOGINS"
-            --contacts "$FANOUT_CONTACTS" --concurrency "$FANOUT_CONCURRENCY" --settle "$FANOUT_SETTLE"
-            --phase-timeout 60)
-        limit=$((FANOUT_SETTLE + 300))
-        ;;
-    *) die "unknown scenario '$scenario' (idle, logins, messages, fanout)" ;;
+versions="rustc=\"$(rustc --version 2>/dev/null | cut -d' ' -f2)\""
+for t in "${target_list[@]}"; do
+    case $t in
+    switchboard) ;;
+    prosody) versions+=" prosody=\"$(dpkg-query -W -f='${Version}' prosody 2>/dev/null || echo unknown)\"" ;;
+    ejabberd) versions+=" ejabberd=\"$(dpkg-query -W -f='${Version}' ejabberd 2>/dev/null || echo unknown)\"" ;;
+    *) die "unknown target '$t' (switchboard, prosody, ejabberd)" ;;
     esac
-    limit=$(limit_for "$limit")
-    line=$(timeout "$limit" "${pin_load[@]}" "$bin/switchboard-load" "${cmd[@]}" "${common[@]}" \
-        --addr "$addr" --server-pid "$server_pid") || {
-        log "scenario $scenario failed (exit status $?; 124: it ran out of time, limit ${limit}s)"
-        status=1
-    }
-    echo "$line"
-    [[ -n ${RESULTS:-} ]] && echo "$line" >>"$RESULTS"
-    if [[ -s $home/logs/switchboard.log ]]; then
-        log "server warnings during $scenario (last 5):"
-        tail -n 5 "$home/logs/switchboard.log" >&2
-        : >"$home/logs/switchboard.log"
-    fi
-    stop_server
+done
+echo "machine cores=$(nproc) cpu=\"${cpu_model:-unknown}\" memory=\"$mem_total\" kernel=$(uname -r) $versions server_cpu=${pin_server[*]:+$SERVER_CPU} load_cpu=${pin_load[*]:+$LOAD_CPU} load_average=\"$(cut -d' ' -f1-3 /proc/loadavg)\""
+
+LOAD=${LOAD:-switchboard-load}
+case $LOAD in
+switchboard-load) [[ -x $bin/switchboard-load ]] || die "$bin/switchboard-load is missing (build first, or unset SKIP_BUILD)" ;;
+tsung) command -v tsung >/dev/null || die "tsung is not installed (apt-get install tsung)" ;;
+*) die "unknown LOAD '$LOAD' (switchboard-load, tsung)" ;;
+esac
+# Started here, not in the $(run_tsung) subshells, so that cleanup stops it.
+[[ $LOAD == tsung ]] && tsung_epmd
+fanout_xml=
+wants fanout && fanout_xml=1
+
+status=0
+addr=
+ca=
+for target in "${target_list[@]}"; do
+    "setup_$target"
+    common=(--ca "$ca" --password pw)
+    [[ ${NO_TLS:-} == 1 ]] && common+=(--no-tls)
+    for scenario in $SCENARIOS; do
+        "start_$target" "$scenario"
+        # Let start-up allocations settle before the baseline is read.
+        sleep 1
+        log "$target, scenario $scenario: server pid $server_pid on $addr (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+        case $scenario in
+        idle)
+            cmd=(idle --sessions "$SESSIONS" --users "$USERS" --concurrency "$IDLE_CONCURRENCY" --hold "$HOLD" --ramp-timeout 300)
+            limit=$((300 + HOLD + 120))
+            ;;
+        logins)
+            cmd=(logins --duration "$DURATION" --warmup "$WARMUP" --users "$LOGIN_USERS" --concurrency "$LOGIN_CONCURRENCY")
+            limit=$((DURATION + WARMUP + 120))
+            ;;
+        messages)
+            cmd=(messages --users "$MSG_USERS" --rate "$MSG_RATE" --duration "$MSG_DURATION" --warmup "$WARMUP"
+                --window "$MSG_WINDOW")
+            steps=$(($(tr -cd , <<<"$MSG_RATE" | wc -c) + 1))
+            limit=$((steps * (MSG_DURATION + WARMUP) + 150))
+            ;;
+        fanout)
+            cmd=(fanout --user-prefix fan --users "$fan_accounts" --online "$FANOUT_ONLINE" --logins "$FANOUT_LOGINS"
+                --contacts "$FANOUT_CONTACTS" --concurrency "$FANOUT_CONCURRENCY" --settle "$FANOUT_SETTLE"
+                --phase-timeout 60)
+            limit=$((FANOUT_SETTLE + 300))
+            ;;
+        *) die "unknown scenario '$scenario' (idle, logins, messages, fanout)" ;;
+        esac
+        limit=$(limit_for "$limit")
+        if [[ $LOAD == tsung ]]; then
+            line=$(run_tsung "$scenario") || status=1
+        else
+        line=$(timeout "$limit" "${pin_load[@]}" "$bin/switchboard-load" "${cmd[@]}" "${common[@]}" \
+            --addr "$addr" --server-pid "$server_pid") || {
+            log "$target, scenario $scenario failed (exit status $?; 124: it ran out of time, limit ${limit}s)"
+            status=1
+        }
+        fi
+        while IFS= read -r l; do
+            [[ -n $l ]] || continue
+            echo "target=$target $l"
+            [[ -n ${RESULTS:-} ]] && echo "target=$target $l" >>"$RESULTS"
+        done <<<"$line"
+        slog=$("server_log_$target")
+        if [[ -s $slog ]]; then
+            log "$target: server warnings during $scenario (last 5):"
+            tail -n 5 "$slog" >&2
+            : >"$slog"
+        fi
+        stop_server
+    done
 done
 exit "$status"

@@ -1,8 +1,10 @@
 //! One XMPP client connection of the load generator, over a real socket:
 //! stream to the domain, STARTTLS, TLS handshake, stream restart,
-//! SCRAM-SHA-256, stream restart, resource binding, initial presence. Every
+//! SCRAM-SHA-256 (or SCRAM-SHA-1, for servers without it), stream restart, resource binding, initial presence. Every
 //! answer of the server is parsed and checked, and every wait is bounded by
-//! the step timeout.
+//! the step timeout. With [`Target::plain`] the client skips STARTTLS and
+//! logs in over plain TCP (for measuring a server's memory per session
+//! without TLS; the server must allow it).
 //!
 //! A logged-in [`Session`] can then [`Session::hold`] (stay connected,
 //! reading and ignoring whatever arrives, until told to stop), send and
@@ -10,20 +12,23 @@
 //! that do both at once, and [`Session::close`] (`</stream:stream>`, wait
 //! for the server's, TLS close_notify).
 
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-use crate::scram::{KeyCache, ScramClient};
+use crate::scram::{KeyCache, Mechanism, ScramClient};
 use crate::xml::{
     escape, Element, Event, StreamReader, NS_BIND, NS_CLIENT, NS_SASL, NS_STREAM, NS_TLS,
 };
@@ -39,6 +44,10 @@ pub struct Target {
     pub server_name: ServerName<'static>,
     pub tls: TlsConnector,
     pub keys: Arc<KeyCache>,
+    /// The SCRAM variant to log in with (it must be offered).
+    pub mechanism: Mechanism,
+    /// Skip STARTTLS: log in over plain TCP.
+    pub plain: bool,
     /// The longest any one login, or any one wait after it, may take.
     pub step_timeout: Duration,
 }
@@ -70,6 +79,53 @@ impl Failure {
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.step, self.detail)
+    }
+}
+
+/// A logged-in connection's transport: TLS, or plain TCP with
+/// [`Target::plain`].
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
     }
 }
 
@@ -229,7 +285,7 @@ fn decode_sasl(step: &'static str, text: &str) -> Result<Vec<u8>, Failure> {
 /// A logged-in session (resource bound, initial presence sent unless
 /// logged in with [`login_with`] without it).
 pub struct Session {
-    conn: Conn<TlsStream<TcpStream>>,
+    conn: Conn<Stream>,
     /// The full JID the server bound.
     pub jid: String,
 }
@@ -275,50 +331,26 @@ async fn login_steps(
         .await
         .map_err(|e| Failure::new("connect", e.to_string()))?;
     let _ = tcp.set_nodelay(true);
-    let mut conn = Conn::new(tcp);
+    let (mut conn, features) = if target.plain {
+        *step = "stream";
+        let mut conn = Conn::new(Stream::Plain(tcp));
+        let features = conn.open("stream", domain).await?;
+        (conn, features)
+    } else {
+        starttls(target, tcp, step).await?
+    };
 
-    *step = "stream";
-    let features = conn.open("stream", domain).await?;
-    if features.child("starttls", NS_TLS).is_none() {
-        return Err(Failure::new("stream", "STARTTLS is not offered"));
-    }
-    *step = "starttls";
-    conn.send(
-        "starttls",
-        format!("<starttls xmlns='{NS_TLS}'/>").as_bytes(),
-    )
-    .await?;
-    let answer = conn.element("starttls").await?;
-    if !answer.is("proceed", NS_TLS) {
-        return Err(Failure::new(
-            "starttls",
-            format!("expected <proceed/>, got {}", answer.describe()),
-        ));
-    }
-    if !conn.reader.is_drained() {
-        return Err(Failure::new(
-            "starttls",
-            "the server sent data after <proceed/>",
-        ));
-    }
-
-    *step = "tls";
-    let tls = target
-        .tls
-        .connect(target.server_name.clone(), conn.io)
-        .await
-        .map_err(|e| Failure::new("tls", e.to_string()))?;
-    let mut conn = Conn::new(tls);
-
-    *step = "stream-tls";
-    let features = conn.open("stream-tls", domain).await?;
+    let wanted = target.mechanism.name();
     let offers_scram = features.child("mechanisms", NS_SASL).is_some_and(|m| {
         m.children
             .iter()
-            .any(|c| c.is("mechanism", NS_SASL) && c.text.trim() == "SCRAM-SHA-256")
+            .any(|c| c.is("mechanism", NS_SASL) && c.text.trim() == wanted)
     });
     if !offers_scram {
-        return Err(Failure::new("stream-tls", "SCRAM-SHA-256 is not offered"));
+        return Err(Failure::new(
+            "stream-tls",
+            format!("{wanted} is not offered"),
+        ));
     }
 
     *step = "sasl";
@@ -376,16 +408,64 @@ async fn login_steps(
     Ok(Session { conn, jid })
 }
 
+/// STARTTLS on a fresh connection, the TLS handshake and the stream
+/// restart; returns the TLS connection and the features offered on it.
+async fn starttls(
+    target: &Target,
+    tcp: TcpStream,
+    step: &mut &'static str,
+) -> Result<(Conn<Stream>, Element), Failure> {
+    let domain = target.domain.as_str();
+    let mut conn = Conn::new(tcp);
+    *step = "stream";
+    let features = conn.open("stream", domain).await?;
+    if features.child("starttls", NS_TLS).is_none() {
+        return Err(Failure::new("stream", "STARTTLS is not offered"));
+    }
+    *step = "starttls";
+    conn.send(
+        "starttls",
+        format!("<starttls xmlns='{NS_TLS}'/>").as_bytes(),
+    )
+    .await?;
+    let answer = conn.element("starttls").await?;
+    if !answer.is("proceed", NS_TLS) {
+        return Err(Failure::new(
+            "starttls",
+            format!("expected <proceed/>, got {}", answer.describe()),
+        ));
+    }
+    if !conn.reader.is_drained() {
+        return Err(Failure::new(
+            "starttls",
+            "the server sent data after <proceed/>",
+        ));
+    }
+
+    *step = "tls";
+    let tls = target
+        .tls
+        .connect(target.server_name.clone(), conn.io)
+        .await
+        .map_err(|e| Failure::new("tls", e.to_string()))?;
+    let mut conn = Conn::new(Stream::Tls(Box::new(tls)));
+
+    *step = "stream-tls";
+    let features = conn.open("stream-tls", domain).await?;
+    Ok((conn, features))
+}
+
 async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Conn<S>,
     target: &Target,
     account: &Account,
 ) -> Result<(), Failure> {
     const STEP: &str = "sasl";
-    let mut scram = ScramClient::new(&account.user, &account.password)
+    let mut scram = ScramClient::new(target.mechanism, &account.user, &account.password)
         .map_err(|e| Failure::new(STEP, e.to_string()))?;
     let auth = format!(
-        "<auth xmlns='{NS_SASL}' mechanism='SCRAM-SHA-256'>{}</auth>",
+        "<auth xmlns='{NS_SASL}' mechanism='{}'>{}</auth>",
+        target.mechanism.name(),
         B64.encode(scram.client_first())
     );
     conn.send(STEP, auth.as_bytes()).await?;
@@ -444,12 +524,12 @@ async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
 
 /// The reading half of a split [`Session`].
 pub struct SessionReader {
-    conn: Conn<ReadHalf<TlsStream<TcpStream>>>,
+    conn: Conn<ReadHalf<Stream>>,
 }
 
 /// The writing half of a split [`Session`].
 pub struct SessionWriter {
-    io: WriteHalf<TlsStream<TcpStream>>,
+    io: WriteHalf<Stream>,
 }
 
 impl SessionReader {

@@ -28,7 +28,7 @@ use switchboard_bench::scenario::fanout::{FanoutArgs, Layout};
 use switchboard_bench::scenario::irc::IrcArgs;
 use switchboard_bench::scenario::messages::MessagesArgs;
 use switchboard_bench::scenario::{self, idle::IdleArgs, logins::LoginsArgs, Env, Outcome};
-use switchboard_bench::scram::KeyCache;
+use switchboard_bench::scram::{KeyCache, Mechanism};
 use switchboard_bench::{procfs, tls};
 
 #[derive(Parser)]
@@ -173,9 +173,19 @@ struct Common {
     /// The XMPP domain to log into.
     #[arg(long, default_value = "localhost")]
     domain: String,
-    /// PEM file of the certificate to trust (the server's HOME/etc/localhost.crt).
+    /// PEM file of the certificate to trust (the server's HOME/etc/localhost.crt,
+    /// or the self-signed certificate run.sh made for Prosody or ejabberd):
+    /// the server must present exactly this certificate.
     #[arg(long)]
     ca: PathBuf,
+    /// The SCRAM hash to log in with: sha-256, or sha-1 for servers that
+    /// offer only SCRAM-SHA-1 (Prosody with hashed storage).
+    #[arg(long, default_value = "sha-256", value_parser = Mechanism::parse)]
+    scram: Mechanism,
+    /// Log in over plain TCP, without STARTTLS (the server must allow it),
+    /// to measure what a session costs without TLS.
+    #[arg(long)]
+    no_tls: bool,
     /// Number of accounts: user0 … user{N-1}, used round-robin.
     #[arg(long, default_value_t = 10_000)]
     users: u64,
@@ -214,6 +224,8 @@ impl Common {
             server_name,
             tls: tokio_rustls::TlsConnector::from(config),
             keys: Arc::new(KeyCache::default()),
+            mechanism: self.scram,
+            plain: self.no_tls,
             step_timeout: Duration::from_secs(self.step_timeout.max(1)),
         };
         Ok(Env {
