@@ -111,7 +111,20 @@ async fn read_user(
                 }
                 if el.name == "presence" {
                     if el.attr("type") == Some("error") {
-                        failures.record(&client::Failure::new("irc join", el.describe()));
+                        // The condition and text, so that a failed run says why.
+                        let why = el
+                            .children
+                            .iter()
+                            .find(|c| c.name == "error")
+                            .map(|e| {
+                                e.children
+                                    .iter()
+                                    .map(|c| if c.name == "text" { c.text.clone() } else { c.name.clone() })
+                                    .collect::<Vec<_>>()
+                                    .join(": ")
+                            })
+                            .unwrap_or_else(|| el.describe());
+                        failures.record(&client::Failure::new("irc join", why));
                     } else if el.attr("type").is_none() && codes(&el).any(|c| c == "110") {
                         joins += 1;
                         if joins == CHANNELS_PER_USER {

@@ -9,7 +9,8 @@
 //!
 //! The task is a reconnect loop around one *session* (one socket):
 //!
-//! - a session starts with the sign-on lines (PASS, CAP and SASL,
+//! - a session waits for its turn among the sign-ons to its server in
+//!   progress ([`link::SIGNONS`] at once), then starts with the sign-on lines (PASS, CAP and SASL,
 //!   NICK, USER: [`crate::signon`], from the user's settings) and must
 //!   see the welcome (001) within [`link::REGISTRATION_TIMEOUT`];
 //! - a silent server gets our own PING after [`link::PING_AFTER`] and is
@@ -74,6 +75,11 @@ type Writer = Box<dyn AsyncWrite + Send + Unpin>;
 /// handled again, by a new connection.
 pub type Done = (Key, Vec<Element>);
 
+/// The user's settings for the server, still being read: the connection
+/// task awaits them before it connects.
+pub type ProfileLoad =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Profile, StanzaError>> + Send>>;
+
 /// Which connection: the user's bare JID and the IRC server's name.
 pub type Key = (String, String);
 
@@ -89,6 +95,9 @@ pub struct Target {
     pub default: bool,
     /// The outgoing flood control.
     pub flood: crate::config::Flood,
+    /// Sign-ons to this server in progress at once, shared by every
+    /// connection to it.
+    pub signons: Arc<tokio::sync::Semaphore>,
 }
 
 /// What the service asks of a connection.
@@ -268,12 +277,17 @@ pub fn spawn(
     service_host: String,
     target: Target,
     nick: String,
-    profile: Profile,
+    profile: ProfileLoad,
     out: Outbox,
     done: mpsc::Sender<Done>,
 ) -> mpsc::Sender<ToIrc> {
     let (tx, mut rx) = mpsc::channel(256);
     tokio::spawn(async move {
+        // Requests wait in the queue meanwhile.
+        let (profile, unreadable) = match profile.await {
+            Ok(p) => (p, None),
+            Err(e) => (Profile::default(), Some(e)),
+        };
         let mut state = State {
             host: service_host,
             server: key.1.clone(),
@@ -303,7 +317,13 @@ pub fn spawn(
             profile,
             signon: None,
         };
-        let ended = run(&mut state, &target, &mut rx).await;
+        let ended = match &unreadable {
+            // No sign-on without the user's settings: the joins fail.
+            Some(_) => {
+                Err("your IRC settings cannot be read; the administrator has been told".into())
+            }
+            None => run(&mut state, &target, &mut rx).await,
+        };
         // Close the queue first so that nothing more can arrive (the
         // service then starts a new connection), then take what is in it.
         rx.close();
@@ -468,6 +488,13 @@ async fn session(st: &mut State, target: &Target, rx: &mut mpsc::Receiver<ToIrc>
     st.queue.clear();
     st.urgent.clear();
     st.modes = ServerModes::default();
+    // A turn among the sign-ons to this server first: a thousand users
+    // coming back at once (after a restart) would otherwise overflow the
+    // server's listen backlog and its connection throttles, and the
+    // registration timeout would fire on connections still in the queue.
+    let Ok(mut turn) = target.signons.clone().acquire_owned().await.map(Some) else {
+        return End::Fatal("the transport is shutting down".into());
+    };
     let deadline = Instant::now() + link::REGISTRATION_TIMEOUT;
     let (rd, mut wr) = match tokio::time::timeout_at(deadline, open(target)).await {
         Err(_) => return End::Dropped("no connection within the registration timeout".into()),
@@ -480,6 +507,9 @@ async fn session(st: &mut State, target: &Target, rx: &mut mpsc::Receiver<ToIrc>
     let mut heard = Instant::now();
     let mut pinged = false;
     loop {
+        if st.registered {
+            turn.take();
+        }
         if let Err(e) = flush(st, &mut wr).await {
             return End::Dropped(e.to_string());
         }
@@ -1591,13 +1621,14 @@ mod tests {
             tls: None,
             default: false,
             flood: crate::config::Flood::default(),
+            signons: Arc::new(tokio::sync::Semaphore::new(1)),
         };
         let tx = spawn(
             key,
             "irc.l".into(),
             target,
             "alice".into(),
-            Profile::default(),
+            Box::pin(async { Ok(Profile::default()) }),
             out,
             done_tx,
         );

@@ -86,6 +86,8 @@ pub struct IrcTransport {
     config: IrcConfig,
     /// The TLS client config of each TLS server, by host.
     tls: HashMap<String, Arc<rustls::ClientConfig>>,
+    /// Each server's sign-ons in progress ([`link::SIGNONS`]), by host.
+    signons: HashMap<String, Arc<tokio::sync::Semaphore>>,
 }
 
 impl IrcTransport {
@@ -98,7 +100,19 @@ impl IrcTransport {
                 .map_err(|e| format!("<server host=\"{}\">: {e}", s.host))?;
             tls.insert(s.host.clone(), c);
         }
-        Ok(IrcTransport { config, tls })
+        let signons = config
+            .servers
+            .iter()
+            .map(|s| {
+                let turns = Arc::new(tokio::sync::Semaphore::new(link::SIGNONS));
+                (s.host.clone(), turns)
+            })
+            .collect();
+        Ok(IrcTransport {
+            config,
+            tls,
+            signons,
+        })
     }
 }
 
@@ -469,13 +483,18 @@ impl IrcTransport {
         }
         // A new connection signs on with the user's settings for that
         // server, read now.
-        let profile = settings.profile(from, entry).await?;
+        let profile = Box::pin(settings.profile(from, entry));
         let target = Target {
             host: entry.host.clone(),
             port: entry.port,
             tls: self.tls.get(&entry.host).cloned(),
             default: self.config.default_server.as_deref() == Some(&entry.host),
             flood: entry.flood,
+            signons: self
+                .signons
+                .get(&entry.host)
+                .cloned()
+                .unwrap_or_else(|| Arc::new(tokio::sync::Semaphore::new(link::SIGNONS))),
         };
         let tx = connection::spawn(
             key.clone(),

@@ -21,6 +21,12 @@ pub const PING_AFTER: Duration = Duration::from_secs(120);
 /// …and drop the link if nothing at all arrives within this much more.
 pub const PONG_WAIT: Duration = Duration::from_secs(60);
 
+/// Sign-ons (connect, TLS, registration) to one IRC server in progress at
+/// once, across all users. Enough that a user rarely waits for another's,
+/// few enough that a burst of reconnections stays within what a server's
+/// listen backlog and connection throttles take.
+pub const SIGNONS: usize = 16;
+
 /// How long a connection that only carries private messages (no room
 /// joined) stays up after the last one either way. The user sends no
 /// presence to an IRC user's JID, so silence is the only sign the chat is

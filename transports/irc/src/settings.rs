@@ -260,10 +260,30 @@ impl Settings {
         })
     }
 
-    /// What a new connection of `user` to `entry` signs on with.
-    pub async fn profile(&self, user: &Jid, entry: &ServerEntry) -> Result<Profile, StanzaError> {
-        let reg = self.load(user, &entry.host).await?;
-        Ok(profile(reg.as_ref(), secure(entry)))
+    /// What a new connection of `user` to `entry` signs on with, as a
+    /// future that owns what it needs: the connection task awaits it, so
+    /// that reading the file never holds up the service loop (a burst of
+    /// joins after a restart would otherwise fill the service's inbox).
+    pub fn profile(
+        &self,
+        user: &Jid,
+        entry: &ServerEntry,
+    ) -> impl std::future::Future<Output = Result<Profile, StanzaError>> + Send + 'static {
+        let store = self.servers.get(&entry.host).map(|s| s.store.clone());
+        let user = user.to_bare();
+        let secure = secure(entry);
+        async move {
+            let reg = match store {
+                None => None,
+                Some(store) => blocking(move || store.load(&user)).await.map_err(|e| {
+                    tracing::error!(error = %e, "cannot read an IRC registration");
+                    StanzaError::internal_server_error().with_text(
+                        "your IRC settings cannot be read; the administrator has been told",
+                    )
+                })?,
+            };
+            Ok(profile(reg.as_ref(), secure))
+        }
     }
 
     /// Whether an IQ is a command request or a disco query on the command
