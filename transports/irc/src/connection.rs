@@ -317,11 +317,12 @@ pub fn spawn(
             profile,
             signon: None,
         };
-        let ended = match &unreadable {
-            // No sign-on without the user's settings: the joins fail.
-            Some(_) => {
-                Err("your IRC settings cannot be read; the administrator has been told".into())
-            }
+        let ended = match unreadable {
+            // No sign-on without the user's settings: the joins fail, in
+            // the words of the error that says why.
+            Some(e) => Err(e
+                .text
+                .unwrap_or_else(|| "your IRC settings cannot be read".into())),
             None => run(&mut state, &target, &mut rx).await,
         };
         // Close the queue first so that nothing more can arrive (the

@@ -242,48 +242,41 @@ impl Settings {
         self.default.as_deref()
     }
 
-    /// `user`'s registration with `server` (`None` when not registered).
-    pub async fn load(
+    /// `user`'s registration with `server` (`None` when not registered),
+    /// as a future that owns what it needs, so that it can also run in a
+    /// connection's task (see [`Settings::profile`]).
+    pub fn load(
         &self,
         user: &Jid,
         server: &str,
-    ) -> Result<Option<Registration>, StanzaError> {
-        let Some(s) = self.servers.get(server) else {
-            return Ok(None);
-        };
-        let store = s.store.clone();
+    ) -> impl std::future::Future<Output = Result<Option<Registration>, StanzaError>> + Send + 'static
+    {
+        let store = self.servers.get(server).map(|s| s.store.clone());
         let user = user.to_bare();
-        blocking(move || store.load(&user)).await.map_err(|e| {
-            tracing::error!(error = %e, "cannot read an IRC registration");
-            StanzaError::internal_server_error()
-                .with_text("your IRC settings cannot be read; the administrator has been told")
-        })
+        async move {
+            let Some(store) = store else {
+                return Ok(None);
+            };
+            blocking(move || store.load(&user)).await.map_err(|e| {
+                tracing::error!(error = %e, "cannot read an IRC registration");
+                StanzaError::internal_server_error()
+                    .with_text("your IRC settings cannot be read; the administrator has been told")
+            })
+        }
     }
 
-    /// What a new connection of `user` to `entry` signs on with, as a
-    /// future that owns what it needs: the connection task awaits it, so
-    /// that reading the file never holds up the service loop (a burst of
-    /// joins after a restart would otherwise fill the service's inbox).
+    /// What a new connection of `user` to `entry` signs on with. The
+    /// connection task awaits it, so that reading the file never holds up
+    /// the service loop (a burst of joins after a restart would otherwise
+    /// fill the service's inbox).
     pub fn profile(
         &self,
         user: &Jid,
         entry: &ServerEntry,
     ) -> impl std::future::Future<Output = Result<Profile, StanzaError>> + Send + 'static {
-        let store = self.servers.get(&entry.host).map(|s| s.store.clone());
-        let user = user.to_bare();
+        let reg = self.load(user, &entry.host);
         let secure = secure(entry);
-        async move {
-            let reg = match store {
-                None => None,
-                Some(store) => blocking(move || store.load(&user)).await.map_err(|e| {
-                    tracing::error!(error = %e, "cannot read an IRC registration");
-                    StanzaError::internal_server_error().with_text(
-                        "your IRC settings cannot be read; the administrator has been told",
-                    )
-                })?,
-            };
-            Ok(profile(reg.as_ref(), secure))
-        }
+        async move { Ok(profile(reg.await?.as_ref(), secure)) }
     }
 
     /// Whether an IQ is a command request or a disco query on the command
