@@ -13,16 +13,17 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use switchboard_core::modules::Registry;
+use switchboard_core::queue;
 use switchboard_core::router::Router;
 use switchboard_core::sessions::{Outbound, OUTBOX_CAPACITY};
 use switchboard_jid::Jid;
 use switchboard_xml::{ns, Element};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
 /// Binds `jid` as an available session; returns its outbox.
-fn online(r: &Router, jid: &str) -> mpsc::Receiver<Outbound> {
+fn online(r: &Router, jid: &str) -> queue::Receiver<Outbound> {
     let jid = Jid::parse(jid).expect("valid JID");
-    let (tx, rx) = mpsc::channel(OUTBOX_CAPACITY);
+    let (tx, rx) = queue::channel(OUTBOX_CAPACITY);
     r.sessions
         .bind(&jid, r.sessions.new_id(), tx, Arc::new(Notify::new()));
     r.sessions

@@ -16,6 +16,7 @@ pub mod im;
 pub mod metrics;
 pub mod modules;
 pub mod net;
+pub mod queue;
 pub mod router;
 pub mod sasl;
 pub mod server;

@@ -248,15 +248,15 @@ impl Router {
     }
 
     /// Classifies a (normalized) destination address.
-    pub fn classify(&self, to: &Jid) -> Destination {
+    pub fn classify(&self, to: Jid) -> Destination {
         let domain = to.domain();
         if self.is_local(domain) {
             return match (to.node(), to.resource()) {
                 (None, _) => Destination::Server(
                     Jid::from_parts(None, domain, None).expect("a local domain is valid"),
                 ),
-                (Some(_), None) => Destination::Bare(to.clone()),
-                (Some(_), Some(_)) => Destination::Full(to.clone()),
+                (Some(_), None) => Destination::Bare(to),
+                (Some(_), Some(_)) => Destination::Full(to),
             };
         }
         if self.services.contains_key(domain) {
@@ -269,37 +269,49 @@ impl Router {
     /// checked by the stream machine, `to` normalized if present). What
     /// needs the sender's own account state goes to its actor first.
     pub fn route(&self, stanza: Element) {
-        self.metrics.stanza_in(&stanza);
         let Some(from) = stanza.attr("from").and_then(|f| Jid::parse(f).ok()) else {
+            self.metrics.stanza_in(&stanza);
             tracing::warn!("dropping a stanza without a valid 'from'");
             return;
         };
-        let own = from.to_bare();
         let to = match stanza.attr("to") {
             Some(t) => match Jid::parse(t) {
                 Ok(t) => Some(t),
-                Err(_) => return self.bounce(&stanza, StanzaError::jid_malformed()),
+                Err(_) => {
+                    self.metrics.stanza_in(&stanza);
+                    return self.bounce(&stanza, StanzaError::jid_malformed());
+                }
             },
             None => None,
         };
+        self.route_client(&from, to, stanza)
+    }
+
+    /// [`Router::route`] for the connection driver, which knows the
+    /// session's JID (`from`, already stamped on the stanza) and gets `to`
+    /// parsed and normalized from the stream machine: the addresses are
+    /// parsed once per stanza.
+    pub fn route_client(&self, from: &Jid, to: Option<Jid>, stanza: Element) {
+        self.metrics.stanza_in(&stanza);
         match stanza.name.as_str() {
             "presence" => match (stanza_type(&stanza), &to) {
                 // Broadcast presence: the roster decides who sees it.
                 (_, None) => {
-                    if !self.to_account(&own, Work::Own(stanza.clone())) {
-                        self.own_presence_without_roster(&from, &stanza);
+                    if !self.to_account(&from.to_bare(), Work::Own(stanza.clone())) {
+                        self.own_presence_without_roster(from, &stanza);
                     }
                 }
                 ("subscribe" | "subscribed" | "unsubscribe" | "unsubscribed", Some(_)) => {
-                    if !self.to_account(&own, Work::Own(stanza.clone())) {
+                    if !self.to_account(&from.to_bare(), Work::Own(stanza.clone())) {
                         self.route_inbound(stanza);
                     }
                 }
                 // Clients do not probe (RFC 6121 §4.3); the server does.
                 ("probe", Some(_)) => {}
-                _ => self.route_inbound(stanza),
+                _ => self.route_inbound_parsed(from, to, stanza),
             },
             "iq" => {
+                let own = from.to_bare();
                 let to_own_account = to.as_ref().is_none_or(|t| *t == own);
                 let to_server_register = to
                     .as_ref()
@@ -332,19 +344,24 @@ impl Router {
                 if to.is_none() {
                     stanza.set_attr("to", own.to_string());
                     // Answers to an IQ without `to` come from the account.
-                    return self.route_inbound_iq_to_own(&from, stanza);
+                    return self.route_inbound_iq_to_own(from, stanza);
                 }
                 if let Some(to) = &to {
-                    self.note_unregistration(&from, to, &stanza);
+                    self.note_unregistration(from, to, &stanza);
                 }
-                self.route_inbound(stanza)
+                self.route_inbound_parsed(from, to, stanza)
             }
             _ => {
                 let mut stanza = stanza;
-                if to.is_none() {
-                    stanza.set_attr("to", own.to_string());
-                }
-                self.route_inbound(stanza)
+                let to = match to {
+                    Some(to) => to,
+                    None => {
+                        let own = from.to_bare();
+                        stanza.set_attr("to", own.to_string());
+                        own
+                    }
+                };
+                self.route_inbound_parsed(from, Some(to), stanza)
             }
         }
     }
@@ -362,12 +379,20 @@ impl Router {
             tracing::warn!("dropping a stanza without a valid 'from'");
             return;
         };
-        let Some(to) = stanza.attr("to").and_then(|t| Jid::parse(t).ok()) else {
+        let to = stanza.attr("to").and_then(|t| Jid::parse(t).ok());
+        self.route_inbound_parsed(&from, to, stanza)
+    }
+
+    /// [`Router::route_inbound`] for a caller that has already parsed the
+    /// stanza's `from` and `to` (`None`: missing or malformed): parsing an
+    /// address costs more than the rest of routing a message.
+    fn route_inbound_parsed(&self, from: &Jid, to: Option<Jid>, stanza: Element) {
+        let Some(to) = to else {
             return self.bounce(&stanza, StanzaError::jid_malformed());
         };
-        match self.classify(&to) {
-            Destination::Server(host) => self.to_server(&from, &host, stanza),
-            Destination::Bare(bare) => self.to_bare(&from, &bare, stanza),
+        match self.classify(to) {
+            Destination::Server(host) => self.to_server(from, &host, stanza),
+            Destination::Bare(bare) => self.to_bare(from, &bare, stanza),
             Destination::Full(full) => self.to_full(&full, stanza),
             Destination::Service(host) => self.to_service(&host, stanza),
             Destination::Remote(_) => self.bounce(&stanza, StanzaError::remote_server_not_found()),
@@ -531,13 +556,12 @@ impl Router {
     /// resources with the highest non-negative priority; with none, it is
     /// stored offline by the account's actor.
     fn message_to_bare(&self, bare: &Jid, stanza: Element) {
-        let kind = stanza_type(&stanza).to_string();
-        if kind == "error" {
-            return;
-        }
-        if kind == "groupchat" {
-            return self.bounce(&stanza, StanzaError::service_unavailable());
-        }
+        let headline = match stanza_type(&stanza) {
+            "headline" => true,
+            "error" => return,
+            "groupchat" => return self.bounce(&stanza, StanzaError::service_unavailable()),
+            _ => false,
+        };
         let sessions = self.sessions.of_account(bare);
         let best = sessions
             .iter()
@@ -552,16 +576,19 @@ impl Router {
             }
             return;
         };
-        let targets: Vec<&SessionEntry> = sessions
-            .iter()
-            .filter(|s| match s.priority {
-                Some(p) if kind == "headline" => p >= 0,
-                Some(p) => p == best,
-                None => false,
-            })
-            .collect();
-        for s in targets {
-            self.deliver(s, stanza.clone());
+        let mut targets = sessions.iter().filter(|s| match s.priority {
+            Some(p) if headline => p >= 0,
+            Some(p) => p == best,
+            None => false,
+        });
+        // Every target but the last gets a copy; the last gets the stanza.
+        let mut next = targets.next();
+        while let Some(s) = next {
+            next = targets.next();
+            match next {
+                Some(_) => self.deliver(s, stanza.clone()),
+                None => return self.deliver(s, stanza),
+            }
         }
     }
 
@@ -625,7 +652,7 @@ impl Router {
     pub(crate) fn deliver(&self, s: &SessionEntry, stanza: Element) {
         match s.tx.try_send(Outbound::Stanza(Box::new(stanza))) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(out)) => {
+            Err(crate::queue::TrySendError::Full(out)) => {
                 if !s
                     .overflowed
                     .swap(true, std::sync::atomic::Ordering::Relaxed)
@@ -642,14 +669,14 @@ impl Router {
                     );
                 }
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(crate::queue::TrySendError::Closed(_)) => {}
         }
     }
 
     /// Closes every session with a stream error (shutdown).
     pub fn close_all(&self, err: &StreamError) {
         for s in self.sessions.all() {
-            let _ = s.tx.try_send(Outbound::Close(err.clone()));
+            let _ = s.tx.try_send(Outbound::Close(Box::new(err.clone())));
         }
     }
 }

@@ -5,14 +5,16 @@ use std::sync::Arc;
 
 use switchboard_jid::Jid;
 use switchboard_xml::{ns, Element};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
+
+use crate::queue;
 
 use super::Router;
 use crate::modules::Registry;
 use crate::sessions::{Outbound, OUTBOX_CAPACITY};
 
 struct Client {
-    rx: mpsc::Receiver<Outbound>,
+    rx: queue::Receiver<Outbound>,
     kill: Arc<Notify>,
 }
 
@@ -37,7 +39,7 @@ fn online(r: &Router, jid: &str, priority: Option<i8>) -> Client {
 
 fn online_with_capacity(r: &Router, jid: &str, priority: Option<i8>, cap: usize) -> Client {
     let jid = Jid::parse(jid).unwrap();
-    let (tx, rx) = mpsc::channel(cap);
+    let (tx, rx) = queue::channel(cap);
     let kill = Arc::new(Notify::new());
     r.sessions.bind(&jid, r.sessions.new_id(), tx, kill.clone());
     let presence = priority.map(|p| {
@@ -277,7 +279,7 @@ fn service_gauges_and_counters_follow_the_slots() {
     use crate::router::ServiceHandle;
     let r = router();
     let mut alice = online(&r, "alice@localhost/a", Some(0));
-    let (tx, mut rx) = mpsc::channel(4);
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
     for (host, inbox) in [("users.localhost", Some(tx)), ("irc.localhost", None)] {
         r.add_service(
             host.into(),

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use switchboard_jid::Jid;
 use switchboard_xml::Element;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
+
+use crate::queue;
 
 use crate::stream::StreamError;
 
@@ -22,18 +24,21 @@ pub enum Outbound {
     /// Boxed so that the channel's preallocated slots stay small: an idle
     /// session's outbox then costs well under a kilobyte.
     Stanza(Box<Element>),
-    /// Close the stream with this error (conflict, shutdown, kick).
-    Close(StreamError),
+    /// Close the stream with this error (conflict, shutdown, kick); boxed
+    /// for the same reason.
+    Close(Box<StreamError>),
 }
 
 /// One bound resource.
 #[derive(Debug, Clone)]
 pub struct SessionEntry {
-    pub resource: String,
+    /// Shared, not owned: the router copies entries out of the table for
+    /// each message to a bare JID, and a copy should not allocate.
+    pub resource: Arc<str>,
     /// Distinguishes a session from a later one that binds the same
     /// resource, so an ending session never removes its replacement.
     pub id: u64,
-    pub tx: mpsc::Sender<Outbound>,
+    pub tx: queue::Sender<Outbound>,
     /// Wakes the connection to close it when its outbox overflows (a full
     /// outbox cannot carry the close request itself).
     pub kill: Arc<Notify>,
@@ -68,10 +73,10 @@ impl Sessions {
         &self,
         jid: &Jid,
         id: u64,
-        tx: mpsc::Sender<Outbound>,
+        tx: queue::Sender<Outbound>,
         kill: Arc<Notify>,
     ) -> Option<SessionEntry> {
-        let resource = jid.resource().unwrap_or_default().to_string();
+        let resource: Arc<str> = Arc::from(jid.resource().unwrap_or_default());
         let mut list = self.by_bare.entry(jid.to_bare()).or_default();
         let old = list
             .iter()
@@ -118,7 +123,7 @@ impl Sessions {
         if let Some(mut list) = self.by_bare.get_mut(&jid.to_bare()) {
             if let Some(s) = list
                 .iter_mut()
-                .find(|s| Some(s.resource.as_str()) == jid.resource())
+                .find(|s| Some(&*s.resource) == jid.resource())
             {
                 s.priority = priority;
                 s.presence = presence.map(Arc::new);
@@ -131,7 +136,7 @@ impl Sessions {
         if let Some(mut list) = self.by_bare.get_mut(&jid.to_bare()) {
             if let Some(s) = list
                 .iter_mut()
-                .find(|s| Some(s.resource.as_str()) == jid.resource())
+                .find(|s| Some(&*s.resource) == jid.resource())
             {
                 s.interested = true;
             }
@@ -142,7 +147,7 @@ impl Sessions {
     pub fn get(&self, jid: &Jid) -> Option<SessionEntry> {
         let list = self.by_bare.get(&jid.to_bare())?;
         list.iter()
-            .find(|s| Some(s.resource.as_str()) == jid.resource())
+            .find(|s| Some(&*s.resource) == jid.resource())
             .cloned()
     }
 

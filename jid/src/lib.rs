@@ -151,6 +151,26 @@ impl Jid {
             resource: None,
         }
     }
+    /// Whether `s` is exactly this JID's text (`to_string()`), compared
+    /// without building it: a client that already sends normalized
+    /// addresses costs no copy.
+    pub fn is_text_of(&self, s: &str) -> bool {
+        let rest = match &self.node {
+            Some(n) => match s.strip_prefix(n.as_str()).and_then(|r| r.strip_prefix('@')) {
+                Some(r) => r,
+                None => return false,
+            },
+            None => s,
+        };
+        let Some(rest) = rest.strip_prefix(self.domain.as_str()) else {
+            return false;
+        };
+        match &self.resource {
+            Some(r) => rest.strip_prefix('/') == Some(r.as_str()),
+            None => rest.is_empty(),
+        }
+    }
+
     /// This bare JID with a (normalized) resource.
     pub fn with_resource(&self, resource: &str) -> Result<Jid, JidError> {
         let resource = normalize_resource(resource)?;
@@ -188,6 +208,36 @@ pub fn normalize_localpart(s: &str) -> Result<String, JidError> {
     if s.is_empty() {
         return Err(JidError::EmptyLocalpart);
     }
+    let out = match ascii_localpart(s) {
+        Some(fast) => fast,
+        None => precis_localpart(s)?,
+    };
+    if out.len() > MAX_PART_BYTES {
+        return Err(JidError::LocalpartTooLong);
+    }
+    Ok(out)
+}
+
+/// The localpart of printable ASCII without RFC 7622's forbidden
+/// characters, lowercased; `None` when the full profile must decide.
+///
+/// For such a string `UsernameCaseMapped` reduces to lowercasing: every
+/// printable ASCII character but space is `PVALID` in the
+/// IdentifierClass, width mapping and NFC change nothing, and the Bidi
+/// Rule only constrains strings with right-to-left characters. The
+/// tests check this against the full profile for every such string of up
+/// to two characters and for random longer ones. Nearly every address a
+/// server sees is ASCII, and the full profile costs a microsecond or
+/// more per part: the router parses several addresses per stanza.
+fn ascii_localpart(s: &str) -> Option<String> {
+    let plain = s
+        .bytes()
+        .all(|b| (0x21..=0x7e).contains(&b) && !LOCALPART_FORBIDDEN.contains(&(b as char)));
+    plain.then(|| s.to_ascii_lowercase())
+}
+
+/// The localpart through the full `UsernameCaseMapped` profile.
+fn precis_localpart(s: &str) -> Result<String, JidError> {
     // `stabilize` re-applies the profile until the output no longer changes,
     // as RFC 8264 §7 recommends; a single pass is not idempotent for every
     // code point (case mapping can expose new decompositions and vice versa).
@@ -197,9 +247,6 @@ pub fn normalize_localpart(s: &str) -> Result<String, JidError> {
     // fullwidth `＠` into a real `@`.
     if out.contains(LOCALPART_FORBIDDEN) {
         return Err(JidError::InvalidLocalpart);
-    }
-    if out.len() > MAX_PART_BYTES {
-        return Err(JidError::LocalpartTooLong);
     }
     Ok(out.into_owned())
 }
@@ -243,6 +290,14 @@ pub fn normalize_domain(s: &str) -> Result<String, JidError> {
 
 /// Lowercases and NFC-normalizes a host name, then checks its labels.
 fn normalize_hostname(s: &str) -> Result<String, JidError> {
+    // For ASCII, lowercasing is the whole mapping (NFC changes nothing).
+    if s.is_ascii() {
+        let out = s.to_ascii_lowercase();
+        for label in out.split('.') {
+            check_label(label)?;
+        }
+        return Ok(out);
+    }
     // Case mapping followed by NFC is not idempotent for every code point in
     // one pass, so iterate to a fixed point like PRECIS does.
     let mut cur: Cow<'_, str> = Cow::Borrowed(s);
@@ -301,10 +356,29 @@ pub fn normalize_resource(s: &str) -> Result<String, JidError> {
     if s.is_empty() {
         return Err(JidError::EmptyResource);
     }
-    let out = stabilize(s, |x| OpaqueString::enforce(x)).map_err(|_| JidError::InvalidResource)?;
+    let out = match ascii_resource(s) {
+        Some(fast) => fast,
+        None => precis_resource(s)?,
+    };
     if out.len() > MAX_PART_BYTES {
         return Err(JidError::ResourceTooLong);
     }
+    Ok(out)
+}
+
+/// A resourcepart of printable ASCII (space included) is its own
+/// `OpaqueString` form: the profile has no case mapping, those characters
+/// are all valid in the FreeformClass, and NFC changes nothing. `None`
+/// when the full profile must decide (see [`ascii_localpart`]).
+fn ascii_resource(s: &str) -> Option<String> {
+    s.bytes()
+        .all(|b| (0x20..=0x7e).contains(&b))
+        .then(|| s.to_owned())
+}
+
+/// The resourcepart through the full `OpaqueString` profile.
+fn precis_resource(s: &str) -> Result<String, JidError> {
+    let out = stabilize(s, |x| OpaqueString::enforce(x)).map_err(|_| JidError::InvalidResource)?;
     Ok(out.into_owned())
 }
 
@@ -321,6 +395,32 @@ mod tests {
     fn case_insensitive_local_and_domain() {
         assert_eq!(jid("Alice@LOCALHOST"), jid("alice@localhost"));
         assert_eq!(jid("Alice@LOCALHOST").to_string(), "alice@localhost");
+    }
+
+    #[test]
+    fn is_text_of_matches_only_the_exact_text() {
+        for text in [
+            "alice@localhost/Res",
+            "alice@localhost",
+            "localhost",
+            "localhost/r",
+        ] {
+            assert!(jid(text).is_text_of(text), "{text}");
+        }
+        let full = jid("alice@localhost/Res");
+        for other in [
+            "Alice@localhost/Res",
+            "alice@localhost/res",
+            "alice@localhost",
+            "alice@localhost/Res/",
+            "alice@localhost/Re",
+            "alice@localhostx/Res",
+            "alicelocalhost/Res",
+            "",
+        ] {
+            assert!(!full.is_text_of(other), "{other}");
+        }
+        assert!(!jid("alice@localhost").is_text_of("alice@localhost/r"));
     }
 
     #[test]
@@ -548,6 +648,55 @@ mod tests {
             }
             s
         })
+    }
+
+    /// Every string of up to two ASCII characters: the fast paths agree
+    /// with the full PRECIS profiles wherever they answer.
+    #[test]
+    fn ascii_fast_paths_match_precis_exhaustively() {
+        let mut strings: Vec<String> = (0u8..0x80).map(|a| (a as char).to_string()).collect();
+        for a in 0u8..0x80 {
+            for b in 0u8..0x80 {
+                strings.push([a as char, b as char].iter().collect());
+            }
+        }
+        let mut fast_answers = 0;
+        for s in &strings {
+            if let Some(fast) = ascii_localpart(s) {
+                fast_answers += 1;
+                assert_eq!(Ok(fast), precis_localpart(s), "localpart {s:?}");
+            }
+            if let Some(fast) = ascii_resource(s) {
+                assert_eq!(Ok(fast), precis_resource(s), "resource {s:?}");
+            }
+        }
+        // 94 printable characters less the 8 forbidden ones, and their pairs.
+        assert_eq!(fast_answers, 86 + 86 * 86);
+    }
+
+    #[test]
+    fn ascii_fast_paths_refuse_what_precis_refuses() {
+        // Space and control characters are not in the localpart fast
+        // path; the full profile refuses them.
+        for s in ["a b", "a\tb", "a\u{7f}", "\u{0}"] {
+            assert_eq!(ascii_localpart(s), None);
+            assert!(normalize_localpart(s).is_err(), "{s:?}");
+        }
+        assert_eq!(ascii_resource("a\u{7f}"), None);
+        assert!(normalize_resource("a\u{7f}").is_err());
+        assert_eq!(normalize_resource("My Phone").unwrap(), "My Phone");
+    }
+
+    proptest! {
+        #[test]
+        fn ascii_fast_paths_match_precis(s in "[ -~]{3,40}") {
+            if let Some(fast) = ascii_localpart(&s) {
+                prop_assert_eq!(Ok(fast), precis_localpart(&s));
+            }
+            if let Some(fast) = ascii_resource(&s) {
+                prop_assert_eq!(Ok(fast), precis_resource(&s));
+            }
+        }
     }
 
     proptest! {

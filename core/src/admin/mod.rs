@@ -426,7 +426,10 @@ pub fn kick(shared: &Shared, jid: &Jid) -> Result<usize, AdminError> {
     for s in &sessions {
         // A full outbox cannot take the close request; the kill switch
         // closes such a session anyway (with its own text).
-        if s.tx.try_send(Outbound::Close(err.clone())).is_err() {
+        if s.tx
+            .try_send(Outbound::Close(Box::new(err.clone())))
+            .is_err()
+        {
             s.kill.notify_one();
         }
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use switchboard_jid::Jid;
 use switchboard_spool::FileSpool;
 use switchboard_xml::{ns, Element};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
 use super::socket::{self, AdminSocket, ClientError, Request};
 use super::*;
@@ -45,7 +45,7 @@ async fn start(home: &Path) -> Server {
 struct Fake {
     jid: Jid,
     id: u64,
-    rx: mpsc::Receiver<Outbound>,
+    rx: crate::queue::Receiver<Outbound>,
     /// What arrived before a barrier's answer, in order.
     seen: std::collections::VecDeque<Outbound>,
     barriers: u32,
@@ -53,7 +53,7 @@ struct Fake {
 
 fn bind(server: &Server, jid: &str) -> Fake {
     let jid = Jid::parse(jid).unwrap();
-    let (tx, rx) = mpsc::channel(256);
+    let (tx, rx) = crate::queue::channel(256);
     let sessions = &server.shared().router.sessions;
     let id = sessions.new_id();
     sessions.bind(&jid, id, tx, Arc::new(Notify::new()));

@@ -16,10 +16,10 @@ use dashmap::DashMap;
 use switchboard_jid::Jid;
 use switchboard_spool::{SpoolError, UserRecord};
 use switchboard_xml::{ns, Element};
-use tokio::sync::mpsc;
 
 use super::roster::Roster;
 use crate::modules::{DataRequest, IqType};
+use crate::queue;
 use crate::server::Shared;
 use crate::stanza::{error_reply, iq_result, stanza_type, StanzaError};
 
@@ -64,14 +64,18 @@ pub enum Work {
 /// The table of running actors.
 #[derive(Default)]
 pub struct Accounts {
-    actors: DashMap<Jid, mpsc::UnboundedSender<Work>>,
+    /// Work is boxed in the queue: tokio allocates a queue's first block
+    /// of 32 slots when the queue is made, and a slot the size of `Work`
+    /// would make that block 4 KiB for every running actor.
+    actors: DashMap<Jid, queue::Sender<Box<Work>>>,
 }
 
 impl Accounts {
     /// Queues work for an account, starting its actor if needed. The queue
     /// is unbounded: each item is one stanza already accepted from a
     /// connection whose own outbox and read loop bound the rate.
-    pub fn send(&self, shared: &Arc<Shared>, bare: &Jid, mut work: Work) {
+    pub fn send(&self, shared: &Arc<Shared>, bare: &Jid, work: Work) {
+        let mut work = Box::new(work);
         // Bounded: a closed queue means the actor is exiting; the second
         // attempt makes a new one.
         for _ in 0..3 {
@@ -82,7 +86,7 @@ impl Accounts {
                 .clone();
             match tx.send(work) {
                 Ok(()) => return,
-                Err(mpsc::error::SendError(w)) => {
+                Err(queue::SendError(w)) => {
                     work = w;
                     self.actors.remove_if(bare, |_, t| t.same_channel(&tx));
                 }
@@ -96,8 +100,8 @@ impl Accounts {
     }
 }
 
-fn spawn(shared: &Arc<Shared>, bare: Jid) -> mpsc::UnboundedSender<Work> {
-    let (tx, rx) = mpsc::unbounded_channel();
+fn spawn(shared: &Arc<Shared>, bare: Jid) -> queue::Sender<Box<Work>> {
+    let (tx, rx) = queue::unbounded_channel();
     let me = tx.clone();
     let weak = Arc::downgrade(shared);
     tokio::spawn(run(weak, bare, rx, me));
@@ -107,8 +111,8 @@ fn spawn(shared: &Arc<Shared>, bare: Jid) -> mpsc::UnboundedSender<Work> {
 async fn run(
     shared: Weak<Shared>,
     bare: Jid,
-    mut rx: mpsc::UnboundedReceiver<Work>,
-    me: mpsc::UnboundedSender<Work>,
+    mut rx: queue::Receiver<Box<Work>>,
+    me: queue::Sender<Box<Work>>,
 ) {
     let Some(strong) = shared.upgrade() else {
         return;
@@ -116,7 +120,9 @@ async fn run(
     let mut account = Account::new(strong, bare.clone());
     loop {
         match tokio::time::timeout(IDLE, rx.recv()).await {
-            Ok(Some(work)) => account.handle(work).await,
+            // Boxed: the handlers' futures are large, and an actor spends
+            // most of its life waiting here between pieces of work.
+            Ok(Some(work)) => Box::pin(account.handle(*work)).await,
             Ok(None) => break,
             Err(_) => {
                 account
@@ -127,7 +133,7 @@ async fn run(
                     .remove_if(&bare, |_, t| t.same_channel(&me));
                 rx.close();
                 while let Some(work) = rx.recv().await {
-                    account.handle(work).await;
+                    Box::pin(account.handle(*work)).await;
                 }
                 break;
             }
@@ -388,4 +394,14 @@ impl Account {
             Err(e) => self.bounce(&iq, e),
         }
     }
+}
+
+/// The size of an actor's task future, for the footprint test in
+/// `net::connection`.
+#[cfg(test)]
+pub(crate) fn actor_future_size() -> usize {
+    fn size<A, B, C, D, F>(_f: impl Fn(A, B, C, D) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+    size(run)
 }

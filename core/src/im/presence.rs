@@ -85,7 +85,7 @@ impl Account {
             self.send(probe);
         }
         for s in self.shared.router.sessions.of_account(&self.bare) {
-            if Some(s.resource.as_str()) == from.resource() {
+            if Some(&*s.resource) == from.resource() {
                 continue;
             }
             if let Some(p) = &s.presence {

@@ -112,9 +112,10 @@ impl Account {
 /// Closes the sessions of a removed account.
 fn close_removed(sessions: Vec<SessionEntry>) {
     for s in sessions {
-        let _ = s.tx.try_send(Outbound::Close(StreamError::with_text(
-            "not-authorized",
-            "this account has been removed",
-        )));
+        let _ =
+            s.tx.try_send(Outbound::Close(Box::new(StreamError::with_text(
+                "not-authorized",
+                "this account has been removed",
+            ))));
     }
 }

@@ -8,18 +8,28 @@ use std::time::Instant;
 
 use switchboard_jid::Jid;
 use switchboard_xml::ns;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
 use crate::server::Shared;
 use crate::sessions::{Outbound, OUTBOX_CAPACITY};
 use crate::stanza::{ErrorType, StanzaError};
 use crate::stream::{Action, C2s, StreamError};
 
-/// Read buffer size. Small on purpose: an idle session should cost little,
-/// and stanzas larger than this simply take several reads.
-const READ_CHUNK: usize = 4096;
+/// Size of each worker thread's read buffer: one TLS record's worth of
+/// plaintext, so a read never has to stop inside a record.
+const READ_CHUNK: usize = 16 * 1024;
+
+thread_local! {
+    /// The buffer every connection on this thread reads into. A
+    /// connection never owns a read buffer: an idle session then costs
+    /// no buffer at all, and a read's bytes are handed to the machine
+    /// (which keeps only what it has not consumed yet) within the same
+    /// poll, so no other task can see them.
+    static READ_BUF: std::cell::RefCell<Box<[u8]>> =
+        std::cell::RefCell::new(vec![0u8; READ_CHUNK].into_boxed_slice());
+}
 
 /// How long one write may wait for a client that does not read.
 const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
@@ -35,7 +45,7 @@ enum Flow {
 struct Bound {
     jid: Jid,
     id: u64,
-    rx: mpsc::Receiver<Outbound>,
+    rx: crate::queue::Receiver<Outbound>,
     kill: Arc<Notify>,
 }
 
@@ -60,58 +70,111 @@ struct Conn {
 }
 
 /// Serves one accepted client connection to its end.
+///
+/// The connection's state lives in boxes ([`Conn`], the TLS stream) and
+/// the handshakes are boxed futures, so the task itself stays small: an
+/// idle session costs only what it must keep (see `bench/README.md`,
+/// "Where an idle session's memory goes").
 pub async fn serve(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>, direct_tls: bool) {
     let _ = tcp.set_nodelay(true);
     let settings = shared.c2s_settings();
     let acceptor = shared.tls_acceptor();
+    let preauth_timeout = settings.preauth_timeout;
     let now = Instant::now();
     let result = if direct_tls {
         let Some(acceptor) = acceptor else { return };
-        let tls = match tokio::time::timeout(settings.preauth_timeout, acceptor.accept(tcp)).await {
-            Ok(Ok(t)) => t,
-            Ok(Err(e)) => return tracing::debug!(%peer, "direct TLS handshake failed: {e}"),
-            Err(_) => return tracing::debug!(%peer, "direct TLS handshake timed out"),
+        let Some(mut tls) = handshake(&acceptor, tcp, preauth_timeout, peer).await else {
+            return;
         };
         let cb = crate::tls::channel_binding(tls.get_ref().1);
-        let mut conn = Conn::new(shared, C2s::new(settings, now, true, cb), peer);
-        let mut tls = tls;
+        let mut conn = Box::new(Conn::new(shared, C2s::new(settings, now, true, cb), peer));
         let r = conn.run(&mut tls).await;
         conn.finish();
         r.map(|_| ())
     } else {
-        let mut conn = Conn::new(shared, C2s::new(settings.clone(), now, false, None), peer);
+        let mut conn = Box::new(Conn::new(
+            shared,
+            C2s::new(settings, now, false, None),
+            peer,
+        ));
         let mut tcp = tcp;
-        match conn.run(&mut tcp).await {
+        let r = match conn.run(&mut tcp).await {
             Ok(Flow::StartTls) => match acceptor {
-                Some(acceptor) => {
-                    match tokio::time::timeout(settings.preauth_timeout, acceptor.accept(tcp)).await
-                    {
-                        Ok(Ok(mut tls)) => {
-                            let cb = crate::tls::channel_binding(tls.get_ref().1);
-                            conn.machine.tls_established(cb);
-                            let r = conn.run(&mut tls).await;
-                            conn.finish();
-                            r.map(|_| ())
-                        }
-                        Ok(Err(e)) => Err(e),
-                        Err(_) => Ok(()),
+                Some(acceptor) => match handshake(&acceptor, tcp, preauth_timeout, peer).await {
+                    Some(mut tls) => {
+                        let cb = crate::tls::channel_binding(tls.get_ref().1);
+                        conn.machine.tls_established(cb);
+                        conn.run(&mut tls).await.map(|_| ())
                     }
-                }
+                    None => Ok(()),
+                },
                 None => Ok(()),
             },
-            Ok(Flow::Closed) => {
-                conn.finish();
-                Ok(())
-            }
-            Err(e) => {
-                conn.finish();
-                Err(e)
-            }
-        }
+            Ok(Flow::Closed) => Ok(()),
+            Err(e) => Err(e),
+        };
+        conn.finish();
+        r
     };
     if let Err(e) = result {
         tracing::debug!(%peer, "connection ended: {e}");
     }
+}
+
+/// The TLS stream of one connection, boxed: rustls' connection state is
+/// over a kilobyte and is only needed by TLS sessions.
+type Tls = Box<tokio_rustls::server::TlsStream<TcpStream>>;
+
+/// Runs the TLS handshake within the pre-authentication timeout. The
+/// handshake future is boxed so that its size (it holds the whole TLS
+/// stream while in progress) is not reserved in the connection task for
+/// the session's lifetime.
+async fn handshake(
+    acceptor: &tokio_rustls::TlsAcceptor,
+    tcp: TcpStream,
+    timeout: std::time::Duration,
+    peer: SocketAddr,
+) -> Option<Tls> {
+    match Box::pin(tokio::time::timeout(timeout, acceptor.accept(tcp))).await {
+        Ok(Ok(t)) => Some(Box::new(t)),
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, "TLS handshake failed: {e}");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            None
+        }
+    }
+}
+
+/// Reads once from `io` into this thread's buffer and hands the bytes to
+/// the machine within the same poll. Returns how many bytes were read
+/// (0 at end of stream).
+fn poll_read_into(
+    cx: &mut std::task::Context<'_>,
+    io: &mut (impl AsyncRead + Unpin),
+    machine: &mut C2s,
+    debug: Option<SocketAddr>,
+) -> std::task::Poll<std::io::Result<usize>> {
+    READ_BUF.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        let mut rb = ReadBuf::new(&mut buf[..]);
+        match std::pin::Pin::new(io).poll_read(cx, &mut rb) {
+            std::task::Poll::Ready(Ok(())) => {
+                let bytes = rb.filled();
+                if !bytes.is_empty() {
+                    if let Some(peer) = debug {
+                        tracing::debug!(%peer, "recv {}", crate::debug_log::masked(bytes));
+                    }
+                    machine.handle_input(bytes);
+                }
+                std::task::Poll::Ready(Ok(bytes.len()))
+            }
+            std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    })
 }
 
 impl Conn {
@@ -207,7 +270,7 @@ impl Conn {
         io: &mut S,
     ) -> std::io::Result<Flow> {
         let mut shutdown = self.shared.shutdown_signal();
-        let mut buf = vec![0u8; READ_CHUNK];
+        let debug = self.shared.debug.then_some(self.peer);
         loop {
             if let Some(flow) = self.drain_actions(io).await? {
                 return Ok(flow);
@@ -224,6 +287,7 @@ impl Conn {
             };
             let kill = self.bound.as_ref().map(|b| b.kill.clone());
             let rx = self.bound.as_mut().map(|b| &mut b.rx);
+            let machine = &mut self.machine;
             let outbound = async {
                 match rx {
                     Some(rx) => rx.recv().await,
@@ -237,15 +301,11 @@ impl Conn {
                 }
             };
             tokio::select! {
-                r = io.read(&mut buf) => match r? {
-                    0 => return Ok(Flow::Closed),
-                    n => {
-                        if self.shared.debug {
-                            tracing::debug!(peer = %self.peer, "recv {}", crate::debug_log::masked(&buf[..n]));
-                        }
-                        self.machine.handle_input(&buf[..n]);
+                r = std::future::poll_fn(|cx| poll_read_into(cx, io, machine, debug)) => {
+                    if r? == 0 {
+                        return Ok(Flow::Closed);
                     }
-                },
+                }
                 out = outbound => match out {
                     Some(Outbound::Stanza(el)) => {
                         self.shared.metrics.stanza_out(&el);
@@ -258,7 +318,7 @@ impl Conn {
                                         self.shared.metrics.stanza_out(&el);
                                         el.write_to(&mut bytes, Some(ns::CLIENT));
                                     }
-                                    Ok(Outbound::Close(err)) => { self.write(io, &bytes).await?; bytes.clear(); self.machine.fail(err); break; }
+                                    Ok(Outbound::Close(err)) => { self.write(io, &bytes).await?; bytes.clear(); self.machine.fail(*err); break; }
                                     Err(_) => break,
                                 }
                             }
@@ -269,7 +329,7 @@ impl Conn {
                             self.machine.note_sent(Instant::now());
                         }
                     }
-                    Some(Outbound::Close(err)) => self.machine.fail(err),
+                    Some(Outbound::Close(err)) => self.machine.fail(*err),
                     None => self.machine.fail(StreamError::new("internal-server-error")),
                 },
                 _ = killed => self.machine.fail(StreamError::with_text("policy-violation", "the client does not read what it is sent")),
@@ -369,13 +429,18 @@ impl Conn {
                     user,
                     password,
                 } => {
-                    let result = self.register(host, user, password).await;
+                    // Boxed: account creation is rare, and its future would
+                    // otherwise enlarge every connection task for good.
+                    let result = Box::pin(self.register(host, user, password)).await;
                     self.machine.registered(result);
                 }
                 Action::Bound(jid) => self.bind(jid),
-                Action::Stanza(el) => {
+                Action::Stanza(el, to) => {
                     self.track_directed(&el);
-                    self.shared.router.route(el)
+                    match &self.bound {
+                        Some(b) => self.shared.router.route_client(&b.jid, to, el),
+                        None => self.shared.router.route(el),
+                    }
                 }
                 Action::Close => {
                     io.flush().await?;
@@ -426,17 +491,17 @@ impl Conn {
     }
 
     fn bind(&mut self, jid: Jid) {
-        let (tx, rx) = mpsc::channel(OUTBOX_CAPACITY);
+        let (tx, rx) = crate::queue::channel(OUTBOX_CAPACITY);
         let kill = Arc::new(Notify::new());
         let id = self.shared.router.sessions.new_id();
         if let Some(old) = self.shared.router.sessions.bind(&jid, id, tx, kill.clone()) {
             // RFC 6120 §7.7.2.2: the new session takes over the resource.
             if old
                 .tx
-                .try_send(Outbound::Close(StreamError::with_text(
+                .try_send(Outbound::Close(Box::new(StreamError::with_text(
                     "conflict",
                     "replaced by a new connection with the same resource",
-                )))
+                ))))
                 .is_err()
             {
                 old.kill.notify_one();
@@ -444,5 +509,39 @@ impl Conn {
         }
         tracing::info!(%jid, peer = %self.peer, "session started");
         self.bound = Some(Bound { jid, id, rx, kill });
+    }
+}
+
+#[cfg(test)]
+mod footprint {
+    //! Guards on what every idle session holds for its whole life. The
+    //! idle-memory benchmark (`bench/run.sh`, scenario `idle`) measures
+    //! the whole; these catch a change that quietly puts a large state
+    //! back inline in every connection task or account actor.
+
+    /// The size of the future an async fn of four arguments returns.
+    fn future_size<A, B, C, D, F>(_f: impl Fn(A, B, C, D) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    #[test]
+    fn the_connection_task_stays_small() {
+        // 1,208 bytes when written; the TLS stream, the machine and the
+        // handshakes are boxed. Before they were, it was 7,144.
+        let size = future_size(super::serve);
+        assert!(size <= 1536, "the connection future is {size} bytes");
+    }
+
+    #[test]
+    fn queued_items_are_pointers() {
+        // A queue's buffer holds these inline.
+        assert!(std::mem::size_of::<crate::sessions::Outbound>() <= 16);
+    }
+
+    #[test]
+    fn the_account_actor_stays_small() {
+        // 584 bytes when written; its handlers run in a boxed future.
+        let size = crate::im::account::actor_future_size();
+        assert!(size <= 1024, "the account actor's future is {size} bytes");
     }
 }

@@ -71,8 +71,9 @@ pub enum Action {
     /// A resource was bound: register the session under this full JID (a
     /// session already bound to it must be replaced with `conflict`).
     Bound(Jid),
-    /// A validated client stanza with `from` stamped, to be routed.
-    Stanza(Element),
+    /// A validated client stanza with `from` stamped, to be routed, with
+    /// its `to` already parsed (the router need not parse it again).
+    Stanza(Element, Option<Jid>),
     /// Flush what was sent and close the connection.
     Close,
 }
@@ -121,6 +122,8 @@ pub struct C2s {
     /// Set after SASL success: the authenticated localpart.
     user: Option<String>,
     bound: Option<Jid>,
+    /// `bound` as text, stamped as `from` on every stanza.
+    bound_text: String,
     connected_at: Instant,
     last_sent: Instant,
 }
@@ -151,6 +154,7 @@ impl C2s {
             pending_register: None,
             user: None,
             bound: None,
+            bound_text: String::new(),
             connected_at: now,
             last_sent: now,
         }
@@ -184,7 +188,13 @@ impl C2s {
 
     /// Next action for the driver, if any.
     pub fn poll_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
+        let action = self.actions.pop_front();
+        if action.is_none() && self.actions.capacity() > 0 {
+            // An idle session keeps no action buffer (a few hundred bytes
+            // each); the next stanza allocates it again.
+            self.actions = VecDeque::new();
+        }
+        action
     }
 
     /// Bytes received from the client.
@@ -776,29 +786,35 @@ impl C2s {
         reply.remove_attr("from");
         reply.remove_attr("to");
         self.send_el(&reply);
+        self.bound_text = jid.to_string();
         self.bound = Some(jid.clone());
         self.actions.push_back(Action::Bound(jid));
     }
 
     fn on_stanza(&mut self, mut el: Element) {
-        let jid = self.bound.clone().expect("on_stanza runs after bind");
+        let jid = self.bound.as_ref().expect("on_stanza runs after bind");
         // A client may put its own address in `from`; anything else is a
         // spoofing attempt (RFC 6120 §8.1.2.1).
-        if let Some(from) = el.attr("from") {
-            match Jid::parse(from) {
-                Ok(f) if f == jid || f == jid.to_bare() => {}
-                _ => {
-                    return self.fail(StreamError::with_text(
-                        "invalid-from",
-                        "'from' must be your own address",
-                    ));
-                }
-            }
+        let spoofed = el.attr("from").is_some_and(|from| {
+            from != self.bound_text
+                && !Jid::parse(from).is_ok_and(|f| f == *jid || f == jid.to_bare())
+        });
+        if spoofed {
+            return self.fail(StreamError::with_text(
+                "invalid-from",
+                "'from' must be your own address",
+            ));
         }
-        el.set_attr("from", jid.to_string());
+        el.set_attr("from", self.bound_text.clone());
+        let mut parsed_to = None;
         if let Some(to) = el.attr("to") {
             match Jid::parse(to) {
-                Ok(t) => el.set_attr("to", t.to_string()),
+                Ok(t) => {
+                    if !t.is_text_of(to) {
+                        el.set_attr("to", t.to_string());
+                    }
+                    parsed_to = Some(t);
+                }
                 Err(e) => {
                     el.remove_attr("to");
                     let err = StanzaError::jid_malformed().with_text(e.to_string());
@@ -831,7 +847,7 @@ impl C2s {
                 return;
             }
         }
-        self.actions.push_back(Action::Stanza(el));
+        self.actions.push_back(Action::Stanza(el, parsed_to));
     }
 }
 

@@ -86,7 +86,7 @@ impl Pair {
                     self.server.registered(r);
                 }
                 Action::Bound(j) => self.bound = Some(j.to_string()),
-                Action::Stanza(el) => self.routed.push(el),
+                Action::Stanza(el, _) => self.routed.push(el),
                 Action::Close => self.closed = true,
             }
         }
