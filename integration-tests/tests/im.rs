@@ -1647,6 +1647,23 @@ async fn the_offline_store_has_a_quota() {
     alice
         .expect_none("the refused message", message_with("one too many"))
         .await;
+
+    // Delivery emptied the store: once alice is offline again, a new
+    // message is stored, not refused as if the store were still full.
+    alice.logout().await;
+    bob.chat(ALICE, "again", "room again").await;
+    bob.iq("get", Some(ALICE), "<vCard xmlns='vcard-temp'/>")
+        .await;
+    if let Some(e) = bob.find(Duration::ZERO, any_error_message).await {
+        bob.fail(&format!("a message to the emptied store was refused: {e}"));
+    }
+    let mut alice = Client::online(&server, "alice", "desk", 0).await;
+    alice
+        .expect(
+            "the message stored after delivery",
+            message_with("room again"),
+        )
+        .await;
 }
 
 // ===========================================================================

@@ -153,6 +153,12 @@ pub struct Account {
     pub(super) shared: Arc<Shared>,
     pub(super) bare: Jid,
     pub(super) roster: Option<Roster>,
+    /// The offline queue's (messages, bytes) as this actor last wrote or
+    /// read them, `None` when unknown. Every change to the queue goes
+    /// through this actor, so it stays right; it lets a message for a
+    /// full queue be refused without reading and rewriting the spool file
+    /// (up to 4 MiB) for each one.
+    pub(super) offline_usage: Option<(usize, usize)>,
 }
 
 impl Account {
@@ -161,6 +167,7 @@ impl Account {
             shared,
             bare,
             roster: None,
+            offline_usage: None,
         }
     }
 

@@ -19,6 +19,12 @@ pub const QUOTA_MESSAGES: usize = 1000;
 /// Most bytes (serialized) kept for one account.
 pub const QUOTA_BYTES: usize = 4 * 1024 * 1024;
 
+/// The error for a message that would overflow the recipient's queue.
+fn quota_full() -> StanzaError {
+    StanzaError::new("resource-constraint", ErrorType::Wait)
+        .with_text("the recipient's offline storage is full; try again when they are online")
+}
+
 fn offline_size(rec_extra: &[Element]) -> (usize, usize) {
     rec_extra
         .iter()
@@ -51,13 +57,21 @@ impl Account {
                 .with_attr("stamp", crate::time::stamp(crate::time::unix_now())),
         );
         let size = stored.to_bytes(None).len();
-        let over = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = over.clone();
+        let over_quota = move |(count, bytes): (usize, usize)| {
+            count >= QUOTA_MESSAGES || bytes + size > QUOTA_BYTES
+        };
+        if self.offline_usage.is_some_and(over_quota) {
+            return self.bounce(&msg, quota_full());
+        }
+        // What the closure saw and did: the usage afterwards, and whether
+        // it refused the message.
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let out = seen.clone();
         let r = self
             .update(move |rec| {
-                let (count, bytes) = offline_size(&rec.extra);
-                if count >= QUOTA_MESSAGES || bytes + size > QUOTA_BYTES {
-                    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                let usage = offline_size(&rec.extra);
+                if over_quota(usage) {
+                    *out.lock().unwrap_or_else(|e| e.into_inner()) = Some((usage, true));
                     return;
                 }
                 match rec.extra.iter_mut().find(|e| e.is("offline", ns::SPOOL)) {
@@ -66,16 +80,19 @@ impl Account {
                         .extra
                         .push(Element::new("offline", ns::SPOOL).with_child(stored.clone())),
                 }
+                *out.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some(((usage.0 + 1, usage.1 + size), false));
             })
             .await;
-        let over_quota = over.load(std::sync::atomic::Ordering::SeqCst);
+        let seen = *seen.lock().unwrap_or_else(|e| e.into_inner());
+        // Only a successful write makes the usage certain.
+        self.offline_usage = match (&r, seen) {
+            (Ok(()), Some((usage, _))) => Some(usage),
+            _ => None,
+        };
+        let over_quota = seen.is_some_and(|(_, refused)| refused);
         match r {
-            Ok(()) if over_quota => self.bounce(
-                &msg,
-                StanzaError::new("resource-constraint", ErrorType::Wait).with_text(
-                    "the recipient's offline storage is full; try again when they are online",
-                ),
-            ),
+            Ok(()) if over_quota => self.bounce(&msg, quota_full()),
             Ok(()) => {}
             Err(SpoolError::NotFound) => self.bounce(&msg, StanzaError::service_unavailable()),
             Err(e) => {
@@ -99,6 +116,8 @@ impl Account {
             return;
         }
         let n = messages.len();
+        // Recomputed from the spool at the next offline message.
+        self.offline_usage = None;
         for mut m in messages {
             m.set_attr("to", to.to_string());
             self.send_to_session(to, m);

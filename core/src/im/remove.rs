@@ -72,6 +72,7 @@ impl Account {
             }
         }
         self.roster = None;
+        self.offline_usage = None;
         let me = self.bare.to_string();
         let sessions = self.shared.router.sessions.of_account(&self.bare);
         for item in roster.items.values() {

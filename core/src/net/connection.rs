@@ -34,6 +34,11 @@ thread_local! {
 /// How long one write may wait for a client that does not read.
 const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// How long the goodbye (the stream error, TLS close_notify) to a session
+/// killed for not reading may take: a client that reads again gets it, a
+/// stalled one does not hold its socket for `WRITE_TIMEOUT`.
+const KILLED_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// How a run of the loop over one transport ended.
 enum Flow {
     /// The machine asked for TLS: upgrade the same socket and go on.
@@ -67,6 +72,8 @@ struct Conn {
     counted_login: bool,
     counted_failures: u32,
     counted_errors: u32,
+    /// The router pulled the kill switch: the client does not read.
+    killed: bool,
 }
 
 /// Serves one accepted client connection to its end.
@@ -190,6 +197,7 @@ impl Conn {
             counted_login: false,
             counted_failures: 0,
             counted_errors: 0,
+            killed: false,
         }
     }
 
@@ -325,28 +333,43 @@ impl Conn {
                         }
                         if !bytes.is_empty() {
                             self.write(io, &bytes).await?;
-                            io.flush().await?;
                             self.machine.note_sent(Instant::now());
                         }
                     }
                     Some(Outbound::Close(err)) => self.machine.fail(*err),
                     None => self.machine.fail(StreamError::new("internal-server-error")),
                 },
-                _ = killed => self.machine.fail(StreamError::with_text("policy-violation", "the client does not read what it is sent")),
+                _ = killed => {
+                    self.killed = true;
+                    self.machine.fail(StreamError::with_text("policy-violation", "the client does not read what it is sent"));
+                }
                 _ = sleep => self.machine.handle_timeout(Instant::now()),
                 _ = shutdown.changed() => self.machine.fail(StreamError::new("system-shutdown")),
             }
         }
     }
 
+    /// Writes `bytes` and flushes them to the socket (an empty `bytes`
+    /// only flushes what the TLS layer still holds).
     async fn write<S: AsyncWrite + Unpin>(&self, io: &mut S, bytes: &[u8]) -> std::io::Result<()> {
-        if self.shared.debug {
+        if self.shared.debug && !bytes.is_empty() {
             tracing::debug!(peer = %self.peer, "send {}", crate::debug_log::masked(bytes));
         }
         // A client that stops reading must not pin this task (and its
         // buffers) forever: the router's kill switch, pulled when the
-        // outbox overflows, interrupts a blocked write, and a write that
-        // makes no progress for WRITE_TIMEOUT ends the connection too.
+        // outbox overflows, interrupts a blocked write or flush, and one
+        // that makes no progress for WRITE_TIMEOUT ends the connection
+        // too. The flush is inside the same guard: with TLS, a write can
+        // be taken into rustls' buffer and the flush be what blocks.
+        let limit = if self.killed {
+            KILLED_WRITE_TIMEOUT
+        } else {
+            WRITE_TIMEOUT
+        };
+        let write_and_flush = async {
+            io.write_all(bytes).await?;
+            io.flush().await
+        };
         let kill = self.bound.as_ref().map(|b| b.kill.clone());
         let killed = async {
             match kill {
@@ -355,7 +378,7 @@ impl Conn {
             }
         };
         tokio::select! {
-            r = tokio::time::timeout(WRITE_TIMEOUT, io.write_all(bytes)) => match r {
+            r = tokio::time::timeout(limit, write_and_flush) => match r {
                 Ok(r) => r,
                 Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the client did not read for too long")),
             },
@@ -389,7 +412,7 @@ impl Conn {
             match action {
                 Action::Send(_) => unreachable!("handled above"),
                 Action::StartTls => {
-                    io.flush().await?;
+                    self.write(io, &[]).await?;
                     return Ok(Some(Flow::StartTls));
                 }
                 Action::LookupScram { host, user, hash } => {
@@ -443,8 +466,13 @@ impl Conn {
                     }
                 }
                 Action::Close => {
-                    io.flush().await?;
-                    let _ = io.shutdown().await;
+                    self.write(io, &[]).await?;
+                    let limit = if self.killed {
+                        KILLED_WRITE_TIMEOUT
+                    } else {
+                        WRITE_TIMEOUT
+                    };
+                    let _ = tokio::time::timeout(limit, io.shutdown()).await;
                     return Ok(Some(Flow::Closed));
                 }
             }
@@ -455,7 +483,6 @@ impl Conn {
             wrote = true;
         }
         if wrote {
-            io.flush().await?;
             self.machine.note_sent(Instant::now());
         }
         Ok(None)
