@@ -138,11 +138,6 @@ impl<T> Sender<T> {
     pub fn same_channel(&self, other: &Sender<T>) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
-
-    /// Whether the receiver has closed the queue or gone away.
-    pub fn is_closed(&self) -> bool {
-        self.inner.lock().closed
-    }
 }
 
 impl<T> Receiver<T> {
@@ -220,7 +215,6 @@ mod tests {
         let (tx, mut rx) = unbounded_channel();
         tx.send("a").unwrap();
         rx.close();
-        assert!(tx.is_closed());
         assert_eq!(tx.send("b"), Err(SendError("b")));
         assert_eq!(rx.try_recv(), Ok("a"));
         assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));

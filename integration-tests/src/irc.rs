@@ -215,6 +215,22 @@ pub fn norm(el: &str) -> String {
     el.replace('\'', "\"")
 }
 
+/// Sends a MUC join of `room` as `nick` and reads until the self-presence
+/// (status 110) or an error presence; returns the elements before it (the
+/// occupants) and it.
+pub async fn join_room(c: &mut RawClient, room: &str, nick: &str) -> (Vec<String>, String) {
+    c.send(&format!(
+        "<presence to='{room}/{nick}'><x xmlns='http://jabber.org/protocol/muc'/></presence>"
+    ))
+    .await
+    .unwrap();
+    read_until(c, |el| {
+        el.starts_with("<presence")
+            && (el.contains(r#"code="110""#) || el.contains(r#"type="error""#))
+    })
+    .await
+}
+
 /// Reads XMPP elements until one matches; returns those before it and it.
 pub async fn read_until(c: &mut RawClient, pred: impl Fn(&str) -> bool) -> (Vec<String>, String) {
     let deadline = Instant::now() + WAIT;

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use switchboard_integration_tests::irc::{free_port, read_until, IrcPeer, Ngircd};
+use switchboard_integration_tests::irc::{free_port, join_room, read_until, IrcPeer, Ngircd};
 use switchboard_integration_tests::raw::attr;
 use switchboard_integration_tests::{RawClient, ServerBuilder, TestServer, WAIT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -60,16 +60,7 @@ async fn login(server: &TestServer, user: &str) -> RawClient {
 /// Joins `room` as `nick` and waits for the self-presence; returns the
 /// elements before it (the occupants) and it.
 async fn join(c: &mut RawClient, room: &str, nick: &str) -> (Vec<String>, String) {
-    c.send(&format!(
-        "<presence to='{room}/{nick}'><x xmlns='http://jabber.org/protocol/muc'/></presence>"
-    ))
-    .await
-    .unwrap();
-    let got = read_until(c, |el| {
-        el.starts_with("<presence")
-            && (el.contains(r#"code="110""#) || el.contains(r#"type="error""#))
-    })
-    .await;
+    let got = join_room(c, room, nick).await;
     if !got.1.contains(r#"type="error""#) {
         read_until(c, |el| el.contains("<subject")).await;
     }

@@ -14,7 +14,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use switchboard_integration_tests::irc::{norm, read_until, IrcPeer, Ngircd};
+use switchboard_integration_tests::irc::{join_room, norm, read_until, IrcPeer, Ngircd};
 use switchboard_integration_tests::raw::attr;
 use switchboard_integration_tests::{RawClient, ServerBuilder, TestServer, WAIT};
 
@@ -71,17 +71,7 @@ async fn join(alice: &mut RawClient, nick: &str) -> String {
 
 /// [`join`], with what came before the self-presence.
 async fn join_seeing(alice: &mut RawClient, nick: &str) -> (Vec<String>, String) {
-    alice
-        .send(&format!(
-            "<presence to='{ROOM}/{nick}'><x xmlns='http://jabber.org/protocol/muc'/></presence>"
-        ))
-        .await
-        .unwrap();
-    read_until(alice, |el| {
-        el.starts_with("<presence")
-            && (el.contains(r#"code="110""#) || el.contains("type=\"error\""))
-    })
-    .await
+    join_room(alice, ROOM, nick).await
 }
 
 /// Leaves the room and waits until the IRC connection is gone (`bob` no

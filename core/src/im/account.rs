@@ -64,9 +64,9 @@ pub enum Work {
 /// The table of running actors.
 #[derive(Default)]
 pub struct Accounts {
-    /// Work is boxed in the queue: tokio allocates a queue's first block
-    /// of 32 slots when the queue is made, and a slot the size of `Work`
-    /// would make that block 4 KiB for every running actor.
+    /// Work is boxed in the queue: a queue keeps a few slots' worth of
+    /// buffer after a burst (`queue::KEEP_CAPACITY`), and pointer-sized
+    /// slots keep that small for every running actor (`Work` is 128 bytes).
     actors: DashMap<Jid, queue::Sender<Box<Work>>>,
 }
 

@@ -349,6 +349,15 @@ impl Conn {
         }
     }
 
+    /// How long a write may make no progress before the connection ends.
+    fn write_limit(&self) -> std::time::Duration {
+        if self.killed {
+            KILLED_WRITE_TIMEOUT
+        } else {
+            WRITE_TIMEOUT
+        }
+    }
+
     /// Writes `bytes` and flushes them to the socket (an empty `bytes`
     /// only flushes what the TLS layer still holds).
     async fn write<S: AsyncWrite + Unpin>(&self, io: &mut S, bytes: &[u8]) -> std::io::Result<()> {
@@ -361,11 +370,7 @@ impl Conn {
         // that makes no progress for WRITE_TIMEOUT ends the connection
         // too. The flush is inside the same guard: with TLS, a write can
         // be taken into rustls' buffer and the flush be what blocks.
-        let limit = if self.killed {
-            KILLED_WRITE_TIMEOUT
-        } else {
-            WRITE_TIMEOUT
-        };
+        let limit = self.write_limit();
         let write_and_flush = async {
             io.write_all(bytes).await?;
             io.flush().await
@@ -467,12 +472,7 @@ impl Conn {
                 }
                 Action::Close => {
                     self.write(io, &[]).await?;
-                    let limit = if self.killed {
-                        KILLED_WRITE_TIMEOUT
-                    } else {
-                        WRITE_TIMEOUT
-                    };
-                    let _ = tokio::time::timeout(limit, io.shutdown()).await;
+                    let _ = tokio::time::timeout(self.write_limit(), io.shutdown()).await;
                     return Ok(Some(Flow::Closed));
                 }
             }
