@@ -9,13 +9,16 @@
 //! * [`filename`]: host and user names made safe as file names;
 //! * [`file_spool`]: the layout, the locking and the [`Storage`] impl;
 //! * [`atomic`]: crash-safe replacement of a file;
-//! * [`lock`]: the cross-process `flock(2)` lock.
+//! * [`lock`]: the cross-process `flock(2)` lock;
+//! * [`store`]: the async, per-kind storage interface ([`store::Stores`])
+//!   that the core and the services are moving to.
 
 pub mod atomic;
 pub mod file_spool;
 pub mod filename;
 pub mod lock;
 pub mod record;
+pub mod store;
 
 pub use record::RecordError;
 
