@@ -12,10 +12,14 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
-use crate::server::Shared;
+use crate::lifecycle::ShutdownSignal;
+use crate::routing::table::SessionEnd;
+use crate::routing::Router;
 use crate::sessions::{Outbound, OUTBOX_CAPACITY};
+use crate::settings::LiveSettings;
 use crate::stanza::{ErrorType, StanzaError};
 use crate::stream::{Action, C2s, StreamError};
+use crate::throttle::Throttle;
 
 /// Size of each worker thread's read buffer: one TLS record's worth of
 /// plaintext, so a read never has to stop inside a record.
@@ -54,8 +58,23 @@ struct Bound {
     kill: Arc<Notify>,
 }
 
+/// What every client connection works with: the router, the settings
+/// current when it started, the store for logins and registrations, the
+/// registration throttle and the shutdown signal. Nothing else of the
+/// server.
+pub struct C2sContext {
+    pub router: Router,
+    pub settings: Arc<LiveSettings>,
+    pub storage: Arc<dyn switchboard_spool::Storage>,
+    /// In-band registrations per source address.
+    pub registrations: Arc<Throttle>,
+    pub shutdown: ShutdownSignal,
+    /// `-D`: log every byte in and out (secrets masked).
+    pub debug: bool,
+}
+
 struct Conn {
-    shared: Arc<Shared>,
+    shared: Arc<C2sContext>,
     machine: C2s,
     bound: Option<Bound>,
     peer: SocketAddr,
@@ -82,10 +101,12 @@ struct Conn {
 /// the handshakes are boxed futures, so the task itself stays small: an
 /// idle session costs only what it must keep (see `bench/README.md`,
 /// "Where an idle session's memory goes").
-pub async fn serve(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>, direct_tls: bool) {
+pub async fn serve(tcp: TcpStream, peer: SocketAddr, shared: Arc<C2sContext>, direct_tls: bool) {
     let _ = tcp.set_nodelay(true);
-    let settings = shared.c2s_settings();
-    let acceptor = shared.tls_acceptor();
+    let snapshot = shared.settings.get();
+    let settings = snapshot.c2s.clone();
+    let acceptor = snapshot.tls.clone();
+    drop(snapshot);
     let preauth_timeout = settings.preauth_timeout;
     let now = Instant::now();
     let result = if direct_tls {
@@ -185,7 +206,7 @@ fn poll_read_into(
 }
 
 impl Conn {
-    fn new(shared: Arc<Shared>, machine: C2s, peer: SocketAddr) -> Conn {
+    fn new(shared: Arc<C2sContext>, machine: C2s, peer: SocketAddr) -> Conn {
         Conn {
             shared,
             machine,
@@ -205,17 +226,13 @@ impl Conn {
     /// the account's actor tell contacts it is gone.
     fn finish(&mut self) {
         if let Some(b) = self.bound.take() {
-            self.shared.router.sessions.unbind(&b.jid, b.id);
-            let work = crate::im::Work::SessionEnded {
+            self.shared.router.sessions().unbind(&b.jid, b.id);
+            self.shared.router.session_ended(SessionEnd {
                 jid: b.jid.clone(),
                 presence: self.broadcast.take().map(Arc::new),
                 status: self.goodbye_status.take(),
                 directed: std::mem::take(&mut self.directed).into_iter().collect(),
-            };
-            self.shared
-                .router
-                .accounts
-                .send(&self.shared, &b.jid.to_bare(), work);
+            });
             tracing::info!(jid = %b.jid, peer = %self.peer, "session ended");
         }
     }
@@ -226,17 +243,17 @@ impl Conn {
     fn count_machine_events(&mut self) {
         if !self.counted_login && self.machine.is_authenticated() {
             self.counted_login = true;
-            self.shared.metrics.login();
+            self.shared.router.metrics().login();
         }
         let failures = self.machine.auth_failures();
         while self.counted_failures < failures {
             self.counted_failures += 1;
-            self.shared.metrics.login_failure();
+            self.shared.router.metrics().login_failure();
         }
         let errors = self.machine.stanza_errors();
         while self.counted_errors < errors {
             self.counted_errors += 1;
-            self.shared.metrics.stanza_error();
+            self.shared.router.metrics().stanza_error();
         }
     }
 
@@ -266,7 +283,7 @@ impl Conn {
                 for to in std::mem::take(&mut self.directed) {
                     let mut p = el.clone();
                     p.set_attr("to", to.to_string());
-                    self.shared.router.route_inbound(p);
+                    self.shared.router.route(p);
                 }
             }
             _ => {}
@@ -277,7 +294,7 @@ impl Conn {
         &mut self,
         io: &mut S,
     ) -> std::io::Result<Flow> {
-        let mut shutdown = self.shared.shutdown_signal();
+        let mut shutdown = self.shared.shutdown.clone();
         let debug = self.shared.debug.then_some(self.peer);
         loop {
             if let Some(flow) = self.drain_actions(io).await? {
@@ -316,14 +333,14 @@ impl Conn {
                 }
                 out = outbound => match out {
                     Some(Outbound::Stanza(el)) => {
-                        self.shared.metrics.stanza_out(&el);
+                        self.shared.router.metrics().stanza_out(&el);
                         let mut bytes = el.to_bytes(Some(ns::CLIENT));
                         // Batch whatever else is waiting into one write.
                         if let Some(b) = self.bound.as_mut() {
                             while bytes.len() < 64 * 1024 {
                                 match b.rx.try_recv() {
                                     Ok(Outbound::Stanza(el)) => {
-                                        self.shared.metrics.stanza_out(&el);
+                                        self.shared.router.metrics().stanza_out(&el);
                                         el.write_to(&mut bytes, Some(ns::CLIENT));
                                     }
                                     Ok(Outbound::Close(err)) => { self.write(io, &bytes).await?; bytes.clear(); self.machine.fail(*err); break; }
@@ -344,7 +361,7 @@ impl Conn {
                     self.machine.fail(StreamError::with_text("policy-violation", "the client does not read what it is sent"));
                 }
                 _ = sleep => self.machine.handle_timeout(Instant::now()),
-                _ = shutdown.changed() => self.machine.fail(StreamError::new("system-shutdown")),
+                _ = shutdown.wait() => self.machine.fail(StreamError::new("system-shutdown")),
             }
         }
     }
@@ -466,8 +483,9 @@ impl Conn {
                 Action::Stanza(el, to) => {
                     self.track_directed(&el);
                     match &self.bound {
-                        Some(b) => self.shared.router.route_client(&b.jid, to, el),
-                        None => self.shared.router.route(el),
+                        Some(b) => self.shared.router.route_client(b.id, &b.jid, to, el),
+                        // The machine hands out stanzas only after bind.
+                        None => tracing::error!("a stanza before bind; dropped"),
                     }
                 }
                 Action::Close => {
@@ -504,11 +522,13 @@ impl Conn {
                 .with_text("too many registrations from your address; try again later"));
         }
         let store = self.shared.storage.clone();
-        let iterations = self.shared.scram_iterations();
-        crate::accounts::create_in_band(store, &host, &user, password, iterations).await?;
+        let settings = self.shared.settings.get();
+        crate::accounts::create_in_band(store, &host, &user, password, settings.scram_iterations)
+            .await?;
         tracing::info!(user = %user, host = %host, peer = %self.peer, "account registered in band");
-        crate::admin::server_jid::notify_registration(
-            &self.shared,
+        crate::notices::admins::registration(
+            &self.shared.router,
+            &settings,
             &host,
             &user,
             Some(self.peer.ip()),
@@ -520,8 +540,13 @@ impl Conn {
     fn bind(&mut self, jid: Jid) {
         let (tx, rx) = crate::queue::channel(OUTBOX_CAPACITY);
         let kill = Arc::new(Notify::new());
-        let id = self.shared.router.sessions.new_id();
-        if let Some(old) = self.shared.router.sessions.bind(&jid, id, tx, kill.clone()) {
+        let id = self.shared.router.sessions().new_id();
+        if let Some(old) = self
+            .shared
+            .router
+            .sessions()
+            .bind(&jid, id, tx, kill.clone())
+        {
             // RFC 6120 §7.7.2.2: the new session takes over the resource.
             if old
                 .tx

@@ -15,6 +15,7 @@ use switchboard_jid::{normalize_localpart, normalize_resource, Jid};
 use switchboard_spool::ScramCredential;
 use switchboard_xml::{ns, Element, Event, Limits, StreamHeader, StreamParser};
 
+use crate::ids::random_id;
 use crate::sasl::{plain, SaslFailure, ScramHash, ScramServer, ScramStep};
 use crate::stanza::{error_reply, iq_result, Kind, StanzaError};
 use crate::stream::error::StreamError;
@@ -917,11 +918,4 @@ fn decode_b64(text: &str) -> Option<Vec<u8>> {
         return Some(Vec::new());
     }
     B64.decode(t).ok()
-}
-
-/// A random identifier for stream ids and generated resources.
-pub fn random_id() -> String {
-    let mut b = [0u8; 12];
-    getrandom::fill(&mut b).expect("the OS random source is available");
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
 }

@@ -19,7 +19,7 @@ use std::collections::{HashMap, VecDeque};
 use switchboard_jid::Jid;
 use switchboard_xml::{ns, Element, Event, Limits, StreamHeader, StreamParser};
 
-use crate::stream::c2s::random_id;
+use crate::ids::random_id;
 use crate::stream::error::StreamError;
 
 /// What the driver must do next.

@@ -6,6 +6,7 @@ pub mod component;
 pub mod error;
 pub mod register;
 
+pub use crate::ids::random_id;
 pub use c2s::{Action, C2s, C2sSettings};
 pub use component::{ComponentAction, ComponentStream};
 pub use error::StreamError;
