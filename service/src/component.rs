@@ -133,14 +133,13 @@ fn with_jitter(d: Duration) -> Duration {
     d.mul_f64(0.75 + r * 0.5)
 }
 
-/// The stream header a component opens with.
+/// The stream header a component opens with (XEP-0114: no version).
 pub fn stream_header(jid: &str) -> Vec<u8> {
-    let mut out = b"<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' \
-                    xmlns:stream='http://etherx.jabber.org/streams' to='"
-        .to_vec();
-    switchboard_xml::escape::escape_attr(jid, &mut out);
-    out.extend_from_slice(b"'>");
-    out
+    switchboard_xml::stream::open_stream(&switchboard_xml::stream::StreamOpen {
+        ns: ns::COMPONENT_ACCEPT,
+        to: Some(jid),
+        ..Default::default()
+    })
 }
 
 /// A `<stream:error>` element as `condition: text`.
@@ -287,7 +286,10 @@ async fn connect_once(
     })
     .await;
     task.abort();
-    let _ = link.tcp.write_all(b"</stream:stream>").await;
+    let _ = link
+        .tcp
+        .write_all(switchboard_xml::stream::CLOSE_STREAM)
+        .await;
     let _ = link.tcp.shutdown().await;
     ended
 }

@@ -334,14 +334,15 @@ impl Conn {
                 out = outbound => match out {
                     Some(Outbound::Stanza(el)) => {
                         self.shared.router.metrics().stanza_out(&el);
-                        let mut bytes = el.to_bytes(Some(ns::CLIENT));
+                        let framing = self.machine.framing();
+                        let mut bytes = framing.stanza(&el, ns::CLIENT);
                         // Batch whatever else is waiting into one write.
                         if let Some(b) = self.bound.as_mut() {
                             while bytes.len() < 64 * 1024 {
                                 match b.rx.try_recv() {
                                     Ok(Outbound::Stanza(el)) => {
                                         self.shared.router.metrics().stanza_out(&el);
-                                        el.write_to(&mut bytes, Some(ns::CLIENT));
+                                        framing.write_stanza(&el, ns::CLIENT, &mut bytes);
                                     }
                                     Ok(Outbound::Close(err)) => { self.write(io, &bytes).await?; bytes.clear(); self.machine.fail(*err); break; }
                                     Err(_) => break,
