@@ -63,6 +63,7 @@ fn route(c: &mut Criterion) {
         let (alice_id, mut alice) = online(&r, "alice@localhost/desk");
         let (_, mut bob) = online(&r, "bob@localhost/phone");
         let from = Jid::parse("alice@localhost/desk").expect("valid JID");
+        let pending = switchboard_core::lifecycle::Tracker::default();
         let template = message(to);
         g.bench_function(name, |b| {
             b.iter_batched(
@@ -71,7 +72,7 @@ fn route(c: &mut Criterion) {
                     // The stream machine parses `to` before routing; it is
                     // measured here, as the old `route` parsed it too.
                     let to = Jid::parse(black_box(to)).expect("valid JID");
-                    r.route_client(alice_id, &from, Some(to), black_box(m));
+                    r.route_client(alice_id, &pending, &from, Some(to), black_box(m));
                     match bob.try_recv() {
                         Ok(Outbound::Stanza(el)) => black_box(el),
                         _ => panic!("the message was not delivered"),

@@ -1,10 +1,14 @@
-//! Start and end of the server's life: the shutdown signal every listener
-//! and connection watches, and the tracker of live connections that
-//! shutdown waits on.
+//! Start and end of things: the shutdown signal every listener and
+//! connection watches, and [`Tracker`], a count of live guards that can be
+//! waited on until it drops to zero.
 //!
-//! Each connection holds a [`ConnectionGuard`]; dropping the last guard
-//! wakes [`Tracker::drained`], so shutdown waits exactly as long as the
-//! connections take to say goodbye, and not a poll interval longer.
+//! Two things are tracked that way. Each connection holds a guard of the
+//! server's tracker, so shutdown waits exactly as long as the connections
+//! take to say goodbye, and not a poll interval longer. And each client
+//! session has a tracker of the work its stanzas started (an offline
+//! message being stored, a roster being saved): a guard travels with each
+//! piece of work, and the session answers its next IQ only once they are
+//! all dropped, so an answer means everything sent before it is safe.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -59,7 +63,7 @@ impl ShutdownSignal {
     }
 }
 
-/// Counts live connections.
+/// Counts live guards.
 #[derive(Clone, Default)]
 pub struct Tracker {
     inner: Arc<TrackerInner>,
@@ -71,26 +75,26 @@ struct TrackerInner {
     idle: Notify,
 }
 
-/// Held by one live connection for its whole life.
-pub struct ConnectionGuard {
+/// Held by one live connection, or one unfinished piece of work.
+pub struct Guard {
     inner: Arc<TrackerInner>,
 }
 
 impl Tracker {
-    /// A guard for a new connection.
-    pub fn guard(&self) -> ConnectionGuard {
+    /// A new guard.
+    pub fn guard(&self) -> Guard {
         self.inner.live.fetch_add(1, Ordering::SeqCst);
-        ConnectionGuard {
+        Guard {
             inner: self.inner.clone(),
         }
     }
 
-    /// How many connections are live now (for the metrics gauge).
+    /// How many guards are live now (for the metrics gauge: connections).
     pub fn live(&self) -> usize {
         self.inner.live.load(Ordering::SeqCst)
     }
 
-    /// Resolves once no connection is live.
+    /// Resolves once no guard is live.
     pub async fn drained(&self) {
         loop {
             // Registered before the check, so a guard dropped between the
@@ -104,7 +108,37 @@ impl Tracker {
     }
 }
 
-impl Drop for ConnectionGuard {
+impl Guard {
+    /// The tracker this guard counts in.
+    pub fn tracker(&self) -> Tracker {
+        Tracker {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl Clone for Guard {
+    /// Another guard of the same tracker.
+    fn clone(&self) -> Guard {
+        self.tracker().guard()
+    }
+}
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard").finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Tracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tracker")
+            .field("live", &self.live())
+            .finish()
+    }
+}
+
+impl Drop for Guard {
     fn drop(&mut self) {
         if self.inner.live.fetch_sub(1, Ordering::SeqCst) == 1 {
             self.inner.idle.notify_waiters();

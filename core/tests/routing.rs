@@ -176,11 +176,16 @@ async fn account_disco_answers_the_owner_only() {
     );
 }
 
+/// A session whose outbox overflows is given up on at once: told to
+/// close and out of the session table, so nothing more is handed to it;
+/// the stanza that did not fit, everything after it, and (when its
+/// connection ends) everything still in its outbox go to offline storage.
+/// The sender is never blocked and gets no error: nothing is lost.
 #[tokio::test]
-async fn a_session_that_does_not_read_is_told_to_close_and_the_sender_is_not_blocked() {
+async fn a_session_that_does_not_read_is_given_up_on_and_nothing_sent_to_it_is_lost() {
     let e = env(&["alice", "bob"]);
     let mut alice = e.online("alice@localhost/a", Some(0));
-    let slow = e.online_with_capacity("bob@localhost/slow", Some(0), 2);
+    let mut slow = e.online_with_capacity("bob@localhost/slow", Some(0), 2);
     let killed = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let k = slow.kill.clone();
     let flag = killed.clone();
@@ -190,20 +195,86 @@ async fn a_session_that_does_not_read_is_told_to_close_and_the_sender_is_not_blo
     });
     tokio::task::yield_now().await;
     // Routing returns at once however full the outbox is.
-    for _ in 0..10 {
-        e.send(&alice, msg("bob@localhost/slow", "chat"));
+    for i in 0..10 {
+        let mut m = msg("bob@localhost/slow", "chat");
+        m.set_attr("id", format!("m{i}"));
+        e.send(&alice, m);
     }
     tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
         .await
         .unwrap()
         .unwrap();
     assert!(killed.load(std::sync::atomic::Ordering::SeqCst));
-    // The 8 that did not fit come back to the sender as errors.
-    let back = alice.inbox();
-    assert_eq!(back.len(), 8);
-    assert!(back
+    assert!(
+        e.router.sessions().get(&slow.jid).is_none(),
+        "out of the session table at once"
+    );
+    // The connection ends and its outbox is taken back.
+    slow.rx.close();
+    e.router.take_back(&mut slow.rx);
+    let before = e.settle(&mut alice, "bob@localhost").await;
+    assert!(before.is_empty(), "no error for any message: {before:?}");
+    let stored = e.storage.load_user("localhost", "bob").unwrap().unwrap();
+    let offline = stored
+        .extra
         .iter()
-        .all(|e| error_condition(e).as_deref() == Some("resource-constraint")));
+        .find(|x| x.name == "offline")
+        .expect("stored offline");
+    let ids: std::collections::BTreeSet<String> = offline
+        .elements()
+        .filter_map(|m| m.attr("id").map(str::to_string))
+        .collect();
+    assert_eq!(ids.len(), 10, "all ten stored, none twice: {ids:?}");
+}
+
+/// An IQ request queued for a session that ended gets
+/// `service-unavailable` back, so its sender does not wait for ever.
+#[tokio::test]
+async fn a_request_to_a_session_that_ended_is_answered() {
+    let e = env(&["alice", "bob"]);
+    let mut alice = e.online("alice@localhost/a", Some(0));
+    let mut bob = e.online("bob@localhost/b", Some(0));
+    let iq = Element::new("iq", ns::CLIENT)
+        .with_attr("to", "bob@localhost/b")
+        .with_attr("type", "get")
+        .with_attr("id", "v1")
+        .with_child(Element::new("query", "jabber:iq:version"));
+    e.send(&alice, iq);
+    e.router.sessions().unbind(&bob.jid, bob.id);
+    bob.rx.close();
+    e.router.take_back(&mut bob.rx);
+    let back = alice.inbox();
+    assert_eq!(back.len(), 1, "{back:?}");
+    assert_eq!(back[0].attr("id"), Some("v1"));
+    assert_eq!(
+        error_condition(&back[0]).as_deref(),
+        Some("service-unavailable")
+    );
+}
+
+/// Work a client's stanza starts is counted for its session until it is
+/// done: a message stored offline holds the session's tracker until the
+/// store is durable, which is what lets the connection answer its next IQ
+/// only afterwards.
+#[tokio::test]
+async fn work_for_a_clients_stanza_is_counted_until_it_is_done() {
+    let e = env(&["alice", "bob"]);
+    let mut alice = e.online("alice@localhost/a", Some(0));
+    e.send(&alice, msg("bob@localhost", "chat"));
+    assert_eq!(alice.pending.live(), 1, "the offline store is pending");
+    tokio::time::timeout(std::time::Duration::from_secs(10), alice.pending.drained())
+        .await
+        .expect("the store finishes");
+    let stored = e.storage.load_user("localhost", "bob").unwrap().unwrap();
+    assert!(
+        stored.extra.iter().any(|x| x.name == "offline"),
+        "stored before the count dropped"
+    );
+    // A message to an online resource starts no work.
+    let _b = e.online("bob@localhost/b", Some(0));
+    e.send(&alice, msg("bob@localhost", "chat"));
+    assert_eq!(alice.pending.live(), 0);
+    assert!(alice.inbox().is_empty());
 }
 
 /// The scrape-time service gauges: a slot with a live inbox is up and its

@@ -74,7 +74,9 @@ fn unbind(server: &Server, f: Fake) {
 /// account's actor runs the login path (offline messages, the MOTD).
 async fn available(server: &Server, f: &mut Fake) {
     let p = Element::new("presence", ns::CLIENT).with_attr("from", f.jid.to_string());
-    server.router().route_client(f.id, &f.jid, None, p);
+    server
+        .router()
+        .route_client(f.id, &Default::default(), &f.jid, None, p);
     settle(server, f).await;
 }
 
@@ -88,7 +90,9 @@ async fn settle(server: &Server, f: &mut Fake) {
         .with_attr("id", id.clone())
         .with_attr("from", f.jid.to_string())
         .with_child(Element::new("query", "jabber:iq:roster"));
-    server.router().route_client(f.id, &f.jid, None, iq);
+    server
+        .router()
+        .route_client(f.id, &Default::default(), &f.jid, None, iq);
     loop {
         match tokio::time::timeout(WAIT, f.rx.recv()).await {
             Ok(Some(Outbound::Stanza(el))) if el.attr("id") == Some(id.as_str()) => return,

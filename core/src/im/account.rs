@@ -22,6 +22,7 @@ use switchboard_spool::{SpoolError, Storage, UserRecord};
 use switchboard_xml::{ns, Element};
 
 use super::roster::Roster;
+use crate::lifecycle::Guard;
 use crate::notices::MotdBoard;
 use crate::queue;
 use crate::routing::iq::{DataRequest, IqType};
@@ -65,12 +66,17 @@ pub struct ImContext {
     pub motds: Arc<MotdBoard>,
 }
 
+/// A piece of work and the guard of the session waiting for it, if any:
+/// the guard is dropped when the work is done (delivered, stored or
+/// bounced), which lets that session answer its next IQ.
+type Item = Box<(Work, Option<Guard>)>;
+
 /// The table of running actors.
 pub struct Accounts {
     /// Work is boxed in the queue: a queue keeps a few slots' worth of
     /// buffer after a burst (`queue::KEEP_CAPACITY`), and pointer-sized
     /// slots keep that small for every running actor (`Work` is 128 bytes).
-    actors: DashMap<Jid, queue::Sender<Box<Work>>>,
+    actors: DashMap<Jid, queue::Sender<Item>>,
     ctx: ImContext,
     /// This table itself, for the actors it starts (they remove
     /// themselves from it when they go idle).
@@ -94,7 +100,13 @@ impl Accounts {
     /// is unbounded: each item is one stanza already accepted from a
     /// connection whose own outbox and read loop bound the rate.
     pub fn send(&self, router: &Router, bare: &Jid, work: Work) {
-        let mut work = Box::new(work);
+        self.send_for(router, bare, work, None)
+    }
+
+    /// [`Accounts::send`] for work a session waits for: `ticket` is
+    /// dropped once the work is done.
+    pub fn send_for(&self, router: &Router, bare: &Jid, work: Work, ticket: Option<Guard>) {
+        let mut work: Item = Box::new((work, ticket));
         // Bounded: a closed queue means the actor is exiting; the second
         // attempt makes a new one.
         for _ in 0..3 {
@@ -118,7 +130,7 @@ impl Accounts {
         self.actors.len()
     }
 
-    fn spawn(&self, router: &Router, bare: Jid) -> queue::Sender<Box<Work>> {
+    fn spawn(&self, router: &Router, bare: Jid) -> queue::Sender<Item> {
         let (tx, rx) = queue::unbounded_channel();
         let me = tx.clone();
         let accounts = self
@@ -131,16 +143,15 @@ impl Accounts {
     }
 }
 
-async fn run(
-    mut account: Account,
-    mut rx: queue::Receiver<Box<Work>>,
-    me: queue::Sender<Box<Work>>,
-) {
+async fn run(mut account: Account, mut rx: queue::Receiver<Item>, me: queue::Sender<Item>) {
     loop {
         match tokio::time::timeout(IDLE, rx.recv()).await {
             // Boxed: the handlers' futures are large, and an actor spends
             // most of its life waiting here between pieces of work.
-            Ok(Some(work)) => Box::pin(account.handle(*work)).await,
+            Ok(Some(work)) => {
+                let (work, ticket) = *work;
+                Box::pin(account.handle_for(work, ticket)).await
+            }
             Ok(None) => break,
             Err(_) => {
                 account
@@ -149,7 +160,8 @@ async fn run(
                     .remove_if(&account.bare, |_, t| t.same_channel(&me));
                 rx.close();
                 while let Some(work) = rx.recv().await {
-                    Box::pin(account.handle(*work)).await;
+                    let (work, ticket) = *work;
+                    Box::pin(account.handle_for(work, ticket)).await;
                 }
                 break;
             }
@@ -169,6 +181,9 @@ pub struct Account {
     pub(super) router: Router,
     pub(super) accounts: Arc<Accounts>,
     pub(super) bare: Jid,
+    /// The guard of the session waiting for the work in hand, if any;
+    /// stanzas this work routes carry it on.
+    pub(super) ticket: Option<Guard>,
     pub(super) roster: Option<Roster>,
     /// The offline queue's (messages, bytes) as this actor last wrote or
     /// read them, `None` when unknown. Every change to the queue goes
@@ -184,6 +199,7 @@ impl Account {
             router,
             accounts,
             bare,
+            ticket: None,
             roster: None,
             offline_usage: None,
         }
@@ -204,6 +220,13 @@ impl Account {
 
     pub(super) fn user(&self) -> &str {
         self.bare.node().unwrap_or_default()
+    }
+
+    /// Does one piece of work, then lets the waiting session know.
+    async fn handle_for(&mut self, work: Work, ticket: Option<Guard>) {
+        self.ticket = ticket;
+        self.handle(work).await;
+        self.ticket = None;
     }
 
     async fn handle(&mut self, work: Work) {
@@ -339,9 +362,10 @@ impl Account {
         r
     }
 
-    /// Sends a stanza on through the router (to a contact, a session, …).
+    /// Sends a stanza on through the router (to a contact, a session, …);
+    /// work it starts counts for the session this work is for.
     pub(super) fn send(&self, el: Element) {
-        self.router.route(el);
+        self.router.route_for(el, self.ticket.as_ref());
     }
 
     pub(super) fn bounce(&self, stanza: &Element, err: StanzaError) {

@@ -33,7 +33,8 @@ pub fn register(t: &mut TableBuilder, accounts: &Arc<Accounts>) {
         MODULE,
         "the sender's actor broadcasts it to the roster and the user's resources",
         move |r, s| {
-            a.send(r, &s.from.to_bare(), Work::Own(s.el));
+            let ticket = s.ticket();
+            a.send_for(r, &s.from.to_bare(), Work::Own(s.el), ticket);
             Flow::Done
         },
     );
@@ -51,7 +52,8 @@ pub fn register(t: &mut TableBuilder, accounts: &Arc<Accounts>) {
         "a subscription stanza updates the sender's roster in its actor first",
         move |r, s| {
             if s.presence_type().is_some_and(PresenceType::is_subscription) {
-                a.send(r, &s.from.to_bare(), Work::Own(s.el));
+                let ticket = s.ticket();
+                a.send_for(r, &s.from.to_bare(), Work::Own(s.el), ticket);
                 Flow::Done
             } else {
                 Flow::Next(s)
@@ -66,7 +68,8 @@ pub fn register(t: &mut TableBuilder, accounts: &Arc<Accounts>) {
         "roster and account-data IQs to one's own account go to its actor",
         move |r, s| {
             if s.to == s.from.to_bare() && needs_account(r, &s) {
-                a.send(r, &s.to, Work::Own(s.el));
+                let ticket = s.ticket();
+                a.send_for(r, &s.to, Work::Own(s.el), ticket);
                 Flow::Done
             } else {
                 Flow::Next(s)
@@ -84,7 +87,8 @@ pub fn register(t: &mut TableBuilder, accounts: &Arc<Accounts>) {
                 .payload()
                 .is_some_and(|p| p.ns == switchboard_xml::ns::REGISTER);
             if register && needs_account(r, &s) {
-                a.send(r, &s.from.to_bare(), Work::Own(s.el));
+                let ticket = s.ticket();
+                a.send_for(r, &s.from.to_bare(), Work::Own(s.el), ticket);
                 Flow::Done
             } else {
                 Flow::Next(s)
@@ -154,7 +158,8 @@ pub fn register(t: &mut TableBuilder, accounts: &Arc<Accounts>) {
         MODULE,
         "requests the server answers with account data (vCard, last activity, …) go to the addressee's actor",
         move |r, s| {
-            a.send(r, &s.to.to_bare(), Work::Inbound(s.el));
+            let ticket = s.ticket();
+            a.send_for(r, &s.to.to_bare(), Work::Inbound(s.el), ticket);
             Flow::Done
         },
     );
@@ -202,7 +207,8 @@ fn message_to_bare(r: &Router, accounts: &Accounts, s: Stanza) {
     let Some(best) = best else {
         // No available resource: the account's actor stores it offline
         // (or refuses it if there is no such account).
-        return accounts.send(r, &bare, Work::Inbound(s.el));
+        let ticket = s.ticket();
+        return accounts.send_for(r, &bare, Work::Inbound(s.el), ticket);
     };
     let mut targets = sessions.iter().filter(|s| match s.priority {
         Some(p) if headline => p >= 0,
@@ -240,7 +246,8 @@ fn presence_to_bare(r: &Router, accounts: &Accounts, s: Stanza) {
     let bare: Jid = s.to.to_bare();
     let ty = s.presence_type().unwrap_or(PresenceType::Available);
     if ty.is_subscription() || ty == PresenceType::Probe {
-        return accounts.send(r, &bare, Work::Inbound(s.el));
+        let ticket = s.ticket();
+        return accounts.send_for(r, &bare, Work::Inbound(s.el), ticket);
     }
     if !r.is_local(s.from.domain()) {
         // Presence from a service or component queues behind the
@@ -249,7 +256,8 @@ fn presence_to_bare(r: &Router, accounts: &Accounts, s: Stanza) {
         // component's `subscribed` and then its available presence must
         // arrive in that order. Local users' presence takes the direct
         // path; their own actor already orders what they send.
-        return accounts.send(r, &bare, Work::Inbound(s.el));
+        let ticket = s.ticket();
+        return accounts.send_for(r, &bare, Work::Inbound(s.el), ticket);
     }
     // Available, unavailable and error presence go to every available
     // resource (RFC 6121 §4.2.3, §4.5.3).

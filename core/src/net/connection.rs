@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
-use crate::lifecycle::ShutdownSignal;
+use crate::lifecycle::{ShutdownSignal, Tracker};
 use crate::routing::table::SessionEnd;
 use crate::routing::Router;
 use crate::sessions::{Outbound, OUTBOX_CAPACITY};
@@ -56,6 +56,14 @@ struct Bound {
     id: u64,
     rx: crate::queue::Receiver<Outbound>,
     kill: Arc<Notify>,
+    /// The work the session's stanzas started and that is not done yet
+    /// (an offline message being stored, a roster being saved).
+    pending: Tracker,
+    /// Stanzas from the client held back, in order, until that work is
+    /// done: an IQ is answered only when everything the client sent
+    /// before it has been delivered or stored, and what follows the IQ
+    /// waits behind it. While anything is held, nothing more is read.
+    held: std::collections::VecDeque<(switchboard_xml::Element, Option<Jid>)>,
 }
 
 /// What every client connection works with: the router, the settings
@@ -225,8 +233,21 @@ impl Conn {
     /// Unregisters the session, whatever ended the connection, and lets
     /// the account's actor tell contacts it is gone.
     fn finish(&mut self) {
-        if let Some(b) = self.bound.take() {
+        // Stanzas still held behind unfinished work go out now, in order:
+        // nobody waits for an answer any more, and they must not be lost.
+        if let Some(b) = self.bound.as_mut() {
+            let held = std::mem::take(&mut b.held);
+            for (el, to) in held {
+                self.route_stanza(el, to);
+            }
+        }
+        if let Some(mut b) = self.bound.take() {
             self.shared.router.sessions().unbind(&b.jid, b.id);
+            // What was queued for the client and not written goes on
+            // elsewhere (another resource, offline storage) or back to
+            // its sender.
+            b.rx.close();
+            self.shared.router.take_back(&mut b.rx);
             self.shared.router.session_ended(SessionEnd {
                 jid: b.jid.clone(),
                 presence: self.broadcast.take().map(Arc::new),
@@ -311,6 +332,21 @@ impl Conn {
                 }
             };
             let kill = self.bound.as_ref().map(|b| b.kill.clone());
+            // While stanzas are held, the client is not read (its stanzas
+            // would only queue up behind them) and the loop waits for the
+            // work they wait for instead.
+            let holding = self
+                .bound
+                .as_ref()
+                .filter(|b| !b.held.is_empty())
+                .map(|b| b.pending.clone());
+            let work_done = async {
+                match &holding {
+                    Some(p) => p.drained().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let reading = holding.is_none();
             let rx = self.bound.as_mut().map(|b| &mut b.rx);
             let machine = &mut self.machine;
             let outbound = async {
@@ -326,11 +362,12 @@ impl Conn {
                 }
             };
             tokio::select! {
-                r = std::future::poll_fn(|cx| poll_read_into(cx, io, machine, debug)) => {
+                r = std::future::poll_fn(|cx| poll_read_into(cx, io, machine, debug)), if reading => {
                     if r? == 0 {
                         return Ok(Flow::Closed);
                     }
                 }
+                _ = work_done => self.release_held(),
                 out = outbound => match out {
                     Some(Outbound::Stanza(el)) => {
                         self.shared.router.metrics().stanza_out(&el);
@@ -481,14 +518,7 @@ impl Conn {
                     self.machine.registered(result);
                 }
                 Action::Bound(jid) => self.bind(jid),
-                Action::Stanza(el, to) => {
-                    self.track_directed(&el);
-                    match &self.bound {
-                        Some(b) => self.shared.router.route_client(b.id, &b.jid, to, el),
-                        // The machine hands out stanzas only after bind.
-                        None => tracing::error!("a stanza before bind; dropped"),
-                    }
-                }
+                Action::Stanza(el, to) => self.client_stanza(el, to),
                 Action::Close => {
                     self.write(io, &[]).await?;
                     let _ = tokio::time::timeout(self.write_limit(), io.shutdown()).await;
@@ -505,6 +535,49 @@ impl Conn {
             self.machine.note_sent(Instant::now());
         }
         Ok(None)
+    }
+
+    /// A stanza from the client: routed now, or held behind unfinished
+    /// work (see [`Bound::held`]).
+    fn client_stanza(&mut self, el: switchboard_xml::Element, to: Option<Jid>) {
+        let Some(b) = self.bound.as_mut() else {
+            // The machine hands out stanzas only after bind.
+            return tracing::error!("a stanza before bind; dropped");
+        };
+        let waits = el.name == "iq" && b.pending.live() > 0;
+        if waits || !b.held.is_empty() {
+            b.held.push_back((el, to));
+            return;
+        }
+        self.route_stanza(el, to);
+    }
+
+    fn route_stanza(&mut self, el: switchboard_xml::Element, to: Option<Jid>) {
+        self.track_directed(&el);
+        if let Some(b) = &self.bound {
+            self.shared
+                .router
+                .route_client(b.id, &b.pending, &b.jid, to, el);
+        }
+    }
+
+    /// The work held stanzas waited for is done: route them, up to the
+    /// next IQ that has to wait for work the ones before it started.
+    fn release_held(&mut self) {
+        loop {
+            let Some(b) = self.bound.as_mut() else { return };
+            let next_waits = b
+                .held
+                .front()
+                .is_some_and(|(el, _)| el.name == "iq" && b.pending.live() > 0);
+            if next_waits {
+                return;
+            }
+            let Some((el, to)) = b.held.pop_front() else {
+                return;
+            };
+            self.route_stanza(el, to);
+        }
     }
 
     /// Creates an account for XEP-0077, throttled per source address.
@@ -561,7 +634,14 @@ impl Conn {
             }
         }
         tracing::info!(%jid, peer = %self.peer, "session started");
-        self.bound = Some(Bound { jid, id, rx, kill });
+        self.bound = Some(Bound {
+            jid,
+            id,
+            rx,
+            kill,
+            pending: Tracker::default(),
+            held: Default::default(),
+        });
     }
 }
 

@@ -34,13 +34,14 @@ use std::sync::Arc;
 use switchboard_jid::Jid;
 use switchboard_xml::Element;
 
+use crate::lifecycle::{Guard, Tracker};
 use crate::metrics::Metrics;
 use crate::sessions::{Outbound, SessionEntry, Sessions};
-use crate::stanza::{error_reply, iq_result, ErrorType, StanzaError};
+use crate::stanza::{error_reply, iq_result, StanzaError};
 use crate::stream::StreamError;
 use iq::{IqRequest, Registry, Scope};
 use services::ServiceSlots;
-use stanza::{Class, IqType, Kind, Origin, Stanza, StanzaType};
+use stanza::{Class, IqType, Kind, MessageType, Origin, Stanza, StanzaType};
 use table::{Event, SessionEnd, Table};
 
 /// The router handle.
@@ -121,8 +122,16 @@ impl Router {
     /// Routes a stanza from a bound client session: `from` is stamped and
     /// checked by the stream machine and `to` parsed and normalized there,
     /// so the addresses are parsed once per stanza. The sender's side
-    /// (`pre-…` hooks) runs first, then the destination's.
-    pub fn route_client(&self, session: u64, from: &Jid, to: Option<Jid>, mut el: Element) {
+    /// (`pre-…` hooks) runs first, then the destination's. Work the
+    /// stanza starts is counted in `pending`, the session's tracker.
+    pub fn route_client(
+        &self,
+        session: u64,
+        pending: &Tracker,
+        from: &Jid,
+        to: Option<Jid>,
+        mut el: Element,
+    ) {
         self.inner.metrics.stanza_in(&el);
         let ty = match StanzaType::of(&el) {
             Some(Ok(ty)) => ty,
@@ -150,6 +159,7 @@ impl Router {
             to,
             class,
             origin: Origin::Client { session },
+            pending: Some(pending.clone()),
         };
         let event = Event::pre(ty.kind(), class);
         if let Some(stanza) = self.inner.table.run(self, event, stanza) {
@@ -162,10 +172,17 @@ impl Router {
     /// hooks run. A stanza without a valid `from` is a bug and is dropped
     /// with a log line; one without a valid `to` bounces.
     pub fn route(&self, el: Element) {
-        self.route_from(el, Origin::Local)
+        self.route_from(el, Origin::Local, None)
     }
 
-    fn route_from(&self, el: Element, origin: Origin) {
+    /// [`Router::route`] for work done on a session's behalf (`ticket`
+    /// from [`Stanza::ticket`]): what this stanza starts in turn is counted
+    /// for the same session.
+    pub fn route_for(&self, el: Element, ticket: Option<&Guard>) {
+        self.route_from(el, Origin::Local, ticket.map(Guard::tracker))
+    }
+
+    fn route_from(&self, el: Element, origin: Origin, pending: Option<Tracker>) {
         let Some(from) = el.attr("from").and_then(|f| Jid::parse(f).ok()) else {
             tracing::warn!("dropping a stanza without a valid 'from'");
             return;
@@ -187,6 +204,7 @@ impl Router {
             to,
             class,
             origin,
+            pending,
         });
     }
 
@@ -206,7 +224,7 @@ impl Router {
         if el.attr("to").is_none() {
             return Err("improper-addressing");
         }
-        self.route_from(el, Origin::Service(Arc::from(host)));
+        self.route_from(el, Origin::Service(Arc::from(host)), None);
         Ok(())
     }
 
@@ -305,25 +323,60 @@ impl Router {
     }
 
     /// Hands a stanza to a session without waiting. A session that cannot
-    /// keep up is told to close, so one slow reader never stalls the router.
+    /// keep up is given up on: taken out of the session table at once (so
+    /// what comes next for the account goes to its other resources or to
+    /// offline storage), told to close, and the stanza that did not fit
+    /// goes on as if the resource were absent. One slow reader never
+    /// stalls the router, and nothing sent to it is lost.
     pub fn deliver(&self, s: &SessionEntry, stanza: Element) {
         match s.tx.try_send(Outbound::Stanza(Box::new(stanza))) {
             Ok(()) => {}
             Err(crate::queue::TrySendError::Full(out)) => {
                 if !s.overflowed.swap(true, Ordering::Relaxed) {
                     tracing::warn!(resource = %s.resource, "outbox full: disconnecting a session that does not read");
+                    self.inner.sessions.unbind_id(s.id);
                     s.kill.notify_one();
                 }
-                // The sender learns its stanza was not delivered.
                 if let Outbound::Stanza(stanza) = out {
-                    self.bounce(
-                        &stanza,
-                        StanzaError::new("resource-constraint", ErrorType::Wait)
-                            .with_text("the recipient is not reading; try again later"),
-                    );
+                    self.undeliverable(*stanza);
                 }
             }
-            Err(crate::queue::TrySendError::Closed(_)) => {}
+            Err(crate::queue::TrySendError::Closed(out)) => {
+                // The connection is gone without unbinding (it would
+                // have): make sure nothing is handed to it again.
+                self.inner.sessions.unbind_id(s.id);
+                if let Outbound::Stanza(stanza) = out {
+                    self.undeliverable(*stanza);
+                }
+            }
+        }
+    }
+
+    /// Everything still queued for a session that ended (already out of
+    /// the session table) goes on as if its resource were absent.
+    pub fn take_back(&self, outbox: &mut crate::queue::Receiver<Outbound>) {
+        while let Ok(out) = outbox.try_recv() {
+            if let Outbound::Stanza(stanza) = out {
+                self.undeliverable(*stanza);
+            }
+        }
+    }
+
+    /// A stanza that reached a session which is gone or given up on:
+    /// normal and chat messages go on as for an absent resource (another
+    /// resource, or offline storage: RFC 6121 §8.5.3.2.1), an IQ request
+    /// is answered with `service-unavailable` so its sender does not wait
+    /// for ever, and the rest is dropped as it would be for an absent
+    /// resource (headlines, presence, errors, results).
+    fn undeliverable(&self, el: Element) {
+        match StanzaType::of(&el) {
+            Some(Ok(StanzaType::Message(MessageType::Normal | MessageType::Chat))) => {
+                self.route_from(el, Origin::Redelivery, None)
+            }
+            Some(Ok(StanzaType::Iq(IqType::Get | IqType::Set))) => {
+                self.bounce(&el, StanzaError::service_unavailable())
+            }
+            _ => {}
         }
     }
 

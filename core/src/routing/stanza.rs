@@ -8,6 +8,7 @@ use std::sync::Arc;
 use switchboard_jid::Jid;
 use switchboard_xml::Element;
 
+use crate::lifecycle::{Guard, Tracker};
 pub use crate::stanza::Kind;
 use crate::stanza::StanzaError;
 
@@ -205,6 +206,11 @@ pub enum Origin {
     Service(Arc<str>),
     /// The server itself: an account actor, a module, an admin task.
     Local,
+    /// A stanza taken back from a session that ended or was given up on
+    /// before it could be written, on its way again (to another resource
+    /// or offline storage). Hooks that must act once per stanza (archive,
+    /// carbons) have acted already and skip it.
+    Redelivery,
 }
 
 /// A classified stanza on its way through the routing table.
@@ -218,6 +224,11 @@ pub struct Stanza {
     pub to: Jid,
     pub class: Class,
     pub origin: Origin,
+    /// Where work started for this stanza is counted: the sending
+    /// client's session (which answers its next IQ only when that work is
+    /// done), or the session whose work started this stanza in turn.
+    /// `None` when nobody waits.
+    pub pending: Option<Tracker>,
 }
 
 impl Stanza {
@@ -257,6 +268,13 @@ impl Stanza {
     /// Whether a local client sent it.
     pub fn from_client(&self) -> bool {
         matches!(self.origin, Origin::Client { .. })
+    }
+
+    /// A guard for work this stanza starts that outlives the hook (an
+    /// actor storing it, say): hand it to the work and drop it when the
+    /// stanza is delivered, stored durably or bounced.
+    pub fn ticket(&self) -> Option<Guard> {
+        self.pending.as_ref().map(Tracker::guard)
     }
 }
 

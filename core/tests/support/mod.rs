@@ -13,6 +13,7 @@ use switchboard_spool::{FileSpool, Storage};
 use switchboard_xml::{ns, Element};
 use tokio::sync::Notify;
 
+use switchboard_core::lifecycle::Tracker;
 use switchboard_core::queue;
 use switchboard_core::routing::Router;
 use switchboard_core::sessions::Outbound;
@@ -49,6 +50,8 @@ pub fn env(users: &[&str]) -> Env {
 pub struct Client {
     pub jid: Jid,
     pub id: u64,
+    /// The session's tracker of unfinished work.
+    pub pending: Tracker,
     pub rx: queue::Receiver<Outbound>,
     pub kill: Arc<Notify>,
     barriers: u32,
@@ -75,6 +78,7 @@ impl Env {
         Client {
             jid,
             id,
+            pending: Tracker::default(),
             rx,
             kill,
             barriers: 0,
@@ -86,7 +90,8 @@ impl Env {
     pub fn send(&self, client: &Client, mut el: Element) {
         el.set_attr("from", client.jid.to_string());
         let to = el.attr("to").map(|t| Jid::parse(t).unwrap());
-        self.router.route_client(client.id, &client.jid, to, el);
+        self.router
+            .route_client(client.id, &client.pending, &client.jid, to, el);
     }
 
     /// Waits until `account`'s actor has handled everything queued for it
