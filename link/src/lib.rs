@@ -12,9 +12,10 @@
 //!   store, a CA file, a SHA-256 pin, or no check;
 //! * [`scram`]: the client side of SCRAM-SHA-1/256 and PLAIN.
 //!
-//! Everything here is sans-IO: no sockets, and no clock read (`now` is an
-//! argument), so each part is tested deterministically, and the machines
-//! that use them stay testable under a simulated clock.
+//! Nothing here opens a socket or reads the clock (`now` is an argument;
+//! only building a TLS config reads its CA file or the system's store), so
+//! each part is tested deterministically, and the machines that use them
+//! stay testable under a simulated clock.
 //!
 //! Why each part is written here rather than taken from a crate:
 //!
