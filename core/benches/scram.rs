@@ -6,78 +6,48 @@
 //! PBKDF2 derivation at 4,096 iterations that account creation and PLAIN
 //! pay (and that a client pays once per account).
 //!
-//! The client side is computed here with the `hmac`/`sha2` crates from a
-//! salted password derived once; its share of each iteration is two HMACs
-//! and a hash.
+//! The client side is the link kit's SCRAM client (the one notify and the
+//! load generator use) with a key cache, so its keys are derived once; its
+//! share of each iteration is two HMACs, a hash and message formatting.
 //!
 //! `cargo bench -p switchboard-core --bench scram` (add `-- --quick`).
 
 use std::hint::black_box;
+use std::sync::Arc;
 
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine as _;
 use criterion::{criterion_group, criterion_main, Criterion};
-use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
 use switchboard_core::sasl::scram::derive_with_salt;
 use switchboard_core::sasl::{ScramHash, ScramServer, ScramStep};
+use switchboard_link::scram::{KeyCache, ScramClient};
 
 const ITERATIONS: u32 = 4096;
 const PASSWORD: &str = "pw";
 const SALT: &[u8] = b"0123456789abcdef";
 
-fn hmac256(key: &[u8], data: &[u8]) -> Vec<u8> {
-    let mut m = Hmac::<Sha256>::new_from_slice(key).expect("any key length");
-    m.update(data);
-    m.finalize().into_bytes().to_vec()
-}
-
-/// The client's keys from the salted password (derived once).
-struct ClientKeys {
-    client_key: Vec<u8>,
-    stored_key: Vec<u8>,
-}
-
-fn client_keys() -> ClientKeys {
-    let mut salted = [0u8; 32];
-    pbkdf2::pbkdf2_hmac::<Sha256>(PASSWORD.as_bytes(), SALT, ITERATIONS, &mut salted);
-    let client_key = hmac256(&salted, b"Client Key");
-    let stored_key = Sha256::digest(&client_key).to_vec();
-    ClientKeys {
-        client_key,
-        stored_key,
-    }
-}
-
 /// One exchange, as the stream machine drives it.
-fn exchange(keys: &ClientKeys, cred: &switchboard_spool::ScramCredential) {
-    let first_bare = "n=user0,r=rOprNGfwEbeRWgbNEkqO";
+fn exchange(cache: &Arc<KeyCache>, cred: &switchboard_spool::ScramCredential) {
+    let mut client = ScramClient::new(
+        switchboard_link::scram::ScramHash::Sha256,
+        "user0",
+        PASSWORD,
+    )
+    .expect("a usable password")
+    .with_cache(cache.clone());
     let mut server = ScramServer::new(ScramHash::Sha256, false, None, false);
-    match server.client_first(format!("n,,{first_bare}").as_bytes()) {
+    match server.client_first(&client.initial()) {
         Ok(ScramStep::NeedCredentials { .. }) => {}
         other => panic!("unexpected {other:?}"),
     }
     let server_first = match server.credentials(Some(cred.clone())) {
-        Ok(ScramStep::Challenge(c)) => String::from_utf8(c).expect("UTF-8"),
+        Ok(ScramStep::Challenge(c)) => c,
         other => panic!("unexpected {other:?}"),
     };
-    let nonce = server_first
-        .split(',')
-        .next()
-        .and_then(|r| r.strip_prefix("r="))
-        .expect("nonce");
-    let without_proof = format!("c=biws,r={nonce}");
-    let auth_message = format!("{first_bare},{server_first},{without_proof}");
-    let signature = hmac256(&keys.stored_key, auth_message.as_bytes());
-    let proof: Vec<u8> = keys
-        .client_key
-        .iter()
-        .zip(&signature)
-        .map(|(k, s)| k ^ s)
-        .collect();
-    let client_final = format!("{without_proof},p={}", B64.encode(proof));
-    match server.client_final(client_final.as_bytes()) {
+    let client_final = client.challenge(&server_first).expect("a valid challenge");
+    match server.client_final(&client_final) {
         Ok(ScramStep::Success { server_final, .. }) => {
+            client
+                .finish(&server_final)
+                .expect("the server's signature");
             black_box(server_final);
         }
         other => panic!("unexpected {other:?}"),
@@ -86,10 +56,10 @@ fn exchange(keys: &ClientKeys, cred: &switchboard_spool::ScramCredential) {
 
 fn scram(c: &mut Criterion) {
     let cred = derive_with_salt(ScramHash::Sha256, PASSWORD, SALT, ITERATIONS);
-    let keys = client_keys();
+    let cache = Arc::new(KeyCache::default());
     let mut g = c.benchmark_group("scram");
     g.bench_function("sha256_exchange_4096", |b| {
-        b.iter(|| exchange(&keys, black_box(&cred)))
+        b.iter(|| exchange(&cache, black_box(&cred)))
     });
     g.sample_size(20);
     g.bench_function("sha256_pbkdf2_4096", |b| {

@@ -265,6 +265,39 @@ enum ScramState {
     Done,
 }
 
+/// What the client says about channel binding in its GS2 header
+/// (RFC 5802 §6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChannelBinding {
+    /// `n`: the client does not support channel binding.
+    None,
+    /// `y`: the client supports it but thinks the server does not (a
+    /// server that did offer -PLUS must refuse this: a downgrade).
+    NotOffered,
+    /// `p=<type>` with the binding data (for example `tls-exporter` and
+    /// the 32 bytes RFC 9266 exports).
+    Bound { kind: String, data: Vec<u8> },
+}
+
+impl ChannelBinding {
+    fn gs2_header(&self) -> String {
+        match self {
+            ChannelBinding::None => "n,,".into(),
+            ChannelBinding::NotOffered => "y,,".into(),
+            ChannelBinding::Bound { kind, .. } => format!("p={kind},,"),
+        }
+    }
+
+    /// The `c=` attribute: the GS2 header and the binding data.
+    fn cbind_input(&self) -> Vec<u8> {
+        let mut v = self.gs2_header().into_bytes();
+        if let ChannelBinding::Bound { data, .. } = self {
+            v.extend_from_slice(data);
+        }
+        v
+    }
+}
+
 /// The client side of one SCRAM exchange.
 pub struct ScramClient {
     hash: ScramHash,
@@ -275,6 +308,7 @@ pub struct ScramClient {
     password: String,
     nonce: String,
     cache: Option<Arc<KeyCache>>,
+    binding: ChannelBinding,
     state: ScramState,
 }
 
@@ -302,6 +336,7 @@ impl ScramClient {
             password: prepare_password(password)?,
             nonce: nonce.to_owned(),
             cache: None,
+            binding: ChannelBinding::None,
             state: ScramState::Initial,
         })
     }
@@ -312,10 +347,17 @@ impl ScramClient {
         self
     }
 
-    /// The `client-first-message` (no channel binding, no authzid).
+    /// Says `binding` in the GS2 header (the -PLUS mechanisms use
+    /// [`ChannelBinding::Bound`]); without this, `n`.
+    pub fn with_channel_binding(mut self, binding: ChannelBinding) -> Self {
+        self.binding = binding;
+        self
+    }
+
+    /// The `client-first-message` (no authzid).
     pub fn initial(&mut self) -> Vec<u8> {
         let bare = format!("n={},r={}", self.username, self.nonce);
-        let msg = format!("n,,{bare}");
+        let msg = format!("{}{bare}", self.binding.gs2_header());
         self.state = ScramState::First {
             client_first_bare: bare,
         };
@@ -379,8 +421,9 @@ impl ScramClient {
             Some(cache) => cache.get(h, &self.user, &self.password, &salt, iterations),
             None => Keys::derive(h, &self.password, &salt, iterations),
         };
-        // "biws" is base64("n,,"): the GS2 header without channel binding.
-        let without_proof = format!("c=biws,r={nonce}");
+        // The GS2 header again, with the binding data if any ("biws" is
+        // base64("n,,")).
+        let without_proof = format!("c={},r={nonce}", B64.encode(self.binding.cbind_input()));
         let auth_message = format!("{client_first_bare},{text},{without_proof}");
         let client_signature = h.hmac(&keys.stored_key, auth_message.as_bytes());
         let proof: Vec<u8> = keys

@@ -6,8 +6,6 @@
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
 use switchboard_xml::Limits;
 
 use super::c2s::{Action, C2s, C2sSettings};
@@ -231,8 +229,9 @@ fn three_failed_logins_close_the_stream() {
     assert!(p.closed);
 }
 
-/// A test-side SCRAM-SHA-256 client (RFC 5802 §3), with the tls-exporter
-/// binding the Pair's fake TLS uses.
+/// The client's final SCRAM-SHA-256 message from the link kit's client
+/// (the one notify and the load generator use), started with the given
+/// first message and channel binding, as the tests script them.
 fn scram_client_final(
     server_first: &str,
     client_first_bare: &str,
@@ -240,28 +239,27 @@ fn scram_client_final(
     cb: &[u8],
     password: &str,
 ) -> String {
-    let attrs: std::collections::HashMap<&str, &str> = server_first
-        .split(',')
-        .filter_map(|kv| kv.split_once('='))
-        .collect();
-    let salt = B64.decode(attrs["s"]).unwrap();
-    let iters: u32 = attrs["i"].parse().unwrap();
-    let mut salted = [0u8; 32];
-    pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), &salt, iters, &mut salted);
-    let hmac = |k: &[u8], m: &[u8]| {
-        let mut h = <Hmac<Sha256> as Mac>::new_from_slice(k).unwrap();
-        h.update(m);
-        h.finalize().into_bytes().to_vec()
+    use switchboard_link::scram::{ChannelBinding, ScramClient, ScramHash};
+    let (user, nonce) = client_first_bare
+        .strip_prefix("n=")
+        .and_then(|r| r.split_once(",r="))
+        .expect("n=USER,r=NONCE");
+    let binding = match gs2 {
+        "n,," => ChannelBinding::None,
+        "y,," => ChannelBinding::NotOffered,
+        _ => ChannelBinding::Bound {
+            kind: "tls-exporter".into(),
+            data: cb.to_vec(),
+        },
     };
-    let client_key = hmac(&salted, b"Client Key");
-    let stored_key = Sha256::digest(&client_key);
-    let mut cbind = gs2.as_bytes().to_vec();
-    cbind.extend_from_slice(cb);
-    let without_proof = format!("c={},r={}", B64.encode(&cbind), attrs["r"]);
-    let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
-    let sig = hmac(&stored_key, auth_message.as_bytes());
-    let proof: Vec<u8> = client_key.iter().zip(sig).map(|(a, b)| a ^ b).collect();
-    format!("{without_proof},p={}", B64.encode(proof))
+    let mut client = ScramClient::with_nonce(ScramHash::Sha256, user, password, nonce)
+        .unwrap()
+        .with_channel_binding(binding);
+    assert_eq!(
+        String::from_utf8(client.initial()).unwrap(),
+        format!("{gs2}{client_first_bare}")
+    );
+    String::from_utf8(client.challenge(server_first.as_bytes()).unwrap()).unwrap()
 }
 
 fn text_of(out: &str, tag: &str) -> String {
