@@ -509,6 +509,7 @@ impl fmt::Debug for Stores {
 }
 
 mod archive_query;
+pub mod file;
 pub mod memory;
 pub mod rules;
 
