@@ -292,8 +292,8 @@ impl Index {
         Ok(at)
     }
 
-    /// Reads and checks the record of entry `i`.
-    fn read(&self, path: &Path, i: usize) -> Result<ArchiveEntry, SpoolError> {
+    /// Reads and checks the latest record of entry `i`: its payload.
+    fn payload(&self, path: &Path, i: usize) -> Result<Vec<u8>, SpoolError> {
         let m = &self.entries[i];
         let file = self.file.as_ref().expect("refreshed");
         let (fields, payload) = log::read_at(path, file, m.offset, m.len, m.line)?;
@@ -309,6 +309,13 @@ impl Index {
                 "the record is not the one indexed there",
             ));
         }
+        Ok(payload)
+    }
+
+    /// Entry `i`, read and checked.
+    fn read(&self, path: &Path, i: usize) -> Result<ArchiveEntry, SpoolError> {
+        let m = &self.entries[i];
+        let payload = self.payload(path, i)?;
         let stanza = parse_document(&payload, spool_limits())
             .map_err(|e| SpoolError::corrupt(path, m.line + e.line, e.col, e.error.to_string()))?;
         Ok(ArchiveEntry {
@@ -614,15 +621,15 @@ impl Inner {
                     if m.timestamp < before {
                         continue;
                     }
-                    let entry = match index.read(&path, i) {
-                        Ok(e) => e,
+                    let payload = match index.payload(&path, i) {
+                        Ok(p) => p,
                         Err(e) => {
                             failed = Some(e);
                             return Err(io::Error::other("a record could not be read"));
                         }
                     };
-                    let fields = entry_fields(entry.timestamp, &entry.id, &entry.with);
-                    w.write_all(&log::record(&fields, &entry.stanza.to_bytes(None)))?;
+                    let fields = entry_fields(m.timestamp, &m.id, &m.with);
+                    w.write_all(&log::record(&fields, &payload))?;
                 }
                 Ok(())
             });
