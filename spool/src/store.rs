@@ -43,7 +43,7 @@
 //!
 //! # Backends
 //!
-//! - [`file`]: the embedded default, over the spool directory that
+//! - [`mod@file`]: the embedded default, over the spool directory that
 //!   releases before this interface wrote (and that they can still read:
 //!   every new file lives beside the old ones); see its module
 //!   documentation for the layout and the log formats.

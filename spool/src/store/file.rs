@@ -8,13 +8,13 @@
 //!   <user>.xml                           the account's document (crate::record): credentials
 //!                                        <scram/>, <roster/>, and the account data
 //!                                        (<vcard/>, <private/>, <last/>, <motd-seen/>, …)
-//!   <user>.offline                       its offline log (see offline)
-//!   <user>.archive                       its message archive (see archive)
+//!   <user>.offline                       its offline log (file/offline.rs)
+//!   <user>.archive                       its message archive (file/archive.rs)
 //!   +host.xml                            the host's data (<motd/>, …)
 //!   .locks/<user>.lock                   one flock(2) per account, over all of its files
 //! <root>/<service>/                      a service (conference.example.org, irc.example.org)
 //!   <room>.archive                       a room's archive (owner room@service)
-//!   <collection>/…/<key>.xml             service data: one file per key (see service)
+//!   <collection>/…/<key>.xml             service data: one file per key (file/service.rs)
 //! ```
 //!
 //! Every account's files are written under that account's lock (shared
@@ -27,15 +27,15 @@
 //!
 //! - **Offline messages** that earlier releases kept in the account's
 //!   document (`<offline>`) move into its log on the first access to that
-//!   account's offline store, durably and exactly once ([`offline`]).
+//!   account's offline store, durably and exactly once (`file/offline.rs`).
 //! - **Service files**: the IRC transport kept each IRC server's
 //!   registrations in a directory named after the server as it was
 //!   written (`registrations/::1`); the user directory kept its listings
 //!   directly in its directory. Both move to where the collection names
-//!   lead on first access ([`service`]).
+//!   lead on first access (`file/service.rs`).
 //!
 //! All file I/O runs on tokio's blocking pool through one helper
-//! ([`blocking`]).
+//! (`file/blocking.rs`).
 
 mod accounts;
 mod archive;
