@@ -4,15 +4,16 @@
 //!
 //! The service's settings come from the `<service id="ID">` element of the
 //! config when there is one; its data (registrations, directory entries)
-//! live under the home's spool as they would in-process, sealed with the
-//! same credentials key.
+//! live in the home's spool, through the file storage backend, as they
+//! would in-process, sealed with the same credentials key.
 
 use std::sync::Arc;
 
 use switchboard_config::{Config, ServiceConfig};
 use switchboard_service::component::{self, ConnectOptions};
 use switchboard_service::credentials::SecretKey;
-use switchboard_service::{Outbox, ServiceContext};
+use switchboard_service::{Outbox, ServiceContext, ServiceStore};
+use switchboard_spool::store::file::FileStores;
 use switchboard_xml::Element;
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -45,17 +46,13 @@ pub fn run(args: ComponentArgs, config: &Config) -> Result<(), String> {
         element: Element::new("service", "").with_attr("id", id.clone()),
     });
     let service = crate::services::build(&kind, &service_config)?;
-    let data_dir = config
-        .spool
-        .dir
-        .join(switchboard_spool::filename::encode_name(&id));
-    std::fs::create_dir_all(&data_dir)
-        .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
+    let stores = FileStores::open(&config.spool.dir)
+        .map_err(|e| format!("cannot open the spool {}: {e}", config.spool.dir.display()))?;
     let key = SecretKey::load_or_generate(&config.credentials_key)?;
     let ctx = ServiceContext {
         jid: id.clone(),
         out: Outbox::channel().0,
-        data_dir,
+        store: ServiceStore::new(stores.service_data, &id),
         key: Arc::new(key),
         config: service_config.element.clone(),
         admins: Vec::new(),

@@ -186,6 +186,11 @@ fn start_services(server: &Server, config: &Config, plans: Vec<ServicePlan>) -> 
         Arc::new(SecretKey::generate())
     };
     let settings = server.settings.get();
+    // Services store through the storage interface's file backend at the
+    // spool, in `spool/<service>/` as before.
+    let service_data = switchboard_spool::store::file::FileStores::open(&config.spool.dir)
+        .map_err(|e| format!("cannot open the spool for the services: {e}"))?
+        .service_data;
     for plan in plans {
         let host = plan.config.id.clone();
         server.router.services().add(
@@ -201,15 +206,10 @@ fn start_services(server: &Server, config: &Config, plans: Vec<ServicePlan>) -> 
         let Provider::InProcess(service) = plan.provider else {
             continue;
         };
-        let data_dir = config
-            .spool
-            .dir
-            .join(switchboard_spool::filename::encode_name(&host));
-        create_private_dir(&data_dir)?;
         let ctx = ServiceContext {
             jid: host.clone(),
             out: Outbox::channel().0,
-            data_dir,
+            store: switchboard_service::ServiceStore::new(service_data.clone(), &host),
             key: key.clone(),
             config: plan.config.element.clone(),
             admins: crate::notices::admins::admins_for(&settings, &host),
@@ -221,18 +221,6 @@ fn start_services(server: &Server, config: &Config, plans: Vec<ServicePlan>) -> 
             service,
             ctx,
         ));
-    }
-    Ok(())
-}
-
-/// A directory only the server's user may enter (0700).
-fn create_private_dir(dir: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| format!("cannot restrict {}: {e}", dir.display()))?;
     }
     Ok(())
 }

@@ -11,8 +11,9 @@
 //! `example.org`), or those named in `domains="a.org b.org"` on its
 //! `<service>` element.
 //!
-//! Map: [`entries`] keeps the listings on disk, [`listing`] answers
-//! registration, [`search`] answers search, and this file dispatches.
+//! Map: [`entries`] keeps the listings in the service's store, [`listing`]
+//! answers registration, [`search`] answers search, and this file
+//! dispatches.
 
 pub mod entries;
 pub mod listing;
@@ -78,14 +79,14 @@ impl Service for Directory {
     fn run(&self, ctx: ServiceContext, inbox: mpsc::Receiver<Element>) -> BoxFuture {
         let me = self.clone();
         Box::pin(async move {
-            let dir = ctx.data_dir.clone();
-            let entries = match tokio::task::spawn_blocking(move || Entries::load(&dir)).await {
-                Ok(Ok(e)) => e,
-                Ok(Err(e)) => {
+            let entries = match Entries::load(ctx.store.clone()).await {
+                Ok(e) => e,
+                Err(e) => {
+                    // The supervisor restarts the service with backoff
+                    // and tells the admins.
                     tracing::error!(service = %ctx.jid, "{e}");
                     return;
                 }
-                Err(_) => return,
             };
             tracing::info!(service = %ctx.jid, listed = entries.len(), "user directory up");
             me.serve(ctx, inbox, entries).await;
@@ -101,7 +102,7 @@ impl Directory {
         mut entries: Entries,
     ) {
         while let Some(stanza) = inbox.recv().await {
-            if let Some(reply) = self.handle(&ctx.jid, &stanza, &mut entries) {
+            if let Some(reply) = self.handle(&ctx.jid, &stanza, &mut entries).await {
                 if ctx.out.send(reply).await.is_err() {
                     return;
                 }
@@ -110,9 +111,15 @@ impl Directory {
     }
 
     /// One stanza in, at most one reply out. Directory writes are a few
-    /// hundred bytes and fsynced in place: a directory is not a hot path,
-    /// and doing them inline keeps each user's changes in order.
-    pub fn handle(&self, host: &str, stanza: &Element, entries: &mut Entries) -> Option<Element> {
+    /// hundred bytes and durable before the reply: a directory is not a
+    /// hot path, and awaiting them in turn keeps each user's changes in
+    /// order.
+    pub async fn handle(
+        &self,
+        host: &str,
+        stanza: &Element,
+        entries: &mut Entries,
+    ) -> Option<Element> {
         let from = stanza.attr("from").and_then(|f| Jid::parse(f).ok())?;
         let answer = |r: Result<Option<Element>, StanzaError>| match r {
             Ok(payload) => Some(iq_result(stanza, payload)),
@@ -143,7 +150,7 @@ impl Directory {
                         if !self.serves(&from) {
                             return error_reply(stanza, &self.outsider());
                         }
-                        answer(listing::handle(kind, payload, &from.to_bare(), entries))
+                        answer(listing::handle(kind, payload, &from.to_bare(), entries).await)
                     }
                     (ns::SEARCH, "query", _) => {
                         if !self.serves(&from) {

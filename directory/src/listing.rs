@@ -41,7 +41,7 @@ fn form(entry: Option<&Entry>) -> Form {
 }
 
 /// Answers a registration IQ from `user` (a bare JID).
-pub fn handle(
+pub async fn handle(
     kind: &str,
     query: &Element,
     user: &Jid,
@@ -71,7 +71,7 @@ pub fn handle(
         return Ok(Some(q));
     }
     if query.get_child("remove", ns::REGISTER).is_some() {
-        return match entries.remove(user) {
+        return match entries.remove(user).await {
             Ok(true) => Ok(None),
             Ok(false) => Err(StanzaError::new("registration-required", ErrorType::Auth)
                 .with_text("you are not listed")),
@@ -108,7 +108,7 @@ pub fn handle(
         return Err(StanzaError::new("not-acceptable", ErrorType::Modify)
             .with_text("fill in at least one field to be listed"));
     }
-    entries.put(user, entry).map_err(internal)?;
+    entries.put(user, entry).await.map_err(internal)?;
     Ok(None)
 }
 

@@ -22,7 +22,8 @@ use switchboard_service::credentials::SecretKey;
 use switchboard_service::forms::{Field, FieldKind, Form, FormKind};
 use switchboard_service::gateway::{Gateway, GatewayEvent, GatewaySpec, Handled};
 use switchboard_service::stanza::{error_reply, iq_result, StanzaError};
-use switchboard_service::{BoxFuture, Identity, Outbox, Service, ServiceContext};
+use switchboard_service::{BoxFuture, Identity, Outbox, Service, ServiceContext, ServiceStore};
+use switchboard_spool::store::file::FileStores;
 use switchboard_xml::{ns, Element};
 use tokio::sync::mpsc;
 
@@ -66,7 +67,7 @@ impl Service for TestTransport {
     fn run(&self, ctx: ServiceContext, mut inbox: mpsc::Receiver<Element>) -> BoxFuture {
         let events = self.events.clone();
         Box::pin(async move {
-            let mut gw = Gateway::open(spec(&ctx.jid), &ctx.data_dir, ctx.key.clone())
+            let mut gw = Gateway::open(spec(&ctx.jid), ctx.store.clone(), ctx.key.clone())
                 .await
                 .expect("the registration store opens");
             for probe in gw.startup_probes() {
@@ -173,7 +174,14 @@ async fn setup() -> Setup {
     let ctx = ServiceContext {
         jid: GW.into(),
         out: Outbox::channel().0,
-        data_dir: component_home.path().to_path_buf(),
+        // The component's own spool, with the file backend, as
+        // `switchboard component` gives it.
+        store: ServiceStore::new(
+            FileStores::open(component_home.path().join("spool"))
+                .unwrap()
+                .service_data,
+            GW,
+        ),
         key: Arc::new(SecretKey::generate()),
         config: Element::new("service", ""),
         admins: Vec::new(),
@@ -309,7 +317,12 @@ async fn register_sign_on_settings_and_unregister_with_a_transport() {
     );
 
     // The credentials are on disk, sealed, readable by the owner only.
-    let dir = s.component_home.path().join("registrations");
+    let dir = s
+        .component_home
+        .path()
+        .join("spool")
+        .join(GW)
+        .join("registrations");
     let files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .flatten()

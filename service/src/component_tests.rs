@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 
 use super::*;
 use crate::credentials::SecretKey;
-use crate::{BoxFuture, Identity};
+use crate::{BoxFuture, Identity, ServiceStore};
 
 /// A service that does nothing but count its runs and stay up.
 struct Idle {
@@ -91,7 +91,10 @@ fn context() -> ServiceContext {
     ServiceContext {
         jid: "c.localhost".into(),
         out: Outbox::channel().0,
-        data_dir: std::env::temp_dir(),
+        store: ServiceStore::new(
+            switchboard_spool::store::memory::MemoryStores::new().service_data,
+            "c.localhost",
+        ),
         key: Arc::new(SecretKey::generate()),
         config: Element::new("service", ""),
         admins: Vec::new(),

@@ -5,15 +5,17 @@
 //! readable only by the server (mode 0600), `etc/credentials.key` unless the
 //! config names another. It is generated on first run.
 //!
-//! The store ([`CredentialStore`]) keeps one file per registered user in a
-//! directory of the service's own (mode 0700):
+//! The store ([`CredentialStore`]) keeps one record per registered user,
+//! keyed by the user's bare JID, in a collection of the service's
+//! [`ServiceStore`] (`registrations` for a gateway, one per IRC server for
+//! the IRC transport). With the file backend that is one file per user,
+//! mode 0600, where releases before the storage interface kept it:
 //!
 //! ```text
-//! <dir>/<encoded bare JID>.xml        mode 0600, one registration
-//! <dir>/.locks/<encoded>.lock         flock(2) target serializing its writers
+//! spool/<service>/<collection>/<encoded bare JID>.xml
 //! ```
 //!
-//! Each file is a small XML document whose only content is the sealed
+//! Each record is a small XML document whose only content is the sealed
 //! registration:
 //!
 //! ```xml
@@ -25,21 +27,16 @@
 //! The whole registration (every field, not only the password: a legacy
 //! user name is personal data too) is encrypted with ChaCha20-Poly1305
 //! under a fresh random 96-bit nonce on every write. The service's JID and
-//! the user's bare JID are the associated data, so a file copied or renamed
-//! to another user's name, or moved to another service's directory, fails
+//! the user's bare JID are the associated data, so a record copied to
+//! another user's key, or into another service's store, fails
 //! authentication instead of handing that user someone else's credentials.
-//! A file that does not parse, fails authentication or decodes to garbage
-//! is an error naming its path: it is never read as "not registered", so it
-//! is never silently overwritten either.
-//!
-//! Writes go through [`switchboard_spool::atomic::replace_file`] (temporary
-//! file, fsync, rename, fsync of the directory), so a crash leaves the old
-//! or the new registration, never half of one.
+//! A record that does not parse, fails authentication or decodes to
+//! garbage is an error naming where it is: it is never read as "not
+//! registered", so it is never silently overwritten either. The store
+//! itself keeps every write whole ("old or new, never torn").
 
-use std::fs::DirBuilder;
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::Path;
 use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -47,9 +44,7 @@ use base64::Engine;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use switchboard_jid::Jid;
-use switchboard_spool::atomic::{replace_file, sync_dir, temp_stem};
-use switchboard_spool::filename::{decode_name, encode_name, is_hashed};
-use switchboard_spool::lock::FileLock;
+use switchboard_spool::store::{ServiceStore, StoreError};
 use switchboard_xml::{ns, parse_document, Element, Limits};
 
 /// The symmetric key sealing users' legacy-network credentials.
@@ -260,135 +255,103 @@ fn take_str(rest: &mut &[u8]) -> Option<String> {
     String::from_utf8(s.to_vec()).ok()
 }
 
-/// Why the store could not do what was asked. Both variants name the file.
+/// Why the store could not do what was asked.
 #[derive(Debug)]
-pub enum StoreError {
-    Io {
-        path: PathBuf,
-        source: io::Error,
-    },
-    /// A registration file that cannot be trusted: it does not parse, has
-    /// the wrong shape, belongs to someone else, or fails authentication.
+pub enum CredentialError {
+    /// The service's store failed (its text says where).
+    Store(StoreError),
+    /// A registration that cannot be trusted: it does not parse, has the
+    /// wrong shape, belongs to someone else, or fails authentication.
     Corrupt {
-        path: PathBuf,
+        /// Where it is ([`ServiceStore::location`]), for the admin.
+        location: String,
         message: String,
     },
 }
 
-impl StoreError {
-    pub fn path(&self) -> &Path {
-        match self {
-            StoreError::Io { path, .. } | StoreError::Corrupt { path, .. } => path,
-        }
-    }
-}
-
-impl std::fmt::Display for StoreError {
+impl std::fmt::Display for CredentialError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            StoreError::Io { path, source } => write!(f, "{}: {source}", path.display()),
-            StoreError::Corrupt { path, message } => write!(f, "{}: {message}", path.display()),
+            CredentialError::Store(e) => e.fmt(f),
+            CredentialError::Corrupt { location, message } => write!(f, "{location}: {message}"),
         }
     }
 }
 
-impl std::error::Error for StoreError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            StoreError::Io { source, .. } => Some(source),
-            StoreError::Corrupt { .. } => None,
-        }
+impl std::error::Error for CredentialError {}
+
+impl From<StoreError> for CredentialError {
+    fn from(e: StoreError) -> Self {
+        CredentialError::Store(e)
     }
 }
 
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError {
-    let path = path.to_owned();
-    move |source| StoreError::Io { path, source }
-}
+/// The largest registration read. Real ones are a few hundred bytes; the
+/// bound only keeps a runaway record from being decoded.
+const MAX_RECORD_BYTES: usize = 1024 * 1024;
 
-fn corrupt(path: &Path, message: impl Into<String>) -> StoreError {
-    StoreError::Corrupt {
-        path: path.to_owned(),
-        message: message.into(),
-    }
-}
-
-/// The largest registration file read. Real ones are a few hundred bytes;
-/// the bound only keeps a runaway file from being read whole.
-const MAX_FILE_BYTES: u64 = 1024 * 1024;
-
-const LOCK_DIR: &str = ".locks";
-const XML_SUFFIX: &str = ".xml";
 const FORMAT_VERSION: &str = "1";
 const NONCE_BYTES: usize = 12;
 
-/// The encrypted registrations of one service (see the module
-/// documentation for the layout and the format). Calls block on the file
-/// system; async callers use `spawn_blocking`.
-#[derive(Debug)]
+/// The encrypted registrations of one service, in one collection of its
+/// store (see the module documentation for the format). Cloning is cheap.
+#[derive(Debug, Clone)]
 pub struct CredentialStore {
-    dir: PathBuf,
+    store: ServiceStore,
+    collection: String,
     key: Arc<SecretKey>,
+    /// The JID the seal is bound to.
     service: String,
 }
 
 impl CredentialStore {
-    /// Opens the store in `dir`, creating it if needed. The directory is
-    /// made mode 0700 even if it existed with a looser mode. Temporary files
-    /// that a crashed writer left behind are removed.
-    pub fn open(
-        dir: impl Into<PathBuf>,
+    /// The registrations in `collection` of `store`, sealed with `key` and
+    /// bound to `service_jid`.
+    pub fn new(
+        store: ServiceStore,
+        collection: impl Into<String>,
         key: Arc<SecretKey>,
         service_jid: &str,
-    ) -> Result<CredentialStore, StoreError> {
-        let dir = dir.into();
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .map_err(io_err(&dir))?;
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(io_err(&dir))?;
-        let locks = dir.join(LOCK_DIR);
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&locks)
-            .map_err(io_err(&locks))?;
-        let store = CredentialStore {
-            dir,
+    ) -> CredentialStore {
+        CredentialStore {
+            store,
+            collection: collection.into(),
             key,
             service: service_jid.to_owned(),
-        };
-        store.remove_stale_temp_files();
-        Ok(store)
+        }
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// Where `user`'s registration is kept (whether or not it exists).
+    pub fn location(&self, user: &Jid) -> String {
+        self.store
+            .location(&self.collection, &user.to_bare().to_string())
     }
 
-    /// The file holding `user`'s registration (whether or not it exists).
-    pub fn path_of(&self, user: &Jid) -> PathBuf {
-        self.dir.join(file_name(&stem_of(user)))
+    fn corrupt(&self, user: &Jid, message: impl Into<String>) -> CredentialError {
+        CredentialError::Corrupt {
+            location: self.location(user),
+            message: message.into(),
+        }
     }
 
     /// The registration of `user` (its bare JID is used), `None` if the user
     /// is not registered.
-    pub fn load(&self, user: &Jid) -> Result<Option<Registration>, StoreError> {
+    pub async fn load(&self, user: &Jid) -> Result<Option<Registration>, CredentialError> {
         let user = user.to_bare();
-        let path = self.path_of(&user);
-        let Some(bytes) = read_bounded(&path)? else {
+        let Some(bytes) = self.store.get(&self.collection, &user.to_string()).await? else {
             return Ok(None);
         };
-        let root =
-            parse_document(&bytes, Limits::default()).map_err(|e| corrupt(&path, e.to_string()))?;
-        let stored_user = check_shape(&path, &root)?;
+        if bytes.len() > MAX_RECORD_BYTES {
+            return Err(self.corrupt(&user, format!("larger than {MAX_RECORD_BYTES} bytes")));
+        }
+        let root = parse_document(&bytes, Limits::default())
+            .map_err(|e| self.corrupt(&user, e.to_string()))?;
+        let stored_user = check_shape(&root).map_err(|m| self.corrupt(&user, m))?;
         if stored_user != user.to_string() {
-            // A file copied or renamed to another user's name. The
-            // authentication below would fail too; this says why.
-            return Err(corrupt(
-                &path,
+            // A record copied to another user's key. The authentication
+            // below would fail too; this says why.
+            return Err(self.corrupt(
+                &user,
                 format!("the file holds the registration of '{stored_user}', not of '{user}'"),
             ));
         }
@@ -399,10 +362,10 @@ impl CredentialStore {
             .decode(sealed.attr("nonce").unwrap_or_default())
             .ok()
             .filter(|n| n.len() == NONCE_BYTES)
-            .ok_or_else(|| corrupt(&path, "the nonce is not 12 bytes of base64"))?;
+            .ok_or_else(|| self.corrupt(&user, "the nonce is not 12 bytes of base64"))?;
         let ciphertext = BASE64
             .decode(sealed.text().trim())
-            .map_err(|_| corrupt(&path, "the sealed data is not base64"))?;
+            .map_err(|_| self.corrupt(&user, "the sealed data is not base64"))?;
         let aad = associated_data(&self.service, &user);
         let plaintext = self
             .cipher()
@@ -414,8 +377,8 @@ impl CredentialStore {
                 },
             )
             .map_err(|_| {
-                corrupt(
-                    &path,
+                self.corrupt(
+                    &user,
                     format!(
                         "the registration does not decrypt for '{user}' at '{}': the \
                          credentials key changed, or the file was altered or copied \
@@ -424,16 +387,19 @@ impl CredentialStore {
                     ),
                 )
             })?;
-        Registration::decode(&plaintext)
-            .map(Some)
-            .ok_or_else(|| corrupt(&path, "the decrypted registration is not in a known format"))
+        Registration::decode(&plaintext).map(Some).ok_or_else(|| {
+            self.corrupt(&user, "the decrypted registration is not in a known format")
+        })
     }
 
     /// Stores (creating or replacing) the registration of `user` (its bare
-    /// JID is used).
-    pub fn save(&self, user: &Jid, registration: &Registration) -> Result<(), StoreError> {
+    /// JID is used); durable when it returns.
+    pub async fn save(
+        &self,
+        user: &Jid,
+        registration: &Registration,
+    ) -> Result<(), CredentialError> {
         let user = user.to_bare();
-        let stem = stem_of(&user);
         let mut nonce = [0u8; NONCE_BYTES];
         getrandom::fill(&mut nonce).expect("the OS random source works");
         let aad = associated_data(&self.service, &user);
@@ -458,71 +424,33 @@ impl CredentialStore {
             );
         let mut bytes = doc.to_xml_string().into_bytes();
         bytes.push(b'\n');
-        let _lock = self.lock(&stem)?;
-        replace_file(&self.dir, &file_name(&stem), &stem, &bytes).map_err(|e| StoreError::Io {
-            path: e.path,
-            source: e.source,
-        })
+        Ok(self
+            .store
+            .put(&self.collection, &user.to_string(), bytes)
+            .await?)
     }
 
     /// Deletes the registration of `user`; whether there was one.
-    pub fn remove(&self, user: &Jid) -> Result<bool, StoreError> {
+    pub async fn remove(&self, user: &Jid) -> Result<bool, CredentialError> {
         let user = user.to_bare();
-        let stem = stem_of(&user);
-        let path = self.dir.join(file_name(&stem));
-        let lock = self.lock(&stem)?;
-        let removed = match std::fs::remove_file(&path) {
-            Ok(()) => true,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
-            Err(e) => return Err(io_err(&path)(e)),
-        };
-        if removed {
-            sync_dir(&self.dir).map_err(io_err(&self.dir))?;
-        }
-        let lock_path = lock.path().to_owned();
-        lock.unlink().map_err(io_err(&lock_path))?;
-        Ok(removed)
+        Ok(self
+            .store
+            .remove(&self.collection, &user.to_string())
+            .await?)
     }
 
-    /// The bare JIDs of every registered user, sorted. Files are not
-    /// decrypted (that is [`CredentialStore::load`]'s job), but a file name
-    /// that does not stand for a bare JID is an error, as is a hashed name
-    /// whose document does not say whose it is.
-    pub fn list(&self) -> Result<Vec<Jid>, StoreError> {
-        let entries = std::fs::read_dir(&self.dir).map_err(io_err(&self.dir))?;
+    /// The bare JIDs of every registered user, sorted. Records are not
+    /// decrypted (that is [`CredentialStore::load`]'s job), but a key that
+    /// is not a normalized bare JID is an error.
+    pub async fn list(&self) -> Result<Vec<Jid>, CredentialError> {
         let mut users = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(io_err(&self.dir))?;
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            // Lock and temporary files start with a dot; anything not
-            // ending in `.xml` (an editor's backup, say) is not ours.
-            if name.starts_with('.') {
-                continue;
-            }
-            let Some(stem) = name.strip_suffix(XML_SUFFIX) else {
-                continue;
-            };
-            let path = entry.path();
-            let user = if is_hashed(stem) {
-                let bytes = read_bounded(&path)?.ok_or_else(|| {
-                    corrupt(&path, "the file disappeared while the store was listed")
-                })?;
-                let root = parse_document(&bytes, Limits::default())
-                    .map_err(|e| corrupt(&path, e.to_string()))?;
-                check_shape(&path, &root)?
-            } else {
-                decode_name(stem)
-                    .ok_or_else(|| corrupt(&path, "the file name does not name a user"))?
-            };
-            let jid = Jid::parse(&user)
+        for key in self.store.keys(&self.collection).await? {
+            let jid = Jid::parse(&key)
                 .ok()
-                .filter(|j| j.is_bare() && j.to_string() == user && stem_of(j) == stem)
-                .ok_or_else(|| {
-                    corrupt(
-                        &path,
-                        format!("'{user}' is not the normalized bare JID of this file"),
-                    )
+                .filter(|j| j.is_bare() && j.to_string() == key)
+                .ok_or_else(|| CredentialError::Corrupt {
+                    location: self.store.location(&self.collection, &key),
+                    message: format!("'{key}' is not the normalized bare JID of a user"),
                 })?;
             users.push(jid);
         }
@@ -533,37 +461,6 @@ impl CredentialStore {
     fn cipher(&self) -> ChaCha20Poly1305 {
         ChaCha20Poly1305::new(Key::from_slice(self.key.bytes()))
     }
-
-    fn lock(&self, stem: &str) -> Result<FileLock, StoreError> {
-        let path = self.dir.join(LOCK_DIR).join(format!("{stem}.lock"));
-        FileLock::acquire(&path).map_err(io_err(&path))
-    }
-
-    /// Best effort, as in the spool: a temporary file is stale when nobody
-    /// holds its user's lock, because every write happens under that lock.
-    fn remove_stale_temp_files(&self) {
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let Some(stem) = name.to_str().and_then(temp_stem) else {
-                continue;
-            };
-            let lock_path = self.dir.join(LOCK_DIR).join(format!("{stem}.lock"));
-            if let Ok(Some(_held)) = FileLock::try_acquire(&lock_path) {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
-    }
-}
-
-fn stem_of(user: &Jid) -> String {
-    encode_name(&user.to_string())
-}
-
-fn file_name(stem: &str) -> String {
-    format!("{stem}{XML_SUFFIX}")
 }
 
 /// What the seal is bound to: the format, the service and the user, each
@@ -576,58 +473,40 @@ fn associated_data(service: &str, user: &Jid) -> Vec<u8> {
 }
 
 /// Checks the document's shape; the user it says it belongs to.
-fn check_shape(path: &Path, root: &Element) -> Result<String, StoreError> {
+fn check_shape(root: &Element) -> Result<String, String> {
     if !root.is("registration", ns::SPOOL) {
-        return Err(corrupt(
-            path,
-            format!(
-                "expected a <registration/> in '{}', found <{}/>",
-                ns::SPOOL,
-                root.name
-            ),
+        return Err(format!(
+            "expected a <registration/> in '{}', found <{}/>",
+            ns::SPOOL,
+            root.name
         ));
     }
     match root.attr("version") {
         Some(FORMAT_VERSION) => {}
-        Some(v) => {
-            return Err(corrupt(
-                path,
-                format!("unsupported registration format version '{v}'"),
-            ))
-        }
-        None => return Err(corrupt(path, "the registration has no version")),
+        Some(v) => return Err(format!("unsupported registration format version '{v}'")),
+        None => return Err("the registration has no version".into()),
     }
     if root.get_child("sealed", ns::SPOOL).is_none() {
-        return Err(corrupt(path, "the registration has no <sealed/> data"));
+        return Err("the registration has no <sealed/> data".into());
     }
     root.attr("user")
         .map(str::to_owned)
-        .ok_or_else(|| corrupt(path, "the registration does not say whose it is"))
-}
-
-/// The file's bytes, `None` if it does not exist.
-fn read_bounded(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
-    let file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_err(path)(e)),
-    };
-    let mut bytes = Vec::new();
-    file.take(MAX_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io_err(path))?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(corrupt(path, format!("larger than {MAX_FILE_BYTES} bytes")));
-    }
-    Ok(Some(bytes))
+        .ok_or_else(|| "the registration does not say whose it is".into())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
+    use switchboard_spool::store::file::FileStores;
+    use switchboard_spool::store::memory::MemoryStores;
 
-    fn store(dir: &Path, key: &Arc<SecretKey>, service: &str) -> CredentialStore {
-        CredentialStore::open(dir.join("registrations"), key.clone(), service).unwrap()
+    const IRC: &str = "irc.example.org";
+
+    fn memory(key: &Arc<SecretKey>, service: &str) -> (ServiceStore, CredentialStore) {
+        let store = ServiceStore::new(MemoryStores::new().service_data, service);
+        let creds = CredentialStore::new(store.clone(), "registrations", key.clone(), service);
+        (store, creds)
     }
 
     fn jid(s: &str) -> Jid {
@@ -657,45 +536,60 @@ mod tests {
         std::fs::metadata(path).unwrap().permissions().mode() & 0o777
     }
 
-    #[test]
-    fn saved_registrations_load_back_from_private_files() {
+    #[tokio::test]
+    async fn saved_registrations_load_back_from_private_files() {
         let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("spool");
+        let store = ServiceStore::new(FileStores::open(&root).unwrap().service_data, IRC);
         let key = Arc::new(SecretKey::generate());
-        let s = store(tmp.path(), &key, "irc.example.org");
+        let s = CredentialStore::new(store, "registrations", key, IRC);
         let user = jid("romeo@montague.lit/orchard");
-        assert_eq!(s.load(&user).unwrap(), None);
-        s.save(&user, &romeo()).unwrap();
-        assert_eq!(s.load(&jid("romeo@montague.lit")).unwrap(), Some(romeo()));
-        let path = s.path_of(&user.to_bare());
-        assert_eq!(path, s.dir().join("romeo%40montague.lit.xml"));
+        assert_eq!(s.load(&user).await.unwrap(), None);
+        s.save(&user, &romeo()).await.unwrap();
+        assert_eq!(
+            s.load(&jid("romeo@montague.lit")).await.unwrap(),
+            Some(romeo())
+        );
+        // Where releases before the storage interface kept it.
+        let path = root.join("irc.example.org/registrations/romeo%40montague.lit.xml");
+        assert_eq!(s.location(&user), path.display().to_string());
         assert_eq!(mode(&path), 0o600);
-        assert_eq!(mode(s.dir()), 0o700);
+        assert_eq!(mode(path.parent().unwrap()), 0o700);
 
         // A new write is a new nonce: the same registration never gives
         // the same file twice.
         let first = std::fs::read(&path).unwrap();
-        s.save(&user, &romeo()).unwrap();
+        s.save(&user, &romeo()).await.unwrap();
         assert_ne!(std::fs::read(&path).unwrap(), first);
     }
 
-    #[test]
-    fn a_loose_directory_is_tightened() {
+    #[tokio::test]
+    async fn a_loose_directory_is_tightened_and_stale_temporary_files_go() {
         let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("r");
-        std::fs::create_dir(&dir).unwrap();
+        let root = tmp.path().join("spool");
+        let dir = root.join("irc.example.org/registrations");
+        std::fs::create_dir_all(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        CredentialStore::open(&dir, Arc::new(SecretKey::generate()), "s").unwrap();
+        let junk = dir.join(".a%40b.tmp.1.2");
+        std::fs::write(&junk, b"half a write").unwrap();
+        let store = ServiceStore::new(FileStores::open(&root).unwrap().service_data, IRC);
+        let s = CredentialStore::new(store, "registrations", Arc::new(SecretKey::generate()), IRC);
+        assert!(s.list().await.unwrap().is_empty());
         assert_eq!(mode(&dir), 0o700);
+        assert!(!junk.exists());
     }
 
-    #[test]
-    fn no_secret_is_readable_in_the_file() {
-        let tmp = tempfile::tempdir().unwrap();
+    #[tokio::test]
+    async fn no_secret_is_readable_in_the_record() {
         let key = Arc::new(SecretKey::generate());
-        let s = store(tmp.path(), &key, "irc.example.org");
+        let (store, s) = memory(&key, IRC);
         let user = jid("romeo@montague.lit");
-        s.save(&user, &romeo()).unwrap();
-        let bytes = std::fs::read(s.path_of(&user)).unwrap();
+        s.save(&user, &romeo()).await.unwrap();
+        let bytes = store
+            .get("registrations", "romeo@montague.lit")
+            .await
+            .unwrap()
+            .unwrap();
         let text = String::from_utf8(bytes.clone()).unwrap();
         for secret in [PASSWORD, "horse", "RomeoMyRomeo"] {
             assert!(
@@ -709,27 +603,39 @@ mod tests {
         assert_eq!(root.attr("version"), Some("1"));
     }
 
-    fn corrupt_message(r: Result<Option<Registration>, StoreError>, path: &Path) -> String {
+    fn corrupt_message(r: Result<Option<Registration>, CredentialError>, location: &str) -> String {
         match r {
-            Err(e @ StoreError::Corrupt { .. }) => {
-                assert_eq!(e.path(), path);
+            Err(e @ CredentialError::Corrupt { .. }) => {
                 let text = e.to_string();
-                assert!(text.starts_with(&path.display().to_string()), "{text}");
+                assert!(text.starts_with(location), "{text}");
                 text
             }
-            other => panic!("expected a corrupt-file error, got {other:?}"),
+            other => panic!("expected a damaged-record error, got {other:?}"),
         }
     }
 
-    #[test]
-    fn tampering_is_detected_and_never_read_as_unregistered() {
-        let tmp = tempfile::tempdir().unwrap();
+    #[tokio::test]
+    async fn tampering_is_detected_and_never_read_as_unregistered() {
         let key = Arc::new(SecretKey::generate());
-        let s = store(tmp.path(), &key, "irc.example.org");
+        let (store, s) = memory(&key, IRC);
         let user = jid("romeo@montague.lit");
-        s.save(&user, &romeo()).unwrap();
-        let path = s.path_of(&user);
-        let good = std::fs::read_to_string(&path).unwrap();
+        s.save(&user, &romeo()).await.unwrap();
+        let where_ = s.location(&user);
+        let good = store
+            .get("registrations", "romeo@montague.lit")
+            .await
+            .unwrap()
+            .unwrap();
+        let good = String::from_utf8(good).unwrap();
+        let put = |text: String| {
+            let store = store.clone();
+            async move {
+                store
+                    .put("registrations", "romeo@montague.lit", text.into_bytes())
+                    .await
+                    .unwrap()
+            }
+        };
 
         // One flipped bit of ciphertext.
         let root = parse_document(good.as_bytes(), Limits::default()).unwrap();
@@ -737,12 +643,15 @@ mod tests {
         let mut ct = BASE64.decode(sealed.trim()).unwrap();
         ct[0] ^= 1;
         let bad = good.replace(sealed.trim(), &BASE64.encode(&ct));
-        std::fs::write(&path, &bad).unwrap();
-        let msg = corrupt_message(s.load(&user), &path);
+        put(bad.clone()).await;
+        let msg = corrupt_message(s.load(&user).await, &where_);
         assert!(msg.contains("does not decrypt"), "{msg}");
         assert_eq!(
-            std::fs::read_to_string(&path).unwrap(),
-            bad,
+            store
+                .get("registrations", "romeo@montague.lit")
+                .await
+                .unwrap(),
+            Some(bad.into_bytes()),
             "left as found"
         );
 
@@ -758,87 +667,98 @@ mod tests {
             ),
             ("<other xmlns='urn:x'/>", "expected a <registration/>"),
         ] {
-            std::fs::write(&path, damaged).unwrap();
-            let msg = corrupt_message(s.load(&user), &path);
+            put(damaged.to_owned()).await;
+            let msg = corrupt_message(s.load(&user).await, &where_);
             assert!(msg.contains(expect), "{msg}");
         }
     }
 
-    #[test]
-    fn a_file_copied_to_another_user_or_service_does_not_open() {
-        let tmp = tempfile::tempdir().unwrap();
+    #[tokio::test]
+    async fn a_record_copied_to_another_user_or_service_does_not_open() {
         let key = Arc::new(SecretKey::generate());
-        let s = store(tmp.path(), &key, "irc.example.org");
+        let (store, s) = memory(&key, IRC);
         let romeo_jid = jid("romeo@montague.lit");
         let tybalt = jid("tybalt@capulet.lit");
-        s.save(&romeo_jid, &romeo()).unwrap();
-        let stolen = std::fs::read_to_string(s.path_of(&romeo_jid)).unwrap();
+        s.save(&romeo_jid, &romeo()).await.unwrap();
+        let stolen = store
+            .get("registrations", "romeo@montague.lit")
+            .await
+            .unwrap()
+            .unwrap();
+        let stolen = String::from_utf8(stolen).unwrap();
 
         // Copied as is: the stated owner gives it away.
-        std::fs::write(s.path_of(&tybalt), &stolen).unwrap();
-        let msg = corrupt_message(s.load(&tybalt), &s.path_of(&tybalt));
+        store
+            .put(
+                "registrations",
+                "tybalt@capulet.lit",
+                stolen.clone().into_bytes(),
+            )
+            .await
+            .unwrap();
+        let msg = corrupt_message(s.load(&tybalt).await, &s.location(&tybalt));
         assert!(
             msg.contains("registration of 'romeo@montague.lit'"),
             "{msg}"
         );
 
         // Copied with the owner edited: the seal gives it away.
-        std::fs::write(
-            s.path_of(&tybalt),
-            stolen.replace("romeo@montague.lit", "tybalt@capulet.lit"),
-        )
-        .unwrap();
-        let msg = corrupt_message(s.load(&tybalt), &s.path_of(&tybalt));
+        let edited = stolen.replace("romeo@montague.lit", "tybalt@capulet.lit");
+        store
+            .put("registrations", "tybalt@capulet.lit", edited.into_bytes())
+            .await
+            .unwrap();
+        let msg = corrupt_message(s.load(&tybalt).await, &s.location(&tybalt));
         assert!(msg.contains("does not decrypt"), "{msg}");
 
         // Another service with the same key, or this one with another key.
-        let other = CredentialStore::open(s.dir(), key.clone(), "aim.example.org").unwrap();
-        corrupt_message(other.load(&romeo_jid), &s.path_of(&romeo_jid));
-        let rekeyed =
-            CredentialStore::open(s.dir(), Arc::new(SecretKey::generate()), "irc.example.org")
-                .unwrap();
-        corrupt_message(rekeyed.load(&romeo_jid), &s.path_of(&romeo_jid));
+        let other = CredentialStore::new(
+            store.clone(),
+            "registrations",
+            key.clone(),
+            "aim.example.org",
+        );
+        corrupt_message(other.load(&romeo_jid).await, &s.location(&romeo_jid));
+        let rekeyed = CredentialStore::new(
+            store.clone(),
+            "registrations",
+            Arc::new(SecretKey::generate()),
+            IRC,
+        );
+        corrupt_message(rekeyed.load(&romeo_jid).await, &s.location(&romeo_jid));
     }
 
-    #[test]
-    fn list_and_remove() {
-        let tmp = tempfile::tempdir().unwrap();
+    #[tokio::test]
+    async fn list_and_remove() {
         let key = Arc::new(SecretKey::generate());
-        let s = store(tmp.path(), &key, "irc.example.org");
-        assert!(s.list().unwrap().is_empty());
+        let (store, s) = memory(&key, IRC);
+        assert!(s.list().await.unwrap().is_empty());
         let long = jid(&format!("{}@example.org", "x".repeat(200)));
         let users = [jid("b@example.org"), jid("a@example.org"), long.clone()];
         for u in &users {
-            s.save(u, &romeo()).unwrap();
+            s.save(u, &romeo()).await.unwrap();
         }
-        assert!(is_hashed(&stem_of(&long)), "the long name is stored hashed");
         let mut expect = users.to_vec();
         expect.sort();
-        assert_eq!(s.list().unwrap(), expect);
+        assert_eq!(s.list().await.unwrap(), expect);
 
-        assert!(s.remove(&jid("a@example.org/res")).unwrap());
-        assert!(!s.remove(&jid("a@example.org")).unwrap());
-        assert_eq!(s.load(&jid("a@example.org")).unwrap(), None);
-        assert!(s.remove(&long).unwrap());
-        assert_eq!(s.list().unwrap(), vec![jid("b@example.org")]);
-        // Neither lock files nor temporary files count as users.
-        std::fs::write(s.dir().join(".b%40example.org.tmp.1.2"), b"junk").unwrap();
-        assert_eq!(s.list().unwrap(), vec![jid("b@example.org")]);
-        // A file name that is not a user's is reported, not skipped.
-        let stray = s.dir().join("Stray.xml");
-        std::fs::write(&stray, b"<x/>").unwrap();
-        assert_eq!(s.list().unwrap_err().path(), stray);
-    }
-
-    #[test]
-    fn stale_temporary_files_are_cleaned_on_open() {
-        let tmp = tempfile::tempdir().unwrap();
-        let key = Arc::new(SecretKey::generate());
-        let s = store(tmp.path(), &key, "s");
-        let junk = s.dir().join(".a%40b.tmp.1.2");
-        std::fs::write(&junk, b"half a write").unwrap();
-        store(tmp.path(), &key, "s");
-        assert!(!junk.exists());
+        assert!(s.remove(&jid("a@example.org/res")).await.unwrap());
+        assert!(!s.remove(&jid("a@example.org")).await.unwrap());
+        assert_eq!(s.load(&jid("a@example.org")).await.unwrap(), None);
+        assert!(s.remove(&long).await.unwrap());
+        assert_eq!(s.list().await.unwrap(), vec![jid("b@example.org")]);
+        // A key that is not a user's is reported, not skipped.
+        store
+            .put("registrations", "Stray", b"<x/>".to_vec())
+            .await
+            .unwrap();
+        match s.list().await {
+            Err(CredentialError::Corrupt { location, message }) => {
+                assert!(message.contains("'Stray'"), "{message}");
+                assert!(location.contains("Stray"), "{location}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

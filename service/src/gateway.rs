@@ -53,13 +53,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
-use std::path::Path;
 use std::sync::Arc;
 
 use switchboard_jid::Jid;
+use switchboard_spool::store::ServiceStore;
 use switchboard_xml::{ns, Element};
 
-use crate::credentials::{CredentialStore, Registration, SecretKey, StoreError};
+use crate::credentials::{CredentialError, CredentialStore, Registration, SecretKey};
 use crate::forms::{Field, FieldKind, Form, FormKind};
 use crate::stanza::{error_reply, iq_result, stanza_type, ErrorType, Kind, StanzaError};
 use crate::{Identity, Outbox};
@@ -71,9 +71,9 @@ pub const REGISTER_FIELDS: &[&str] = &[
     "zip", "phone", "url", "date", "misc", "text",
 ];
 
-/// The subdirectory of the service's data directory holding the sealed
-/// registrations.
-pub const REGISTRATIONS_DIR: &str = "registrations";
+/// The collection of the service's store holding the sealed
+/// registrations (`spool/<service>/registrations/` in the file spool).
+pub const REGISTRATIONS: &str = "registrations";
 
 /// Maps an address on the legacy network to the local part of its JID
 /// (before XEP-0106 escaping, which the gateway applies); `None` when it is
@@ -390,7 +390,7 @@ pub enum GatewayEvent {
 pub enum GatewayError {
     /// The spec's `jid` is not a bare domain.
     BadJid(String),
-    Store(StoreError),
+    Store(CredentialError),
 }
 
 impl fmt::Display for GatewayError {
@@ -404,8 +404,8 @@ impl fmt::Display for GatewayError {
 
 impl std::error::Error for GatewayError {}
 
-impl From<StoreError> for GatewayError {
-    fn from(e: StoreError) -> Self {
+impl From<CredentialError> for GatewayError {
+    fn from(e: CredentialError) -> Self {
         GatewayError::Store(e)
     }
 }
@@ -414,7 +414,7 @@ impl From<StoreError> for GatewayError {
 pub struct Gateway {
     spec: GatewaySpec,
     host: Jid,
-    store: Arc<CredentialStore>,
+    store: CredentialStore,
     registered: BTreeSet<Jid>,
     /// The available full JIDs of each signed-on user.
     online: BTreeMap<Jid, BTreeSet<Jid>>,
@@ -436,29 +436,23 @@ impl fmt::Debug for Gateway {
 }
 
 impl Gateway {
-    /// Opens the registration store under `data_dir/registrations` and
-    /// reads who is registered.
+    /// Opens the registrations in the service's store (collection
+    /// [`REGISTRATIONS`]) and reads who is registered.
     pub async fn open(
         spec: GatewaySpec,
-        data_dir: &Path,
+        store: ServiceStore,
         key: Arc<SecretKey>,
     ) -> Result<Gateway, GatewayError> {
         let host = Jid::parse(&spec.jid)
             .ok()
             .filter(|j| j.node().is_none() && j.is_bare())
             .ok_or_else(|| GatewayError::BadJid(spec.jid.clone()))?;
-        let dir = data_dir.join(REGISTRATIONS_DIR);
-        let service = host.to_string();
-        let (store, registered) = blocking(move || {
-            let store = CredentialStore::open(dir, key, &service)?;
-            let users = store.list()?;
-            Ok::<_, StoreError>((store, users))
-        })
-        .await?;
+        let store = CredentialStore::new(store, REGISTRATIONS, key, &host.to_string());
+        let registered = store.list().await?;
         Ok(Gateway {
             spec,
             host,
-            store: Arc::new(store),
+            store,
             registered: registered.into_iter().collect(),
             online: BTreeMap::new(),
             asked: HashSet::new(),
@@ -471,8 +465,8 @@ impl Gateway {
     }
 
     /// The store, for transports that need a registration outside the
-    /// events (it blocks: use `spawn_blocking`).
-    pub fn store(&self) -> &Arc<CredentialStore> {
+    /// events.
+    pub fn store(&self) -> &CredentialStore {
         &self.store
     }
 
@@ -628,9 +622,7 @@ impl Gateway {
         };
         let registration = registration_submission(&self.spec, query, current.as_ref())?;
 
-        let store = self.store.clone();
-        let (u, r) = (user.clone(), registration.clone());
-        blocking(move || store.save(&u, &r)).await.map_err(|e| {
+        self.store.save(&user, &registration).await.map_err(|e| {
             tracing::error!(error = %e, "cannot store a registration");
             StanzaError::internal_server_error().with_text("the registration could not be stored")
         })?;
@@ -652,9 +644,7 @@ impl Gateway {
             return Err(StanzaError::new("registration-required", ErrorType::Auth)
                 .with_text("you are not registered with this gateway"));
         }
-        let store = self.store.clone();
-        let u = user.clone();
-        blocking(move || store.remove(&u)).await.map_err(|e| {
+        self.store.remove(&user).await.map_err(|e| {
             tracing::error!(error = %e, "cannot remove a registration");
             StanzaError::internal_server_error().with_text("the registration could not be removed")
         })?;
@@ -831,9 +821,7 @@ impl Gateway {
     /// A user's registration, as a stanza error if it cannot be read (the
     /// details, which name a file, go to the log, not to the user).
     async fn load(&self, user: &Jid) -> Result<Option<Registration>, StanzaError> {
-        let store = self.store.clone();
-        let u = user.clone();
-        blocking(move || store.load(&u)).await.map_err(|e| {
+        self.store.load(user).await.map_err(|e| {
             tracing::error!(error = %e, "cannot read a registration");
             StanzaError::internal_server_error()
                 .with_text("your registration cannot be read; the administrator has been told")
@@ -881,19 +869,10 @@ async fn send(out: &Outbox, stanza: Element) {
     }
 }
 
-/// Runs blocking file I/O off the async threads.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, StoreError> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r,
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use switchboard_spool::store::memory::MemoryStores;
     use switchboard_xml::{parse_document, Limits};
     use tokio::sync::mpsc;
 
@@ -934,7 +913,7 @@ mod tests {
     }
 
     struct Fixture {
-        _dir: tempfile::TempDir,
+        store: ServiceStore,
         gw: Gateway,
         out: Outbox,
         rx: mpsc::Receiver<Element>,
@@ -943,14 +922,14 @@ mod tests {
 
     impl Fixture {
         async fn new() -> Fixture {
-            let dir = tempfile::tempdir().unwrap();
+            let store = ServiceStore::new(MemoryStores::new().service_data, HOST);
             let key = Arc::new(SecretKey::generate());
-            let gw = Gateway::open(spec(), dir.path(), key.clone())
+            let gw = Gateway::open(spec(), store.clone(), key.clone())
                 .await
                 .unwrap();
             let (out, rx) = Outbox::channel();
             Fixture {
-                _dir: dir,
+                store,
                 gw,
                 out,
                 rx,
@@ -1064,11 +1043,11 @@ mod tests {
 
     #[tokio::test]
     async fn legacy_fields_are_left_out_when_they_cannot_complete_the_form() {
-        let dir = tempfile::tempdir().unwrap();
+        let store = ServiceStore::new(MemoryStores::new().service_data, HOST);
         let mut s = spec();
         s.fields
             .push(Field::new("server", FieldKind::TextSingle).required());
-        let mut gw = Gateway::open(s, dir.path(), Arc::new(SecretKey::generate()))
+        let mut gw = Gateway::open(s, store, Arc::new(SecretKey::generate()))
             .await
             .unwrap();
         let (out, mut rx) = Outbox::channel();
@@ -1116,6 +1095,7 @@ mod tests {
         let stored =
             f.gw.store()
                 .load(&jid("romeo@montague.lit"))
+                .await
                 .unwrap()
                 .unwrap();
         assert_eq!(stored.get("password"), Some("ILoveJuliet"));
@@ -1228,7 +1208,7 @@ mod tests {
             assert!(!sent[0].to_xml_string().contains("<password>"), "no echo");
         }
         assert!(!f.gw.is_registered(&jid("romeo@montague.lit")));
-        assert!(f.gw.store().list().unwrap().is_empty());
+        assert!(f.gw.store().list().await.unwrap().is_empty());
     }
 
     #[tokio::test]
@@ -1277,7 +1257,10 @@ mod tests {
         }
         assert!(!f.gw.is_registered(&jid("romeo@montague.lit")));
         assert!(!f.gw.is_signed_on(&jid("romeo@montague.lit")));
-        assert_eq!(f.gw.store().load(&jid("romeo@montague.lit")).unwrap(), None);
+        assert_eq!(
+            f.gw.store().load(&jid("romeo@montague.lit")).await.unwrap(),
+            None
+        );
 
         f.register(ROMEO, "<remove/>").await;
         let sent = f.sent();
@@ -1483,8 +1466,9 @@ mod tests {
         f.register(ROMEO, "<username>romeo</username>").await;
         f.register("juliet@capulet.lit/balcony", "<username>jules</username>")
             .await;
-        let dir = f._dir.path().to_owned();
-        let gw = Gateway::open(spec(), &dir, f.key.clone()).await.unwrap();
+        let gw = Gateway::open(spec(), f.store.clone(), f.key.clone())
+            .await
+            .unwrap();
         let probes: Vec<String> = gw
             .startup_probes()
             .iter()
@@ -1511,20 +1495,27 @@ mod tests {
         let mut f = Fixture::new().await;
         f.register(ROMEO, "<username>romeo</username>").await;
         f.sent();
-        let path = f.gw.store().path_of(&jid("romeo@montague.lit"));
-        std::fs::write(&path, "<registration").unwrap();
+        let location = f.gw.store().location(&jid("romeo@montague.lit"));
+        f.store
+            .put(
+                REGISTRATIONS,
+                "romeo@montague.lit",
+                b"<registration".to_vec(),
+            )
+            .await
+            .unwrap();
         assert_eq!(f.presence(ROMEO, None).await, Handled::Done(vec![]));
         let sent = f.sent();
         let (cond, text) = error_condition(&sent[0]);
         assert_eq!(cond, "internal-server-error");
-        assert!(
-            !text.unwrap().contains(&path.display().to_string()),
-            "no paths to users"
-        );
+        assert!(!text.unwrap().contains(&location), "no paths to users");
         assert!(!f.gw.is_signed_on(&jid("romeo@montague.lit")));
         assert_eq!(
-            std::fs::read_to_string(&path).unwrap(),
-            "<registration",
+            f.store
+                .get(REGISTRATIONS, "romeo@montague.lit")
+                .await
+                .unwrap(),
+            Some(b"<registration".to_vec()),
             "kept"
         );
     }

@@ -20,7 +20,8 @@
 //! - [`adhoc`]: XEP-0050 ad-hoc commands — a registry of command nodes,
 //!   multi-stage sessions, and the disco answers that list them;
 //! - [`credentials`]: the key that seals secrets at rest, and the
-//!   encrypted store of users' legacy-network registrations;
+//!   encrypted store of users' legacy-network registrations (in the
+//!   service's [`ServiceStore`]);
 //! - [`gateway`]: the XEP-0100 part of a transport — XEP-0077
 //!   registration, `jabber:iq:gateway`, presence subscription with the
 //!   service host, sign-on tracking, disco#info;
@@ -41,12 +42,13 @@ pub mod handshake;
 pub mod stanza;
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use switchboard_xml::Element;
 use tokio::sync::mpsc;
+
+pub use switchboard_spool::store::ServiceStore;
 
 /// How many stanzas may wait in a service's inbox or outbox. A service that
 /// falls this far behind gets `remote-server-timeout` bounces instead of an
@@ -107,9 +109,9 @@ pub struct ServiceContext {
     /// from a JID at it.
     pub jid: String,
     pub out: Outbox,
-    /// The service's own data directory (`spool/<hostname>/`), created by
-    /// the host. Only the service writes there.
-    pub data_dir: PathBuf,
+    /// The service's own records (registrations, listings, rooms), in
+    /// whatever storage the host chose; no other service's.
+    pub store: ServiceStore,
     /// The key that seals secrets at rest (see [`credentials`]).
     pub key: Arc<credentials::SecretKey>,
     /// The `<service>` element from the config, for service-specific

@@ -56,13 +56,24 @@ pub fn replace_file(
     stem: &str,
     bytes: &[u8],
 ) -> Result<(), WriteError> {
+    replace_file_with(dir, file_name, stem, &mut |w| w.write_all(bytes))
+}
+
+/// [`replace_file`] for content too large to hold in memory at once (a
+/// log being compacted): `write` streams it into the temporary file.
+pub fn replace_file_with(
+    dir: &Path,
+    file_name: &str,
+    stem: &str,
+    write: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
+) -> Result<(), WriteError> {
     let target = dir.join(file_name);
     let tmp = dir.join(temp_name(stem));
     let fail = |path: &Path| {
         let path = path.to_owned();
         move |source| WriteError { path, source }
     };
-    let written = write_new(&tmp, bytes)
+    let written = write_new(&tmp, write)
         .map_err(fail(&tmp))
         .and_then(|()| std::fs::rename(&tmp, &target).map_err(fail(&target)));
     if let Err(e) = written {
@@ -74,15 +85,20 @@ pub fn replace_file(
     sync_dir(dir).map_err(fail(dir))
 }
 
-/// Creates `path` (which must not exist), writes `bytes` and flushes them
-/// to disk.
-fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut file = OpenOptions::new()
+/// Creates `path` (which must not exist), writes it with `write` and
+/// flushes it to disk.
+fn write_new(
+    path: &Path,
+    write: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<()> {
+    let file = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(path)?;
-    file.write_all(bytes)?;
+    let mut out = io::BufWriter::with_capacity(256 * 1024, file);
+    write(&mut out)?;
+    let file = out.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()
 }
 

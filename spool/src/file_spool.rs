@@ -7,7 +7,9 @@
 //!   <host>/                            mode 0700
 //!     <user>.xml                       mode 0600, one document per account
 //!     +host.xml                        mode 0600, the host's own data (message of the day)
-//!     .locks/<user>.lock               flock(2) target for that account
+//!     <user>.offline                   the account's offline log (see crate::store::file)
+//!     <user>.archive                   the account's message archive (likewise)
+//!     .locks/<user>.lock               flock(2) target for that account and its logs
 //!     .locks/+host.lock                flock(2) target for the host's data
 //!     .<user>.tmp.<pid>.<n>            a write in progress (or a crash's leftover)
 //! ```
@@ -23,6 +25,12 @@
 //! passwd` run beside a live server is serialized with it, and distinct
 //! accounts never wait for each other. Lock files are kept (an empty file
 //! per account) and removed when the account is deleted.
+//!
+//! Deleting an account removes its logs first and its document last, so
+//! that a crash in between leaves an account without messages rather than
+//! messages without an account (which a new account of the same name would
+//! inherit); creating one clears logs left over from elsewhere all the
+//! same.
 //!
 //! Reads take no lock: every write replaces the file atomically (see
 //! [`crate::atomic`]), so a reader sees the old or the new document whole.
@@ -59,8 +67,12 @@ pub fn spool_limits() -> Limits {
 }
 
 /// The subdirectory of a host directory holding the lock files.
-const LOCK_DIR: &str = ".locks";
+pub const LOCK_DIR: &str = ".locks";
 const XML_SUFFIX: &str = ".xml";
+/// An account's offline log, beside its document.
+pub const OFFLINE_SUFFIX: &str = ".offline";
+/// An account's (or a room's) archive, beside its document.
+pub const ARCHIVE_SUFFIX: &str = ".archive";
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SpoolError {
     let path = path.to_owned();
@@ -76,7 +88,8 @@ fn corrupt(path: &Path, e: RecordError) -> SpoolError {
     }
 }
 
-fn new_dir(path: &Path) -> io::Result<bool> {
+/// Creates a directory (mode 0700); whether it was new.
+pub(crate) fn new_dir(path: &Path) -> io::Result<bool> {
     match DirBuilder::new().mode(0o700).create(path) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => Ok(false),
@@ -142,6 +155,18 @@ impl FileSpool {
     /// The file of a host's own data (whether or not it exists).
     pub fn host_data_path(&self, host: &str) -> PathBuf {
         self.host_dir(host).join(file_name(HOST_DATA_STEM))
+    }
+
+    /// An account's offline log (whether or not it exists).
+    pub fn offline_path(&self, host: &str, user: &str) -> PathBuf {
+        self.host_dir(host)
+            .join(format!("{}{OFFLINE_SUFFIX}", encode_name(user)))
+    }
+
+    /// An account's archive (whether or not it exists).
+    pub fn archive_path(&self, host: &str, user: &str) -> PathBuf {
+        self.host_dir(host)
+            .join(format!("{}{ARCHIVE_SUFFIX}", encode_name(user)))
     }
 
     /// Reads and checks a host's data file; empty if there is none.
@@ -211,32 +236,26 @@ impl FileSpool {
         })
     }
 
-    /// Locks one account. `None` if the host has no directory (so there is
-    /// no account to lock) and `create` is false.
-    fn lock_user(
+    /// Locks one account (or whatever else is named `stem` in the host's
+    /// directory: the host's data, a room's archive). `None` if the host
+    /// has no directory (so there is nothing to lock) and `create` is
+    /// false.
+    pub(crate) fn lock_user(
         &self,
         host: &str,
         stem: &str,
         create: bool,
     ) -> Result<Option<FileLock>, SpoolError> {
-        let dir = self.host_dir(host);
-        if create {
-            if new_dir(&dir).map_err(io_err(&dir))? {
-                // The new host directory must survive a crash along with
-                // the account about to be written into it.
-                sync_dir(&self.root).map_err(io_err(&self.root))?;
-            }
-        } else if !dir.is_dir() {
-            return Ok(None);
-        }
-        let locks = dir.join(LOCK_DIR);
-        new_dir(&locks).map_err(io_err(&locks))?;
-        let path = locks.join(lock_name(stem));
-        FileLock::acquire(&path).map(Some).map_err(io_err(&path))
+        lock_in(&self.root, &self.host_dir(host), stem, create)
     }
 
-    /// Reads and checks an account's file; `None` if there is none.
-    fn read_user(&self, host: &str, user: &str) -> Result<Option<UserRecord>, SpoolError> {
+    /// Reads and checks an account's file; `None` if there is none. The
+    /// caller holds the account's lock or accepts a lock-free read.
+    pub(crate) fn read_user(
+        &self,
+        host: &str,
+        user: &str,
+    ) -> Result<Option<UserRecord>, SpoolError> {
         let path = self.user_path(host, user);
         let Some(bytes) = read_bounded(&path)? else {
             return Ok(None);
@@ -255,8 +274,14 @@ impl FileSpool {
         }
     }
 
-    /// Serializes, checks and atomically writes an account's file.
-    fn write_user(&self, host: &str, user: &str, record: &UserRecord) -> Result<(), SpoolError> {
+    /// Serializes, checks and atomically writes an account's file. The
+    /// caller holds the account's lock.
+    pub(crate) fn write_user(
+        &self,
+        host: &str,
+        user: &str,
+        record: &UserRecord,
+    ) -> Result<(), SpoolError> {
         let stem = encode_name(user);
         let dir = self.host_dir(host);
         let path = dir.join(file_name(&stem));
@@ -268,49 +293,93 @@ impl FileSpool {
         })
     }
 
-    /// Best effort: a temporary file is stale when nobody holds its
-    /// account's lock, because every write happens under that lock. Checking
-    /// the lock rather than the pid in the name also works when processes
-    /// from different pid namespaces share the spool.
+    /// Best effort, in every host's (and service's) directory; see
+    /// [`remove_stale_temp_files_in`].
     fn remove_stale_temp_files(&self) {
         let Ok(hosts) = std::fs::read_dir(&self.root) else {
             return;
         };
         for host in hosts.flatten() {
             let dir = host.path();
-            if !dir.is_dir() {
-                continue;
+            if dir.is_dir() {
+                remove_stale_temp_files_in(&dir);
             }
-            let Ok(entries) = std::fs::read_dir(&dir) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                let name = entry.file_name();
-                let Some(stem) = name.to_str().and_then(temp_stem) else {
-                    continue;
-                };
-                let lock = dir.join(LOCK_DIR).join(lock_name(stem));
-                if new_dir(&dir.join(LOCK_DIR)).is_err() {
-                    continue;
-                }
-                match FileLock::try_acquire(&lock) {
-                    Ok(Some(_held)) => {
-                        let path = entry.path();
-                        match std::fs::remove_file(&path) {
-                            Ok(()) => {
-                                tracing::info!(path = %path.display(), "removed a stale temporary spool file")
-                            }
-                            Err(e) if is_not_found(&e) => {}
-                            Err(e) => {
-                                tracing::warn!(path = %path.display(), error = %e, "cannot remove a stale temporary spool file")
-                            }
-                        }
+        }
+    }
+
+    /// Removes an account's logs, under its lock (held by the caller):
+    /// they go before its document, and a new account starts without them.
+    fn remove_logs(&self, host: &str, user: &str) -> Result<bool, SpoolError> {
+        let mut removed = false;
+        for path in [self.offline_path(host, user), self.archive_path(host, user)] {
+            match std::fs::remove_file(&path) {
+                Ok(()) => removed = true,
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(io_err(&path)(e)),
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// Locks `stem` in `dir` (`dir/.locks/<stem>.lock`), creating `dir` (and
+/// syncing its parent, `root`) when `create` is set; `None` when `dir`
+/// does not exist and `create` is not set.
+pub(crate) fn lock_in(
+    root: &Path,
+    dir: &Path,
+    stem: &str,
+    create: bool,
+) -> Result<Option<FileLock>, SpoolError> {
+    if create {
+        if new_dir(dir).map_err(io_err(dir))? {
+            // The new directory must survive a crash along with the file
+            // about to be written into it.
+            sync_dir(root).map_err(io_err(root))?;
+        }
+    } else if !dir.is_dir() {
+        return Ok(None);
+    }
+    let locks = dir.join(LOCK_DIR);
+    new_dir(&locks).map_err(io_err(&locks))?;
+    let path = locks.join(lock_name(stem));
+    FileLock::acquire(&path).map(Some).map_err(io_err(&path))
+}
+
+/// Best effort: removes the temporary files in `dir` that crashed writers
+/// left behind. A temporary file is stale when nobody holds its stem's
+/// lock, because every write happens under that lock. Checking the lock
+/// rather than the pid in the name also works when processes from
+/// different pid namespaces share the spool.
+pub(crate) fn remove_stale_temp_files_in(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(stem) = name.to_str().and_then(temp_stem) else {
+            continue;
+        };
+        let lock = dir.join(LOCK_DIR).join(lock_name(stem));
+        if new_dir(&dir.join(LOCK_DIR)).is_err() {
+            continue;
+        }
+        match FileLock::try_acquire(&lock) {
+            Ok(Some(_held)) => {
+                let path = entry.path();
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {
+                        tracing::info!(path = %path.display(), "removed a stale temporary spool file")
                     }
-                    Ok(None) => {}
+                    Err(e) if is_not_found(&e) => {}
                     Err(e) => {
-                        tracing::warn!(path = %lock.display(), error = %e, "cannot lock to clean up")
+                        tracing::warn!(path = %path.display(), error = %e, "cannot remove a stale temporary spool file")
                     }
                 }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(path = %lock.display(), error = %e, "cannot lock to clean up")
             }
         }
     }
@@ -326,7 +395,7 @@ fn lock_name(stem: &str) -> String {
 
 /// Reads a whole file, `None` if it does not exist. Larger than
 /// [`MAX_FILE_BYTES`] is refused as corrupt rather than read.
-fn read_bounded(path: &Path) -> Result<Option<Vec<u8>>, SpoolError> {
+pub(crate) fn read_bounded(path: &Path) -> Result<Option<Vec<u8>>, SpoolError> {
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if is_not_found(&e) => return Ok(None),
@@ -410,6 +479,7 @@ impl Storage for FileSpool {
         if self.user_exists(host, user)? {
             return Err(SpoolError::AlreadyExists);
         }
+        self.remove_logs(host, user)?;
         self.write_user(host, user, record)
     }
 
@@ -438,13 +508,14 @@ impl Storage for FileSpool {
         let Some(lock) = self.lock_user(host, &encode_name(user), false)? else {
             return Ok(false);
         };
+        let logs = self.remove_logs(host, user)?;
         let path = self.user_path(host, user);
         let removed = match std::fs::remove_file(&path) {
             Ok(()) => true,
             Err(e) if is_not_found(&e) => false,
             Err(e) => return Err(io_err(&path)(e)),
         };
-        if removed {
+        if removed || logs {
             let dir = self.host_dir(host);
             sync_dir(&dir).map_err(io_err(&dir))?;
         }

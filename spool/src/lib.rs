@@ -10,13 +10,17 @@
 //! * [`file_spool`]: the layout, the locking and the [`Storage`] impl;
 //! * [`atomic`]: crash-safe replacement of a file;
 //! * [`lock`]: the cross-process `flock(2)` lock;
+//! * [`log`]: the append-only log format (offline queues, archives), with
+//!   [`checksum`] (CRC-32C) telling whole records from torn ones;
 //! * [`store`]: the async, per-kind storage interface ([`store::Stores`])
 //!   that the core and the services are moving to.
 
 pub mod atomic;
+pub mod checksum;
 pub mod file_spool;
 pub mod filename;
 pub mod lock;
+pub mod log;
 pub mod record;
 pub mod store;
 
@@ -92,6 +96,29 @@ impl fmt::Display for SpoolError {
     }
 }
 impl std::error::Error for SpoolError {}
+
+impl SpoolError {
+    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> SpoolError {
+        SpoolError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+
+    pub(crate) fn corrupt(
+        path: &std::path::Path,
+        line: u32,
+        col: u32,
+        message: impl Into<String>,
+    ) -> SpoolError {
+        SpoolError::Corrupt {
+            path: path.to_owned(),
+            line,
+            col,
+            message: message.into(),
+        }
+    }
+}
 
 /// The storage interface the core uses. Host names and user names arrive
 /// already normalized (RFC 7622); implementations must not assume they are

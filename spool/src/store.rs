@@ -33,8 +33,24 @@
 //!   for distinct accounts and against other processes sharing the store
 //!   (`switchboard user passwd` beside a running server).
 //!
+//! - **Refuse what cannot be stored, the same way everywhere.** A document
+//!   or stanza holding characters XML cannot carry, a reserved key, an empty
+//!   name where one is required: [`StoreError::Invalid`], before anything is
+//!   written, in every backend (see [`rules`]).
+//!
 //! The traits are object-safe and return boxed futures, so a backend is an
 //! `Arc<dyn …>` picked at run time.
+//!
+//! # Backends
+//!
+//! - [`mod@file`]: the embedded default, over the spool directory that
+//!   releases before this interface wrote (and that they can still read:
+//!   every new file lives beside the old ones); see its module
+//!   documentation for the layout and the log formats.
+//! - [`memory`]: everything in one process's memory, for tests.
+//! - `conformance` (behind the `conformance` feature): one test function
+//!   per behaviour, each taking a fresh [`Stores`], which every backend's
+//!   tests run.
 
 use std::fmt;
 use std::future::Future;
@@ -74,8 +90,8 @@ impl fmt::Display for AccountRef {
 }
 
 /// Why a store could not do what it was asked. Not file-shaped: the
-/// detail texts may name a path or a table, but callers decide only by the
-/// variant.
+/// detail texts may name a path or a table (and, for a damaged file, its
+/// line and column), but callers decide only by the variant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreError {
     /// The account (or other required record) does not exist.
@@ -91,6 +107,12 @@ pub enum StoreError {
     /// A stored record does not parse or has the wrong shape. It is left
     /// as it is for an admin to look at.
     Corrupt(String),
+    /// What the caller asked to store cannot be stored as given (text XML
+    /// cannot carry, a reserved key, a document outside the spool
+    /// namespace, an empty collection name): nothing was written. Input a
+    /// client could send is the caller's to check first; reaching this is
+    /// a bug, answered like `Unavailable`.
+    Invalid(String),
 }
 
 impl fmt::Display for StoreError {
@@ -101,6 +123,7 @@ impl fmt::Display for StoreError {
             StoreError::Full(d) => write!(f, "storage full: {d}"),
             StoreError::Unavailable(d) => write!(f, "storage unavailable: {d}"),
             StoreError::Corrupt(d) => write!(f, "damaged record: {d}"),
+            StoreError::Invalid(d) => write!(f, "refused to store: {d}"),
         }
     }
 }
@@ -199,6 +222,11 @@ pub struct OfflineMessage {
 
 /// Offline messages: an append-only log per account. Storing one message
 /// costs one append, not a rewrite of what is already stored.
+///
+/// Without the account, `usage` is zero, `list` empty and `remove_through`
+/// does nothing; only `append` says `NotFound`. Deleting the account
+/// deletes its log, and ids start again from 1 for an account created
+/// later under the same name.
 pub trait OfflineStore: Send + Sync + 'static {
     /// Appends a message (durable on return) and returns the log's usage
     /// afterwards; `NotFound` without the account.
@@ -229,22 +257,43 @@ pub type ArchiveOwner = str;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArchiveEntry {
     /// The archive id (the XEP-0359 stanza-id the owner's server gave it):
-    /// unique within the owner's archive.
+    /// unique within the owner's archive. Uniqueness is the caller's
+    /// promise, not checked on append; were an id appended twice, lookups
+    /// by id would find the older entry.
     pub id: String,
     /// When it was archived, microseconds since the Unix epoch.
     pub timestamp: u64,
-    /// The other party's bare JID (for a room: the occupant's nick or
-    /// real bare JID, as the room chooses), for `with` filters.
+    /// The other party's JID, bare or full as the owner's server saw it
+    /// (for a room: the occupant's nick or real JID, as the room chooses),
+    /// for `with` filters.
     pub with: String,
     /// The stanza as archived; a retracted entry keeps a tombstone here.
     pub stanza: Element,
 }
 
 /// An archive query (XEP-0313 filters with XEP-0059 paging).
+///
+/// An archive is in *archive order*: the order entries were appended in
+/// (which need not be timestamp order, if a clock went back). A query
+/// selects:
+///
+/// - the **result set**: the entries matching `with`, `start`, `end` and
+///   `ids`, in archive order; its size is [`ArchivePage::count`];
+/// - the **window**: the part of the result set after `after_id` and
+///   before `before_id` (by archive position; the entries those ids name
+///   need not match the filters themselves);
+/// - the **page**: the first `max` entries of the window, or with
+///   `from_end` the last `max`, returned oldest first either way.
+///
+/// [`ArchivePage::complete`] says the page reaches the window's end in
+/// the direction of paging: its last entry forward, its first one with
+/// `from_end`. An empty window is complete; a page of `max: 0` over a
+/// non-empty window is not (XEP-0059 asks for the count that way).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ArchiveQuery {
-    /// Only entries with this `with` (a bare JID matches every resource;
-    /// a full JID only itself).
+    /// Only entries with this `with`: a query without `/` matches an
+    /// entry whose `with` is that bare JID or any full JID of it; one with
+    /// `/` matches only itself.
     pub with: Option<String>,
     /// Entries at or after this time (microseconds since the epoch).
     pub start: Option<u64>,
@@ -271,8 +320,9 @@ pub struct ArchivePage {
     /// No more entries match beyond this page in the direction of paging
     /// (XEP-0313 `<fin complete='true'/>`).
     pub complete: bool,
-    /// How many entries match the filters in all, when the backend knows
-    /// it cheaply (RSM `<count/>`).
+    /// The size of the result set (the entries matching the filters,
+    /// whatever the paging), when the backend knows it cheaply (RSM
+    /// `<count/>`). Both backends here always know it.
     pub count: Option<usize>,
 }
 
@@ -300,7 +350,8 @@ pub trait ArchiveStore: Send + Sync + 'static {
         stanza: &'a Element,
     ) -> BoxFuture<'a, StoreResult<bool>>;
     /// Removes entries older than `before` (microseconds since the epoch)
-    /// from every archive of this store; returns how many went.
+    /// from every archive of this store; returns how many went. Entries
+    /// at `before` or later stay.
     fn expire<'a>(&'a self, before: u64) -> BoxFuture<'a, StoreResult<u64>>;
     /// Removes an owner's whole archive (a deleted account, a destroyed
     /// room).
@@ -311,6 +362,11 @@ pub trait ArchiveStore: Send + Sync + 'static {
 /// the spool namespace (`<vcard xmlns='urn:switchboard:spool:1'>…`): the
 /// key of a document is `element.name`, and what comes back is the
 /// element as stored.
+///
+/// A document must be in the spool namespace, and the keys the other
+/// kinds keep in an account's record ([`rules::RESERVED_ACCOUNT_KEYS`]:
+/// credentials, roster, the offline queue of older releases) are refused
+/// with [`StoreError::Invalid`] by every method.
 pub trait AccountDataStore: Send + Sync + 'static {
     /// `None` when the account has no such document (or no account).
     fn get<'a>(
@@ -330,7 +386,7 @@ pub trait AccountDataStore: Send + Sync + 'static {
 }
 
 /// Small documents per local host (the message of the day), keyed as in
-/// [`AccountDataStore`].
+/// [`AccountDataStore`] (in the spool namespace; no key is reserved).
 pub trait HostDataStore: Send + Sync + 'static {
     fn get<'a>(
         &'a self,
@@ -343,8 +399,11 @@ pub trait HostDataStore: Send + Sync + 'static {
 
 /// A service's own records: opaque values by collection and key (a
 /// transport's sealed registrations, the directory's listings, a MUC
-/// service's rooms). Collections and keys are any non-empty UTF-8 text;
-/// backends encode them.
+/// service's rooms). Keys are any non-empty UTF-8 text. A collection is one
+/// or more `/`-separated segments, each any non-empty UTF-8 text
+/// (`registrations/irc.example.net`): the file backend makes each segment
+/// a directory. Backends encode both. Values are at most
+/// [`rules::MAX_VALUE_BYTES`].
 pub trait ServiceDataStore: Send + Sync + 'static {
     fn get<'a>(
         &'a self,
@@ -373,6 +432,9 @@ pub trait ServiceDataStore: Send + Sync + 'static {
         service: &'a str,
         collection: &'a str,
     ) -> BoxFuture<'a, StoreResult<Vec<String>>>;
+    /// Where a record lives (a path, a table and key), for messages that
+    /// send an admin to look at it.
+    fn location(&self, service: &str, collection: &str, key: &str) -> String;
 }
 
 /// One service's view of the [`ServiceDataStore`]: what a service gets in
@@ -420,6 +482,11 @@ impl ServiceStore {
     pub async fn keys(&self, collection: &str) -> StoreResult<Vec<String>> {
         self.inner.keys(&self.service, collection).await
     }
+
+    /// Where a record lives, for messages to the admin.
+    pub fn location(&self, collection: &str, key: &str) -> String {
+        self.inner.location(&self.service, collection, key)
+    }
 }
 
 /// Every store of one backend, for the composition root to hand out one
@@ -440,3 +507,11 @@ impl fmt::Debug for Stores {
         f.debug_struct("Stores").finish_non_exhaustive()
     }
 }
+
+mod archive_query;
+pub mod file;
+pub mod memory;
+pub mod rules;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;

@@ -136,25 +136,7 @@ impl Service for IrcTransport {
     fn run(&self, ctx: ServiceContext, mut inbox: mpsc::Receiver<Element>) -> BoxFuture {
         let me = self.clone();
         Box::pin(async move {
-            let (config, host, dir, key) = (
-                me.config.clone(),
-                ctx.jid.clone(),
-                ctx.data_dir.clone(),
-                ctx.key.clone(),
-            );
-            let opened =
-                tokio::task::spawn_blocking(move || Settings::open(&config, &host, &dir, key))
-                    .await;
-            let mut settings = match opened {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    // The supervisor restarts the service with backoff and
-                    // tells the admins.
-                    tracing::error!(service = %ctx.jid, error = %e, "cannot open the IRC registrations");
-                    return;
-                }
-                Err(e) => std::panic::resume_unwind(e.into_panic()),
-            };
+            let mut settings = Settings::open(&me.config, &ctx.jid, &ctx.store, ctx.key.clone());
             tracing::info!(service = %ctx.jid, servers = %me.config.names(), "IRC transport up");
             let (done_tx, mut done_rx) = mpsc::channel::<Done>(64);
             let mut conns = Conns::new(me.config.max_connections);

@@ -12,11 +12,13 @@
 //! transport's JID cannot know which one is meant, and only the server
 //! JIDs take settings.
 //!
-//! How they are kept: one [`CredentialStore`] per allowed server, in
-//! `registrations/<server>/` under the service's data directory, its files
-//! sealed with the service's key and bound to the server's JID, so that a
-//! file moved to another server's directory fails authentication. The
-//! whole registration is sealed, secrets or not.
+//! How they are kept: one [`CredentialStore`] per allowed server, in the
+//! collection `registrations/<server>` of the service's store (with the
+//! file spool, `spool/<service>/registrations/<server>/`, where releases
+//! before the storage interface kept them too), its records sealed with
+//! the service's key and bound to the server's JID, so that a record moved
+//! to another server's collection fails authentication. The whole
+//! registration is sealed, secrets or not.
 //!
 //! The legacy XEP-0077 fields are `<nick/>`, `<username/>` (the IRC user
 //! name), `<name/>` (the real name) and `<password/>`, which is the server
@@ -29,18 +31,18 @@
 //! that is up keeps the nick and account it signed on with.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use switchboard_jid::Jid;
 use switchboard_service::adhoc::{Action, CommandOutcome, CommandRequest, Commands, NoteType};
-use switchboard_service::credentials::{CredentialStore, Registration, SecretKey, StoreError};
+use switchboard_service::credentials::{CredentialStore, Registration, SecretKey};
 use switchboard_service::forms::{Field, FieldKind};
 use switchboard_service::gateway::{
-    form_registration, registration_query, registration_submission, GatewaySpec, REGISTRATIONS_DIR,
+    form_registration, registration_query, registration_submission, GatewaySpec, REGISTRATIONS,
 };
 use switchboard_service::stanza::{error_reply, iq_result, ErrorType, StanzaError};
+use switchboard_service::ServiceStore;
 use switchboard_xml::{ns, Element};
 
 use crate::address::server_jid;
@@ -172,7 +174,7 @@ struct Slot {
 /// One server's registrations and its Configure command.
 struct PerServer {
     spec: Arc<GatewaySpec>,
-    store: Arc<CredentialStore>,
+    store: CredentialStore,
     /// The command at the server's JID.
     commands: Commands,
     /// The same command at the transport's JID, when this is its server.
@@ -197,14 +199,14 @@ impl std::fmt::Debug for Settings {
 }
 
 impl Settings {
-    /// Opens (creating) every server's store under
-    /// `data_dir/registrations/<server>/`. Blocks on the file system.
+    /// Every server's registrations, in the collection
+    /// `registrations/<server>` of `store`. Nothing is read until used.
     pub fn open(
         config: &IrcConfig,
         host: &str,
-        data_dir: &Path,
+        store: &ServiceStore,
         key: Arc<SecretKey>,
-    ) -> Result<Settings, StoreError> {
+    ) -> Settings {
         let slot = Arc::new(Mutex::new(Slot::default()));
         // The admin's default server, or else the only one there is.
         let default = config
@@ -214,8 +216,8 @@ impl Settings {
         let mut servers = HashMap::new();
         for s in &config.servers {
             let jid = server_jid(&s.host, host);
-            let dir = data_dir.join(REGISTRATIONS_DIR).join(&s.host);
-            let store = Arc::new(CredentialStore::open(dir, key.clone(), &jid)?);
+            let collection = format!("{REGISTRATIONS}/{}", s.host);
+            let store = CredentialStore::new(store.clone(), collection, key.clone(), &jid);
             let spec = Arc::new(spec(&s.host, &jid));
             let commands = configure_commands(&jid, &spec, &slot);
             let transport_commands = (default.as_deref() == Some(s.host.as_str()))
@@ -230,11 +232,11 @@ impl Settings {
                 },
             );
         }
-        Ok(Settings {
+        Settings {
             servers,
             default,
             slot,
-        })
+        }
     }
 
     /// The server the transport's JID stands for, if any.
@@ -257,7 +259,7 @@ impl Settings {
             let Some(store) = store else {
                 return Ok(None);
             };
-            blocking(move || store.load(&user)).await.map_err(|e| {
+            store.load(&user).await.map_err(|e| {
                 tracing::error!(error = %e, "cannot read an IRC registration");
                 StanzaError::internal_server_error()
                     .with_text("your IRC settings cannot be read; the administrator has been told")
@@ -320,8 +322,7 @@ impl Settings {
                         .with_text(format!("you have no settings for {server}")),
                 );
             }
-            let store = s.store.clone();
-            return match blocking(move || store.remove(&user)).await {
+            return match s.store.remove(&user).await {
                 Ok(_) => Some(iq_result(iq, None)),
                 Err(e) => {
                     tracing::error!(error = %e, "cannot remove an IRC registration");
@@ -386,15 +387,10 @@ impl Settings {
     }
 
     async fn save(&self, s: &PerServer, user: &Jid, reg: Registration) -> Result<(), StanzaError> {
-        let store = s.store.clone();
-        let user = user.clone();
-        blocking(move || store.save(&user, &reg))
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "cannot store an IRC registration");
-                StanzaError::internal_server_error()
-                    .with_text("your IRC settings could not be stored")
-            })
+        s.store.save(user, &reg).await.map_err(|e| {
+            tracing::error!(error = %e, "cannot store an IRC registration");
+            StanzaError::internal_server_error().with_text("your IRC settings could not be stored")
+        })
     }
 }
 
@@ -444,19 +440,11 @@ fn configure_commands(jid: &str, spec: &Arc<GatewaySpec>, slot: &Arc<Mutex<Slot>
     commands
 }
 
-/// Runs blocking store I/O off the async threads.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, StoreError> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r,
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use switchboard_spool::store::file::FileStores;
+    use switchboard_spool::store::memory::MemoryStores;
 
     fn reg(pairs: &[(&str, &str)]) -> Registration {
         Registration::from_pairs(
@@ -480,23 +468,22 @@ mod tests {
 
     const SERVER: &str = "irc.example.net@irc.example.org";
 
-    async fn open(servers: &str) -> (tempfile::TempDir, Settings) {
-        let dir = tempfile::tempdir().unwrap();
+    fn open(servers: &str) -> (ServiceStore, Settings) {
+        let store = ServiceStore::new(MemoryStores::new().service_data, "irc.example.org");
         let config =
             IrcConfig::from_element(&xml(&format!("<service>{servers}</service>"))).unwrap();
         let s = Settings::open(
             &config,
             "irc.example.org",
-            dir.path(),
+            &store,
             Arc::new(SecretKey::generate()),
-        )
-        .unwrap();
-        (dir, s)
+        );
+        (store, s)
     }
 
     #[tokio::test]
     async fn register_show_configure_and_remove() {
-        let (dir, mut s) = open(r#"<server host="irc.example.net"/>"#).await;
+        let (store, mut s) = open(r#"<server host="irc.example.net"/>"#);
         assert_eq!(s.default_server(), Some("irc.example.net"));
         let romeo = Jid::parse("romeo@montague.lit").unwrap();
         let entry = ServerEntry {
@@ -525,16 +512,12 @@ mod tests {
         assert_eq!(p.nick.as_deref(), Some("romeo"));
         assert_eq!(p.credentials.server_password.as_deref(), Some("srv-secret"));
         assert!(p.secure);
-        let file = dir
-            .path()
-            .join("registrations/irc.example.net")
-            .read_dir()
+        let sealed = store
+            .get("registrations/irc.example.net", "romeo@montague.lit")
+            .await
             .unwrap()
-            .flatten()
-            .find(|e| e.path().extension().is_some_and(|x| x == "xml"))
-            .unwrap()
-            .path();
-        let text = std::fs::read_to_string(file).unwrap();
+            .unwrap();
+        let text = String::from_utf8(sealed).unwrap();
         assert!(
             !text.contains("srv-secret") && !text.contains("romeo<"),
             "{text}"
@@ -642,7 +625,7 @@ mod tests {
 
     #[tokio::test]
     async fn with_several_servers_the_transport_jid_takes_no_settings() {
-        let (_dir, s) = open(r#"<server host="a.example"/><server host="b.example"/>"#).await;
+        let (_store, s) = open(r#"<server host="a.example"/><server host="b.example"/>"#);
         assert_eq!(s.default_server(), None);
     }
 
@@ -691,5 +674,61 @@ mod tests {
         let p = profile(Some(&reg(&[(SASL_PASSWORD, "pw")])), true);
         assert_eq!(p.credentials.sasl, None, "no account name to log in with");
         assert_eq!(profile(None, false), Profile::default());
+    }
+
+    /// The settings a release sealed (`spool/tests/fixtures/release-spool`,
+    /// made by `make_release_spool.py`) open with its key, at both of its
+    /// IRC servers: 127.0.0.1, and ::1, whose directory the release named
+    /// raw.
+    #[tokio::test]
+    async fn settings_sealed_by_the_release_open_unchanged() {
+        let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../spool/tests/fixtures/release-spool");
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("spool");
+        copy_tree(
+            &fixture.join("spool/irc.example.org"),
+            &root.join("irc.example.org"),
+        );
+        let key = SecretKey::load_or_generate(&fixture.join("etc/credentials.key")).unwrap();
+        let store = ServiceStore::new(
+            FileStores::open(&root).unwrap().service_data,
+            "irc.example.org",
+        );
+        let config = IrcConfig::from_element(&xml(
+            "<service><server host='127.0.0.1' port='6667' tls='false' allow-plain='true'/>\
+             <server host='::1' port='6667' tls='false' allow-plain='true'/></service>",
+        ))
+        .unwrap();
+        let s = Settings::open(&config, "irc.example.org", &store, Arc::new(key));
+        let alice = Jid::parse("alice@example.org").unwrap();
+        assert_eq!(
+            s.load(&alice, "127.0.0.1").await.unwrap(),
+            Some(reg(&[
+                (NICK, "alice_irc"),
+                (USERNAME, "alice"),
+                (REALNAME, "Alice L"),
+                (SERVER_PASSWORD, "s3cret pass"),
+            ]))
+        );
+        let bob = Jid::parse("bob@example.org").unwrap();
+        assert_eq!(
+            s.load(&bob, "::1").await.unwrap(),
+            Some(reg(&[(NICK, "bob6")]))
+        );
+        assert_eq!(s.load(&bob, "127.0.0.1").await.unwrap(), None);
+    }
+
+    fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy_tree(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), &target).unwrap();
+            }
+        }
     }
 }
