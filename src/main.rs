@@ -14,12 +14,11 @@ mod user_cmd;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::Parser;
 use switchboard_config::{Config, ConfigError};
 use switchboard_core::services::ServicePlan;
-use switchboard_spool::FileSpool;
+use switchboard_spool::store::file::FileStores;
 use tokio::signal::unix::{signal, SignalKind};
 
 use cli::{Cli, Command};
@@ -115,14 +114,24 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some(Command::User(cmd)) => {
-            let store = match FileSpool::open(&config.spool.dir) {
+            let stores = match FileStores::open(&config.spool.dir) {
                 Ok(s) => s,
                 Err(e) => {
                     eprintln!("cannot open the spool: {e}");
                     return ExitCode::FAILURE;
                 }
             };
-            match user_cmd::run(cmd, &config, &store) {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("cannot start: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(user_cmd::run(cmd, &config, stores.accounts.as_ref())) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(msg) => {
                     eprintln!("{msg}");
@@ -215,11 +224,10 @@ async fn serve(
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
     let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     let _pidfile = pidfile::PidFile::create(&config.pidfile)?;
-    let spool =
-        FileSpool::open(&config.spool.dir).map_err(|e| format!("cannot open the spool: {e}"))?;
+    let stores =
+        FileStores::open(&config.spool.dir).map_err(|e| format!("cannot open the spool: {e}"))?;
     tracing::info!(config = %config.source, home = %home.display(), "starting Switchboard {}", env!("CARGO_PKG_VERSION"));
-    let mut server =
-        switchboard_core::Server::start(config, &home, Arc::new(spool), debug, plans).await?;
+    let mut server = switchboard_core::Server::start(config, &home, stores, debug, plans).await?;
     let admin_socket = switchboard_core::admin::socket::AdminSocket::bind(
         &admin_cmd::socket_path(&home),
         server.admin().clone(),

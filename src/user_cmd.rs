@@ -1,24 +1,31 @@
 //! `switchboard user add|passwd|del|list`: account management straight on
-//! the spool. The spool's per-account lock makes this safe while the server
-//! runs, and the server re-reads an account's file at each login.
+//! the storage backend. The file spool's per-account lock makes this safe
+//! while the server runs, and the server reads an account's credentials
+//! at each login.
 
 use std::io::{BufRead, IsTerminal};
 
 use switchboard_config::Config;
+use switchboard_core::accounts::AccountError;
 use switchboard_jid::Jid;
-use switchboard_spool::{SpoolError, Storage};
+use switchboard_spool::store::{AccountRef, AccountStore, StoreError};
 
 use crate::cli::UserCommand;
 
 /// Runs a user subcommand; `Err` is the message for stderr.
-pub fn run(cmd: UserCommand, config: &Config, store: &dyn Storage) -> Result<(), String> {
+pub async fn run(
+    cmd: UserCommand,
+    config: &Config,
+    store: &dyn AccountStore,
+) -> Result<(), String> {
     match cmd {
         UserCommand::Add { jid } => {
             let (host, user) = account(&jid, config)?;
             let password = read_password()?;
-            switchboard_core::accounts::create(store, &host, &user, &password, config.limits.scram_iterations)
+            switchboard_core::accounts::create(store, &host, &user, password, config.limits.scram_iterations)
+                .await
                 .map_err(|e| match e {
-                    switchboard_core::accounts::AccountError::Spool(SpoolError::AlreadyExists) => {
+                    AccountError::Store(StoreError::AlreadyExists) => {
                         format!("{user}@{host} already exists; use `switchboard user passwd {user}@{host}` to change its password")
                     }
                     e => format!("cannot create {user}@{host}: {e}"),
@@ -28,9 +35,10 @@ pub fn run(cmd: UserCommand, config: &Config, store: &dyn Storage) -> Result<(),
         UserCommand::Passwd { jid } => {
             let (host, user) = account(&jid, config)?;
             let password = read_password()?;
-            switchboard_core::accounts::set_password(store, &host, &user, &password, config.limits.scram_iterations)
+            switchboard_core::accounts::set_password(store, &host, &user, password, config.limits.scram_iterations)
+                .await
                 .map_err(|e| match e {
-                    switchboard_core::accounts::AccountError::Spool(SpoolError::NotFound) => {
+                    AccountError::Store(StoreError::NotFound) => {
                         format!("{user}@{host} does not exist; create it with `switchboard user add {user}@{host}`")
                     }
                     e => format!("cannot change the password of {user}@{host}: {e}"),
@@ -39,7 +47,7 @@ pub fn run(cmd: UserCommand, config: &Config, store: &dyn Storage) -> Result<(),
         }
         UserCommand::Del { jid } => {
             let (host, user) = account(&jid, config)?;
-            match store.delete_user(&host, &user) {
+            match store.delete(&AccountRef::new(&host, &user)).await {
                 Ok(true) => println!("deleted {user}@{host}"),
                 Ok(false) => return Err(format!("{user}@{host} does not exist")),
                 Err(e) => return Err(format!("cannot delete {user}@{host}: {e}")),
@@ -49,7 +57,7 @@ pub fn run(cmd: UserCommand, config: &Config, store: &dyn Storage) -> Result<(),
             let host = switchboard_jid::normalize_domain(&host)
                 .map_err(|e| format!("'{host}' is not a domain: {e}"))?;
             check_host(&host, config)?;
-            for u in store.list_users(&host).map_err(|e| e.to_string())? {
+            for u in store.list(&host).await.map_err(|e| e.to_string())? {
                 println!("{u}@{host}");
             }
         }

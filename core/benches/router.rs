@@ -55,9 +55,9 @@ fn route(c: &mut Criterion) {
         ("message_bare_jid", "bob@localhost"),
     ] {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let spool = switchboard_spool::FileSpool::open(dir.path()).expect("a spool");
+        let stores = switchboard_spool::store::file::FileStores::open(dir.path()).expect("a spool");
         let r = switchboard_core::server::standalone_router(
-            Arc::new(spool),
+            &stores,
             Settings::for_hosts(&["localhost"]),
         );
         let (alice_id, mut alice) = online(&r, "alice@localhost/desk");

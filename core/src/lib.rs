@@ -5,7 +5,8 @@
 //! Map (each layer imports only the ones above it; see ARCHITECTURE.md):
 //!
 //! - leaves: [`time`], [`ids`], [`queue`], [`stanza`], [`metrics`],
-//!   [`throttle`], [`debug_log`], [`tls`], [`sasl`], [`lifecycle`];
+//!   [`throttle`], [`debug_log`], [`tls`], [`sasl`], [`lifecycle`],
+//!   [`metered`] (the stores with their writes timed);
 //! - [`stream`]: the sans-IO stream machines; [`settings`]: the reloadable
 //!   snapshot;
 //! - [`sessions`]: bound resources; [`routing`]: the router, its table of
@@ -25,6 +26,7 @@ pub mod debug_log;
 pub mod ids;
 pub mod im;
 pub mod lifecycle;
+pub mod metered;
 pub mod metrics;
 pub mod modules;
 pub mod net;

@@ -14,10 +14,8 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use switchboard_spool::{SpoolError, Storage, UserRecord};
 use switchboard_xml::Element;
 
 /// The stanza kinds counted per type, in the order they are rendered.
@@ -314,64 +312,6 @@ pub fn render(s: &Snapshot) -> String {
         );
     }
     out
-}
-
-/// The storage the core uses, timing every write on its way to the spool.
-/// It only calls the [`Storage`] trait, so the spool crate stays the only
-/// code that touches the spool directory. The time includes waiting for
-/// the record's lock, which is what a user's request actually waits.
-pub struct MeteredStorage {
-    inner: Arc<dyn Storage>,
-    metrics: Arc<Metrics>,
-}
-
-impl MeteredStorage {
-    pub fn new(inner: Arc<dyn Storage>, metrics: Arc<Metrics>) -> MeteredStorage {
-        MeteredStorage { inner, metrics }
-    }
-
-    fn timed<T>(&self, f: impl FnOnce() -> T) -> T {
-        let start = Instant::now();
-        let r = f();
-        self.metrics.spool_write(start.elapsed());
-        r
-    }
-}
-
-impl Storage for MeteredStorage {
-    fn load_user(&self, host: &str, user: &str) -> Result<Option<UserRecord>, SpoolError> {
-        self.inner.load_user(host, user)
-    }
-    fn user_exists(&self, host: &str, user: &str) -> Result<bool, SpoolError> {
-        self.inner.user_exists(host, user)
-    }
-    fn create_user(&self, host: &str, user: &str, record: &UserRecord) -> Result<(), SpoolError> {
-        self.timed(|| self.inner.create_user(host, user, record))
-    }
-    fn update_user(
-        &self,
-        host: &str,
-        user: &str,
-        f: &mut dyn FnMut(&mut UserRecord),
-    ) -> Result<(), SpoolError> {
-        self.timed(|| self.inner.update_user(host, user, f))
-    }
-    fn delete_user(&self, host: &str, user: &str) -> Result<bool, SpoolError> {
-        self.timed(|| self.inner.delete_user(host, user))
-    }
-    fn list_users(&self, host: &str) -> Result<Vec<String>, SpoolError> {
-        self.inner.list_users(host)
-    }
-    fn load_host(&self, host: &str) -> Result<Vec<Element>, SpoolError> {
-        self.inner.load_host(host)
-    }
-    fn update_host(
-        &self,
-        host: &str,
-        f: &mut dyn FnMut(&mut Vec<Element>),
-    ) -> Result<(), SpoolError> {
-        self.timed(|| self.inner.update_host(host, f))
-    }
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard_config::Config;
-use switchboard_spool::Storage;
+use switchboard_spool::store::{ServiceDataStore, Stores};
 use switchboard_xml::Limits;
 use tokio_rustls::TlsAcceptor;
 
@@ -86,17 +86,29 @@ pub fn routing(
     (t.build(), iq, queues)
 }
 
+/// The account actors' context: the stores of the kinds an account has.
+fn im_context(stores: &Stores, settings: &Arc<LiveSettings>, motds: Arc<MotdBoard>) -> ImContext {
+    ImContext {
+        accounts: stores.accounts.clone(),
+        rosters: stores.rosters.clone(),
+        offline: stores.offline.clone(),
+        data: stores.account_data.clone(),
+        settings: settings.clone(),
+        motds,
+    }
+}
+
 /// A router built as [`Server::start`] builds it (the same table, account
-/// actors and registry) over `storage`, without listeners, services or
+/// actors and registry) over `stores`, without listeners, services or
 /// admin tasks: for benchmarks and tests that drive routing directly.
-pub fn standalone_router(storage: Arc<dyn Storage>, settings: Settings) -> Router {
+pub fn standalone_router(stores: &Stores, settings: Settings) -> Router {
     let hosts = settings.host_names();
     let settings = Arc::new(LiveSettings::new(settings));
-    let accounts = Accounts::new(ImContext {
-        storage,
-        settings: settings.clone(),
-        motds: Arc::new(MotdBoard::default()),
-    });
+    let accounts = Accounts::new(im_context(
+        stores,
+        &settings,
+        Arc::new(MotdBoard::default()),
+    ));
     let (table, iq, _admin_queues) = routing(&accounts, &settings);
     Router::new(hosts, table, iq, Arc::default())
 }
@@ -176,7 +188,12 @@ fn external_secrets(plans: &[ServicePlan]) -> std::collections::HashMap<String, 
 /// Gives every configured service its router slot and starts the
 /// in-process ones under supervision. External slots stay empty until
 /// their component connects.
-fn start_services(server: &Server, config: &Config, plans: Vec<ServicePlan>) -> Result<(), String> {
+fn start_services(
+    server: &Server,
+    config: &Config,
+    service_data: Arc<dyn ServiceDataStore>,
+    plans: Vec<ServicePlan>,
+) -> Result<(), String> {
     let needs_key = plans
         .iter()
         .any(|p| matches!(p.provider, Provider::InProcess(_)));
@@ -186,11 +203,6 @@ fn start_services(server: &Server, config: &Config, plans: Vec<ServicePlan>) -> 
         Arc::new(SecretKey::generate())
     };
     let settings = server.settings.get();
-    // Services store through the storage interface's file backend at the
-    // spool, in `spool/<service>/` as before.
-    let service_data = switchboard_spool::store::file::FileStores::open(&config.spool.dir)
-        .map_err(|e| format!("cannot open the spool for the services: {e}"))?
-        .service_data;
     for plan in plans {
         let host = plan.config.id.clone();
         server.router.services().add(
@@ -231,36 +243,30 @@ impl Server {
     pub async fn start(
         config: Config,
         home: &Path,
-        storage: Arc<dyn Storage>,
+        stores: Stores,
         debug: bool,
         services: Vec<ServicePlan>,
     ) -> Result<Server, String> {
         let tls = load_tls(&config, home)?;
         let hosts: Vec<String> = config.hosts.iter().map(|h| h.name.clone()).collect();
         let metrics = Arc::new(crate::metrics::Metrics::default());
-        // Every spool write the server makes is timed on its way through.
-        let storage: Arc<dyn Storage> = Arc::new(crate::metrics::MeteredStorage::new(
-            storage,
-            metrics.clone(),
-        ));
+        // Every write the server makes is timed on its way through.
+        let stores = crate::metered::metered(stores, metrics.clone());
         let settings = Arc::new(LiveSettings::new(settings_from(
             &config,
             Some(tls),
             external_secrets(&services),
         )));
         let motds = Arc::new(MotdBoard::default());
-        crate::admin::load_motds(storage.clone(), &hosts, &motds).await?;
-        let accounts = Accounts::new(ImContext {
-            storage: storage.clone(),
-            settings: settings.clone(),
-            motds: motds.clone(),
-        });
+        crate::admin::load_motds(stores.host_data.as_ref(), &hosts, &motds).await?;
+        let accounts = Accounts::new(im_context(&stores, &settings, motds.clone()));
         let (table, iq, queues) = routing(&accounts, &settings);
         let router = Router::new(hosts, table, iq, metrics);
         let admin = Arc::new(Admin::new(
             router.clone(),
             accounts,
-            storage.clone(),
+            stores.accounts.clone(),
+            stores.host_data.clone(),
             settings.clone(),
             motds,
         ));
@@ -281,11 +287,11 @@ impl Server {
             config,
         };
         let config = server.config.clone();
-        start_services(&server, &config, services)?;
+        start_services(&server, &config, stores.service_data.clone(), services)?;
         let c2s = Arc::new(C2sContext {
             router: server.router.clone(),
             settings: server.settings.clone(),
-            storage,
+            accounts: stores.accounts.clone(),
             registrations: server.registrations.clone(),
             shutdown: server.shutdown.signal(),
             debug,

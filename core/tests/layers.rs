@@ -21,6 +21,7 @@ const LAYERS: &[&[&str]] = &[
         "lifecycle",
         "sasl",
     ],
+    &["metered"],
     &["tls"],
     &["stream"],
     &["settings", "sessions"],

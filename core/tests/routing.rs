@@ -12,7 +12,7 @@ use support::{env, error_condition, msg};
 
 #[tokio::test]
 async fn bare_jid_messages_go_to_the_highest_non_negative_priority() {
-    let e = env(&["alice", "bob"]);
+    let e = env(&["alice", "bob"]).await;
     let mut alice = e.online("alice@localhost/a", Some(0));
     let mut b1 = e.online("bob@localhost/desk", Some(5));
     let mut b2 = e.online("bob@localhost/phone", Some(1));
@@ -26,7 +26,7 @@ async fn bare_jid_messages_go_to_the_highest_non_negative_priority() {
 
 #[tokio::test]
 async fn headlines_to_a_bare_jid_go_to_every_non_negative_resource() {
-    let e = env(&["alice", "bob"]);
+    let e = env(&["alice", "bob"]).await;
     let alice = e.online("alice@localhost/a", Some(0));
     let mut b1 = e.online("bob@localhost/desk", Some(5));
     let mut b2 = e.online("bob@localhost/phone", Some(0));
@@ -43,18 +43,14 @@ async fn headlines_to_a_bare_jid_go_to_every_non_negative_resource() {
 /// sender gets `service-unavailable` from its bare JID.
 #[tokio::test]
 async fn without_an_available_resource_a_message_is_stored_or_refused() {
-    let e = env(&["alice", "bob"]);
+    let e = env(&["alice", "bob"]).await;
     let mut alice = e.online("alice@localhost/a", Some(0));
     let mut b = e.online("bob@localhost/away", Some(-1));
     e.send(&alice, msg("bob@localhost", "chat"));
     let before = e.settle(&mut alice, "bob@localhost").await;
     assert!(before.is_empty(), "no error: {before:?}");
     assert!(b.inbox().is_empty());
-    let stored = e.storage.load_user("localhost", "bob").unwrap().unwrap();
-    assert!(
-        stored.extra.iter().any(|x| x.name == "offline"),
-        "stored offline"
-    );
+    assert_eq!(e.offline_bodies("bob").await, ["hi"], "stored offline");
 
     e.send(&alice, msg("nobody@localhost", "chat"));
     let back = e.settle(&mut alice, "nobody@localhost").await;
@@ -69,7 +65,7 @@ async fn without_an_available_resource_a_message_is_stored_or_refused() {
 
 #[tokio::test]
 async fn chat_to_an_absent_resource_falls_back_to_the_bare_jid() {
-    let e = env(&["alice", "bob"]);
+    let e = env(&["alice", "bob"]).await;
     let alice = e.online("alice@localhost/a", Some(0));
     let mut b = e.online("bob@localhost/desk", Some(0));
     e.send(&alice, msg("bob@localhost/gone", "chat"));
@@ -84,7 +80,7 @@ async fn chat_to_an_absent_resource_falls_back_to_the_bare_jid() {
 
 #[tokio::test]
 async fn headline_and_iq_to_an_absent_resource() {
-    let e = env(&["alice", "bob"]);
+    let e = env(&["alice", "bob"]).await;
     let mut alice = e.online("alice@localhost/a", Some(0));
     let mut b = e.online("bob@localhost/desk", Some(0));
     e.send(&alice, msg("bob@localhost/gone", "headline"));
@@ -106,7 +102,7 @@ async fn headline_and_iq_to_an_absent_resource() {
 
 #[tokio::test]
 async fn errors_are_never_answered_with_errors() {
-    let e = env(&["alice"]);
+    let e = env(&["alice"]).await;
     let mut alice = e.online("alice@localhost/a", Some(0));
     e.send(&alice, msg("nobody@localhost", "error"));
     e.send(&alice, msg("someone@elsewhere.example", "error"));
@@ -122,7 +118,7 @@ async fn errors_are_never_answered_with_errors() {
 
 #[tokio::test]
 async fn other_domains_get_remote_server_not_found() {
-    let e = env(&["alice"]);
+    let e = env(&["alice"]).await;
     let mut alice = e.online("alice@localhost/a", Some(0));
     e.send(&alice, msg("someone@elsewhere.example", "chat"));
     let back = alice.inbox();
@@ -135,7 +131,7 @@ async fn other_domains_get_remote_server_not_found() {
 
 #[tokio::test]
 async fn presence_probes_from_clients_never_reach_anyone() {
-    let e = env(&["alice", "bob"]);
+    let e = env(&["alice", "bob"]).await;
     let alice = e.online("alice@localhost/a", Some(0));
     let mut b = e.online("bob@localhost/desk", Some(0));
     let probe = Element::new("presence", ns::CLIENT)
@@ -148,7 +144,7 @@ async fn presence_probes_from_clients_never_reach_anyone() {
 
 #[tokio::test]
 async fn account_disco_answers_the_owner_only() {
-    let e = env(&["alice", "bob"]);
+    let e = env(&["alice", "bob"]).await;
     let mut alice = e.online("alice@localhost/a", Some(0));
     let disco = |to: &str| {
         Element::new("iq", ns::CLIENT)
@@ -183,7 +179,7 @@ async fn account_disco_answers_the_owner_only() {
 /// The sender is never blocked and gets no error: nothing is lost.
 #[tokio::test]
 async fn a_session_that_does_not_read_is_given_up_on_and_nothing_sent_to_it_is_lost() {
-    let e = env(&["alice", "bob"]);
+    let e = env(&["alice", "bob"]).await;
     let mut alice = e.online("alice@localhost/a", Some(0));
     let mut slow = e.online_with_capacity("bob@localhost/slow", Some(0), 2);
     let killed = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -214,24 +210,20 @@ async fn a_session_that_does_not_read_is_given_up_on_and_nothing_sent_to_it_is_l
     e.router.take_back(&mut slow.rx);
     let before = e.settle(&mut alice, "bob@localhost").await;
     assert!(before.is_empty(), "no error for any message: {before:?}");
-    let stored = e.storage.load_user("localhost", "bob").unwrap().unwrap();
-    let offline = stored
-        .extra
-        .iter()
-        .find(|x| x.name == "offline")
-        .expect("stored offline");
-    let ids: std::collections::BTreeSet<String> = offline
-        .elements()
-        .filter_map(|m| m.attr("id").map(str::to_string))
-        .collect();
-    assert_eq!(ids.len(), 10, "all ten stored, none twice: {ids:?}");
+    let ids = e.offline_ids("bob").await;
+    let distinct: std::collections::BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(
+        (ids.len(), distinct.len()),
+        (10, 10),
+        "all ten stored, none twice: {ids:?}"
+    );
 }
 
 /// An IQ request queued for a session that ended gets
 /// `service-unavailable` back, so its sender does not wait for ever.
 #[tokio::test]
 async fn a_request_to_a_session_that_ended_is_answered() {
-    let e = env(&["alice", "bob"]);
+    let e = env(&["alice", "bob"]).await;
     let mut alice = e.online("alice@localhost/a", Some(0));
     let mut bob = e.online("bob@localhost/b", Some(0));
     let iq = Element::new("iq", ns::CLIENT)
@@ -258,16 +250,16 @@ async fn a_request_to_a_session_that_ended_is_answered() {
 /// only afterwards.
 #[tokio::test]
 async fn work_for_a_clients_stanza_is_counted_until_it_is_done() {
-    let e = env(&["alice", "bob"]);
+    let e = env(&["alice", "bob"]).await;
     let mut alice = e.online("alice@localhost/a", Some(0));
     e.send(&alice, msg("bob@localhost", "chat"));
     assert_eq!(alice.pending.live(), 1, "the offline store is pending");
     tokio::time::timeout(std::time::Duration::from_secs(10), alice.pending.drained())
         .await
         .expect("the store finishes");
-    let stored = e.storage.load_user("localhost", "bob").unwrap().unwrap();
-    assert!(
-        stored.extra.iter().any(|x| x.name == "offline"),
+    assert_eq!(
+        e.offline_bodies("bob").await,
+        ["hi"],
         "stored before the count dropped"
     );
     // A message to an online resource starts no work.
@@ -284,7 +276,7 @@ async fn work_for_a_clients_stanza_is_counted_until_it_is_done() {
 async fn service_gauges_and_counters_follow_the_slots() {
     use switchboard_core::routing::iq::ServiceInfo;
     use switchboard_core::routing::services::ServiceHandle;
-    let e = env(&["alice"]);
+    let e = env(&["alice"]).await;
     let r = &e.router;
     let mut alice = e.online("alice@localhost/a", Some(0));
     let (tx, mut rx) = tokio::sync::mpsc::channel(4);
@@ -335,7 +327,7 @@ async fn service_gauges_and_counters_follow_the_slots() {
 async fn services_are_reached_by_hostname_and_speak_only_for_it() {
     use switchboard_core::routing::iq::ServiceInfo;
     use switchboard_core::routing::services::ServiceHandle;
-    let e = env(&["alice"]);
+    let e = env(&["alice"]).await;
     let r = &e.router;
     let mut alice = e.online("alice@localhost/a", Some(0));
     let (tx, mut rx) = tokio::sync::mpsc::channel(4);
@@ -374,7 +366,7 @@ async fn services_are_reached_by_hostname_and_speak_only_for_it() {
 /// in order: event, priority and module must match exactly.
 #[tokio::test]
 async fn routing_document_matches_the_table() {
-    let e = env(&[]);
+    let e = env(&[]).await;
     let registered: Vec<String> = e
         .router
         .table()

@@ -117,7 +117,8 @@ async fn a_crashed_service_bounces_while_down_and_comes_back() {
         <listen><c2s addr="127.0.0.1:0"/></listen>
     </switchboard>"#;
     let config = switchboard_config::parse(text, "test.xml", home.path()).unwrap();
-    let spool = switchboard_spool::FileSpool::open(home.path().join("spool")).unwrap();
+    let stores =
+        switchboard_spool::store::file::FileStores::open(home.path().join("spool")).unwrap();
     let runs = Arc::new(AtomicUsize::new(0));
     let (handoff_tx, mut handoff_rx) = mpsc::channel(1);
     let plans = vec![
@@ -134,7 +135,7 @@ async fn a_crashed_service_bounces_while_down_and_comes_back() {
             }),
         ),
     ];
-    let server = Server::start(config, home.path(), Arc::new(spool), false, plans)
+    let server = Server::start(config, home.path(), stores, false, plans)
         .await
         .unwrap();
     let (out, mut inbox) = handoff_rx.recv().await.unwrap();

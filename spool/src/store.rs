@@ -235,6 +235,25 @@ pub trait OfflineStore: Send + Sync + 'static {
         account: &'a AccountRef,
         stanza: &'a Element,
     ) -> BoxFuture<'a, StoreResult<OfflineUsage>>;
+    /// Appends several messages at once, durable on return with one flush
+    /// to disk for all of them (group commit: the core hands over every
+    /// message that waited in an account's queue together), and returns the
+    /// usage afterwards. All or nothing: on an error none of them is
+    /// stored. Backends that can should override this; the default appends
+    /// one at a time and is neither atomic nor batched.
+    fn append_batch<'a>(
+        &'a self,
+        account: &'a AccountRef,
+        stanzas: &'a [Element],
+    ) -> BoxFuture<'a, StoreResult<OfflineUsage>> {
+        Box::pin(async move {
+            let mut usage = self.usage(account).await?;
+            for s in stanzas {
+                usage = self.append(account, s).await?;
+            }
+            Ok(usage)
+        })
+    }
     fn usage<'a>(&'a self, account: &'a AccountRef) -> BoxFuture<'a, StoreResult<OfflineUsage>>;
     /// Every stored message, oldest first (empty without the account).
     fn list<'a>(

@@ -24,6 +24,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Parser;
@@ -31,12 +32,12 @@ use switchboard_bench::scenario::fanout::Layout;
 use switchboard_core::accounts::{self, AccountError};
 use switchboard_core::im::roster::{Item, Roster};
 use switchboard_core::im::subscription::{State, Subscription};
-use switchboard_spool::{FileSpool, SpoolError, Storage};
+use switchboard_spool::store::file::FileStores;
+use switchboard_spool::store::{AccountRef, StoreError};
 
 /// `switchboard_xml::ns::SPOOL`, the namespace of the spool's own elements
 /// (spelled out so that this crate needs no direct dependency on the XML
 /// crate).
-const NS_SPOOL: &str = "urn:switchboard:spool:1";
 
 #[derive(Parser)]
 #[command(
@@ -105,7 +106,7 @@ fn main() -> ExitCode {
         eprintln!("{} is not a host of {}", cli.host, cli.config.display());
         return ExitCode::FAILURE;
     }
-    let spool = match FileSpool::open(&config.spool.dir) {
+    let stores = match FileStores::open(&config.spool.dir) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("cannot open the spool: {e}");
@@ -129,48 +130,77 @@ fn main() -> ExitCode {
     } else {
         None
     };
-    let rosters = AtomicU64::new(0);
+    let rosters = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
-    let created = AtomicU64::new(0);
-    let existing = AtomicU64::new(0);
+    let created = Arc::new(AtomicU64::new(0));
+    let existing = Arc::new(AtomicU64::new(0));
     let threads = cli.threads.clamp(1, 64);
-    let result: Result<(), String> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads as usize)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let cli = Arc::new(cli);
+    let layout = Arc::new(layout);
+    // `threads` workers, each creating every `threads`-th account: PBKDF2
+    // runs on the blocking pool, so they derive keys side by side.
+    let result: Result<(), String> = runtime.block_on(async {
+        let workers: Vec<_> = (0..threads)
             .map(|t| {
-                let (spool, cli, created, existing) = (&spool, &cli, &created, &existing);
-                let (layout, rosters) = (&layout, &rosters);
-                s.spawn(move || -> Result<(), String> {
+                let (stores, cli, created, existing) = (
+                    stores.clone(),
+                    cli.clone(),
+                    created.clone(),
+                    existing.clone(),
+                );
+                let (layout, rosters) = (layout.clone(), rosters.clone());
+                tokio::spawn(async move {
                     for n in (t..cli.users).step_by(threads as usize) {
                         let user = format!("{}{n}", cli.prefix);
-                        match accounts::create(spool, &cli.host, &user, &cli.password, iterations) {
+                        let made = accounts::create(
+                            stores.accounts.as_ref(),
+                            &cli.host,
+                            &user,
+                            cli.password.clone(),
+                            iterations,
+                        )
+                        .await;
+                        match made {
                             Ok(()) => created.fetch_add(1, Ordering::Relaxed),
-                            Err(AccountError::Spool(SpoolError::AlreadyExists)) => {
+                            Err(AccountError::Store(StoreError::AlreadyExists)) => {
                                 existing.fetch_add(1, Ordering::Relaxed)
                             }
                             Err(e) => {
                                 return Err(format!("cannot create {user}@{}: {e}", cli.host))
                             }
                         };
-                        if let Some(layout) = layout {
-                            let el = roster_for(layout, n, &cli.prefix, &cli.host)?.to_spool();
-                            spool
-                                .update_user(&cli.host, &user, &mut |rec| {
-                                    rec.extra.retain(|e| !e.is("roster", NS_SPOOL));
-                                    rec.extra.push(el.clone());
-                                })
+                        if let Some(layout) = layout.as_ref() {
+                            let roster = roster_for(layout, n, &cli.prefix, &cli.host)?.to_stored();
+                            stores
+                                .rosters
+                                .save(&AccountRef::new(&cli.host, &user), &roster)
+                                .await
                                 .map_err(|e| {
                                     format!("cannot write the roster of {user}@{}: {e}", cli.host)
                                 })?;
                             rosters.fetch_add(1, Ordering::Relaxed);
                         }
                     }
-                    Ok(())
+                    Ok::<(), String>(())
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .try_for_each(|h| h.join().unwrap_or_else(|_| Err("a thread panicked".into())))
+        for w in workers {
+            w.await
+                .unwrap_or_else(|_| Err("a worker panicked".into()))?;
+        }
+        Ok(())
     });
     if let Err(e) = result {
         eprintln!("{e}");

@@ -32,6 +32,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::{Admin, Announcement};
 use crate::notices::Motd;
 use crate::stanza::{error_reply, ErrorType, StanzaError};
+use switchboard_spool::store::StoreError;
 
 /// The `FORM_TYPE` of every XEP-0133 form.
 pub const NS_ADMIN: &str = "http://jabber.org/protocol/admin";
@@ -419,7 +420,7 @@ async fn perform(
         }
         Pending::AddUser { user, password } => {
             crate::accounts::create_in_band(
-                admin_seam.storage.clone(),
+                admin_seam.account_store.as_ref(),
                 host,
                 &user,
                 password,
@@ -438,19 +439,17 @@ async fn perform(
             (format!("{user}@{host} is created."), None)
         }
         Pending::ChangePassword { user, password } => {
-            let store = admin_seam.storage.clone();
-            let iterations = admin_seam.settings.get().scram_iterations;
-            let (h, u) = (host.to_string(), user.clone());
-            let r = tokio::task::spawn_blocking(move || {
-                crate::accounts::set_password(store.as_ref(), &h, &u, &password, iterations)
-            })
-            .await
-            .map_err(|_| StanzaError::internal_server_error())?;
+            let r = crate::accounts::set_password(
+                admin_seam.account_store.as_ref(),
+                host,
+                &user,
+                password,
+                admin_seam.settings.get().scram_iterations,
+            )
+            .await;
             match r {
                 Ok(()) => {}
-                Err(crate::accounts::AccountError::Spool(
-                    switchboard_spool::SpoolError::NotFound,
-                )) => {
+                Err(crate::accounts::AccountError::Store(StoreError::NotFound)) => {
                     return Err(StanzaError::new("item-not-found", ErrorType::Cancel)
                         .with_text(format!("there is no account {user}@{host}")))
                 }

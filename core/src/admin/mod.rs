@@ -29,12 +29,11 @@ pub mod commands;
 pub mod server_jid;
 pub mod socket;
 
-use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
 use switchboard_jid::Jid;
-use switchboard_spool::{SpoolError, Storage};
-use switchboard_xml::{ns, Element};
+use switchboard_spool::store::{AccountStore, HostDataStore, StoreError};
+use switchboard_xml::Element;
 use tokio::sync::mpsc;
 
 use crate::im::Accounts;
@@ -65,7 +64,7 @@ pub enum AdminError {
     /// An announcement without text.
     Empty,
     /// The message of the day could not be stored.
-    Spool(SpoolError),
+    Store(StoreError),
     /// The server is stopping.
     ShuttingDown,
 }
@@ -76,7 +75,7 @@ impl std::fmt::Display for AdminError {
             AdminError::UnknownHost(h) => write!(f, "{h} is not a host of this server"),
             AdminError::NoSession(j) => write!(f, "{j} has no session on this server"),
             AdminError::Empty => EmptyAnnouncement.fmt(f),
-            AdminError::Spool(e) => write!(f, "cannot store the message of the day: {e}"),
+            AdminError::Store(e) => write!(f, "cannot store the message of the day: {e}"),
             AdminError::ShuttingDown => f.write_str("the server is shutting down"),
         }
     }
@@ -98,10 +97,7 @@ impl AdminError {
                 StanzaError::new("item-not-found", ErrorType::Cancel).with_text(self.to_string())
             }
             AdminError::Empty => StanzaError::bad_request().with_text(self.to_string()),
-            AdminError::Spool(e) => {
-                tracing::error!("message of the day: {e}");
-                StanzaError::internal_server_error()
-            }
+            AdminError::Store(e) => crate::accounts::store_error(e, "the message of the day"),
             AdminError::ShuttingDown => StanzaError::service_unavailable(),
         }
     }
@@ -128,7 +124,10 @@ pub(crate) enum MotdOp {
 pub struct Admin {
     pub router: Router,
     pub accounts: Arc<Accounts>,
-    pub storage: Arc<dyn Storage>,
+    /// Accounts and credentials (XEP-0133 add-user, change-user-password).
+    pub account_store: Arc<dyn AccountStore>,
+    /// The hosts' own data (the message of the day).
+    pub host_data: Arc<dyn HostDataStore>,
     pub settings: Arc<LiveSettings>,
     pub motds: Arc<MotdBoard>,
     /// Held across a message-of-the-day change's spool write, so two
@@ -141,14 +140,16 @@ impl Admin {
     pub fn new(
         router: Router,
         accounts: Arc<Accounts>,
-        storage: Arc<dyn Storage>,
+        account_store: Arc<dyn AccountStore>,
+        host_data: Arc<dyn HostDataStore>,
         settings: Arc<LiveSettings>,
         motds: Arc<MotdBoard>,
     ) -> Admin {
         Admin {
             router,
             accounts,
-            storage,
+            account_store,
+            host_data,
             settings,
             motds,
             changing: tokio::sync::Mutex::new(()),
@@ -210,34 +211,25 @@ pub fn register(t: &mut TableBuilder, settings: Arc<LiveSettings>) -> AdminQueue
     AdminQueues { motd, commands }
 }
 
-/// Reads every host's message of the day from the spool into the board.
+/// Reads every host's message of the day from the host data into the
+/// board.
 /// Called once at start-up; an unreadable host file stops start-up,
 /// because treating it as empty would let the next change overwrite it.
 pub async fn load_motds(
-    storage: Arc<dyn Storage>,
+    host_data: &dyn HostDataStore,
     hosts: &[String],
     board: &MotdBoard,
 ) -> Result<(), String> {
-    let hosts = hosts.to_vec();
-    let loaded = tokio::task::spawn_blocking(move || {
-        let mut out = HashMap::new();
-        for host in hosts {
-            let data = storage.load_host(&host).map_err(|e| {
-                format!("cannot read the data of {host} (the message of the day): {e}; repair or remove that file")
+    for host in hosts {
+        let doc = host_data.get(host, motd::MOTD).await.map_err(|e| {
+            format!("cannot read the data of {host} (the message of the day): {e}; repair or remove that file")
+        })?;
+        if let Some(el) = doc {
+            let state = MotdState::from_spool(&el).map_err(|e| {
+                format!("the message of the day of {host} in the spool is malformed: {e}; repair or remove it")
             })?;
-            if let Some(el) = data.iter().find(|e| e.is(motd::MOTD, ns::SPOOL)) {
-                let state = MotdState::from_spool(el).map_err(|e| {
-                    format!("the message of the day of {host} in the spool is malformed: {e}; repair or remove it")
-                })?;
-                out.insert(host, state);
-            }
+            board.set(host, state);
         }
-        Ok::<_, String>(out)
-    })
-    .await
-    .map_err(|e| format!("reading the messages of the day failed: {e}"))??;
-    for (host, state) in loaded {
-        board.set(&host, state);
     }
     Ok(())
 }
@@ -357,18 +349,11 @@ async fn change_motd(
     let _changing = admin.changing.lock().await;
     let mut state = admin.motds.state(host);
     f(&mut state, crate::time::unix_now());
-    let el = state.to_spool();
-    let store = admin.storage.clone();
-    let h = host.to_string();
-    tokio::task::spawn_blocking(move || {
-        store.update_host(&h, &mut |data| {
-            data.retain(|e| !e.is(motd::MOTD, ns::SPOOL));
-            data.extend(el.clone());
-        })
-    })
-    .await
-    .map_err(|_| AdminError::ShuttingDown)?
-    .map_err(AdminError::Spool)?;
+    let r = match state.to_spool() {
+        Some(el) => admin.host_data.put(host, el).await,
+        None => admin.host_data.remove(host, motd::MOTD).await,
+    };
+    r.map_err(AdminError::Store)?;
     admin.motds.set(host, state);
     Ok(())
 }

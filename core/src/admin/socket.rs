@@ -262,7 +262,7 @@ fn from_admin_error(e: &AdminError) -> Response {
         AdminError::UnknownHost(_) => "unknown-host",
         AdminError::NoSession(_) => "not-found",
         AdminError::Empty => "bad-request",
-        AdminError::Spool(_) | AdminError::ShuttingDown => "internal",
+        AdminError::Store(_) | AdminError::ShuttingDown => "internal",
     };
     Response::error(code, e.to_string())
 }

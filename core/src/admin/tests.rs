@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard_jid::Jid;
-use switchboard_spool::FileSpool;
+use switchboard_spool::store::file::FileStores;
 use switchboard_xml::{ns, Element};
 use tokio::sync::Notify;
 
@@ -31,12 +31,13 @@ async fn start(home: &Path) -> Server {
 </switchboard>"#
     );
     let config = switchboard_config::parse(&text, "test.xml", home).unwrap();
-    let spool = FileSpool::open(home.join("spool")).unwrap();
+    let stores = FileStores::open(home.join("spool")).unwrap();
     for user in ["alice", "bob", "carol", "dave", "admin"] {
         // Already there after a restart.
-        let _ = crate::accounts::create(&spool, HOST, user, "pw", 16);
+        let _ =
+            crate::accounts::create(stores.accounts.as_ref(), HOST, user, "pw".into(), 16).await;
     }
-    Server::start(config, home, Arc::new(spool), false, Vec::new())
+    Server::start(config, home, stores, false, Vec::new())
         .await
         .unwrap()
 }

@@ -18,7 +18,9 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 use switchboard_jid::Jid;
-use switchboard_spool::{SpoolError, Storage, UserRecord};
+use switchboard_spool::store::{
+    AccountDataStore, AccountRef, AccountStore, OfflineStore, RosterStore, StoreError,
+};
 use switchboard_xml::{ns, Element};
 
 use super::roster::Roster;
@@ -59,9 +61,14 @@ pub enum Work {
     Remove(tokio::sync::oneshot::Sender<Result<(), StanzaError>>),
 }
 
-/// What every actor works with besides the router.
+/// What every actor works with besides the router: the stores of the
+/// kinds an account has (not the archive or service data, which are
+/// others' business), the settings, and the host's message of the day.
 pub struct ImContext {
-    pub storage: Arc<dyn Storage>,
+    pub accounts: Arc<dyn AccountStore>,
+    pub rosters: Arc<dyn RosterStore>,
+    pub offline: Arc<dyn OfflineStore>,
+    pub data: Arc<dyn AccountDataStore>,
     pub settings: Arc<LiveSettings>,
     pub motds: Arc<MotdBoard>,
 }
@@ -148,10 +155,7 @@ async fn run(mut account: Account, mut rx: queue::Receiver<Item>, me: queue::Sen
         match tokio::time::timeout(IDLE, rx.recv()).await {
             // Boxed: the handlers' futures are large, and an actor spends
             // most of its life waiting here between pieces of work.
-            Ok(Some(work)) => {
-                let (work, ticket) = *work;
-                Box::pin(account.handle_for(work, ticket)).await
-            }
+            Ok(Some(item)) => Box::pin(account.process(*item, &mut rx)).await,
             Ok(None) => break,
             Err(_) => {
                 account
@@ -159,12 +163,57 @@ async fn run(mut account: Account, mut rx: queue::Receiver<Item>, me: queue::Sen
                     .actors
                     .remove_if(&account.bare, |_, t| t.same_channel(&me));
                 rx.close();
-                while let Some(work) = rx.recv().await {
-                    let (work, ticket) = *work;
-                    Box::pin(account.handle_for(work, ticket)).await;
+                while let Some(item) = rx.recv().await {
+                    Box::pin(account.process(*item, &mut rx)).await;
                 }
                 break;
             }
+        }
+    }
+}
+
+/// Most messages stored offline in one write.
+const MAX_BATCH: usize = 256;
+
+/// Whether a piece of work is a message for the account (to deliver or
+/// store offline), which can be handled together with the ones after it.
+fn is_inbound_message(work: &Work) -> bool {
+    matches!(work, Work::Inbound(el) if el.name == "message")
+}
+
+impl Account {
+    /// Handles one piece of work; a message for the account takes every
+    /// message queued right behind it along, so they are stored with one
+    /// write (see `offline.rs`). Order is kept: the batch ends at the first
+    /// other piece of work, which is handled next.
+    async fn process(&mut self, item: (Work, Option<Guard>), rx: &mut queue::Receiver<Item>) {
+        let (work, ticket) = item;
+        if !is_inbound_message(&work) {
+            return self.handle_for(work, ticket).await;
+        }
+        let Work::Inbound(first) = work else {
+            unreachable!("checked above")
+        };
+        let mut batch = vec![(first, ticket)];
+        let mut after = None;
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(next) if is_inbound_message(&next.0) => {
+                    let (Work::Inbound(el), ticket) = *next else {
+                        unreachable!("checked above")
+                    };
+                    batch.push((el, ticket));
+                }
+                Ok(next) => {
+                    after = Some(*next);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        self.inbound_messages(batch).await;
+        if let Some((work, ticket)) = after {
+            self.handle_for(work, ticket).await;
         }
     }
 }
@@ -173,7 +222,7 @@ async fn run(mut account: Account, mut rx: queue::Receiver<Item>, me: queue::Sen
 #[derive(Debug)]
 pub enum LoadError {
     NoAccount,
-    Spool(SpoolError),
+    Store(StoreError),
 }
 
 /// One account's actor state.
@@ -185,19 +234,22 @@ pub struct Account {
     /// stanzas this work routes carry it on.
     pub(super) ticket: Option<Guard>,
     pub(super) roster: Option<Roster>,
-    /// The offline queue's (messages, bytes) as this actor last wrote or
-    /// read them, `None` when unknown. Every change to the queue goes
-    /// through this actor, so it stays right; it lets a message for a
-    /// full queue be refused without reading and rewriting the spool file
-    /// (up to 4 MiB) for each one.
-    pub(super) offline_usage: Option<(usize, usize)>,
+    /// The offline log's usage as this actor last wrote or read it,
+    /// `None` when unknown. Every change to the log goes through this
+    /// actor, so it stays right; it lets a message for a full log be
+    /// refused without asking the store.
+    pub(super) offline_usage: Option<switchboard_spool::store::OfflineUsage>,
+    /// The account as the stores name it.
+    pub(super) account: AccountRef,
 }
 
 impl Account {
     fn new(router: Router, accounts: Arc<Accounts>, bare: Jid) -> Account {
+        let account = AccountRef::new(bare.domain(), bare.node().unwrap_or_default());
         Account {
             router,
             accounts,
+            account,
             bare,
             ticket: None,
             roster: None,
@@ -210,16 +262,12 @@ impl Account {
         self.accounts.ctx.settings.get()
     }
 
-    pub(super) fn storage(&self) -> Arc<dyn Storage> {
-        self.accounts.ctx.storage.clone()
+    pub(super) fn stores(&self) -> &ImContext {
+        &self.accounts.ctx
     }
 
     pub(super) fn host(&self) -> &str {
         self.bare.domain()
-    }
-
-    pub(super) fn user(&self) -> &str {
-        self.bare.node().unwrap_or_default()
     }
 
     /// Does one piece of work, then lets the waiting session know.
@@ -277,7 +325,10 @@ impl Account {
             // Presence queued here to keep its order behind subscription
             // stanzas from the same sender (see the router's `to_bare`).
             ("presence", _) => self.router.deliver_to_available(&self.bare, &el),
-            ("message", _) => self.offline_message(el).await,
+            ("message", _) => {
+                let ticket = self.ticket.take();
+                self.inbound_messages(vec![(el, ticket)]).await
+            }
             ("iq", _) => {
                 let is_roster = el
                     .first_element()
@@ -296,64 +347,31 @@ impl Account {
     /// Loads the roster once per actor life.
     pub(super) async fn roster(&mut self) -> Result<&mut Roster, LoadError> {
         if self.roster.is_none() {
-            let rec = self.load().await?;
-            let roster = rec
-                .extra
-                .iter()
-                .find(|e| e.is("roster", ns::SPOOL))
-                .map(Roster::from_spool)
-                .unwrap_or_default();
-            self.roster = Some(roster);
+            match self.stores().rosters.load(&self.account).await {
+                Ok(Some(stored)) => self.roster = Some(Roster::from_stored(&stored)),
+                Ok(None) => return Err(LoadError::NoAccount),
+                Err(e) => {
+                    tracing::error!(account = %self.bare, "cannot read the roster: {e}");
+                    return Err(LoadError::Store(e));
+                }
+            }
         }
         Ok(self.roster.as_mut().expect("just loaded"))
     }
 
-    /// Reads the account's spool record.
-    pub(super) async fn load(&self) -> Result<UserRecord, LoadError> {
-        let store = self.storage();
-        let (host, user) = (self.host().to_string(), self.user().to_string());
-        match tokio::task::spawn_blocking(move || store.load_user(&host, &user)).await {
-            Ok(Ok(Some(rec))) => Ok(rec),
-            Ok(Ok(None)) => Err(LoadError::NoAccount),
-            Ok(Err(e)) => {
-                tracing::error!(account = %self.bare, "cannot read the account: {e}");
-                Err(LoadError::Spool(e))
-            }
-            Err(_) => Err(LoadError::NoAccount),
-        }
+    /// Whether the account exists (it may have been deleted meanwhile).
+    pub(super) async fn exists(&self) -> Result<bool, StoreError> {
+        self.stores().accounts.exists(&self.account).await
     }
 
-    /// Runs a read-modify-write of the account's record on the blocking
-    /// pool (fsynced before it returns).
-    pub(super) async fn update(
-        &self,
-        f: impl FnMut(&mut UserRecord) + Send + 'static,
-    ) -> Result<(), SpoolError> {
-        let store = self.storage();
-        let (host, user) = (self.host().to_string(), self.user().to_string());
-        let mut f = f;
-        match tokio::task::spawn_blocking(move || store.update_user(&host, &user, &mut f)).await {
-            Ok(r) => r,
-            Err(e) => Err(SpoolError::Io {
-                path: Default::default(),
-                source: std::io::Error::other(e.to_string()),
-            }),
-        }
-    }
-
-    /// Persists the cached roster (bumping its version) and returns it.
-    pub(super) async fn save_roster(&mut self) -> Result<(), SpoolError> {
+    /// Persists the cached roster (bumping its version), durably.
+    pub(super) async fn save_roster(&mut self) -> Result<(), StoreError> {
         let Some(roster) = self.roster.as_mut() else {
             return Ok(());
         };
         roster.ver += 1;
-        let el = roster.to_spool();
-        let r = self
-            .update(move |rec| {
-                rec.extra.retain(|e| !e.is("roster", ns::SPOOL));
-                rec.extra.push(el.clone());
-            })
-            .await;
+        let stored = roster.to_stored();
+        let r = self.accounts.ctx.rosters.save(&self.account, &stored).await;
         if let Err(e) = &r {
             tracing::error!(account = %self.bare, "cannot save the roster: {e}");
             // The cache may now be ahead of the disk: reload next time.
@@ -409,27 +427,20 @@ impl Account {
             .of_account(&self.bare)
             .iter()
             .any(|s| s.priority.is_some());
-        let store = self.storage();
-        let account = self.bare.clone();
         let iterations = self.settings().scram_iterations;
-        let result = tokio::task::spawn_blocking(move || {
-            let payload = iq.first_element().expect("checked above").clone();
-            let req = DataRequest {
-                iq: &iq,
-                payload: &payload,
-                from: &from,
-                account: &account,
-                is_owner,
-                may_see_presence,
-                online,
-                store: store.as_ref(),
-                scram_iterations: iterations,
-            };
-            let r = handler(&req);
-            (iq, r)
+        let r = handler(DataRequest {
+            iq: &iq,
+            payload,
+            from: &from,
+            account: &self.bare,
+            is_owner,
+            may_see_presence,
+            online,
+            data: self.accounts.ctx.data.as_ref(),
+            accounts: self.accounts.ctx.accounts.as_ref(),
+            scram_iterations: iterations,
         })
         .await;
-        let Ok((iq, r)) = result else { return };
         match r {
             Ok(payload) => {
                 let mut reply = iq_result(&iq, payload);

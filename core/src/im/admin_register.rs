@@ -63,10 +63,15 @@ impl Account {
                 StanzaError::jid_malformed().with_text("that user name cannot be used"),
             );
         };
-        let store = self.storage();
         let iterations = self.settings().scram_iterations;
-        let reply =
-            crate::accounts::create_in_band(store, &host, &user, password, iterations).await;
+        let reply = crate::accounts::create_in_band(
+            self.stores().accounts.as_ref(),
+            &host,
+            &user,
+            password,
+            iterations,
+        )
+        .await;
         if reply.is_ok() {
             tracing::info!(admin = %from, "account {user}@{host} created by an admin in band");
             crate::notices::admins::registration(

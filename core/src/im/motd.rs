@@ -20,8 +20,16 @@ impl Account {
         let Some(current) = self.accounts.motds().current(self.host()) else {
             return;
         };
-        let Ok(rec) = self.load().await else { return };
-        if !motd::unseen(&current, motd::seen_series(&rec.extra)) {
+        let seen = match self.stores().data.get(&self.account, motd::SEEN).await {
+            Ok(doc) => motd::seen_series(doc.as_ref()),
+            // An account deleted meanwhile, or a store that fails: nothing
+            // is shown now, and nothing is lost (it shows at a later login).
+            Err(e) => {
+                tracing::warn!(account = %self.bare, "cannot read which message of the day was seen: {e}");
+                return;
+            }
+        };
+        if !motd::unseen(&current, seen) {
             return;
         }
         let host = self.host().to_string();
@@ -58,7 +66,9 @@ impl Account {
         }
         let series = current.series;
         if let Err(e) = self
-            .update(move |rec| motd::mark_seen(&mut rec.extra, series))
+            .stores()
+            .data
+            .put(&self.account, motd::seen_doc(series))
             .await
         {
             tracing::error!(account = %self.bare, "cannot record that the message of the day was shown: {e}");

@@ -1,17 +1,22 @@
-//! Offline messages (RFC 6121 §8.5.2.2): a `normal` or `chat` message for an
-//! account with no available resource is stored in its spool file with a
-//! XEP-0203 delay stamp — fsynced before the actor moves on — and handed
-//! to the next resource that comes online with non-negative priority.
-//! A per-account quota protects the disk; past it the sender is told.
+//! Offline messages (RFC 6121 §8.5.2.2): a `normal` or `chat` message for
+//! an account with no available resource is appended to its offline log
+//! with a XEP-0203 delay stamp — durably, before the actor moves on — and
+//! handed to the next resource that comes online with non-negative
+//! priority. A per-account quota protects the disk; past it the sender is
+//! told.
 //!
-//! Spool form: `<offline xmlns='urn:switchboard:spool:1'>` holding the
-//! messages in arrival order.
+//! **Group commit.** The actor hands over every message that waited in its
+//! queue together ([`Account::inbound_messages`]), and the store appends
+//! them with one flush to disk: a burst of a thousand messages for an
+//! absent user costs a few fsyncs, not a thousand. Each sender's session
+//! waits (its next IQ is answered) only until its messages are durable.
 
 use switchboard_jid::Jid;
-use switchboard_spool::SpoolError;
+use switchboard_spool::store::StoreError;
 use switchboard_xml::{ns, Element};
 
-use super::account::{Account, LoadError};
+use super::account::Account;
+use crate::lifecycle::Guard;
 use crate::stanza::{stanza_type, ErrorType, StanzaError};
 
 /// Most messages kept for one account.
@@ -19,126 +24,136 @@ pub const QUOTA_MESSAGES: usize = 1000;
 /// Most bytes (serialized) kept for one account.
 pub const QUOTA_BYTES: usize = 4 * 1024 * 1024;
 
-/// The error for a message that would overflow the recipient's queue.
+/// The error for a message that would overflow the recipient's log.
 fn quota_full() -> StanzaError {
     StanzaError::new("resource-constraint", ErrorType::Wait)
         .with_text("the recipient's offline storage is full; try again when they are online")
 }
 
-fn offline_size(rec_extra: &[Element]) -> (usize, usize) {
-    rec_extra
-        .iter()
-        .find(|e| e.is("offline", ns::SPOOL))
-        .map(|o| (o.elements().count(), o.to_bytes(None).len()))
-        .unwrap_or((0, 0))
-}
-
 impl Account {
-    /// A message for this account that found no available resource.
-    pub(super) async fn offline_message(&mut self, msg: Element) {
-        // The user may have come online while this waited in the queue.
-        let sessions = self.router.sessions().of_account(&self.bare);
-        if sessions.iter().any(|s| s.priority.is_some_and(|p| p >= 0)) {
-            self.router.route(msg);
+    /// Messages for this account that found no available resource, in the
+    /// order they came, each with the guard of the session that waits for
+    /// it. Every one ends delivered, stored or bounced before its guard is
+    /// dropped.
+    pub(super) async fn inbound_messages(&mut self, batch: Vec<(Element, Option<Guard>)>) {
+        // The user may have come online while these waited in the queue.
+        let online = self
+            .router
+            .sessions()
+            .of_account(&self.bare)
+            .iter()
+            .any(|s| s.priority.is_some_and(|p| p >= 0));
+        if online {
+            for (msg, ticket) in batch {
+                self.router.route_for(msg, ticket.as_ref());
+            }
             return;
         }
-        match stanza_type(&msg) {
-            "normal" | "chat" => {}
-            // Headlines are not stored (§8.5.2.2.2); errors are dropped.
-            _ => return,
+        // Headlines are not stored (§8.5.2.2.2); errors are dropped.
+        let batch: Vec<_> = batch
+            .into_iter()
+            .filter(|(m, _)| matches!(stanza_type(m), "normal" | "chat"))
+            .collect();
+        if batch.is_empty() {
+            return;
         }
-        if let Err(LoadError::NoAccount) = self.load().await {
-            return self.bounce(&msg, StanzaError::service_unavailable());
-        }
-        let mut stored = msg.clone();
-        stored.append_child(
-            Element::new("delay", ns::DELAY)
-                .with_attr("from", self.host().to_string())
-                .with_attr("stamp", crate::time::stamp(crate::time::unix_now())),
-        );
-        let size = stored.to_bytes(None).len();
-        let over_quota = move |(count, bytes): (usize, usize)| {
-            count >= QUOTA_MESSAGES || bytes + size > QUOTA_BYTES
-        };
-        if self.offline_usage.is_some_and(over_quota) {
-            return self.bounce(&msg, quota_full());
-        }
-        // What the closure saw and did: the usage afterwards, and whether
-        // it refused the message.
-        let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
-        let out = seen.clone();
-        let r = self
-            .update(move |rec| {
-                let usage = offline_size(&rec.extra);
-                if over_quota(usage) {
-                    *out.lock().unwrap_or_else(|e| e.into_inner()) = Some((usage, true));
-                    return;
+        if self.offline_usage.is_none() {
+            match self.exists().await {
+                Ok(true) => {}
+                Ok(false) => return self.refuse_all(batch, StanzaError::service_unavailable()),
+                Err(e) => {
+                    let err = crate::accounts::store_error(&e, "checking an offline recipient");
+                    return self.refuse_all(batch, err);
                 }
-                match rec.extra.iter_mut().find(|e| e.is("offline", ns::SPOOL)) {
-                    Some(o) => o.append_child(stored.clone()),
-                    None => rec
-                        .extra
-                        .push(Element::new("offline", ns::SPOOL).with_child(stored.clone())),
+            }
+            match self.stores().offline.usage(&self.account).await {
+                Ok(u) => self.offline_usage = Some(u),
+                Err(e) => {
+                    let err = crate::accounts::store_error(&e, "measuring an offline log");
+                    return self.refuse_all(batch, err);
                 }
-                *out.lock().unwrap_or_else(|e| e.into_inner()) =
-                    Some(((usage.0 + 1, usage.1 + size), false));
-            })
-            .await;
-        let seen = *seen.lock().unwrap_or_else(|e| e.into_inner());
-        // Only a successful write makes the usage certain.
-        self.offline_usage = match (&r, seen) {
-            (Ok(()), Some((usage, _))) => Some(usage),
-            _ => None,
-        };
-        let over_quota = seen.is_some_and(|(_, refused)| refused);
-        match r {
-            Ok(()) if over_quota => self.bounce(&msg, quota_full()),
-            Ok(()) => {}
-            Err(SpoolError::NotFound) => self.bounce(&msg, StanzaError::service_unavailable()),
+            }
+        }
+        let mut usage = self.offline_usage.unwrap_or_default();
+        let stamp = crate::time::stamp(crate::time::unix_now());
+        let mut accepted = Vec::new();
+        let mut stored = Vec::new();
+        for (msg, ticket) in batch {
+            let mut s = msg.clone();
+            s.append_child(
+                Element::new("delay", ns::DELAY)
+                    .with_attr("from", self.host().to_string())
+                    .with_attr("stamp", stamp.clone()),
+            );
+            let size = s.to_bytes(None).len();
+            if usage.messages >= QUOTA_MESSAGES || usage.bytes + size > QUOTA_BYTES {
+                self.bounce(&msg, quota_full());
+                continue;
+            }
+            usage.messages += 1;
+            usage.bytes += size;
+            stored.push(s);
+            accepted.push((msg, ticket));
+        }
+        if stored.is_empty() {
+            return;
+        }
+        match self
+            .stores()
+            .offline
+            .append_batch(&self.account, &stored)
+            .await
+        {
+            Ok(u) => self.offline_usage = Some(u),
             Err(e) => {
-                tracing::error!(account = %self.bare, "cannot store an offline message: {e}");
-                self.bounce(&msg, StanzaError::internal_server_error());
+                // Only a successful write makes the usage certain.
+                self.offline_usage = None;
+                let err = match e {
+                    StoreError::NotFound => StanzaError::service_unavailable(),
+                    e => crate::accounts::store_error(&e, "storing offline messages"),
+                };
+                self.refuse_all(accepted, err);
             }
         }
     }
 
+    /// Bounces every message of a batch with `err`, then lets their
+    /// senders' sessions go on.
+    fn refuse_all(&self, batch: Vec<(Element, Option<Guard>)>, err: StanzaError) {
+        for (msg, _ticket) in batch {
+            self.bounce(&msg, err.clone());
+        }
+    }
+
     /// Hands stored messages to a session that just became available, then
-    /// removes them from the spool. They are removed only after being
-    /// queued for the session, so a failure loses nothing (at worst a
-    /// message is delivered twice).
+    /// removes them from the log. They are removed only after being queued
+    /// for the session, so a failure loses nothing (at worst a message is
+    /// delivered twice).
     pub(super) async fn deliver_offline(&mut self, to: &Jid) {
-        let Ok(rec) = self.load().await else { return };
-        let Some(offline) = rec.extra.iter().find(|e| e.is("offline", ns::SPOOL)) else {
+        let messages = match self.stores().offline.list(&self.account).await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(account = %self.bare, "cannot read offline messages: {e}");
+                return;
+            }
+        };
+        let Some(last) = messages.last().map(|m| m.id) else {
             return;
         };
-        let messages: Vec<Element> = offline.elements().cloned().collect();
-        if messages.is_empty() {
-            return;
-        }
-        let n = messages.len();
-        // Recomputed from the spool at the next offline message.
+        // Recomputed from the store at the next offline message.
         self.offline_usage = None;
-        for mut m in messages {
-            m.set_attr("to", to.to_string());
-            self.send_to_session(to, m);
+        for m in messages {
+            let mut stanza = m.stanza;
+            stanza.set_attr("to", to.to_string());
+            self.send_to_session(to, stanza);
         }
-        let r = self
-            .update(move |rec| {
-                if let Some(o) = rec.extra.iter_mut().find(|e| e.is("offline", ns::SPOOL)) {
-                    // Only the delivered ones: anything stored meanwhile stays.
-                    let keep: Vec<_> = o
-                        .children
-                        .drain(..)
-                        .filter(|c| matches!(c, switchboard_xml::Node::Element(_)))
-                        .skip(n)
-                        .collect();
-                    o.children = keep;
-                }
-                rec.extra
-                    .retain(|e| !(e.is("offline", ns::SPOOL) && e.children.is_empty()));
-            })
-            .await;
-        if let Err(e) = r {
+        // Only the delivered ones: anything stored meanwhile stays.
+        if let Err(e) = self
+            .stores()
+            .offline
+            .remove_through(&self.account, last)
+            .await
+        {
             tracing::error!(account = %self.bare, "cannot clear delivered offline messages: {e}");
         }
     }

@@ -186,26 +186,15 @@ impl Account {
             self.send(p);
         }
         if self.router.sessions().of_account(&self.bare).is_empty() {
-            let store = self.storage();
-            let (host, user) = (self.host().to_string(), self.user().to_string());
             let now = crate::time::unix_now();
-            let r = tokio::task::spawn_blocking(move || {
-                crate::modules::last::record_logout(
-                    store.as_ref(),
-                    &host,
-                    &user,
-                    now,
-                    status.as_deref(),
-                )
-            })
-            .await;
-            match r {
+            let doc = crate::modules::last::logout_doc(now, status.as_deref());
+            match self.stores().data.put(&self.account, doc).await {
+                Ok(()) => {}
                 // The account was just removed: nothing to record.
-                Ok(Err(switchboard_spool::SpoolError::NotFound)) => {}
-                Ok(Err(e)) => {
+                Err(switchboard_spool::store::StoreError::NotFound) => {}
+                Err(e) => {
                     tracing::warn!(account = %self.bare, "cannot record last activity: {e}")
                 }
-                _ => {}
             }
         }
     }

@@ -46,29 +46,26 @@ impl Account {
             }
             Err(LoadError::NoAccount) => Err(StanzaError::new("item-not-found", ErrorType::Cancel)
                 .with_text("there is no such account")),
-            Err(LoadError::Spool(_)) => Err(StanzaError::internal_server_error()),
+            Err(LoadError::Store(e)) => Err(crate::accounts::store_error(
+                &e,
+                &format!("removing {}", self.bare),
+            )),
         };
         let _ = done.send(r);
     }
 
-    /// Deletes the account's spool file, then tells its contacts (the
-    /// subscriptions are over, its available resources go). Returns the
-    /// account's sessions, for the caller to close after its reply.
+    /// Deletes the account (every kind of its data), then tells its
+    /// contacts (the subscriptions are over, its available resources go).
+    /// Returns the account's sessions, for the caller to close after its
+    /// reply.
     async fn remove(&mut self) -> Result<Vec<SessionEntry>, LoadError> {
         let roster = self.roster().await?.clone();
-        let store = self.storage();
-        let (host, user) = (self.host().to_string(), self.user().to_string());
-        match tokio::task::spawn_blocking(move || store.delete_user(&host, &user)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => {
-                tracing::error!(account = %self.bare, "cannot remove the account: {e}");
-                return Err(LoadError::Spool(e));
-            }
+        match self.stores().accounts.delete(&self.account).await {
+            Ok(true) => {}
+            Ok(false) => return Err(LoadError::NoAccount),
             Err(e) => {
-                return Err(LoadError::Spool(switchboard_spool::SpoolError::Io {
-                    path: Default::default(),
-                    source: std::io::Error::other(e.to_string()),
-                }))
+                tracing::error!(account = %self.bare, "cannot remove the account: {e}");
+                return Err(LoadError::Store(e));
             }
         }
         self.roster = None;

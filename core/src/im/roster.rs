@@ -1,21 +1,12 @@
-//! The roster (RFC 6121 §2): items with their subscription state, stored
-//! in the user's spool file as
-//!
-//! ```xml
-//! <roster xmlns='urn:switchboard:spool:1' ver='7'>
-//!   <item jid='bob@example.org' name='Bob' subscription='both' ask='subscribe' approved='true'>
-//!     <group>Friends</group>
-//!   </item>
-//!   <pending jid='carol@example.org'><presence … type='subscribe'/></pending>
-//! </roster>
-//! ```
-//!
-//! `pending` keeps an inbound subscription request (with its original
-//! stanza, status text included) until the user answers it.
+//! The roster (RFC 6121 §2): items with their subscription state, and the
+//! inbound subscription requests waiting for the user's answer (with their
+//! original stanza, status text included), kept through the storage
+//! interface's `RosterStore` in its `StoredRoster` form.
 
 use std::collections::BTreeMap;
 
 use switchboard_jid::Jid;
+use switchboard_spool::store::{StoredItem, StoredRoster};
 use switchboard_xml::{ns, Element};
 
 use super::subscription::{State, Subscription};
@@ -139,87 +130,68 @@ impl Roster {
     }
 
     /// Reads the spool form; unknown or broken entries are skipped with a
-    /// warning rather than losing the rest of the roster.
-    pub fn from_spool(el: &Element) -> Roster {
+
+    /// The roster as the storage interface holds it. An item or request
+    /// whose JID does not parse (a record edited by hand) is skipped with
+    /// a warning rather than failing the whole roster.
+    pub fn from_stored(stored: &StoredRoster) -> Roster {
         let mut r = Roster {
-            ver: el.attr("ver").and_then(|v| v.parse().ok()).unwrap_or(0),
+            ver: stored.ver,
             ..Default::default()
         };
-        for child in el.elements() {
-            let Some(jid) = child.attr("jid").and_then(|j| Jid::parse(j).ok()) else {
-                tracing::warn!("skipping a roster entry without a valid jid");
+        for it in &stored.items {
+            let Ok(jid) = Jid::parse(&it.jid) else {
+                tracing::warn!(jid = %it.jid, "skipping a roster item without a valid jid");
                 continue;
             };
-            match child.name.as_str() {
-                "item" => {
-                    let state = State {
-                        sub: child
-                            .attr("subscription")
-                            .and_then(Subscription::parse)
-                            .unwrap_or(Subscription::None),
-                        pending_out: child.attr("ask") == Some("subscribe"),
-                        pending_in: false,
-                        approved: child.attr("approved") == Some("true"),
-                    };
-                    let item = Item {
-                        jid: jid.clone(),
-                        name: child.attr("name").map(str::to_string),
-                        groups: child
-                            .elements()
-                            .filter(|g| g.name == "group")
-                            .map(|g| g.text())
-                            .collect(),
-                        state,
-                        user_added: child.attr("added") == Some("true"),
-                    };
-                    r.items.insert(jid, item);
-                }
-                "pending" => {
-                    let stanza = child.first_element().cloned().unwrap_or_else(|| {
-                        Element::new("presence", ns::CLIENT)
-                            .with_attr("from", jid.to_string())
-                            .with_attr("type", "subscribe")
-                    });
-                    r.pending.insert(jid, stanza);
-                }
-                _ => {}
-            }
+            let state = State {
+                sub: Subscription::parse(&it.subscription).unwrap_or(Subscription::None),
+                pending_out: it.ask,
+                pending_in: false,
+                approved: it.approved,
+            };
+            let item = Item {
+                jid: jid.clone(),
+                name: it.name.clone(),
+                groups: it.groups.clone(),
+                state,
+                user_added: it.added,
+            };
+            r.items.insert(jid, item);
+        }
+        for (jid, stanza) in &stored.pending {
+            let Ok(jid) = Jid::parse(jid) else {
+                tracing::warn!(%jid, "skipping a pending request without a valid jid");
+                continue;
+            };
+            r.pending.insert(jid, stanza.clone());
         }
         r
     }
 
-    /// The spool form.
-    pub fn to_spool(&self) -> Element {
-        let mut el = Element::new("roster", ns::SPOOL).with_attr("ver", self.ver.to_string());
-        for item in self.items.values() {
-            let mut e = Element::new("item", ns::SPOOL)
-                .with_attr("jid", item.jid.to_string())
-                .with_attr("subscription", item.state.sub.as_str());
-            if let Some(n) = &item.name {
-                e.set_attr("name", n.clone());
-            }
-            if item.state.pending_out {
-                e.set_attr("ask", "subscribe");
-            }
-            if item.state.approved {
-                e.set_attr("approved", "true");
-            }
-            if item.user_added {
-                e.set_attr("added", "true");
-            }
-            for g in &item.groups {
-                e.append_child(Element::new("group", ns::SPOOL).with_text(g.clone()));
-            }
-            el.append_child(e);
+    /// The form the storage interface keeps.
+    pub fn to_stored(&self) -> StoredRoster {
+        StoredRoster {
+            ver: self.ver,
+            items: self
+                .items
+                .values()
+                .map(|item| StoredItem {
+                    jid: item.jid.to_string(),
+                    name: item.name.clone(),
+                    subscription: item.state.sub.as_str().to_string(),
+                    ask: item.state.pending_out,
+                    approved: item.state.approved,
+                    added: item.user_added,
+                    groups: item.groups.clone(),
+                })
+                .collect(),
+            pending: self
+                .pending
+                .iter()
+                .map(|(jid, stanza)| (jid.to_string(), stanza.clone()))
+                .collect(),
         }
-        for (jid, stanza) in &self.pending {
-            el.append_child(
-                Element::new("pending", ns::SPOOL)
-                    .with_attr("jid", jid.to_string())
-                    .with_child(stanza.clone()),
-            );
-        }
-        el
     }
 }
 
@@ -232,7 +204,7 @@ mod tests {
     }
 
     #[test]
-    fn spool_form_round_trips() {
+    fn stored_form_round_trips() {
         let mut r = Roster {
             ver: 3,
             ..Default::default()
@@ -260,7 +232,7 @@ mod tests {
                     .with_attr("from", "carol@example.org"),
             ),
         );
-        let back = Roster::from_spool(&r.to_spool());
+        let back = Roster::from_stored(&r.to_stored());
         assert_eq!(back, r);
         assert!(back.state(&j("carol@example.org")).pending_in);
         assert!(

@@ -1,10 +1,10 @@
 //! XEP-0012 Last Activity: how long ago an account's last session ended
 //! (and the status it left with), and the server's uptime.
 //!
-//! # Spool format
+//! # Stored form
 //!
-//! One element in the account's record, replaced each time the account's
-//! last available session ends (see [`record_logout`]):
+//! One account-data document, replaced each time the account's last
+//! available session ends (see [`logout_doc`]):
 //!
 //! ```xml
 //! <last xmlns="urn:switchboard:spool:1" seconds-since-epoch="1700000000" status="Heading Home"/>
@@ -38,9 +38,7 @@
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use switchboard_jid::Jid;
 use switchboard_spool::record::is_xml_char;
-use switchboard_spool::{SpoolError, Storage, UserRecord};
 use switchboard_xml::{ns, Element};
 
 use super::{DataRequest, IqKey, IqRequest, IqType, Registry, Scope};
@@ -49,7 +47,7 @@ use crate::stanza::StanzaError;
 /// The jabber:iq:last namespace (also its disco feature).
 pub const NS: &str = "jabber:iq:last";
 
-/// The stored element's local name, in the spool namespace.
+/// The stored document's local name, in the spool namespace.
 pub const CONTAINER: &str = "last";
 
 /// The longest status text kept (in characters); longer ones are cut.
@@ -66,26 +64,19 @@ static STARTED: OnceLock<Instant> = OnceLock::new();
 
 pub fn register(r: &mut Registry) {
     STARTED.get_or_init(Instant::now);
-    r.handle_data(KEY, account_last);
+    r.handle_data(KEY, |req| Box::pin(account_last(req)));
     r.handle(KEY, Scope::Server, uptime);
     r.feature(Scope::Server, NS);
     r.feature(Scope::Account, NS);
 }
 
-/// Records that the account's last available session ended at
-/// `now_unix_secs`, with the status text of its final presence. Replaces
-/// any earlier record. Fails with [`SpoolError::NotFound`] for an account
-/// that does not exist.
-pub fn record_logout(
-    store: &dyn Storage,
-    host: &str,
-    user: &str,
-    now_unix_secs: u64,
-    status: Option<&str>,
-) -> Result<(), SpoolError> {
+/// The document recording that the account's last available session ended
+/// at `now_unix_secs`, with the status text of its final presence; it
+/// replaces any earlier one.
+pub fn logout_doc(now_unix_secs: u64, status: Option<&str>) -> Element {
     let mut el = Element::new(CONTAINER, ns::SPOOL)
         .with_attr("seconds-since-epoch", now_unix_secs.to_string());
-    // Characters XML cannot carry would make the spool refuse the write;
+    // Characters XML cannot carry would make the store refuse the write;
     // the parser never lets them in, but this is cheap insurance.
     let status: String = status
         .unwrap_or("")
@@ -96,29 +87,19 @@ pub fn record_logout(
     if !status.is_empty() {
         el.set_attr("status", status);
     }
-    store.update_user(host, user, &mut |rec| match rec
-        .extra
-        .iter()
-        .position(|e| e.is(CONTAINER, ns::SPOOL))
-    {
-        Some(i) => rec.extra[i] = el.clone(),
-        None => rec.extra.push(el.clone()),
-    })
+    el
 }
 
-/// The recorded logout of a record: (Unix seconds, status). `Err` for a
-/// malformed record.
-pub fn stored(record: &UserRecord) -> Result<Option<(u64, Option<&str>)>, String> {
-    let Some(el) = record.extra.iter().find(|e| e.is(CONTAINER, ns::SPOOL)) else {
-        return Ok(None);
-    };
-    let secs = el
+/// The recorded logout in a stored document: (Unix seconds, status).
+/// `Err` for a malformed one.
+pub fn stored(doc: &Element) -> Result<(u64, Option<&str>), String> {
+    let secs = doc
         .attr("seconds-since-epoch")
         .ok_or("<last/> without seconds-since-epoch=")?;
     let secs = secs
         .parse::<u64>()
         .map_err(|_| format!("<last/> with a malformed seconds-since-epoch='{secs}'"))?;
-    Ok(Some((secs, el.attr("status"))))
+    Ok((secs, doc.attr("status")))
 }
 
 use crate::time::unix_now;
@@ -136,12 +117,12 @@ fn uptime(_: &IqRequest<'_>) -> Result<Option<Element>, StanzaError> {
     Ok(Some(answer(secs, None)))
 }
 
-fn account_last(req: &DataRequest<'_>) -> Result<Option<Element>, StanzaError> {
-    last_at(req, unix_now())
+async fn account_last(req: DataRequest<'_>) -> Result<Option<Element>, StanzaError> {
+    last_at(&req, unix_now()).await
 }
 
 /// [`account_last`] with the clock passed in.
-fn last_at(req: &DataRequest<'_>, now: u64) -> Result<Option<Element>, StanzaError> {
+async fn last_at(req: &DataRequest<'_>, now: u64) -> Result<Option<Element>, StanzaError> {
     if !req.is_owner && !req.may_see_presence {
         return Err(StanzaError::forbidden()
             .with_text("last activity is shown only to those who may see the presence"));
@@ -149,53 +130,48 @@ fn last_at(req: &DataRequest<'_>, now: u64) -> Result<Option<Element>, StanzaErr
     if req.online {
         return Ok(Some(answer(0, None)));
     }
-    let Some(user) = req.account.node() else {
+    let account = req.account_ref()?;
+    let doc = req.data.get(&account, CONTAINER).await.map_err(|e| {
+        crate::accounts::store_error(&e, &format!("the last activity of {account}"))
+    })?;
+    // No account and no logout recorded answer alike (see the module docs).
+    let Some(doc) = doc else {
         return Err(StanzaError::service_unavailable());
     };
-    let record = match req.store.load_user(req.account.domain(), user) {
-        Ok(Some(r)) => r,
-        Ok(None) => return Err(StanzaError::service_unavailable()),
-        Err(e) => return Err(storage_failure(req.account, &e.to_string())),
-    };
-    match stored(&record) {
-        Ok(Some((at, status))) => Ok(Some(answer(now.saturating_sub(at), status))),
-        Ok(None) => Err(StanzaError::service_unavailable()),
-        Err(e) => Err(storage_failure(req.account, &e)),
+    match stored(&doc) {
+        Ok((at, status)) => Ok(Some(answer(now.saturating_sub(at), status))),
+        Err(e) => {
+            tracing::error!(account = %req.account, "reading last activity failed: {e}");
+            Err(StanzaError::internal_server_error())
+        }
     }
-}
-
-fn storage_failure(account: &Jid, e: &str) -> StanzaError {
-    tracing::error!(account = %account, "reading last activity failed: {e}");
-    StanzaError::internal_server_error()
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::{env, Env, HOST};
     use super::*;
-    use crate::accounts;
     use crate::stanza::ErrorType;
-    use switchboard_spool::FileSpool;
+    use switchboard_jid::Jid;
+    use switchboard_spool::store::{AccountRef, StoreError};
 
-    const HOST: &str = "example.org";
     const ALICE: &str = "alice@example.org";
     const NOW: u64 = 1_700_000_000;
 
-    struct Env {
-        _dir: tempfile::TempDir,
-        spool: FileSpool,
-    }
-
-    fn env() -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let spool = FileSpool::open(dir.path().join("spool")).unwrap();
-        for user in ["alice", "bob"] {
-            accounts::create(&spool, HOST, user, "pw", 16).unwrap();
-        }
-        Env { _dir: dir, spool }
+    async fn record(
+        env: &Env,
+        user: &str,
+        at: u64,
+        status: Option<&str>,
+    ) -> Result<(), StoreError> {
+        env.stores
+            .account_data
+            .put(&AccountRef::new(HOST, user), logout_doc(at, status))
+            .await
     }
 
     /// Asks for `account`'s last activity as `from`, at `NOW`.
-    fn ask(
+    async fn ask(
         env: &Env,
         from: &str,
         account: &str,
@@ -216,11 +192,13 @@ mod tests {
                 is_owner,
                 may_see_presence: may_see_presence || is_owner,
                 online,
-                store: &env.spool,
+                data: env.stores.account_data.as_ref(),
+                accounts: env.stores.accounts.as_ref(),
                 scram_iterations: 16,
             },
             NOW,
         )
+        .await
     }
 
     fn err(r: Result<Option<Element>, StanzaError>) -> (&'static str, ErrorType) {
@@ -228,11 +206,14 @@ mod tests {
         (e.condition, e.kind)
     }
 
-    #[test]
-    fn offline_gives_seconds_since_logout_and_the_status() {
-        let env = env();
-        record_logout(&env.spool, HOST, "alice", NOW - 903, Some("Heading Home")).unwrap();
+    #[tokio::test]
+    async fn offline_gives_seconds_since_logout_and_the_status() {
+        let env = env().await;
+        record(&env, "alice", NOW - 903, Some("Heading Home"))
+            .await
+            .unwrap();
         let q = ask(&env, "bob@example.org/pc", ALICE, true, false)
+            .await
             .unwrap()
             .unwrap();
         assert!(q.is("query", NS));
@@ -240,43 +221,49 @@ mod tests {
         assert_eq!(q.text(), "Heading Home");
         // The owner may always ask.
         let q = ask(&env, "alice@example.org/phone", ALICE, false, false)
+            .await
             .unwrap()
             .unwrap();
         assert_eq!(q.attr("seconds"), Some("903"));
     }
 
-    #[test]
-    fn no_status_means_no_text_and_a_later_logout_replaces_the_record() {
-        let env = env();
-        record_logout(&env.spool, HOST, "alice", NOW - 5000, Some("old")).unwrap();
-        record_logout(&env.spool, HOST, "alice", NOW - 10, None).unwrap();
+    #[tokio::test]
+    async fn no_status_means_no_text_and_a_later_logout_replaces_the_record() {
+        let env = env().await;
+        record(&env, "alice", NOW - 5000, Some("old"))
+            .await
+            .unwrap();
+        record(&env, "alice", NOW - 10, None).await.unwrap();
         let q = ask(&env, "bob@example.org/pc", ALICE, true, false)
+            .await
             .unwrap()
             .unwrap();
         assert_eq!(q, answer(10, None));
         assert!(q.children.is_empty());
-        let rec = env.spool.load_user(HOST, "alice").unwrap().unwrap();
-        assert_eq!(rec.extra.len(), 1);
-        assert_eq!(stored(&rec), Ok(Some((NOW - 10, None))));
+        let doc = env.doc("alice", CONTAINER).await.unwrap();
+        assert_eq!(stored(&doc), Ok((NOW - 10, None)));
     }
 
-    #[test]
-    fn online_is_zero_seconds_without_text() {
-        let env = env();
-        record_logout(&env.spool, HOST, "alice", NOW - 903, Some("Heading Home")).unwrap();
+    #[tokio::test]
+    async fn online_is_zero_seconds_without_text() {
+        let env = env().await;
+        record(&env, "alice", NOW - 903, Some("Heading Home"))
+            .await
+            .unwrap();
         let q = ask(&env, "bob@example.org/pc", ALICE, true, true)
+            .await
             .unwrap()
             .unwrap();
         assert_eq!(q, answer(0, None));
     }
 
-    #[test]
-    fn without_presence_authorization_it_is_forbidden() {
-        let env = env();
-        record_logout(&env.spool, HOST, "alice", NOW - 903, None).unwrap();
+    #[tokio::test]
+    async fn without_presence_authorization_it_is_forbidden() {
+        let env = env().await;
+        record(&env, "alice", NOW - 903, None).await.unwrap();
         for online in [false, true] {
             assert_eq!(
-                err(ask(&env, "bob@example.org/pc", ALICE, false, online)),
+                err(ask(&env, "bob@example.org/pc", ALICE, false, online).await),
                 ("forbidden", ErrorType::Auth)
             );
         }
@@ -288,16 +275,17 @@ mod tests {
                 "nobody@example.org",
                 false,
                 false
-            )),
+            )
+            .await),
             ("forbidden", ErrorType::Auth)
         );
     }
 
-    #[test]
-    fn nothing_recorded_or_no_account_is_service_unavailable() {
-        let env = env();
+    #[tokio::test]
+    async fn nothing_recorded_or_no_account_is_service_unavailable() {
+        let env = env().await;
         assert_eq!(
-            err(ask(&env, "bob@example.org/pc", ALICE, true, false)).0,
+            err(ask(&env, "bob@example.org/pc", ALICE, true, false).await).0,
             "service-unavailable"
         );
         assert_eq!(
@@ -307,57 +295,63 @@ mod tests {
                 "nobody@example.org",
                 false,
                 false
-            ))
+            )
+            .await)
             .0,
             "service-unavailable"
         );
-        assert!(matches!(
-            record_logout(&env.spool, HOST, "nobody", NOW, None),
-            Err(SpoolError::NotFound)
-        ));
+        assert_eq!(
+            record(&env, "nobody", NOW, None).await,
+            Err(StoreError::NotFound)
+        );
     }
 
-    #[test]
-    fn a_clock_that_went_back_gives_zero() {
-        let env = env();
-        record_logout(&env.spool, HOST, "alice", NOW + 60, None).unwrap();
+    #[tokio::test]
+    async fn a_clock_that_went_back_gives_zero() {
+        let env = env().await;
+        record(&env, "alice", NOW + 60, None).await.unwrap();
         let q = ask(&env, "bob@example.org/pc", ALICE, true, false)
+            .await
             .unwrap()
             .unwrap();
         assert_eq!(q.attr("seconds"), Some("0"));
     }
 
-    #[test]
-    fn a_malformed_record_is_an_internal_error() {
-        let env = env();
+    #[tokio::test]
+    async fn a_malformed_record_is_an_internal_error() {
+        let env = env().await;
         let bad = Element::new(CONTAINER, ns::SPOOL).with_attr("seconds-since-epoch", "soon");
-        env.spool
-            .update_user(HOST, "alice", &mut |r| r.extra.push(bad.clone()))
+        env.stores
+            .account_data
+            .put(&AccountRef::new(HOST, "alice"), bad)
+            .await
             .unwrap();
         assert_eq!(
-            err(ask(&env, "bob@example.org/pc", ALICE, true, false)).0,
+            err(ask(&env, "bob@example.org/pc", ALICE, true, false).await).0,
             "internal-server-error"
         );
         // The next logout repairs it.
-        record_logout(&env.spool, HOST, "alice", NOW - 1, None).unwrap();
-        assert!(ask(&env, "bob@example.org/pc", ALICE, true, false).is_ok());
+        record(&env, "alice", NOW - 1, None).await.unwrap();
+        assert!(ask(&env, "bob@example.org/pc", ALICE, true, false)
+            .await
+            .is_ok());
     }
 
-    #[test]
-    fn long_or_unrepresentable_status_text_is_trimmed() {
-        let env = env();
+    #[tokio::test]
+    async fn long_or_unrepresentable_status_text_is_trimmed() {
+        let env = env().await;
         let long = format!("a\u{1}b{}", "x".repeat(MAX_STATUS_CHARS * 2));
-        record_logout(&env.spool, HOST, "alice", NOW, Some(&long)).unwrap();
-        let rec = env.spool.load_user(HOST, "alice").unwrap().unwrap();
-        let (_, status) = stored(&rec).unwrap().unwrap();
+        record(&env, "alice", NOW, Some(&long)).await.unwrap();
+        let doc = env.doc("alice", CONTAINER).await.unwrap();
+        let (_, status) = stored(&doc).unwrap();
         let status = status.unwrap();
         assert_eq!(status.chars().count(), MAX_STATUS_CHARS);
         assert!(status.starts_with("abx"));
         // A status with newlines and quotes survives the attribute.
         let text = "line one\nline 'two' & \"three\"\t<end>";
-        record_logout(&env.spool, HOST, "alice", NOW, Some(text)).unwrap();
-        let rec = env.spool.load_user(HOST, "alice").unwrap().unwrap();
-        assert_eq!(stored(&rec), Ok(Some((NOW, Some(text)))));
+        record(&env, "alice", NOW, Some(text)).await.unwrap();
+        let doc = env.doc("alice", CONTAINER).await.unwrap();
+        assert_eq!(stored(&doc), Ok((NOW, Some(text))));
     }
 
     #[test]

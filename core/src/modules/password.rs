@@ -7,7 +7,7 @@
 //! the router hands them IQs without `to`, to the sender's bare JID, and
 //! to the server's domain (with the sender's bare JID as the account).
 //!
-//! # Spool format
+//! # Stored form
 //!
 //! None of its own: the new password replaces the account's SCRAM
 //! credentials through [`crate::accounts::set_password`]. The password is
@@ -36,6 +36,8 @@
 
 use switchboard_jid::{normalize_localpart, Jid};
 use switchboard_xml::{ns, Element};
+
+use switchboard_spool::store::BoxFuture;
 
 use super::{DataRequest, IqKey, IqType, Registry, Scope};
 use crate::stanza::StanzaError;
@@ -67,7 +69,17 @@ fn names_account(given: &str, account: &Jid) -> bool {
     normalize_localpart(given).is_ok_and(|u| Some(u.as_str()) == account.node())
 }
 
-fn change_password(req: &DataRequest<'_>) -> Result<Option<Element>, StanzaError> {
+type Answer<'a> = BoxFuture<'a, Result<Option<Element>, StanzaError>>;
+
+fn change_password(req: DataRequest<'_>) -> Answer<'_> {
+    Box::pin(change(req))
+}
+
+fn registered(req: DataRequest<'_>) -> Answer<'_> {
+    Box::pin(async move { is_registered(&req) })
+}
+
+async fn change(req: DataRequest<'_>) -> Result<Option<Element>, StanzaError> {
     if !req.is_owner {
         return Err(
             StanzaError::forbidden().with_text("only the account itself may change its password")
@@ -98,7 +110,9 @@ fn change_password(req: &DataRequest<'_>) -> Result<Option<Element>, StanzaError
         return Err(StanzaError::bad_request()
             .with_text("the new password is empty; the old one is unchanged"));
     }
-    match crate::accounts::set_password(req.store, host, user, &password, req.scram_iterations) {
+    let set =
+        crate::accounts::set_password(req.accounts, host, user, password, req.scram_iterations);
+    match set.await {
         Ok(()) => {
             tracing::info!(account = %req.account, "password changed in band");
             Ok(None)
@@ -107,7 +121,7 @@ fn change_password(req: &DataRequest<'_>) -> Result<Option<Element>, StanzaError
     }
 }
 
-fn registered(req: &DataRequest<'_>) -> Result<Option<Element>, StanzaError> {
+fn is_registered(req: &DataRequest<'_>) -> Result<Option<Element>, StanzaError> {
     let (true, Some(user)) = (req.is_owner, req.account.node()) else {
         return Err(StanzaError::forbidden());
     };
@@ -125,22 +139,23 @@ mod tests {
     use super::*;
     use crate::accounts;
     use crate::stanza::ErrorType;
+    use switchboard_spool::store::AccountRef;
 
     /// Both accounts start with the password "old".
-    fn env() -> Env {
-        env_with_password("old")
+    async fn env() -> Env {
+        env_with_password("old").await
     }
     const ALICE: &str = "alice@example.org/phone";
     const ALICE_BARE: &str = "alice@example.org";
 
-    fn call(
+    async fn call(
         env: &Env,
         handler: super::super::DataHandler,
         from: &str,
         account: &str,
         payload: &Element,
     ) -> Result<Option<Element>, StanzaError> {
-        super::super::test_support::call_as(env, handler, from, account, payload, false, true)
+        super::super::test_support::call_as(env, handler, from, account, payload, false, true).await
     }
 
     fn form(fields: &[(&str, &str)]) -> Element {
@@ -151,17 +166,19 @@ mod tests {
         q
     }
 
-    fn change(
+    async fn change(
         env: &Env,
         from: &str,
         account: &str,
         fields: &[(&str, &str)],
     ) -> Result<Option<Element>, StanzaError> {
-        call(env, change_password, from, account, &form(fields))
+        call(env, change_password, from, account, &form(fields)).await
     }
 
-    fn verify(env: &Env, user: &str, pw: &str) -> bool {
-        accounts::verify(&env.spool, HOST, user, pw).unwrap()
+    async fn verify(env: &Env, user: &str, pw: &str) -> bool {
+        accounts::verify(env.stores.accounts.as_ref(), HOST, user, pw.into())
+            .await
+            .unwrap()
     }
 
     fn err(r: Result<Option<Element>, StanzaError>) -> (&'static str, ErrorType) {
@@ -169,53 +186,60 @@ mod tests {
         (e.condition, e.kind)
     }
 
-    #[test]
-    fn the_owner_changes_the_password() {
-        let env = env();
+    #[tokio::test]
+    async fn the_owner_changes_the_password() {
+        let env = env().await;
         assert_eq!(
             change(
                 &env,
                 ALICE,
                 ALICE_BARE,
                 &[("username", "alice"), ("password", "new secret")]
-            ),
+            )
+            .await,
             Ok(None)
         );
-        assert!(verify(&env, "alice", "new secret"));
-        assert!(!verify(&env, "alice", "old"));
+        assert!(verify(&env, "alice", "new secret").await);
+        assert!(!verify(&env, "alice", "old").await);
         // Stored with the configured iteration count.
-        let rec = switchboard_spool::Storage::load_user(&env.spool, HOST, "alice")
+        let creds = env
+            .stores
+            .accounts
+            .credentials(&AccountRef::new(HOST, "alice"))
+            .await
             .unwrap()
             .unwrap();
-        assert!(rec.credentials.iter().all(|c| c.iterations == 32));
+        assert!(creds.iter().all(|c| c.iterations == 32));
         // Bob is untouched.
-        assert!(verify(&env, "bob", "old"));
+        assert!(verify(&env, "bob", "old").await);
     }
 
-    #[test]
-    fn the_user_name_may_be_given_unnormalized_or_as_the_bare_jid() {
-        let env = env();
+    #[tokio::test]
+    async fn the_user_name_may_be_given_unnormalized_or_as_the_bare_jid() {
+        let env = env().await;
         change(
             &env,
             ALICE,
             ALICE_BARE,
             &[("username", "Alice"), ("password", "one")],
         )
+        .await
         .unwrap();
-        assert!(verify(&env, "alice", "one"));
+        assert!(verify(&env, "alice", "one").await);
         change(
             &env,
             ALICE,
             ALICE_BARE,
             &[("username", "alice@example.org"), ("password", "two")],
         )
+        .await
         .unwrap();
-        assert!(verify(&env, "alice", "two"));
+        assert!(verify(&env, "alice", "two").await);
     }
 
-    #[test]
-    fn another_user_name_is_a_bad_request() {
-        let env = env();
+    #[tokio::test]
+    async fn another_user_name_is_a_bad_request() {
+        let env = env().await;
         for name in [
             "bob",
             "bob@example.org",
@@ -229,18 +253,19 @@ mod tests {
                     ALICE,
                     ALICE_BARE,
                     &[("username", name), ("password", "new")]
-                )),
+                )
+                .await),
                 ("bad-request", ErrorType::Modify),
                 "{name}"
             );
         }
-        assert!(verify(&env, "alice", "old"));
-        assert!(verify(&env, "bob", "old"));
+        assert!(verify(&env, "alice", "old").await);
+        assert!(verify(&env, "bob", "old").await);
     }
 
-    #[test]
-    fn missing_fields_or_an_empty_password_change_nothing() {
-        let env = env();
+    #[tokio::test]
+    async fn missing_fields_or_an_empty_password_change_nothing() {
+        let env = env().await;
         for fields in [
             &[("password", "new")][..],
             &[("username", "alice")][..],
@@ -248,32 +273,33 @@ mod tests {
             &[][..],
         ] {
             assert_eq!(
-                err(change(&env, ALICE, ALICE_BARE, fields)),
+                err(change(&env, ALICE, ALICE_BARE, fields).await),
                 ("bad-request", ErrorType::Modify),
                 "{fields:?}"
             );
         }
-        assert!(verify(&env, "alice", "old"));
+        assert!(verify(&env, "alice", "old").await);
     }
 
-    #[test]
-    fn a_password_opaquestring_refuses_is_not_acceptable() {
-        let env = env();
+    #[tokio::test]
+    async fn a_password_opaquestring_refuses_is_not_acceptable() {
+        let env = env().await;
         assert_eq!(
             err(change(
                 &env,
                 ALICE,
                 ALICE_BARE,
                 &[("username", "alice"), ("password", "bad\u{7}")]
-            )),
+            )
+            .await),
             ("not-acceptable", ErrorType::Modify)
         );
-        assert!(verify(&env, "alice", "old"));
+        assert!(verify(&env, "alice", "old").await);
     }
 
-    #[test]
-    fn errors_never_carry_the_password() {
-        let env = env();
+    #[tokio::test]
+    async fn errors_never_carry_the_password() {
+        let env = env().await;
         let secret = "hunter2\u{7}";
         let e = change(
             &env,
@@ -281,23 +307,25 @@ mod tests {
             ALICE_BARE,
             &[("username", "alice"), ("password", secret)],
         )
+        .await
         .unwrap_err();
         assert!(!e.text.unwrap_or_default().contains("hunter2"));
     }
 
-    #[test]
-    fn someone_else_is_forbidden() {
-        let env = env();
+    #[tokio::test]
+    async fn someone_else_is_forbidden() {
+        let env = env().await;
         assert_eq!(
             err(change(
                 &env,
                 "bob@example.org/pc",
                 ALICE_BARE,
                 &[("username", "alice"), ("password", "pwned")]
-            )),
+            )
+            .await),
             ("forbidden", ErrorType::Auth)
         );
-        assert!(verify(&env, "alice", "old"));
+        assert!(verify(&env, "alice", "old").await);
         assert_eq!(
             err(call(
                 &env,
@@ -305,43 +333,51 @@ mod tests {
                 "bob@example.org/pc",
                 ALICE_BARE,
                 &form(&[])
-            )),
+            )
+            .await),
             ("forbidden", ErrorType::Auth)
         );
     }
 
-    #[test]
-    fn remove_is_not_implemented_here() {
-        let env = env();
+    #[tokio::test]
+    async fn remove_is_not_implemented_here() {
+        let env = env().await;
         let q =
             Element::new("query", ns::REGISTER).with_child(Element::new("remove", ns::REGISTER));
         assert_eq!(
-            err(call(&env, change_password, ALICE, ALICE_BARE, &q)),
+            err(call(&env, change_password, ALICE, ALICE_BARE, &q).await),
             ("feature-not-implemented", ErrorType::Cancel)
         );
-        assert!(verify(&env, "alice", "old"));
+        assert!(verify(&env, "alice", "old").await);
     }
 
-    #[test]
-    fn a_vanished_account_is_service_unavailable() {
-        let env = env();
+    #[tokio::test]
+    async fn a_vanished_account_is_service_unavailable() {
+        let env = env().await;
         assert_eq!(
             err(change(
                 &env,
                 "ghost@example.org/x",
                 "ghost@example.org",
                 &[("username", "ghost"), ("password", "boo")]
-            ))
+            )
+            .await)
             .0,
             "service-unavailable"
         );
-        assert!(!switchboard_spool::Storage::user_exists(&env.spool, HOST, "ghost").unwrap());
+        assert!(!env
+            .stores
+            .accounts
+            .exists(&AccountRef::new(HOST, "ghost"))
+            .await
+            .unwrap());
     }
 
-    #[test]
-    fn get_says_registered_without_a_password() {
-        let env = env();
+    #[tokio::test]
+    async fn get_says_registered_without_a_password() {
+        let env = env().await;
         let q = call(&env, registered, ALICE, ALICE_BARE, &form(&[]))
+            .await
             .unwrap()
             .unwrap();
         assert!(q.get_child("registered", ns::REGISTER).is_some());
@@ -352,8 +388,8 @@ mod tests {
         assert_eq!(q.child_text("password", ns::REGISTER).as_deref(), Some(""));
     }
 
-    #[test]
-    fn registers_handlers_and_the_feature() {
+    #[tokio::test]
+    async fn registers_handlers_and_the_feature() {
         let mut r = Registry::default();
         register(&mut r);
         assert!(r.lookup_data(&form(&[]), IqType::Set).is_some());

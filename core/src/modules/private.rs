@@ -2,10 +2,9 @@
 //! the server (bookmarks, client preferences), readable and writable only
 //! by that user.
 //!
-//! # Spool format
+//! # Stored form
 //!
-//! One container element in the account's record holding the stored
-//! fragments, at most one per (element name, namespace), each exactly as
+//! One account-data document holding the stored fragments, at most one per (element name, namespace), each exactly as
 //! last set:
 //!
 //! ```xml
@@ -18,7 +17,7 @@
 //! clients using the same namespace with different root elements do not
 //! overwrite each other. Setting an empty fragment (no attributes, no
 //! content) deletes it: a get answers the same empty element either way.
-//! There is no container when nothing is stored.
+//! There is no document when nothing is stored.
 //!
 //! # Answers (XEP-0049 §2.3 and §3)
 //!
@@ -44,8 +43,7 @@
 //! same (name, namespace); a set holding two children with the same key
 //! keeps the last.
 
-use switchboard_jid::Jid;
-use switchboard_spool::{SpoolError, UserRecord};
+use switchboard_spool::store::{BoxFuture, StoreError};
 use switchboard_xml::{ns, Element, Node};
 
 use super::{DataRequest, IqKey, IqType, Registry, Scope};
@@ -58,7 +56,7 @@ pub const NS: &str = "jabber:iq:private";
 /// container.
 pub const MAX_PRIVATE_BYTES: usize = 256 * 1024;
 
-/// The container's local name, in the spool namespace.
+/// The document's local name, in the spool namespace.
 pub const CONTAINER: &str = "private";
 
 const GET: IqKey = IqKey {
@@ -99,7 +97,17 @@ fn check_namespace(fragment: &Element) -> Result<(), StanzaError> {
     Ok(())
 }
 
-fn get(req: &DataRequest<'_>) -> Result<Option<Element>, StanzaError> {
+type Answer<'a> = BoxFuture<'a, Result<Option<Element>, StanzaError>>;
+
+fn get(req: DataRequest<'_>) -> Answer<'_> {
+    Box::pin(fetch(req))
+}
+
+fn set(req: DataRequest<'_>) -> Answer<'_> {
+    Box::pin(store(req))
+}
+
+async fn fetch(req: DataRequest<'_>) -> Result<Option<Element>, StanzaError> {
     if !req.is_owner {
         return Err(forbidden());
     }
@@ -114,20 +122,16 @@ fn get(req: &DataRequest<'_>) -> Result<Option<Element>, StanzaError> {
         });
     };
     check_namespace(w)?;
-    let (host, user) = parts(req.account)?;
-    let record = match req.store.load_user(host, user) {
-        Ok(Some(r)) => r,
-        Ok(None) => return Err(StanzaError::service_unavailable()),
-        Err(e) => return Err(storage_failure(req.account, &e)),
-    };
-    let found = container(&record)
+    let old = stored(&req).await?;
+    let found = old
+        .as_ref()
         .and_then(|c| c.elements().find(|e| e.is(&w.name, &w.ns)))
         .cloned()
         .unwrap_or_else(|| Element::new(w.name.clone(), w.ns.clone()));
     Ok(Some(Element::new("query", NS).with_child(found)))
 }
 
-fn set(req: &DataRequest<'_>) -> Result<Option<Element>, StanzaError> {
+async fn store(req: DataRequest<'_>) -> Result<Option<Element>, StanzaError> {
     if !req.is_owner {
         return Err(forbidden());
     }
@@ -140,39 +144,46 @@ fn set(req: &DataRequest<'_>) -> Result<Option<Element>, StanzaError> {
     for f in &fragments {
         check_namespace(f)?;
     }
-    let (host, user) = parts(req.account)?;
+    let account = req.account_ref()?;
     // The account's actor runs one request at a time and only this module
-    // writes the container, so checking the size on a read before the
-    // locked update sees the same container the update changes.
-    let record = match req.store.load_user(host, user) {
-        Ok(Some(r)) => r,
-        Ok(None) => return Err(StanzaError::service_unavailable()),
-        Err(e) => return Err(storage_failure(req.account, &e)),
-    };
-    let old = container(&record);
-    let old_size = old.map_or(0, |c| c.to_bytes(None).len());
-    let new_size = merged(old, &fragments).map_or(0, |c| c.to_bytes(None).len());
+    // writes the document, so the one read here is what the write replaces.
+    let old = stored(&req).await?;
+    let old_size = old.as_ref().map_or(0, |c| c.to_bytes(None).len());
+    let new = merged(old.as_ref(), &fragments);
+    let new_size = new.as_ref().map_or(0, |c| c.to_bytes(None).len());
     if new_size > MAX_PRIVATE_BYTES && new_size > old_size {
         return Err(not_acceptable(format!(
             "private storage is full (at most {} KiB per account)",
             MAX_PRIVATE_BYTES / 1024
         )));
     }
-    req.store
-        .update_user(host, user, &mut |rec| {
-            let new = merged(container(rec), &fragments);
-            let at = rec.extra.iter().position(|e| e.is(CONTAINER, ns::SPOOL));
-            match (at, new) {
-                (Some(i), Some(c)) => rec.extra[i] = c,
-                (Some(i), None) => {
-                    rec.extra.remove(i);
-                }
-                (None, Some(c)) => rec.extra.push(c),
-                (None, None) => {}
-            }
-        })
-        .map_err(|e| storage_failure(req.account, &e))?;
+    let r = match new {
+        Some(doc) => req.data.put(&account, doc).await,
+        None => req.data.remove(&account, CONTAINER).await,
+    };
+    r.map_err(|e| storage_failure(&req, &e))?;
     Ok(None)
+}
+
+/// The stored document; `service-unavailable` when there is neither a
+/// document nor an account.
+async fn stored(req: &DataRequest<'_>) -> Result<Option<Element>, StanzaError> {
+    let account = req.account_ref()?;
+    let doc = req
+        .data
+        .get(&account, CONTAINER)
+        .await
+        .map_err(|e| storage_failure(req, &e))?;
+    if doc.is_none()
+        && !req
+            .accounts
+            .exists(&account)
+            .await
+            .map_err(|e| storage_failure(req, &e))?
+    {
+        return Err(StanzaError::service_unavailable());
+    }
+    Ok(doc)
 }
 
 /// The container after storing `fragments`, or `None` when nothing is left
@@ -199,30 +210,16 @@ fn merged(old: Option<&Element>, fragments: &[&Element]) -> Option<Element> {
     c.first_element().is_some().then_some(c)
 }
 
-fn container(record: &UserRecord) -> Option<&Element> {
-    record.extra.iter().find(|e| e.is(CONTAINER, ns::SPOOL))
-}
-
 fn forbidden() -> StanzaError {
     StanzaError::forbidden().with_text("private storage belongs to its account alone")
 }
 
-fn parts(account: &Jid) -> Result<(&str, &str), StanzaError> {
-    match account.node() {
-        Some(user) => Ok((account.domain(), user)),
-        None => Err(StanzaError::service_unavailable()),
-    }
-}
-
 /// A vanished account is `service-unavailable`, like one that never
-/// existed; anything else is the server's fault, logged here.
-fn storage_failure(account: &Jid, e: &SpoolError) -> StanzaError {
+/// existed; anything else as any storage failure.
+fn storage_failure(req: &DataRequest<'_>, e: &StoreError) -> StanzaError {
     match e {
-        SpoolError::NotFound => StanzaError::service_unavailable(),
-        _ => {
-            tracing::error!(account = %account, "private XML storage failed: {e}");
-            StanzaError::internal_server_error()
-        }
+        StoreError::NotFound => StanzaError::service_unavailable(),
+        _ => crate::accounts::store_error(e, &format!("the private XML of {}", req.account)),
     }
 }
 
@@ -230,20 +227,20 @@ fn storage_failure(account: &Jid, e: &SpoolError) -> StanzaError {
 mod tests {
     use super::super::test_support::{env, Env};
     use super::*;
-    use switchboard_spool::Storage;
+    use switchboard_spool::store::AccountRef;
 
     use super::super::test_support::HOST;
     const ALICE: &str = "alice@example.org/phone";
     const ALICE_BARE: &str = "alice@example.org";
 
-    fn call(
+    async fn call(
         env: &Env,
         handler: super::super::DataHandler,
         from: &str,
         account: &str,
         payload: &Element,
     ) -> Result<Option<Element>, StanzaError> {
-        super::super::test_support::call_as(env, handler, from, account, payload, true, true)
+        super::super::test_support::call_as(env, handler, from, account, payload, true, true).await
     }
 
     fn query(children: impl IntoIterator<Item = Element>) -> Element {
@@ -276,31 +273,30 @@ mod tests {
         (e.condition, e.kind)
     }
 
-    #[test]
-    fn set_then_get_round_trips_each_fragment() {
-        let env = env();
+    #[tokio::test]
+    async fn set_then_get_round_trips_each_fragment() {
+        let env = env().await;
         let (b, p) = (bookmarks("room@muc.example.org"), prefs("Hamlet"));
         assert_eq!(
-            call(&env, set, ALICE, ALICE_BARE, &query([b.clone(), p.clone()])),
+            call(&env, set, ALICE, ALICE_BARE, &query([b.clone(), p.clone()])).await,
             Ok(None)
         );
         assert_eq!(
-            call(&env, get, ALICE, ALICE_BARE, &ask(&b)),
+            call(&env, get, ALICE, ALICE_BARE, &ask(&b)).await,
             Ok(Some(query([b])))
         );
         assert_eq!(
-            call(&env, get, ALICE, ALICE_BARE, &ask(&p)),
+            call(&env, get, ALICE, ALICE_BARE, &ask(&p)).await,
             Ok(Some(query([p])))
         );
-        let rec = env.spool.load_user(HOST, "alice").unwrap().unwrap();
-        assert_eq!(rec.extra.len(), 1);
-        assert!(rec.extra[0].is(CONTAINER, ns::SPOOL));
-        assert_eq!(rec.extra[0].elements().count(), 2);
+        let doc = env.doc("alice", CONTAINER).await.unwrap();
+        assert!(doc.is(CONTAINER, ns::SPOOL));
+        assert_eq!(doc.elements().count(), 2);
     }
 
-    #[test]
-    fn a_set_replaces_only_the_same_name_and_namespace() {
-        let env = env();
+    #[tokio::test]
+    async fn a_set_replaces_only_the_same_name_and_namespace() {
+        let env = env().await;
         let p = prefs("Hamlet");
         call(
             &env,
@@ -309,112 +305,122 @@ mod tests {
             ALICE_BARE,
             &query([bookmarks("a@muc.example.org"), p.clone()]),
         )
+        .await
         .unwrap();
         let b2 = bookmarks("b@muc.example.org");
-        call(&env, set, ALICE, ALICE_BARE, &query([b2.clone()])).unwrap();
+        call(&env, set, ALICE, ALICE_BARE, &query([b2.clone()]))
+            .await
+            .unwrap();
         assert_eq!(
-            call(&env, get, ALICE, ALICE_BARE, &ask(&b2)),
+            call(&env, get, ALICE, ALICE_BARE, &ask(&b2)).await,
             Ok(Some(query([b2])))
         );
         assert_eq!(
-            call(&env, get, ALICE, ALICE_BARE, &ask(&p)),
+            call(&env, get, ALICE, ALICE_BARE, &ask(&p)).await,
             Ok(Some(query([p.clone()])))
         );
         // Same namespace, other element name: stored separately.
         let other = Element::new("other", "exodus:prefs").with_text("x");
-        call(&env, set, ALICE, ALICE_BARE, &query([other.clone()])).unwrap();
+        call(&env, set, ALICE, ALICE_BARE, &query([other.clone()]))
+            .await
+            .unwrap();
         assert_eq!(
-            call(&env, get, ALICE, ALICE_BARE, &ask(&p)),
+            call(&env, get, ALICE, ALICE_BARE, &ask(&p)).await,
             Ok(Some(query([p])))
         );
         assert_eq!(
-            call(&env, get, ALICE, ALICE_BARE, &ask(&other)),
+            call(&env, get, ALICE, ALICE_BARE, &ask(&other)).await,
             Ok(Some(query([other])))
         );
     }
 
-    #[test]
-    fn the_last_of_two_fragments_with_one_key_wins() {
-        let env = env();
+    #[tokio::test]
+    async fn the_last_of_two_fragments_with_one_key_wins() {
+        let env = env().await;
         let (first, last) = (prefs("one"), prefs("two"));
-        call(&env, set, ALICE, ALICE_BARE, &query([first, last.clone()])).unwrap();
+        call(&env, set, ALICE, ALICE_BARE, &query([first, last.clone()]))
+            .await
+            .unwrap();
         assert_eq!(
-            call(&env, get, ALICE, ALICE_BARE, &ask(&last)),
+            call(&env, get, ALICE, ALICE_BARE, &ask(&last)).await,
             Ok(Some(query([last])))
         );
     }
 
-    #[test]
-    fn an_unknown_fragment_is_echoed_empty() {
-        let env = env();
+    #[tokio::test]
+    async fn an_unknown_fragment_is_echoed_empty() {
+        let env = env().await;
         let asked = query([Element::new("storage", "storage:rosternotes")]);
         assert_eq!(
-            call(&env, get, ALICE, ALICE_BARE, &asked),
+            call(&env, get, ALICE, ALICE_BARE, &asked).await,
             Ok(Some(asked.clone()))
         );
     }
 
-    #[test]
-    fn an_empty_fragment_deletes_and_the_last_deletion_drops_the_container() {
-        let env = env();
+    #[tokio::test]
+    async fn an_empty_fragment_deletes_and_the_last_deletion_drops_the_container() {
+        let env = env().await;
         let p = prefs("Hamlet");
-        call(&env, set, ALICE, ALICE_BARE, &query([p.clone()])).unwrap();
-        call(&env, set, ALICE, ALICE_BARE, &ask(&p)).unwrap();
+        call(&env, set, ALICE, ALICE_BARE, &query([p.clone()]))
+            .await
+            .unwrap();
+        call(&env, set, ALICE, ALICE_BARE, &ask(&p)).await.unwrap();
         assert_eq!(
-            call(&env, get, ALICE, ALICE_BARE, &ask(&p)),
+            call(&env, get, ALICE, ALICE_BARE, &ask(&p)).await,
             Ok(Some(ask(&p)))
         );
-        let rec = env.spool.load_user(HOST, "alice").unwrap().unwrap();
-        assert!(rec.extra.is_empty());
+        assert_eq!(env.doc("alice", CONTAINER).await, None);
     }
 
-    #[test]
-    fn other_users_are_forbidden() {
-        let env = env();
+    #[tokio::test]
+    async fn other_users_are_forbidden() {
+        let env = env().await;
         let p = prefs("Hamlet");
-        call(&env, set, ALICE, ALICE_BARE, &query([p.clone()])).unwrap();
+        call(&env, set, ALICE, ALICE_BARE, &query([p.clone()]))
+            .await
+            .unwrap();
         let bob = "bob@example.org/pc";
         assert_eq!(
-            err(call(&env, get, bob, ALICE_BARE, &ask(&p))),
+            err(call(&env, get, bob, ALICE_BARE, &ask(&p)).await),
             ("forbidden", ErrorType::Auth)
         );
         assert_eq!(
-            err(call(&env, set, bob, ALICE_BARE, &query([prefs("Macbeth")]))),
+            err(call(&env, set, bob, ALICE_BARE, &query([prefs("Macbeth")])).await),
             ("forbidden", ErrorType::Auth)
         );
         assert_eq!(
-            call(&env, get, ALICE, ALICE_BARE, &ask(&p)),
+            call(&env, get, ALICE, ALICE_BARE, &ask(&p)).await,
             Ok(Some(query([p])))
         );
     }
 
-    #[test]
-    fn an_empty_query_is_not_acceptable() {
-        let env = env();
+    #[tokio::test]
+    async fn an_empty_query_is_not_acceptable() {
+        let env = env().await;
         for handler in [get as super::super::DataHandler, set] {
             assert_eq!(
-                err(call(&env, handler, ALICE, ALICE_BARE, &query([]))),
+                err(call(&env, handler, ALICE, ALICE_BARE, &query([])).await),
                 ("not-acceptable", ErrorType::Modify)
             );
         }
     }
 
-    #[test]
-    fn a_get_for_two_fragments_is_a_bad_request() {
-        let env = env();
+    #[tokio::test]
+    async fn a_get_for_two_fragments_is_a_bad_request() {
+        let env = env().await;
         let q = query([
             Element::new("storage", "storage:bookmarks"),
             Element::new("exodus", "exodus:prefs"),
         ]);
         assert_eq!(
-            err(call(&env, get, ALICE, ALICE_BARE, &q)),
+            err(call(&env, get, ALICE, ALICE_BARE, &q).await),
             ("bad-request", ErrorType::Modify)
         );
     }
 
-    #[test]
-    fn reserved_namespaces_are_not_acceptable() {
-        let env = env();
+    #[tokio::test]
+    async fn reserved_namespaces_are_not_acceptable() {
+        let env = env().await;
         let reserved = [
             Element::new("vCard", "vcard-temp")
                 .with_child(Element::new("FN", "vcard-temp").with_text("H")),
@@ -425,13 +431,13 @@ mod tests {
         ];
         for r in &reserved {
             assert_eq!(
-                err(call(&env, set, ALICE, ALICE_BARE, &query([r.clone()]))),
+                err(call(&env, set, ALICE, ALICE_BARE, &query([r.clone()])).await),
                 ("not-acceptable", ErrorType::Modify),
                 "set {}",
                 r.ns
             );
             assert_eq!(
-                err(call(&env, get, ALICE, ALICE_BARE, &ask(r))),
+                err(call(&env, get, ALICE, ALICE_BARE, &ask(r)).await),
                 ("not-acceptable", ErrorType::Modify),
                 "get {}",
                 r.ns
@@ -446,20 +452,23 @@ mod tests {
             ALICE_BARE,
             &query([p.clone(), reserved[0].clone()])
         )
+        .await
         .is_err());
         assert_eq!(
-            call(&env, get, ALICE, ALICE_BARE, &ask(&p)),
+            call(&env, get, ALICE, ALICE_BARE, &ask(&p)).await,
             Ok(Some(ask(&p)))
         );
     }
 
-    #[test]
-    fn storage_is_bounded_but_may_always_shrink() {
-        let env = env();
+    #[tokio::test]
+    async fn storage_is_bounded_but_may_always_shrink() {
+        let env = env().await;
         let chunk =
             |name: &str, n: usize| Element::new(name, "urn:example:big").with_text("x".repeat(n));
         let a = chunk("a", MAX_PRIVATE_BYTES / 2);
-        call(&env, set, ALICE, ALICE_BARE, &query([a.clone()])).unwrap();
+        call(&env, set, ALICE, ALICE_BARE, &query([a.clone()]))
+            .await
+            .unwrap();
         let e = call(
             &env,
             set,
@@ -467,16 +476,19 @@ mod tests {
             ALICE_BARE,
             &query([chunk("b", MAX_PRIVATE_BYTES / 2)]),
         )
+        .await
         .unwrap_err();
         assert_eq!((e.condition, e.kind), ("not-acceptable", ErrorType::Modify));
         assert!(e.text.unwrap().contains("full"));
         assert_eq!(
-            call(&env, get, ALICE, ALICE_BARE, &ask(&a)),
+            call(&env, get, ALICE, ALICE_BARE, &ask(&a)).await,
             Ok(Some(query([a])))
         );
         // Replacing with something smaller works; so does a small addition
         // that still fits.
-        call(&env, set, ALICE, ALICE_BARE, &query([chunk("a", 10)])).unwrap();
+        call(&env, set, ALICE, ALICE_BARE, &query([chunk("a", 10)]))
+            .await
+            .unwrap();
         call(
             &env,
             set,
@@ -484,36 +496,45 @@ mod tests {
             ALICE_BARE,
             &query([chunk("b", MAX_PRIVATE_BYTES / 2)]),
         )
+        .await
         .unwrap();
 
         // Over the bound already (say, the bound was lowered): shrinking is
         // still accepted.
         let huge = Element::new(CONTAINER, ns::SPOOL).with_child(chunk("c", MAX_PRIVATE_BYTES * 2));
-        env.spool
-            .update_user(HOST, "bob", &mut |r| r.extra.push(huge.clone()))
+        env.stores
+            .account_data
+            .put(&AccountRef::new(HOST, "bob"), huge)
+            .await
             .unwrap();
         let bob = "bob@example.org/pc";
-        assert!(call(&env, set, bob, "bob@example.org", &query([chunk("d", 10)])).is_err());
-        call(&env, set, bob, "bob@example.org", &query([chunk("c", 10)])).unwrap();
+        assert!(
+            call(&env, set, bob, "bob@example.org", &query([chunk("d", 10)]))
+                .await
+                .is_err()
+        );
+        call(&env, set, bob, "bob@example.org", &query([chunk("c", 10)]))
+            .await
+            .unwrap();
     }
 
-    #[test]
-    fn an_unknown_account_is_service_unavailable() {
-        let env = env();
+    #[tokio::test]
+    async fn an_unknown_account_is_service_unavailable() {
+        let env = env().await;
         let ghost = "ghost@example.org/x";
         let p = prefs("Hamlet");
         assert_eq!(
-            err(call(&env, get, ghost, "ghost@example.org", &ask(&p))).0,
+            err(call(&env, get, ghost, "ghost@example.org", &ask(&p)).await).0,
             "service-unavailable"
         );
         assert_eq!(
-            err(call(&env, set, ghost, "ghost@example.org", &query([p]))).0,
+            err(call(&env, set, ghost, "ghost@example.org", &query([p])).await).0,
             "service-unavailable"
         );
     }
 
-    #[test]
-    fn registers_handlers_and_the_feature() {
+    #[tokio::test]
+    async fn registers_handlers_and_the_feature() {
         let mut r = Registry::default();
         register(&mut r);
         assert!(r.lookup_data(&query([]), IqType::Get).is_some());

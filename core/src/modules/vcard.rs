@@ -2,10 +2,10 @@
 //! by its owner and readable by anyone (XEP-0054 §3.3, and §5: vCards
 //! are world-readable).
 //!
-//! # Spool format
+//! # Stored form
 //!
-//! One container element in the account's record, holding the `<vCard/>`
-//! exactly as the owner last set it:
+//! One account-data document, holding the `<vCard/>` exactly as the owner
+//! last set it:
 //!
 //! ```xml
 //! <vcard xmlns="urn:switchboard:spool:1"><vCard xmlns="vcard-temp">…</vCard></vcard>
@@ -30,8 +30,7 @@
 //!   criteria defined by the server; type `modify`, so the client may
 //!   retry with a smaller photo).
 
-use switchboard_jid::Jid;
-use switchboard_spool::{SpoolError, UserRecord};
+use switchboard_spool::store::StoreError;
 use switchboard_xml::{ns, Element, Node};
 
 use super::{DataRequest, IqKey, IqType, Registry, Scope};
@@ -44,7 +43,7 @@ pub const NS: &str = "vcard-temp";
 /// few kilobytes; this leaves room for a generous photo.
 pub const MAX_VCARD_BYTES: usize = 64 * 1024;
 
-/// The container's local name, in the spool namespace.
+/// The document's local name, in the spool namespace.
 pub const CONTAINER: &str = "vcard";
 
 const GET: IqKey = IqKey {
@@ -59,33 +58,36 @@ const SET: IqKey = IqKey {
 };
 
 pub fn register(r: &mut Registry) {
-    r.handle_data(GET, get);
-    r.handle_data(SET, set);
+    r.handle_data(GET, |req| Box::pin(get(req)));
+    r.handle_data(SET, |req| Box::pin(set(req)));
+    // (Each closure boxes the handler's future, so that every handler has
+    // the same type; see `DataHandler`.)
     r.feature(Scope::Server, NS);
     r.feature(Scope::Account, NS);
 }
 
-fn get(req: &DataRequest<'_>) -> Result<Option<Element>, StanzaError> {
-    let (host, user) = parts(req.account)?;
-    let record = match req.store.load_user(host, user) {
-        Ok(Some(r)) => r,
-        Ok(None) => return Err(StanzaError::service_unavailable()),
-        Err(e) => return Err(storage_failure(req.account, &e)),
-    };
-    match stored(&record) {
+async fn get(req: DataRequest<'_>) -> Result<Option<Element>, StanzaError> {
+    let account = req.account_ref()?;
+    let doc = req
+        .data
+        .get(&account, CONTAINER)
+        .await
+        .map_err(|e| storage_failure(&req, &e))?;
+    match doc.as_ref().and_then(stored) {
         Some(v) => Ok(Some(v.clone())),
         None if req.is_owner => Ok(Some(Element::new("vCard", NS))),
+        // No vCard and no account answer alike (see the module docs).
         None => Err(StanzaError::service_unavailable()),
     }
 }
 
-fn set(req: &DataRequest<'_>) -> Result<Option<Element>, StanzaError> {
+async fn set(req: DataRequest<'_>) -> Result<Option<Element>, StanzaError> {
     if !req.is_owner {
         return Err(
             StanzaError::forbidden().with_text("only the account itself may change its vCard")
         );
     }
-    let (host, user) = parts(req.account)?;
+    let account = req.account_ref()?;
     if req.payload.to_bytes(None).len() > MAX_VCARD_BYTES {
         return Err(
             StanzaError::new("not-acceptable", ErrorType::Modify).with_text(format!(
@@ -94,26 +96,19 @@ fn set(req: &DataRequest<'_>) -> Result<Option<Element>, StanzaError> {
             )),
         );
     }
-    let container = if is_empty(req.payload) {
-        None
+    let r = if is_empty(req.payload) {
+        req.data.remove(&account, CONTAINER).await
     } else {
-        Some(Element::new(CONTAINER, ns::SPOOL).with_child(req.payload.clone()))
+        let doc = Element::new(CONTAINER, ns::SPOOL).with_child(req.payload.clone());
+        req.data.put(&account, doc).await
     };
-    req.store
-        .update_user(host, user, &mut |rec| {
-            replace_container(&mut rec.extra, container.clone())
-        })
-        .map_err(|e| storage_failure(req.account, &e))?;
+    r.map_err(|e| storage_failure(&req, &e))?;
     Ok(None)
 }
 
-/// The stored `<vCard/>` of a record, if any.
-pub fn stored(record: &UserRecord) -> Option<&Element> {
-    record
-        .extra
-        .iter()
-        .find(|e| e.is(CONTAINER, ns::SPOOL))
-        .and_then(|c| c.get_child("vCard", NS))
+/// The `<vCard/>` in a stored document, if any.
+pub fn stored(doc: &Element) -> Option<&Element> {
+    doc.get_child("vCard", NS)
 }
 
 /// A `<vCard/>` with nothing in it but layout: storing it means "no vCard".
@@ -125,36 +120,12 @@ fn is_empty(vcard: &Element) -> bool {
         })
 }
 
-/// Replaces the container in place (keeping the record's order stable),
-/// appends it, or removes it when `new` is `None`.
-fn replace_container(extra: &mut Vec<Element>, new: Option<Element>) {
-    let at = extra.iter().position(|e| e.is(CONTAINER, ns::SPOOL));
-    match (at, new) {
-        (Some(i), Some(c)) => extra[i] = c,
-        (Some(i), None) => {
-            extra.remove(i);
-        }
-        (None, Some(c)) => extra.push(c),
-        (None, None) => {}
-    }
-}
-
-fn parts(account: &Jid) -> Result<(&str, &str), StanzaError> {
-    match account.node() {
-        Some(user) => Ok((account.domain(), user)),
-        None => Err(StanzaError::service_unavailable()),
-    }
-}
-
 /// A vanished account is `service-unavailable`, like one that never
-/// existed; anything else is the server's fault, logged here.
-fn storage_failure(account: &Jid, e: &SpoolError) -> StanzaError {
+/// existed; anything else as any storage failure.
+fn storage_failure(req: &DataRequest<'_>, e: &StoreError) -> StanzaError {
     match e {
-        SpoolError::NotFound => StanzaError::service_unavailable(),
-        _ => {
-            tracing::error!(account = %account, "vCard storage failed: {e}");
-            StanzaError::internal_server_error()
-        }
+        StoreError::NotFound => StanzaError::service_unavailable(),
+        _ => crate::accounts::store_error(e, &format!("the vCard of {}", req.account)),
     }
 }
 
@@ -163,12 +134,12 @@ mod tests {
     use super::super::test_support::{env, Env};
     use super::*;
     use crate::accounts;
-    use switchboard_spool::Storage;
+    use switchboard_spool::store::AccountRef;
 
     use super::super::test_support::HOST;
 
     /// Runs `handler` for `payload` sent by `from` to `account`.
-    fn call(
+    async fn call(
         env: &Env,
         handler: super::super::DataHandler,
         from: &str,
@@ -176,6 +147,15 @@ mod tests {
         payload: &Element,
     ) -> Result<Option<Element>, StanzaError> {
         super::super::test_support::call_as(env, handler, from, account, payload, false, false)
+            .await
+    }
+
+    fn handler(env: &Env, key: IqKey) -> super::super::DataHandler {
+        let _ = env;
+        let mut r = Registry::default();
+        register(&mut r);
+        let payload = Element::new(key.name, key.ns);
+        r.lookup_data(&payload, key.kind).unwrap()
     }
 
     fn card(name: &str) -> Element {
@@ -194,13 +174,17 @@ mod tests {
 
     const ALICE: &str = "alice@example.org/phone";
 
-    #[test]
-    fn set_then_get_round_trips_through_the_spool() {
-        let env = env();
+    #[tokio::test]
+    async fn set_then_get_round_trips_through_the_store() {
+        let env = env().await;
+        let (get, set) = (handler(&env, GET), handler(&env, SET));
         let v = card("Alice");
-        assert_eq!(call(&env, set, ALICE, "alice@example.org", &v), Ok(None));
         assert_eq!(
-            call(&env, get, ALICE, "alice@example.org", &empty()),
+            call(&env, set, ALICE, "alice@example.org", &v).await,
+            Ok(None)
+        );
+        assert_eq!(
+            call(&env, get, ALICE, "alice@example.org", &empty()).await,
             Ok(Some(v.clone()))
         );
         // Anyone may read it, contact or not, local or remote.
@@ -211,23 +195,28 @@ mod tests {
                 "mallory@elsewhere.net/x",
                 "alice@example.org",
                 &empty()
-            ),
+            )
+            .await,
             Ok(Some(v.clone()))
         );
-        // Stored in its container, nowhere else.
-        let rec = env.spool.load_user(HOST, "alice").unwrap().unwrap();
-        assert_eq!(rec.extra.len(), 1);
-        assert!(rec.extra[0].is(CONTAINER, ns::SPOOL));
-        assert_eq!(stored(&rec), Some(&v));
+        // Stored in its document.
+        let doc = env.doc("alice", CONTAINER).await.unwrap();
+        assert!(doc.is(CONTAINER, ns::SPOOL));
+        assert_eq!(stored(&doc), Some(&v));
     }
 
-    #[test]
-    fn a_set_replaces_the_whole_vcard() {
-        let env = env();
-        call(&env, set, ALICE, "alice@example.org", &card("Alice")).unwrap();
+    #[tokio::test]
+    async fn a_set_replaces_the_whole_vcard() {
+        let env = env().await;
+        let (get, set) = (handler(&env, GET), handler(&env, SET));
+        call(&env, set, ALICE, "alice@example.org", &card("Alice"))
+            .await
+            .unwrap();
         let newer =
             Element::new("vCard", NS).with_child(Element::new("NICKNAME", NS).with_text("al"));
-        call(&env, set, ALICE, "alice@example.org", &newer).unwrap();
+        call(&env, set, ALICE, "alice@example.org", &newer)
+            .await
+            .unwrap();
         assert_eq!(
             call(
                 &env,
@@ -235,74 +224,87 @@ mod tests {
                 "bob@example.org/pc",
                 "alice@example.org",
                 &empty()
-            ),
+            )
+            .await,
             Ok(Some(newer))
         );
-        let rec = env.spool.load_user(HOST, "alice").unwrap().unwrap();
-        assert_eq!(rec.extra.len(), 1);
     }
 
-    #[test]
-    fn no_vcard_is_empty_for_the_owner_and_unavailable_for_others() {
-        let env = env();
+    #[tokio::test]
+    async fn no_vcard_is_empty_for_the_owner_and_unavailable_for_others() {
+        let env = env().await;
+        let get = handler(&env, GET);
         assert_eq!(
-            call(&env, get, ALICE, "alice@example.org", &empty()),
+            call(&env, get, ALICE, "alice@example.org", &empty()).await,
             Ok(Some(empty()))
         );
         assert_eq!(
-            condition(call(
-                &env,
-                get,
-                "bob@example.org/pc",
-                "alice@example.org",
-                &empty()
-            )),
+            condition(
+                call(
+                    &env,
+                    get,
+                    "bob@example.org/pc",
+                    "alice@example.org",
+                    &empty()
+                )
+                .await
+            ),
             "service-unavailable"
         );
     }
 
-    #[test]
-    fn setting_an_empty_vcard_removes_it() {
-        let env = env();
-        call(&env, set, ALICE, "alice@example.org", &card("Alice")).unwrap();
+    #[tokio::test]
+    async fn setting_an_empty_vcard_removes_it() {
+        let env = env().await;
+        let (get, set) = (handler(&env, GET), handler(&env, SET));
+        call(&env, set, ALICE, "alice@example.org", &card("Alice"))
+            .await
+            .unwrap();
         let blank = Element::new("vCard", NS).with_text("\n  ");
         assert_eq!(
-            call(&env, set, ALICE, "alice@example.org", &blank),
+            call(&env, set, ALICE, "alice@example.org", &blank).await,
             Ok(None)
         );
-        let rec = env.spool.load_user(HOST, "alice").unwrap().unwrap();
-        assert!(rec.extra.is_empty());
+        assert_eq!(env.doc("alice", CONTAINER).await, None);
         assert_eq!(
-            call(&env, get, ALICE, "alice@example.org", &empty()),
+            call(&env, get, ALICE, "alice@example.org", &empty()).await,
             Ok(Some(empty()))
         );
     }
 
-    #[test]
-    fn an_unknown_account_is_service_unavailable() {
-        let env = env();
+    #[tokio::test]
+    async fn an_unknown_account_is_service_unavailable() {
+        let env = env().await;
+        let (get, set) = (handler(&env, GET), handler(&env, SET));
         assert_eq!(
-            condition(call(&env, get, ALICE, "nobody@example.org", &empty())),
+            condition(call(&env, get, ALICE, "nobody@example.org", &empty()).await),
             "service-unavailable"
         );
         // Its own (vanished) account: a set cannot create it.
         assert_eq!(
-            condition(call(
-                &env,
-                set,
-                "ghost@example.org/x",
-                "ghost@example.org",
-                &card("Ghost")
-            )),
+            condition(
+                call(
+                    &env,
+                    set,
+                    "ghost@example.org/x",
+                    "ghost@example.org",
+                    &card("Ghost")
+                )
+                .await
+            ),
             "service-unavailable"
         );
-        assert!(!env.spool.user_exists(HOST, "ghost").unwrap());
+        let ghost = AccountRef::new(HOST, "ghost");
+        assert!(!env.stores.accounts.exists(&ghost).await.unwrap());
     }
 
-    #[test]
-    fn only_the_owner_may_set() {
-        let env = env();
-        call(&env, set, ALICE, "alice@example.org", &card("Alice")).unwrap();
+    #[tokio::test]
+    async fn only_the_owner_may_set() {
+        let env = env().await;
+        let (get, set) = (handler(&env, GET), handler(&env, SET));
+        call(&env, set, ALICE, "alice@example.org", &card("Alice"))
+            .await
+            .unwrap();
         let e = call(
             &env,
             set,
@@ -310,27 +312,33 @@ mod tests {
             "alice@example.org",
             &card("Bob"),
         )
+        .await
         .unwrap_err();
         assert_eq!((e.condition, e.kind), ("forbidden", ErrorType::Auth));
         assert_eq!(
-            call(&env, get, ALICE, "alice@example.org", &empty()),
+            call(&env, get, ALICE, "alice@example.org", &empty()).await,
             Ok(Some(card("Alice")))
         );
     }
 
-    #[test]
-    fn an_oversized_vcard_is_refused_and_the_old_one_kept() {
-        let env = env();
-        call(&env, set, ALICE, "alice@example.org", &card("Alice")).unwrap();
+    #[tokio::test]
+    async fn an_oversized_vcard_is_refused_and_the_old_one_kept() {
+        let env = env().await;
+        let (get, set) = (handler(&env, GET), handler(&env, SET));
+        call(&env, set, ALICE, "alice@example.org", &card("Alice"))
+            .await
+            .unwrap();
         let photo = Element::new("PHOTO", NS)
             .with_child(Element::new("TYPE", NS).with_text("image/png"))
             .with_child(Element::new("BINVAL", NS).with_text("A".repeat(MAX_VCARD_BYTES)));
         let big = card("Alice").with_child(photo);
-        let e = call(&env, set, ALICE, "alice@example.org", &big).unwrap_err();
+        let e = call(&env, set, ALICE, "alice@example.org", &big)
+            .await
+            .unwrap_err();
         assert_eq!((e.condition, e.kind), ("not-acceptable", ErrorType::Modify));
         assert!(e.text.unwrap().contains("vCard too large"));
         assert_eq!(
-            call(&env, get, ALICE, "alice@example.org", &empty()),
+            call(&env, get, ALICE, "alice@example.org", &empty()).await,
             Ok(Some(card("Alice")))
         );
         // Just under the bound is fine.
@@ -338,22 +346,35 @@ mod tests {
         let room = MAX_VCARD_BYTES - fits.to_bytes(None).len() - "<DESC></DESC>".len();
         fits.append_child(Element::new("DESC", NS).with_text("x".repeat(room)));
         assert_eq!(fits.to_bytes(None).len(), MAX_VCARD_BYTES);
-        assert_eq!(call(&env, set, ALICE, "alice@example.org", &fits), Ok(None));
+        assert_eq!(
+            call(&env, set, ALICE, "alice@example.org", &fits).await,
+            Ok(None)
+        );
     }
 
-    #[test]
-    fn other_data_in_the_record_is_left_alone() {
-        let env = env();
-        let roster = Element::new("query", "jabber:iq:roster");
-        env.spool
-            .update_user(HOST, "alice", &mut |r| r.extra.push(roster.clone()))
+    #[tokio::test]
+    async fn other_data_of_the_account_is_left_alone() {
+        let env = env().await;
+        let set = handler(&env, SET);
+        let alice = AccountRef::new(HOST, "alice");
+        let other = Element::new("private", ns::SPOOL).with_child(Element::new("x", "urn:x"));
+        env.stores
+            .account_data
+            .put(&alice, other.clone())
+            .await
             .unwrap();
-        call(&env, set, ALICE, "alice@example.org", &card("Alice")).unwrap();
-        call(&env, set, ALICE, "alice@example.org", &card("Alicia")).unwrap();
-        let rec = env.spool.load_user(HOST, "alice").unwrap().unwrap();
-        assert_eq!(rec.extra.len(), 2);
-        assert_eq!(rec.extra[0], roster);
-        assert!(accounts::verify(&env.spool, HOST, "alice", "pw").unwrap());
+        call(&env, set, ALICE, "alice@example.org", &card("Alice"))
+            .await
+            .unwrap();
+        call(&env, set, ALICE, "alice@example.org", &card("Alicia"))
+            .await
+            .unwrap();
+        assert_eq!(env.doc("alice", "private").await, Some(other));
+        assert!(
+            accounts::verify(env.stores.accounts.as_ref(), HOST, "alice", "pw".into())
+                .await
+                .unwrap()
+        );
     }
 
     #[test]

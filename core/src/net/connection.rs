@@ -67,13 +67,14 @@ struct Bound {
 }
 
 /// What every client connection works with: the router, the settings
-/// current when it started, the store for logins and registrations, the
-/// registration throttle and the shutdown signal. Nothing else of the
-/// server.
+/// current when it started, the account store for logins and
+/// registrations, the registration throttle and the shutdown signal.
+/// Nothing else of the server.
 pub struct C2sContext {
     pub router: Router,
     pub settings: Arc<LiveSettings>,
-    pub storage: Arc<dyn switchboard_spool::Storage>,
+    /// Accounts, for logins and in-band registration.
+    pub accounts: Arc<dyn switchboard_spool::store::AccountStore>,
     /// In-band registrations per source address.
     pub registrations: Arc<Throttle>,
     pub shutdown: ShutdownSignal,
@@ -476,17 +477,17 @@ impl Conn {
                     return Ok(Some(Flow::StartTls));
                 }
                 Action::LookupScram { host, user, hash } => {
-                    let store = self.shared.storage.clone();
-                    let cred =
-                        tokio::task::spawn_blocking(move || match store.load_user(&host, &user) {
-                            Ok(rec) => rec.and_then(|r| r.credential(hash.name()).cloned()),
-                            Err(e) => {
-                                tracing::error!("login lookup failed: {e}");
-                                None
-                            }
-                        })
-                        .await
-                        .unwrap_or(None);
+                    let cred = crate::accounts::scram_credential(
+                        self.shared.accounts.as_ref(),
+                        &host,
+                        &user,
+                        hash,
+                    )
+                    .await
+                    .unwrap_or_else(|e| {
+                        tracing::error!("login lookup failed: {e}");
+                        None
+                    });
                     self.machine.scram_credentials(cred);
                 }
                 Action::VerifyPlain {
@@ -494,17 +495,17 @@ impl Conn {
                     user,
                     password,
                 } => {
-                    let store = self.shared.storage.clone();
-                    let u = user.clone();
-                    let ok = tokio::task::spawn_blocking(move || {
-                        crate::accounts::verify(store.as_ref(), &host, &u, &password)
-                            .unwrap_or_else(|e| {
-                                tracing::error!("login lookup failed: {e}");
-                                false
-                            })
-                    })
+                    let ok = crate::accounts::verify(
+                        self.shared.accounts.as_ref(),
+                        &host,
+                        &user,
+                        password,
+                    )
                     .await
-                    .unwrap_or(false);
+                    .unwrap_or_else(|e| {
+                        tracing::error!("login lookup failed: {e}");
+                        false
+                    });
                     self.machine.plain_verified(&user, ok);
                 }
                 Action::Register {
@@ -595,10 +596,15 @@ impl Conn {
             return Err(StanzaError::new("resource-constraint", ErrorType::Wait)
                 .with_text("too many registrations from your address; try again later"));
         }
-        let store = self.shared.storage.clone();
         let settings = self.shared.settings.get();
-        crate::accounts::create_in_band(store, &host, &user, password, settings.scram_iterations)
-            .await?;
+        crate::accounts::create_in_band(
+            self.shared.accounts.as_ref(),
+            &host,
+            &user,
+            password,
+            settings.scram_iterations,
+        )
+        .await?;
         tracing::info!(user = %user, host = %host, peer = %self.peer, "account registered in band");
         crate::notices::admins::registration(
             &self.shared.router,

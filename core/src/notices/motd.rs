@@ -200,19 +200,16 @@ pub fn unseen(motd: &Motd, seen: Option<u64>) -> bool {
     seen != Some(motd.series)
 }
 
-/// The series a user's record says they have seen.
-pub fn seen_series(extra: &[Element]) -> Option<u64> {
-    extra
-        .iter()
-        .find(|e| e.is(SEEN, ns::SPOOL))
+/// The series a user's `<motd-seen/>` document says they have seen.
+pub fn seen_series(doc: Option<&Element>) -> Option<u64> {
+    doc.filter(|e| e.is(SEEN, ns::SPOOL))
         .and_then(|e| e.attr("series"))
         .and_then(|s| s.parse().ok())
 }
 
-/// Records in a user's record that they have seen `series`.
-pub fn mark_seen(extra: &mut Vec<Element>, series: u64) {
-    extra.retain(|e| !e.is(SEEN, ns::SPOOL));
-    extra.push(Element::new(SEEN, ns::SPOOL).with_attr("series", series.to_string()));
+/// The account-data document recording that a user has seen `series`.
+pub fn seen_doc(series: u64) -> Element {
+    Element::new(SEEN, ns::SPOOL).with_attr("series", series.to_string())
 }
 
 #[cfg(test)]
@@ -231,25 +228,23 @@ mod tests {
         assert!(unseen(&first, None), "a user who never saw any MOTD");
 
         // alice is shown it; bob is away.
-        let mut alice = Vec::new();
-        mark_seen(&mut alice, first.series);
-        assert!(!unseen(&first, seen_series(&alice)));
+        let mut alice = seen_doc(first.series);
+        assert!(!unseen(&first, seen_series(Some(&alice))));
 
         // An update keeps the series: alice is done, bob still gets it.
         let updated = st.update(text("one, corrected"), 200).clone();
         assert_eq!(updated.series, 1);
         assert_eq!((updated.set, updated.updated), (100, 200));
         assert_eq!(updated.announcement.body(), "one, corrected");
-        assert!(!unseen(&updated, seen_series(&alice)));
-        assert!(unseen(&updated, seen_series(&[])));
+        assert!(!unseen(&updated, seen_series(Some(&alice))));
+        assert!(unseen(&updated, seen_series(None)));
 
         // A new MOTD is for everyone again.
         let second = st.set(text("two"), 300).clone();
         assert_eq!(second.series, 2);
-        assert!(unseen(&second, seen_series(&alice)));
-        mark_seen(&mut alice, second.series);
-        assert_eq!(alice.len(), 1, "one stamp per user, replaced");
-        assert_eq!(seen_series(&alice), Some(2));
+        assert!(unseen(&second, seen_series(Some(&alice))));
+        alice = seen_doc(second.series);
+        assert_eq!(seen_series(Some(&alice)), Some(2));
     }
 
     #[test]
@@ -261,9 +256,8 @@ mod tests {
         assert!(st.current.is_none());
         let again = st.set(text("again"), 2).clone();
         assert_eq!(again.series, 2);
-        let mut seen_first = Vec::new();
-        mark_seen(&mut seen_first, 1);
-        assert!(unseen(&again, seen_series(&seen_first)));
+        let seen_first = seen_doc(1);
+        assert!(unseen(&again, seen_series(Some(&seen_first))));
     }
 
     #[test]
@@ -316,6 +310,6 @@ mod tests {
             .clear();
         assert!(MotdState::from_spool(&bad).is_err());
         assert!(MotdState::from_spool(&Element::new("motd", "urn:x")).is_err());
-        assert_eq!(seen_series(&[Element::new(SEEN, ns::SPOOL)]), None);
+        assert_eq!(seen_series(Some(&Element::new(SEEN, ns::SPOOL))), None);
     }
 }

@@ -19,6 +19,7 @@
 use std::collections::HashMap;
 
 use switchboard_jid::Jid;
+use switchboard_spool::store::{AccountDataStore, AccountRef, AccountStore, BoxFuture};
 use switchboard_xml::Element;
 
 pub use super::stanza::IqType;
@@ -65,8 +66,8 @@ pub struct ServiceInfo {
 pub type IqHandler = fn(&IqRequest<'_>) -> Result<Option<Element>, StanzaError>;
 
 /// What an account-data handler sees. It runs inside the addressed
-/// account's actor, one request at a time per account, on the blocking
-/// pool: it may read and write the spool directly.
+/// account's actor, one request at a time per account, with the stores it
+/// may read and write.
 pub struct DataRequest<'a> {
     pub iq: &'a Element,
     pub payload: &'a Element,
@@ -82,13 +83,28 @@ pub struct DataRequest<'a> {
     pub may_see_presence: bool,
     /// Whether the account has at least one available resource.
     pub online: bool,
-    pub store: &'a dyn switchboard_spool::Storage,
+    /// The account's small documents (vCard, private XML, last activity).
+    pub data: &'a dyn AccountDataStore,
+    /// Accounts and their credentials (a password change).
+    pub accounts: &'a dyn AccountStore,
     /// PBKDF2 iterations for newly stored credentials.
     pub scram_iterations: u32,
 }
 
+impl DataRequest<'_> {
+    /// The account addressed, as the stores name it; `service-unavailable`
+    /// for a JID without a local part (no account has one).
+    pub fn account_ref(&self) -> Result<AccountRef, StanzaError> {
+        match self.account.node() {
+            Some(user) => Ok(AccountRef::new(self.account.domain(), user)),
+            None => Err(StanzaError::service_unavailable()),
+        }
+    }
+}
+
 /// A handler of account data (vCard, private XML, last activity, …).
-pub type DataHandler = fn(&DataRequest<'_>) -> Result<Option<Element>, StanzaError>;
+pub type DataHandler =
+    for<'a> fn(DataRequest<'a>) -> BoxFuture<'a, Result<Option<Element>, StanzaError>>;
 
 /// The IQ handlers and disco features of the running server.
 #[derive(Default)]

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard_jid::Jid;
-use switchboard_spool::{FileSpool, Storage};
+use switchboard_spool::store::file::FileStores;
+use switchboard_spool::store::{AccountRef, Stores};
 use switchboard_xml::{ns, Element};
 use tokio::sync::Notify;
 
@@ -25,24 +26,51 @@ const WAIT: Duration = Duration::from_secs(10);
 pub struct Env {
     _dir: tempfile::TempDir,
     pub router: Router,
-    pub storage: Arc<dyn Storage>,
+    pub stores: Stores,
 }
 
 /// A router for `localhost` with these accounts (password `pw`).
-pub fn env(users: &[&str]) -> Env {
+pub async fn env(users: &[&str]) -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let spool = FileSpool::open(dir.path().join("spool")).unwrap();
+    let stores = FileStores::open(dir.path().join("spool")).unwrap();
     for user in users {
-        switchboard_core::accounts::create(&spool, HOST, user, "pw", 16).unwrap();
+        switchboard_core::accounts::create(stores.accounts.as_ref(), HOST, user, "pw".into(), 16)
+            .await
+            .unwrap();
     }
-    let storage: Arc<dyn Storage> = Arc::new(spool);
     let mut settings = Settings::for_hosts(&[HOST]);
     settings.scram_iterations = 16;
-    let router = switchboard_core::server::standalone_router(storage.clone(), settings);
+    let router = switchboard_core::server::standalone_router(&stores, settings);
     Env {
         _dir: dir,
         router,
-        storage,
+        stores,
+    }
+}
+
+impl Env {
+    /// The bodies of the messages stored offline for `user`, oldest first.
+    pub async fn offline_bodies(&self, user: &str) -> Vec<String> {
+        self.stores
+            .offline
+            .list(&AccountRef::new(HOST, user))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.stanza.child_text("body", ns::CLIENT).unwrap_or_default())
+            .collect()
+    }
+
+    /// The ids of the messages stored offline for `user`, oldest first.
+    pub async fn offline_ids(&self, user: &str) -> Vec<String> {
+        self.stores
+            .offline
+            .list(&AccountRef::new(HOST, user))
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|m| m.stanza.attr("id").map(str::to_string))
+            .collect()
     }
 }
 

@@ -481,6 +481,49 @@ pub async fn offline_log_appends_lists_and_removes_in_order(s: Stores) {
     assert!(after[0].id > stored[3].id, "{} reused", after[0].id);
 }
 
+/// A batch is stored as one: in order after what was there, with
+/// increasing ids; one stanza the store cannot keep refuses the whole
+/// batch, and an empty batch changes nothing.
+pub async fn offline_batches_are_appended_whole_or_not_at_all(s: Stores) {
+    let nobody = account("nobody");
+    assert_eq!(
+        s.offline
+            .append_batch(&nobody, &[message("b@x", "lost")])
+            .await,
+        Err(StoreError::NotFound)
+    );
+    let alice = created(&s, "alice").await;
+    s.offline
+        .append(&alice, &message("b@x", "first"))
+        .await
+        .unwrap();
+    let batch: Vec<_> = ["two", "three", "four"]
+        .iter()
+        .map(|b| message("b@x", b))
+        .collect();
+    let usage = s.offline.append_batch(&alice, &batch).await.unwrap();
+    assert_eq!(usage.messages, 4);
+    let stored = s.offline.list(&alice).await.unwrap();
+    let bodies: Vec<_> = stored
+        .iter()
+        .map(|m| m.stanza.child_text("body", "jabber:client").unwrap())
+        .collect();
+    assert_eq!(bodies, ["first", "two", "three", "four"]);
+    assert!(stored.windows(2).all(|w| w[0].id < w[1].id));
+    invalid(
+        s.offline
+            .append_batch(&alice, &[message("b@x", "fine"), message("b@x", "a\0b")])
+            .await,
+    );
+    assert_eq!(
+        s.offline.list(&alice).await.unwrap().len(),
+        4,
+        "none stored"
+    );
+    let same = s.offline.append_batch(&alice, &[]).await.unwrap();
+    assert_eq!(same, usage);
+}
+
 pub async fn offline_log_refuses_what_xml_cannot_carry(s: Stores) {
     let alice = created(&s, "alice").await;
     s.offline
@@ -1007,6 +1050,7 @@ macro_rules! conformance_tests {
             account_data_refuses_reserved_keys_and_foreign_documents,
             host_data_get_put_remove,
             offline_log_appends_lists_and_removes_in_order,
+            offline_batches_are_appended_whole_or_not_at_all,
             offline_log_refuses_what_xml_cannot_carry,
             offline_logs_of_distinct_accounts_do_not_wait_for_each_other,
             archive_empty_and_unknown_ids,

@@ -204,6 +204,29 @@ impl OfflineStore for MemoryStores {
         })
     }
 
+    fn append_batch<'a>(
+        &'a self,
+        account: &'a AccountRef,
+        stanzas: &'a [Element],
+    ) -> BoxFuture<'a, StoreResult<OfflineUsage>> {
+        self.with(move |s| {
+            let sizes: Vec<usize> = stanzas.iter().map(|m| m.to_bytes(None).len()).collect();
+            for (m, size) in stanzas.iter().zip(&sizes) {
+                rules::stanza(m, *size)?;
+            }
+            let a = s.accounts.get_mut(account).ok_or(StoreError::NotFound)?;
+            for (m, size) in stanzas.iter().zip(sizes) {
+                a.offline_last += 1;
+                let message = OfflineMessage {
+                    id: a.offline_last,
+                    stanza: m.clone(),
+                };
+                a.offline.push((message, size));
+            }
+            Ok(usage(&a.offline))
+        })
+    }
+
     fn usage<'a>(&'a self, account: &'a AccountRef) -> BoxFuture<'a, StoreResult<OfflineUsage>> {
         self.with(move |s| {
             Ok(s.accounts

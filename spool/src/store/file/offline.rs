@@ -375,7 +375,12 @@ impl Inner {
         self.spool.write_user(&a.host, &a.user, &record)
     }
 
-    fn offline_append(&self, a: &AccountRef, payload: &[u8]) -> Result<OfflineUsage, SpoolError> {
+    /// Appends the records of `payloads` with one write and one flush.
+    fn offline_append(
+        &self,
+        a: &AccountRef,
+        payloads: &[Vec<u8>],
+    ) -> Result<OfflineUsage, SpoolError> {
         let Some((_lock, path)) = self.offline_account(a)? else {
             return Err(SpoolError::NotFound);
         };
@@ -397,16 +402,27 @@ impl Inner {
             log::truncate(&path, &file, state.end)?;
             tracing::info!(path = %path.display(), bytes = size - state.end, "cut a torn record off an offline log");
         }
-        let id = state.next_id();
-        let record = log::record(&format!("m {id}"), payload);
-        if let Err(e) = log::append(&path, &file, state.end, &record) {
+        let mut records = Vec::new();
+        let mut id = state.last;
+        for (i, payload) in payloads.iter().enumerate() {
+            id = if i == 0 { state.next_id() } else { id + 1 };
+            records.extend_from_slice(&log::record(&format!("m {id}"), payload));
+        }
+        if records.is_empty() {
+            let usage = state.usage;
+            self.offline.remember(&path, &file, state);
+            return Ok(usage);
+        }
+        // One write and one flush for the whole batch; a failure cuts the
+        // file back to where it was, so none of them is stored.
+        if let Err(e) = log::append(&path, &file, state.end, &records) {
             self.offline.forget(&path);
             return Err(e);
         }
         state.last = id;
-        state.usage.messages += 1;
-        state.usage.bytes += payload.len();
-        state.end += record.len() as u64;
+        state.usage.messages += payloads.len();
+        state.usage.bytes += payloads.iter().map(Vec::len).sum::<usize>();
+        state.end += records.len() as u64;
         let usage = state.usage;
         self.offline.remember(&path, &file, state);
         Ok(usage)
@@ -495,7 +511,24 @@ impl OfflineStore for FileStores {
         let checked = rules::stanza(stanza, payload.len());
         run(&self.inner, "store an offline message", move |s| {
             checked?;
-            Ok(s.offline_append(&a, &payload)?)
+            Ok(s.offline_append(&a, &[payload])?)
+        })
+    }
+
+    fn append_batch<'a>(
+        &'a self,
+        account: &'a AccountRef,
+        stanzas: &'a [Element],
+    ) -> BoxFuture<'a, StoreResult<OfflineUsage>> {
+        let a = account.clone();
+        let payloads: Vec<Vec<u8>> = stanzas.iter().map(|s| s.to_bytes(None)).collect();
+        let checked: StoreResult<()> = stanzas
+            .iter()
+            .zip(&payloads)
+            .try_for_each(|(s, p)| rules::stanza(s, p.len()));
+        run(&self.inner, "store offline messages", move |s| {
+            checked?;
+            Ok(s.offline_append(&a, &payloads)?)
         })
     }
 
