@@ -129,8 +129,6 @@ impl Roster {
             .map(|i| &i.jid)
     }
 
-    /// Reads the spool form; unknown or broken entries are skipped with a
-
     /// The roster as the storage interface holds it. An item or request
     /// whose JID does not parse (a record edited by hand) is skipped with
     /// a warning rather than failing the whole roster.
