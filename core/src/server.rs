@@ -304,6 +304,7 @@ impl Server {
             registrations: Throttle::new(
                 config.limits.registrations_per_address,
                 config.limits.registration_window,
+                config.limits.registration_allowlist.clone(),
             ),
             scram_iterations: config.limits.scram_iterations.into(),
             hosts: RwLock::new(config.hosts.clone()),
@@ -444,6 +445,7 @@ impl Server {
         self.shared.registrations.reconfigure(
             new.limits.registrations_per_address,
             new.limits.registration_window,
+            new.limits.registration_allowlist.clone(),
         );
         self.shared.scram_iterations.store(
             new.limits.scram_iterations,
