@@ -3,7 +3,7 @@
 //! in-process at `irc.localhost`, an XMPP user (raw XML) in a channel
 //! shown as a MUC room, and a raw IRC client in the same channel.
 //!
-//! ngircd must be installed (`apt-get install ngircd`; `.ci/run` does it):
+//! ngircd must be installed (`apt-get install ngircd`; `./test` does it as root):
 //! without it these tests fail rather than skip.
 
 use std::path::PathBuf;
