@@ -231,12 +231,6 @@ impl Client {
         self.jid.split('/').next().unwrap_or_default().to_owned()
     }
 
-    /// The connection underneath, for what this client does not wrap.
-    /// Whatever is read through it bypasses the expectations.
-    pub fn raw(&mut self) -> &mut RawClient {
-        &mut self.raw
-    }
-
     /// A fresh stanza id starting with `prefix`.
     pub fn new_id(&mut self, prefix: &str) -> String {
         self.raw.new_id(prefix)
