@@ -5,8 +5,8 @@
 //! spells every value out) agrees with them, so the commented sample never
 //! drifts from what the server really does.
 
-use crate::{LimitsConfig, Registration};
-use std::net::{Ipv4Addr, SocketAddr};
+use crate::{IpRange, LimitsConfig, Registration};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 /// The client listener used when there is no `<listen>` element: every IPv4
@@ -76,6 +76,14 @@ pub const REGISTRATIONS_PER_ADDRESS: usize = 5;
 /// The window the registration limit counts over.
 pub const REGISTRATION_WINDOW: Duration = Duration::from_secs(600);
 
+/// Addresses the registration limit does not apply to: loopback, as in
+/// Prosody's `registration_allowlist`. Whoever registers from the server's
+/// own machine (a provisioning script, a test suite) is trusted already.
+pub const REGISTRATION_ALLOWLIST: &[IpRange] = &[
+    IpRange::new_unchecked(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)), 8),
+    IpRange::new_unchecked(IpAddr::V6(Ipv6Addr::LOCALHOST), 128),
+];
+
 /// The smallest `max-stanza-bytes` accepted: RFC 6120 §13.12 forbids a
 /// server to refuse stanzas below 10000 bytes.
 pub const MIN_STANZA_BYTES: usize = 10_000;
@@ -95,6 +103,7 @@ impl Default for LimitsConfig {
             scram_iterations: SCRAM_ITERATIONS,
             registrations_per_address: REGISTRATIONS_PER_ADDRESS,
             registration_window: REGISTRATION_WINDOW,
+            registration_allowlist: REGISTRATION_ALLOWLIST.to_vec(),
         }
     }
 }

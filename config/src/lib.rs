@@ -9,14 +9,18 @@
 //! is a complete config.
 //!
 //! Modules: `parse` walks the XML tree, `values` reads typed values
-//! (durations, addresses, log filters), `errors` builds positioned errors,
-//! `suggest` finds "did you mean" candidates.
+//! (durations, addresses, log filters), `ip_range` is the CIDR range type
+//! address lists are made of, `errors` builds positioned errors, `suggest`
+//! finds "did you mean" candidates.
 
 pub mod defaults;
 mod errors;
+mod ip_range;
 mod parse;
 mod suggest;
 mod values;
+
+pub use ip_range::{InvalidRange, IpRange};
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -101,6 +105,10 @@ pub struct LimitsConfig {
     pub registrations_per_address: usize,
     /// The window for `registrations_per_address` (default 10 minutes).
     pub registration_window: Duration,
+    /// Addresses exempt from `registrations_per_address` (default loopback:
+    /// `127.0.0.0/8` and `::1`, so that local scripts and test suites are
+    /// not throttled); the config replaces the whole list.
+    pub registration_allowlist: Vec<IpRange>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

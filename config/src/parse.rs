@@ -115,6 +115,7 @@ const LIMITS: Shape = Shape {
         "scram-iterations",
         "registrations-per-address",
         "registration-window",
+        "registration-allowlist",
     ],
     children: &[],
     text: false,
@@ -630,6 +631,17 @@ impl Walker<'_> {
         }
         if let Some(v) = el.attr("registration-window") {
             limits.registration_window = self.duration(el, "registration-window", v)?;
+        }
+        if let Some(v) = el.attr("registration-allowlist") {
+            limits.registration_allowlist = values::ip_ranges(v).map_err(|p| {
+                self.problem(
+                    el.span,
+                    Problem {
+                        message: format!("'registration-allowlist' on <limits>: {}", p.message),
+                        ..p
+                    },
+                )
+            })?;
         }
         Ok(limits)
     }

@@ -15,6 +15,10 @@ fn at_home(p: &str) -> PathBuf {
     Path::new(HOME).join(p)
 }
 
+fn range(s: &str) -> IpRange {
+    s.parse().unwrap()
+}
+
 fn ok(text: &str) -> Config {
     match parse(text, "sb.xml", home()) {
         Ok(c) => c,
@@ -80,6 +84,7 @@ fn sample_parses_with_the_documented_defaults() {
             scram_iterations: 4096,
             registrations_per_address: 5,
             registration_window: Duration::from_secs(600),
+            registration_allowlist: vec![range("127.0.0.0/8"), range("::1")],
         }
     );
     assert_eq!(c.spool.dir, at_home("spool"));
@@ -219,7 +224,7 @@ fn full_config() {
     <component addr="127.0.0.1:5347"/>
   </listen>
   <tls cert="/etc/ssl/example.crt" key="etc/example.key" required="FALSE"/>
-  <limits max-stanza-bytes="10000" preauth-timeout="5m" keepalive="1h" scram-iterations="100000" registrations-per-address="0" registration-window="1h"/>
+  <limits max-stanza-bytes="10000" preauth-timeout="5m" keepalive="1h" scram-iterations="100000" registrations-per-address="0" registration-window="1h" registration-allowlist=" 192.0.2.0/24, 2001:db8::1 "/>
   <spool dir="/var/spool/switchboard"/>
   <log file="-" level="warn,switchboard_core=debug"/>
   <pidfile> /run/switchboard.pid </pidfile>
@@ -274,6 +279,7 @@ fn full_config() {
             scram_iterations: 100_000,
             registrations_per_address: 0,
             registration_window: Duration::from_secs(3600),
+            registration_allowlist: vec![range("192.0.2.0/24"), range("2001:db8::1")],
         }
     );
     assert_eq!(c.spool.dir, PathBuf::from("/var/spool/switchboard"));
@@ -424,7 +430,7 @@ fn unknown_attribute() {
     assert_eq!(
         err(&doc("  <limits colour=\"blue\"/>\n")),
         "sb.xml:3:3: unknown attribute 'colour' on <limits>\n  \
-         hint: <limits> takes max-stanza-bytes, preauth-timeout, keepalive, scram-iterations, registrations-per-address, registration-window"
+         hint: <limits> takes max-stanza-bytes, preauth-timeout, keepalive, scram-iterations, registrations-per-address, registration-window, registration-allowlist"
     );
     assert_eq!(
         err(&doc("  <pidfile path=\"run/x.pid\"/>\n")),
@@ -667,6 +673,46 @@ fn limits() {
         "sb.xml:3:3: 'scram-iterations' on <limits> must be at least 4096, not 1000\n  \
          hint: RFC 7677 recommends at least 4096; stored credentials keep the count they were made \
          with until the password changes"
+    );
+}
+
+#[test]
+fn the_registration_allowlist_replaces_the_default() {
+    let limits = |attrs: &str| ok(&doc(&format!("  <limits {attrs}/>\n"))).limits;
+    // Left out: loopback is exempt.
+    assert_eq!(
+        limits("").registration_allowlist,
+        [range("127.0.0.0/8"), range("::1")]
+    );
+    // Given: exactly what it lists, loopback only if listed.
+    assert_eq!(
+        limits("registration-allowlist=\"10.0.0.0/8\"").registration_allowlist,
+        [range("10.0.0.0/8")]
+    );
+    // Empty: nobody is exempt.
+    assert!(limits("registration-allowlist=\" \"")
+        .registration_allowlist
+        .is_empty());
+}
+
+#[test]
+fn a_bad_registration_allowlist_entry_is_placed_and_explained() {
+    assert_eq!(
+        err(&doc(
+            "  <limits registrations-per-address=\"3\"\n          registration-allowlist=\"::1 localhost\"/>\n"
+        )),
+        "sb.xml:3:3: 'registration-allowlist' on <limits>: \"localhost\" is not an IP address or CIDR range\n  \
+         hint: write addresses or CIDR ranges separated by spaces, e.g. \"127.0.0.0/8 ::1 192.0.2.0/24\""
+    );
+    assert_eq!(
+        err(&doc("  <limits registration-allowlist=\"10.0.0.0/33\"/>\n")),
+        "sb.xml:3:3: 'registration-allowlist' on <limits>: \"10.0.0.0/33\": the prefix length of an IPv4 range is 0 to 32\n  \
+         hint: write addresses or CIDR ranges separated by spaces, e.g. \"127.0.0.0/8 ::1 192.0.2.0/24\""
+    );
+    assert_eq!(
+        err(&doc("  <limits registration-allowlist=\"127.0.0.1/8\"/>\n")),
+        "sb.xml:3:3: 'registration-allowlist' on <limits>: \"127.0.0.1/8\" has bits set past its /8 prefix\n  \
+         hint: did you mean 127.0.0.0/8? (or the address alone, without /)"
     );
 }
 

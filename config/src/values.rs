@@ -1,10 +1,11 @@
 //! Parsing the typed values written in attributes and text: durations,
-//! socket addresses, booleans and log filters.
+//! socket addresses, address ranges, booleans and log filters.
 //!
 //! These functions know nothing about elements or positions; they say what
 //! is wrong with a value, and the tree walker places that at the element.
 
 use crate::suggest::closest;
+use crate::IpRange;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -48,6 +49,25 @@ pub(crate) fn socket_addr(text: &str) -> Result<SocketAddr, Problem> {
         message: format!("'{text}' is not a socket address"),
         hint: Some("write it as IP:PORT, e.g. [::]:5222 or 127.0.0.1:5222".to_string()),
     })
+}
+
+/// A list of addresses and CIDR ranges separated by spaces or commas
+/// (`127.0.0.0/8 ::1`); empty is an empty list.
+pub(crate) fn ip_ranges(text: &str) -> Result<Vec<IpRange>, Problem> {
+    text.split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse().map_err(|e: crate::InvalidRange| Problem {
+                message: e.message,
+                hint: Some(match e.suggestion {
+                    Some(r) => format!("did you mean {r}? (or the address alone, without /)"),
+                    None => "write addresses or CIDR ranges separated by spaces, \
+                             e.g. \"127.0.0.0/8 ::1 192.0.2.0/24\""
+                        .to_string(),
+                }),
+            })
+        })
+        .collect()
 }
 
 /// A boolean attribute: `true` or `false`, in any case.

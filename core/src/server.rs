@@ -274,6 +274,7 @@ impl Server {
         let registrations = Arc::new(Throttle::new(
             config.limits.registrations_per_address,
             config.limits.registration_window,
+            config.limits.registration_allowlist.clone(),
         ));
         let mut server = Server {
             home: home.to_path_buf(),
@@ -461,6 +462,7 @@ impl Server {
         self.registrations.reconfigure(
             new.limits.registrations_per_address,
             new.limits.registration_window,
+            new.limits.registration_allowlist.clone(),
         );
         self.config = new;
         report

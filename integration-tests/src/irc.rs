@@ -2,7 +2,7 @@
 //! config ([`Ngircd`]), a raw IRC client ([`IrcPeer`]), and helpers to read
 //! XMPP elements until one matches.
 //!
-//! ngircd must be installed (`apt-get install ngircd`; `.ci/run` does it):
+//! ngircd must be installed (`apt-get install ngircd`; `./test` does it as root):
 //! without it the tests that use it fail rather than skip.
 
 use std::net::TcpListener;
@@ -31,7 +31,7 @@ pub fn ngircd_binary() -> PathBuf {
         .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")])
         .map(|d| d.join("ngircd"))
         .find(|p| p.is_file())
-        .expect("ngircd is not installed: install it (apt-get install ngircd) to run the IRC transport tests")
+        .expect("ngircd is not installed: install it (apt-get install ngircd, or run ./test as root) to run the IRC transport tests")
 }
 
 /// ngircd on 127.0.0.1 at a free port, killed on drop.

@@ -10,6 +10,10 @@
 //!   ([`server::binary`]), running CLI subcommands, signals, teardown.
 //! * [`irc`]: a real ngircd on loopback and a raw IRC client, for the
 //!   IRC transport's tests.
+//! * [`client`]: [`Client`], the scripted client the tests share: logs in
+//!   like a client, keeps every stanza until a test consumes it, ordered
+//!   and duplicate-detecting expectations, and barriers (a ping round
+//!   trip) for every "nothing else arrives" check.
 //! * [`raw`]: [`RawClient`], a byte-level client (TCP, STARTTLS, direct
 //!   TLS) for scripted edge cases: send strings, read until a pattern.
 //! * [`xmpp`]: glue to drive the third-party `tokio-xmpp` client against an
@@ -28,9 +32,12 @@
 //! out is logged); a failing test prints the server's stdout, stderr and
 //! the tail of its log.
 //!
-//! Every wait in this crate is bounded (see [`WAIT`]); nothing listens
-//! anywhere but 127.0.0.1.
+//! Every wait in this crate is bounded (see [`WAIT`]), and none waits a
+//! fixed time to conclude that something did not happen: that is what
+//! [`Client::barrier`] and [`TestServer::wait_for_log`] are for. Nothing
+//! listens anywhere but 127.0.0.1.
 
+pub mod client;
 pub mod irc;
 pub mod raw;
 pub mod server;
@@ -38,6 +45,7 @@ pub mod xmpp;
 
 use std::time::Duration;
 
+pub use client::Client;
 pub use raw::{RawClient, RawError};
 pub use server::{CliOutput, ServerBuilder, StartError, TestServer};
 

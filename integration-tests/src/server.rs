@@ -637,6 +637,44 @@ impl TestServer {
         fs::read_to_string(self.home.join("logs").join("switchboard.log")).unwrap_or_default()
     }
 
+    /// The log file's lines that contain every one of `parts`.
+    pub fn log_lines(&self, parts: &[&str]) -> Vec<String> {
+        self.log_text()
+            .lines()
+            .filter(|l| parts.iter().all(|p| l.contains(p)))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Waits (at most [`WAIT`]) until the log file has a line containing
+    /// every one of `parts`, and returns the first; panics with the
+    /// server's diagnostics otherwise. For waiting on an event the server
+    /// logs only once it has happened (a reload, a component's departure),
+    /// instead of waiting a fixed time.
+    pub fn wait_for_log(&self, parts: &[&str]) -> String {
+        self.wait_for_log_lines(parts, 1).swap_remove(0)
+    }
+
+    /// Waits (at most [`WAIT`]) until at least `n` log lines contain every
+    /// one of `parts`; returns them all. Panics as [`Self::wait_for_log`].
+    pub fn wait_for_log_lines(&self, parts: &[&str], n: usize) -> Vec<String> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let lines = self.log_lines(parts);
+            if lines.len() >= n {
+                return lines;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "{} log line(s) with {parts:?} within {WAIT:?}, wanted {n}\n{}",
+                    lines.len(),
+                    self.diagnostics()
+                );
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// stdout, stderr and the last part of the log, for failure messages.
     pub fn diagnostics(&self) -> String {
         let log = self.log_text();

@@ -10,11 +10,8 @@
 //!   logging in (or failing to);
 //! * get-online-users-list lists the online sessions.
 
-use std::collections::VecDeque;
-use std::time::{Duration, Instant};
-
 use switchboard_integration_tests::raw::{attr, local_name};
-use switchboard_integration_tests::{RawClient, RawError, ServerBuilder, TestServer, HOST, WAIT};
+use switchboard_integration_tests::{Client, RawError, ServerBuilder, TestServer, HOST};
 
 const ADMIN_HOST: &str = "<host name=\"localhost\"><admin>admin@localhost</admin></host>";
 
@@ -40,137 +37,54 @@ fn start(users: &[&str]) -> TestServer {
         .start()
 }
 
-async fn login(server: &TestServer, user: &str, pw: &str) -> Result<RawClient, RawError> {
-    Box::pin(RawClient::login(
-        server.c2s(),
-        server.tls_config(),
-        user,
-        pw,
-        "check",
-    ))
-    .await
+async fn login(server: &TestServer, user: &str, pw: &str) -> Result<Client, RawError> {
+    Client::try_login(server, user, pw, "check").await
 }
 
-/// A logged-in, available client that keeps what it read while waiting
-/// for something else.
-struct Client {
-    raw: RawClient,
-    jid: String,
-    stash: VecDeque<String>,
+/// Logs in as `user`, available, with the login's actor work (a message of
+/// the day) done.
+async fn online(server: &TestServer, user: &str, resource: &str) -> Client {
+    let mut c = Client::online(server, user, &password(user), resource, 0).await;
+    c.sync_account().await;
+    c
 }
 
-impl Client {
-    async fn online(server: &TestServer, user: &str, resource: &str) -> Client {
-        let raw = Box::pin(RawClient::login(
-            server.c2s(),
-            server.tls_config(),
-            user,
-            &password(user),
-            resource,
-        ))
-        .await
-        .unwrap_or_else(|e| panic!("{user}/{resource} cannot log in: {e}"));
-        let jid = raw.jid.clone().expect("bound");
-        let mut c = Client {
-            raw,
-            jid,
-            stash: VecDeque::new(),
-        };
-        c.send("<presence/>").await;
-        let me = c.jid.clone();
-        c.expect("my own presence back", move |e| {
-            local_name(e) == "presence" && attr(e, "from").as_deref() == Some(me.as_str())
-        })
-        .await;
-        // The login's actor work (a message of the day) is done after this.
-        c.iq("get", None, "<query xmlns='jabber:iq:roster'/>").await;
-        c
-    }
+/// Starts a command on the host; the reply.
+async fn execute(c: &mut Client, name: &str) -> String {
+    let payload = format!(
+        "<command xmlns='{COMMANDS}' node='{}' action='execute'/>",
+        node(name)
+    );
+    c.iq("set", Some(HOST), &payload).await
+}
 
-    async fn send(&mut self, xml: &str) {
-        if let Err(e) = Box::pin(self.raw.send(xml)).await {
-            panic!("{}: cannot send {xml}: {e}", self.jid);
+/// Runs a command the way a client does: execute, then submit the form it
+/// shows with `fields` (var, value; a var given twice has two values).
+/// Returns the final reply.
+async fn run(c: &mut Client, name: &str, fields: &[(&str, &str)]) -> String {
+    let first = execute(c, name).await;
+    assert_eq!(attr(&first, "type").as_deref(), Some("result"), "{first}");
+    assert!(first.contains("status=\"executing\""), "{first}");
+    assert!(first.contains("jabber:x:data"), "a form: {first}");
+    let session = sessionid(&first);
+    let mut x = format!(
+        "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>{ADMIN}</value></field>"
+    );
+    let mut vars: Vec<&str> = fields.iter().map(|(v, _)| *v).collect();
+    vars.dedup();
+    for var in vars {
+        x.push_str(&format!("<field var='{var}'>"));
+        for (_, value) in fields.iter().filter(|(v, _)| *v == var) {
+            x.push_str(&format!("<value>{value}</value>"));
         }
+        x.push_str("</field>");
     }
-
-    async fn find(&mut self, timeout: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
-        if let Some(i) = self.stash.iter().position(|e| pred(e)) {
-            return self.stash.remove(i);
-        }
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match Box::pin(self.raw.read_element(left)).await {
-                Ok(el) if pred(&el) => return Some(el),
-                Ok(el) => self.stash.push_back(el),
-                Err(RawError::Timeout { .. }) => return None,
-                Err(e) => panic!(
-                    "{}: the connection ended: {e}\nread: {:?}",
-                    self.jid, self.stash
-                ),
-            }
-        }
-    }
-
-    async fn expect(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        match self.find(WAIT, pred).await {
-            Some(e) => e,
-            None => panic!(
-                "{}: expected {what} within {WAIT:?}\nunread: {:?}",
-                self.jid, self.stash
-            ),
-        }
-    }
-
-    /// Sends an IQ and waits for its answer.
-    async fn iq(&mut self, ty: &str, to: Option<&str>, payload: &str) -> String {
-        let id = self.raw.new_id("iq");
-        let to = to.map(|t| format!(" to='{t}'")).unwrap_or_default();
-        self.send(&format!("<iq type='{ty}' id='{id}'{to}>{payload}</iq>"))
-            .await;
-        self.expect(&format!("the answer to {id}"), move |e| {
-            local_name(e) == "iq" && attr(e, "id").as_deref() == Some(id.as_str())
-        })
-        .await
-    }
-
-    /// Starts a command on the host; the reply.
-    async fn execute(&mut self, name: &str) -> String {
-        let payload = format!(
-            "<command xmlns='{COMMANDS}' node='{}' action='execute'/>",
-            node(name)
-        );
-        self.iq("set", Some(HOST), &payload).await
-    }
-
-    /// Runs a command the way a client does: execute, then submit the
-    /// form it shows with `fields` (var, value; a var given twice has two
-    /// values). Returns the final reply.
-    async fn run(&mut self, name: &str, fields: &[(&str, &str)]) -> String {
-        let first = self.execute(name).await;
-        assert_eq!(attr(&first, "type").as_deref(), Some("result"), "{first}");
-        assert!(first.contains("status=\"executing\""), "{first}");
-        assert!(first.contains("jabber:x:data"), "a form: {first}");
-        let session = sessionid(&first);
-        let mut x = format!(
-            "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>{ADMIN}</value></field>"
-        );
-        let mut vars: Vec<&str> = fields.iter().map(|(v, _)| *v).collect();
-        vars.dedup();
-        for var in vars {
-            x.push_str(&format!("<field var='{var}'>"));
-            for (_, value) in fields.iter().filter(|(v, _)| *v == var) {
-                x.push_str(&format!("<value>{value}</value>"));
-            }
-            x.push_str("</field>");
-        }
-        x.push_str("</x>");
-        let payload = format!(
-            "<command xmlns='{COMMANDS}' node='{}' sessionid='{session}' action='complete'>{x}</command>",
-            node(name)
-        );
-        self.iq("set", Some(HOST), &payload).await
-    }
+    x.push_str("</x>");
+    let payload = format!(
+        "<command xmlns='{COMMANDS}' node='{}' sessionid='{session}' action='complete'>{x}</command>",
+        node(name)
+    );
+    c.iq("set", Some(HOST), &payload).await
 }
 
 fn sessionid(reply: &str) -> String {
@@ -202,7 +116,7 @@ fn from_host_with_body(body: &str) -> impl Fn(&str) -> bool + '_ {
 #[tokio::test]
 async fn a_non_admin_sees_no_commands_and_is_refused() {
     let server = start(&["alice"]);
-    let mut alice = Client::online(&server, "alice", "a").await;
+    let mut alice = online(&server, "alice", "a").await;
     let items = alice
         .iq(
             "get",
@@ -218,7 +132,7 @@ async fn a_non_admin_sees_no_commands_and_is_refused() {
         "delete-motd",
         "get-online-users-list",
     ] {
-        let reply = alice.execute(name).await;
+        let reply = execute(&mut alice, name).await;
         assert_error(&reply, "forbidden");
     }
     let info = alice
@@ -237,7 +151,7 @@ async fn a_non_admin_sees_no_commands_and_is_refused() {
 #[tokio::test]
 async fn the_admin_lists_the_commands_and_the_host_advertises_them() {
     let server = start(&[]);
-    let mut admin = Client::online(&server, "admin", "console").await;
+    let mut admin = online(&server, "admin", "console").await;
     let info = admin
         .iq(
             "get",
@@ -269,109 +183,115 @@ async fn the_admin_lists_the_commands_and_the_host_advertises_them() {
         );
     }
     assert!(items.contains(&format!("jid=\"{HOST}\"")), "{items}");
-    let unknown = admin.execute("no-such-command").await;
+    let unknown = execute(&mut admin, "no-such-command").await;
     assert_error(&unknown, "item-not-found");
 }
 
 #[tokio::test]
 async fn announce_reaches_another_online_user() {
     let server = start(&["alice"]);
-    let mut alice = Client::online(&server, "alice", "a").await;
-    let mut admin = Client::online(&server, "admin", "console").await;
-    let done = admin
-        .run(
-            "announce",
-            &[("subject", "Maintenance"), ("announcement", "Down at ten.")],
-        )
-        .await;
+    let mut alice = online(&server, "alice", "a").await;
+    let mut admin = online(&server, "admin", "console").await;
+    let done = run(
+        &mut admin,
+        "announce",
+        &[("subject", "Maintenance"), ("announcement", "Down at ten.")],
+    )
+    .await;
     assert_completed(&done);
-    let m = alice
-        .expect("the announcement", from_host_with_body("Down at ten."))
-        .await;
-    assert!(m.contains("<subject>Maintenance</subject>"), "{m}");
+    for c in [&mut alice, &mut admin] {
+        let m = c
+            .expect("the announcement", from_host_with_body("Down at ten."))
+            .await;
+        assert!(m.contains("<subject>Maintenance</subject>"), "{m}");
+        c.barrier().await;
+    }
 }
 
 #[tokio::test]
 async fn set_motd_reaches_online_users_and_is_kept_for_later_logins() {
     let server = start(&["alice", "bob"]);
-    let mut alice = Client::online(&server, "alice", "a").await;
-    let mut admin = Client::online(&server, "admin", "console").await;
-    let done = admin
-        .run(
-            "set-motd",
-            &[("subject", "Hello"), ("motd", "Lunch at noon.")],
-        )
-        .await;
+    let mut alice = online(&server, "alice", "a").await;
+    let mut admin = online(&server, "admin", "console").await;
+    let done = run(
+        &mut admin,
+        "set-motd",
+        &[("subject", "Hello"), ("motd", "Lunch at noon.")],
+    )
+    .await;
     assert_completed(&done);
-    alice
-        .expect("the MOTD, now", from_host_with_body("Lunch at noon."))
-        .await;
-    // bob was offline: it is stored, and he gets it at login.
-    let mut bob = Client::online(&server, "bob", "b").await;
+    for c in [&mut alice, &mut admin] {
+        c.expect("the MOTD, now", from_host_with_body("Lunch at noon."))
+            .await;
+        c.account_barrier().await;
+    }
+    // bob was offline: it is stored, and he gets it at login, once.
+    let mut bob = online(&server, "bob", "b").await;
     bob.expect("the stored MOTD", from_host_with_body("Lunch at noon."))
         .await;
+    bob.barrier().await;
     // The edit form starts from the current text.
-    let edit = admin.execute("edit-motd").await;
+    let edit = execute(&mut admin, "edit-motd").await;
     assert!(edit.contains("Lunch at noon."), "{edit}");
-    let deleted = admin.execute("delete-motd").await;
+    let deleted = execute(&mut admin, "delete-motd").await;
     assert_completed(&deleted);
 }
 
 #[tokio::test]
 async fn add_user_then_that_user_logs_in() {
     let server = start(&[]);
-    let mut admin = Client::online(&server, "admin", "console").await;
-    let mismatch = admin
-        .run(
-            "add-user",
-            &[
-                ("accountjid", "newbie@localhost"),
-                ("password", "one"),
-                ("password-verify", "two"),
-            ],
-        )
-        .await;
+    let mut admin = online(&server, "admin", "console").await;
+    let mismatch = run(
+        &mut admin,
+        "add-user",
+        &[
+            ("accountjid", "newbie@localhost"),
+            ("password", "one"),
+            ("password-verify", "two"),
+        ],
+    )
+    .await;
     assert_error(&mismatch, "not-acceptable");
-    let done = admin
-        .run(
-            "add-user",
-            &[
-                ("accountjid", "newbie@localhost"),
-                ("password", "fresh-pw"),
-                ("password-verify", "fresh-pw"),
-            ],
-        )
-        .await;
+    let done = run(
+        &mut admin,
+        "add-user",
+        &[
+            ("accountjid", "newbie@localhost"),
+            ("password", "fresh-pw"),
+            ("password-verify", "fresh-pw"),
+        ],
+    )
+    .await;
     assert_completed(&done);
     login(&server, "newbie", "fresh-pw")
         .await
         .expect("the new user logs in");
-    let again = admin
-        .run(
-            "add-user",
-            &[
-                ("accountjid", "newbie@localhost"),
-                ("password", "x"),
-                ("password-verify", "x"),
-            ],
-        )
-        .await;
+    let again = run(
+        &mut admin,
+        "add-user",
+        &[
+            ("accountjid", "newbie@localhost"),
+            ("password", "x"),
+            ("password-verify", "x"),
+        ],
+    )
+    .await;
     assert_error(&again, "conflict");
 }
 
 #[tokio::test]
 async fn change_password_then_only_the_new_one_works() {
     let server = start(&["alice"]);
-    let mut admin = Client::online(&server, "admin", "console").await;
-    let done = admin
-        .run(
-            "change-user-password",
-            &[
-                ("accountjid", "alice@localhost"),
-                ("password", "changed-pw"),
-            ],
-        )
-        .await;
+    let mut admin = online(&server, "admin", "console").await;
+    let done = run(
+        &mut admin,
+        "change-user-password",
+        &[
+            ("accountjid", "alice@localhost"),
+            ("password", "changed-pw"),
+        ],
+    )
+    .await;
     assert_completed(&done);
     assert!(
         login(&server, "alice", &password("alice")).await.is_err(),
@@ -380,34 +300,32 @@ async fn change_password_then_only_the_new_one_works() {
     login(&server, "alice", "changed-pw")
         .await
         .expect("the new password works");
-    let nobody = admin
-        .run(
-            "change-user-password",
-            &[("accountjid", "nobody@localhost"), ("password", "x")],
-        )
-        .await;
+    let nobody = run(
+        &mut admin,
+        "change-user-password",
+        &[("accountjid", "nobody@localhost"), ("password", "x")],
+    )
+    .await;
     assert_error(&nobody, "item-not-found");
 }
 
 #[tokio::test]
 async fn delete_user_then_login_fails_and_the_session_is_closed() {
     let server = start(&["alice", "bob"]);
-    let mut alice = Client::online(&server, "alice", "a").await;
-    let mut admin = Client::online(&server, "admin", "console").await;
-    let done = admin
-        .run(
-            "delete-user",
-            &[
-                ("accountjids", "alice@localhost"),
-                ("accountjids", "bob@localhost"),
-            ],
-        )
-        .await;
+    let mut alice = online(&server, "alice", "a").await;
+    let mut admin = online(&server, "admin", "console").await;
+    let done = run(
+        &mut admin,
+        "delete-user",
+        &[
+            ("accountjids", "alice@localhost"),
+            ("accountjids", "bob@localhost"),
+        ],
+    )
+    .await;
     assert_completed(&done);
     // alice's session is closed for her.
-    let ended = Box::pin(alice.raw.read_to_close(WAIT))
-        .await
-        .expect("alice's stream closes");
+    let ended = alice.expect_closed().await;
     assert!(
         ended.contains("this account has been removed"),
         "alice's stream: {ended}"
@@ -418,24 +336,25 @@ async fn delete_user_then_login_fails_and_the_session_is_closed() {
             "{user} still logs in"
         );
     }
-    let gone = admin
-        .run("delete-user", &[("accountjids", "alice@localhost")])
-        .await;
+    let gone = run(
+        &mut admin,
+        "delete-user",
+        &[("accountjids", "alice@localhost")],
+    )
+    .await;
     assert_error(&gone, "item-not-found");
 }
 
 #[tokio::test]
 async fn get_online_users_list_lists_the_sessions() {
     let server = start(&["alice", "bob"]);
-    let alice = Client::online(&server, "alice", "desk").await;
-    let bob = Client::online(&server, "bob", "phone").await;
-    let mut admin = Client::online(&server, "admin", "console").await;
-    let done = admin
-        .run("get-online-users-list", &[("max_items", "all")])
-        .await;
+    let alice = online(&server, "alice", "desk").await;
+    let bob = online(&server, "bob", "phone").await;
+    let mut admin = online(&server, "admin", "console").await;
+    let done = run(&mut admin, "get-online-users-list", &[("max_items", "all")]).await;
     assert_completed(&done);
     assert!(done.contains("var=\"onlineuserjids\""), "{done}");
-    for jid in [&alice.jid, &bob.jid, &admin.jid] {
+    for jid in [alice.jid(), bob.jid(), admin.jid()] {
         assert!(
             done.contains(&format!("<value>{jid}</value>")),
             "{jid}: {done}"

@@ -133,7 +133,10 @@ impl Drop for Component {
     }
 }
 
+/// Starts `switchboard component` for the directory with its home in
+/// `home`; what it logs goes to `home/component.log`.
 fn component(home: &std::path::Path, server: std::net::SocketAddr) -> Component {
+    let log = std::fs::File::create(home.join("component.log")).unwrap();
     let child = Command::new(binary())
         .arg("-H")
         .arg(home)
@@ -142,7 +145,7 @@ fn component(home: &std::path::Path, server: std::net::SocketAddr) -> Component 
         .env("SWITCHBOARD_COMPONENT_SECRET", SECRET)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("cannot run switchboard component");
     Component(child)
@@ -222,7 +225,21 @@ async fn a_component_with_the_wrong_secret_never_attaches() {
         .start();
     let home = tempfile::tempdir().unwrap();
     let _component = component(home.path(), server.listener("component"));
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Once the component has been turned away (it logs the refusal), the
+    // server has decided; a user asking then finds no directory.
+    let log = home.path().join("component.log");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("the server refused the component") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the component never logged a refusal:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let mut bob = login(&server, "bob").await;
     let r = iq(
         &mut bob,

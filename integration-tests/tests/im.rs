@@ -12,19 +12,18 @@
 //!   stamps, unknown recipients, headlines, the offline quota;
 //! * account data: vCard, private XML, last activity, password change.
 //!
-//! Every test runs its own server. "Must not arrive" is checked by reading
-//! for [`QUIET`]; everything else waits at most [`WAIT`]. When a test fails,
-//! the stanza trace of all its clients is printed.
+//! Every test runs its own server and uses the shared [`Client`]: every
+//! stanza a client receives must be expected, and "must not arrive" is a
+//! barrier taken once the server has provably finished with the stanza
+//! that could have caused it (the sender's own round trip through the
+//! actor that handled it, then the receiver's). When a test fails, the
+//! stanza trace of all its clients is printed.
 
-use std::cell::RefCell;
-use std::collections::VecDeque;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
+use switchboard_integration_tests::client::{reset_trace, trace};
 use switchboard_integration_tests::raw::{attr, between, inner_text, local_name};
-use switchboard_integration_tests::{RawClient, RawError, ServerBuilder, TestServer, HOST, WAIT};
-
-/// How long to listen before concluding that something did not arrive.
-const QUIET: Duration = Duration::from_millis(500);
+use switchboard_integration_tests::{Client, ServerBuilder, TestServer, HOST};
 
 const ROSTER: &str = "jabber:iq:roster";
 const STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
@@ -46,58 +45,6 @@ fn unix_now() -> i64 {
         .duration_since(UNIX_EPOCH)
         .expect("after 1970")
         .as_secs() as i64
-}
-
-// ---------------------------------------------------------------------------
-// The trace: every stanza sent and received in this test, printed once if the
-// test fails.
-
-struct Trace {
-    start: Instant,
-    lines: Vec<String>,
-    printed: bool,
-}
-
-thread_local! {
-    static TRACE: RefCell<Trace> = RefCell::new(Trace {
-        start: Instant::now(),
-        lines: Vec::new(),
-        printed: false,
-    });
-}
-
-fn trace(line: String) {
-    TRACE.with(|t| {
-        let mut t = t.borrow_mut();
-        let at = t.start.elapsed().as_secs_f64();
-        t.lines.push(format!("[{at:7.3}s] {line}"));
-    });
-}
-
-fn reset_trace() {
-    TRACE.with(|t| {
-        let mut t = t.borrow_mut();
-        t.start = Instant::now();
-        t.lines.clear();
-        t.printed = false;
-    });
-}
-
-fn print_trace_once() {
-    TRACE.with(|t| {
-        let mut t = t.borrow_mut();
-        if t.printed {
-            return;
-        }
-        t.printed = true;
-        let skip = t.lines.len().saturating_sub(400);
-        eprintln!(
-            "--- stanza trace ({} lines{}) ---\n{}\n--- end of trace ---",
-            t.lines.len(),
-            if skip > 0 { ", last 400 shown" } else { "" },
-            t.lines[skip..].join("\n")
-        );
-    });
 }
 
 /// A fresh server with `users` (password: [`password`]).
@@ -322,138 +269,35 @@ fn assert_error(reply: &str, condition: &str) {
 }
 
 // ---------------------------------------------------------------------------
-// A scripted client that keeps what it read while waiting for something else.
+// The shared client, with the roster and presence vocabulary of these tests.
 
-struct Client {
-    raw: RawClient,
-    /// The bound full JID.
-    jid: String,
-    /// Elements read while waiting for others, oldest first.
-    stash: VecDeque<String>,
+/// Logs in as `user` and binds `resource`; nothing else.
+async fn login(server: &TestServer, user: &str, resource: &str) -> Client {
+    Client::login(server, user, &password(user), resource).await
 }
 
-impl Drop for Client {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            print_trace_once();
-        }
-    }
+/// Logs in, asks for the roster (so roster pushes come) and sends initial
+/// presence with `priority`; returns once the server has shown that
+/// presence back to this resource.
+async fn online(server: &TestServer, user: &str, resource: &str, priority: i8) -> Client {
+    Client::online(server, user, &password(user), resource, priority).await
 }
 
-impl Client {
-    /// Logs in and binds `resource`; nothing else.
-    async fn login(server: &TestServer, user: &str, resource: &str) -> Client {
-        // Boxed, as are the other reads and writes: debug builds of deeply
-        // nested async test bodies otherwise overflow the test thread's stack.
-        let raw = Box::pin(RawClient::login(
-            server.c2s(),
-            server.tls_config(),
-            user,
-            &password(user),
-            resource,
-        ))
-        .await
-        .unwrap_or_else(|e| panic!("{user}/{resource} cannot log in: {e}"));
-        let jid = raw.jid.clone().expect("a bound JID");
-        trace(format!("{jid} logged in"));
-        Client {
-            raw,
-            jid,
-            stash: VecDeque::new(),
-        }
-    }
+/// What these tests do with a [`Client`] beyond sending and expecting.
+trait Im {
+    async fn roster_get(&mut self, ver: Option<&str>) -> String;
+    async fn roster(&mut self) -> Vec<Item>;
+    async fn roster_set(&mut self, item: &str) -> String;
+    async fn state_of(&mut self, contact: &str) -> String;
+    async fn assert_state(&mut self, contact: &str, want: &str);
+    async fn expect_push(&mut self, contact: &str, state: &str) -> Item;
+    async fn expect_subscription(&mut self, account: &str, ty: &str) -> String;
+    async fn update(&mut self, status: &str);
+    async fn subscription(&mut self, to: &str, ty: &str);
+    async fn chat(&mut self, to: &str, id: &str, body: &str);
+}
 
-    /// Logs in, asks for the roster (so roster pushes come) and sends
-    /// initial presence with `priority`; returns once the server has shown
-    /// that presence back to this resource.
-    async fn online(server: &TestServer, user: &str, resource: &str, priority: i8) -> Client {
-        let mut c = Client::login(server, user, resource).await;
-        c.roster().await;
-        c.available(priority, "").await;
-        c
-    }
-
-    fn bare(&self) -> String {
-        self.jid.split('/').next().expect("a JID").to_owned()
-    }
-
-    fn fail(&self, msg: &str) -> ! {
-        panic!(
-            "{}: {msg}\nunread here: {:?}",
-            self.jid,
-            self.stash.iter().collect::<Vec<_>>()
-        );
-    }
-
-    async fn send(&mut self, xml: &str) {
-        trace(format!("{} SENDS {xml}", self.jid));
-        if let Err(e) = Box::pin(self.raw.send(xml)).await {
-            self.fail(&format!("cannot send {xml}: {e}"));
-        }
-    }
-
-    /// The first element matching `pred`, among those already read or
-    /// arriving within `timeout`; the others stay for later.
-    async fn find(&mut self, timeout: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
-        if let Some(i) = self.stash.iter().position(|e| pred(e)) {
-            return self.stash.remove(i);
-        }
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match Box::pin(self.raw.read_element(left)).await {
-                Ok(el) => {
-                    trace(format!("{} GETS {el}", self.jid));
-                    if pred(&el) {
-                        return Some(el);
-                    }
-                    self.stash.push_back(el);
-                }
-                Err(RawError::Timeout { .. }) => return None,
-                Err(e) => {
-                    trace(format!("{} reading ended: {e}", self.jid));
-                    self.fail(&format!("the connection ended: {e}"));
-                }
-            }
-        }
-    }
-
-    /// Waits (at most [`WAIT`]) for an element matching `pred`.
-    async fn expect(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        match self.find(WAIT, pred).await {
-            Some(e) => e,
-            None => self.fail(&format!("expected {what} within {WAIT:?}")),
-        }
-    }
-
-    /// Fails if an element matching `pred` was read or arrives within
-    /// [`QUIET`].
-    async fn expect_none(&mut self, what: &str, pred: impl Fn(&str) -> bool) {
-        if let Some(e) = self.find(QUIET, pred).await {
-            self.fail(&format!("expected no {what}, got {e}"));
-        }
-    }
-
-    /// Forgets what was read and not used.
-    fn clear(&mut self) {
-        self.stash.clear();
-    }
-
-    /// Sends an IQ and waits for its answer.
-    async fn iq(&mut self, ty: &str, to: Option<&str>, payload: &str) -> String {
-        let id = self.raw.new_id("iq");
-        let to = to.map(|t| format!(" to='{t}'")).unwrap_or_default();
-        self.send(&format!("<iq type='{ty}' id='{id}'{to}>{payload}</iq>"))
-            .await;
-        let want = id.clone();
-        self.expect(&format!("the answer to IQ {id}"), move |e: &str| {
-            local_name(e) == "iq"
-                && attr(e, "id").as_deref() == Some(want.as_str())
-                && matches!(attr(e, "type").as_deref(), Some("result" | "error"))
-        })
-        .await
-    }
-
+impl Im for Client {
     async fn roster_get(&mut self, ver: Option<&str>) -> String {
         let ver = ver.map(|v| format!(" ver='{v}'")).unwrap_or_default();
         self.iq("get", None, &format!("<query xmlns='{ROSTER}'{ver}/>"))
@@ -523,30 +367,6 @@ impl Client {
         el
     }
 
-    async fn expect_no_subscription(&mut self, account: &str, ty: &str) {
-        self.expect_none(
-            &format!("presence type={ty} from {account}"),
-            presence_of_account(account, Some(ty)),
-        )
-        .await;
-    }
-
-    /// Sends available presence with `priority` (and `extra` children) and
-    /// waits until the server shows it back to this resource.
-    async fn available(&mut self, priority: i8, extra: &str) {
-        self.send(&format!(
-            "<presence><priority>{priority}</priority>{extra}</presence>"
-        ))
-        .await;
-        let me = self.jid.clone();
-        let prio = format!("<priority>{priority}</priority>");
-        let extra = extra.to_owned();
-        self.expect("my own presence shown back to me", move |e: &str| {
-            presence_from(&me, None)(e) && e.contains(&prio) && e.contains(&extra)
-        })
-        .await;
-    }
-
     /// A presence update with a status text (priority 0).
     async fn update(&mut self, status: &str) {
         self.available(0, &format!("<status>{status}</status>"))
@@ -564,28 +384,27 @@ impl Client {
         ))
         .await;
     }
-
-    /// Closes the stream politely and waits for the server to hang up.
-    async fn close(mut self) {
-        trace(format!("{} closes its stream", self.jid));
-        Box::pin(self.raw.close()).await;
-        let _ = Box::pin(self.raw.read_to_close(WAIT)).await;
-    }
-
-    /// Sends unavailable presence, then closes the stream.
-    async fn logout(mut self) {
-        self.send("<presence type='unavailable'/>").await;
-        self.close().await;
-    }
 }
 
 /// `user` asks for `contact`'s presence and `contact` approves; both are
-/// online and have asked for their rosters. Returns once `user` has the
-/// approval, the roster push and `contact`'s presence, and `contact` has
-/// its own roster push.
+/// online and have asked for their rosters. Returns once each has
+/// everything the exchange sends it: `user` its pending push, the
+/// approval, the push showing the subscription and `contact`'s presence;
+/// `contact` the request and its own push.
 async fn grant(user: &mut Client, contact: &mut Client) {
     let (u, c) = (user.bare(), contact.bare());
     user.subscription(&c, "subscribe").await;
+    let pending = {
+        let c = c.clone();
+        move |e: &str| {
+            is_push(e)
+                && items(e)
+                    .iter()
+                    .any(|i| i.jid == c && i.ask.as_deref() == Some("subscribe"))
+        }
+    };
+    user.expect(&format!("a roster push showing {u} asking {c}"), pending)
+        .await;
     contact.expect_subscription(&u, "subscribe").await;
     contact.subscription(&u, "subscribed").await;
     user.expect_subscription(&c, "subscribed").await;
@@ -605,7 +424,7 @@ async fn grant(user: &mut Client, contact: &mut Client) {
         subscribed,
     )
     .await;
-    let cj = contact.jid.clone();
+    let cj = contact.jid().to_owned();
     user.expect(
         "the contact's presence after the approval",
         presence_from(&cj, None),
@@ -623,17 +442,24 @@ async fn grant(user: &mut Client, contact: &mut Client) {
 }
 
 /// alice and bob, both online as alice/desk and bob/phone, subscribed to
-/// each other (`both` on each side).
+/// each other (`both` on each side), with nothing left unread.
 async fn mutual(server: &TestServer) -> (Client, Client) {
-    let mut alice = Client::online(server, "alice", "desk", 0).await;
-    let mut bob = Client::online(server, "bob", "phone", 0).await;
+    let mut alice = online(server, "alice", "desk", 0).await;
+    let mut bob = online(server, "bob", "phone", 0).await;
     grant(&mut alice, &mut bob).await;
     grant(&mut bob, &mut alice).await;
     alice.assert_state(BOB, "both").await;
     bob.assert_state(ALICE, "both").await;
-    alice.clear();
-    bob.clear();
+    settle(&mut alice, &mut bob).await;
     (alice, bob)
+}
+
+/// Both accounts' actors have finished with everything either client
+/// sent, and neither client got anything it did not expect.
+async fn settle(a: &mut Client, b: &mut Client) {
+    a.sync_account().await;
+    b.account_barrier().await;
+    a.account_barrier().await;
 }
 
 // ===========================================================================
@@ -642,10 +468,10 @@ async fn mutual(server: &TestServer) -> (Client, Client) {
 #[tokio::test]
 async fn roster_items_are_added_edited_pushed_versioned_and_removed() {
     let server = start(&["alice", "bob"]);
-    let mut one = Client::login(&server, "alice", "one").await;
-    let mut two = Client::login(&server, "alice", "two").await;
+    let mut one = login(&server, "alice", "one").await;
+    let mut two = login(&server, "alice", "two").await;
     // A resource that never asks for the roster gets no pushes.
-    let mut three = Client::login(&server, "alice", "three").await;
+    let mut three = login(&server, "alice", "three").await;
 
     let first = one.roster_get(None).await;
     assert_result(&first);
@@ -683,7 +509,8 @@ async fn roster_items_are_added_edited_pushed_versioned_and_removed() {
         v1 = query_ver(&push).expect("a push carries the new version");
         assert_ne!(v1, v0, "the version changes with the roster: {push}");
     }
-    three.expect_none("a roster push", is_push).await;
+    // alice's actor made the pushes; three's barrier goes through it.
+    three.account_barrier().await;
 
     // Versioning: the old version gets the whole roster with the new
     // version; the new version gets an empty result.
@@ -702,13 +529,15 @@ async fn roster_items_are_added_edited_pushed_versioned_and_removed() {
         .roster_set("<item jid='bob@localhost' name='Robert'><group>Friends</group></item>")
         .await;
     assert_result(&r);
-    let push = two
-        .expect("the push of the edit", |e: &str| {
-            push_for(BOB)(e) && e.contains("Robert")
-        })
-        .await;
-    let it = &items(&push)[0];
-    assert_eq!(it.groups, ["Friends"], "{push}");
+    for c in [&mut one, &mut two] {
+        let push = c
+            .expect("the push of the edit", |e: &str| {
+                push_for(BOB)(e) && e.contains("Robert")
+            })
+            .await;
+        let it = &items(&push)[0];
+        assert_eq!(it.groups, ["Friends"], "{push}");
+    }
     let its = one.roster().await;
     let bob = its.iter().find(|i| i.jid == BOB).expect("bob is there");
     assert_eq!(bob.name.as_deref(), Some("Robert"));
@@ -721,10 +550,12 @@ async fn roster_items_are_added_edited_pushed_versioned_and_removed() {
         )
         .await;
     assert_result(&r);
-    let carol = two.expect_push(CAROL, "none").await;
-    assert_eq!(carol.name.as_deref(), Some("Carol"));
-    one.clear();
-    two.clear();
+    for c in [&mut one, &mut two] {
+        let carol = c.expect_push(CAROL, "none").await;
+        assert_eq!(carol.name.as_deref(), Some("Carol"));
+    }
+    one.account_barrier().await;
+    two.account_barrier().await;
 
     // Remove: pushed as subscription='remove' to both, gone from the roster.
     let r = one
@@ -744,14 +575,16 @@ async fn roster_items_are_added_edited_pushed_versioned_and_removed() {
     }
     let jids: Vec<String> = one.roster().await.into_iter().map(|i| i.jid).collect();
     assert_eq!(jids, [CAROL]);
-    three.expect_none("a roster push", is_push).await;
+    three.account_barrier().await;
+    one.account_barrier().await;
+    two.account_barrier().await;
 }
 
 #[tokio::test]
 async fn refused_roster_sets_are_answered_and_change_nothing() {
     let server = start(&["alice", "bob"]);
-    let mut one = Client::login(&server, "alice", "one").await;
-    let mut two = Client::login(&server, "alice", "two").await;
+    let mut one = login(&server, "alice", "one").await;
+    let mut two = login(&server, "alice", "two").await;
     one.roster().await;
     two.roster().await;
     for item in [
@@ -760,12 +593,14 @@ async fn refused_roster_sets_are_answered_and_change_nothing() {
     ] {
         assert_result(&one.roster_set(item).await);
     }
-    two.expect_push(BOB, "none").await;
-    two.expect_push(CAROL, "none").await;
+    for c in [&mut one, &mut two] {
+        c.expect_push(BOB, "none").await;
+        c.expect_push(CAROL, "none").await;
+    }
     let before = one.roster_get(None).await;
     let ver = query_ver(&before).expect("a version");
-    one.clear();
-    two.clear();
+    one.account_barrier().await;
+    two.account_barrier().await;
 
     let roster = |item: &str| format!("<query xmlns='{ROSTER}'>{item}</query>");
     let refused = [
@@ -820,30 +655,24 @@ async fn refused_roster_sets_are_answered_and_change_nothing() {
             "forbidden",
         ),
     ];
-    // All at once, then every answer within one WAIT.
+    // All at once, then every answer, each exactly once.
     let mut sent = Vec::new();
     for (ty, to, payload, condition) in &refused {
-        let id = one.raw.new_id("refused");
+        let id = one.new_id("refused");
         let to = to.map(|t| format!(" to='{t}'")).unwrap_or_default();
         let iq = format!("<iq type='{ty}' id='{id}'{to}>{payload}</iq>");
         one.send(&iq).await;
         sent.push((id, iq, *condition));
     }
-    let deadline = Instant::now() + WAIT;
     let mut problems = Vec::new();
     for (id, iq, condition) in sent {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match one.find(left, with_id(&id)).await {
-            None => problems.push(format!(
-                "no answer at all (expected <{condition}/>) to {iq}"
-            )),
-            Some(r) => {
-                let ok = attr(&r, "type").as_deref() == Some("error")
-                    && r.contains(&format!("<{condition}"));
-                if !ok {
-                    problems.push(format!("expected <{condition}/> for {iq}, got {r}"));
-                }
-            }
+        let r = one
+            .expect(&format!("an answer (<{condition}/>) to {iq}"), with_id(&id))
+            .await;
+        let ok =
+            attr(&r, "type").as_deref() == Some("error") && r.contains(&format!("<{condition}"));
+        if !ok {
+            problems.push(format!("expected <{condition}/> for {iq}, got {r}"));
         }
     }
     if !problems.is_empty() {
@@ -855,15 +684,16 @@ async fn refused_roster_sets_are_answered_and_change_nothing() {
         ));
     }
 
-    // Nothing changed, nothing was pushed.
-    two.expect_none("a roster push after refused sets", is_push)
-        .await;
+    // Nothing changed, nothing was pushed: alice's actor, which refused
+    // the sets, has nothing more for either resource.
+    two.account_barrier().await;
+    one.account_barrier().await;
     let after = one.roster_get(None).await;
     assert_eq!(query_ver(&after).as_deref(), Some(ver.as_str()), "{after}");
     let mut jids: Vec<String> = items(&after).into_iter().map(|i| i.jid).collect();
     jids.sort();
     assert_eq!(jids, [BOB, CAROL]);
-    let mut bobs = Client::login(&server, "bob", "phone").await;
+    let mut bobs = login(&server, "bob", "phone").await;
     assert!(
         bobs.roster().await.is_empty(),
         "alice's attempt did not touch bob's roster"
@@ -876,8 +706,8 @@ async fn refused_roster_sets_are_answered_and_change_nothing() {
 #[tokio::test]
 async fn subscribe_then_approve_gives_to_and_from() {
     let server = start(&["alice", "bob"]);
-    let mut alice = Client::online(&server, "alice", "desk", 0).await;
-    let mut bob = Client::online(&server, "bob", "phone", 0).await;
+    let mut alice = online(&server, "alice", "desk", 0).await;
+    let mut bob = online(&server, "bob", "phone", 0).await;
 
     // None → None + Pending Out.
     alice
@@ -898,7 +728,7 @@ async fn subscribe_then_approve_gives_to_and_from() {
     bob.expect_push(ALICE, "from").await;
     alice.expect_subscription(BOB, "subscribed").await;
     alice.expect_push(BOB, "to").await;
-    let bj = bob.jid.clone();
+    let bj = bob.jid().to_owned();
     alice
         .expect(
             "bob's presence after his approval (§3.1.5)",
@@ -914,19 +744,18 @@ async fn subscribe_then_approve_gives_to_and_from() {
         .expect("bob's update", status_from(&bj, "on the phone"))
         .await;
     alice.update("at my desk").await;
-    let aj = alice.jid.clone();
-    bob.expect_none("alice's update", status_from(&aj, "at my desk"))
-        .await;
+    alice.sync_account().await;
+    bob.barrier().await;
+    alice.barrier().await;
 }
 
 #[tokio::test]
 async fn subscriptions_both_ways_give_both() {
     let server = start(&["alice", "bob"]);
-    let mut alice = Client::online(&server, "alice", "desk", 0).await;
-    let mut bob = Client::online(&server, "bob", "phone", 0).await;
+    let mut alice = online(&server, "alice", "desk", 0).await;
+    let mut bob = online(&server, "bob", "phone", 0).await;
     grant(&mut alice, &mut bob).await;
-    alice.clear();
-    bob.clear();
+    settle(&mut alice, &mut bob).await;
 
     // bob: From → From + Pending Out; alice: To → To + Pending In.
     bob.subscription(ALICE, "subscribe").await;
@@ -938,7 +767,7 @@ async fn subscriptions_both_ways_give_both() {
     alice.expect_push(BOB, "both").await;
     bob.expect_subscription(ALICE, "subscribed").await;
     bob.expect_push(ALICE, "both").await;
-    let aj = alice.jid.clone();
+    let aj = alice.jid().to_owned();
     bob.expect(
         "alice's presence after her approval",
         presence_from(&aj, None),
@@ -947,12 +776,13 @@ async fn subscriptions_both_ways_give_both() {
     alice.assert_state(BOB, "both").await;
     bob.assert_state(ALICE, "both").await;
 
-    let bj = bob.jid.clone();
+    let bj = bob.jid().to_owned();
     alice.update("ready").await;
     bob.expect("alice's update", status_from(&aj, "ready"))
         .await;
     bob.update("set").await;
     alice.expect("bob's update", status_from(&bj, "set")).await;
+    settle(&mut alice, &mut bob).await;
 }
 
 #[tokio::test]
@@ -966,7 +796,7 @@ async fn unsubscribe_from_both_leaves_from_and_to() {
     bob.expect_push(ALICE, "to").await;
     // RFC 6121 §3.3.3 step 3: the contact's server sends unavailable
     // presence from each of the contact's available resources to the user.
-    let bj = bob.jid.clone();
+    let bj = bob.jid().to_owned();
     alice
         .expect(
             "unavailable from bob's resource after unsubscribing (RFC 6121 §3.3.3)",
@@ -976,14 +806,15 @@ async fn unsubscribe_from_both_leaves_from_and_to() {
     alice.assert_state(BOB, "from").await;
     bob.assert_state(ALICE, "to").await;
 
-    let aj = alice.jid.clone();
+    // bob's update no longer reaches alice; hers still reaches him.
+    let aj = alice.jid().to_owned();
     bob.update("no longer seen by alice").await;
-    alice
-        .expect_none("bob's update", status_from(&bj, "no longer seen by alice"))
-        .await;
+    bob.sync_account().await;
+    alice.barrier().await;
     alice.update("still seen by bob").await;
     bob.expect("alice's update", status_from(&aj, "still seen by bob"))
         .await;
+    settle(&mut alice, &mut bob).await;
 }
 
 #[tokio::test]
@@ -997,7 +828,7 @@ async fn unsubscribed_from_both_leaves_to_and_from() {
     bob.expect_subscription(ALICE, "unsubscribed").await;
     bob.expect_push(ALICE, "from").await;
     // RFC 6121 §3.2.2: unavailable from each of alice's available resources.
-    let aj = alice.jid.clone();
+    let aj = alice.jid().to_owned();
     bob.expect(
         "unavailable from alice's resource after the cancellation (RFC 6121 §3.2.2)",
         presence_from(&aj, Some("unavailable")),
@@ -1006,50 +837,67 @@ async fn unsubscribed_from_both_leaves_to_and_from() {
     alice.assert_state(BOB, "to").await;
     bob.assert_state(ALICE, "from").await;
 
-    let bj = bob.jid.clone();
+    // alice's update no longer reaches bob; his still reaches her.
+    let bj = bob.jid().to_owned();
     alice.update("hidden from bob").await;
-    bob.expect_none("alice's update", status_from(&aj, "hidden from bob"))
-        .await;
+    alice.sync_account().await;
+    bob.barrier().await;
     bob.update("still seen by alice").await;
     alice
         .expect("bob's update", status_from(&bj, "still seen by alice"))
         .await;
+    settle(&mut alice, &mut bob).await;
 }
 
 #[tokio::test]
 async fn a_denied_request_leaves_nothing_pending() {
     let server = start(&["alice", "bob"]);
-    let mut alice = Client::online(&server, "alice", "desk", 0).await;
-    let mut bob = Client::online(&server, "bob", "phone", 0).await;
+    let mut alice = online(&server, "alice", "desk", 0).await;
+    let mut bob = online(&server, "bob", "phone", 0).await;
 
     alice.subscription(BOB, "subscribe").await;
     alice.expect_push(BOB, "none+ask").await;
     bob.expect_subscription(ALICE, "subscribe").await;
 
-    // Deny: None + Pending Out → None for alice.
+    // Deny: None + Pending Out → None for alice, and unavailable from
+    // bob's resource (as for a cancellation, RFC 6121 §3.2.2).
     bob.subscription(ALICE, "unsubscribed").await;
     alice.expect_subscription(BOB, "unsubscribed").await;
     alice.expect_push(BOB, "none").await;
+    let b1 = bob.jid().to_owned();
+    alice
+        .expect(
+            "unavailable from bob's resource after the denial",
+            presence_from(&b1, Some("unavailable")),
+        )
+        .await;
     alice.assert_state(BOB, "none").await;
     bob.assert_state(ALICE, "none").await;
 
     // The request is not shown again to a new resource of bob's, and bob's
     // presence does not reach alice.
-    let mut bob2 = Client::online(&server, "bob", "tablet", 0).await;
-    bob2.expect_no_subscription(ALICE, "subscribe").await;
-    alice
-        .expect_none("presence from bob", presence_of_account(BOB, None))
+    let mut bob2 = online(&server, "bob", "tablet", 0).await;
+    // bob's two resources see each other, and nothing else.
+    let b2 = bob2.jid().to_owned();
+    bob2.expect("bob's other resource", presence_from(&b1, None))
         .await;
+    bob.expect("bob's new resource", presence_from(&b2, None))
+        .await;
+    bob2.account_barrier().await;
+    alice.barrier().await;
     bob.update("alone").await;
-    alice
-        .expect_none("presence from bob", presence_of_account(BOB, None))
+    bob2.expect("bob's other resource's update", status_from(&b1, "alone"))
         .await;
+    bob.sync_account().await;
+    alice.barrier().await;
+    bob.barrier().await;
+    bob2.barrier().await;
 }
 
 #[tokio::test]
 async fn a_cancelled_request_is_not_delivered_later() {
     let server = start(&["alice", "bob"]);
-    let mut alice = Client::online(&server, "alice", "desk", 0).await;
+    let mut alice = online(&server, "alice", "desk", 0).await;
 
     // bob is offline: the request waits for him…
     alice.subscription(BOB, "subscribe").await;
@@ -1059,13 +907,15 @@ async fn a_cancelled_request_is_not_delivered_later() {
     alice.expect_push(BOB, "none").await;
     alice.assert_state(BOB, "none").await;
 
-    let mut bob = Client::online(&server, "bob", "phone", 0).await;
-    bob.expect_no_subscription(ALICE, "subscribe").await;
+    // bob's actor has shown him all it stores once his barrier is past.
+    let mut bob = online(&server, "bob", "phone", 0).await;
+    bob.account_barrier().await;
     bob.assert_state(ALICE, "none").await;
 
     // Approving now grants nothing: there is no request to approve.
     bob.subscription(ALICE, "subscribed").await;
-    alice.expect_no_subscription(BOB, "subscribed").await;
+    bob.sync_account().await;
+    alice.account_barrier().await;
     alice.assert_state(BOB, "none").await;
     let state = bob.state_of(ALICE).await;
     assert!(
@@ -1077,22 +927,23 @@ async fn a_cancelled_request_is_not_delivered_later() {
 #[tokio::test]
 async fn a_request_cancelled_while_the_contact_is_online_cannot_be_approved() {
     let server = start(&["alice", "bob"]);
-    let mut alice = Client::online(&server, "alice", "desk", 0).await;
-    let mut bob = Client::online(&server, "bob", "phone", 0).await;
+    let mut alice = online(&server, "alice", "desk", 0).await;
+    let mut bob = online(&server, "bob", "phone", 0).await;
 
     alice.subscription(BOB, "subscribe").await;
+    alice.expect_push(BOB, "none+ask").await;
     bob.expect_subscription(ALICE, "subscribe").await;
     alice.subscription(BOB, "unsubscribe").await;
     alice.expect_push(BOB, "none").await;
-    // Give bob's side time to handle the withdrawal.
-    bob.expect_none(
-        "a roster push showing a subscription",
-        push_with(ALICE, "from"),
-    )
-    .await;
+    // bob's side handles the withdrawal: he is told, and his roster does
+    // not change (no push).
+    bob.expect_subscription(ALICE, "unsubscribe").await;
+    alice.sync_account().await;
+    bob.account_barrier().await;
 
     bob.subscription(ALICE, "subscribed").await;
-    alice.expect_no_subscription(BOB, "subscribed").await;
+    bob.sync_account().await;
+    alice.account_barrier().await;
     alice.assert_state(BOB, "none").await;
     let state = bob.state_of(ALICE).await;
     assert!(
@@ -1104,21 +955,23 @@ async fn a_request_cancelled_while_the_contact_is_online_cannot_be_approved() {
 #[tokio::test]
 async fn a_pre_approved_request_is_approved_by_the_server() {
     let server = start(&["alice", "bob"]);
-    let mut alice = Client::online(&server, "alice", "desk", 0).await;
-    let mut bob = Client::online(&server, "bob", "phone", 0).await;
+    let mut alice = online(&server, "alice", "desk", 0).await;
+    let mut bob = online(&server, "bob", "phone", 0).await;
 
     // RFC 6121 §3.4: bob approves before anyone asks.
     bob.subscription(ALICE, "subscribed").await;
     let item = bob.expect_push(ALICE, "none+approved").await;
     assert!(item.approved);
-    alice.expect_no_subscription(BOB, "subscribed").await;
+    bob.sync_account().await;
+    alice.account_barrier().await;
     alice.assert_state(BOB, "none").await;
 
     // alice's request is answered at once and never shown to bob.
     alice.subscription(BOB, "subscribe").await;
+    alice.expect_push(BOB, "none+ask").await;
     alice.expect_subscription(BOB, "subscribed").await;
     alice.expect_push(BOB, "to").await;
-    let bj = bob.jid.clone();
+    let bj = bob.jid().to_owned();
     alice
         .expect(
             "bob's presence after the approval",
@@ -1126,37 +979,44 @@ async fn a_pre_approved_request_is_approved_by_the_server() {
         )
         .await;
     bob.expect_push(ALICE, "from").await;
-    bob.expect_no_subscription(ALICE, "subscribe").await;
     alice.assert_state(BOB, "to").await;
     bob.assert_state(ALICE, "from").await;
+    settle(&mut alice, &mut bob).await;
 }
 
 #[tokio::test]
 async fn subscribing_again_when_subscribed_bothers_nobody() {
     let server = start(&["alice", "bob"]);
-    let mut alice = Client::online(&server, "alice", "desk", 0).await;
-    let mut bob = Client::online(&server, "bob", "phone", 0).await;
+    let mut alice = online(&server, "alice", "desk", 0).await;
+    let mut bob = online(&server, "bob", "phone", 0).await;
     grant(&mut alice, &mut bob).await;
-    alice.clear();
-    bob.clear();
+    settle(&mut alice, &mut bob).await;
 
     // The request is routed (A.2.1: To, no state change); bob's server
     // answers it for him (§3.1.3, A.3.1: From, MUST NOT deliver,
     // auto-reply `subscribed`); alice's server does not show that answer
-    // to her either (A.3.3: To, MUST NOT deliver).
+    // to her either (A.3.3: To, MUST NOT deliver). No roster push on
+    // either side: alice's actor routes the request to bob's, bob's
+    // answers to alice's, and each barrier comes after that.
     alice.subscription(BOB, "subscribe").await;
-    bob.expect_no_subscription(ALICE, "subscribe").await;
-    alice.expect_no_subscription(BOB, "subscribed").await;
+    alice.sync_account().await;
+    bob.account_barrier().await;
+    // What alice does get is bob's current presence again, which his
+    // server sends after its answer as after any approval (§3.1.5).
+    let bj = bob.jid().to_owned();
+    alice
+        .expect("bob's current presence again", presence_from(&bj, None))
+        .await;
+    alice.account_barrier().await;
     alice.assert_state(BOB, "to").await;
     bob.assert_state(ALICE, "from").await;
-    alice.expect_none("a roster push", push_for(BOB)).await;
-    bob.expect_none("a roster push", push_for(ALICE)).await;
+    settle(&mut alice, &mut bob).await;
 }
 
 #[tokio::test]
 async fn a_request_to_an_offline_user_is_delivered_at_the_next_login() {
     let server = start(&["alice", "bob"]);
-    let mut alice = Client::online(&server, "alice", "desk", 0).await;
+    let mut alice = online(&server, "alice", "desk", 0).await;
     alice
         .send(
             "<presence to='bob@localhost' type='subscribe'><status>Add me, Bob</status></presence>",
@@ -1165,74 +1025,105 @@ async fn a_request_to_an_offline_user_is_delivered_at_the_next_login() {
     alice.expect_push(BOB, "none+ask").await;
     alice.assert_state(BOB, "none+ask").await;
 
-    let mut bob = Client::online(&server, "bob", "phone", 0).await;
+    let mut bob = online(&server, "bob", "phone", 0).await;
     let req = bob.expect_subscription(ALICE, "subscribe").await;
     assert!(
         req.contains("Add me, Bob"),
         "the stored request keeps its text: {req}"
     );
+    bob.account_barrier().await;
 
     // Unanswered, it is shown again at the next login.
-    bob.close().await;
-    let mut bob = Client::online(&server, "bob", "laptop", 0).await;
+    bob.close(&server).await;
+    let mut bob = online(&server, "bob", "laptop", 0).await;
     bob.expect_subscription(ALICE, "subscribe").await;
+    bob.account_barrier().await;
 
     bob.subscription(ALICE, "subscribed").await;
+    bob.expect_push(ALICE, "from").await;
     alice.expect_subscription(BOB, "subscribed").await;
     alice.expect_push(BOB, "to").await;
+    let bj = bob.jid().to_owned();
+    alice
+        .expect(
+            "bob's presence after his approval",
+            presence_from(&bj, None),
+        )
+        .await;
     alice.assert_state(BOB, "to").await;
     bob.assert_state(ALICE, "from").await;
 
     // Answered: not shown again.
-    bob.close().await;
-    let mut bob = Client::online(&server, "bob", "phone", 0).await;
-    bob.expect_no_subscription(ALICE, "subscribe").await;
+    bob.close(&server).await;
+    let mut bob = online(&server, "bob", "phone", 0).await;
+    bob.account_barrier().await;
 }
 
 #[tokio::test]
 async fn a_request_to_a_nonexistent_user_is_answered_unsubscribed() {
     let server = start(&["alice"]);
-    let mut alice = Client::online(&server, "alice", "desk", 0).await;
+    let mut alice = online(&server, "alice", "desk", 0).await;
     alice.subscription("nobody@localhost", "subscribe").await;
+    alice.expect_push("nobody@localhost", "none+ask").await;
     alice
         .expect_subscription("nobody@localhost", "unsubscribed")
         .await;
+    alice.expect_push("nobody@localhost", "none").await;
     alice.assert_state("nobody@localhost", "none").await;
+    alice.account_barrier().await;
 }
 
 // ===========================================================================
 // 3. Presence
 
 /// alice ⇄ bob `both`; alice → carol `to` (alice sees carol, carol does not
-/// see alice). Every session used to set it up is gone on return.
+/// see alice). Every session used to set it up is gone on return, and the
+/// accounts' actors are done with their goodbyes.
 async fn presence_world(server: &TestServer) {
-    let mut a = Client::online(server, "alice", "setup", 0).await;
-    let mut b = Client::online(server, "bob", "setup", 0).await;
-    let mut c = Client::online(server, "carol", "setup", 0).await;
+    let mut a = online(server, "alice", "setup", 0).await;
+    let mut b = online(server, "bob", "setup", 0).await;
+    let mut c = online(server, "carol", "setup", 0).await;
     grant(&mut a, &mut b).await;
     grant(&mut b, &mut a).await;
     grant(&mut a, &mut c).await;
     a.assert_state(BOB, "both").await;
     a.assert_state(CAROL, "to").await;
     c.assert_state(ALICE, "from").await;
-    a.logout().await;
-    b.logout().await;
-    c.logout().await;
-    trace("--- the world is set up ---".into());
+    for client in [a, b, c] {
+        client.logout(server).await;
+    }
+    // Each account's actor has its goodbyes queued; a vCard get to each,
+    // queued behind them, proves they have all been said, so that no
+    // later session of these tests gets a stray one.
+    let mut helper = login(server, "carol", "sync").await;
+    for account in [ALICE, BOB, CAROL] {
+        helper.sync_account_of(account).await;
+    }
+    helper.barrier().await;
+    helper.close(server).await;
+    trace("--- the world is set up ---");
 }
 
 #[tokio::test]
 async fn initial_presence_reaches_subscribers_and_own_resources() {
     let server = start(&["alice", "bob", "carol"]);
     presence_world(&server).await;
-    let mut bob = Client::online(&server, "bob", "phone", 0).await;
-    let mut carol = Client::online(&server, "carol", "laptop", 0).await;
-    let (bj, cj) = (bob.jid.clone(), carol.jid.clone());
+    let mut bob = online(&server, "bob", "phone", 0).await;
+    let mut carol = online(&server, "carol", "laptop", 0).await;
+    let (bj, cj) = (bob.jid().to_owned(), carol.jid().to_owned());
+    // alice is offline: bob's probe of her is answered from her bare JID.
+    bob.expect(
+        "unavailable from alice's bare JID (probe while she is offline)",
+        presence_from(ALICE, Some("unavailable")),
+    )
+    .await;
+    bob.account_barrier().await;
+    carol.account_barrier().await;
 
-    let mut a1 = Client::login(&server, "alice", "desk").await;
+    let mut a1 = login(&server, "alice", "desk").await;
     a1.roster().await;
     a1.available(1, "<status>at the desk</status>").await;
-    let a1j = a1.jid.clone();
+    let a1j = a1.jid().to_owned();
     bob.expect("alice's initial presence", status_from(&a1j, "at the desk"))
         .await;
     // Probes: alice sees those she is subscribed to.
@@ -1240,15 +1131,14 @@ async fn initial_presence_reaches_subscribers_and_own_resources() {
         .await;
     a1.expect("carol's presence (probe)", presence_from(&cj, None))
         .await;
-    carol
-        .expect_none("alice's presence", presence_of_account(ALICE, None))
-        .await;
+    a1.sync_account().await;
+    carol.barrier().await;
 
     // A second resource: both of alice's resources see each other.
-    let mut a2 = Client::login(&server, "alice", "phone").await;
+    let mut a2 = login(&server, "alice", "phone").await;
     a2.roster().await;
     a2.available(0, "<status>on the go</status>").await;
-    let a2j = a2.jid.clone();
+    let a2j = a2.jid().to_owned();
     a2.expect("alice's other resource", status_from(&a1j, "at the desk"))
         .await;
     a2.expect("bob's presence (probe)", presence_from(&bj, None))
@@ -1259,33 +1149,35 @@ async fn initial_presence_reaches_subscribers_and_own_resources() {
         .await;
     bob.expect("alice's second resource", status_from(&a2j, "on the go"))
         .await;
-    carol
-        .expect_none("alice's presence", presence_of_account(ALICE, None))
-        .await;
+    a2.sync_account().await;
+    carol.barrier().await;
 
     // Updates.
     bob.update("busy").await;
     a1.expect("bob's update", status_from(&bj, "busy")).await;
     a2.expect("bob's update", status_from(&bj, "busy")).await;
-    carol
-        .expect_none("bob's presence", presence_of_account(BOB, None))
-        .await;
+    bob.sync_account().await;
+    carol.barrier().await;
     carol.update("lunch").await;
     a1.expect("carol's update", status_from(&cj, "lunch")).await;
     a2.expect("carol's update", status_from(&cj, "lunch")).await;
-    bob.expect_none("carol's presence", presence_of_account(CAROL, None))
-        .await;
+    carol.sync_account().await;
+    bob.barrier().await;
     a1.update("away").await;
     bob.expect("alice's update", status_from(&a1j, "away"))
         .await;
     a2.expect("alice's update", status_from(&a1j, "away")).await;
-    carol
-        .expect_none("alice's presence", presence_of_account(ALICE, None))
-        .await;
+    a1.sync_account().await;
+    carol.barrier().await;
 
     // Going unavailable without leaving.
     a2.send("<presence type='unavailable'><status>bye</status></presence>")
         .await;
+    a2.expect(
+        "my own unavailable presence shown back to me",
+        presence_from(&a2j, Some("unavailable")),
+    )
+    .await;
     bob.expect(
         "alice's second resource leaving",
         presence_from(&a2j, Some("unavailable")),
@@ -1296,39 +1188,54 @@ async fn initial_presence_reaches_subscribers_and_own_resources() {
         presence_from(&a2j, Some("unavailable")),
     )
     .await;
-    carol
-        .expect_none(
-            "alice's unavailable presence",
-            presence_of_account(ALICE, Some("unavailable")),
-        )
-        .await;
+    a2.sync_account().await;
+    carol.barrier().await;
+    for c in [&mut a1, &mut a2, &mut bob] {
+        c.barrier().await;
+    }
 }
 
 #[tokio::test]
 async fn probes_are_answered_at_login() {
     let server = start(&["alice", "bob", "carol"]);
     presence_world(&server).await;
-    let mut alice = Client::online(&server, "alice", "desk", 0).await;
+    let mut alice = online(&server, "alice", "desk", 0).await;
+    // bob is offline: alice's probe of him is answered from his bare JID
+    // (carol's too).
+    for account in [BOB, CAROL] {
+        alice
+            .expect(
+                &format!("unavailable from {account} (probe while offline)"),
+                presence_from(account, Some("unavailable")),
+            )
+            .await;
+    }
     alice.update("writing").await;
-    let aj = alice.jid.clone();
+    let aj = alice.jid().to_owned();
 
     // bob logs in after alice and gets her current presence at once.
-    let mut bob = Client::login(&server, "bob", "phone").await;
+    let mut bob = login(&server, "bob", "phone").await;
     bob.roster().await;
     bob.available(0, "").await;
     bob.expect("alice's current presence", status_from(&aj, "writing"))
         .await;
-    // carol, who is not subscribed to alice, does not.
-    let mut carol = Client::online(&server, "carol", "laptop", 0).await;
-    carol
-        .expect_none("alice's presence", presence_of_account(ALICE, None))
+    let bj = bob.jid().to_owned();
+    alice
+        .expect("bob's initial presence", presence_from(&bj, None))
         .await;
+    // carol, who is not subscribed to alice, does not.
+    let mut carol = online(&server, "carol", "laptop", 0).await;
+    let cj = carol.jid().to_owned();
+    alice
+        .expect("carol's initial presence", presence_from(&cj, None))
+        .await;
+    carol.account_barrier().await;
 
     // With alice gone, a probe gets unavailable from her bare JID.
-    alice.logout().await;
+    alice.logout(&server).await;
     bob.expect("alice leaving", presence_from(&aj, Some("unavailable")))
         .await;
-    let mut bob2 = Client::login(&server, "bob", "tablet").await;
+    let mut bob2 = login(&server, "bob", "tablet").await;
     bob2.roster().await;
     bob2.available(0, "").await;
     bob2.expect(
@@ -1336,21 +1243,39 @@ async fn probes_are_answered_at_login() {
         presence_from(ALICE, Some("unavailable")),
     )
     .await;
-    bob2.expect_none("alice as available", presence_of_account(ALICE, None))
+    bob2.expect("bob's other resource", presence_from(&bj, None))
         .await;
+    bob.expect("bob's new resource", presence_from(bob2.jid(), None))
+        .await;
+    // Nothing else: in particular not alice as available.
+    bob2.account_barrier().await;
+    bob.barrier().await;
 }
 
 #[tokio::test]
 async fn directed_presence_is_withdrawn_when_the_session_ends() {
     let server = start(&["alice", "bob", "carol"]);
     presence_world(&server).await;
-    let mut carol = Client::online(&server, "carol", "laptop", 0).await;
-    let mut bob = Client::online(&server, "bob", "phone", 0).await;
-    let mut alice = Client::online(&server, "alice", "desk", 0).await;
-    let aj = alice.jid.clone();
-    carol
-        .expect_none("alice's presence", presence_of_account(ALICE, None))
+    let mut carol = online(&server, "carol", "laptop", 0).await;
+    let mut bob = online(&server, "bob", "phone", 0).await;
+    bob.expect(
+        "unavailable from alice's bare JID (probe while she is offline)",
+        presence_from(ALICE, Some("unavailable")),
+    )
+    .await;
+    let mut alice = online(&server, "alice", "desk", 0).await;
+    let aj = alice.jid().to_owned();
+    let (bj, cj) = (bob.jid().to_owned(), carol.jid().to_owned());
+    alice
+        .expect("bob's presence (probe)", presence_from(&bj, None))
         .await;
+    alice
+        .expect("carol's presence (probe)", presence_from(&cj, None))
+        .await;
+    bob.expect("alice's initial presence", presence_from(&aj, None))
+        .await;
+    alice.sync_account().await;
+    carol.barrier().await;
 
     // Directed presence to carol, who has no subscription to alice.
     alice
@@ -1361,7 +1286,7 @@ async fn directed_presence_is_withdrawn_when_the_session_ends() {
         .await;
 
     // A clean close without unavailable presence.
-    alice.close().await;
+    alice.close(&server).await;
     carol
         .expect(
             "unavailable from alice after her session ended",
@@ -1375,8 +1300,16 @@ async fn directed_presence_is_withdrawn_when_the_session_ends() {
     .await;
 
     // Directed presence to carol's bare JID, then the socket just drops.
-    let mut alice = Client::online(&server, "alice", "phone", 0).await;
-    let aj = alice.jid.clone();
+    let mut alice = online(&server, "alice", "phone", 0).await;
+    let aj = alice.jid().to_owned();
+    alice
+        .expect("bob's presence (probe)", presence_from(&bj, None))
+        .await;
+    alice
+        .expect("carol's presence (probe)", presence_from(&cj, None))
+        .await;
+    bob.expect("alice's initial presence", presence_from(&aj, None))
+        .await;
     alice
         .send("<presence to='carol@localhost'><status>hi again</status></presence>")
         .await;
@@ -1391,22 +1324,43 @@ async fn directed_presence_is_withdrawn_when_the_session_ends() {
             presence_from(&aj, Some("unavailable")),
         )
         .await;
+    bob.expect(
+        "unavailable from alice after her socket dropped",
+        presence_from(&aj, Some("unavailable")),
+    )
+    .await;
+    carol.barrier().await;
+    bob.barrier().await;
 }
 
 #[tokio::test]
 async fn a_dropped_socket_makes_the_user_unavailable() {
     let server = start(&["alice", "bob", "carol"]);
     presence_world(&server).await;
-    let mut bob = Client::online(&server, "bob", "phone", 0).await;
-    let mut carol = Client::online(&server, "carol", "laptop", 0).await;
-    let mut other = Client::online(&server, "alice", "desk", 0).await;
-    let alice = Client::online(&server, "alice", "phone", 0).await;
-    let aj = alice.jid.clone();
-    bob.expect("alice's presence", presence_from(&aj, None))
-        .await;
+    let mut bob = online(&server, "bob", "phone", 0).await;
+    bob.expect(
+        "unavailable from alice's bare JID (probe while she is offline)",
+        presence_from(ALICE, Some("unavailable")),
+    )
+    .await;
+    let mut carol = online(&server, "carol", "laptop", 0).await;
+    let mut other = online(&server, "alice", "desk", 0).await;
+    let alice = online(&server, "alice", "phone", 0).await;
+    let (aj, oj) = (alice.jid().to_owned(), other.jid().to_owned());
+    for j in [&oj, &aj] {
+        bob.expect("alice's presence", presence_from(j, None)).await;
+    }
     other
         .expect("alice's other resource", presence_from(&aj, None))
         .await;
+    let (bj, cj) = (bob.jid().to_owned(), carol.jid().to_owned());
+    other
+        .expect("bob's presence (probe)", presence_from(&bj, None))
+        .await;
+    other
+        .expect("carol's presence (probe)", presence_from(&cj, None))
+        .await;
+    other.account_barrier().await;
 
     trace(format!("{aj} drops its socket"));
     drop(alice);
@@ -1421,17 +1375,14 @@ async fn a_dropped_socket_makes_the_user_unavailable() {
             presence_from(&aj, Some("unavailable")),
         )
         .await;
-    carol
-        .expect_none(
-            "alice's unavailable presence",
-            presence_of_account(ALICE, Some("unavailable")),
-        )
-        .await;
+    // alice's actor told everyone it tells: carol is not among them.
+    other.sync_account().await;
+    carol.barrier().await;
     // bob still sees the remaining resource as available: it answers.
-    let oj = other.jid.clone();
     other.update("still here").await;
     bob.expect("alice's remaining resource", status_from(&oj, "still here"))
         .await;
+    bob.barrier().await;
 }
 
 // ===========================================================================
@@ -1440,39 +1391,50 @@ async fn a_dropped_socket_makes_the_user_unavailable() {
 #[tokio::test]
 async fn messages_follow_full_jids_and_priorities() {
     let server = start(&["alice", "bob"]);
-    let mut bob = Client::online(&server, "bob", "phone", 0).await;
-    let mut low = Client::online(&server, "alice", "low", 1).await;
-    let mut high = Client::online(&server, "alice", "high", 5).await;
-    let bj = bob.jid.clone();
+    let mut bob = online(&server, "bob", "phone", 0).await;
+    let mut low = online(&server, "alice", "low", 1).await;
+    let mut high = online(&server, "alice", "high", 5).await;
+    let (bj, lj, hj) = (
+        bob.jid().to_owned(),
+        low.jid().to_owned(),
+        high.jid().to_owned(),
+    );
+    // alice's resources see each other; bob and alice share no
+    // subscription.
+    high.expect("alice's other resource", presence_from(&lj, None))
+        .await;
+    low.expect("alice's new resource", presence_from(&hj, None))
+        .await;
+    high.account_barrier().await;
+    low.barrier().await;
+    bob.barrier().await;
 
-    // To a full JID: that resource only.
+    // To a full JID: that resource only. The router delivers it while
+    // handling bob's stanza, so bob's round trip comes after.
     bob.chat("alice@localhost/low", "m1", "to the low one")
         .await;
     let m = low
         .expect("the message", message_with("to the low one"))
         .await;
     assert_eq!(attr(&m, "from").as_deref(), Some(bj.as_str()), "{m}");
-    high.expect_none("the message", message_with("to the low one"))
-        .await;
+    bob.sync().await;
+    high.barrier().await;
 
     // To the bare JID: the highest priority.
     bob.chat(ALICE, "m2", "to alice").await;
     high.expect("the message", message_with("to alice")).await;
-    low.expect_none("the message", message_with("to alice"))
-        .await;
+    bob.sync().await;
+    low.barrier().await;
 
     // Priorities change.
     high.available(0, "<status>lowered</status>").await;
-    low.expect(
-        "high's new presence",
-        status_from(&high.jid.clone(), "lowered"),
-    )
-    .await;
+    low.expect("high's new presence", status_from(&hj, "lowered"))
+        .await;
     bob.chat(ALICE, "m3", "after the change").await;
     low.expect("the message", message_with("after the change"))
         .await;
-    high.expect_none("the message", message_with("after the change"))
-        .await;
+    bob.sync().await;
+    high.barrier().await;
 
     // A chat to a resource that is not there goes to the bare JID
     // (RFC 6121 §8.5.3.2.1).
@@ -1483,52 +1445,58 @@ async fn messages_follow_full_jids_and_priorities() {
 
     // A negative priority resource gets no bare JID messages…
     low.available(-1, "<status>do not disturb</status>").await;
+    high.expect("low's new presence", status_from(&lj, "do not disturb"))
+        .await;
     bob.chat(ALICE, "m5", "while low is negative").await;
     high.expect("the message", message_with("while low is negative"))
         .await;
-    low.expect_none("the message", message_with("while low is negative"))
-        .await;
+    bob.sync().await;
+    low.barrier().await;
     // …but still those sent to it.
     bob.chat("alice@localhost/low", "m6", "directly to low")
         .await;
     low.expect("the message", message_with("directly to low"))
         .await;
-    bob.expect_none("an error", any_error_message).await;
+    // No errors: every message was delivered by the router as it routed
+    // bob's stanzas.
+    bob.barrier().await;
+    low.barrier().await;
+    high.barrier().await;
 }
 
 #[tokio::test]
 async fn offline_messages_wait_for_a_non_negative_priority_login() {
     let server = start(&["alice", "bob"]);
-    let mut bob = Client::online(&server, "bob", "phone", 0).await;
-    let bj = bob.jid.clone();
+    let mut bob = online(&server, "bob", "phone", 0).await;
+    let bj = bob.jid().to_owned();
     let t0 = unix_now();
 
     bob.chat(ALICE, "o1", "first while away").await;
     bob.chat("alice@localhost/desk", "o2", "second while away")
         .await;
-    bob.expect_none("an error", any_error_message).await;
+    // Stored, not refused: alice's actor has them once it answers bob.
+    bob.sync_account_of(ALICE).await;
+    bob.barrier().await;
 
     // A negative priority login does not get them.
-    let mut pager = Client::login(&server, "alice", "pager").await;
+    let mut pager = login(&server, "alice", "pager").await;
     pager.roster().await;
     pager.available(-1, "").await;
-    pager
-        .expect_none("an offline message", message_containing("while away"))
-        .await;
+    pager.account_barrier().await;
     // A bare JID message with only a negative resource waits too.
     bob.chat(ALICE, "o3", "third while away").await;
-    pager
-        .expect_none("an offline message", message_containing("while away"))
-        .await;
+    bob.sync().await;
+    pager.account_barrier().await;
     bob.chat("alice@localhost/pager", "o4", "to the pager")
         .await;
     pager
         .expect("the message", message_with("to the pager"))
         .await;
-    bob.expect_none("an error", any_error_message).await;
+    bob.sync_account_of(ALICE).await;
+    bob.barrier().await;
 
     // A priority 0 login gets all three, in order, with delay stamps.
-    let mut desk = Client::login(&server, "alice", "desk").await;
+    let mut desk = login(&server, "alice", "desk").await;
     desk.roster().await;
     desk.available(0, "").await;
     let t1 = unix_now();
@@ -1552,22 +1520,32 @@ async fn offline_messages_wait_for_a_non_negative_priority_login() {
             "stamp {stamp} ({at}) not within [{t0}, {t1}]"
         );
     }
-    pager
-        .expect_none("an offline message", message_containing("while away"))
-        .await;
+    // alice's resources see each other (the pager at priority -1 is
+    // available all the same).
+    let (pj, dj) = (pager.jid().to_owned(), desk.jid().to_owned());
+    desk.expect("alice's pager", presence_from(&pj, None)).await;
+    pager.expect("alice's desk", presence_from(&dj, None)).await;
+    desk.account_barrier().await;
+    pager.barrier().await;
 
-    // Delivered once.
-    desk.close().await;
-    let mut laptop = Client::online(&server, "alice", "laptop", 0).await;
-    laptop
-        .expect_none("an offline message again", message_containing("while away"))
+    // Delivered once. (The pager sees the desk go before the laptop
+    // comes, so that the laptop gets no stray goodbye.)
+    desk.close(&server).await;
+    pager
+        .expect("the desk leaving", presence_from(&dj, Some("unavailable")))
         .await;
+    pager.sync_account().await;
+    let mut laptop = online(&server, "alice", "laptop", 0).await;
+    laptop
+        .expect("alice's pager", presence_from(&pj, None))
+        .await;
+    laptop.account_barrier().await;
 }
 
 #[tokio::test]
 async fn unknown_recipients_headlines_and_errors() {
     let server = start(&["alice", "bob"]);
-    let mut bob = Client::online(&server, "bob", "phone", 0).await;
+    let mut bob = online(&server, "bob", "phone", 0).await;
 
     // Unknown user: service-unavailable from that address.
     bob.chat("nobody@localhost", "u1", "anyone there?").await;
@@ -1579,32 +1557,38 @@ async fn unknown_recipients_headlines_and_errors() {
         "{err}"
     );
 
-    // Never an error in reply to an error.
+    // Never an error in reply to an error. A chat sent after it takes the
+    // same way and is refused; anything said about the error would have
+    // come first.
     bob.send(&format!(
         "<message to='nobody@localhost' type='error' id='u2'><error type='cancel'><item-not-found xmlns='{STANZAS}'/></error></message>"
     ))
     .await;
-    bob.expect_none("any answer to an error", with_id("u2"))
+    bob.chat("nobody@localhost", "u3", "still nobody?").await;
+    let err = bob
+        .expect_next("the error for u3", error_with_id("u3"))
         .await;
+    assert_error(&err, "service-unavailable");
+    bob.barrier().await;
 
     // A headline to an offline user is dropped silently; a chat is kept.
     bob.send("<message to='alice@localhost' type='headline' id='h1'><body>breaking news</body></message>")
         .await;
     bob.chat(ALICE, "h2", "after the news").await;
-    bob.expect_none("an error", any_error_message).await;
-    let mut alice = Client::online(&server, "alice", "desk", 0).await;
+    bob.sync_account_of(ALICE).await;
+    bob.barrier().await;
+    let mut alice = online(&server, "alice", "desk", 0).await;
     alice
         .expect("the stored chat", message_with("after the news"))
         .await;
-    alice
-        .expect_none("the headline", message_with("breaking news"))
-        .await;
+    // Nothing else: not the headline.
+    alice.account_barrier().await;
 }
 
 #[tokio::test]
 async fn the_offline_store_has_a_quota() {
     let server = start(&["alice", "bob"]);
-    let mut bob = Client::online(&server, "bob", "phone", 0).await;
+    let mut bob = online(&server, "bob", "phone", 0).await;
 
     // Small bursts, each followed by a request that alice's account
     // answers only after storing them, so no single wait grows with the
@@ -1618,12 +1602,15 @@ async fn the_offline_store_has_a_quota() {
             ));
         }
         bob.send(&xml).await;
-        bob.iq("get", Some(ALICE), "<vCard xmlns='vcard-temp'/>")
-            .await;
-        if let Some(e) = bob.find(Duration::ZERO, any_error_message).await {
-            bob.fail(&format!("a message below the quota was refused: {e}"));
+        bob.sync_account_of(ALICE).await;
+        let refused = bob.take_all(any_error_message);
+        if !refused.is_empty() {
+            bob.fail(&format!(
+                "messages below the quota were refused: {refused:?}"
+            ));
         }
     }
+    bob.barrier().await;
     bob.chat(ALICE, "q1000", "one too many").await;
     let err = bob.expect("the quota error", error_with_id("q1000")).await;
     assert_error(&err, "resource-constraint");
@@ -1631,10 +1618,12 @@ async fn the_offline_store_has_a_quota() {
         err.contains("type=\"wait\"") || err.contains("type='wait'"),
         "{err}"
     );
+    bob.barrier().await;
 
-    // All 1000 reach alice at her next login, in order, and the refused
-    // one is not among them.
-    let mut alice = Client::online(&server, "alice", "desk", 0).await;
+    // All 1000 reach alice at her next login, in order (each once: the
+    // client fails on a second copy), and the refused one is not among
+    // them.
+    let mut alice = online(&server, "alice", "desk", 0).await;
     for i in 0..1000 {
         let m = alice
             .expect("the next stored message", message_containing("note "))
@@ -1644,26 +1633,22 @@ async fn the_offline_store_has_a_quota() {
             "expected note {i} next: {m}"
         );
     }
-    alice
-        .expect_none("the refused message", message_with("one too many"))
-        .await;
+    alice.account_barrier().await;
 
     // Delivery emptied the store: once alice is offline again, a new
     // message is stored, not refused as if the store were still full.
-    alice.logout().await;
+    alice.logout(&server).await;
     bob.chat(ALICE, "again", "room again").await;
-    bob.iq("get", Some(ALICE), "<vCard xmlns='vcard-temp'/>")
-        .await;
-    if let Some(e) = bob.find(Duration::ZERO, any_error_message).await {
-        bob.fail(&format!("a message to the emptied store was refused: {e}"));
-    }
-    let mut alice = Client::online(&server, "alice", "desk", 0).await;
+    bob.sync_account_of(ALICE).await;
+    bob.barrier().await;
+    let mut alice = online(&server, "alice", "desk", 0).await;
     alice
         .expect(
             "the message stored after delivery",
             message_with("room again"),
         )
         .await;
+    alice.account_barrier().await;
 }
 
 // ===========================================================================
@@ -1672,8 +1657,8 @@ async fn the_offline_store_has_a_quota() {
 #[tokio::test]
 async fn vcards_are_world_readable_and_owner_written() {
     let server = start(&["alice", "bob"]);
-    let mut alice = Client::login(&server, "alice", "desk").await;
-    let mut bob = Client::login(&server, "bob", "phone").await;
+    let mut alice = login(&server, "alice", "desk").await;
+    let mut bob = login(&server, "bob", "phone").await;
 
     let r = alice
         .iq(
@@ -1714,8 +1699,8 @@ async fn vcards_are_world_readable_and_owner_written() {
     );
 
     // It lasts beyond the session.
-    alice.close().await;
-    let mut alice = Client::login(&server, "alice", "laptop").await;
+    alice.close(&server).await;
+    let mut alice = login(&server, "alice", "laptop").await;
     let own = alice.iq("get", None, "<vCard xmlns='vcard-temp'/>").await;
     assert!(own.contains("<FN>Alice Liddell</FN>"), "{own}");
 }
@@ -1723,8 +1708,8 @@ async fn vcards_are_world_readable_and_owner_written() {
 #[tokio::test]
 async fn private_xml_is_for_its_owner_only() {
     let server = start(&["alice", "bob"]);
-    let mut alice = Client::login(&server, "alice", "desk").await;
-    let mut bob = Client::login(&server, "bob", "phone").await;
+    let mut alice = login(&server, "alice", "desk").await;
+    let mut bob = login(&server, "bob", "phone").await;
 
     let r = alice
         .iq(
@@ -1755,8 +1740,8 @@ async fn private_xml_is_for_its_owner_only() {
     assert_result(&bobs);
     assert!(!bobs.contains("dark"), "{bobs}");
 
-    alice.close().await;
-    let mut alice = Client::login(&server, "alice", "laptop").await;
+    alice.close(&server).await;
+    let mut alice = login(&server, "alice", "laptop").await;
     let own = alice.iq("get", None, get).await;
     assert!(
         own.contains("<theme>dark</theme>") && !own.contains("pink"),
@@ -1774,11 +1759,11 @@ async fn private_xml_is_for_its_owner_only() {
 #[tokio::test]
 async fn last_activity_is_told_to_subscribers_only() {
     let server = start(&["alice", "bob", "carol"]);
-    let mut alice = Client::online(&server, "alice", "desk", 0).await;
-    let mut bob = Client::online(&server, "bob", "phone", 0).await;
-    let mut carol = Client::login(&server, "carol", "laptop").await;
+    let mut alice = online(&server, "alice", "desk", 0).await;
+    let mut bob = online(&server, "bob", "phone", 0).await;
+    let mut carol = login(&server, "carol", "laptop").await;
     grant(&mut bob, &mut alice).await;
-    let aj = alice.jid.clone();
+    let aj = alice.jid().to_owned();
     let last = "<query xmlns='jabber:iq:last'/>";
 
     let r = bob.iq("get", Some(ALICE), last).await;
@@ -1795,10 +1780,11 @@ async fn last_activity_is_told_to_subscribers_only() {
     alice
         .send("<presence type='unavailable'><status>Heading Home</status></presence>")
         .await;
-    alice.close().await;
+    alice.close(&server).await;
     bob.expect("alice leaving", presence_from(&aj, Some("unavailable")))
         .await;
-    tokio::time::sleep(Duration::from_millis(3000)).await;
+    // Seconds are what is measured here: the clock has to move on.
+    tokio::time::sleep(std::time::Duration::from_millis(3000)).await;
     let r = bob.iq("get", Some(ALICE), last).await;
     assert_result(&r);
     let q = &r[find_tag(&r, "query").expect("a query")..];
@@ -1813,13 +1799,15 @@ async fn last_activity_is_told_to_subscribers_only() {
     );
     let r = carol.iq("get", Some(ALICE), last).await;
     assert_error(&r, "forbidden");
+    bob.barrier().await;
+    carol.barrier().await;
 }
 
 #[tokio::test]
 async fn a_user_changes_the_password_in_band() {
     let server = start(&["alice", "bob"]);
-    let mut alice = Client::login(&server, "alice", "desk").await;
-    let mut bob = Client::login(&server, "bob", "phone").await;
+    let mut alice = login(&server, "alice", "desk").await;
+    let mut bob = login(&server, "bob", "phone").await;
     let change = |user: &str, pw: &str| {
         format!("<query xmlns='jabber:iq:register'><username>{user}</username><password>{pw}</password></query>")
     };
@@ -1835,38 +1823,14 @@ async fn a_user_changes_the_password_in_band() {
         .await;
     assert_result(&r);
 
-    let old = Box::pin(RawClient::login(
-        server.c2s(),
-        server.tls_config(),
-        "alice",
-        &password("alice"),
-        "x",
-    ))
-    .await;
-    match old {
+    match Client::try_login(&server, "alice", &password("alice"), "x").await {
         Err(e) => assert!(e.to_string().contains("not-authorized"), "{e}"),
         Ok(_) => panic!("the old password still works"),
     }
-    let mut new = Box::pin(RawClient::login(
-        server.c2s(),
-        server.tls_config(),
-        "alice",
-        "brand-new-pw",
-        "y",
-    ))
-    .await
-    .expect("the new password works");
-    let pong = new.ping(HOST).await.expect("ping");
-    assert_eq!(attr(&pong, "type").as_deref(), Some("result"), "{pong}");
-    Box::pin(RawClient::login(
-        server.c2s(),
-        server.tls_config(),
-        "bob",
-        &password("bob"),
-        "z",
-    ))
-    .await
-    .expect("bob's password is unchanged");
+    let mut new = Client::login(&server, "alice", "brand-new-pw", "y").await;
+    new.barrier().await;
+    // bob's password is unchanged.
+    Client::login(&server, "bob", &password("bob"), "z").await;
 
     // Naming another user in one's own change is refused (XEP-0077 §3.3),
     // without echoing the password.
@@ -1876,15 +1840,8 @@ async fn a_user_changes_the_password_in_band() {
         !r.contains("taken-over"),
         "the error does not echo the password: {r}"
     );
-    Box::pin(RawClient::login(
-        server.c2s(),
-        server.tls_config(),
-        "bob",
-        &password("bob"),
-        "w",
-    ))
-    .await
-    .expect("bob's password is still unchanged");
+    // bob's password is still unchanged.
+    Client::login(&server, "bob", &password("bob"), "w").await;
 }
 
 /// XEP-0082 `YYYY-MM-DDThh:mm:ss[.fff]Z` → Unix seconds.

@@ -3,7 +3,7 @@
 //! in-process at `irc.localhost`, an XMPP user (raw XML) in a channel
 //! shown as a MUC room, and a raw IRC client in the same channel.
 //!
-//! ngircd must be installed (`apt-get install ngircd`; `.ci/run` does it):
+//! ngircd must be installed (`apt-get install ngircd`; `./test` does it as root):
 //! without it these tests fail rather than skip.
 
 use std::path::PathBuf;
@@ -372,10 +372,20 @@ async fn resources_share_one_connection_and_irc_departures_show() {
     assert!(q.contains("gone fishing"), "{q}");
 
     // r1 goes offline without a word: the server's unavailable to the
-    // room takes it out, but r2 is still in, so no PART.
+    // room takes it out, but r2 is still in, so no PART. The server logs
+    // the session's end after queueing it for alice's actor, which sends
+    // the room that unavailable; r2's vCard get queues behind it in the
+    // same actor, so the transport has the unavailable before r2's
+    // message, and a PART would reach IRC before it.
+    let r1_ended = ["session ended", "jid=alice@localhost/r1 "];
     r1.close().await;
+    r1.read_to_close(WAIT).await.unwrap();
     drop(r1);
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    server.wait_for_log(&r1_ended);
+    r2.send("<iq type='get' id='after-r1'><vCard xmlns='vcard-temp'/></iq>")
+        .await
+        .unwrap();
+    r2.read_id("after-r1", WAIT).await.unwrap();
     r2.send(&format!(
         "<message type='groupchat' to='{ROOM}'><body>still here</body></message>"
     ))

@@ -3,7 +3,7 @@
 //! the transport's feet), raw IRC peers, a hostile "IRC server" made of a
 //! tokio listener, and XMPP users speaking raw XML to the real binary.
 //!
-//! ngircd must be installed (`apt-get install ngircd`; `.ci/run` does it):
+//! ngircd must be installed (`apt-get install ngircd`; `./test` does it as root):
 //! without it these tests fail rather than skip.
 
 use std::time::{Duration, Instant};

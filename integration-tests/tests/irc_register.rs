@@ -9,7 +9,7 @@
 //! `peers/irc_sasl.sh`; here ngircd, which has neither, shows that asking
 //! for them does not stop the user from signing on.
 //!
-//! ngircd must be installed (`apt-get install ngircd`; `.ci/run` does it).
+//! ngircd must be installed (`apt-get install ngircd`; `./test` does it as root).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

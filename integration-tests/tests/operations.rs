@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use switchboard_integration_tests::raw::attr;
-use switchboard_integration_tests::{RawClient, ServerBuilder, TestServer, HOST, WAIT};
+use switchboard_integration_tests::{Client, RawClient, ServerBuilder, TestServer, HOST, WAIT};
 
 const REGISTER_NS: &str = "jabber:iq:register";
 
@@ -243,32 +243,30 @@ async fn presence_after_approval_never_overtakes_the_approval() {
         .user("alice@localhost", "alice-pw")
         .user("bob@localhost", "bob-pw")
         .start();
-    let tls = server.tls_config();
-    let mut alice = RawClient::login(server.c2s(), tls.clone(), "alice", "alice-pw", "a")
-        .await
-        .unwrap();
-    let mut bob = RawClient::login(server.c2s(), tls, "bob", "bob-pw", "b")
-        .await
-        .unwrap();
+    let mut alice = Client::login(&server, "alice", "alice-pw", "a").await;
+    let mut bob = Client::login(&server, "bob", "bob-pw", "b").await;
     for c in [&mut alice, &mut bob] {
-        c.send("<presence/>").await.unwrap();
+        c.available(0, "").await;
     }
     alice
         .send("<presence to='bob@localhost' type='subscribe'/>")
-        .await
-        .unwrap();
-    bob.read_until("type=\"subscribe\"", WAIT).await.unwrap();
+        .await;
+    bob.expect("alice's request", |e| {
+        attr(e, "type").as_deref() == Some("subscribe")
+    })
+    .await;
     bob.send("<presence to='alice@localhost' type='subscribed'/>")
-        .await
-        .unwrap();
-    let seen = alice
-        .read_until("from=\"bob@localhost/b\"", WAIT)
-        .await
-        .expect("bob's presence arrives");
-    assert!(
-        seen.contains("type=\"subscribed\""),
-        "the approval must arrive before bob's presence: {seen}"
-    );
+        .await;
+    let approval = |e: &str| {
+        attr(e, "from").as_deref() == Some("bob@localhost")
+            && attr(e, "type").as_deref() == Some("subscribed")
+    };
+    let presence = |e: &str| {
+        attr(e, "from").as_deref() == Some("bob@localhost/b") && attr(e, "type").is_none()
+    };
+    alice
+        .expect_in_order(&[("bob's approval", &approval), ("bob's presence", &presence)])
+        .await;
 }
 
 #[tokio::test]

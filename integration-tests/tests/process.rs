@@ -3,7 +3,6 @@
 //! with `<system-shutdown/>` and exits 0, SIGHUP leaves sessions alone.
 
 use std::fs;
-use std::time::Duration;
 
 use switchboard_integration_tests::raw::attr;
 use switchboard_integration_tests::server::run_cli;
@@ -166,7 +165,9 @@ async fn sighup_keeps_sessions_connected() {
     assert_eq!(attr(&pong, "type").as_deref(), Some("result"), "{pong}");
 
     server.signal(libc::SIGHUP);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The reload is logged once it is done: whatever SIGHUP does to the
+    // process and its sessions has happened by then.
+    server.wait_for_log(&["reloaded the config on SIGHUP"]);
     assert!(server.is_running(), "SIGHUP must not stop the server");
 
     let pong = c.ping(HOST).await.expect("the session survives SIGHUP");
