@@ -44,7 +44,8 @@ pub fn run(args: ComponentArgs, config: &Config) -> Result<(), String> {
         secret: None,
         element: Element::new("service", "").with_attr("id", id.clone()),
     });
-    let service = crate::services::build(&kind, &service_config)?;
+    let backends = crate::services::Backends::for_config(config);
+    let service = crate::services::build(&kind, &service_config, &backends)?;
     let data_dir = config
         .spool
         .dir

@@ -5,6 +5,7 @@
 mod admin_cmd;
 mod cli;
 mod component_cmd;
+mod interim_store;
 mod logging;
 mod pidfile;
 mod send_cmd;
