@@ -10,6 +10,8 @@
 //!   ([`server::binary`]), running CLI subcommands, signals, teardown.
 //! * [`irc`]: a real ngircd on loopback and a raw IRC client, for the
 //!   IRC transport's tests.
+//! * [`muc`]: group chat users for the MUC tests: parsed stanzas, joins,
+//!   barriers through the group chat service.
 //! * [`raw`]: [`RawClient`], a byte-level client (TCP, STARTTLS, direct
 //!   TLS) for scripted edge cases: send strings, read until a pattern.
 //! * [`xmpp`]: glue to drive the third-party `tokio-xmpp` client against an
@@ -32,6 +34,7 @@
 //! anywhere but 127.0.0.1.
 
 pub mod irc;
+pub mod muc;
 pub mod raw;
 pub mod server;
 pub mod xmpp;
