@@ -223,7 +223,7 @@ async fn serve(
         switchboard_core::Server::start(config, &home, Arc::new(spool), debug, plans).await?;
     let admin_socket = switchboard_core::admin::socket::AdminSocket::bind(
         &admin_cmd::socket_path(&home),
-        server.shared().clone(),
+        server.admin().clone(),
     )
     .await?;
 

@@ -51,9 +51,9 @@ fn send(args: SendArgs) -> Result<Report, Failure> {
         )?,
     };
     let trust = match (&args.ca_file, &args.fingerprint) {
-        (_, Some(fp)) => Trust::Fingerprint(
-            switchboard_notify::tls::parse_fingerprint(fp).map_err(Failure::Usage)?,
-        ),
+        (_, Some(fp)) => Trust::Pinned(vec![
+            switchboard_notify::tls::parse_fingerprint(fp).map_err(Failure::Usage)?
+        ]),
         (Some(path), None) => Trust::CaFile(path.clone()),
         (None, None) => Trust::System,
     };

@@ -28,10 +28,10 @@ use tokio::sync::watch;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-use crate::scram::{KeyCache, Mechanism, ScramClient};
 use crate::xml::{
     escape, Element, Event, StreamReader, NS_BIND, NS_CLIENT, NS_SASL, NS_STREAM, NS_TLS,
 };
+use switchboard_link::scram::{KeyCache, ScramClient, ScramHash};
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 4096;
@@ -45,7 +45,7 @@ pub struct Target {
     pub tls: TlsConnector,
     pub keys: Arc<KeyCache>,
     /// The SCRAM variant to log in with (it must be offered).
-    pub mechanism: Mechanism,
+    pub mechanism: ScramHash,
     /// Skip STARTTLS: log in over plain TCP.
     pub plain: bool,
     /// The longest any one login, or any one wait after it, may take.
@@ -462,11 +462,12 @@ async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<(), Failure> {
     const STEP: &str = "sasl";
     let mut scram = ScramClient::new(target.mechanism, &account.user, &account.password)
-        .map_err(|e| Failure::new(STEP, e.to_string()))?;
+        .map_err(|e| Failure::new(STEP, format!("SCRAM: {e}")))?
+        .with_cache(target.keys.clone());
     let auth = format!(
         "<auth xmlns='{NS_SASL}' mechanism='{}'>{}</auth>",
         target.mechanism.name(),
-        B64.encode(scram.client_first())
+        B64.encode(scram.initial())
     );
     conn.send(STEP, auth.as_bytes()).await?;
     let challenge = conn.element(STEP).await?;
@@ -481,8 +482,8 @@ async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
     }
     let server_first = decode_sasl(STEP, &challenge.text)?;
     let client_final = scram
-        .client_final(&server_first, &target.keys)
-        .map_err(|e| Failure::new(STEP, e.to_string()))?;
+        .challenge(&server_first)
+        .map_err(|e| Failure::new(STEP, format!("SCRAM: {e}")))?;
     let response = format!(
         "<response xmlns='{NS_SASL}'>{}</response>",
         B64.encode(client_final)
@@ -494,8 +495,8 @@ async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
         // and answer an empty response with a bare <success/>.
         let server_final = decode_sasl(STEP, &answer.text)?;
         scram
-            .verify_server_final(&server_final)
-            .map_err(|e| Failure::new(STEP, e.to_string()))?;
+            .finish(&server_final)
+            .map_err(|e| Failure::new(STEP, format!("SCRAM: {e}")))?;
         conn.send(STEP, format!("<response xmlns='{NS_SASL}'/>").as_bytes())
             .await?;
         answer = conn.element(STEP).await?;
@@ -518,8 +519,8 @@ async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
     }
     let server_final = decode_sasl(STEP, &answer.text)?;
     scram
-        .verify_server_final(&server_final)
-        .map_err(|e| Failure::new(STEP, e.to_string()))
+        .finish(&server_final)
+        .map_err(|e| Failure::new(STEP, format!("SCRAM: {e}")))
 }
 
 /// The reading half of a split [`Session`].

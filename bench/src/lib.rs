@@ -8,16 +8,17 @@
 //! command line's enum.
 //!
 //! The client side is independent of the server's code: its own XML stream
-//! reader ([`xml`]), its own SCRAM ([`scram`]), rustls with a pinned
-//! certificate ([`tls`]). Only `switchboard-mkusers`, which creates the test
-//! accounts, links the server's crates, so that accounts are written
-//! through the spool crate exactly as `switchboard user add` writes them.
+//! reader ([`xml`]), the link kit's client SCRAM (`switchboard_link::scram`,
+//! which shares no code with the server's) with a cache of derived keys,
+//! and the kit's pinning verifier for the server's certificate ([`tls`]).
+//! Only `switchboard-mkusers`, which creates the test accounts, links the
+//! server's crates, so that accounts are written through the spool crate
+//! exactly as `switchboard user add` writes them.
 
 pub mod client;
 pub mod failures;
 pub mod procfs;
 pub mod scenario;
-pub mod scram;
 pub mod stats;
 pub mod tls;
 pub mod xml;

@@ -2,26 +2,40 @@
 //! sessions and the built-in modules. The binary (`src/main.rs` at the
 //! workspace root) composes it with the config and the spool.
 //!
-//! Map: [`stream`] holds the sans-IO stream machines, [`net`] the sockets
-//! that drive them, [`router`] decides where a stanza goes, [`sessions`]
-//! tracks bound resources, [`modules`] answers IQs (one file per XEP),
-//! [`admin`] holds announcements, the message of the day and the admin
-//! socket, and [`server`] ties them together for start-up, reload and
-//! shutdown.
+//! Map (each layer imports only the ones above it; see ARCHITECTURE.md):
+//!
+//! - leaves: [`time`], [`ids`], [`queue`], [`stanza`], [`metrics`],
+//!   [`throttle`], [`debug_log`], [`tls`], [`sasl`], [`lifecycle`];
+//! - [`stream`]: the sans-IO stream machines; [`settings`]: the reloadable
+//!   snapshot;
+//! - [`sessions`]: bound resources; [`routing`]: the router, its table of
+//!   hooks, the IQ registry and the service slots;
+//! - [`notices`]: announcements, the message of the day, notices to
+//!   admins; [`accounts`]: creating and verifying accounts;
+//! - [`modules`]: IQ handlers, one file per XEP;
+//! - [`im`]: RFC 6121 account actors and their routing rows;
+//! - [`admin`]: the admin seam and its interfaces; [`services`]: the
+//!   supervisor of in-process services;
+//! - [`net`]: listeners and connection drivers;
+//! - [`server`]: the composition, reload and shutdown.
 
 pub mod accounts;
 pub mod admin;
 pub mod debug_log;
+pub mod ids;
 pub mod im;
+pub mod lifecycle;
 pub mod metrics;
 pub mod modules;
 pub mod net;
+pub mod notices;
 pub mod queue;
-pub mod router;
+pub mod routing;
 pub mod sasl;
 pub mod server;
 pub mod services;
 pub mod sessions;
+pub mod settings;
 pub use switchboard_service::stanza;
 pub mod stream;
 pub mod throttle;

@@ -1,138 +1,50 @@
-//! The running server: shared state, start-up from a [`Config`], reload on
-//! HUP without dropping anyone, and orderly shutdown.
+//! The composition of a running server: start-up from a [`Config`], reload
+//! on HUP without dropping anyone, and orderly shutdown.
+//!
+//! Start-up builds each part and hands it exactly the handles it uses:
+//!
+//! ```text
+//! settings snapshot ─┬─► account actors (+ storage, MOTD board)
+//!                    ├─► routing table ◄─ core rows, IM rows, admin rows
+//!                    │   IQ registry   ◄─ modules
+//!                    ├─► router (table, registry, sessions, service slots)
+//!                    ├─► admin seam (router, actors, storage, settings)
+//!                    ├─► services under supervision (router, settings)
+//!                    └─► listeners → connection drivers (router, settings,
+//!                        storage, throttle, shutdown signal)
+//! ```
+//!
+//! Nothing keeps a pointer back to the server: the server owns the
+//! handles, the shutdown trigger and the connection tracker, and that is
+//! all.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard_config::Config;
 use switchboard_spool::Storage;
 use switchboard_xml::Limits;
-use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use crate::modules::{Registry, ServiceInfo};
-use crate::net::listener::{self, ListenerKind};
-use crate::router::Router;
-use crate::router::ServiceHandle;
+use crate::admin::{Admin, AdminQueues};
+use crate::im::{Accounts, ImContext};
+use crate::lifecycle::{Shutdown, Tracker};
+use crate::net::component::ComponentContext;
+use crate::net::connection::C2sContext;
+use crate::net::listener::{self, ListenerKind, Serve};
+use crate::notices::MotdBoard;
+use crate::routing::iq::{Registry, Scope, ServiceInfo};
+use crate::routing::services::ServiceHandle;
+use crate::routing::table::{Table, TableBuilder};
+use crate::routing::Router;
 use crate::services::{Provider, ServicePlan};
+use crate::settings::{LiveSettings, Settings};
 use crate::stream::{C2sSettings, StreamError};
 use crate::throttle::Throttle;
 use switchboard_service::credentials::SecretKey;
 use switchboard_service::{Outbox, ServiceContext};
-
-/// State every connection shares.
-pub struct Shared {
-    pub router: Router,
-    pub storage: Arc<dyn Storage>,
-    /// `-D`: log every byte in and out (secrets masked).
-    pub debug: bool,
-    settings: RwLock<C2sSettings>,
-    tls: RwLock<Option<TlsAcceptor>>,
-    shutdown: watch::Sender<bool>,
-    /// One clone per live connection; shutdown waits for them to go.
-    connections: Arc<()>,
-    /// In-band registrations per source address.
-    pub registrations: Throttle,
-    /// Per-host settings (admins, registration policy), reloadable.
-    hosts: RwLock<Vec<switchboard_config::HostConfig>>,
-    scram_iterations: std::sync::atomic::AtomicU32,
-    /// External services: hostname → the secret its component proves
-    /// (reloadable).
-    components: RwLock<std::collections::HashMap<String, String>>,
-    /// Messages of the day and the queue of changes to them.
-    pub admin: crate::admin::AdminState,
-    /// The counters (the router's own, shared), for the metrics endpoint
-    /// and for code outside the router that counts.
-    pub metrics: Arc<crate::metrics::Metrics>,
-}
-
-impl Shared {
-    /// Settings for a new connection (a reload affects new connections).
-    pub fn c2s_settings(&self) -> C2sSettings {
-        self.settings.read().expect("settings lock").clone()
-    }
-
-    pub fn tls_acceptor(&self) -> Option<TlsAcceptor> {
-        self.tls.read().expect("tls lock").clone()
-    }
-
-    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
-        self.shutdown.subscribe()
-    }
-
-    pub fn connection_guard(&self) -> Arc<()> {
-        self.connections.clone()
-    }
-
-    /// Whether `jid` (any resource) is an admin of `host`.
-    pub fn is_admin(&self, host: &str, jid: &switchboard_jid::Jid) -> bool {
-        let bare = jid.to_bare();
-        self.hosts
-            .read()
-            .expect("hosts lock")
-            .iter()
-            .any(|h| h.name == host && h.admins.contains(&bare))
-    }
-
-    /// The admins of `host` (bare JIDs), as configured.
-    pub fn admins(&self, host: &str) -> Vec<switchboard_jid::Jid> {
-        self.hosts
-            .read()
-            .expect("hosts lock")
-            .iter()
-            .find(|h| h.name == host)
-            .map(|h| h.admins.clone())
-            .unwrap_or_default()
-    }
-
-    /// The registration policy of a host.
-    pub fn registration(&self, host: &str) -> switchboard_config::Registration {
-        self.hosts
-            .read()
-            .expect("hosts lock")
-            .iter()
-            .find(|h| h.name == host)
-            .map(|h| h.registration)
-            .unwrap_or(switchboard_config::Registration::Off)
-    }
-
-    /// The local host names.
-    pub fn host_names(&self) -> Vec<String> {
-        self.hosts
-            .read()
-            .expect("hosts lock")
-            .iter()
-            .map(|h| h.name.clone())
-            .collect()
-    }
-
-    /// Every external service's hostname and secret, for a new component
-    /// connection.
-    pub fn component_secrets(&self) -> std::collections::HashMap<String, String> {
-        self.components.read().expect("components lock").clone()
-    }
-
-    /// PBKDF2 iterations for new credentials (reloadable).
-    pub fn scram_iterations(&self) -> u32 {
-        self.scram_iterations
-            .load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    pub fn live_connections(&self) -> usize {
-        Arc::strong_count(&self.connections) - 1
-    }
-
-    /// The counters plus the gauges read now, for one scrape.
-    pub fn metrics_snapshot(&self) -> crate::metrics::Snapshot {
-        self.metrics.snapshot(
-            self.router.sessions.count(),
-            self.live_connections(),
-            self.router.service_gauges(),
-        )
-    }
-}
 
 /// What a reload changed, for the log.
 #[derive(Debug, Default)]
@@ -142,13 +54,54 @@ pub struct ReloadReport {
 }
 
 pub struct Server {
-    shared: Arc<Shared>,
     config: Config,
     home: PathBuf,
     listeners: Vec<(ListenerKind, SocketAddr)>,
+    router: Router,
+    settings: Arc<LiveSettings>,
+    registrations: Arc<Throttle>,
+    admin: Arc<Admin>,
+    shutdown: Shutdown,
+    tracker: Tracker,
 }
 
-fn settings_from(config: &Config, tls_available: bool) -> C2sSettings {
+/// The routing table and IQ registry of a server: the core's own rows,
+/// the IM rows feeding `accounts`, the admin rows, and every built-in
+/// module's IQ handlers. The server starts with exactly this; the routing
+/// document's test checks it against `doc/stanza_routing.md`.
+pub fn routing(
+    accounts: &Arc<Accounts>,
+    settings: &Arc<LiveSettings>,
+) -> (Table, Registry, AdminQueues) {
+    let mut t = TableBuilder::default();
+    crate::routing::defaults::register(&mut t);
+    crate::im::register(&mut t, accounts);
+    let queues = crate::admin::register(&mut t, settings.clone());
+    let mut iq = Registry::default();
+    crate::modules::register(&mut iq);
+    // Each host answers XEP-0050 commands (XEP-0133 administration); the
+    // admin rows hand those IQs to their own task, so only the feature is
+    // registered here.
+    iq.feature(Scope::Server, switchboard_xml::ns::COMMANDS);
+    (t.build(), iq, queues)
+}
+
+/// A router built as [`Server::start`] builds it (the same table, account
+/// actors and registry) over `storage`, without listeners, services or
+/// admin tasks: for benchmarks and tests that drive routing directly.
+pub fn standalone_router(storage: Arc<dyn Storage>, settings: Settings) -> Router {
+    let hosts = settings.host_names();
+    let settings = Arc::new(LiveSettings::new(settings));
+    let accounts = Accounts::new(ImContext {
+        storage,
+        settings: settings.clone(),
+        motds: Arc::new(MotdBoard::default()),
+    });
+    let (table, iq, _admin_queues) = routing(&accounts, &settings);
+    Router::new(hosts, table, iq, Arc::default())
+}
+
+fn c2s_settings(config: &Config, tls_available: bool) -> C2sSettings {
     C2sSettings {
         hosts: config.hosts.iter().map(|h| h.name.clone()).collect(),
         tls_available,
@@ -165,6 +118,21 @@ fn settings_from(config: &Config, tls_available: bool) -> C2sSettings {
             .filter(|h| h.registration == switchboard_config::Registration::Open)
             .map(|h| h.name.clone())
             .collect(),
+    }
+}
+
+/// The settings snapshot for a config.
+fn settings_from(
+    config: &Config,
+    tls: Option<TlsAcceptor>,
+    component_secrets: std::collections::HashMap<String, String>,
+) -> Settings {
+    Settings {
+        hosts: config.hosts.clone(),
+        c2s: c2s_settings(config, tls.is_some()),
+        component_secrets,
+        scram_iterations: config.limits.scram_iterations,
+        tls,
     }
 }
 
@@ -208,11 +176,7 @@ fn external_secrets(plans: &[ServicePlan]) -> std::collections::HashMap<String, 
 /// Gives every configured service its router slot and starts the
 /// in-process ones under supervision. External slots stay empty until
 /// their component connects.
-fn start_services(
-    shared: &Arc<Shared>,
-    config: &Config,
-    plans: Vec<ServicePlan>,
-) -> Result<(), String> {
+fn start_services(server: &Server, config: &Config, plans: Vec<ServicePlan>) -> Result<(), String> {
     let needs_key = plans
         .iter()
         .any(|p| matches!(p.provider, Provider::InProcess(_)));
@@ -221,9 +185,10 @@ fn start_services(
     } else {
         Arc::new(SecretKey::generate())
     };
+    let settings = server.settings.get();
     for plan in plans {
         let host = plan.config.id.clone();
-        shared.router.add_service(
+        server.router.services().add(
             host.clone(),
             ServiceHandle {
                 info: ServiceInfo {
@@ -247,13 +212,12 @@ fn start_services(
             data_dir,
             key: key.clone(),
             config: plan.config.element.clone(),
-            admins: crate::admin::notify::hosts_for(shared, &host)
-                .iter()
-                .flat_map(|h| shared.admins(h))
-                .collect(),
+            admins: crate::notices::admins::admins_for(&settings, &host),
         };
         tokio::spawn(crate::services::supervisor::supervise(
-            shared.clone(),
+            server.router.clone(),
+            server.settings.clone(),
+            server.shutdown.signal(),
             service,
             ctx,
         ));
@@ -274,8 +238,8 @@ fn create_private_dir(dir: &Path) -> Result<(), String> {
 }
 
 impl Server {
-    /// Loads TLS, binds every listener and starts accepting. Errors are
-    /// complete sentences for the admin.
+    /// Loads TLS, builds the parts, binds every listener and starts
+    /// accepting. Errors are complete sentences for the admin.
     pub async fn start(
         config: Config,
         home: &Path,
@@ -284,38 +248,67 @@ impl Server {
         services: Vec<ServicePlan>,
     ) -> Result<Server, String> {
         let tls = load_tls(&config, home)?;
-        let hosts = config.hosts.iter().map(|h| h.name.clone()).collect();
-        let (shutdown, _) = watch::channel(false);
-        let router = Router::new(hosts, Registry::builtin());
-        let metrics = router.metrics.clone();
+        let hosts: Vec<String> = config.hosts.iter().map(|h| h.name.clone()).collect();
+        let metrics = Arc::new(crate::metrics::Metrics::default());
         // Every spool write the server makes is timed on its way through.
         let storage: Arc<dyn Storage> = Arc::new(crate::metrics::MeteredStorage::new(
             storage,
             metrics.clone(),
         ));
-        let shared = Arc::new(Shared {
-            router,
-            storage,
-            debug,
-            settings: RwLock::new(settings_from(&config, true)),
-            tls: RwLock::new(Some(tls)),
-            shutdown,
-            connections: Arc::new(()),
-            registrations: Throttle::new(
-                config.limits.registrations_per_address,
-                config.limits.registration_window,
-            ),
-            scram_iterations: config.limits.scram_iterations.into(),
-            hosts: RwLock::new(config.hosts.clone()),
-            components: RwLock::new(external_secrets(&services)),
-            admin: Default::default(),
-            metrics,
+        let settings = Arc::new(LiveSettings::new(settings_from(
+            &config,
+            Some(tls),
+            external_secrets(&services),
+        )));
+        let motds = Arc::new(MotdBoard::default());
+        crate::admin::load_motds(storage.clone(), &hosts, &motds).await?;
+        let accounts = Accounts::new(ImContext {
+            storage: storage.clone(),
+            settings: settings.clone(),
+            motds: motds.clone(),
         });
-        shared.router.attach(&shared);
-        crate::admin::start(&shared, &shared.c2s_settings().hosts).await?;
-        start_services(&shared, &config, services)?;
+        let (table, iq, queues) = routing(&accounts, &settings);
+        let router = Router::new(hosts, table, iq, metrics);
+        let admin = Arc::new(Admin::new(
+            router.clone(),
+            accounts,
+            storage.clone(),
+            settings.clone(),
+            motds,
+        ));
+        crate::admin::start(&admin, queues);
+        let registrations = Arc::new(Throttle::new(
+            config.limits.registrations_per_address,
+            config.limits.registration_window,
+        ));
+        let mut server = Server {
+            home: home.to_path_buf(),
+            listeners: Vec::new(),
+            router,
+            settings,
+            registrations,
+            admin,
+            shutdown: Shutdown::new(),
+            tracker: Tracker::default(),
+            config,
+        };
+        let config = server.config.clone();
+        start_services(&server, &config, services)?;
+        let c2s = Arc::new(C2sContext {
+            router: server.router.clone(),
+            settings: server.settings.clone(),
+            storage,
+            registrations: server.registrations.clone(),
+            shutdown: server.shutdown.signal(),
+            debug,
+        });
+        let component = Arc::new(ComponentContext {
+            router: server.router.clone(),
+            settings: server.settings.clone(),
+            shutdown: server.shutdown.signal(),
+            debug,
+        });
         let mut bound = Vec::new();
-        let mut listeners = Vec::new();
         for (kind, addrs) in [
             (ListenerKind::C2s, &config.listen.c2s),
             (ListenerKind::C2sTls, &config.listen.c2s_tls),
@@ -324,12 +317,25 @@ impl Server {
             for addr in addrs {
                 let l = listener::bind(*addr, kind).await?;
                 let local = l.local_addr().map_err(|e| e.to_string())?;
-                listeners.push((kind, local));
+                server.listeners.push((kind, local));
                 bound.push((l, kind));
             }
         }
         for (l, kind) in bound {
-            tokio::spawn(listener::run(l, kind, shared.clone()));
+            let serve = match kind {
+                ListenerKind::Component => Serve::Component(component.clone()),
+                _ => Serve::C2s {
+                    ctx: c2s.clone(),
+                    direct_tls: kind == ListenerKind::C2sTls,
+                },
+            };
+            tokio::spawn(listener::run(
+                l,
+                kind,
+                serve,
+                server.tracker.clone(),
+                server.shutdown.signal(),
+            ));
         }
         if let Some(addr) = config.metrics {
             if !addr.ip().is_loopback() {
@@ -340,15 +346,18 @@ impl Server {
             }
             let l = crate::net::metrics::bind(addr).await?;
             let local = l.local_addr().map_err(|e| e.to_string())?;
-            listeners.push((ListenerKind::Metrics, local));
-            tokio::spawn(crate::net::metrics::run(l, shared.clone()));
+            server.listeners.push((ListenerKind::Metrics, local));
+            let scrape = crate::net::metrics::Scrape {
+                router: server.router.clone(),
+                connections: server.tracker.clone(),
+            };
+            tokio::spawn(crate::net::metrics::run(
+                l,
+                scrape,
+                server.shutdown.signal(),
+            ));
         }
-        Ok(Server {
-            shared,
-            config,
-            home: home.to_path_buf(),
-            listeners,
-        })
+        Ok(server)
     }
 
     /// The addresses actually bound (useful with port 0).
@@ -356,8 +365,18 @@ impl Server {
         &self.listeners
     }
 
-    pub fn shared(&self) -> &Arc<Shared> {
-        &self.shared
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
+    /// The admin seam, for the admin socket.
+    pub fn admin(&self) -> &Arc<Admin> {
+        &self.admin
+    }
+
+    /// The live connections, for tests and the metrics gauge.
+    pub fn live_connections(&self) -> usize {
+        self.tracker.live()
     }
 
     /// Applies a re-read config without dropping any connection (SIGHUP).
@@ -366,6 +385,7 @@ impl Server {
     pub fn reload(&mut self, new: Config) -> ReloadReport {
         let mut report = ReloadReport::default();
         let old = &self.config;
+        let mut next = (*self.settings.get()).clone();
         if new.listen != old.listen {
             report.needs_restart.push("listen addresses".into());
         }
@@ -398,7 +418,7 @@ impl Server {
                 .filter(|s| s.kind == "external")
                 .filter_map(|s| Some((s.id.clone(), s.secret.clone()?)))
                 .collect();
-            *self.shared.components.write().expect("components lock") = secrets;
+            next.component_secrets = secrets;
             report.applied.push(
                 "external component secrets (for new component connections; \
                  other service settings need a restart)"
@@ -425,29 +445,28 @@ impl Server {
         // certificate at the same path is picked up.
         match load_tls(&new, &self.home) {
             Ok(acceptor) => {
-                *self.shared.tls.write().expect("tls lock") = Some(acceptor);
+                next.tls = Some(acceptor);
                 report.applied.push("TLS certificate re-read".into());
             }
             Err(e) => report
                 .needs_restart
                 .push(format!("TLS (kept the old certificate: {e})")),
         }
+        // The list of hosts needs a restart: until then the old one stays,
+        // and so do the old hosts' settings.
         let hosts_unchanged = host_names(&new) == host_names(old);
-        let mut settings = settings_from(&new, true);
+        let mut c2s = c2s_settings(&new, next.tls.is_some());
         if !hosts_unchanged {
-            settings.hosts = host_names(old);
+            c2s.hosts = host_names(old);
+        } else {
+            next.hosts = new.hosts.clone();
         }
-        *self.shared.settings.write().expect("settings lock") = settings;
-        if host_names(&new) == host_names(old) {
-            *self.shared.hosts.write().expect("hosts lock") = new.hosts.clone();
-        }
-        self.shared.registrations.reconfigure(
+        next.c2s = c2s;
+        next.scram_iterations = new.limits.scram_iterations;
+        self.settings.replace(next);
+        self.registrations.reconfigure(
             new.limits.registrations_per_address,
             new.limits.registration_window,
-        );
-        self.shared.scram_iterations.store(
-            new.limits.scram_iterations,
-            std::sync::atomic::Ordering::Relaxed,
         );
         self.config = new;
         report
@@ -456,13 +475,8 @@ impl Server {
     /// Closes every stream with `system-shutdown` and waits (bounded) for
     /// the connections to flush and go.
     pub async fn shutdown(self) {
-        self.shared
-            .router
-            .close_all(&StreamError::new("system-shutdown"));
-        let _ = self.shared.shutdown.send(true);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while self.shared.live_connections() > 0 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        self.router.close_all(&StreamError::new("system-shutdown"));
+        self.shutdown.trigger();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.tracker.drained()).await;
     }
 }

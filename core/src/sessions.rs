@@ -112,6 +112,35 @@ impl Sessions {
         removed
     }
 
+    /// Removes the session with this id wherever it is (the router gives
+    /// up on a session it only has the entry of). A walk over every
+    /// account: only for the rare session that stopped reading.
+    pub fn unbind_id(&self, id: u64) -> bool {
+        let bare = self
+            .by_bare
+            .iter()
+            .find(|e| e.value().iter().any(|s| s.id == id))
+            .map(|e| e.key().clone());
+        match bare {
+            Some(bare) => {
+                let jid = bare.clone();
+                let (removed, empty) = match self.by_bare.get_mut(&jid) {
+                    Some(mut list) => {
+                        let before = list.len();
+                        list.retain(|s| s.id != id);
+                        (list.len() < before, list.is_empty())
+                    }
+                    None => (false, false),
+                };
+                if empty {
+                    self.by_bare.remove_if(&bare, |_, l| l.is_empty());
+                }
+                removed
+            }
+            None => false,
+        }
+    }
+
     /// Records a session's broadcast presence (`None`: unavailable); the
     /// priority is read from it (RFC 6121 §4.7.2.3, default 0).
     pub fn set_presence(&self, jid: &Jid, presence: Option<Element>) {

@@ -273,7 +273,7 @@ async fn starttls(
         .timed("the TLS handshake".into(), connector.connect(name, tcp))
         .await?
         .map_err(|e| tls::handshake_failure(setup, domain, &e))?;
-    let fp = setup.presented.lock().ok().and_then(|s| s.clone());
+    let fp = setup.presented.fingerprint();
     let version = tls
         .get_ref()
         .1

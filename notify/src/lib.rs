@@ -4,7 +4,8 @@
 //! It is a real XMPP client and works against any server: it connects to
 //! `--server` or the account's domain on port 5222 (no DNS SRV lookup),
 //! requires STARTTLS, verifies the certificate ([`tls`]), logs in with
-//! SCRAM-SHA-256, SCRAM-SHA-1 or PLAIN ([`sasl`]), binds a resource, sends
+//! SCRAM-SHA-256, SCRAM-SHA-1 or PLAIN (the link kit's
+//! [`switchboard_link::scram`]), binds a resource, sends
 //! one message per recipient, waits until the server has handled each of
 //! them ([`machine`] explains how), and closes the stream cleanly. Success
 //! means the server accepted the message for every recipient: delivered,
@@ -16,8 +17,8 @@
 //! * [`input`]: the account (file or environment), recipients and message
 //!   text, all checked before connecting;
 //! * [`machine`]: the sans-IO negotiation and delivery state machine;
-//! * [`sasl`]: client-side SCRAM and PLAIN;
-//! * [`tls`]: trust (system roots, `--ca-file`, `--fingerprint`);
+//! * [`tls`]: trust (system roots, `--ca-file`, `--fingerprint`) in the
+//!   words of the command line, over the link kit's verifiers;
 //! * [`driver`]: the tokio I/O around the machine, under one deadline;
 //! * [`error`]: every failure and its exit code.
 
@@ -25,7 +26,6 @@ pub mod driver;
 pub mod error;
 pub mod input;
 pub mod machine;
-pub mod sasl;
 pub mod tls;
 
 use std::time::Duration;

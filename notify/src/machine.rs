@@ -48,7 +48,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 
 use crate::error::{Failure, RecipientError};
-use crate::sasl::{plain_message, Mechanism, SaslError, ScramClient, ScramHash};
+use switchboard_link::scram::{plain_message, prepare_password, Mechanism, SaslError, ScramClient};
 
 /// The namespace of the confirmation IQ (see the module docs).
 pub const CONFIRM_NS: &str = "urn:switchboard:send:confirm:1";
@@ -400,19 +400,18 @@ impl Machine {
         let username = self.p.account.node().unwrap_or_default().to_owned();
         let initial = match mech {
             Mechanism::ScramSha256 | Mechanism::ScramSha1 => {
-                let hash = if mech == Mechanism::ScramSha256 {
-                    ScramHash::Sha256
-                } else {
-                    ScramHash::Sha1
-                };
+                let hash = mech.scram().expect("a SCRAM mechanism");
                 let mut scram = ScramClient::new(hash, &username, &self.p.password)
                     .map_err(|e| self.sasl_failure(e))?;
                 let first = scram.initial();
                 self.scram = Some(scram);
                 first
             }
+            // An empty authzid: the server derives it from the login.
             Mechanism::Plain => {
-                plain_message(&username, &self.p.password).map_err(|e| self.sasl_failure(e))?
+                let password =
+                    prepare_password(&self.p.password).map_err(|e| self.sasl_failure(e))?;
+                plain_message("", &username, &password)
             }
         };
         self.mechanism = Some(mech);

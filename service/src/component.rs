@@ -13,6 +13,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use switchboard_link::backoff::{Backoff, Jitter, Policy};
 use switchboard_xml::{ns, Element, Event, Limits, StreamParser};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -20,8 +21,14 @@ use tokio::sync::{mpsc, watch};
 
 use crate::{handshake, Outbox, Service, ServiceContext, QUEUE_CAPACITY};
 
-const FIRST_BACKOFF: Duration = Duration::from_secs(1);
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// Reconnection delays: doubling from one second to a minute, each within
+/// a quarter of its nominal value either way.
+const RECONNECT: Policy = Policy {
+    first: Duration::from_secs(1),
+    max: Duration::from_secs(60),
+    attempts: None,
+    jitter: Jitter::Range(0.75, 1.25),
+};
 /// A connection that lasted this long was healthy: the next failure
 /// retries quickly again.
 const HEALTHY: Duration = Duration::from_secs(60);
@@ -89,7 +96,7 @@ pub async fn run(
     opts: ConnectOptions,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut backoff = FIRST_BACKOFF;
+    let mut backoff = Backoff::new(RECONNECT);
     loop {
         let started = tokio::time::Instant::now();
         let ended = tokio::select! {
@@ -110,37 +117,25 @@ pub async fn run(
             }
         }
         if started.elapsed() >= HEALTHY {
-            backoff = FIRST_BACKOFF;
+            backoff.reset();
         }
-        let wait = with_jitter(backoff);
+        // Never `None`: the attempts are not bounded.
+        let wait = backoff.failed().unwrap_or(RECONNECT.max);
         tracing::info!(component = %base.jid, "reconnecting in {:.1}s", wait.as_secs_f64());
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = shutdown.changed() => return,
         }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 
-/// `d` plus or minus up to a quarter.
-fn with_jitter(d: Duration) -> Duration {
-    let mut b = [0u8; 2];
-    let r = if getrandom::fill(&mut b).is_ok() {
-        u16::from_le_bytes(b) as f64 / u16::MAX as f64
-    } else {
-        0.5
-    };
-    d.mul_f64(0.75 + r * 0.5)
-}
-
-/// The stream header a component opens with.
+/// The stream header a component opens with (XEP-0114: no version).
 pub fn stream_header(jid: &str) -> Vec<u8> {
-    let mut out = b"<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' \
-                    xmlns:stream='http://etherx.jabber.org/streams' to='"
-        .to_vec();
-    switchboard_xml::escape::escape_attr(jid, &mut out);
-    out.extend_from_slice(b"'>");
-    out
+    switchboard_xml::stream::open_stream(&switchboard_xml::stream::StreamOpen {
+        ns: ns::COMPONENT_ACCEPT,
+        to: Some(jid),
+        ..Default::default()
+    })
 }
 
 /// A `<stream:error>` element as `condition: text`.
@@ -287,7 +282,10 @@ async fn connect_once(
     })
     .await;
     task.abort();
-    let _ = link.tcp.write_all(b"</stream:stream>").await;
+    let _ = link
+        .tcp
+        .write_all(switchboard_xml::stream::CLOSE_STREAM)
+        .await;
     let _ = link.tcp.shutdown().await;
     ended
 }

@@ -4,7 +4,7 @@
 use switchboard_xml::{ns, Element};
 
 /// The three stanza kinds of `jabber:client`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     Message,
     Presence,

@@ -14,6 +14,7 @@ mod names;
 mod namespaces;
 pub mod ns;
 pub mod parser;
+pub mod stream;
 mod unescape;
 
 pub use element::{Element, Node, Span};

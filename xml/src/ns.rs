@@ -3,6 +3,8 @@
 
 pub const XML: &str = "http://www.w3.org/XML/1998/namespace";
 pub const STREAM: &str = "http://etherx.jabber.org/streams";
+/// RFC 7395 WebSocket framing (`<open/>`, `<close/>`).
+pub const FRAMING: &str = "urn:ietf:params:xml:ns:xmpp-framing";
 pub const CLIENT: &str = "jabber:client";
 pub const SERVER: &str = "jabber:server";
 pub const COMPONENT_ACCEPT: &str = "jabber:component:accept";

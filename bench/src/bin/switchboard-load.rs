@@ -28,8 +28,8 @@ use switchboard_bench::scenario::fanout::{FanoutArgs, Layout};
 use switchboard_bench::scenario::irc::IrcArgs;
 use switchboard_bench::scenario::messages::MessagesArgs;
 use switchboard_bench::scenario::{self, idle::IdleArgs, logins::LoginsArgs, Env, Outcome};
-use switchboard_bench::scram::{KeyCache, Mechanism};
 use switchboard_bench::{procfs, tls};
+use switchboard_link::scram::{KeyCache, ScramHash};
 
 #[derive(Parser)]
 #[command(
@@ -180,8 +180,8 @@ struct Common {
     ca: PathBuf,
     /// The SCRAM hash to log in with: sha-256, or sha-1 for servers that
     /// offer only SCRAM-SHA-1 (Prosody with hashed storage).
-    #[arg(long, default_value = "sha-256", value_parser = Mechanism::parse)]
-    scram: Mechanism,
+    #[arg(long, default_value = "sha-256", value_parser = ScramHash::parse)]
+    scram: ScramHash,
     /// Log in over plain TCP, without STARTTLS (the server must allow it),
     /// to measure what a session costs without TLS.
     #[arg(long)]
@@ -214,8 +214,7 @@ impl Common {
         if self.users == 0 {
             return Err("--users must be at least 1".into());
         }
-        let certs = tls::read_pem(&self.ca)?;
-        let config = tls::client_config(certs)?;
+        let config = tls::client_config(&self.ca)?;
         let server_name = ServerName::try_from(self.domain.clone())
             .map_err(|e| format!("'{}' is not a server name: {e}", self.domain))?;
         let target = Target {

@@ -29,8 +29,8 @@ use switchboard_service::forms::{Field, FieldKind, Form, FormKind};
 use switchboard_xml::{ns, Element};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Announcement, Motd};
-use crate::server::Shared;
+use super::{Admin, Announcement};
+use crate::notices::Motd;
 use crate::stanza::{error_reply, ErrorType, StanzaError};
 
 /// The `FORM_TYPE` of every XEP-0133 form.
@@ -327,10 +327,10 @@ fn registry(
 /// Runs the commands of every local host: takes the IQs the router hands
 /// over, answers them, and performs what they ask before replying. Holds
 /// the server state weakly, so it never keeps it alive.
-pub(crate) async fn run(shared: Weak<Shared>, mut rx: mpsc::Receiver<Element>) {
+pub(crate) async fn run(admin: Weak<Admin>, mut rx: mpsc::Receiver<Element>) {
     let mut hosts: HashMap<String, (Commands, Slot)> = HashMap::new();
     while let Some(iq) = rx.recv().await {
-        let Some(strong) = shared.upgrade() else {
+        let Some(strong) = admin.upgrade() else {
             return;
         };
         let Some(host) = iq
@@ -342,10 +342,11 @@ pub(crate) async fn run(shared: Weak<Shared>, mut rx: mpsc::Receiver<Element>) {
         };
         let (commands, slot) = hosts.entry(host.clone()).or_insert_with(|| {
             let slot = Slot::default();
-            let (w1, w2, h1, h2) = (shared.clone(), shared.clone(), host.clone(), host.clone());
-            let admin = move |jid: &Jid| w1.upgrade().is_some_and(|s| s.is_admin(&h1, jid));
-            let motd = move || w2.upgrade().and_then(|s| s.admin.current_motd(&h2));
-            (registry(&host, admin, motd, &slot), slot)
+            let (settings, motds) = (strong.settings.clone(), strong.motds.clone());
+            let (h1, h2) = (host.clone(), host.clone());
+            let is_admin = move |jid: &Jid| settings.get().is_admin(&h1, jid);
+            let motd = move || motds.current(&h2);
+            (registry(&host, is_admin, motd, &slot), slot)
         });
         let reply = commands.handle_iq(&iq, Instant::now());
         let pending = slot.lock().expect("slot lock").take();
@@ -360,7 +361,7 @@ pub(crate) async fn run(shared: Weak<Shared>, mut rx: mpsc::Receiver<Element>) {
             (reply, _) => reply,
         };
         if let Some(reply) = reply {
-            strong.router.route_reply(reply);
+            strong.router.reply(reply);
         }
     }
 }
@@ -383,7 +384,7 @@ fn finish(mut reply: Element, note: &str, form: Option<Form>) -> Element {
 /// Does what a command asked, through the admin seam and the account
 /// helpers; what to tell the admin, or the error.
 async fn perform(
-    shared: &Arc<Shared>,
+    admin_seam: &Admin,
     host: &str,
     admin: Option<&Jid>,
     pending: Pending,
@@ -391,22 +392,24 @@ async fn perform(
     let seam = |e: super::AdminError| e.to_stanza_error();
     Ok(match pending {
         Pending::Announce(a) => {
-            let n = super::announce_online(shared, host, &a).map_err(seam)?;
+            let n = super::announce_online(&admin_seam.router, host, &a).map_err(seam)?;
             (format!("The announcement was sent to {n} sessions."), None)
         }
         Pending::SetMotd(a) => {
-            let n = super::set_motd(shared, host, a).await.map_err(seam)?;
+            let n = super::set_motd(admin_seam, host, a).await.map_err(seam)?;
             (
                 format!("The message of the day is set; {n} online users were shown it."),
                 None,
             )
         }
         Pending::UpdateMotd(a) => {
-            super::update_motd(shared, host, a).await.map_err(seam)?;
+            super::update_motd(admin_seam, host, a)
+                .await
+                .map_err(seam)?;
             ("The message of the day is changed.".to_string(), None)
         }
         Pending::DeleteMotd => {
-            let existed = super::delete_motd(shared, host).await.map_err(seam)?;
+            let existed = super::delete_motd(admin_seam, host).await.map_err(seam)?;
             let note = if existed {
                 "The message of the day is deleted."
             } else {
@@ -416,20 +419,27 @@ async fn perform(
         }
         Pending::AddUser { user, password } => {
             crate::accounts::create_in_band(
-                shared.storage.clone(),
+                admin_seam.storage.clone(),
                 host,
                 &user,
                 password,
-                shared.scram_iterations(),
+                admin_seam.settings.get().scram_iterations,
             )
             .await?;
             tracing::info!(admin = ?admin.map(Jid::to_string), "account {user}@{host} created by an admin command");
-            super::server_jid::notify_registration(shared, host, &user, None, admin);
+            crate::notices::admins::registration(
+                &admin_seam.router,
+                &admin_seam.settings.get(),
+                host,
+                &user,
+                None,
+                admin,
+            );
             (format!("{user}@{host} is created."), None)
         }
         Pending::ChangePassword { user, password } => {
-            let store = shared.storage.clone();
-            let iterations = shared.scram_iterations();
+            let store = admin_seam.storage.clone();
+            let iterations = admin_seam.settings.get().scram_iterations;
             let (h, u) = (host.to_string(), user.clone());
             let r = tokio::task::spawn_blocking(move || {
                 crate::accounts::set_password(store.as_ref(), &h, &u, &password, iterations)
@@ -461,10 +471,9 @@ async fn perform(
             let mut done = Vec::new();
             for jid in &jids {
                 let (tx, rx) = oneshot::channel();
-                shared
-                    .router
+                admin_seam
                     .accounts
-                    .send(shared, jid, crate::im::Work::Remove(tx));
+                    .send(&admin_seam.router, jid, crate::im::Work::Remove(tx));
                 match rx.await {
                     Ok(Ok(())) => done.push(jid.to_string()),
                     Ok(Err(e)) => {
@@ -487,7 +496,7 @@ async fn perform(
             (format!("Deleted: {}.", done.join(", ")), None)
         }
         Pending::ListOnline(max) => {
-            let mut all = super::online_users(shared, Some(host)).map_err(seam)?;
+            let mut all = super::online_users(&admin_seam.router, Some(host)).map_err(seam)?;
             let total = all.len();
             if let Some(m) = max {
                 all.truncate(m);

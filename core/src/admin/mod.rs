@@ -10,41 +10,41 @@
 //! asks — that is the interface's job (admin JIDs for XMPP, the socket's
 //! file permissions for the command line).
 //!
-//! * [`announcement`]: what an announcement carries, and its message;
 //! * [`commands`]: XEP-0133 service administration as ad-hoc commands on
-//!   each local host, run by one task the router hands command IQs to;
-//! * [`motd`]: the message-of-the-day model and its spool forms (pure);
-//! * [`server_jid`]: `<message to='HOST…'/>` from users and admins, and the
-//!   notices admins get (new registrations);
-//! * [`notify`]: sending admins a notice (registrations, service failures);
+//!   each local host, run by one task the routing table hands command IQs
+//!   to;
+//! * [`server_jid`]: `<message to='HOST…'/>` from users and admins;
 //! * [`socket`]: the Unix admin socket and its line protocol, server and
 //!   client side.
+//!
+//! The models they share with the account actors (announcements, the
+//! message of the day, notices to admins) live in `crate::notices`.
 //!
 //! Nothing here blocks the router: announcements to online users are
 //! `try_send`s into session outboxes through the router's delivery path,
 //! and message-of-the-day changes, which write to the spool, are queued to
 //! one task that applies them in order (see [`start`]).
 
-pub mod announcement;
 pub mod commands;
-pub mod motd;
-pub mod notify;
 pub mod server_jid;
 pub mod socket;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Weak};
 
 use switchboard_jid::Jid;
-use switchboard_spool::SpoolError;
+use switchboard_spool::{SpoolError, Storage};
 use switchboard_xml::{ns, Element};
 use tokio::sync::mpsc;
 
-pub use announcement::{Announcement, EmptyAnnouncement};
-use motd::{Motd, MotdState};
-
-use crate::server::Shared;
+use crate::im::Accounts;
+use crate::notices::motd::{self, MotdBoard, MotdState};
+pub use crate::notices::{Announcement, EmptyAnnouncement};
+use crate::routing::stanza::{Class, IqType, Kind};
+use crate::routing::table::{Event, Flow, TableBuilder};
+use crate::routing::Router;
 use crate::sessions::Outbound;
+use crate::settings::LiveSettings;
 use crate::stanza::{ErrorType, StanzaError};
 use crate::stream::StreamError;
 
@@ -124,95 +124,105 @@ pub(crate) enum MotdOp {
     Delete,
 }
 
-/// The admin state every connection shares (a field of [`Shared`]).
-pub struct AdminState {
-    /// Each host's MOTD, read at start and kept in step with the spool.
-    motds: RwLock<HashMap<String, MotdState>>,
-    /// Held across a change's spool write, so two changes never interleave
-    /// (the socket and the queue may both make them).
+/// The handles every admin interface works with: the one seam.
+pub struct Admin {
+    pub router: Router,
+    pub accounts: Arc<Accounts>,
+    pub storage: Arc<dyn Storage>,
+    pub settings: Arc<LiveSettings>,
+    pub motds: Arc<MotdBoard>,
+    /// Held across a message-of-the-day change's spool write, so two
+    /// changes never interleave (the socket and the queue may both make
+    /// them).
     changing: tokio::sync::Mutex<()>,
-    queue: mpsc::Sender<MotdChange>,
-    /// Taken by [`start`], which runs the task that empties the queue.
-    queue_rx: Mutex<Option<mpsc::Receiver<MotdChange>>>,
-    /// The inbox of the XEP-0133 commands task ([`commands::run`]).
-    commands: mpsc::Sender<Element>,
-    /// Taken by [`start`], which runs that task.
-    commands_rx: Mutex<Option<mpsc::Receiver<Element>>>,
 }
 
-impl Default for AdminState {
-    fn default() -> Self {
-        let (queue, rx) = mpsc::channel(QUEUED_CHANGES);
-        let (commands, commands_rx) = mpsc::channel(commands::QUEUED_COMMANDS);
-        AdminState {
-            motds: RwLock::default(),
+impl Admin {
+    pub fn new(
+        router: Router,
+        accounts: Arc<Accounts>,
+        storage: Arc<dyn Storage>,
+        settings: Arc<LiveSettings>,
+        motds: Arc<MotdBoard>,
+    ) -> Admin {
+        Admin {
+            router,
+            accounts,
+            storage,
+            settings,
+            motds,
             changing: tokio::sync::Mutex::new(()),
-            queue,
-            queue_rx: Mutex::new(Some(rx)),
-            commands,
-            commands_rx: Mutex::new(Some(commands_rx)),
         }
     }
 }
 
-impl AdminState {
-    /// A host's current message of the day.
-    pub fn current_motd(&self, host: &str) -> Option<Motd> {
-        self.motds
-            .read()
-            .expect("motd lock")
-            .get(host)
-            .and_then(|s| s.current.clone())
-    }
-
-    fn motd_state(&self, host: &str) -> MotdState {
-        self.motds
-            .read()
-            .expect("motd lock")
-            .get(host)
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    /// Hands an ad-hoc command IQ to the commands task without waiting;
-    /// gives it back with the error for its sender if the task is too far
-    /// behind or gone.
-    pub(crate) fn queue_command(&self, iq: Element) -> Result<(), Box<(Element, StanzaError)>> {
-        self.commands.try_send(iq).map_err(|e| {
-            Box::new(match e {
-                mpsc::error::TrySendError::Full(iq) => (
-                    iq,
-                    StanzaError::new("resource-constraint", ErrorType::Wait)
-                        .with_text("too many admin commands are waiting; try again later"),
-                ),
-                mpsc::error::TrySendError::Closed(iq) => (iq, StanzaError::service_unavailable()),
-            })
-        })
-    }
-
-    /// Queues a change without waiting; gives it back if the queue is full
-    /// or its task is gone.
-    pub(crate) fn queue(&self, change: MotdChange) -> Result<(), Box<MotdChange>> {
-        self.queue.try_send(change).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(c) | mpsc::error::TrySendError::Closed(c) => {
-                Box::new(c)
-            }
-        })
-    }
+/// The queues the routing table's admin rows fill; [`start`] runs the
+/// tasks that empty them.
+pub struct AdminQueues {
+    motd: mpsc::Receiver<MotdChange>,
+    commands: mpsc::Receiver<Element>,
 }
 
-/// Reads every host's message of the day from the spool and starts the
-/// task that applies changes sent as messages, and the task that runs
-/// the XEP-0133 commands. Called once by
-/// `Server::start`; an unreadable host file stops start-up, because
-/// treating it as empty would let the next change overwrite it.
-pub async fn start(shared: &Arc<Shared>, hosts: &[String]) -> Result<(), String> {
-    let store = shared.storage.clone();
+/// Adds the admin rows to the routing table: messages to a host's own JID
+/// (announcements, messages for the admins) and XEP-0133 command IQs,
+/// which wait for the spool or for account actors and so go to their own
+/// task, which replies when done.
+pub fn register(t: &mut TableBuilder, settings: Arc<LiveSettings>) -> AdminQueues {
+    let (motd_tx, motd) = mpsc::channel(QUEUED_CHANGES);
+    let (commands_tx, commands) = mpsc::channel(commands::QUEUED_COMMANDS);
+    t.hook(
+        Event::at(Kind::Iq, Class::Host),
+        10,
+        "admin",
+        "XEP-0133 command requests go to the admin commands task",
+        move |r, s| {
+            let is_command = matches!(s.iq_type(), Some(IqType::Get | IqType::Set))
+                && commands::is_command_iq(&s.el);
+            if !is_command {
+                return Flow::Next(s);
+            }
+            if let Err(e) = commands_tx.try_send(s.el) {
+                let (iq, err) = match e {
+                    mpsc::error::TrySendError::Full(iq) => (
+                        iq,
+                        StanzaError::new("resource-constraint", ErrorType::Wait)
+                            .with_text("too many admin commands are waiting; try again later"),
+                    ),
+                    mpsc::error::TrySendError::Closed(iq) => {
+                        (iq, StanzaError::service_unavailable())
+                    }
+                };
+                r.bounce(&iq, err);
+            }
+            Flow::Done
+        },
+    );
+    t.hook(
+        Event::at(Kind::Message, Class::Host),
+        0,
+        "admin",
+        "announcements (HOST/announce/…) from admins; other messages to the host go to its admins",
+        move |r, s| {
+            server_jid::message_to_server(r, &settings.get(), &motd_tx, &s.from, &s.to, s.el);
+            Flow::Done
+        },
+    );
+    AdminQueues { motd, commands }
+}
+
+/// Reads every host's message of the day from the spool into the board.
+/// Called once at start-up; an unreadable host file stops start-up,
+/// because treating it as empty would let the next change overwrite it.
+pub async fn load_motds(
+    storage: Arc<dyn Storage>,
+    hosts: &[String],
+    board: &MotdBoard,
+) -> Result<(), String> {
     let hosts = hosts.to_vec();
     let loaded = tokio::task::spawn_blocking(move || {
         let mut out = HashMap::new();
         for host in hosts {
-            let data = store.load_host(&host).map_err(|e| {
+            let data = storage.load_host(&host).map_err(|e| {
                 format!("cannot read the data of {host} (the message of the day): {e}; repair or remove that file")
             })?;
             if let Some(el) = data.iter().find(|e| e.is(motd::MOTD, ns::SPOOL)) {
@@ -226,40 +236,41 @@ pub async fn start(shared: &Arc<Shared>, hosts: &[String]) -> Result<(), String>
     })
     .await
     .map_err(|e| format!("reading the messages of the day failed: {e}"))??;
-    *shared.admin.motds.write().expect("motd lock") = loaded;
-    let rx = shared.admin.queue_rx.lock().expect("queue lock").take();
-    if let Some(rx) = rx {
-        tokio::spawn(apply_changes(Arc::downgrade(shared), rx));
-    }
-    let rx = shared.admin.commands_rx.lock().expect("queue lock").take();
-    if let Some(rx) = rx {
-        tokio::spawn(commands::run(Arc::downgrade(shared), rx));
+    for (host, state) in loaded {
+        board.set(&host, state);
     }
     Ok(())
 }
 
+/// Starts the task that applies message-of-the-day changes sent as
+/// messages, and the task that runs the XEP-0133 commands. They hold the
+/// admin seam weakly, so they never keep it alive.
+pub fn start(admin: &Arc<Admin>, queues: AdminQueues) {
+    tokio::spawn(apply_changes(Arc::downgrade(admin), queues.motd));
+    tokio::spawn(commands::run(Arc::downgrade(admin), queues.commands));
+}
+
 /// Applies queued message-of-the-day changes one after the other, in the
-/// order the router queued them. Holds the server state weakly, so it
-/// never keeps it alive.
-async fn apply_changes(shared: Weak<Shared>, mut rx: mpsc::Receiver<MotdChange>) {
+/// order the router queued them.
+async fn apply_changes(admin: Weak<Admin>, mut rx: mpsc::Receiver<MotdChange>) {
     while let Some(change) = rx.recv().await {
-        let Some(shared) = shared.upgrade() else {
+        let Some(admin) = admin.upgrade() else {
             return;
         };
         let host = change.host.clone();
         let result = match change.op {
-            MotdOp::Set(a) => set_motd(&shared, &host, a).await.map(|_| ()),
-            MotdOp::Update(a) => update_motd(&shared, &host, a).await.map(|_| ()),
-            MotdOp::Delete => delete_motd(&shared, &host).await.map(|_| ()),
+            MotdOp::Set(a) => set_motd(&admin, &host, a).await.map(|_| ()),
+            MotdOp::Update(a) => update_motd(&admin, &host, a).await.map(|_| ()),
+            MotdOp::Delete => delete_motd(&admin, &host).await.map(|_| ()),
         };
         if let Err(e) = result {
-            shared.router.bounce(&change.request, e.to_stanza_error());
+            admin.router.bounce(&change.request, e.to_stanza_error());
         }
     }
 }
 
-fn check_host(shared: &Shared, host: &str) -> Result<(), AdminError> {
-    if shared.router.is_local(host) {
+fn check_host(router: &Router, host: &str) -> Result<(), AdminError> {
+    if router.is_local(host) {
         Ok(())
     } else {
         Err(AdminError::UnknownHost(host.to_string()))
@@ -276,17 +287,15 @@ fn check_host(shared: &Shared, host: &str) -> Result<(), AdminError> {
 /// that have sent no presence yet, or a negative priority, asked not to get
 /// messages meant for the user at large, so they do not.
 pub fn announce_online(
-    shared: &Shared,
+    router: &Router,
     host: &str,
     announcement: &Announcement,
 ) -> Result<usize, AdminError> {
-    check_host(shared, host)?;
+    check_host(router, host)?;
     let mut n = 0;
-    for (full, s) in shared.router.sessions.of_host(host) {
+    for (full, s) in router.sessions().of_host(host) {
         if s.priority.is_some_and(|p| p >= 0) {
-            shared
-                .router
-                .deliver(&s, announcement.message(host, &full.to_string()));
+            router.deliver(&s, announcement.message(host, &full.to_string()));
             n += 1;
         }
     }
@@ -299,16 +308,16 @@ pub fn announce_online(
 /// is asked to show it to its available resources. Returns how many
 /// accounts were asked.
 pub async fn set_motd(
-    shared: &Arc<Shared>,
+    admin: &Admin,
     host: &str,
     announcement: Announcement,
 ) -> Result<usize, AdminError> {
-    change_motd(shared, host, |st, now| {
+    change_motd(admin, host, |st, now| {
         st.set(announcement, now);
     })
     .await?;
     tracing::info!(host, "message of the day set");
-    Ok(show_motd_to_online(shared, host))
+    Ok(show_motd_to_online(admin, host))
 }
 
 /// Changes the text of `host`'s message of the day, keeping its series:
@@ -317,22 +326,22 @@ pub async fn set_motd(
 /// no message of the day, this sets one. Returns how many online accounts
 /// were asked to check.
 pub async fn update_motd(
-    shared: &Arc<Shared>,
+    admin: &Admin,
     host: &str,
     announcement: Announcement,
 ) -> Result<usize, AdminError> {
-    change_motd(shared, host, |st, now| {
+    change_motd(admin, host, |st, now| {
         st.update(announcement, now);
     })
     .await?;
     tracing::info!(host, "message of the day updated");
-    Ok(show_motd_to_online(shared, host))
+    Ok(show_motd_to_online(admin, host))
 }
 
 /// Removes `host`'s message of the day; whether there was one.
-pub async fn delete_motd(shared: &Arc<Shared>, host: &str) -> Result<bool, AdminError> {
+pub async fn delete_motd(admin: &Admin, host: &str) -> Result<bool, AdminError> {
     let mut existed = false;
-    change_motd(shared, host, |st, _| existed = st.delete()).await?;
+    change_motd(admin, host, |st, _| existed = st.delete()).await?;
     tracing::info!(host, existed, "message of the day deleted");
     Ok(existed)
 }
@@ -340,16 +349,16 @@ pub async fn delete_motd(shared: &Arc<Shared>, host: &str) -> Result<bool, Admin
 /// Applies `f` to the host's MOTD state, stores the result (fsynced) and
 /// only then makes it current, under the change lock.
 async fn change_motd(
-    shared: &Arc<Shared>,
+    admin: &Admin,
     host: &str,
     f: impl FnOnce(&mut MotdState, u64),
 ) -> Result<(), AdminError> {
-    check_host(shared, host)?;
-    let _changing = shared.admin.changing.lock().await;
-    let mut state = shared.admin.motd_state(host);
+    check_host(&admin.router, host)?;
+    let _changing = admin.changing.lock().await;
+    let mut state = admin.motds.state(host);
     f(&mut state, crate::time::unix_now());
     let el = state.to_spool();
-    let store = shared.storage.clone();
+    let store = admin.storage.clone();
     let h = host.to_string();
     tokio::task::spawn_blocking(move || {
         store.update_host(&h, &mut |data| {
@@ -360,22 +369,17 @@ async fn change_motd(
     .await
     .map_err(|_| AdminError::ShuttingDown)?
     .map_err(AdminError::Spool)?;
-    shared
-        .admin
-        .motds
-        .write()
-        .expect("motd lock")
-        .insert(host.to_string(), state);
+    admin.motds.set(host, state);
     Ok(())
 }
 
 /// Asks the actor of every account with a session on `host` to show the
 /// current MOTD unless the account has seen it (the actor reads and
 /// writes the account's "seen" stamp, in order with its other work).
-fn show_motd_to_online(shared: &Arc<Shared>, host: &str) -> usize {
-    let mut accounts: Vec<Jid> = shared
+fn show_motd_to_online(admin: &Admin, host: &str) -> usize {
+    let mut accounts: Vec<Jid> = admin
         .router
-        .sessions
+        .sessions()
         .of_host(host)
         .into_iter()
         .map(|(full, _)| full.to_bare())
@@ -383,27 +387,26 @@ fn show_motd_to_online(shared: &Arc<Shared>, host: &str) -> usize {
     accounts.sort();
     accounts.dedup();
     for bare in &accounts {
-        shared
-            .router
+        admin
             .accounts
-            .send(shared, bare, crate::im::Work::Motd);
+            .send(&admin.router, bare, crate::im::Work::Motd);
     }
     accounts.len()
 }
 
 /// Every bound session (full JID) of `host`, sorted; with `None`, of every
 /// host.
-pub fn online_users(shared: &Shared, host: Option<&str>) -> Result<Vec<Jid>, AdminError> {
+pub fn online_users(router: &Router, host: Option<&str>) -> Result<Vec<Jid>, AdminError> {
     let hosts = match host {
         Some(h) => {
-            check_host(shared, h)?;
+            check_host(router, h)?;
             vec![h.to_string()]
         }
-        None => shared.c2s_settings().hosts,
+        None => router.hosts().to_vec(),
     };
     let mut all: Vec<Jid> = hosts
         .iter()
-        .flat_map(|h| shared.router.sessions.of_host(h))
+        .flat_map(|h| router.sessions().of_host(h))
         .map(|(full, _)| full)
         .collect();
     all.sort();
@@ -413,11 +416,11 @@ pub fn online_users(shared: &Shared, host: Option<&str>) -> Result<Vec<Jid>, Adm
 /// Closes a session (full JID) or every session of an account (bare JID)
 /// with the stream error `policy-violation`, "kicked by an administrator".
 /// Returns how many sessions were told to close.
-pub fn kick(shared: &Shared, jid: &Jid) -> Result<usize, AdminError> {
-    check_host(shared, jid.domain())?;
+pub fn kick(router: &Router, jid: &Jid) -> Result<usize, AdminError> {
+    check_host(router, jid.domain())?;
     let sessions = match jid.resource() {
-        Some(_) => shared.router.sessions.get(jid).into_iter().collect(),
-        None => shared.router.sessions.of_account(jid),
+        Some(_) => router.sessions().get(jid).into_iter().collect(),
+        None => router.sessions().of_account(jid),
     };
     if sessions.is_empty() {
         return Err(AdminError::NoSession(jid.clone()));

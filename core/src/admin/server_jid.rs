@@ -1,5 +1,4 @@
-//! Messages to a host's own JID, and the notices the server sends a host's
-//! admins.
+//! Messages to a host's own JID.
 //!
 //! * `HOST/announce/online`, `HOST/announce/motd`,
 //!   `HOST/announce/motd/update`, `HOST/announce/motd/delete`: the
@@ -22,38 +21,40 @@
 //! host, so it is stored offline for an admin who is away (see
 //! [`super::announcement`] for why not `headline` or `chat`).
 
-use std::net::IpAddr;
-use std::sync::Arc;
-
 use switchboard_jid::Jid;
 use switchboard_xml::{ns, Element};
+use tokio::sync::mpsc;
 
 use super::{announce_online, Announcement, MotdChange, MotdOp};
-use crate::server::Shared;
+use crate::routing::Router;
+use crate::settings::Settings;
 use crate::stanza::{stanza_type, ErrorType, StanzaError};
 
 /// A `<message/>` routed to a local domain (`to` may carry a resource).
-/// Called by the router; never blocks.
-pub fn message_to_server(shared: &Arc<Shared>, from: &Jid, host: &Jid, stanza: Element) {
+/// Called by the routing table; never blocks: a message-of-the-day change
+/// goes into `changes` for the task that applies them.
+pub(crate) fn message_to_server(
+    router: &Router,
+    settings: &Settings,
+    changes: &mpsc::Sender<MotdChange>,
+    from: &Jid,
+    to: &Jid,
+    stanza: Element,
+) {
     // No error is ever answered, and none is forwarded to admins. Nor is
     // anything the server itself sent: with a host's own JID among its
     // admins, a forward would otherwise come straight back here forever.
     if stanza_type(&stanza) == "error" || from.node().is_none() {
         return;
     }
-    let router = &shared.router;
-    let resource = stanza
-        .attr("to")
-        .and_then(|t| Jid::parse(t).ok())
-        .and_then(|t| t.resource().map(str::to_string));
-    let host = host.domain();
-    let Some(resource) = resource else {
-        return forward_to_admins(shared, from, host, &stanza);
+    let host = to.domain();
+    let Some(resource) = to.resource() else {
+        return forward_to_admins(router, settings, from, host, &stanza);
     };
     let Some(what) = resource.strip_prefix("announce/") else {
         return router.bounce(&stanza, StanzaError::service_unavailable());
     };
-    if !shared.is_admin(host, from) {
+    if !settings.is_admin(host, from) {
         tracing::warn!(%from, host, "refused an announcement from someone who is not an admin");
         return router.bounce(
             &stanza,
@@ -65,7 +66,7 @@ pub fn message_to_server(shared: &Arc<Shared>, from: &Jid, host: &Jid, stanza: E
         "online" => {
             match announcement() {
                 Ok(a) => {
-                    if let Err(e) = announce_online(shared, host, &a) {
+                    if let Err(e) = announce_online(router, host, &a) {
                         router.bounce(&stanza, e.to_stanza_error());
                     }
                 }
@@ -96,7 +97,10 @@ pub fn message_to_server(shared: &Arc<Shared>, from: &Jid, host: &Jid, stanza: E
         op,
         request: stanza,
     };
-    if let Err(change) = shared.admin.queue(change) {
+    if let Err(e) = changes.try_send(change) {
+        let change = match e {
+            mpsc::error::TrySendError::Full(c) | mpsc::error::TrySendError::Closed(c) => c,
+        };
         router.bounce(
             &change.request,
             StanzaError::new("resource-constraint", ErrorType::Wait)
@@ -107,10 +111,16 @@ pub fn message_to_server(shared: &Arc<Shared>, from: &Jid, host: &Jid, stanza: E
 
 /// Forwards a user's message to the host's admins, from the host (see the
 /// module documentation).
-fn forward_to_admins(shared: &Shared, from: &Jid, host: &str, stanza: &Element) {
-    let admins = shared.admins(host);
+fn forward_to_admins(
+    router: &Router,
+    settings: &Settings,
+    from: &Jid,
+    host: &str,
+    stanza: &Element,
+) {
+    let admins = settings.admins(host);
     if admins.is_empty() {
-        return shared.router.bounce(
+        return router.bounce(
             stanza,
             StanzaError::service_unavailable()
                 .with_text("this server has no administrators to pass the message to"),
@@ -144,25 +154,6 @@ fn forward_to_admins(shared: &Shared, from: &Jid, host: &str, stanza: &Element) 
     for admin in admins {
         let mut m = forwarded.clone();
         m.set_attr("to", admin.to_string());
-        shared.router.route_inbound(m);
+        router.route(m);
     }
-}
-
-/// Tells the host's admins that an account was created in band: by the
-/// user themselves (`peer` is where they connected from) or by an admin
-/// (`by`). Admins who are offline find it at their next login.
-pub fn notify_registration(
-    shared: &Shared,
-    host: &str,
-    user: &str,
-    peer: Option<IpAddr>,
-    by: Option<&Jid>,
-) {
-    let account = format!("{user}@{host}");
-    let body = match (by, peer) {
-        (Some(admin), _) => format!("The account {account} was created in band by {admin}."),
-        (None, Some(ip)) => format!("The account {account} was registered in band from {ip}."),
-        (None, None) => format!("The account {account} was registered in band."),
-    };
-    super::notify::admins(shared, host, &format!("New account {account}"), &body);
 }

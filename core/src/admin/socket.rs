@@ -48,8 +48,8 @@ use switchboard_jid::Jid;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 
+use super::Admin;
 use super::{announce_online, kick, online_users, AdminError, Announcement};
-use crate::server::Shared;
 
 /// The first line the server sends.
 pub const GREETING: &str = "switchboard-admin 1";
@@ -268,7 +268,7 @@ fn from_admin_error(e: &AdminError) -> Response {
 }
 
 /// Carries out a request against the running server.
-pub fn execute(shared: &Shared, request: Request) -> Response {
+pub fn execute(admin: &Admin, request: Request) -> Response {
     let normalize_host = |h: Option<String>| -> Result<Option<String>, Response> {
         h.map(|h| {
             switchboard_jid::normalize_domain(&h)
@@ -292,11 +292,11 @@ pub fn execute(shared: &Shared, request: Request) -> Response {
             };
             let hosts = match host {
                 Some(h) => vec![h],
-                None => shared.c2s_settings().hosts,
+                None => admin.router.hosts().to_vec(),
             };
             let mut n = 0;
             for h in hosts {
-                match announce_online(shared, &h, &announcement) {
+                match announce_online(&admin.router, &h, &announcement) {
                     Ok(k) => n += k,
                     Err(e) => return from_admin_error(&e),
                 }
@@ -308,7 +308,7 @@ pub fn execute(shared: &Shared, request: Request) -> Response {
                 Ok(h) => h,
                 Err(r) => return r,
             };
-            match online_users(shared, host.as_deref()) {
+            match online_users(&admin.router, host.as_deref()) {
                 Ok(users) => {
                     let n = users.len();
                     Response::ok(users.iter().map(Jid::to_string).collect(), n.to_string())
@@ -323,7 +323,7 @@ pub fn execute(shared: &Shared, request: Request) -> Response {
                     return Response::error("bad-request", format!("'{jid}' is not a JID: {e}"))
                 }
             };
-            match kick(shared, &jid) {
+            match kick(&admin.router, &jid) {
                 Ok(n) => Response::ok(Vec::new(), n.to_string()),
                 Err(e) => from_admin_error(&e),
             }
@@ -345,7 +345,7 @@ impl AdminSocket {
     /// Creates the socket at `path` (see the module documentation for the
     /// permissions) and starts serving it. Errors are sentences for the
     /// admin.
-    pub async fn bind(path: &Path, shared: Arc<Shared>) -> Result<AdminSocket, String> {
+    pub async fn bind(path: &Path, admin: Arc<Admin>) -> Result<AdminSocket, String> {
         let dir = path
             .parent()
             .ok_or_else(|| format!("{}: the admin socket needs a directory", path.display()))?;
@@ -390,7 +390,7 @@ impl AdminSocket {
         let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let owner = meta.uid();
         tracing::info!(path = %path.display(), "admin socket ready");
-        let task = tokio::spawn(accept(listener, shared, owner));
+        let task = tokio::spawn(accept(listener, admin, owner));
         Ok(AdminSocket {
             path: path.to_path_buf(),
             id: (meta.dev(), meta.ino()),
@@ -414,7 +414,7 @@ impl Drop for AdminSocket {
     }
 }
 
-async fn accept(listener: UnixListener, shared: Arc<Shared>, owner: u32) {
+async fn accept(listener: UnixListener, admin: Arc<Admin>, owner: u32) {
     loop {
         let stream = match listener.accept().await {
             Ok((s, _)) => s,
@@ -438,11 +438,11 @@ async fn accept(listener: UnixListener, shared: Arc<Shared>, owner: u32) {
                 continue;
             }
         }
-        tokio::spawn(serve(stream, shared.clone()));
+        tokio::spawn(serve(stream, admin.clone()));
     }
 }
 
-async fn serve(mut stream: UnixStream, shared: Arc<Shared>) {
+async fn serve(mut stream: UnixStream, admin: Arc<Admin>) {
     let (read, mut write) = stream.split();
     if write
         .write_all(format!("{GREETING}\n").as_bytes())
@@ -470,7 +470,7 @@ async fn serve(mut stream: UnixStream, shared: Arc<Shared>) {
                 Err(e) => Response::error("bad-request", e),
                 Ok(request) => {
                     tracing::info!(command = %text.split(' ').next().unwrap_or_default(), "admin socket request");
-                    execute(&shared, request)
+                    execute(&admin, request)
                 }
             },
         },

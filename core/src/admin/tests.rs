@@ -54,7 +54,7 @@ struct Fake {
 fn bind(server: &Server, jid: &str) -> Fake {
     let jid = Jid::parse(jid).unwrap();
     let (tx, rx) = crate::queue::channel(256);
-    let sessions = &server.shared().router.sessions;
+    let sessions = server.router().sessions();
     let id = sessions.new_id();
     sessions.bind(&jid, id, tx, Arc::new(Notify::new()));
     Fake {
@@ -67,14 +67,16 @@ fn bind(server: &Server, jid: &str) -> Fake {
 }
 
 fn unbind(server: &Server, f: Fake) {
-    server.shared().router.sessions.unbind(&f.jid, f.id);
+    server.router().sessions().unbind(&f.jid, f.id);
 }
 
 /// Initial presence through the router, as a connection sends it: the
 /// account's actor runs the login path (offline messages, the MOTD).
 async fn available(server: &Server, f: &mut Fake) {
     let p = Element::new("presence", ns::CLIENT).with_attr("from", f.jid.to_string());
-    server.shared().router.route(p);
+    server
+        .router()
+        .route_client(f.id, &Default::default(), &f.jid, None, p);
     settle(server, f).await;
 }
 
@@ -88,7 +90,9 @@ async fn settle(server: &Server, f: &mut Fake) {
         .with_attr("id", id.clone())
         .with_attr("from", f.jid.to_string())
         .with_child(Element::new("query", "jabber:iq:roster"));
-    server.shared().router.route(iq);
+    server
+        .router()
+        .route_client(f.id, &Default::default(), &f.jid, None, iq);
     loop {
         match tokio::time::timeout(WAIT, f.rx.recv()).await {
             Ok(Some(Outbound::Stanza(el))) if el.attr("id") == Some(id.as_str()) => return,
@@ -125,7 +129,7 @@ fn text(s: &str) -> Announcement {
 async fn announce_online_reaches_available_non_negative_resources_only() {
     let home = tempfile::tempdir().unwrap();
     let server = start(home.path()).await;
-    let shared = server.shared();
+    let shared = server.admin();
     let mut desk = bind(&server, "alice@example.com/desk");
     let mut phone = bind(&server, "alice@example.com/phone");
     let mut bob = bind(&server, "bob@example.com/r");
@@ -133,12 +137,12 @@ async fn announce_online_reaches_available_non_negative_resources_only() {
         Element::new("presence", ns::CLIENT)
             .with_child(Element::new("priority", ns::CLIENT).with_text(prio))
     };
-    let sessions = &shared.router.sessions;
+    let sessions = shared.router.sessions();
     sessions.set_presence(&desk.jid, Some(presence("5")));
     sessions.set_presence(&phone.jid, Some(presence("-1")));
     // bob is bound but has sent no presence.
 
-    let n = announce_online(shared, HOST, &text("Reboot at noon")).unwrap();
+    let n = announce_online(&shared.router, HOST, &text("Reboot at noon")).unwrap();
     assert_eq!(n, 1);
     let got = messages(&mut desk);
     assert_eq!(got.len(), 1);
@@ -154,7 +158,7 @@ async fn announce_online_reaches_available_non_negative_resources_only() {
     assert!(messages(&mut bob).is_empty());
 
     assert!(matches!(
-        announce_online(shared, "other.org", &text("x")),
+        announce_online(&shared.router, "other.org", &text("x")),
         Err(AdminError::UnknownHost(_))
     ));
 }
@@ -163,11 +167,11 @@ async fn announce_online_reaches_available_non_negative_resources_only() {
 async fn online_users_and_kick() {
     let home = tempfile::tempdir().unwrap();
     let server = start(home.path()).await;
-    let shared = server.shared();
+    let shared = server.admin();
     let mut a = bind(&server, "alice@example.com/a");
     let mut b = bind(&server, "alice@example.com/b");
     let mut bob = bind(&server, "bob@example.com/x");
-    let list: Vec<String> = online_users(shared, Some(HOST))
+    let list: Vec<String> = online_users(&shared.router, Some(HOST))
         .unwrap()
         .iter()
         .map(Jid::to_string)
@@ -180,8 +184,8 @@ async fn online_users_and_kick() {
             "bob@example.com/x"
         ]
     );
-    assert_eq!(online_users(shared, None).unwrap().len(), 3);
-    assert!(online_users(shared, Some("other.org")).is_err());
+    assert_eq!(online_users(&shared.router, None).unwrap().len(), 3);
+    assert!(online_users(&shared.router, Some("other.org")).is_err());
 
     let closed = |f: &mut Fake| match f
         .seen
@@ -197,7 +201,7 @@ async fn online_users_and_kick() {
         _ => false,
     };
     assert_eq!(
-        kick(shared, &Jid::parse("alice@example.com/a").unwrap()).unwrap(),
+        kick(&shared.router, &Jid::parse("alice@example.com/a").unwrap()).unwrap(),
         1
     );
     assert!(closed(&mut a));
@@ -205,17 +209,17 @@ async fn online_users_and_kick() {
     unbind(&server, a);
     // A bare JID closes every session of the account.
     assert_eq!(
-        kick(shared, &Jid::parse("alice@example.com").unwrap()).unwrap(),
+        kick(&shared.router, &Jid::parse("alice@example.com").unwrap()).unwrap(),
         1
     );
     assert!(closed(&mut b));
     assert!(!closed(&mut bob));
     assert!(matches!(
-        kick(shared, &Jid::parse("nobody@example.com").unwrap()),
+        kick(&shared.router, &Jid::parse("nobody@example.com").unwrap()),
         Err(AdminError::NoSession(_))
     ));
     assert!(matches!(
-        kick(shared, &Jid::parse("alice@other.org").unwrap()),
+        kick(&shared.router, &Jid::parse("alice@other.org").unwrap()),
         Err(AdminError::UnknownHost(_))
     ));
 }
@@ -225,7 +229,7 @@ async fn the_motd_is_shown_once_per_series_updates_reach_only_who_missed_it_and_
 ) {
     let home = tempfile::tempdir().unwrap();
     let server = start(home.path()).await;
-    let shared = server.shared().clone();
+    let shared = server.admin().clone();
 
     // alice is online when it is set; bob is away.
     let mut alice = bind(&server, "alice@example.com/desk");
@@ -280,9 +284,9 @@ async fn the_motd_is_shown_once_per_series_updates_reach_only_who_missed_it_and_
     }
     server.shutdown().await;
     let server = start(home.path()).await;
-    let shared = server.shared().clone();
+    let shared = server.admin().clone();
     assert_eq!(
-        shared.admin.current_motd(HOST).unwrap().announcement.body(),
+        shared.motds.current(HOST).unwrap().announcement.body(),
         "v2"
     );
     let mut dave = bind(&server, "dave@example.com/d");
@@ -311,14 +315,14 @@ async fn the_motd_is_shown_once_per_series_updates_reach_only_who_missed_it_and_
 async fn messages_to_the_server_jid_need_an_admin_to_announce_and_reach_admins_otherwise() {
     let home = tempfile::tempdir().unwrap();
     let server = start(home.path()).await;
-    let router = &server.shared().router;
+    let router = server.router();
     let mut alice = bind(&server, "alice@example.com/a");
     let mut admin = bind(&server, "admin@example.com/console");
     let available = Element::new("presence", ns::CLIENT);
     router
-        .sessions
+        .sessions()
         .set_presence(&alice.jid, Some(available.clone()));
-    router.sessions.set_presence(&admin.jid, Some(available));
+    router.sessions().set_presence(&admin.jid, Some(available));
     let message = |from: &str, to: &str, text: &str| {
         Element::new("message", ns::CLIENT)
             .with_attr("from", from)
@@ -395,7 +399,7 @@ async fn the_admin_socket_is_private_answers_requests_and_goes_away() {
         Err(ClientError::NotRunning { .. })
     ));
 
-    let sock = AdminSocket::bind(&path, server.shared().clone())
+    let sock = AdminSocket::bind(&path, server.admin().clone())
         .await
         .unwrap();
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
@@ -404,9 +408,8 @@ async fn the_admin_socket_is_private_answers_requests_and_goes_away() {
 
     let mut alice = bind(&server, "alice@example.com/a");
     server
-        .shared()
-        .router
-        .sessions
+        .router()
+        .sessions()
         .set_presence(&alice.jid, Some(Element::new("presence", ns::CLIENT)));
     let r = call(Request::UsersOnline {
         host: Some("Example.COM".into()),

@@ -8,19 +8,27 @@
 //! table, then closes its queue and drains it, so work queued just before
 //! is still handled and work sent just after finds a closed queue and
 //! starts a new actor.
+//!
+//! The actors get their work from the routing table's IM rows
+//! (`routes.rs`) and from administration; they send stanzas on through
+//! the router handle they are started with.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use dashmap::DashMap;
 use switchboard_jid::Jid;
-use switchboard_spool::{SpoolError, UserRecord};
+use switchboard_spool::{SpoolError, Storage, UserRecord};
 use switchboard_xml::{ns, Element};
 
 use super::roster::Roster;
-use crate::modules::{DataRequest, IqType};
+use crate::lifecycle::Guard;
+use crate::notices::MotdBoard;
 use crate::queue;
-use crate::server::Shared;
+use crate::routing::iq::{DataRequest, IqType};
+use crate::routing::table::SessionEnd;
+use crate::routing::Router;
+use crate::settings::{LiveSettings, Settings};
 use crate::stanza::{error_reply, iq_result, stanza_type, StanzaError};
 
 /// How long an actor without work keeps its roster cached.
@@ -38,17 +46,7 @@ pub enum Work {
     /// the bare JID.
     Inbound(Element),
     /// A session ended: tell contacts, record last activity.
-    SessionEnded {
-        jid: Jid,
-        /// The session's last broadcast presence, if it was still
-        /// available when it ended (as the connection saw the client's
-        /// stanzas, in order).
-        presence: Option<Arc<Element>>,
-        /// The status text of an explicit final unavailable presence.
-        status: Option<String>,
-        /// Entities it sent directed available presence to.
-        directed: Vec<Jid>,
-    },
+    SessionEnded(SessionEnd),
     /// The host's message of the day changed: show it to the account's
     /// available resources unless the account has seen it.
     Motd,
@@ -61,28 +59,61 @@ pub enum Work {
     Remove(tokio::sync::oneshot::Sender<Result<(), StanzaError>>),
 }
 
+/// What every actor works with besides the router.
+pub struct ImContext {
+    pub storage: Arc<dyn Storage>,
+    pub settings: Arc<LiveSettings>,
+    pub motds: Arc<MotdBoard>,
+}
+
+/// A piece of work and the guard of the session waiting for it, if any:
+/// the guard is dropped when the work is done (delivered, stored or
+/// bounced), which lets that session answer its next IQ.
+type Item = Box<(Work, Option<Guard>)>;
+
 /// The table of running actors.
-#[derive(Default)]
 pub struct Accounts {
     /// Work is boxed in the queue: a queue keeps a few slots' worth of
     /// buffer after a burst (`queue::KEEP_CAPACITY`), and pointer-sized
     /// slots keep that small for every running actor (`Work` is 128 bytes).
-    actors: DashMap<Jid, queue::Sender<Box<Work>>>,
+    actors: DashMap<Jid, queue::Sender<Item>>,
+    ctx: ImContext,
+    /// This table itself, for the actors it starts (they remove
+    /// themselves from it when they go idle).
+    me: Weak<Accounts>,
 }
 
 impl Accounts {
+    pub fn new(ctx: ImContext) -> Arc<Accounts> {
+        Arc::new_cyclic(|me| Accounts {
+            actors: DashMap::new(),
+            ctx,
+            me: me.clone(),
+        })
+    }
+
+    pub fn motds(&self) -> &MotdBoard {
+        &self.ctx.motds
+    }
+
     /// Queues work for an account, starting its actor if needed. The queue
     /// is unbounded: each item is one stanza already accepted from a
     /// connection whose own outbox and read loop bound the rate.
-    pub fn send(&self, shared: &Arc<Shared>, bare: &Jid, work: Work) {
-        let mut work = Box::new(work);
+    pub fn send(&self, router: &Router, bare: &Jid, work: Work) {
+        self.send_for(router, bare, work, None)
+    }
+
+    /// [`Accounts::send`] for work a session waits for: `ticket` is
+    /// dropped once the work is done.
+    pub fn send_for(&self, router: &Router, bare: &Jid, work: Work, ticket: Option<Guard>) {
+        let mut work: Item = Box::new((work, ticket));
         // Bounded: a closed queue means the actor is exiting; the second
         // attempt makes a new one.
         for _ in 0..3 {
             let tx = self
                 .actors
                 .entry(bare.clone())
-                .or_insert_with(|| spawn(shared, bare.clone()))
+                .or_insert_with(|| self.spawn(router, bare.clone()))
                 .clone();
             match tx.send(work) {
                 Ok(()) => return,
@@ -98,42 +129,39 @@ impl Accounts {
     pub fn running(&self) -> usize {
         self.actors.len()
     }
+
+    fn spawn(&self, router: &Router, bare: Jid) -> queue::Sender<Item> {
+        let (tx, rx) = queue::unbounded_channel();
+        let me = tx.clone();
+        let accounts = self
+            .me
+            .upgrade()
+            .expect("the table is alive while it spawns");
+        let account = Account::new(router.clone(), accounts, bare);
+        tokio::spawn(run(account, rx, me));
+        tx
+    }
 }
 
-fn spawn(shared: &Arc<Shared>, bare: Jid) -> queue::Sender<Box<Work>> {
-    let (tx, rx) = queue::unbounded_channel();
-    let me = tx.clone();
-    let weak = Arc::downgrade(shared);
-    tokio::spawn(run(weak, bare, rx, me));
-    tx
-}
-
-async fn run(
-    shared: Weak<Shared>,
-    bare: Jid,
-    mut rx: queue::Receiver<Box<Work>>,
-    me: queue::Sender<Box<Work>>,
-) {
-    let Some(strong) = shared.upgrade() else {
-        return;
-    };
-    let mut account = Account::new(strong, bare.clone());
+async fn run(mut account: Account, mut rx: queue::Receiver<Item>, me: queue::Sender<Item>) {
     loop {
         match tokio::time::timeout(IDLE, rx.recv()).await {
             // Boxed: the handlers' futures are large, and an actor spends
             // most of its life waiting here between pieces of work.
-            Ok(Some(work)) => Box::pin(account.handle(*work)).await,
+            Ok(Some(work)) => {
+                let (work, ticket) = *work;
+                Box::pin(account.handle_for(work, ticket)).await
+            }
             Ok(None) => break,
             Err(_) => {
                 account
-                    .shared
-                    .router
                     .accounts
                     .actors
-                    .remove_if(&bare, |_, t| t.same_channel(&me));
+                    .remove_if(&account.bare, |_, t| t.same_channel(&me));
                 rx.close();
                 while let Some(work) = rx.recv().await {
-                    Box::pin(account.handle(*work)).await;
+                    let (work, ticket) = *work;
+                    Box::pin(account.handle_for(work, ticket)).await;
                 }
                 break;
             }
@@ -150,8 +178,12 @@ pub enum LoadError {
 
 /// One account's actor state.
 pub struct Account {
-    pub(super) shared: Arc<Shared>,
+    pub(super) router: Router,
+    pub(super) accounts: Arc<Accounts>,
     pub(super) bare: Jid,
+    /// The guard of the session waiting for the work in hand, if any;
+    /// stanzas this work routes carry it on.
+    pub(super) ticket: Option<Guard>,
     pub(super) roster: Option<Roster>,
     /// The offline queue's (messages, bytes) as this actor last wrote or
     /// read them, `None` when unknown. Every change to the queue goes
@@ -162,13 +194,24 @@ pub struct Account {
 }
 
 impl Account {
-    fn new(shared: Arc<Shared>, bare: Jid) -> Account {
+    fn new(router: Router, accounts: Arc<Accounts>, bare: Jid) -> Account {
         Account {
-            shared,
+            router,
+            accounts,
             bare,
+            ticket: None,
             roster: None,
             offline_usage: None,
         }
+    }
+
+    /// The settings current now.
+    pub(super) fn settings(&self) -> Arc<Settings> {
+        self.accounts.ctx.settings.get()
+    }
+
+    pub(super) fn storage(&self) -> Arc<dyn Storage> {
+        self.accounts.ctx.storage.clone()
     }
 
     pub(super) fn host(&self) -> &str {
@@ -179,16 +222,18 @@ impl Account {
         self.bare.node().unwrap_or_default()
     }
 
+    /// Does one piece of work, then lets the waiting session know.
+    async fn handle_for(&mut self, work: Work, ticket: Option<Guard>) {
+        self.ticket = ticket;
+        self.handle(work).await;
+        self.ticket = None;
+    }
+
     async fn handle(&mut self, work: Work) {
         match work {
             Work::Own(el) => self.own(el).await,
             Work::Inbound(el) => self.inbound(el).await,
-            Work::SessionEnded {
-                jid,
-                presence,
-                status,
-                directed,
-            } => self.session_ended(jid, presence, status, directed).await,
+            Work::SessionEnded(end) => self.session_ended(end).await,
             Work::Motd => self.deliver_motd(None).await,
             Work::DropServiceItems(host) => self.drop_service_items(&host).await,
             Work::Remove(done) => self.remove_by_admin(done).await,
@@ -231,7 +276,7 @@ impl Account {
             }
             // Presence queued here to keep its order behind subscription
             // stanzas from the same sender (see the router's `to_bare`).
-            ("presence", _) => self.shared.router.deliver_to_available(&self.bare, &el),
+            ("presence", _) => self.router.deliver_to_available(&self.bare, &el),
             ("message", _) => self.offline_message(el).await,
             ("iq", _) => {
                 let is_roster = el
@@ -265,7 +310,7 @@ impl Account {
 
     /// Reads the account's spool record.
     pub(super) async fn load(&self) -> Result<UserRecord, LoadError> {
-        let store = self.shared.storage.clone();
+        let store = self.storage();
         let (host, user) = (self.host().to_string(), self.user().to_string());
         match tokio::task::spawn_blocking(move || store.load_user(&host, &user)).await {
             Ok(Ok(Some(rec))) => Ok(rec),
@@ -284,7 +329,7 @@ impl Account {
         &self,
         f: impl FnMut(&mut UserRecord) + Send + 'static,
     ) -> Result<(), SpoolError> {
-        let store = self.shared.storage.clone();
+        let store = self.storage();
         let (host, user) = (self.host().to_string(), self.user().to_string());
         let mut f = f;
         match tokio::task::spawn_blocking(move || store.update_user(&host, &user, &mut f)).await {
@@ -317,14 +362,15 @@ impl Account {
         r
     }
 
-    /// Sends a stanza on through the router (to a contact, a session, …).
+    /// Sends a stanza on through the router (to a contact, a session, …);
+    /// work it starts counts for the session this work is for.
     pub(super) fn send(&self, el: Element) {
-        self.shared.router.route_inbound(el);
+        self.router.route_for(el, self.ticket.as_ref());
     }
 
     pub(super) fn bounce(&self, stanza: &Element, err: StanzaError) {
         if let Some(mut reply) = error_reply(stanza, &err) {
-            self.shared.metrics.stanza_error();
+            self.router.metrics().stanza_error();
             // A request without `to` was addressed to the user's own
             // account: the error comes from it (RFC 6120 §10.3.3).
             if reply.attr("from").is_none() {
@@ -343,9 +389,9 @@ impl Account {
             _ => return,
         };
         let Some(payload) = iq.first_element() else {
-            return;
+            return self.bounce(&iq, StanzaError::bad_request());
         };
-        let Some(handler) = self.shared.router.registry().lookup_data(payload, kind) else {
+        let Some(handler) = self.router.iq().lookup_data(payload, kind) else {
             return self.bounce(&iq, StanzaError::service_unavailable());
         };
         let Some(from) = iq.attr("from").and_then(|f| Jid::parse(f).ok()) else {
@@ -358,15 +404,14 @@ impl Account {
                 Err(_) => false,
             };
         let online = self
-            .shared
             .router
-            .sessions
+            .sessions()
             .of_account(&self.bare)
             .iter()
             .any(|s| s.priority.is_some());
-        let shared = self.shared.clone();
+        let store = self.storage();
         let account = self.bare.clone();
-        let iterations = shared.scram_iterations();
+        let iterations = self.settings().scram_iterations;
         let result = tokio::task::spawn_blocking(move || {
             let payload = iq.first_element().expect("checked above").clone();
             let req = DataRequest {
@@ -377,7 +422,7 @@ impl Account {
                 is_owner,
                 may_see_presence,
                 online,
-                store: shared.storage.as_ref(),
+                store: store.as_ref(),
                 scram_iterations: iterations,
             };
             let r = handler(&req);
@@ -407,7 +452,7 @@ impl Account {
 /// `net::connection`.
 #[cfg(test)]
 pub(crate) fn actor_future_size() -> usize {
-    fn size<A, B, C, D, F>(_f: impl Fn(A, B, C, D) -> F) -> usize {
+    fn size<A, B, C, F>(_f: impl Fn(A, B, C) -> F) -> usize {
         std::mem::size_of::<F>()
     }
     size(run)

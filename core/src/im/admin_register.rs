@@ -28,9 +28,9 @@ impl Account {
             return;
         };
         let host = self.host().to_string();
-        let allowed = self.shared.is_admin(&host, &from)
+        let allowed = self.settings().is_admin(&host, &from)
             && matches!(
-                self.shared.registration(&host),
+                self.settings().registration(&host),
                 Registration::Admin | Registration::Open
             );
         if !allowed {
@@ -63,14 +63,15 @@ impl Account {
                 StanzaError::jid_malformed().with_text("that user name cannot be used"),
             );
         };
-        let store = self.shared.storage.clone();
-        let iterations = self.shared.scram_iterations();
+        let store = self.storage();
+        let iterations = self.settings().scram_iterations;
         let reply =
             crate::accounts::create_in_band(store, &host, &user, password, iterations).await;
         if reply.is_ok() {
             tracing::info!(admin = %from, "account {user}@{host} created by an admin in band");
-            crate::admin::server_jid::notify_registration(
-                &self.shared,
+            crate::notices::admins::registration(
+                &self.router,
+                &self.settings(),
                 &host,
                 &user,
                 None,

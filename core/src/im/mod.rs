@@ -1,6 +1,7 @@
 //! Instant messaging per RFC 6121: rosters, subscriptions, presence and
-//! offline messages, handled by per-account actors (`account.rs`), and the
-//! delivery of the host's message of the day (`motd.rs`).
+//! offline messages, handled by per-account actors (`account.rs`) that the
+//! routing table's IM rows (`routes.rs`) feed, and the delivery of the
+//! host's message of the day (`motd.rs`).
 
 pub mod account;
 mod admin_register;
@@ -10,7 +11,19 @@ mod presence;
 mod remove;
 pub mod roster;
 mod roster_iq;
+pub mod routes;
 mod subscribe;
 pub mod subscription;
+mod unregister;
 
-pub use account::{Accounts, Work};
+use std::sync::Arc;
+
+pub use account::{Accounts, ImContext, Work};
+
+use crate::routing::table::TableBuilder;
+
+/// Adds the IM rows to the routing table.
+pub fn register(t: &mut TableBuilder, accounts: &Arc<Accounts>) {
+    routes::register(t, accounts);
+    unregister::register(t, accounts);
+}

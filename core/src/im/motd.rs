@@ -1,5 +1,5 @@
 //! The message of the day, on the account's side: shown once per series
-//! (see [`crate::admin::motd`]) — to a resource after its initial presence
+//! (see [`crate::notices::motd`]) — to a resource after its initial presence
 //! with non-negative priority, or, when an admin sets or updates it, to
 //! every such resource online. The series shown is stamped in the
 //! account's record (fsynced) after it is handed over, so a failure at
@@ -10,14 +10,14 @@
 use switchboard_jid::Jid;
 
 use super::account::Account;
-use crate::admin::motd;
+use crate::notices::motd;
 
 impl Account {
     /// Shows the host's current MOTD unless the account has seen its
     /// series: to `login` (a resource that just became available), or with
     /// `None` to every available resource with non-negative priority.
     pub(super) async fn deliver_motd(&mut self, login: Option<&Jid>) {
-        let Some(current) = self.shared.admin.current_motd(self.host()) else {
+        let Some(current) = self.accounts.motds().current(self.host()) else {
             return;
         };
         let Ok(rec) = self.load().await else { return };
@@ -39,9 +39,8 @@ impl Account {
             }
             None => {
                 let targets: Vec<_> = self
-                    .shared
                     .router
-                    .sessions
+                    .sessions()
                     .of_account(&self.bare)
                     .into_iter()
                     .filter(|s| s.priority.is_some_and(|p| p >= 0))
@@ -52,8 +51,7 @@ impl Account {
                 }
                 for s in targets {
                     let to = format!("{}/{}", self.bare, s.resource);
-                    self.shared
-                        .router
+                    self.router
                         .deliver(&s, current.announcement.message(&host, &to));
                 }
             }

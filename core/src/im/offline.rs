@@ -37,9 +37,9 @@ impl Account {
     /// A message for this account that found no available resource.
     pub(super) async fn offline_message(&mut self, msg: Element) {
         // The user may have come online while this waited in the queue.
-        let sessions = self.shared.router.sessions.of_account(&self.bare);
+        let sessions = self.router.sessions().of_account(&self.bare);
         if sessions.iter().any(|s| s.priority.is_some_and(|p| p >= 0)) {
-            self.shared.router.route_inbound(msg);
+            self.router.route(msg);
             return;
         }
         match stanza_type(&msg) {

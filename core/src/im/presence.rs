@@ -5,12 +5,11 @@
 //! unavailable presence when a session ends for any reason.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
-
 use switchboard_jid::Jid;
 use switchboard_xml::{ns, Element};
 
 use super::account::Account;
+use crate::routing::table::SessionEnd;
 use crate::stanza::stanza_type;
 
 impl Account {
@@ -19,7 +18,7 @@ impl Account {
         let Some(from) = el.attr("from").and_then(|f| Jid::parse(f).ok()) else {
             return;
         };
-        let sessions = &self.shared.router.sessions;
+        let sessions = &self.router.sessions();
         match stanza_type(&el) {
             "available" => {
                 let was_available = sessions.get(&from).is_some_and(|s| s.presence.is_some());
@@ -52,7 +51,7 @@ impl Account {
             p.set_attr("to", c.to_string());
             self.send(p);
         }
-        for s in self.shared.router.sessions.of_account(&self.bare) {
+        for s in self.router.sessions().of_account(&self.bare) {
             if s.presence.is_some() || stanza_type(el) == "unavailable" {
                 let mut p = el.clone();
                 p.set_attr("to", format!("{}/{}", self.bare, s.resource));
@@ -75,7 +74,7 @@ impl Account {
         for c in subscriptions {
             // Probes to servers we cannot reach yet (no federation) would
             // only produce errors; local contacts answer at once.
-            if !self.shared.router.is_local(c.domain()) {
+            if !self.router.is_local(c.domain()) {
                 continue;
             }
             let probe = Element::new("presence", ns::CLIENT)
@@ -84,7 +83,7 @@ impl Account {
                 .with_attr("to", c.to_string());
             self.send(probe);
         }
-        for s in self.shared.router.sessions.of_account(&self.bare) {
+        for s in self.router.sessions().of_account(&self.bare) {
             if Some(&*s.resource) == from.resource() {
                 continue;
             }
@@ -106,7 +105,7 @@ impl Account {
 
     /// Delivers to one session directly (no routing decisions).
     pub(super) fn send_to_session(&self, to: &Jid, el: Element) {
-        if let Some(s) = self.shared.router.sessions.get(to) {
+        if let Some(s) = self.router.sessions().get(to) {
             let _ =
                 s.tx.try_send(crate::sessions::Outbound::Stanza(Box::new(el)));
         }
@@ -126,7 +125,7 @@ impl Account {
             return;
         }
         let mut any = false;
-        for s in self.shared.router.sessions.of_account(&self.bare) {
+        for s in self.router.sessions().of_account(&self.bare) {
             if let Some(p) = &s.presence {
                 any = true;
                 let mut p = (**p).clone();
@@ -146,13 +145,13 @@ impl Account {
     /// A session ended (clean close, dropped socket, kick): contacts and
     /// directed-presence recipients see it go, and the last logout is
     /// recorded for XEP-0012 when it was the last session.
-    pub(super) async fn session_ended(
-        &mut self,
-        jid: Jid,
-        presence: Option<Arc<Element>>,
-        status: Option<String>,
-        directed: Vec<Jid>,
-    ) {
+    pub(super) async fn session_ended(&mut self, end: SessionEnd) {
+        let SessionEnd {
+            jid,
+            presence,
+            status,
+            directed,
+        } = end;
         // A session that already said goodbye was broadcast as unavailable
         // then; one that just vanished is announced here.
         let unavailable = Element::new("presence", ns::CLIENT)
@@ -170,7 +169,7 @@ impl Account {
                 p.set_attr("to", c.to_string());
                 self.send(p);
             }
-            for s in self.shared.router.sessions.of_account(&self.bare) {
+            for s in self.router.sessions().of_account(&self.bare) {
                 if s.presence.is_some() {
                     let mut p = unavailable.clone();
                     p.set_attr("to", format!("{}/{}", self.bare, s.resource));
@@ -186,14 +185,8 @@ impl Account {
             p.set_attr("to", d.to_string());
             self.send(p);
         }
-        if self
-            .shared
-            .router
-            .sessions
-            .of_account(&self.bare)
-            .is_empty()
-        {
-            let store = self.shared.storage.clone();
+        if self.router.sessions().of_account(&self.bare).is_empty() {
+            let store = self.storage();
             let (host, user) = (self.host().to_string(), self.user().to_string());
             let now = crate::time::unix_now();
             let r = tokio::task::spawn_blocking(move || {

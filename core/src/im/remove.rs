@@ -56,7 +56,7 @@ impl Account {
     /// account's sessions, for the caller to close after its reply.
     async fn remove(&mut self) -> Result<Vec<SessionEntry>, LoadError> {
         let roster = self.roster().await?.clone();
-        let store = self.shared.storage.clone();
+        let store = self.storage();
         let (host, user) = (self.host().to_string(), self.user().to_string());
         match tokio::task::spawn_blocking(move || store.delete_user(&host, &user)).await {
             Ok(Ok(_)) => {}
@@ -74,7 +74,7 @@ impl Account {
         self.roster = None;
         self.offline_usage = None;
         let me = self.bare.to_string();
-        let sessions = self.shared.router.sessions.of_account(&self.bare);
+        let sessions = self.router.sessions().of_account(&self.bare);
         for item in roster.items.values() {
             let to = item.jid.to_string();
             let tell = |kind: Kind| {

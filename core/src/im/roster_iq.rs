@@ -60,7 +60,7 @@ impl Account {
             }
             Some(q)
         };
-        self.shared.router.sessions.set_interested(from);
+        self.router.sessions().set_interested(from);
         Ok(payload)
     }
 

@@ -75,7 +75,7 @@ impl Account {
         match kind {
             Kind::Subscribed if out.route => self.send_current_presence(&contact),
             Kind::Unsubscribed if out.route => {
-                for s in self.shared.router.sessions.of_account(&self.bare) {
+                for s in self.router.sessions().of_account(&self.bare) {
                     if s.presence.is_some() {
                         let p = Element::new("presence", ns::CLIENT)
                             .with_attr("type", "unavailable")
@@ -92,7 +92,7 @@ impl Account {
     /// Each available resource's presence to a contact, after the
     /// subscription stanza just sent (RFC 6121 §3.1.5).
     fn send_current_presence(&self, contact: &Jid) {
-        for s in self.shared.router.sessions.of_account(&self.bare) {
+        for s in self.router.sessions().of_account(&self.bare) {
             if let Some(p) = &s.presence {
                 let mut p = (**p).clone();
                 p.set_attr("to", contact.to_string());
@@ -105,11 +105,9 @@ impl Account {
     /// subscription stanza took (the contact's actor, when local), so it
     /// cannot overtake it (RFC 6120 §10.1 ordering).
     fn send_after_subscription(&self, contact: &Jid, p: Element) {
-        if self.shared.router.is_local(contact.domain()) {
-            self.shared
-                .router
-                .accounts
-                .send(&self.shared, contact, super::Work::Inbound(p));
+        if self.router.is_local(contact.domain()) {
+            self.accounts
+                .send(&self.router, contact, super::Work::Inbound(p));
         } else {
             self.send(p);
         }
@@ -120,7 +118,7 @@ impl Account {
         let Some(kind) = Kind::parse(stanza_type(&el)) else {
             // Presence queued behind a subscription stanza (see
             // `send_after_subscription`): deliver it now, in order.
-            self.shared.router.route_inbound(el);
+            self.router.route(el);
             return;
         };
         let Some(contact) = el
@@ -166,7 +164,7 @@ impl Account {
         // to the user's presence, the user's resources go unavailable for
         // the contact.
         if kind == Kind::Unsubscribe && state.sub.has_from() && !inn.state.sub.has_from() {
-            for s in self.shared.router.sessions.of_account(&self.bare) {
+            for s in self.router.sessions().of_account(&self.bare) {
                 if s.presence.is_some() {
                     let p = Element::new("presence", ns::CLIENT)
                         .with_attr("type", "unavailable")
@@ -180,7 +178,7 @@ impl Account {
             // Subscription stanzas go to every available resource
             // (RFC 6121 §3.1.3); an unanswered request is also kept in the
             // roster's pending list and shown again at the next login.
-            for s in self.shared.router.sessions.of_account(&self.bare) {
+            for s in self.router.sessions().of_account(&self.bare) {
                 if s.presence.is_some() {
                     let mut p = el.clone();
                     p.set_attr("to", format!("{}/{}", self.bare, s.resource));
@@ -214,14 +212,14 @@ impl Account {
                 .with_attr("jid", contact.to_string())
                 .with_attr("subscription", "remove"),
         };
-        for s in self.shared.router.sessions.of_account(&self.bare) {
+        for s in self.router.sessions().of_account(&self.bare) {
             if !s.interested {
                 continue;
             }
             let to = format!("{}/{}", self.bare, s.resource);
             let iq = Element::new("iq", ns::CLIENT)
                 .with_attr("type", "set")
-                .with_attr("id", format!("push-{}", crate::stream::c2s::random_id()))
+                .with_attr("id", format!("push-{}", crate::ids::random_id()))
                 .with_attr("to", to.clone())
                 .with_child(
                     Element::new("query", super::roster::NS)

@@ -16,7 +16,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use crate::server::Shared;
+use crate::lifecycle::ShutdownSignal;
+use crate::routing::Router;
+use crate::settings::LiveSettings;
 use crate::stream::{ComponentAction, ComponentStream, StreamError};
 
 const READ_CHUNK: usize = 16 * 1024;
@@ -25,16 +27,28 @@ const READ_CHUNK: usize = 16 * 1024;
 /// stanzas bounce until it reconnects.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// What every component connection works with.
+pub struct ComponentContext {
+    pub router: Router,
+    /// The component secrets and limits (read when a connection starts),
+    /// and the admins to tell when a component goes.
+    pub settings: Arc<LiveSettings>,
+    pub shutdown: ShutdownSignal,
+    /// `-D`: log every byte in and out (secrets masked).
+    pub debug: bool,
+}
+
 /// Serves one accepted component connection to its end.
-pub async fn serve(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+pub async fn serve(tcp: TcpStream, peer: SocketAddr, shared: Arc<ComponentContext>) {
     let _ = tcp.set_nodelay(true);
-    let settings = shared.c2s_settings();
+    let snapshot = shared.settings.get();
+    let settings = snapshot.c2s.clone();
     let limits = Limits {
         max_stanza_bytes: settings.limits.max_stanza_bytes,
         ..Limits::default()
     };
     let mut conn = Conn {
-        machine: ComponentStream::new(shared.component_secrets(), limits),
+        machine: ComponentStream::new(snapshot.component_secrets.clone(), limits),
         shared,
         peer,
         slot: None,
@@ -61,7 +75,7 @@ pub async fn serve(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
 }
 
 struct Conn {
-    shared: Arc<Shared>,
+    shared: Arc<ComponentContext>,
     machine: ComponentStream,
     peer: SocketAddr,
     /// The hostname served and the sender in its router slot.
@@ -99,7 +113,7 @@ impl Conn {
             .take()
             .expect("an authenticated component has an inbox");
         tracing::info!(peer = %self.peer, service = %host, "component connected");
-        let mut shutdown = self.shared.shutdown_signal();
+        let mut shutdown = self.shared.shutdown.clone();
         let mut buf = vec![0u8; READ_CHUNK];
         loop {
             tokio::select! {
@@ -124,7 +138,7 @@ impl Conn {
                     }
                     None => self.machine.fail(StreamError::new("internal-server-error")),
                 },
-                _ = shutdown.changed() => self.machine.fail(StreamError::new("system-shutdown")),
+                _ = shutdown.wait() => self.machine.fail(StreamError::new("system-shutdown")),
             }
             if !self.drain(tcp).await? {
                 return Ok(());
@@ -141,7 +155,7 @@ impl Conn {
                 ComponentAction::Send(bytes) => out.extend(bytes),
                 ComponentAction::Authenticated(host) => {
                     let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-                    let ok = self.shared.router.claim_service(&host, tx.clone());
+                    let ok = self.shared.router.services().claim(&host, tx.clone());
                     if ok {
                         self.slot = Some((host, tx));
                         self.inbox = Some(rx);
@@ -191,14 +205,15 @@ impl Conn {
     /// went away.
     fn finish(&mut self) {
         if let Some((host, tx)) = self.slot.take() {
-            self.shared.router.release_service(&host, &tx);
-            if *self.shared.shutdown_signal().borrow() {
+            self.shared.router.services().release(&host, &tx);
+            if self.shared.shutdown.is_raised() {
                 // The server is stopping: not news for the admins.
                 return;
             }
             tracing::warn!(peer = %self.peer, service = %host, "component disconnected");
-            crate::admin::notify::admins(
-                &self.shared,
+            crate::notices::admins::notify(
+                &self.shared.router,
+                &self.shared.settings.get(),
                 &host,
                 &format!("Service {host} disconnected"),
                 &format!(

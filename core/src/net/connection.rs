@@ -12,10 +12,14 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
-use crate::server::Shared;
+use crate::lifecycle::{ShutdownSignal, Tracker};
+use crate::routing::table::SessionEnd;
+use crate::routing::Router;
 use crate::sessions::{Outbound, OUTBOX_CAPACITY};
+use crate::settings::LiveSettings;
 use crate::stanza::{ErrorType, StanzaError};
 use crate::stream::{Action, C2s, StreamError};
+use crate::throttle::Throttle;
 
 /// Size of each worker thread's read buffer: one TLS record's worth of
 /// plaintext, so a read never has to stop inside a record.
@@ -52,10 +56,33 @@ struct Bound {
     id: u64,
     rx: crate::queue::Receiver<Outbound>,
     kill: Arc<Notify>,
+    /// The work the session's stanzas started and that is not done yet
+    /// (an offline message being stored, a roster being saved).
+    pending: Tracker,
+    /// Stanzas from the client held back, in order, until that work is
+    /// done: an IQ is answered only when everything the client sent
+    /// before it has been delivered or stored, and what follows the IQ
+    /// waits behind it. While anything is held, nothing more is read.
+    held: std::collections::VecDeque<(switchboard_xml::Element, Option<Jid>)>,
+}
+
+/// What every client connection works with: the router, the settings
+/// current when it started, the store for logins and registrations, the
+/// registration throttle and the shutdown signal. Nothing else of the
+/// server.
+pub struct C2sContext {
+    pub router: Router,
+    pub settings: Arc<LiveSettings>,
+    pub storage: Arc<dyn switchboard_spool::Storage>,
+    /// In-band registrations per source address.
+    pub registrations: Arc<Throttle>,
+    pub shutdown: ShutdownSignal,
+    /// `-D`: log every byte in and out (secrets masked).
+    pub debug: bool,
 }
 
 struct Conn {
-    shared: Arc<Shared>,
+    shared: Arc<C2sContext>,
     machine: C2s,
     bound: Option<Bound>,
     peer: SocketAddr,
@@ -82,10 +109,12 @@ struct Conn {
 /// the handshakes are boxed futures, so the task itself stays small: an
 /// idle session costs only what it must keep (see `bench/README.md`,
 /// "Where an idle session's memory goes").
-pub async fn serve(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>, direct_tls: bool) {
+pub async fn serve(tcp: TcpStream, peer: SocketAddr, shared: Arc<C2sContext>, direct_tls: bool) {
     let _ = tcp.set_nodelay(true);
-    let settings = shared.c2s_settings();
-    let acceptor = shared.tls_acceptor();
+    let snapshot = shared.settings.get();
+    let settings = snapshot.c2s.clone();
+    let acceptor = snapshot.tls.clone();
+    drop(snapshot);
     let preauth_timeout = settings.preauth_timeout;
     let now = Instant::now();
     let result = if direct_tls {
@@ -185,7 +214,7 @@ fn poll_read_into(
 }
 
 impl Conn {
-    fn new(shared: Arc<Shared>, machine: C2s, peer: SocketAddr) -> Conn {
+    fn new(shared: Arc<C2sContext>, machine: C2s, peer: SocketAddr) -> Conn {
         Conn {
             shared,
             machine,
@@ -204,18 +233,27 @@ impl Conn {
     /// Unregisters the session, whatever ended the connection, and lets
     /// the account's actor tell contacts it is gone.
     fn finish(&mut self) {
-        if let Some(b) = self.bound.take() {
-            self.shared.router.sessions.unbind(&b.jid, b.id);
-            let work = crate::im::Work::SessionEnded {
+        // Stanzas still held behind unfinished work go out now, in order:
+        // nobody waits for an answer any more, and they must not be lost.
+        if let Some(b) = self.bound.as_mut() {
+            let held = std::mem::take(&mut b.held);
+            for (el, to) in held {
+                self.route_stanza(el, to);
+            }
+        }
+        if let Some(mut b) = self.bound.take() {
+            self.shared.router.sessions().unbind(&b.jid, b.id);
+            // What was queued for the client and not written goes on
+            // elsewhere (another resource, offline storage) or back to
+            // its sender.
+            b.rx.close();
+            self.shared.router.take_back(&mut b.rx);
+            self.shared.router.session_ended(SessionEnd {
                 jid: b.jid.clone(),
                 presence: self.broadcast.take().map(Arc::new),
                 status: self.goodbye_status.take(),
                 directed: std::mem::take(&mut self.directed).into_iter().collect(),
-            };
-            self.shared
-                .router
-                .accounts
-                .send(&self.shared, &b.jid.to_bare(), work);
+            });
             tracing::info!(jid = %b.jid, peer = %self.peer, "session ended");
         }
     }
@@ -226,17 +264,17 @@ impl Conn {
     fn count_machine_events(&mut self) {
         if !self.counted_login && self.machine.is_authenticated() {
             self.counted_login = true;
-            self.shared.metrics.login();
+            self.shared.router.metrics().login();
         }
         let failures = self.machine.auth_failures();
         while self.counted_failures < failures {
             self.counted_failures += 1;
-            self.shared.metrics.login_failure();
+            self.shared.router.metrics().login_failure();
         }
         let errors = self.machine.stanza_errors();
         while self.counted_errors < errors {
             self.counted_errors += 1;
-            self.shared.metrics.stanza_error();
+            self.shared.router.metrics().stanza_error();
         }
     }
 
@@ -266,7 +304,7 @@ impl Conn {
                 for to in std::mem::take(&mut self.directed) {
                     let mut p = el.clone();
                     p.set_attr("to", to.to_string());
-                    self.shared.router.route_inbound(p);
+                    self.shared.router.route(p);
                 }
             }
             _ => {}
@@ -277,7 +315,7 @@ impl Conn {
         &mut self,
         io: &mut S,
     ) -> std::io::Result<Flow> {
-        let mut shutdown = self.shared.shutdown_signal();
+        let mut shutdown = self.shared.shutdown.clone();
         let debug = self.shared.debug.then_some(self.peer);
         loop {
             if let Some(flow) = self.drain_actions(io).await? {
@@ -294,6 +332,21 @@ impl Conn {
                 }
             };
             let kill = self.bound.as_ref().map(|b| b.kill.clone());
+            // While stanzas are held, the client is not read (its stanzas
+            // would only queue up behind them) and the loop waits for the
+            // work they wait for instead.
+            let holding = self
+                .bound
+                .as_ref()
+                .filter(|b| !b.held.is_empty())
+                .map(|b| b.pending.clone());
+            let work_done = async {
+                match &holding {
+                    Some(p) => p.drained().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let reading = holding.is_none();
             let rx = self.bound.as_mut().map(|b| &mut b.rx);
             let machine = &mut self.machine;
             let outbound = async {
@@ -309,22 +362,24 @@ impl Conn {
                 }
             };
             tokio::select! {
-                r = std::future::poll_fn(|cx| poll_read_into(cx, io, machine, debug)) => {
+                r = std::future::poll_fn(|cx| poll_read_into(cx, io, machine, debug)), if reading => {
                     if r? == 0 {
                         return Ok(Flow::Closed);
                     }
                 }
+                _ = work_done => self.release_held(),
                 out = outbound => match out {
                     Some(Outbound::Stanza(el)) => {
-                        self.shared.metrics.stanza_out(&el);
-                        let mut bytes = el.to_bytes(Some(ns::CLIENT));
+                        self.shared.router.metrics().stanza_out(&el);
+                        let framing = self.machine.framing();
+                        let mut bytes = framing.stanza(&el, ns::CLIENT);
                         // Batch whatever else is waiting into one write.
                         if let Some(b) = self.bound.as_mut() {
                             while bytes.len() < 64 * 1024 {
                                 match b.rx.try_recv() {
                                     Ok(Outbound::Stanza(el)) => {
-                                        self.shared.metrics.stanza_out(&el);
-                                        el.write_to(&mut bytes, Some(ns::CLIENT));
+                                        self.shared.router.metrics().stanza_out(&el);
+                                        framing.write_stanza(&el, ns::CLIENT, &mut bytes);
                                     }
                                     Ok(Outbound::Close(err)) => { self.write(io, &bytes).await?; bytes.clear(); self.machine.fail(*err); break; }
                                     Err(_) => break,
@@ -344,7 +399,7 @@ impl Conn {
                     self.machine.fail(StreamError::with_text("policy-violation", "the client does not read what it is sent"));
                 }
                 _ = sleep => self.machine.handle_timeout(Instant::now()),
-                _ = shutdown.changed() => self.machine.fail(StreamError::new("system-shutdown")),
+                _ = shutdown.wait() => self.machine.fail(StreamError::new("system-shutdown")),
             }
         }
     }
@@ -463,13 +518,7 @@ impl Conn {
                     self.machine.registered(result);
                 }
                 Action::Bound(jid) => self.bind(jid),
-                Action::Stanza(el, to) => {
-                    self.track_directed(&el);
-                    match &self.bound {
-                        Some(b) => self.shared.router.route_client(&b.jid, to, el),
-                        None => self.shared.router.route(el),
-                    }
-                }
+                Action::Stanza(el, to) => self.client_stanza(el, to),
                 Action::Close => {
                     self.write(io, &[]).await?;
                     let _ = tokio::time::timeout(self.write_limit(), io.shutdown()).await;
@@ -488,6 +537,49 @@ impl Conn {
         Ok(None)
     }
 
+    /// A stanza from the client: routed now, or held behind unfinished
+    /// work (see [`Bound::held`]).
+    fn client_stanza(&mut self, el: switchboard_xml::Element, to: Option<Jid>) {
+        let Some(b) = self.bound.as_mut() else {
+            // The machine hands out stanzas only after bind.
+            return tracing::error!("a stanza before bind; dropped");
+        };
+        let waits = el.name == "iq" && b.pending.live() > 0;
+        if waits || !b.held.is_empty() {
+            b.held.push_back((el, to));
+            return;
+        }
+        self.route_stanza(el, to);
+    }
+
+    fn route_stanza(&mut self, el: switchboard_xml::Element, to: Option<Jid>) {
+        self.track_directed(&el);
+        if let Some(b) = &self.bound {
+            self.shared
+                .router
+                .route_client(b.id, &b.pending, &b.jid, to, el);
+        }
+    }
+
+    /// The work held stanzas waited for is done: route them, up to the
+    /// next IQ that has to wait for work the ones before it started.
+    fn release_held(&mut self) {
+        loop {
+            let Some(b) = self.bound.as_mut() else { return };
+            let next_waits = b
+                .held
+                .front()
+                .is_some_and(|(el, _)| el.name == "iq" && b.pending.live() > 0);
+            if next_waits {
+                return;
+            }
+            let Some((el, to)) = b.held.pop_front() else {
+                return;
+            };
+            self.route_stanza(el, to);
+        }
+    }
+
     /// Creates an account for XEP-0077, throttled per source address.
     async fn register(
         &self,
@@ -504,11 +596,13 @@ impl Conn {
                 .with_text("too many registrations from your address; try again later"));
         }
         let store = self.shared.storage.clone();
-        let iterations = self.shared.scram_iterations();
-        crate::accounts::create_in_band(store, &host, &user, password, iterations).await?;
+        let settings = self.shared.settings.get();
+        crate::accounts::create_in_band(store, &host, &user, password, settings.scram_iterations)
+            .await?;
         tracing::info!(user = %user, host = %host, peer = %self.peer, "account registered in band");
-        crate::admin::server_jid::notify_registration(
-            &self.shared,
+        crate::notices::admins::registration(
+            &self.shared.router,
+            &settings,
             &host,
             &user,
             Some(self.peer.ip()),
@@ -520,8 +614,13 @@ impl Conn {
     fn bind(&mut self, jid: Jid) {
         let (tx, rx) = crate::queue::channel(OUTBOX_CAPACITY);
         let kill = Arc::new(Notify::new());
-        let id = self.shared.router.sessions.new_id();
-        if let Some(old) = self.shared.router.sessions.bind(&jid, id, tx, kill.clone()) {
+        let id = self.shared.router.sessions().new_id();
+        if let Some(old) = self
+            .shared
+            .router
+            .sessions()
+            .bind(&jid, id, tx, kill.clone())
+        {
             // RFC 6120 §7.7.2.2: the new session takes over the resource.
             if old
                 .tx
@@ -535,7 +634,14 @@ impl Conn {
             }
         }
         tracing::info!(%jid, peer = %self.peer, "session started");
-        self.bound = Some(Bound { jid, id, rx, kill });
+        self.bound = Some(Bound {
+            jid,
+            id,
+            rx,
+            kill,
+            pending: Tracker::default(),
+            held: Default::default(),
+        });
     }
 }
 

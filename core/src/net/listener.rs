@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-use crate::server::Shared;
+use super::component::ComponentContext;
+use super::connection::C2sContext;
+use crate::lifecycle::{ShutdownSignal, Tracker};
 
 /// Which protocol a listener speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,20 +47,38 @@ pub async fn bind(addr: SocketAddr, kind: ListenerKind) -> Result<TcpListener, S
     })
 }
 
-/// Accepts connections until shutdown.
-pub async fn run(listener: TcpListener, kind: ListenerKind, shared: Arc<Shared>) {
-    let mut shutdown = shared.shutdown_signal();
+/// What a listener's connections are served with.
+#[derive(Clone)]
+pub enum Serve {
+    /// Client connections; `direct_tls` for XEP-0368 (TLS from the first
+    /// byte).
+    C2s {
+        ctx: Arc<C2sContext>,
+        direct_tls: bool,
+    },
+    /// External components (XEP-0114).
+    Component(Arc<ComponentContext>),
+}
+
+/// Accepts connections until shutdown. Each connection holds a guard from
+/// `tracker` for its whole life, so shutdown can wait for them to go.
+pub async fn run(
+    listener: TcpListener,
+    kind: ListenerKind,
+    serve: Serve,
+    tracker: Tracker,
+    mut shutdown: ShutdownSignal,
+) {
     loop {
         tokio::select! {
             r = listener.accept() => match r {
                 Ok((tcp, peer)) => {
-                    let shared = shared.clone();
-                    let guard = shared.connection_guard();
+                    let guard = tracker.guard();
+                    let serve = serve.clone();
                     tokio::spawn(async move {
-                        match kind {
-                            ListenerKind::Component => super::component::serve(tcp, peer, shared).await,
-                            ListenerKind::Metrics => unreachable!("net::metrics serves the metrics listener"),
-                            ListenerKind::C2s | ListenerKind::C2sTls => super::connection::serve(tcp, peer, shared, kind == ListenerKind::C2sTls).await,
+                        match serve {
+                            Serve::Component(ctx) => super::component::serve(tcp, peer, ctx).await,
+                            Serve::C2s { ctx, direct_tls } => super::connection::serve(tcp, peer, ctx, direct_tls).await,
                         }
                         drop(guard);
                     });
@@ -69,7 +89,7 @@ pub async fn run(listener: TcpListener, kind: ListenerKind, shared: Arc<Shared>)
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 }
             },
-            _ = shutdown.changed() => return,
+            _ = shutdown.wait() => return,
         }
     }
 }

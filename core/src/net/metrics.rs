@@ -20,7 +20,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
-use crate::server::Shared;
+use crate::lifecycle::{ShutdownSignal, Tracker};
+use crate::routing::Router;
 
 /// The largest request head (request line and headers) accepted.
 pub const MAX_REQUEST_BYTES: usize = 8 * 1024;
@@ -49,9 +50,26 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
     })
 }
 
+/// What a scrape reads: the counters and the gauges read at scrape time.
+#[derive(Clone)]
+pub struct Scrape {
+    pub router: Router,
+    pub connections: Tracker,
+}
+
+impl Scrape {
+    /// The counters plus the gauges read now.
+    pub fn snapshot(&self) -> crate::metrics::Snapshot {
+        self.router.metrics().snapshot(
+            self.router.sessions().count(),
+            self.connections.live(),
+            self.router.services().gauges(),
+        )
+    }
+}
+
 /// Accepts scrapes until shutdown.
-pub async fn run(listener: TcpListener, shared: Arc<Shared>) {
-    let mut shutdown = shared.shutdown_signal();
+pub async fn run(listener: TcpListener, scrape: Scrape, mut shutdown: ShutdownSignal) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         tokio::select! {
@@ -63,9 +81,9 @@ pub async fn run(listener: TcpListener, shared: Arc<Shared>) {
                         tracing::debug!(%peer, "metrics: too many scrapes at once; closing");
                         continue;
                     };
-                    let shared = shared.clone();
+                    let scrape = scrape.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = serve(tcp, &shared).await {
+                        if let Err(e) = serve(tcp, &scrape).await {
                             tracing::debug!(%peer, "metrics: {e}");
                         }
                         drop(permit);
@@ -76,13 +94,13 @@ pub async fn run(listener: TcpListener, shared: Arc<Shared>) {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },
-            _ = shutdown.changed() => return,
+            _ = shutdown.wait() => return,
         }
     }
 }
 
 /// Reads one request head and writes one response.
-async fn serve(mut tcp: TcpStream, shared: &Shared) -> std::io::Result<()> {
+async fn serve(mut tcp: TcpStream, scrape: &Scrape) -> std::io::Result<()> {
     let head = match tokio::time::timeout(READ_TIMEOUT, read_head(&mut tcp)).await {
         Ok(Ok(head)) => head,
         Ok(Err(e)) => return Err(e),
@@ -90,7 +108,7 @@ async fn serve(mut tcp: TcpStream, shared: &Shared) -> std::io::Result<()> {
     };
     let (response, unread) = match head {
         Head::Complete(text) => (
-            respond(&text, || crate::metrics::render(&shared.metrics_snapshot())),
+            respond(&text, || crate::metrics::render(&scrape.snapshot())),
             false,
         ),
         Head::TooLarge => (

@@ -13,7 +13,9 @@ use switchboard_service::{Outbox, Service, ServiceContext, QUEUE_CAPACITY};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::server::Shared;
+use crate::lifecycle::ShutdownSignal;
+use crate::routing::Router;
+use crate::settings::LiveSettings;
 
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
@@ -21,10 +23,17 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// over.
 const HEALTHY_RUN: Duration = Duration::from_secs(60);
 
-/// Supervises one service until the server shuts down.
-pub async fn supervise(shared: Arc<Shared>, service: Arc<dyn Service>, base: ServiceContext) {
+/// Supervises one service until the server shuts down. It fills and
+/// empties the service's router slot, and tells the admins (as the
+/// settings name them) when the service fails.
+pub async fn supervise(
+    router: Router,
+    settings: Arc<LiveSettings>,
+    mut shutdown: ShutdownSignal,
+    service: Arc<dyn Service>,
+    base: ServiceContext,
+) {
     let host = base.jid.clone();
-    let mut shutdown = shared.shutdown_signal();
     let mut backoff = FIRST_BACKOFF;
     loop {
         let (in_tx, in_rx) = mpsc::channel(QUEUE_CAPACITY);
@@ -33,14 +42,14 @@ pub async fn supervise(shared: Arc<Shared>, service: Arc<dyn Service>, base: Ser
             out: outbox,
             ..base.clone()
         };
-        tokio::spawn(pump(shared.clone(), host.clone(), out_rx));
-        shared.router.set_service_inbox(&host, Some(in_tx.clone()));
+        tokio::spawn(pump(router.clone(), host.clone(), out_rx));
+        router.services().set_inbox(&host, Some(in_tx.clone()));
         let started = Instant::now();
         let mut run = tokio::spawn(service.run(ctx, in_rx));
         let outcome = tokio::select! {
             r = &mut run => r,
-            _ = shutdown.changed() => {
-                shared.router.set_service_inbox(&host, None);
+            _ = shutdown.wait() => {
+                router.services().set_inbox(&host, None);
                 // Closing the inbox asks the service to finish; it gets a
                 // moment to do so (sign users off a network, say).
                 drop(in_tx);
@@ -50,7 +59,7 @@ pub async fn supervise(shared: Arc<Shared>, service: Arc<dyn Service>, base: Ser
                 return;
             }
         };
-        shared.router.release_service(&host, &in_tx);
+        router.services().release(&host, &in_tx);
         let why = match outcome {
             Ok(()) => "stopped".to_string(),
             Err(e) if e.is_panic() => format!("crashed: {}", panic_message(e.into_panic())),
@@ -60,8 +69,9 @@ pub async fn supervise(shared: Arc<Shared>, service: Arc<dyn Service>, base: Ser
             backoff = FIRST_BACKOFF;
         }
         tracing::error!(service = %host, "service {why}; restarting in {}s", backoff.as_secs());
-        crate::admin::notify::admins(
-            &shared,
+        crate::notices::admins::notify(
+            &router,
+            &settings.get(),
             &host,
             &format!(
                 "Service {host} {}",
@@ -75,20 +85,16 @@ pub async fn supervise(shared: Arc<Shared>, service: Arc<dyn Service>, base: Ser
         );
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
-            _ = shutdown.changed() => return,
+            _ = shutdown.wait() => return,
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 
 /// Routes what the service sends until every copy of its outbox is gone.
-async fn pump(
-    shared: Arc<Shared>,
-    host: String,
-    mut out: mpsc::Receiver<switchboard_xml::Element>,
-) {
+async fn pump(router: Router, host: String, mut out: mpsc::Receiver<switchboard_xml::Element>) {
     while let Some(stanza) = out.recv().await {
-        if let Err(problem) = shared.router.route_from_service(&host, stanza) {
+        if let Err(problem) = router.route_from_service(&host, stanza) {
             // A bug in the service, not something a user did: log it loudly
             // and drop the stanza rather than let it speak for others.
             tracing::error!(service = %host, "dropped a stanza from the service: {problem}");

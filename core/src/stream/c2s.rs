@@ -6,24 +6,28 @@
 //! route. Anything slow (spool reads, PBKDF2 for PLAIN) is the driver's job;
 //! while an answer is pending the machine buffers input but processes
 //! nothing, so stanzas keep their order.
+//!
+//! The header exchange, STARTTLS, restarts and stream errors are the
+//! shared negotiation (`negotiation.rs`), SASL the shared exchange
+//! (`sasl_exchange.rs`); the framing (a TCP stream or RFC 7395 WebSocket
+//! messages) is the driver's choice. What is the client's own is here:
+//! the features offered, in-band registration before login, resource
+//! binding, and the checks every client stanza passes.
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use switchboard_jid::{normalize_localpart, normalize_resource, Jid};
+use switchboard_jid::{normalize_resource, Jid};
 use switchboard_spool::ScramCredential;
-use switchboard_xml::{ns, Element, Event, Limits, StreamHeader, StreamParser};
+use switchboard_xml::{ns, Element, Event, Limits, StreamHeader};
 
-use crate::sasl::{plain, SaslFailure, ScramHash, ScramServer, ScramStep};
+use crate::ids::random_id;
+use crate::sasl::ScramHash;
 use crate::stanza::{error_reply, iq_result, Kind, StanzaError};
 use crate::stream::error::StreamError;
+use crate::stream::framing::Framing;
+use crate::stream::negotiation::{Negotiation, Phase, Wire};
 use crate::stream::register;
-
-const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
-
-/// How many failed SASL attempts a connection gets before it is closed.
-const MAX_AUTH_FAILURES: u32 = 3;
+use crate::stream::sasl_exchange::{failure, SaslExchange, SaslOutcome};
 
 /// Settings the machine needs, fixed for the connection's life.
 #[derive(Debug, Clone)]
@@ -45,7 +49,8 @@ pub struct C2sSettings {
 /// What the driver must do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Write these bytes.
+    /// Write these bytes (one top-level unit: a WebSocket driver sends
+    /// each as one message).
     Send(Vec<u8>),
     /// `<proceed/>` has been queued: flush it, run the TLS handshake, then
     /// call [`C2s::tls_established`].
@@ -78,45 +83,23 @@ pub enum Action {
     Close,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// Waiting for the client's stream header.
-    AwaitHeader,
-    /// Header exchanged; negotiating features.
-    Open,
-    /// The driver is running TLS; nothing is processed.
-    Tls,
-    /// Waiting for the driver's answer to a lookup.
-    Pending,
-    Closed,
+impl From<Wire> for Action {
+    fn from(w: Wire) -> Action {
+        match w {
+            Wire::Send(b) => Action::Send(b),
+            Wire::StartTls => Action::StartTls,
+            Wire::Close => Action::Close,
+        }
+    }
 }
 
-enum Sasl {
-    None,
-    Scram { server: ScramServer },
-}
-
-/// One client stream, from TCP accept to close.
+/// One client stream, from TCP accept (or WebSocket upgrade) to close.
 pub struct C2s {
     settings: C2sSettings,
-    parser: StreamParser,
-    phase: Phase,
-    actions: VecDeque<Action>,
-    secure: bool,
-    /// `tls-exporter` value, when TLS 1.3 makes it safe to offer -PLUS.
-    channel_binding: Option<Vec<u8>>,
-    /// The host named in the first stream header; restarts must keep it.
-    host: Option<String>,
-    header_sent: bool,
-    sasl: Sasl,
-    auth_failures: u32,
+    neg: Negotiation<Action>,
+    sasl: SaslExchange,
     /// Error replies the machine itself sent (the driver counts them).
     stanza_errors: u32,
-    /// The client tried a -PLUS mechanism with a channel binding type we
-    /// cannot provide (typically `tls-unique`, undefined for TLS 1.3). It
-    /// has therefore seen -PLUS advertised, so its fallback to plain SCRAM
-    /// with the `y` flag is not a downgrade and is accepted.
-    client_saw_plus: bool,
     /// The registration IQ waiting for the driver's answer.
     pending_register: Option<Element>,
     /// Set after SASL success: the authenticated localpart.
@@ -129,28 +112,40 @@ pub struct C2s {
 }
 
 impl C2s {
-    /// A new connection. `secure` is true for direct TLS (XEP-0368): the
-    /// driver has already run the handshake and passes its channel binding.
+    /// A new connection over a TCP stream. `secure` is true for direct TLS
+    /// (XEP-0368): the driver has already run the handshake and passes its
+    /// channel binding.
     pub fn new(
         settings: C2sSettings,
         now: Instant,
         secure: bool,
         channel_binding: Option<Vec<u8>>,
     ) -> Self {
-        let parser = StreamParser::new(settings.limits);
+        Self::with_framing(settings, now, Framing::Stream, secure, channel_binding)
+    }
+
+    /// A new connection with the framing the driver chose (a WebSocket
+    /// runs inside HTTPS, so it is `secure` from the start).
+    pub fn with_framing(
+        settings: C2sSettings,
+        now: Instant,
+        framing: Framing,
+        secure: bool,
+        channel_binding: Option<Vec<u8>>,
+    ) -> Self {
+        let default_host = settings
+            .hosts
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "localhost".into());
+        let mut neg = Negotiation::new(framing, ns::CLIENT, settings.limits, default_host, true);
+        neg.secure = secure;
+        neg.channel_binding = channel_binding;
         C2s {
             settings,
-            parser,
-            phase: Phase::AwaitHeader,
-            actions: VecDeque::new(),
-            secure,
-            channel_binding,
-            host: None,
-            header_sent: false,
-            sasl: Sasl::None,
-            auth_failures: 0,
+            neg,
+            sasl: SaslExchange::default(),
             stanza_errors: 0,
-            client_saw_plus: false,
             pending_register: None,
             user: None,
             bound: None,
@@ -165,6 +160,11 @@ impl C2s {
         self.bound.as_ref()
     }
 
+    /// The framing this stream uses.
+    pub fn framing(&self) -> Framing {
+        self.neg.framing
+    }
+
     /// Whether SASL has succeeded on this stream (for the login counter).
     pub fn is_authenticated(&self) -> bool {
         self.user.is_some()
@@ -172,7 +172,7 @@ impl C2s {
 
     /// Failed authentication attempts so far (aborts are not failures).
     pub fn auth_failures(&self) -> u32 {
-        self.auth_failures
+        self.sasl.failures()
     }
 
     /// Stanza error replies the machine has sent itself so far (a bad
@@ -183,30 +183,20 @@ impl C2s {
     }
 
     pub fn is_closed(&self) -> bool {
-        self.phase == Phase::Closed
+        self.neg.is_closed()
     }
 
     /// Next action for the driver, if any.
     pub fn poll_action(&mut self) -> Option<Action> {
-        let action = self.actions.pop_front();
-        if action.is_none() && self.actions.capacity() > 0 {
-            // An idle session keeps no action buffer (a few hundred bytes
-            // each); the next stanza allocates it again.
-            self.actions = VecDeque::new();
-        }
-        action
+        self.neg.poll()
     }
 
-    /// Bytes received from the client.
+    /// Bytes received from the client (for WebSocket framing: one whole
+    /// message).
     pub fn handle_input(&mut self, data: &[u8]) {
-        if self.phase == Phase::Closed {
-            return;
+        if self.neg.feed(data) {
+            self.process();
         }
-        if let Err(e) = self.parser.feed(data) {
-            self.fail(StreamError::from(&e));
-            return;
-        }
-        self.process();
     }
 
     /// Tells the machine the driver wrote bytes to the client at `now`
@@ -218,7 +208,7 @@ impl C2s {
 
     /// When the driver should next call [`C2s::handle_timeout`].
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match self.phase {
+        match self.neg.phase {
             Phase::Closed => None,
             _ if self.bound.is_none() => Some(self.connected_at + self.settings.preauth_timeout),
             _ => Some(self.last_sent + self.settings.keepalive),
@@ -226,7 +216,7 @@ impl C2s {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.phase == Phase::Closed {
+        if self.neg.is_closed() {
             return;
         }
         if self.bound.is_none() {
@@ -237,8 +227,11 @@ impl C2s {
                 ));
             }
         } else if now >= self.last_sent + self.settings.keepalive {
-            // A single space is a valid whitespace keepalive (RFC 6120 §4.6.1).
-            self.send(b" ".to_vec());
+            // A single space is a valid whitespace keepalive (RFC 6120
+            // §4.6.1); WebSocket has its own pings, which the driver sends.
+            if self.neg.framing == Framing::Stream {
+                self.neg.send(b" ".to_vec());
+            }
             self.last_sent = now;
         }
     }
@@ -247,38 +240,26 @@ impl C2s {
     /// connection negotiated TLS 1.3 (RFC 9266 makes it unsafe on 1.2
     /// without extended master secret, so the driver passes `None` there).
     pub fn tls_established(&mut self, channel_binding: Option<Vec<u8>>) {
-        self.secure = true;
-        self.channel_binding = channel_binding;
-        self.header_sent = false;
-        self.parser.reset();
-        self.phase = Phase::AwaitHeader;
+        self.neg.tls_established(channel_binding);
     }
 
     /// Answer to [`Action::LookupScram`].
     pub fn scram_credentials(&mut self, cred: Option<ScramCredential>) {
-        let Sasl::Scram { server, .. } = &mut self.sasl else {
-            return;
-        };
-        let step = server.credentials(cred);
-        self.phase = Phase::Open;
-        self.scram_step(step);
+        let outcome = self.sasl.credentials(&mut self.neg, cred);
+        self.sasl_outcome(outcome);
         self.process();
     }
 
     /// Answer to [`Action::VerifyPlain`].
     pub fn plain_verified(&mut self, user: &str, ok: bool) {
-        self.phase = Phase::Open;
-        if ok {
-            self.sasl_success(user.to_string(), None);
-        } else {
-            self.sasl_failure(SaslFailure::NotAuthorized);
-        }
+        let outcome = self.sasl.plain_verified(&mut self.neg, user, ok);
+        self.sasl_outcome(outcome);
         self.process();
     }
 
     /// Answer to [`Action::Register`]: `Ok` when the account was created.
     pub fn registered(&mut self, result: Result<(), StanzaError>) {
-        self.phase = Phase::Open;
+        self.neg.phase = Phase::Open;
         if let Some(iq) = self.pending_register.take() {
             let reply = match result {
                 Ok(()) => Some(unaddressed(iq_result(&iq, None))),
@@ -288,7 +269,7 @@ impl C2s {
                 }
             };
             if let Some(r) = reply {
-                self.send_el(&r);
+                self.neg.send_stanza(&r);
             }
         }
         self.process();
@@ -297,133 +278,63 @@ impl C2s {
     /// Closes the stream with an error (also used by the driver for
     /// `conflict` and `system-shutdown`).
     pub fn fail(&mut self, err: StreamError) {
-        if self.phase == Phase::Closed {
-            return;
-        }
-        if !self.header_sent {
-            self.send_header(None);
-        }
-        let mut out = err.to_bytes();
-        out.extend_from_slice(b"</stream:stream>");
-        self.send(out);
-        self.close();
+        self.neg.fail(err);
     }
 
-    /// Closes the stream cleanly (the client sent `</stream:stream>`, or
-    /// the server is done).
+    /// Closes the stream cleanly (the client closed it, or the server is
+    /// done).
     pub fn close_stream(&mut self) {
-        if self.phase == Phase::Closed {
-            return;
-        }
-        if !self.header_sent {
-            self.send_header(None);
-        }
-        self.send(b"</stream:stream>".to_vec());
-        self.close();
-    }
-
-    fn close(&mut self) {
-        self.phase = Phase::Closed;
-        self.actions.push_back(Action::Close);
-    }
-
-    fn send(&mut self, bytes: Vec<u8>) {
-        self.actions.push_back(Action::Send(bytes));
+        self.neg.close_stream();
     }
 
     fn send_el(&mut self, el: &Element) {
-        self.send(el.to_bytes(Some(ns::CLIENT)));
+        self.neg.send_stanza(el);
     }
 
     /// Pulls parser events until input runs out or the machine must wait.
     fn process(&mut self) {
-        while matches!(self.phase, Phase::AwaitHeader | Phase::Open) {
-            match self.parser.next_event() {
-                Ok(None) => {
-                    self.parser.shrink_if_idle();
-                    return;
-                }
-                Ok(Some(Event::StreamOpen(h))) => self.on_header(h),
-                Ok(Some(Event::Stanza(el))) => {
-                    if self.phase == Phase::AwaitHeader {
-                        self.fail(StreamError::new("not-well-formed"));
-                    } else {
-                        self.on_element(el);
-                    }
-                }
-                Ok(Some(Event::StreamClose)) => self.close_stream(),
-                Err(e) => self.fail(StreamError::from(&e)),
+        while let Some(event) = self.neg.next_event() {
+            match event {
+                Event::StreamOpen(h) => self.on_header(h),
+                Event::Stanza(el) => self.on_element(el),
+                Event::StreamClose => self.close_stream(),
             }
         }
-    }
-
-    fn send_header(&mut self, host: Option<&str>) {
-        let id = random_id();
-        let from = host
-            .or(self.host.as_deref())
-            .or(self.settings.hosts.first().map(String::as_str))
-            .unwrap_or("localhost");
-        let mut out = Vec::with_capacity(256);
-        out.extend_from_slice(b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' id='");
-        out.extend_from_slice(id.as_bytes());
-        out.extend_from_slice(b"' from='");
-        switchboard_xml::escape::escape_attr(from, &mut out);
-        out.extend_from_slice(b"' version='1.0' xml:lang='en'>");
-        self.send(out);
-        self.header_sent = true;
     }
 
     fn on_header(&mut self, h: StreamHeader) {
-        if self.phase != Phase::AwaitHeader {
-            self.fail(StreamError::new("not-well-formed"));
+        // The host comes first: every error below is sent from it.
+        let hosts = &self.settings.hosts;
+        let accept = |t: &str| hosts.iter().any(|h| h == t);
+        if self
+            .neg
+            .check_to(&h, accept, "this server does not serve that domain")
+            .is_none()
+        {
             return;
         }
-        // The host comes first: every error below is sent from it.
-        let to = h.attr("to").map(switchboard_jid::normalize_domain);
-        let host = match to {
-            Some(Ok(t)) if self.settings.hosts.contains(&t) => t,
-            _ => {
-                self.fail(StreamError::with_text(
-                    "host-unknown",
-                    "this server does not serve that domain",
-                ));
-                return;
-            }
-        };
-        if let Some(prev) = &self.host {
-            if *prev != host {
-                self.fail(StreamError::with_text(
-                    "host-unknown",
-                    "the stream 'to' may not change on a stream restart",
-                ));
-                return;
-            }
-        }
-        self.host = Some(host.clone());
-        self.send_header(Some(&host));
-        self.phase = Phase::Open;
-        if h.default_ns.as_deref() != Some(ns::CLIENT) {
-            self.fail(StreamError::with_text(
+        self.neg.open();
+        if !self.neg.has_content_ns(&h) {
+            return self.fail(StreamError::with_text(
                 "invalid-namespace",
                 "client streams use the jabber:client namespace",
             ));
-            return;
         }
         let major = h
             .attr("version")
             .and_then(|v| v.split('.').next()?.parse::<u32>().ok());
         if major != Some(1) {
-            self.fail(StreamError::with_text(
+            return self.fail(StreamError::with_text(
                 "unsupported-version",
                 "this server speaks XMPP version 1.0",
             ));
-            return;
         }
         self.send_features();
     }
 
     fn send_features(&mut self) {
         let mut f = Element::new("features", ns::STREAM);
+        let secure = self.neg.secure;
         if self.user.is_some() {
             f.append_child(Element::new("bind", ns::BIND));
             // RFC 6121 removed session establishment; old clients still ask
@@ -432,53 +343,25 @@ impl C2s {
                 Element::new("session", ns::SESSION)
                     .with_child(Element::new("optional", ns::SESSION)),
             );
-        } else if !self.secure && self.settings.tls_available {
+        } else if !secure && self.settings.tls_available && self.neg.framing == Framing::Stream {
             let mut st = Element::new("starttls", ns::TLS);
             if self.settings.tls_required {
                 st.append_child(Element::new("required", ns::TLS));
             }
             f.append_child(st);
             if !self.settings.tls_required {
-                f.append_child(self.mechanisms());
+                f.append_child(SaslExchange::mechanisms(&self.neg));
             }
-        } else if self.secure || !self.settings.tls_required {
-            f.append_child(self.mechanisms());
+        } else if secure || !self.settings.tls_required {
+            f.append_child(SaslExchange::mechanisms(&self.neg));
             if self.registration_open() {
                 f.append_child(Element::new("register", register::FEATURE_NS));
             }
-            if self.channel_binding.is_some() {
-                // XEP-0440: say which channel binding types we support.
-                f.append_child(
-                    Element::new("sasl-channel-binding", "urn:xmpp:sasl-cb:0").with_child(
-                        Element::new("channel-binding", "urn:xmpp:sasl-cb:0")
-                            .with_attr("type", "tls-exporter"),
-                    ),
-                );
+            if let Some(cb) = SaslExchange::channel_binding_feature(&self.neg) {
+                f.append_child(cb);
             }
         }
-        let mut out = b"<stream:features>".to_vec();
-        for c in f.elements() {
-            c.write_to(&mut out, None);
-        }
-        out.extend_from_slice(b"</stream:features>");
-        self.send(out);
-    }
-
-    fn mechanisms(&self) -> Element {
-        let mut m = Element::new("mechanisms", ns::SASL);
-        let mut names = Vec::new();
-        if self.channel_binding.is_some() {
-            names.extend(["SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS"]);
-        }
-        names.extend(["SCRAM-SHA-256", "SCRAM-SHA-1"]);
-        // PLAIN sends the password itself: offered only inside TLS.
-        if self.secure {
-            names.push("PLAIN");
-        }
-        for n in names {
-            m.append_child(Element::new("mechanism", ns::SASL).with_text(n));
-        }
-        m
+        self.neg.send_features(&f);
     }
 
     fn on_element(&mut self, el: Element) {
@@ -488,21 +371,20 @@ impl C2s {
         if el.ns == ns::SASL {
             return self.on_sasl(el);
         }
-        let may_negotiate = self.secure || !self.settings.tls_required;
+        let secure = self.neg.secure;
+        let may_negotiate = secure || !self.settings.tls_required;
         if self.user.is_none() && may_negotiate && is_register_iq(&el) {
             return self.on_register(el);
         }
         if self.user.is_none() {
             // Before authentication only negotiation is allowed.
-            let cond = if !self.secure && self.settings.tls_required {
-                "policy-violation"
+            let (cond, text) = if !secure && self.settings.tls_required {
+                (
+                    "policy-violation",
+                    "STARTTLS is required before anything else",
+                )
             } else {
-                "not-authorized"
-            };
-            let text = if !self.secure && self.settings.tls_required {
-                "STARTTLS is required before anything else"
-            } else {
-                "authenticate first"
+                ("not-authorized", "authenticate first")
             };
             return self.fail(StreamError::with_text(cond, text));
         }
@@ -519,7 +401,8 @@ impl C2s {
     }
 
     fn registration_open(&self) -> bool {
-        self.host
+        self.neg
+            .host
             .as_ref()
             .is_some_and(|h| self.settings.open_registration.contains(h))
     }
@@ -547,10 +430,10 @@ impl C2s {
             Some("get") => self.send_el(&unaddressed(iq_result(&iq, Some(register::form())))),
             Some("set") => match register::parse(&query) {
                 Ok(req) => {
-                    let host = self.host.clone().unwrap_or_default();
+                    let host = self.neg.host.clone().unwrap_or_default();
                     self.pending_register = Some(iq);
-                    self.phase = Phase::Pending;
-                    self.actions.push_back(Action::Register {
+                    self.neg.phase = Phase::Pending;
+                    self.neg.push(Action::Register {
                         host,
                         user: req.user,
                         password: req.password,
@@ -563,20 +446,11 @@ impl C2s {
     }
 
     fn on_starttls(&mut self) {
-        if self.secure || !self.settings.tls_available || self.user.is_some() {
-            let mut out = Element::new("failure", ns::TLS).to_bytes(None);
-            out.extend_from_slice(b"</stream:stream>");
-            self.send(out);
-            self.close();
-            return;
+        let secure = self.neg.secure;
+        if secure || !self.settings.tls_available || self.user.is_some() {
+            return self.neg.refuse_tls();
         }
-        self.send(Element::new("proceed", ns::TLS).to_bytes(None));
-        // Anything the client pipelined after <starttls/> is plaintext that
-        // must not be interpreted once TLS is up (CVE-2011-0411 style
-        // injection), so the parser is dropped here, not after the handshake.
-        self.parser.reset();
-        self.phase = Phase::Tls;
-        self.actions.push_back(Action::StartTls);
+        self.neg.start_tls();
     }
 
     fn on_sasl(&mut self, el: Element) {
@@ -586,154 +460,31 @@ impl C2s {
                 "already authenticated",
             ));
         }
-        if !self.secure && self.settings.tls_required {
-            let mut out = failure("encryption-required");
-            out.extend_from_slice(b"</stream:stream>");
-            self.send(out);
-            self.close();
-            return;
+        if !self.neg.secure && self.settings.tls_required {
+            self.neg.send_nonza(&failure("encryption-required", None));
+            return self.neg.close_stream();
         }
-        match el.name.as_str() {
-            "auth" => self.on_auth(el),
-            "response" => self.on_response(el),
-            "abort" => {
-                self.sasl = Sasl::None;
-                self.sasl_failure(SaslFailure::Aborted);
-            }
-            _ => self.fail(StreamError::new("unsupported-stanza-type")),
-        }
+        let outcome = self.sasl.handle(&mut self.neg, &el);
+        self.sasl_outcome(outcome);
     }
 
-    fn on_auth(&mut self, el: Element) {
-        if !matches!(self.sasl, Sasl::None) {
-            self.sasl = Sasl::None;
-            return self.sasl_failure(SaslFailure::Aborted);
-        }
-        let Some(payload) = decode_b64(&el.text()) else {
-            return self.send(failure("incorrect-encoding"));
-        };
-        let mech = el.attr("mechanism").unwrap_or("");
-        let (hash, plus) = match mech {
-            "SCRAM-SHA-256" => (ScramHash::Sha256, false),
-            "SCRAM-SHA-1" => (ScramHash::Sha1, false),
-            "SCRAM-SHA-256-PLUS" if self.channel_binding.is_some() => (ScramHash::Sha256, true),
-            "SCRAM-SHA-1-PLUS" if self.channel_binding.is_some() => (ScramHash::Sha1, true),
-            "PLAIN" if self.secure => return self.on_plain(&payload),
-            _ => return self.sasl_failure(SaslFailure::InvalidMechanism),
-        };
-        if plus {
-            if let Some(cb_type) = unsupported_cb_type(&payload) {
-                // Not a failed login: the client simply cannot use our
-                // binding type and will try its next mechanism.
-                self.client_saw_plus = true;
-                let text = format!(
-                    "channel binding type '{cb_type}' is not supported here; use tls-exporter"
-                );
-                return self.send(failure_with_text("malformed-request", &text));
+    fn sasl_outcome(&mut self, outcome: SaslOutcome) {
+        let host = || self.neg.host.clone().unwrap_or_default();
+        match outcome {
+            SaslOutcome::Continue => {}
+            SaslOutcome::LookupScram { user, hash } => {
+                let host = host();
+                self.neg.push(Action::LookupScram { host, user, hash });
             }
-        }
-        let advertised = self.channel_binding.is_some() && !self.client_saw_plus;
-        let mut server = ScramServer::new(hash, plus, self.channel_binding.clone(), advertised);
-        match server.client_first(&payload) {
-            Ok(ScramStep::NeedCredentials { username }) => {
-                self.sasl = Sasl::Scram { server };
-                let host = self.host.clone().unwrap_or_default();
-                match normalize_localpart(&username) {
-                    Ok(user) => {
-                        self.phase = Phase::Pending;
-                        self.actions
-                            .push_back(Action::LookupScram { host, user, hash });
-                    }
-                    // An impossible user name continues like an unknown
-                    // one, so the failure looks the same.
-                    Err(_) => self.scram_credentials(None),
-                }
+            SaslOutcome::VerifyPlain { user, password } => {
+                let host = host();
+                self.neg.push(Action::VerifyPlain {
+                    host,
+                    user,
+                    password,
+                });
             }
-            Ok(step) => self.scram_step(Ok(step)),
-            Err(f) => self.sasl_failure(f),
-        }
-    }
-
-    fn on_plain(&mut self, payload: &[u8]) {
-        let creds = match plain::parse(payload) {
-            Ok(c) => c,
-            Err(f) => return self.sasl_failure(f),
-        };
-        let host = self.host.clone().unwrap_or_default();
-        let Ok(user) = normalize_localpart(&creds.username) else {
-            return self.sasl_failure(SaslFailure::NotAuthorized);
-        };
-        if let Some(authz) = creds.authzid.as_deref() {
-            let own = Jid::from_parts(Some(&user), &host, None).ok();
-            if Jid::parse(authz).ok() != own {
-                return self.sasl_failure(SaslFailure::InvalidAuthzid);
-            }
-        }
-        self.phase = Phase::Pending;
-        self.actions.push_back(Action::VerifyPlain {
-            host,
-            user,
-            password: creds.password,
-        });
-    }
-
-    fn on_response(&mut self, el: Element) {
-        let Sasl::Scram { server, .. } = &mut self.sasl else {
-            return self.sasl_failure(SaslFailure::MalformedRequest);
-        };
-        let Some(payload) = decode_b64(&el.text()) else {
-            self.sasl = Sasl::None;
-            return self.send(failure("incorrect-encoding"));
-        };
-        let step = server.client_final(&payload);
-        self.scram_step(step);
-    }
-
-    fn scram_step(&mut self, step: Result<ScramStep, SaslFailure>) {
-        match step {
-            Ok(ScramStep::Challenge(data)) => {
-                let el = Element::new("challenge", ns::SASL).with_text(B64.encode(data));
-                self.send(el.to_bytes(None));
-            }
-            Ok(ScramStep::Success {
-                username,
-                server_final,
-            }) => match normalize_localpart(&username) {
-                Ok(user) => self.sasl_success(user, Some(server_final)),
-                Err(_) => self.sasl_failure(SaslFailure::NotAuthorized),
-            },
-            Ok(ScramStep::NeedCredentials { .. }) => {
-                self.sasl_failure(SaslFailure::MalformedRequest)
-            }
-            Err(f) => self.sasl_failure(f),
-        }
-    }
-
-    fn sasl_success(&mut self, user: String, additional: Option<Vec<u8>>) {
-        self.sasl = Sasl::None;
-        let mut el = Element::new("success", ns::SASL);
-        if let Some(data) = additional {
-            el.append_text(B64.encode(data));
-        }
-        self.send(el.to_bytes(None));
-        self.user = Some(user);
-        // The client restarts the stream (RFC 6120 §6.4.6).
-        self.parser.reset();
-        self.header_sent = false;
-        self.phase = Phase::AwaitHeader;
-    }
-
-    fn sasl_failure(&mut self, f: SaslFailure) {
-        self.sasl = Sasl::None;
-        self.send(failure(f.condition()));
-        if f != SaslFailure::Aborted {
-            self.auth_failures += 1;
-            if self.auth_failures >= MAX_AUTH_FAILURES {
-                self.fail(StreamError::with_text(
-                    "policy-violation",
-                    "too many failed authentication attempts",
-                ));
-            }
+            SaslOutcome::Success(user) => self.user = Some(user),
         }
     }
 
@@ -769,7 +520,7 @@ impl C2s {
             None => random_id(),
         };
         let user = self.user.clone().unwrap_or_default();
-        let host = self.host.clone().unwrap_or_default();
+        let host = self.neg.host.clone().unwrap_or_default();
         let jid = match Jid::from_parts(Some(&user), &host, Some(&resource)) {
             Ok(j) => j,
             Err(_) => {
@@ -788,7 +539,7 @@ impl C2s {
         self.send_el(&reply);
         self.bound_text = jid.to_string();
         self.bound = Some(jid.clone());
-        self.actions.push_back(Action::Bound(jid));
+        self.neg.push(Action::Bound(jid));
     }
 
     fn on_stanza(&mut self, mut el: Element) {
@@ -847,7 +598,7 @@ impl C2s {
                 return;
             }
         }
-        self.actions.push_back(Action::Stanza(el, parsed_to));
+        self.neg.push(Action::Stanza(el, parsed_to));
     }
 }
 
@@ -884,44 +635,4 @@ fn check_iq(el: &Element) -> Result<(), StanzaError> {
             Err(StanzaError::bad_request().with_text("IQ 'type' must be get, set, result or error"))
         }
     }
-}
-
-/// The cb-name of a `p=` GS2 header when it is not `tls-exporter`.
-fn unsupported_cb_type(client_first: &[u8]) -> Option<String> {
-    let rest = client_first.strip_prefix(b"p=")?;
-    let end = rest.iter().position(|b| *b == b',')?;
-    let name = String::from_utf8_lossy(&rest[..end]).into_owned();
-    (name != "tls-exporter").then_some(name)
-}
-
-fn failure_with_text(condition: &str, text: &str) -> Vec<u8> {
-    let el = Element::new("failure", ns::SASL)
-        .with_child(Element::new(condition, ns::SASL))
-        .with_child(
-            Element::new("text", ns::SASL)
-                .with_attr("xml:lang", "en")
-                .with_text(text),
-        );
-    el.to_bytes(None)
-}
-
-fn failure(condition: &str) -> Vec<u8> {
-    let el = Element::new("failure", ns::SASL).with_child(Element::new(condition, ns::SASL));
-    el.to_bytes(None)
-}
-
-/// SASL payloads: `=` is an empty response (RFC 6120 §6.4.2).
-fn decode_b64(text: &str) -> Option<Vec<u8>> {
-    let t = text.trim();
-    if t == "=" {
-        return Some(Vec::new());
-    }
-    B64.decode(t).ok()
-}
-
-/// A random identifier for stream ids and generated resources.
-pub fn random_id() -> String {
-    let mut b = [0u8; 12];
-    getrandom::fill(&mut b).expect("the OS random source is available");
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
 }

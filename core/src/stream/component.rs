@@ -14,13 +14,14 @@
 //! (`improper-addressing`). Stanzas leave the machine in `jabber:client`,
 //! the namespace the router works in, and enter it the other way round.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 
 use switchboard_jid::Jid;
-use switchboard_xml::{ns, Element, Event, Limits, StreamHeader, StreamParser};
+use switchboard_xml::{ns, Element, Event, Limits, StreamHeader};
 
-use crate::stream::c2s::random_id;
 use crate::stream::error::StreamError;
+use crate::stream::framing::Framing;
+use crate::stream::negotiation::{Negotiation, Phase, Wire};
 
 /// What the driver must do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,9 +37,22 @@ pub enum ComponentAction {
     Close,
 }
 
+impl From<Wire> for ComponentAction {
+    fn from(w: Wire) -> ComponentAction {
+        match w {
+            Wire::Send(b) => ComponentAction::Send(b),
+            Wire::Close => ComponentAction::Close,
+            // XEP-0114 streams have no STARTTLS; the machine never asks.
+            Wire::StartTls => ComponentAction::Close,
+        }
+    }
+}
+
+/// Where the handshake stands (the negotiation holds the rest).
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Phase {
-    AwaitHeader,
+enum Auth {
+    /// No header yet.
+    None,
     AwaitHandshake {
         host: String,
         id: String,
@@ -50,84 +64,78 @@ enum Phase {
     Authenticated {
         host: String,
     },
-    Closed,
 }
 
 /// One component connection.
 pub struct ComponentStream {
     /// Hostname → secret of every configured external service.
     secrets: HashMap<String, String>,
-    parser: StreamParser,
-    phase: Phase,
-    header_sent: bool,
-    actions: VecDeque<ComponentAction>,
+    neg: Negotiation<ComponentAction>,
+    auth: Auth,
 }
 
 impl ComponentStream {
     pub fn new(secrets: HashMap<String, String>, limits: Limits) -> ComponentStream {
         ComponentStream {
             secrets,
-            parser: StreamParser::new(limits),
-            phase: Phase::AwaitHeader,
-            header_sent: false,
-            actions: VecDeque::new(),
+            // An error before the component names its host goes out under
+            // a header without `from`; XEP-0114 headers carry no version.
+            neg: Negotiation::new(
+                Framing::Stream,
+                ns::COMPONENT_ACCEPT,
+                limits,
+                String::new(),
+                false,
+            ),
+            auth: Auth::None,
         }
     }
 
     pub fn poll_action(&mut self) -> Option<ComponentAction> {
-        self.actions.pop_front()
+        self.neg.poll()
     }
 
     pub fn is_closed(&self) -> bool {
-        self.phase == Phase::Closed
+        self.neg.is_closed()
     }
 
     /// The authenticated hostname, once the handshake succeeded.
     pub fn host(&self) -> Option<&str> {
-        match &self.phase {
-            Phase::Authenticated { host } => Some(host),
+        match &self.auth {
+            Auth::Authenticated { host } if !self.neg.is_closed() => Some(host),
             _ => None,
         }
     }
 
     /// Bytes received from the component.
     pub fn handle_input(&mut self, data: &[u8]) {
-        if self.phase == Phase::Closed {
-            return;
+        if self.neg.feed(data) {
+            self.process();
         }
-        if let Err(e) = self.parser.feed(data) {
-            return self.fail(StreamError::from(&e));
-        }
-        self.process();
     }
 
     /// The driver's answer to [`ComponentAction::Authenticated`]: whether
     /// the hostname was free. The component learns it succeeded only now,
     /// so it is never told `<handshake/>` and then `conflict`.
     pub fn claimed(&mut self, ok: bool) {
-        let Phase::Claiming { host } = self.phase.clone() else {
+        let Auth::Claiming { host } = self.auth.clone() else {
             return;
         };
         if !ok {
             return self.conflict();
         }
-        self.actions
-            .push_back(ComponentAction::Send(b"<handshake/>".to_vec()));
-        self.phase = Phase::Authenticated { host };
+        self.neg.send(b"<handshake/>".to_vec());
+        self.neg.phase = Phase::Open;
+        self.auth = Auth::Authenticated { host };
         self.process();
     }
 
     fn process(&mut self) {
-        while !matches!(self.phase, Phase::Closed | Phase::Claiming { .. }) {
-            match self.parser.next_event() {
-                Ok(None) => {
-                    self.parser.shrink_if_idle();
-                    return;
-                }
-                Ok(Some(Event::StreamOpen(h))) => self.on_header(h),
-                Ok(Some(Event::Stanza(el))) => self.on_element(el),
-                Ok(Some(Event::StreamClose)) => self.close_stream(),
-                Err(e) => self.fail(StreamError::from(&e)),
+        while let Some(event) = self.neg.next_event() {
+            match event {
+                Event::StreamOpen(h) => self.on_header(h),
+                Event::Stanza(el) => self.on_element(el),
+                Event::StreamClose => self.close_stream(),
             }
         }
     }
@@ -151,80 +159,40 @@ impl ComponentStream {
 
     /// Closes the stream with an error.
     pub fn fail(&mut self, err: StreamError) {
-        if self.phase == Phase::Closed {
-            return;
-        }
-        if !self.header_sent {
-            self.send_header(None, &random_id());
-        }
-        let mut out = err.to_bytes();
-        out.extend_from_slice(b"</stream:stream>");
-        self.actions.push_back(ComponentAction::Send(out));
-        self.phase = Phase::Closed;
-        self.actions.push_back(ComponentAction::Close);
+        self.neg.fail(err);
     }
 
     /// Closes the stream cleanly.
     pub fn close_stream(&mut self) {
-        if self.phase == Phase::Closed {
-            return;
-        }
-        if !self.header_sent {
-            self.send_header(None, &random_id());
-        }
-        self.actions
-            .push_back(ComponentAction::Send(b"</stream:stream>".to_vec()));
-        self.phase = Phase::Closed;
-        self.actions.push_back(ComponentAction::Close);
-    }
-
-    fn send_header(&mut self, from: Option<&str>, id: &str) {
-        let mut out = Vec::with_capacity(200);
-        out.extend_from_slice(
-            b"<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' \
-              xmlns:stream='http://etherx.jabber.org/streams' id='",
-        );
-        switchboard_xml::escape::escape_attr(id, &mut out);
-        out.push(b'\'');
-        if let Some(from) = from {
-            out.extend_from_slice(b" from='");
-            switchboard_xml::escape::escape_attr(from, &mut out);
-            out.push(b'\'');
-        }
-        out.push(b'>');
-        self.actions.push_back(ComponentAction::Send(out));
-        self.header_sent = true;
+        self.neg.close_stream();
     }
 
     fn on_header(&mut self, h: StreamHeader) {
-        if self.phase != Phase::AwaitHeader {
+        if self.auth != Auth::None {
             return self.fail(StreamError::new("not-well-formed"));
         }
-        if h.default_ns.as_deref() != Some(ns::COMPONENT_ACCEPT) {
+        if !self.neg.has_content_ns(&h) {
             return self.fail(StreamError::with_text(
                 "invalid-namespace",
                 "this port speaks the component protocol (jabber:component:accept)",
             ));
         }
-        let host = h.attr("to").map(switchboard_jid::normalize_domain);
-        let host = match host {
-            Some(Ok(host)) if self.secrets.contains_key(&host) => host,
-            _ => {
-                return self.fail(StreamError::with_text(
-                    "host-unknown",
-                    "no external <service> with that hostname is configured",
-                ))
-            }
+        let secrets = &self.secrets;
+        let Some(host) = self.neg.check_to(
+            &h,
+            |t| secrets.contains_key(t),
+            "no external <service> with that hostname is configured",
+        ) else {
+            return;
         };
-        let id = random_id();
-        self.send_header(Some(&host), &id);
-        self.phase = Phase::AwaitHandshake { host, id };
+        let id = self.neg.open();
+        self.auth = Auth::AwaitHandshake { host, id };
     }
 
     fn on_element(&mut self, el: Element) {
-        match self.phase.clone() {
-            Phase::AwaitHeader => self.fail(StreamError::new("not-well-formed")),
-            Phase::AwaitHandshake { host, id } => {
+        match self.auth.clone() {
+            Auth::None => self.fail(StreamError::new("not-well-formed")),
+            Auth::AwaitHandshake { host, id } => {
                 if !el.is("handshake", ns::COMPONENT_ACCEPT) {
                     return self.fail(StreamError::with_text(
                         "not-authorized",
@@ -238,11 +206,12 @@ impl ComponentStream {
                         "the handshake does not match the secret configured for this service",
                     ));
                 }
-                self.phase = Phase::Claiming { host: host.clone() };
-                self.actions.push_back(ComponentAction::Authenticated(host));
+                self.auth = Auth::Claiming { host: host.clone() };
+                self.neg.phase = Phase::Pending;
+                self.neg.push(ComponentAction::Authenticated(host));
             }
-            Phase::Authenticated { host } => self.on_stanza(&host, el),
-            Phase::Claiming { .. } | Phase::Closed => {}
+            Auth::Authenticated { host } => self.on_stanza(&host, el),
+            Auth::Claiming { .. } => {}
         }
     }
 
@@ -272,7 +241,7 @@ impl ComponentStream {
             ));
         }
         el.rename_ns(ns::COMPONENT_ACCEPT, ns::CLIENT);
-        self.actions.push_back(ComponentAction::Stanza(el));
+        self.neg.push(ComponentAction::Stanza(el));
     }
 }
 

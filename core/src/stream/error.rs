@@ -24,25 +24,23 @@ impl StreamError {
         }
     }
 
-    /// `<stream:error>` with the condition and text, ready to write.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut e =
-            Element::new("error", ns::STREAM).with_child(Element::new(self.condition, ns::STREAMS));
+    /// The children of `<stream:error>`: the condition and the text.
+    pub fn children(&self) -> Vec<Element> {
+        let mut v = vec![Element::new(self.condition, ns::STREAMS)];
         if let Some(t) = &self.text {
-            e.append_child(
+            v.push(
                 Element::new("text", ns::STREAMS)
                     .with_attr("xml:lang", "en")
                     .with_text(t.clone()),
             );
         }
-        // Written inside a stream whose `stream:` prefix is declared, so use
-        // the prefix rather than redeclaring the default namespace.
-        let mut out = b"<stream:error>".to_vec();
-        for c in e.elements() {
-            c.write_to(&mut out, None);
-        }
-        out.extend_from_slice(b"</stream:error>");
-        out
+        v
+    }
+
+    /// `<stream:error>` for an RFC 6120 stream (whose `stream:` prefix is
+    /// declared by the header), ready to write.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        super::framing::Framing::Stream.error(self)
     }
 }
 

@@ -4,11 +4,16 @@
 pub mod c2s;
 pub mod component;
 pub mod error;
+pub mod framing;
+mod negotiation;
 pub mod register;
+mod sasl_exchange;
 
+pub use crate::ids::random_id;
 pub use c2s::{Action, C2s, C2sSettings};
 pub use component::{ComponentAction, ComponentStream};
 pub use error::StreamError;
+pub use framing::{Deframer, Framing};
 
 #[cfg(test)]
 mod tests;

@@ -605,3 +605,107 @@ fn registration_is_refused_when_not_open_and_not_before_tls() {
     assert!(p.take().contains("policy-violation"), "STARTTLS first");
     assert!(p.closed);
 }
+
+/// The same negotiation over RFC 7395 WebSocket framing: every message
+/// the machine sends is one complete element that parses on its own, the
+/// stream opens and restarts with `<open/>`, no STARTTLS is offered (the
+/// WebSocket runs inside HTTPS), stanzas declare their namespace, and
+/// `<close/>` ends it.
+#[test]
+fn websocket_framing_negotiates_the_same_stream_one_element_per_message() {
+    use crate::stream::Framing;
+    use switchboard_xml::{ns, parse_document, Element};
+    #[derive(Default)]
+    struct Seen {
+        sent: Vec<Element>,
+        bound: Option<String>,
+        routed: Vec<Element>,
+        closed: bool,
+    }
+    fn step(m: &mut C2s, msg: &str, seen: &mut Seen) {
+        m.handle_input(msg.as_bytes());
+        while let Some(a) = m.poll_action() {
+            match a {
+                Action::Send(b) => {
+                    seen.sent
+                        .push(parse_document(&b, Limits::default()).unwrap_or_else(|e| {
+                            panic!("not one element: {e}: {}", String::from_utf8_lossy(&b))
+                        }))
+                }
+                Action::VerifyPlain { user, password, .. } => {
+                    m.plain_verified(&user, user == "alice" && password == "secret")
+                }
+                Action::Bound(j) => seen.bound = Some(j.to_string()),
+                Action::Stanza(el, _) => seen.routed.push(el),
+                Action::Close => seen.closed = true,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    let mut m = C2s::with_framing(settings(), Instant::now(), Framing::WebSocket, true, None);
+    let mut seen = Seen::default();
+    let open = "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='localhost' version='1.0'/>";
+    step(&mut m, open, &mut seen);
+    assert!(seen.sent[0].is("open", ns::FRAMING), "{:?}", seen.sent[0]);
+    assert_eq!(seen.sent[0].attr("from"), Some("localhost"));
+    assert!(seen.sent[1].is("features", ns::STREAM));
+    assert!(seen.sent[1].get_child("starttls", ns::TLS).is_none());
+    assert!(seen.sent[1].get_child("mechanisms", ns::SASL).is_some());
+    seen.sent.clear();
+    let auth = format!(
+        "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{}</auth>",
+        B64.encode(b"\0alice\0secret")
+    );
+    step(&mut m, &auth, &mut seen);
+    assert!(seen.sent[0].is("success", ns::SASL));
+    seen.sent.clear();
+    step(&mut m, open, &mut seen);
+    assert!(seen.sent[1].get_child("bind", ns::BIND).is_some());
+    seen.sent.clear();
+    step(
+        &mut m,
+        "<iq xmlns='jabber:client' type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>web</resource></bind></iq>",
+        &mut seen,
+    );
+    assert_eq!(seen.bound.as_deref(), Some("alice@localhost/web"));
+    assert!(
+        seen.sent[0].is("iq", ns::CLIENT),
+        "the reply declares jabber:client"
+    );
+    step(
+        &mut m,
+        "<message xmlns='jabber:client' to='bob@localhost'><body>hi</body></message>",
+        &mut seen,
+    );
+    assert_eq!(seen.routed.len(), 1);
+    seen.sent.clear();
+    step(
+        &mut m,
+        "<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>",
+        &mut seen,
+    );
+    assert!(seen.sent.last().unwrap().is("close", ns::FRAMING));
+    assert!(seen.closed);
+}
+
+/// A stream error over WebSocket is a `<stream:error>` that declares its
+/// prefix, followed by `<close/>` as its own message.
+#[test]
+fn websocket_stream_errors_stand_alone() {
+    use crate::stream::Framing;
+    use switchboard_xml::{ns, parse_document};
+    let mut m = C2s::with_framing(settings(), Instant::now(), Framing::WebSocket, true, None);
+    m.handle_input(
+        b"<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='elsewhere.example' version='1.0'/>",
+    );
+    let mut msgs = Vec::new();
+    while let Some(a) = m.poll_action() {
+        if let Action::Send(b) = a {
+            msgs.push(parse_document(&b, Limits::default()).unwrap());
+        }
+    }
+    assert!(msgs[0].is("open", ns::FRAMING));
+    assert!(msgs[1].is("error", ns::STREAM));
+    assert!(msgs[1].get_child("host-unknown", ns::STREAMS).is_some());
+    assert!(msgs[2].is("close", ns::FRAMING));
+}

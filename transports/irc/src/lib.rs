@@ -6,8 +6,9 @@
 //! room, `nick%irc.server@host` an IRC user. Only the servers listed in
 //! the `<service>` element are reached ([`config`]). Each (XMPP account,
 //! IRC server) pair has one IRC connection, shared by the account's
-//! resources ([`connection`]); IRC events become MUC stanzas ([`muc`]) and
-//! text is made safe both ways ([`text`]). Users register their own
+//! resources: a sans-IO [`session`] machine driven by a thin
+//! [`connection`] task. IRC events become MUC stanzas ([`muc`]) and text
+//! is made safe both ways ([`text`]). Users register their own
 //! settings for each server (nick, passwords: [`settings`], sealed at
 //! rest), which a connection signs on with ([`signon`]: PASS, SASL PLAIN,
 //! NickServ).
@@ -17,8 +18,10 @@
 //! that client decodes every line with one fixed encoding before the
 //! caller sees it (no per-line Latin-1 fallback), has no bound of its own
 //! on incoming lines, and brings configuration and TLS stacks a
-//! multi-connection gateway does not want. TLS is rustls ([`tls`]), as in
-//! the rest of Switchboard.
+//! multi-connection gateway does not want. TLS is rustls with the link
+//! kit's verifiers (`switchboard_link::tls`), as in the rest of
+//! Switchboard; so are the reconnection backoff, the flood control's token
+//! bucket and the per-user connection table (`switchboard_link`).
 //!
 //! A message to an IRC server's JID (`irc.server@host`) from one of the
 //! host's admins (`ServiceContext::admins`) is sent to that server as a
@@ -26,24 +29,25 @@
 //! `forbidden`.
 //!
 //! Map: this file dispatches stanzas; [`address`], [`config`], [`text`],
-//! [`muc`], [`modes`], [`link`] and [`signon`] are pure; [`settings`]
+//! [`muc`], [`modes`], [`signon`] and [`session`] are pure; [`settings`]
 //! owns the registrations; [`connection`] owns the sockets.
 
 pub mod address;
 pub mod config;
 pub mod connection;
-pub mod link;
 pub mod modes;
 pub mod muc;
+pub mod session;
 pub mod settings;
 pub mod signon;
 pub mod text;
-pub mod tls;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use switchboard_jid::Jid;
+use switchboard_link::table::{ConnectionTable, LimitReached, Refused};
+use switchboard_link::tls::TrustError;
 use switchboard_service::gateway::unescape_localpart;
 use switchboard_service::stanza::{error_reply, iq_result, stanza_type, ErrorType, StanzaError};
 use switchboard_service::{BoxFuture, Identity, Service, ServiceContext};
@@ -52,14 +56,17 @@ use tokio::sync::mpsc;
 
 use address::Address;
 use config::IrcConfig;
-use connection::{Done, Key, Target, ToIrc};
+use connection::{Done, Target, ToIrc};
 use settings::Settings;
+
+/// The IRC connections: one per (user's bare JID, IRC server).
+type Conns = ConnectionTable<ToIrc>;
 
 /// What opening a connection needs from the service loop.
 struct Link<'a> {
     ctx: &'a ServiceContext,
     settings: &'a mut Settings,
-    conns: &'a mut HashMap<Key, mpsc::Sender<ToIrc>>,
+    conns: &'a mut Conns,
     done: &'a mpsc::Sender<Done>,
 }
 
@@ -86,7 +93,8 @@ pub struct IrcTransport {
     config: IrcConfig,
     /// The TLS client config of each TLS server, by host.
     tls: HashMap<String, Arc<rustls::ClientConfig>>,
-    /// Each server's sign-ons in progress ([`link::SIGNONS`]), by host.
+    /// Each server's sign-ons in progress ([`connection::SIGNONS`]), by
+    /// host.
     signons: HashMap<String, Arc<tokio::sync::Semaphore>>,
 }
 
@@ -96,15 +104,15 @@ impl IrcTransport {
         let config = IrcConfig::from_element(el)?;
         let mut tls = HashMap::new();
         for s in config.servers.iter().filter(|s| s.tls) {
-            let c = tls::config_for(s.ca_file.as_deref(), &s.verify)
-                .map_err(|e| format!("<server host=\"{}\">: {e}", s.host))?;
-            tls.insert(s.host.clone(), c);
+            let c = switchboard_link::tls::client_config(&s.trust)
+                .map_err(|e| format!("<server host=\"{}\">: {}", s.host, trust_error(e)))?;
+            tls.insert(s.host.clone(), Arc::new(c.config));
         }
         let signons = config
             .servers
             .iter()
             .map(|s| {
-                let turns = Arc::new(tokio::sync::Semaphore::new(link::SIGNONS));
+                let turns = Arc::new(tokio::sync::Semaphore::new(connection::SIGNONS));
                 (s.host.clone(), turns)
             })
             .collect();
@@ -149,7 +157,7 @@ impl Service for IrcTransport {
             };
             tracing::info!(service = %ctx.jid, servers = %me.config.names(), "IRC transport up");
             let (done_tx, mut done_rx) = mpsc::channel::<Done>(64);
-            let mut conns: HashMap<Key, mpsc::Sender<ToIrc>> = HashMap::new();
+            let mut conns = Conns::new(me.config.max_connections);
             loop {
                 tokio::select! {
                     stanza = inbox.recv() => {
@@ -162,11 +170,9 @@ impl Service for IrcTransport {
                         }
                     }
                     Some((key, again)) = done_rx.recv() => {
-                        // A connection ended; a newer one under the same
-                        // key would still have its receiver open.
-                        if conns.get(&key).is_some_and(|tx| tx.is_closed()) {
-                            conns.remove(&key);
-                        }
+                        // A connection ended (a newer one under the same
+                        // key stays).
+                        conns.ended(&key.0, &key.1);
                         // What reached it as it quit, for a new one.
                         for stanza in again {
                             let reply = me.handle(&ctx, &stanza, &mut settings, &mut conns, &done_tx).await;
@@ -242,25 +248,24 @@ impl IrcTransport {
         q
     }
 
-    /// Hands a request to the connection `key` without waiting: the
-    /// service loop never blocks on one user's busy connection. A full
-    /// queue is an error for the sender; a closed one, `Err(req)`.
+    /// Hands a request to the user's connection to `server` without
+    /// waiting: the service loop never blocks on one user's busy
+    /// connection. A full queue is an error for the sender; no connection
+    /// (or one that is ending), `Err(req)`.
     fn hand(
-        conns: &HashMap<Key, mpsc::Sender<ToIrc>>,
-        key: &Key,
+        conns: &Conns,
+        user: &str,
+        server: &str,
         req: ToIrc,
     ) -> Result<Result<(), StanzaError>, ToIrc> {
-        let Some(tx) = conns.get(key) else {
-            return Err(req);
-        };
-        match tx.try_send(req) {
+        match conns.hand(user, server, req) {
             Ok(()) => Ok(Ok(())),
-            Err(mpsc::error::TrySendError::Full(_)) => Ok(Err(StanzaError::new(
+            Err(Refused::Busy(_)) => Ok(Err(StanzaError::new(
                 "resource-constraint",
                 ErrorType::Wait,
             )
             .with_text("your IRC connection is busy; try again in a moment"))),
-            Err(mpsc::error::TrySendError::Closed(req)) => Err(req),
+            Err(Refused::Absent(req)) => Err(req),
         }
     }
 
@@ -271,7 +276,7 @@ impl IrcTransport {
         ctx: &ServiceContext,
         stanza: &Element,
         settings: &mut Settings,
-        conns: &mut HashMap<Key, mpsc::Sender<ToIrc>>,
+        conns: &mut Conns,
         done: &mpsc::Sender<Done>,
     ) -> Option<Element> {
         let from = stanza.attr("from").and_then(|f| Jid::parse(f).ok())?;
@@ -312,7 +317,7 @@ impl IrcTransport {
                     full: from.to_string(),
                     iq: Box::new(stanza.clone()),
                 };
-                match Self::hand(conns, &key, req) {
+                match Self::hand(conns, &key.0, &key.1, req) {
                     Ok(Ok(())) => None,
                     Ok(Err(e)) => error_reply(stanza, &e),
                     Err(_) => error_reply(
@@ -364,7 +369,8 @@ impl IrcTransport {
                         let key = (bare, server.to_ascii_lowercase());
                         let _ = Self::hand(
                             conns,
-                            &key,
+                            &key.0,
+                            &key.1,
                             ToIrc::Leave {
                                 channel: channel.clone(),
                                 full: from.to_string(),
@@ -399,7 +405,7 @@ impl IrcTransport {
                     (None, None) => return None, // chat states and the like
                 };
                 let key = (bare, server.to_ascii_lowercase());
-                match Self::hand(conns, &key, req) {
+                match Self::hand(conns, &key.0, &key.1, req) {
                     Ok(Ok(())) => None,
                     Ok(Err(e)) => error_reply(stanza, &e),
                     Err(_) => error_reply(
@@ -467,13 +473,11 @@ impl IrcTransport {
         } = link;
         let bare = from.to_bare().to_string();
         let key = (bare.clone(), entry.host.clone());
-        let req = match Self::hand(conns, &key, req) {
+        let req = match Self::hand(conns, &key.0, &key.1, req) {
             Ok(r) => return r,
             Err(req) => req,
         };
-        conns.retain(|_, tx| !tx.is_closed());
-        let open = conns.keys().filter(|k| k.0 == bare).count();
-        if open >= self.config.max_connections {
+        if let Err(LimitReached { open }) = conns.make_room(&bare) {
             return Err(
                 StanzaError::new("policy-violation", ErrorType::Modify).with_text(format!(
                     "you are connected to {open} IRC servers, the most this gateway allows; \
@@ -494,7 +498,7 @@ impl IrcTransport {
                 .signons
                 .get(&entry.host)
                 .cloned()
-                .unwrap_or_else(|| Arc::new(tokio::sync::Semaphore::new(link::SIGNONS))),
+                .unwrap_or_else(|| Arc::new(tokio::sync::Semaphore::new(connection::SIGNONS))),
         };
         let tx = connection::spawn(
             key.clone(),
@@ -505,8 +509,8 @@ impl IrcTransport {
             ctx.out.clone(),
             done.clone(),
         );
-        conns.insert(key.clone(), tx);
-        match Self::hand(conns, &key, req) {
+        conns.insert(&key.0, &key.1, tx);
+        match Self::hand(conns, &key.0, &key.1, req) {
             Ok(r) => r,
             Err(_) => Err(StanzaError::remote_server_not_found()
                 .with_text("the IRC connection ended as it started")),
@@ -522,7 +526,7 @@ impl IrcTransport {
         from: &Jid,
         server: &str,
         body: String,
-        conns: &HashMap<Key, mpsc::Sender<ToIrc>>,
+        conns: &Conns,
     ) -> Option<Element> {
         let bare = from.to_bare();
         if !ctx.admins.iter().any(|a| a.to_bare() == bare) {
@@ -548,7 +552,7 @@ impl IrcTransport {
             line: line.to_string(),
             full: from.to_string(),
         };
-        match Self::hand(conns, &key, req) {
+        match Self::hand(conns, &key.0, &key.1, req) {
             Ok(Ok(())) => None,
             Ok(Err(e)) => error_reply(stanza, &e),
             Err(_) => error_reply(
@@ -628,5 +632,72 @@ impl IrcTransport {
             "this gateway does not connect to {server}; it connects to: {}",
             self.config.names()
         ))
+    }
+}
+
+/// A TLS setting that cannot be used, in the config's words.
+fn trust_error(e: TrustError) -> String {
+    match e {
+        TrustError::Unreadable { path, error } => {
+            format!("cannot read ca-file {}: {error}", path.display())
+        }
+        TrustError::NotPem { path, error } => {
+            format!("ca-file {} is not valid PEM: {error}", path.display())
+        }
+        TrustError::NotAnAnchor { path, error } => format!(
+            "ca-file {} holds a certificate that cannot be a trust anchor: {error}",
+            path.display()
+        ),
+        TrustError::Empty { path } => format!("ca-file {} holds no certificate", path.display()),
+        TrustError::Setup(e) => format!("cannot set up TLS: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn transport(xml: &str) -> Result<IrcTransport, String> {
+        let el = switchboard_xml::parse_document(xml.as_bytes(), Default::default())
+            .expect("test XML parses");
+        IrcTransport::from_config(&el)
+    }
+
+    #[test]
+    fn an_unusable_ca_file_is_a_sentence_about_its_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let e = transport(&format!(
+            r#"<service><server host="h" ca-file="{}"/></service>"#,
+            missing.display()
+        ))
+        .unwrap_err();
+        assert!(
+            e.starts_with(&format!(
+                "<server host=\"h\">: cannot read ca-file {}: ",
+                missing.display()
+            )),
+            "{e}"
+        );
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let e = transport(&format!(
+            r#"<service><server host="h" ca-file="{}"/></service>"#,
+            empty.display()
+        ))
+        .unwrap_err();
+        assert_eq!(
+            e,
+            format!(
+                "<server host=\"h\">: ca-file {} holds no certificate",
+                empty.display()
+            )
+        );
+        // The system's store, a pin and no check always build.
+        let fp = "AB".repeat(32);
+        assert!(transport(&format!(
+            r#"<service><server host="h"/><server host="p" fingerprint="{fp}"/><server host="o" verify="false"/></service>"#
+        ))
+        .is_ok());
     }
 }

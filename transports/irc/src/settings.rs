@@ -504,8 +504,7 @@ mod tests {
             port: 6697,
             tls: true,
             allow_plain: false,
-            ca_file: None,
-            verify: crate::config::Verify::Roots,
+            trust: switchboard_link::tls::Trust::System,
             flood: crate::config::Flood::default(),
         };
 

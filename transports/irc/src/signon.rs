@@ -311,10 +311,13 @@ impl SignOn {
     }
 }
 
-/// The SASL PLAIN message (RFC 4616), base64: the account as both
-/// authorization and authentication identity, as most IRC clients send it.
+/// The SASL PLAIN message (RFC 4616, the link kit's), base64: the account
+/// as both authorization and authentication identity, as most IRC clients
+/// send it, and the password as registered (IRC services do no SASLprep).
 pub fn plain_payload(account: &str, password: &str) -> String {
-    BASE64.encode(format!("{account}\0{account}\0{password}"))
+    BASE64.encode(switchboard_link::scram::plain_message(
+        account, account, password,
+    ))
 }
 
 /// `AUTHENTICATE` lines for a base64 payload, split into

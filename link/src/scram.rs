@@ -1,18 +1,27 @@
 //! Client-side SASL: SCRAM-SHA-256 and SCRAM-SHA-1 (RFC 5802, RFC 7677)
-//! and PLAIN (RFC 4616), sans-IO.
+//! and PLAIN (RFC 4616), sans-IO: bytes from the server in, bytes for the
+//! server out; the caller frames them (XMPP `<auth/>`, IRC
+//! `AUTHENTICATE`).
 //!
-//! SCRAM is used without channel binding (`n,,`): the client never picks a
-//! `-PLUS` mechanism. Certificate verification (system roots, a CA file or
-//! a pinned fingerprint) is what authenticates the server here; binding
-//! would add nothing against an attacker who cannot present a trusted
-//! certificate. The server's signature in `server-final-message` is always
-//! checked, so a server that does not know the password cannot pretend
-//! that the login succeeded.
+//! SCRAM is used without channel binding (`n,,`): no client here picks a
+//! `-PLUS` mechanism. Certificate verification ([`crate::tls`]) is what
+//! authenticates the server; binding would add nothing against an
+//! attacker who cannot present a trusted certificate. The server's
+//! signature in `server-final-message` is always checked, so a server
+//! that does not know the password cannot pretend the login succeeded.
 //!
 //! Passwords are enforced with the PRECIS OpaqueString profile (RFC 8265),
 //! SASLprep's successor: non-ASCII spaces become ASCII spaces and the text
 //! is NFC-normalized, as other clients do. For ASCII passwords this is the
 //! identity.
+//!
+//! PBKDF2 is by far the most expensive step for a client, and its result
+//! depends only on (password, salt, iterations). A client that logs in
+//! many times (the load generator) shares a [`KeyCache`] so that only the
+//! first login of each user pays for it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
@@ -20,7 +29,7 @@ use hmac::{Hmac, Mac};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
-/// A mechanism this client can use, in order of preference.
+/// A mechanism a client can use, in order of preference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mechanism {
     ScramSha256,
@@ -45,6 +54,15 @@ impl Mechanism {
         }
     }
 
+    /// The SCRAM hash, `None` for PLAIN.
+    pub fn scram(self) -> Option<ScramHash> {
+        match self {
+            Mechanism::ScramSha256 => Some(ScramHash::Sha256),
+            Mechanism::ScramSha1 => Some(ScramHash::Sha1),
+            Mechanism::Plain => None,
+        }
+    }
+
     /// The best mechanism among `offered` (names as the server sent them).
     pub fn choose<'a>(offered: impl IntoIterator<Item = &'a str> + Clone) -> Option<Mechanism> {
         Mechanism::PREFERENCE
@@ -53,7 +71,8 @@ impl Mechanism {
     }
 }
 
-/// Why an exchange cannot go on.
+/// Why an exchange cannot go on. The texts are what `switchboard send`
+/// prints.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SaslError {
     /// The password is not valid under OpaqueString (e.g. empty, or control
@@ -83,6 +102,8 @@ impl std::fmt::Display for SaslError {
     }
 }
 
+impl std::error::Error for SaslError {}
+
 /// Enforces the OpaqueString profile on a password (RFC 8265 §4.2).
 pub fn prepare_password(password: &str) -> Result<String, SaslError> {
     use precis_core::profile::Profile;
@@ -93,13 +114,33 @@ pub fn prepare_password(password: &str) -> Result<String, SaslError> {
 }
 
 /// The hash a SCRAM variant uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum ScramHash {
+    /// SCRAM-SHA-1 (RFC 5802), for servers that keep only SHA-1 keys.
     Sha1,
+    /// SCRAM-SHA-256 (RFC 7677).
+    #[default]
     Sha256,
 }
 
 impl ScramHash {
+    /// The SASL mechanism name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScramHash::Sha1 => "SCRAM-SHA-1",
+            ScramHash::Sha256 => "SCRAM-SHA-256",
+        }
+    }
+
+    /// From a command-line name: `sha-1`, `sha-256` or the SASL name.
+    pub fn parse(s: &str) -> Result<ScramHash, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "sha-1" | "sha1" | "scram-sha-1" => Ok(ScramHash::Sha1),
+            "sha-256" | "sha256" | "scram-sha-256" => Ok(ScramHash::Sha256),
+            _ => Err(format!("unknown SCRAM hash '{s}' (sha-1, sha-256)")),
+        }
+    }
+
     fn h(self, data: &[u8]) -> Vec<u8> {
         match self {
             ScramHash::Sha1 => Sha1::digest(data).to_vec(),
@@ -138,9 +179,74 @@ impl ScramHash {
     }
 }
 
+/// The keys derived from the salted password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keys {
+    pub client_key: Vec<u8>,
+    pub stored_key: Vec<u8>,
+    pub server_key: Vec<u8>,
+}
+
+impl Keys {
+    /// Derives the keys (PBKDF2, then two HMACs and a hash).
+    pub fn derive(hash: ScramHash, password: &str, salt: &[u8], iterations: u32) -> Keys {
+        let salted = hash.hi(password.as_bytes(), salt, iterations);
+        let client_key = hash.hmac(&salted, b"Client Key");
+        Keys {
+            stored_key: hash.h(&client_key),
+            server_key: hash.hmac(&salted, b"Server Key"),
+            client_key,
+        }
+    }
+}
+
+/// What the cache is keyed by: (hash, user, salt, iterations).
+type CacheKey = (ScramHash, String, Vec<u8>, u32);
+
+/// Derived keys per (hash, user, salt, iterations), shared by every
+/// exchange that is given it. One user name stands for one password: a
+/// cache serves one set of accounts.
+#[derive(Debug, Default)]
+pub struct KeyCache {
+    map: Mutex<HashMap<CacheKey, Keys>>,
+}
+
+impl KeyCache {
+    /// The keys, derived on a miss. The lock is not held while deriving.
+    fn get(
+        &self,
+        hash: ScramHash,
+        user: &str,
+        password: &str,
+        salt: &[u8],
+        iterations: u32,
+    ) -> Keys {
+        let key = (hash, user.to_owned(), salt.to_vec(), iterations);
+        if let Some(k) = self.lock().get(&key) {
+            return k.clone();
+        }
+        let keys = Keys::derive(hash, password, salt, iterations);
+        self.lock().insert(key, keys.clone());
+        keys
+    }
+
+    /// Users whose keys are cached.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CacheKey, Keys>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// Above this a server's iteration count is refused: it would only make
 /// the client burn CPU (minutes at 10^8), and no deployment uses it.
-const MAX_ITERATIONS: u32 = 10_000_000;
+pub const MAX_ITERATIONS: u32 = 10_000_000;
 
 /// Bytes of randomness in the client nonce (base64-encoded on the wire).
 const NONCE_BYTES: usize = 18;
@@ -162,15 +268,20 @@ enum ScramState {
 /// The client side of one SCRAM exchange.
 pub struct ScramClient {
     hash: ScramHash,
+    /// The user name as given, for the key cache.
+    user: String,
+    /// The same, escaped for the `n=` attribute.
     username: String,
     password: String,
     nonce: String,
+    cache: Option<Arc<KeyCache>>,
     state: ScramState,
 }
 
 impl ScramClient {
     /// `username` is the account's localpart (already normalized by the
-    /// JID parser); `password` is prepared here.
+    /// JID parser); `password` is prepared here. The nonce comes from the
+    /// operating system's random source.
     pub fn new(hash: ScramHash, username: &str, password: &str) -> Result<Self, SaslError> {
         let mut raw = [0u8; NONCE_BYTES];
         getrandom::fill(&mut raw).expect("the operating system's random source works");
@@ -186,11 +297,19 @@ impl ScramClient {
     ) -> Result<Self, SaslError> {
         Ok(ScramClient {
             hash,
+            user: username.to_owned(),
             username: username.replace('=', "=3D").replace(',', "=2C"),
             password: prepare_password(password)?,
             nonce: nonce.to_owned(),
+            cache: None,
             state: ScramState::Initial,
         })
+    }
+
+    /// Takes derived keys from `cache`, and leaves them there.
+    pub fn with_cache(mut self, cache: Arc<KeyCache>) -> Self {
+        self.cache = Some(cache);
+        self
     }
 
     /// The `client-first-message` (no channel binding, no authzid).
@@ -256,21 +375,22 @@ impl ScramClient {
             )));
         }
         let h = self.hash;
-        let salted = h.hi(self.password.as_bytes(), &salt, iterations);
-        let client_key = h.hmac(&salted, b"Client Key");
-        let stored_key = h.h(&client_key);
+        let keys = match &self.cache {
+            Some(cache) => cache.get(h, &self.user, &self.password, &salt, iterations),
+            None => Keys::derive(h, &self.password, &salt, iterations),
+        };
         // "biws" is base64("n,,"): the GS2 header without channel binding.
         let without_proof = format!("c=biws,r={nonce}");
         let auth_message = format!("{client_first_bare},{text},{without_proof}");
-        let client_signature = h.hmac(&stored_key, auth_message.as_bytes());
-        let proof: Vec<u8> = client_key
+        let client_signature = h.hmac(&keys.stored_key, auth_message.as_bytes());
+        let proof: Vec<u8> = keys
+            .client_key
             .iter()
             .zip(&client_signature)
             .map(|(k, s)| k ^ s)
             .collect();
-        let server_key = h.hmac(&salted, b"Server Key");
         self.state = ScramState::Final {
-            server_signature: h.hmac(&server_key, auth_message.as_bytes()),
+            server_signature: h.hmac(&keys.server_key, auth_message.as_bytes()),
         };
         Ok(format!("{without_proof},p={}", B64.encode(proof)).into_bytes())
     }
@@ -312,155 +432,20 @@ impl ScramClient {
     }
 }
 
-/// The PLAIN message: empty authzid, the localpart, the prepared password.
-pub fn plain_message(username: &str, password: &str) -> Result<Vec<u8>, SaslError> {
-    let password = prepare_password(password)?;
-    let mut out = Vec::with_capacity(username.len() + password.len() + 2);
+/// The PLAIN message, `authzid NUL authcid NUL password`, as given: XMPP
+/// clients pass an empty authzid and a prepared password
+/// ([`prepare_password`]); IRC services expect the account twice and the
+/// password untouched.
+pub fn plain_message(authzid: &str, authcid: &str, password: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(authzid.len() + authcid.len() + password.len() + 2);
+    out.extend_from_slice(authzid.as_bytes());
     out.push(0);
-    out.extend_from_slice(username.as_bytes());
+    out.extend_from_slice(authcid.as_bytes());
     out.push(0);
     out.extend_from_slice(password.as_bytes());
-    Ok(out)
+    out
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Replays an RFC example from the client's side.
-    fn replay(
-        hash: ScramHash,
-        nonce: &str,
-        client_first: &str,
-        server_first: &str,
-        client_final: &str,
-        server_final: &str,
-    ) {
-        let mut c = ScramClient::with_nonce(hash, "user", "pencil", nonce).unwrap();
-        assert_eq!(String::from_utf8(c.initial()).unwrap(), client_first);
-        let answer = c.challenge(server_first.as_bytes()).unwrap();
-        assert_eq!(String::from_utf8(answer).unwrap(), client_final);
-        assert!(!c.is_done());
-        c.finish(server_final.as_bytes()).unwrap();
-        assert!(c.is_done());
-    }
-
-    #[test]
-    fn rfc5802_scram_sha1_example() {
-        replay(
-            ScramHash::Sha1,
-            "fyko+d2lbbFgONRv9qkxdawL",
-            "n,,n=user,r=fyko+d2lbbFgONRv9qkxdawL",
-            "r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096",
-            "c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=",
-            "v=rmF9pqV8S7suAoZWja4dJRkFsKQ=",
-        );
-    }
-
-    #[test]
-    fn rfc7677_scram_sha256_example() {
-        replay(
-            ScramHash::Sha256,
-            "rOprNGfwEbeRWgbNEkqO",
-            "n,,n=user,r=rOprNGfwEbeRWgbNEkqO",
-            "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
-            "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,\
-             p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
-            "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=",
-        );
-    }
-
-    fn after_first_step() -> ScramClient {
-        let mut c =
-            ScramClient::with_nonce(ScramHash::Sha256, "user", "pencil", "rOprNGfwEbeRWgbNEkqO")
-                .unwrap();
-        c.initial();
-        c.challenge(
-            b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
-        )
-        .unwrap();
-        c
-    }
-
-    #[test]
-    fn a_wrong_server_signature_is_refused() {
-        let mut c = after_first_step();
-        // The RFC 5802 (SHA-1) verifier: well-formed, but not this exchange's.
-        assert_eq!(
-            c.finish(b"v=rmF9pqV8S7suAoZWja4dJRkFsKQ="),
-            Err(SaslError::BadServerSignature)
-        );
-        assert!(!c.is_done());
-        let mut c = after_first_step();
-        assert_eq!(
-            c.finish(b"e=invalid-proof"),
-            Err(SaslError::ServerError("invalid-proof".into()))
-        );
-    }
-
-    #[test]
-    fn success_before_the_proof_is_refused() {
-        let mut c = ScramClient::with_nonce(ScramHash::Sha1, "user", "pencil", "abc").unwrap();
-        c.initial();
-        assert!(matches!(
-            c.finish(b"v=rmF9pqV8S7suAoZWja4dJRkFsKQ="),
-            Err(SaslError::Malformed(_))
-        ));
-    }
-
-    #[test]
-    fn a_server_nonce_that_does_not_extend_ours_is_refused() {
-        for first in [
-            "r=someoneelse,s=QSXCR+Q6sek8bf92,i=4096",
-            // Exactly our nonce: the server added nothing.
-            "r=fyko,s=QSXCR+Q6sek8bf92,i=4096",
-            "r=fykoX,s=QSXCR+Q6sek8bf92,i=0",
-            "r=fykoX,s=***,i=4096",
-            "r=fykoX,i=4096",
-            "m=ext,r=fykoX,s=QSXCR+Q6sek8bf92,i=4096",
-        ] {
-            let mut c = ScramClient::with_nonce(ScramHash::Sha1, "user", "pencil", "fyko").unwrap();
-            c.initial();
-            assert!(
-                matches!(c.challenge(first.as_bytes()), Err(SaslError::Malformed(_))),
-                "{first}"
-            );
-        }
-    }
-
-    #[test]
-    fn usernames_are_escaped_and_nonces_are_random() {
-        let mut c = ScramClient::new(ScramHash::Sha256, "a,b=c", "pw").unwrap();
-        let first = String::from_utf8(c.initial()).unwrap();
-        assert!(first.starts_with("n,,n=a=2Cb=3Dc,r="), "{first}");
-        let mut d = ScramClient::new(ScramHash::Sha256, "a", "pw").unwrap();
-        let other = String::from_utf8(d.initial()).unwrap();
-        assert_ne!(first.rsplit("r=").next(), other.rsplit("r=").next());
-    }
-
-    #[test]
-    fn plain_and_password_preparation() {
-        assert_eq!(plain_message("bot", "s3cret").unwrap(), b"\0bot\0s3cret");
-        assert_eq!(plain_message("bot", ""), Err(SaslError::BadPassword));
-        // OpaqueString maps non-ASCII spaces to ASCII space.
-        assert_eq!(prepare_password("a\u{00A0}b").unwrap(), "a b");
-    }
-
-    #[test]
-    fn mechanisms_are_chosen_best_first() {
-        assert_eq!(
-            Mechanism::choose(["PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256"]),
-            Some(Mechanism::ScramSha256)
-        );
-        assert_eq!(
-            Mechanism::choose(["PLAIN", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-1"]),
-            Some(Mechanism::ScramSha1)
-        );
-        // -PLUS alone is not usable without channel binding.
-        assert_eq!(
-            Mechanism::choose(["SCRAM-SHA-256-PLUS", "PLAIN"]),
-            Some(Mechanism::Plain)
-        );
-        assert_eq!(Mechanism::choose(["EXTERNAL", "DIGEST-MD5"]), None);
-    }
-}
+#[path = "scram_tests.rs"]
+mod tests;

@@ -2,8 +2,9 @@
 //! to every user once — to those online when it is set, and to the others
 //! after their next initial presence — until it is deleted. This file is
 //! the pure part: the model, which user has seen which MOTD, and both spool
-//! forms. The delivery is in `crate::im::motd` (the account actors) and
-//! the changes in [`crate::admin`].
+//! forms, and the board of each host's current MOTD. The delivery is in
+//! `crate::im::motd` (the account actors) and the changes in
+//! `crate::admin`.
 //!
 //! **Series.** Setting a MOTD (`announce/motd`) starts a new *series*;
 //! updating it (`announce/motd/update`) changes the text but keeps the
@@ -29,9 +30,48 @@
 //! and in each user's record: `<motd-seen xmlns='urn:switchboard:spool:1'
 //! series='3'/>`.
 
+use std::collections::HashMap;
+use std::sync::RwLock;
+
 use switchboard_xml::{ns, Element};
 
 use super::announcement::Announcement;
+
+/// Each host's message-of-the-day state, read at start-up and kept in step
+/// with the spool by whoever changes it (`crate::admin`).
+#[derive(Debug, Default)]
+pub struct MotdBoard {
+    states: RwLock<HashMap<String, MotdState>>,
+}
+
+impl MotdBoard {
+    /// A host's current message of the day.
+    pub fn current(&self, host: &str) -> Option<Motd> {
+        self.states
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(host)
+            .and_then(|s| s.current.clone())
+    }
+
+    /// Everything kept about a host's MOTD (the default when nothing is).
+    pub fn state(&self, host: &str) -> MotdState {
+        self.states
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(host)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Makes `state` current for `host` (after it is stored).
+    pub fn set(&self, host: &str, state: MotdState) {
+        self.states
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(host.to_string(), state);
+    }
+}
 
 /// The element holding a host's MOTD state.
 pub const MOTD: &str = "motd";

@@ -1,0 +1,149 @@
+//! The IQ handler registry: which module answers which IQ payload.
+//!
+//! A handler is keyed by a typed [`IqKey`] (payload name, namespace, get
+//! or set) and by whom it answers for: the server's own JID, or an
+//! account's bare JID (RFC 6120 §10.3.3: the server answers IQs to a bare
+//! JID on the account's behalf). Two sorts exist:
+//!
+//! - **sync handlers** ([`IqHandler`]) answer at once on the router's
+//!   thread from what the request carries (ping, disco, version);
+//! - **account-data handlers** ([`DataHandler`]) read and write an
+//!   account's stored data (vCard, private XML, last activity, password)
+//!   and run inside that account's actor, one request at a time, in order
+//!   with the account's other work.
+//!
+//! The registry also collects the disco#info features each module adds.
+//! The routing table's IQ rows (`iq/host`, `iq/bare`, and the account
+//! actor's rows) look handlers up here.
+
+use std::collections::HashMap;
+
+use switchboard_jid::Jid;
+use switchboard_xml::Element;
+
+pub use super::stanza::IqType;
+use crate::stanza::StanzaError;
+
+/// Which IQs a handler takes: the payload element's name and namespace,
+/// and the IQ type (`Get` or `Set`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IqKey {
+    pub name: &'static str,
+    pub ns: &'static str,
+    pub kind: IqType,
+}
+
+/// Whom the IQ was addressed to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// The server itself (`to` is a local domain).
+    Server,
+    /// An account's bare JID (or no `to`: the sender's own account).
+    Account,
+}
+
+/// Everything a sync handler may look at.
+pub struct IqRequest<'a> {
+    pub iq: &'a Element,
+    pub payload: &'a Element,
+    /// The sender (a full JID for local clients).
+    pub from: &'a Jid,
+    /// The addressee: a local domain or an account's bare JID.
+    pub to: &'a Jid,
+    pub registry: &'a Registry,
+    pub services: &'a [ServiceInfo],
+}
+
+/// A hostname-addressed service as disco#items shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceInfo {
+    pub jid: String,
+    pub name: String,
+}
+
+/// A handler answers with a result payload (or none), or a stanza error.
+pub type IqHandler = fn(&IqRequest<'_>) -> Result<Option<Element>, StanzaError>;
+
+/// What an account-data handler sees. It runs inside the addressed
+/// account's actor, one request at a time per account, on the blocking
+/// pool: it may read and write the spool directly.
+pub struct DataRequest<'a> {
+    pub iq: &'a Element,
+    pub payload: &'a Element,
+    /// The sender (a full JID for local clients).
+    pub from: &'a Jid,
+    /// The account addressed (bare JID; for an IQ without `to`, the
+    /// sender's own account).
+    pub account: &'a Jid,
+    /// Whether the sender is the account itself (any of its resources).
+    pub is_owner: bool,
+    /// Whether the account's roster lets the sender see its presence
+    /// (subscription `from` or `both`); always true for the owner.
+    pub may_see_presence: bool,
+    /// Whether the account has at least one available resource.
+    pub online: bool,
+    pub store: &'a dyn switchboard_spool::Storage,
+    /// PBKDF2 iterations for newly stored credentials.
+    pub scram_iterations: u32,
+}
+
+/// A handler of account data (vCard, private XML, last activity, …).
+pub type DataHandler = fn(&DataRequest<'_>) -> Result<Option<Element>, StanzaError>;
+
+/// The IQ handlers and disco features of the running server.
+#[derive(Default)]
+pub struct Registry {
+    handlers: HashMap<(IqKey, Scope), IqHandler>,
+    data_handlers: HashMap<IqKey, DataHandler>,
+    server_features: Vec<&'static str>,
+    account_features: Vec<&'static str>,
+}
+
+impl Registry {
+    pub fn handle(&mut self, key: IqKey, scope: Scope, handler: IqHandler) {
+        self.handlers.insert((key, scope), handler);
+    }
+
+    /// Registers a handler of account data, addressed to an account's bare
+    /// JID (or sent without `to`).
+    pub fn handle_data(&mut self, key: IqKey, handler: DataHandler) {
+        self.data_handlers.insert(key, handler);
+    }
+
+    /// Adds a disco#info feature of the server (`Scope::Server`) or of
+    /// accounts (`Scope::Account`).
+    pub fn feature(&mut self, scope: Scope, var: &'static str) {
+        let list = match scope {
+            Scope::Server => &mut self.server_features,
+            Scope::Account => &mut self.account_features,
+        };
+        if !list.contains(&var) {
+            list.push(var);
+        }
+    }
+
+    pub fn features(&self, scope: Scope) -> &[&'static str] {
+        match scope {
+            Scope::Server => &self.server_features,
+            Scope::Account => &self.account_features,
+        }
+    }
+
+    /// The sync handler for a request's payload.
+    pub fn lookup(&self, payload: &Element, kind: IqType, scope: Scope) -> Option<IqHandler> {
+        self.handlers
+            .iter()
+            .find(|((k, s), _)| {
+                *s == scope && k.kind == kind && k.name == payload.name && k.ns == payload.ns
+            })
+            .map(|(_, h)| *h)
+    }
+
+    /// The account-data handler for a request's payload.
+    pub fn lookup_data(&self, payload: &Element, kind: IqType) -> Option<DataHandler> {
+        self.data_handlers
+            .iter()
+            .find(|(k, _)| k.kind == kind && k.name == payload.name && k.ns == payload.ns)
+            .map(|(_, h)| *h)
+    }
+}

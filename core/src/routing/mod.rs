@@ -1,0 +1,403 @@
+//! The router: classifies a stanza once and runs it through the routing
+//! table, whose hooks deliver it, queue it to an actor, answer it, or pass
+//! it on.
+//!
+//! ```text
+//! route_client (a bound client)   route / route_from_service (the server
+//!   │ classify (kind, type, class)  │ itself, services): classify
+//!   ▼                               │
+//! pre-<kind>/<class> hooks          │
+//!   ▼                               ▼
+//! <kind>/<class> hooks at the destination ─► fallback: an error reply
+//!                                            for a message or IQ request
+//! ```
+//!
+//! The classes: `host` (a local domain), `bare` and `full` (JIDs on a
+//! local domain), `service` (a service hostname), `remote` (anything
+//! else), and `broadcast` (presence without `to` from a client). Which
+//! hooks exist is written down in `doc/stanza_routing.md`.
+//!
+//! The router is a cheap handle (`Clone`): every part that routes gets one
+//! and nothing else of the server. It never blocks: delivery to a session
+//! is a `try_send` into its bounded outbox, to a service a `try_send` into
+//! its inbox, and anything slow is queued to an actor by a hook.
+
+pub mod defaults;
+pub mod iq;
+pub mod services;
+pub mod stanza;
+pub mod table;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use switchboard_jid::Jid;
+use switchboard_xml::Element;
+
+use crate::lifecycle::{Guard, Tracker};
+use crate::metrics::Metrics;
+use crate::sessions::{Outbound, SessionEntry, Sessions};
+use crate::stanza::{error_reply, iq_result, StanzaError};
+use crate::stream::StreamError;
+use iq::{IqRequest, Registry, Scope};
+use services::ServiceSlots;
+use stanza::{Class, IqType, Kind, MessageType, Origin, Stanza, StanzaType};
+use table::{Event, SessionEnd, Table};
+
+/// The router handle.
+#[derive(Clone)]
+pub struct Router {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    hosts: Box<[String]>,
+    sessions: Sessions,
+    services: ServiceSlots,
+    table: Table,
+    iq: Registry,
+    metrics: Arc<Metrics>,
+}
+
+impl Router {
+    /// A router for these local domains with a finished table and IQ
+    /// registry.
+    pub fn new(hosts: Vec<String>, table: Table, iq: Registry, metrics: Arc<Metrics>) -> Router {
+        Router {
+            inner: Arc::new(Inner {
+                hosts: hosts.into_boxed_slice(),
+                sessions: Sessions::default(),
+                services: ServiceSlots::default(),
+                table,
+                iq,
+                metrics,
+            }),
+        }
+    }
+
+    pub fn sessions(&self) -> &Sessions {
+        &self.inner.sessions
+    }
+
+    pub fn services(&self) -> &ServiceSlots {
+        &self.inner.services
+    }
+
+    pub fn iq(&self) -> &Registry {
+        &self.inner.iq
+    }
+
+    pub fn table(&self) -> &Table {
+        &self.inner.table
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    /// The local domains.
+    pub fn hosts(&self) -> &[String] {
+        &self.inner.hosts
+    }
+
+    pub fn is_local(&self, domain: &str) -> bool {
+        self.inner.hosts.iter().any(|h| h == domain)
+    }
+
+    /// The class of a (normalized) addressee.
+    pub fn classify(&self, to: &Jid) -> Class {
+        if self.is_local(to.domain()) {
+            return match (to.node(), to.resource()) {
+                (None, _) => Class::Host,
+                (Some(_), None) => Class::Bare,
+                (Some(_), Some(_)) => Class::Full,
+            };
+        }
+        if self.inner.services.contains(to.domain()) {
+            return Class::Service;
+        }
+        Class::Remote
+    }
+
+    /// Routes a stanza from a bound client session: `from` is stamped and
+    /// checked by the stream machine and `to` parsed and normalized there,
+    /// so the addresses are parsed once per stanza. The sender's side
+    /// (`pre-…` hooks) runs first, then the destination's. Work the
+    /// stanza starts is counted in `pending`, the session's tracker.
+    pub fn route_client(
+        &self,
+        session: u64,
+        pending: &Tracker,
+        from: &Jid,
+        to: Option<Jid>,
+        mut el: Element,
+    ) {
+        self.inner.metrics.stanza_in(&el);
+        let ty = match StanzaType::of(&el) {
+            Some(Ok(ty)) => ty,
+            Some(Err(e)) => return self.bounce(&el, e),
+            None => return,
+        };
+        let (to, class) = match to {
+            Some(to) => {
+                let class = self.classify(&to);
+                (to, class)
+            }
+            None if ty.kind() == Kind::Presence => (from.to_bare(), Class::Broadcast),
+            // A message or IQ without `to` is for the sender's own
+            // account (RFC 6120 §10.3.1, §10.3.3).
+            None => {
+                let own = from.to_bare();
+                el.set_attr("to", own.to_string());
+                (own, Class::Bare)
+            }
+        };
+        let stanza = Stanza {
+            el,
+            ty,
+            from: from.clone(),
+            to,
+            class,
+            origin: Origin::Client { session },
+            pending: Some(pending.clone()),
+        };
+        let event = Event::pre(ty.kind(), class);
+        if let Some(stanza) = self.inner.table.run(self, event, stanza) {
+            self.arrive(stanza);
+        }
+    }
+
+    /// Routes a stanza the server itself sends (an account actor, a
+    /// module, an admin task) toward its `to`: only the destination's
+    /// hooks run. A stanza without a valid `from` is a bug and is dropped
+    /// with a log line; one without a valid `to` bounces.
+    pub fn route(&self, el: Element) {
+        self.route_from(el, Origin::Local, None)
+    }
+
+    /// [`Router::route`] for work done on a session's behalf (`ticket`
+    /// from [`Stanza::ticket`]): what this stanza starts in turn is counted
+    /// for the same session.
+    pub fn route_for(&self, el: Element, ticket: Option<&Guard>) {
+        self.route_from(el, Origin::Local, ticket.map(Guard::tracker))
+    }
+
+    fn route_from(&self, el: Element, origin: Origin, pending: Option<Tracker>) {
+        let Some(from) = el.attr("from").and_then(|f| Jid::parse(f).ok()) else {
+            tracing::warn!("dropping a stanza without a valid 'from'");
+            return;
+        };
+        let to = match el.attr("to").map(Jid::parse) {
+            Some(Ok(to)) => to,
+            _ => return self.bounce(&el, StanzaError::jid_malformed()),
+        };
+        let ty = match StanzaType::of(&el) {
+            Some(Ok(ty)) => ty,
+            Some(Err(e)) => return self.bounce(&el, e),
+            None => return,
+        };
+        let class = self.classify(&to);
+        self.arrive(Stanza {
+            el,
+            ty,
+            from,
+            to,
+            class,
+            origin,
+            pending,
+        });
+    }
+
+    /// Routes a stanza a service sent. Its `from` must be the service's
+    /// hostname or a JID at it: a service cannot speak for anyone else.
+    /// Returns the problem for the caller to report (an external component
+    /// gets a stream error; an in-process service a log line).
+    pub fn route_from_service(&self, host: &str, el: Element) -> Result<(), &'static str> {
+        self.inner.metrics.stanza_in(&el);
+        let from_ok = el
+            .attr("from")
+            .and_then(|f| Jid::parse(f).ok())
+            .is_some_and(|f| f.domain() == host);
+        if !from_ok {
+            return Err("invalid-from");
+        }
+        if el.attr("to").is_none() {
+            return Err("improper-addressing");
+        }
+        self.route_from(el, Origin::Service(Arc::from(host)), None);
+        Ok(())
+    }
+
+    /// The destination's hooks, then the fallback.
+    fn arrive(&self, stanza: Stanza) {
+        let event = Event::at(stanza.kind(), stanza.class);
+        if let Some(stanza) = self.inner.table.run(self, event, stanza) {
+            self.unclaimed(stanza);
+        }
+    }
+
+    /// No hook took the stanza: messages and IQ requests get
+    /// `service-unavailable` (RFC 6120 §8.3.3.19 lets a server say so for
+    /// anything it does not handle); presence is dropped.
+    fn unclaimed(&self, stanza: Stanza) {
+        if stanza.kind() != Kind::Presence {
+            self.bounce(&stanza.el, StanzaError::service_unavailable());
+        }
+    }
+
+    /// Answers an IQ from the registry's sync handlers, as `to` (a local
+    /// domain for `Scope::Server`, a bare JID for `Scope::Account`).
+    /// Results and errors addressed there end here.
+    pub fn answer_iq(&self, stanza: &Stanza, scope: Scope) {
+        let kind = match stanza.iq_type() {
+            Some(k @ (IqType::Get | IqType::Set)) => k,
+            _ => return,
+        };
+        let iq = &stanza.el;
+        let Some(payload) = iq.first_element() else {
+            return self.bounce(iq, StanzaError::bad_request());
+        };
+        let Some(handler) = self.inner.iq.lookup(payload, kind, scope) else {
+            return self.bounce(iq, StanzaError::service_unavailable());
+        };
+        let to = match scope {
+            Scope::Server => Jid::from_parts(None, stanza.to.domain(), None)
+                .expect("a classified domain is valid"),
+            Scope::Account => stanza.to.to_bare(),
+        };
+        let services = self.inner.services.infos();
+        let req = IqRequest {
+            iq,
+            payload,
+            from: &stanza.from,
+            to: &to,
+            registry: &self.inner.iq,
+            services: &services,
+        };
+        match handler(&req) {
+            Ok(result) => {
+                let mut reply = iq_result(iq, result);
+                reply.set_attr("from", to.to_string());
+                self.reply(reply);
+            }
+            Err(err) => self.bounce(iq, err),
+        }
+    }
+
+    /// Sends an error reply back to the sender of `stanza` (never in reply
+    /// to an error or a result).
+    pub fn bounce(&self, stanza: &Element, err: StanzaError) {
+        if let Some(reply) = error_reply(stanza, &err) {
+            self.inner.metrics.stanza_error();
+            self.reply(reply);
+        }
+    }
+
+    /// Delivers a server-generated reply to a local full JID, or to the
+    /// service that sent the original.
+    pub fn reply(&self, reply: Element) {
+        let Some(to) = reply.attr("to").and_then(|t| Jid::parse(t).ok()) else {
+            return;
+        };
+        if let Some(s) = self.inner.sessions.get(&to) {
+            return self.deliver(&s, reply);
+        }
+        if self.inner.services.contains(to.domain()) {
+            self.to_service(to.domain(), reply);
+        }
+    }
+
+    /// Hands a stanza to a service's inbox without waiting; the sender
+    /// gets an error when the service is unknown, down or too far behind.
+    pub fn to_service(&self, host: &str, stanza: Element) {
+        // The kind is noted before the stanza moves into the inbox; it is
+        // counted only once the inbox has taken it.
+        let kind = crate::metrics::kind_index(&stanza.name);
+        match self.inner.services.send(host, stanza) {
+            Ok(()) => self.inner.metrics.stanza_out_kind(kind),
+            Err(refused) => {
+                let (stanza, err) = refused.into_bounce(host);
+                self.bounce(&stanza, err);
+            }
+        }
+    }
+
+    /// Hands a stanza to a session without waiting. A session that cannot
+    /// keep up is given up on: taken out of the session table at once (so
+    /// what comes next for the account goes to its other resources or to
+    /// offline storage), told to close, and the stanza that did not fit
+    /// goes on as if the resource were absent. One slow reader never
+    /// stalls the router, and nothing sent to it is lost.
+    pub fn deliver(&self, s: &SessionEntry, stanza: Element) {
+        match s.tx.try_send(Outbound::Stanza(Box::new(stanza))) {
+            Ok(()) => {}
+            Err(crate::queue::TrySendError::Full(out)) => {
+                if !s.overflowed.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(resource = %s.resource, "outbox full: disconnecting a session that does not read");
+                    self.inner.sessions.unbind_id(s.id);
+                    s.kill.notify_one();
+                }
+                if let Outbound::Stanza(stanza) = out {
+                    self.undeliverable(*stanza);
+                }
+            }
+            Err(crate::queue::TrySendError::Closed(out)) => {
+                // The connection is gone without unbinding (it would
+                // have): make sure nothing is handed to it again.
+                self.inner.sessions.unbind_id(s.id);
+                if let Outbound::Stanza(stanza) = out {
+                    self.undeliverable(*stanza);
+                }
+            }
+        }
+    }
+
+    /// Everything still queued for a session that ended (already out of
+    /// the session table) goes on as if its resource were absent.
+    pub fn take_back(&self, outbox: &mut crate::queue::Receiver<Outbound>) {
+        while let Ok(out) = outbox.try_recv() {
+            if let Outbound::Stanza(stanza) = out {
+                self.undeliverable(*stanza);
+            }
+        }
+    }
+
+    /// A stanza that reached a session which is gone or given up on:
+    /// normal and chat messages go on as for an absent resource (another
+    /// resource, or offline storage: RFC 6121 §8.5.3.2.1), an IQ request
+    /// is answered with `service-unavailable` so its sender does not wait
+    /// for ever, and the rest is dropped as it would be for an absent
+    /// resource (headlines, presence, errors, results).
+    fn undeliverable(&self, el: Element) {
+        match StanzaType::of(&el) {
+            Some(Ok(StanzaType::Message(MessageType::Normal | MessageType::Chat))) => {
+                self.route_from(el, Origin::Redelivery, None)
+            }
+            Some(Ok(StanzaType::Iq(IqType::Get | IqType::Set))) => {
+                self.bounce(&el, StanzaError::service_unavailable())
+            }
+            _ => {}
+        }
+    }
+
+    /// Delivers a copy to every available resource of an account.
+    pub fn deliver_to_available(&self, bare: &Jid, stanza: &Element) {
+        for s in self.inner.sessions.of_account(bare) {
+            if s.priority.is_some() {
+                self.deliver(&s, stanza.clone());
+            }
+        }
+    }
+
+    /// Tells the table's session-end hooks that a session is gone.
+    pub fn session_ended(&self, end: SessionEnd) {
+        self.inner.table.session_ended(self, end);
+    }
+
+    /// Closes every session with a stream error (shutdown).
+    pub fn close_all(&self, err: &StreamError) {
+        for s in self.inner.sessions.all() {
+            let _ = s.tx.try_send(Outbound::Close(Box::new(err.clone())));
+        }
+    }
+}

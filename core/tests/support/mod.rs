@@ -1,0 +1,149 @@
+//! A router built exactly as the server builds it (the same routing table,
+//! the same account actors) over a file spool in a temporary directory,
+//! with sessions that are plain channels, so tests see what every resource
+//! would receive without sockets.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchboard_jid::Jid;
+use switchboard_spool::{FileSpool, Storage};
+use switchboard_xml::{ns, Element};
+use tokio::sync::Notify;
+
+use switchboard_core::lifecycle::Tracker;
+use switchboard_core::queue;
+use switchboard_core::routing::Router;
+use switchboard_core::sessions::Outbound;
+use switchboard_core::settings::Settings;
+
+pub const HOST: &str = "localhost";
+const WAIT: Duration = Duration::from_secs(10);
+
+pub struct Env {
+    _dir: tempfile::TempDir,
+    pub router: Router,
+    pub storage: Arc<dyn Storage>,
+}
+
+/// A router for `localhost` with these accounts (password `pw`).
+pub fn env(users: &[&str]) -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = FileSpool::open(dir.path().join("spool")).unwrap();
+    for user in users {
+        switchboard_core::accounts::create(&spool, HOST, user, "pw", 16).unwrap();
+    }
+    let storage: Arc<dyn Storage> = Arc::new(spool);
+    let mut settings = Settings::for_hosts(&[HOST]);
+    settings.scram_iterations = 16;
+    let router = switchboard_core::server::standalone_router(storage.clone(), settings);
+    Env {
+        _dir: dir,
+        router,
+        storage,
+    }
+}
+
+/// A bound session whose outbox the test reads.
+pub struct Client {
+    pub jid: Jid,
+    pub id: u64,
+    /// The session's tracker of unfinished work.
+    pub pending: Tracker,
+    pub rx: queue::Receiver<Outbound>,
+    pub kill: Arc<Notify>,
+    barriers: u32,
+}
+
+impl Env {
+    /// Binds `jid` with an optional presence priority.
+    pub fn online(&self, jid: &str, priority: Option<i8>) -> Client {
+        self.online_with_capacity(jid, priority, switchboard_core::sessions::OUTBOX_CAPACITY)
+    }
+
+    pub fn online_with_capacity(&self, jid: &str, priority: Option<i8>, cap: usize) -> Client {
+        let jid = Jid::parse(jid).unwrap();
+        let (tx, rx) = queue::channel(cap);
+        let kill = Arc::new(Notify::new());
+        let sessions = self.router.sessions();
+        let id = sessions.new_id();
+        sessions.bind(&jid, id, tx, kill.clone());
+        let presence = priority.map(|p| {
+            Element::new("presence", ns::CLIENT)
+                .with_child(Element::new("priority", ns::CLIENT).with_text(p.to_string()))
+        });
+        sessions.set_presence(&jid, presence);
+        Client {
+            jid,
+            id,
+            pending: Tracker::default(),
+            rx,
+            kill,
+            barriers: 0,
+        }
+    }
+
+    /// Sends a stanza as `client`'s connection would: `from` stamped, `to`
+    /// parsed.
+    pub fn send(&self, client: &Client, mut el: Element) {
+        el.set_attr("from", client.jid.to_string());
+        let to = el.attr("to").map(|t| Jid::parse(t).unwrap());
+        self.router
+            .route_client(client.id, &client.pending, &client.jid, to, el);
+    }
+
+    /// Waits until `account`'s actor has handled everything queued for it
+    /// before: its answer to a vCard request comes after whatever that
+    /// work sent. What arrives for `client` meanwhile is kept, in order.
+    pub async fn settle(&self, client: &mut Client, account: &str) -> Vec<Element> {
+        client.barriers += 1;
+        let id = format!("barrier-{}", client.barriers);
+        let iq = Element::new("iq", ns::CLIENT)
+            .with_attr("type", "get")
+            .with_attr("id", id.clone())
+            .with_attr("to", account)
+            .with_child(Element::new("vCard", "vcard-temp"));
+        self.send(client, iq);
+        let mut seen = Vec::new();
+        loop {
+            match tokio::time::timeout(WAIT, client.rx.recv()).await {
+                Ok(Some(Outbound::Stanza(el))) if el.attr("id") == Some(id.as_str()) => {
+                    return seen
+                }
+                Ok(Some(Outbound::Stanza(el))) => seen.push(*el),
+                Ok(Some(Outbound::Close(e))) => panic!("{}: closed with {e:?}", client.jid),
+                Ok(None) => panic!("{}: outbox closed", client.jid),
+                Err(_) => panic!("{}: {account}'s actor did not answer", client.jid),
+            }
+        }
+    }
+}
+
+impl Client {
+    /// Everything waiting in the outbox now.
+    pub fn inbox(&mut self) -> Vec<Element> {
+        let mut v = Vec::new();
+        while let Ok(Outbound::Stanza(el)) = self.rx.try_recv() {
+            v.push(*el);
+        }
+        v
+    }
+}
+
+/// The defined condition of an error stanza.
+pub fn error_condition(el: &Element) -> Option<String> {
+    let e = el.get_child("error", &el.ns)?;
+    e.elements()
+        .find(|c| c.ns == ns::STANZAS)
+        .map(|c| c.name.clone())
+}
+
+pub fn msg(to: &str, kind: &str) -> Element {
+    Element::new("message", ns::CLIENT)
+        .with_attr("to", to)
+        .with_attr("type", kind)
+        .with_attr("id", "m1")
+        .with_child(Element::new("body", ns::CLIENT).with_text("hi"))
+}
