@@ -36,7 +36,7 @@ fn with_users(extra: &str, home: Option<&std::path::Path>, add_users: bool) -> S
     if !add_users {
         return b;
     }
-    ["alice", "bob", "carol", "admin"].iter().fold(b, |b, u| {
+    ["alice", "bob", "carol", "dave", "admin"].iter().fold(b, |b, u| {
         b.user(&format!("{u}@localhost"), &format!("{u}-pw"))
     })
 }
@@ -161,6 +161,24 @@ async fn creating_entering_talking_and_leaving() {
         .await;
     assert_eq!(seen.attr("type"), Some("unavailable"));
     assert_eq!(item(&seen).attr("role"), Some("none"));
+
+    // A client that goes away without leaving is taken out of the room:
+    // the server ends its directed presence, and everyone sees it go.
+    let mut dave = Occupant::login(&server, "dave", MUC).await;
+    dave.join(ROOM, "Dave").await;
+    alice
+        .wait_for("dave entering", |e| {
+            e.attr("from") == Some(format!("{ROOM}/Dave").as_str())
+        })
+        .await;
+    dave.raw.close().await;
+    drop(dave);
+    let seen = alice
+        .wait_for("dave leaving", |e| {
+            e.attr("from") == Some(format!("{ROOM}/Dave").as_str())
+        })
+        .await;
+    assert_eq!(seen.attr("type"), Some("unavailable"));
 
     // §6: the service lists the room; the room describes itself.
     let items = bob
