@@ -36,9 +36,11 @@ fn with_users(extra: &str, home: Option<&std::path::Path>, add_users: bool) -> S
     if !add_users {
         return b;
     }
-    ["alice", "bob", "carol", "dave", "admin"].iter().fold(b, |b, u| {
-        b.user(&format!("{u}@localhost"), &format!("{u}-pw"))
-    })
+    ["alice", "bob", "carol", "dave", "admin"]
+        .iter()
+        .fold(b, |b, u| {
+            b.user(&format!("{u}@localhost"), &format!("{u}-pw"))
+        })
 }
 
 async fn users(server: &TestServer) -> (Occupant, Occupant, Occupant) {

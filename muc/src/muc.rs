@@ -93,7 +93,7 @@ impl Ids {
     }
 }
 
-/// An IQ forwarded to an occupant, waiting for its answer (§7.? IQs to
+/// An IQ forwarded to an occupant, waiting for its answer (IQs to
 /// occupant JIDs are relayed with the id rewritten).
 #[derive(Debug, Clone)]
 pub struct Proxied {
@@ -266,8 +266,8 @@ impl Muc {
         }
     }
 
-    /// Tells everyone the service is going away (status 332, §16.? "room
-    /// shutdown"); nobody is removed from anything stored.
+    /// Tells everyone the service is going away (status 332: removed
+    /// because the system is shutting down); nothing stored changes.
     pub fn shutdown(&mut self) -> Out {
         let mut out = Out::default();
         for room in self.rooms.values() {

@@ -1,4 +1,4 @@
-//! IQs to occupant JIDs (XEP-0045 §7.? "IQ requests to occupants",
+//! IQs to occupant JIDs (XEP-0045's IQ semantics for occupant JIDs, and
 //! XEP-0410 self-ping).
 //!
 //! An occupant pinging its own occupant JID is answered by the room: the

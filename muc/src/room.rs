@@ -18,7 +18,8 @@ use crate::ns;
 use crate::roles::{Affiliation, Role};
 
 /// One connected resource of an occupant. Several resources of one user
-/// share a nick (XEP-0045 §7.2.? "multi-session nicks", as Prosody does).
+/// share a nick, as Prosody's multi-session nicks do (XEP-0045 leaves it
+/// to the service).
 #[derive(Debug, Clone)]
 pub struct Session {
     pub jid: Jid,
