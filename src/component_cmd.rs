@@ -45,9 +45,10 @@ pub fn run(args: ComponentArgs, config: &Config) -> Result<(), String> {
         secret: None,
         element: Element::new("service", "").with_attr("id", id.clone()),
     });
-    let service = crate::services::build(&kind, &service_config)?;
     let stores = FileStores::open(&config.spool.dir)
         .map_err(|e| format!("cannot open the spool {}: {e}", config.spool.dir.display()))?;
+    let backends = crate::services::Backends::from_stores(&stores);
+    let service = crate::services::build(&kind, &service_config, &backends)?;
     let key = SecretKey::load_or_generate(&config.credentials_key)?;
     let ctx = ServiceContext {
         jid: id.clone(),

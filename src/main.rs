@@ -17,7 +17,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use switchboard_config::{Config, ConfigError};
-use switchboard_core::services::ServicePlan;
 use switchboard_spool::store::file::FileStores;
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -95,7 +94,7 @@ fn main() -> ExitCode {
     };
     match command {
         Some(Command::CheckConfig) => {
-            if let Err(e) = services::plans(&config) {
+            if let Err(e) = services::plans(&config, &services::Backends::for_checking()) {
                 eprintln!("{e}");
                 return ExitCode::from(78); // EX_CONFIG
             }
@@ -150,26 +149,24 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Some(Command::Run) | None => match services::plans(&config) {
-            Ok(plans) => run(config, plans, source, home, cli.debug),
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::from(78) // EX_CONFIG
+        // The services' settings are checked before anything starts; they
+        // are built for real once the spool is open.
+        Some(Command::Run) | None => {
+            match services::plans(&config, &services::Backends::for_checking()) {
+                Ok(_) => run(config, source, home, cli.debug),
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(78) // EX_CONFIG
+                }
             }
-        },
+        }
         Some(Command::Announce { .. } | Command::Users(_) | Command::Kick { .. }) => {
             unreachable!("handled before the config is read")
         }
     }
 }
 
-fn run(
-    config: Config,
-    plans: Vec<ServicePlan>,
-    source: ConfigSource,
-    home: PathBuf,
-    debug: bool,
-) -> ExitCode {
+fn run(config: Config, source: ConfigSource, home: PathBuf, debug: bool) -> ExitCode {
     for dir in ["etc", "logs", "run", "spool"] {
         if let Err(e) = std::fs::create_dir_all(home.join(dir)) {
             eprintln!("cannot create {}: {e}", home.join(dir).display());
@@ -200,7 +197,7 @@ fn run(
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(config, plans, source, home, debug, log_file)) {
+    match runtime.block_on(serve(config, source, home, debug, log_file)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -212,7 +209,6 @@ fn run(
 
 async fn serve(
     config: Config,
-    plans: Vec<ServicePlan>,
     source: ConfigSource,
     home: PathBuf,
     debug: bool,
@@ -226,6 +222,7 @@ async fn serve(
     let _pidfile = pidfile::PidFile::create(&config.pidfile)?;
     let stores =
         FileStores::open(&config.spool.dir).map_err(|e| format!("cannot open the spool: {e}"))?;
+    let plans = services::plans(&config, &services::Backends::from_stores(&stores))?;
     tracing::info!(config = %config.source, home = %home.display(), "starting Switchboard {}", env!("CARGO_PKG_VERSION"));
     let mut server = switchboard_core::Server::start(config, &home, stores, debug, plans).await?;
     let admin_socket = switchboard_core::admin::socket::AdminSocket::bind(

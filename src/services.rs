@@ -2,30 +2,64 @@
 //! `<service>` elements into plans for the core.
 //!
 //! A new in-process kind is one line in [`KINDS`]: its `type=` name and a
-//! constructor that reads (and checks) its own `<service>` element.
+//! constructor that reads (and checks) its own `<service>` element and
+//! takes the stores it needs from [`Backends`].
 
 use std::sync::Arc;
 
 use switchboard_config::{Config, ServiceConfig};
 use switchboard_core::services::{Provider, ServicePlan};
 use switchboard_service::Service;
+use switchboard_spool::store::{ArchiveStore, ServiceDataStore, ServiceStore, Stores};
+
+/// The storage services are given, chosen once for the whole process.
+#[derive(Clone)]
+pub struct Backends {
+    pub service_data: Arc<dyn ServiceDataStore>,
+    pub archive: Arc<dyn ArchiveStore>,
+}
+
+impl Backends {
+    /// The stores of the backend the server runs on.
+    pub fn from_stores(stores: &Stores) -> Backends {
+        Backends {
+            service_data: stores.service_data.clone(),
+            archive: stores.archive.clone(),
+        }
+    }
+
+    /// In-memory stores, for checking the config without touching the
+    /// spool (`check-config`, and before the server starts).
+    pub fn for_checking() -> Backends {
+        Backends::from_stores(&switchboard_spool::store::memory::MemoryStores::new())
+    }
+}
 
 /// A constructor for an in-process service kind. Errors are sentences
 /// about the `<service>` element; the caller adds file:line:col.
-type Constructor = fn(&ServiceConfig) -> Result<Arc<dyn Service>, String>;
+type Constructor = fn(&ServiceConfig, &Backends) -> Result<Arc<dyn Service>, String>;
 
 /// The in-process service kinds, by `type=`.
-const KINDS: &[(&str, Constructor)] = &[("directory", directory), ("irc", irc)];
+const KINDS: &[(&str, Constructor)] = &[("directory", directory), ("irc", irc), ("muc", muc)];
 
-fn directory(s: &ServiceConfig) -> Result<Arc<dyn Service>, String> {
+fn directory(s: &ServiceConfig, _: &Backends) -> Result<Arc<dyn Service>, String> {
     Ok(Arc::new(switchboard_directory::Directory::from_config(
         &s.id, &s.element,
     )?))
 }
 
-fn irc(s: &ServiceConfig) -> Result<Arc<dyn Service>, String> {
+fn irc(s: &ServiceConfig, _: &Backends) -> Result<Arc<dyn Service>, String> {
     Ok(Arc::new(switchboard_irc::IrcTransport::from_config(
         &s.element,
+    )?))
+}
+
+fn muc(s: &ServiceConfig, b: &Backends) -> Result<Arc<dyn Service>, String> {
+    Ok(Arc::new(switchboard_muc::MucService::from_config(
+        &s.id,
+        &s.element,
+        ServiceStore::new(b.service_data.clone(), &s.id),
+        b.archive.clone(),
     )?))
 }
 
@@ -38,23 +72,31 @@ fn known() -> String {
 
 /// One plan per configured service, or the first problem as
 /// `file:line:col: message`.
-pub fn plans(config: &Config) -> Result<Vec<ServicePlan>, String> {
-    config.services.iter().map(|s| plan(config, s)).collect()
+pub fn plans(config: &Config, backends: &Backends) -> Result<Vec<ServicePlan>, String> {
+    config
+        .services
+        .iter()
+        .map(|s| plan(config, s, backends))
+        .collect()
 }
 
 /// Builds the in-process service of kind `kind` for `s` (used by
 /// `switchboard component`, where the kind may differ from `type=`).
-pub fn build(kind: &str, s: &ServiceConfig) -> Result<Arc<dyn Service>, String> {
+pub fn build(
+    kind: &str,
+    s: &ServiceConfig,
+    backends: &Backends,
+) -> Result<Arc<dyn Service>, String> {
     let Some((_, make)) = KINDS.iter().find(|(n, _)| *n == kind) else {
         return Err(format!(
             "unknown service type \"{kind}\"; this build can run: {}",
             KINDS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
         ));
     };
-    make(s)
+    make(s, backends)
 }
 
-fn plan(config: &Config, s: &ServiceConfig) -> Result<ServicePlan, String> {
+fn plan(config: &Config, s: &ServiceConfig, backends: &Backends) -> Result<ServicePlan, String> {
     let at = |msg: String| {
         format!(
             "{}:{}:{}: {msg}",
@@ -75,7 +117,7 @@ fn plan(config: &Config, s: &ServiceConfig) -> Result<ServicePlan, String> {
                 known()
             )));
         };
-        Provider::InProcess(make(s).map_err(at)?)
+        Provider::InProcess(make(s, backends).map_err(at)?)
     };
     Ok(ServicePlan {
         config: s.clone(),

@@ -63,7 +63,9 @@ fn sample_parses_with_the_documented_defaults() {
             registration: Registration::Open
         }]
     );
-    assert!(c.services.is_empty());
+    assert_eq!(c.services.len(), 1);
+    assert_eq!(c.services[0].id, "conference.localhost");
+    assert_eq!(c.services[0].kind, "muc");
     assert_eq!(c.listen.c2s, vec![addr("0.0.0.0:5222")]);
     assert!(c.listen.c2s_tls.is_empty());
     assert!(c.listen.component.is_empty());
@@ -98,7 +100,11 @@ fn sample_parses_with_the_documented_defaults() {
 /// The sample spells every default out; it must say what the code does.
 #[test]
 fn sample_values_are_the_defaults() {
-    let sample = embedded_default(home()).unwrap();
+    let mut sample = embedded_default(home()).unwrap();
+    // The sample also enables group chat, which is a service it chooses
+    // to run, not a default.
+    let services: Vec<String> = sample.services.drain(..).map(|s| s.id).collect();
+    assert_eq!(services, ["conference.localhost"]);
     let minimal = parse(
         "<switchboard><host name=\"localhost\"><registration>open</registration></host></switchboard>",
         EMBEDDED_SOURCE,
@@ -134,13 +140,14 @@ fn sample_examples_are_valid() {
         c.hosts[0].admins,
         vec![Jid::parse("admin@localhost").unwrap()]
     );
-    assert_eq!(c.services.len(), 2);
-    assert_eq!(c.services[0].id, "users.localhost");
-    assert_eq!(c.services[0].kind, "directory");
-    assert_eq!(c.services[0].secret, None);
-    assert_eq!(c.services[1].kind, "external");
-    assert_eq!(c.services[1].secret.as_deref(), Some("change-me"));
-    assert_eq!(c.services[1].element.attr("id"), Some("irc.localhost"));
+    assert_eq!(c.services.len(), 3);
+    assert_eq!(c.services[0].kind, "muc");
+    assert_eq!(c.services[1].id, "users.localhost");
+    assert_eq!(c.services[1].kind, "directory");
+    assert_eq!(c.services[1].secret, None);
+    assert_eq!(c.services[2].kind, "external");
+    assert_eq!(c.services[2].secret.as_deref(), Some("change-me"));
+    assert_eq!(c.services[2].element.attr("id"), Some("irc.localhost"));
     assert_eq!(c.listen.c2s, vec![addr("0.0.0.0:5222")]);
     assert_eq!(c.listen.c2s_tls, vec![addr("[::]:5223")]);
     assert_eq!(c.listen.component, vec![addr("127.0.0.1:5347")]);

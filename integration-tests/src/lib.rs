@@ -14,6 +14,8 @@
 //!   like a client, keeps every stanza until a test consumes it, ordered
 //!   and duplicate-detecting expectations, and barriers (a ping round
 //!   trip) for every "nothing else arrives" check.
+//! * [`muc`]: group chat users for the MUC tests: parsed stanzas, joins,
+//!   barriers through the group chat service.
 //! * [`raw`]: [`RawClient`], a byte-level client (TCP, STARTTLS, direct
 //!   TLS) for scripted edge cases: send strings, read until a pattern.
 //! * [`xmpp`]: glue to drive the third-party `tokio-xmpp` client against an
@@ -39,6 +41,7 @@
 
 pub mod client;
 pub mod irc;
+pub mod muc;
 pub mod raw;
 pub mod server;
 pub mod xmpp;
