@@ -208,11 +208,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     /// Opens (or restarts) the stream and returns the server's features.
     async fn open(&mut self, step: &'static str, domain: &str) -> Result<Element, Failure> {
         self.reader = StreamReader::new();
-        let header = format!(
-            "<?xml version='1.0'?><stream:stream xmlns='{NS_CLIENT}' xmlns:stream='{NS_STREAM}' to='{}' version='1.0'>",
-            escape(domain)
-        );
-        self.send(step, header.as_bytes()).await?;
+        let header = switchboard_xml::stream::open_stream(&switchboard_xml::stream::StreamOpen {
+            ns: NS_CLIENT,
+            to: Some(domain),
+            version: true,
+            ..Default::default()
+        });
+        self.send(step, &header).await?;
         let h = match self.next(step).await? {
             Event::Open(h) => h,
             Event::Element(e) => {
@@ -617,7 +619,9 @@ impl Session {
     /// `timeout`) for the server's, then closes TLS and the socket.
     pub async fn close(mut self, timeout: Duration) -> Result<(), Failure> {
         let closing = async {
-            self.conn.send("close", b"</stream:stream>").await?;
+            self.conn
+                .send("close", switchboard_xml::stream::CLOSE_STREAM)
+                .await?;
             loop {
                 match self.conn.next("close").await? {
                     Event::Close => break,

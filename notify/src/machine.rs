@@ -41,7 +41,6 @@
 use std::collections::BTreeMap;
 
 use switchboard_jid::Jid;
-use switchboard_xml::escape::escape_attr;
 use switchboard_xml::{ns, Element, Event, StreamHeader};
 
 use base64::engine::general_purpose::STANDARD as B64;
@@ -284,22 +283,16 @@ impl Machine {
     }
 
     fn header(&self, stage: Stage) -> Vec<u8> {
-        let mut out = Vec::with_capacity(256);
-        out.extend_from_slice(b"<?xml version='1.0'?><stream:stream xmlns='");
-        out.extend_from_slice(ns::CLIENT.as_bytes());
-        out.extend_from_slice(b"' xmlns:stream='");
-        out.extend_from_slice(ns::STREAM.as_bytes());
-        out.extend_from_slice(b"' to='");
-        escape_attr(self.p.account.domain(), &mut out);
-        out.push(b'\'');
-        // RFC 6120 §4.7.1: `from` only once the stream is encrypted.
-        if stage != Stage::Plain {
-            out.extend_from_slice(b" from='");
-            escape_attr(&self.p.account.to_bare().to_string(), &mut out);
-            out.push(b'\'');
-        }
-        out.extend_from_slice(b" version='1.0' xml:lang='en'>");
-        out
+        let from = self.p.account.to_bare().to_string();
+        switchboard_xml::stream::open_stream(&switchboard_xml::stream::StreamOpen {
+            ns: ns::CLIENT,
+            to: Some(self.p.account.domain()),
+            // RFC 6120 §4.7.1: `from` only once the stream is encrypted.
+            from: (stage != Stage::Plain).then_some(from.as_str()),
+            version: true,
+            lang: Some("en"),
+            ..Default::default()
+        })
     }
 
     fn on_open(&mut self, h: &StreamHeader) -> Result<Vec<Action>, Failure> {
@@ -662,7 +655,7 @@ impl Machine {
                 self.state = State::Closing;
                 return vec![
                     Action::Note("confirmed; closing the stream".into()),
-                    Action::Send(b"</stream:stream>".to_vec()),
+                    Action::Send(switchboard_xml::stream::CLOSE_STREAM.to_vec()),
                     Action::Closing,
                 ];
             }

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use switchboard_link::backoff::{Backoff, Jitter, Policy};
 use switchboard_service::{Outbox, Service, ServiceContext, QUEUE_CAPACITY};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -17,8 +18,16 @@ use crate::lifecycle::ShutdownSignal;
 use crate::routing::Router;
 use crate::settings::LiveSettings;
 
-const FIRST_BACKOFF: Duration = Duration::from_secs(1);
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// Restart delays: doubling from one second to a minute, each within a
+/// tenth of its nominal value either way, so that services that failed
+/// together (a shared dependency went away) do not all retry at once. The
+/// same link kit policy type as every other reconnecting link.
+const RESTART: Policy = Policy {
+    first: Duration::from_secs(1),
+    max: Duration::from_secs(60),
+    attempts: None,
+    jitter: Jitter::Range(0.9, 1.1),
+};
 /// A run this long counts as healthy: the next failure starts the backoff
 /// over.
 const HEALTHY_RUN: Duration = Duration::from_secs(60);
@@ -34,7 +43,7 @@ pub async fn supervise(
     base: ServiceContext,
 ) {
     let host = base.jid.clone();
-    let mut backoff = FIRST_BACKOFF;
+    let mut backoff = Backoff::new(RESTART);
     loop {
         let (in_tx, in_rx) = mpsc::channel(QUEUE_CAPACITY);
         let (outbox, out_rx) = Outbox::channel();
@@ -66,9 +75,10 @@ pub async fn supervise(
             Err(e) => format!("was cancelled: {e}"),
         };
         if started.elapsed() >= HEALTHY_RUN {
-            backoff = FIRST_BACKOFF;
+            backoff.reset();
         }
-        tracing::error!(service = %host, "service {why}; restarting in {}s", backoff.as_secs());
+        let delay = backoff.failed().unwrap_or(RESTART.max);
+        tracing::error!(service = %host, "service {why}; restarting in {}s", delay.as_secs_f32().round());
         crate::notices::admins::notify(
             &router,
             &settings.get(),
@@ -80,14 +90,13 @@ pub async fn supervise(
             &format!(
                 "The service {host} {why}. It will be restarted in {} s; until then \
                  stanzas to it are answered with remote-server-timeout.",
-                backoff.as_secs()
+                delay.as_secs_f32().round()
             ),
         );
         tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
+            _ = tokio::time::sleep(delay) => {}
             _ = shutdown.wait() => return,
         }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 
