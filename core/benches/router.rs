@@ -19,14 +19,13 @@ use switchboard_core::sessions::{Outbound, OUTBOX_CAPACITY};
 use switchboard_core::settings::Settings;
 use switchboard_jid::Jid;
 use switchboard_xml::{ns, Element};
-use tokio::sync::Notify;
 
 /// Binds `jid` as an available session; returns its id and outbox.
 fn online(r: &Router, jid: &str) -> (u64, queue::Receiver<Outbound>) {
     let jid = Jid::parse(jid).expect("valid JID");
     let (tx, rx) = queue::channel(OUTBOX_CAPACITY);
     let id = r.sessions().new_id();
-    r.sessions().bind(&jid, id, tx, Arc::new(Notify::new()));
+    r.sessions().bind(&jid, id, tx, Arc::default());
     r.sessions()
         .set_presence(&jid, Some(Element::new("presence", ns::CLIENT)));
     (id, rx)

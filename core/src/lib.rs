@@ -15,7 +15,8 @@
 //!   admins; [`accounts`]: creating and verifying accounts;
 //! - [`modules`]: IQ handlers, one file per XEP;
 //! - [`im`]: RFC 6121 account actors and their routing rows;
-//! - [`admin`]: the admin seam and its interfaces; [`services`]: the
+//! - [`features`]: XMPP extensions on the core's seams, one file each;
+//!   [`admin`]: the admin seam and its interfaces; [`services`]: the
 //!   supervisor of in-process services;
 //! - [`net`]: listeners and connection drivers;
 //! - [`server`]: the composition, reload and shutdown.
@@ -23,6 +24,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod debug_log;
+pub mod features;
 pub mod ids;
 pub mod im;
 pub mod lifecycle;

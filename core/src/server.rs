@@ -72,6 +72,7 @@ pub struct Server {
 pub fn routing(
     accounts: &Arc<Accounts>,
     settings: &Arc<LiveSettings>,
+    stores: &Stores,
 ) -> (Table, Registry, AdminQueues) {
     let mut t = TableBuilder::default();
     crate::routing::defaults::register(&mut t);
@@ -83,6 +84,13 @@ pub fn routing(
     // admin rows hand those IQs to their own task, so only the feature is
     // registered here.
     iq.feature(Scope::Server, switchboard_xml::ns::COMMANDS);
+    crate::features::register(&mut crate::features::Setup {
+        table: &mut t,
+        iq: &mut iq,
+        stores,
+        settings,
+        accounts,
+    });
     (t.build(), iq, queues)
 }
 
@@ -95,6 +103,7 @@ fn im_context(stores: &Stores, settings: &Arc<LiveSettings>, motds: Arc<MotdBoar
         data: stores.account_data.clone(),
         settings: settings.clone(),
         motds,
+        gates: Default::default(),
     }
 }
 
@@ -109,7 +118,7 @@ pub fn standalone_router(stores: &Stores, settings: Settings) -> Router {
         &settings,
         Arc::new(MotdBoard::default()),
     ));
-    let (table, iq, _admin_queues) = routing(&accounts, &settings);
+    let (table, iq, _admin_queues) = routing(&accounts, &settings, stores);
     Router::new(hosts, table, iq, Arc::default())
 }
 
@@ -130,6 +139,7 @@ fn c2s_settings(config: &Config, tls_available: bool) -> C2sSettings {
             .filter(|h| h.registration == switchboard_config::Registration::Open)
             .map(|h| h.name.clone())
             .collect(),
+        extensions: Default::default(),
     }
 }
 
@@ -260,7 +270,7 @@ impl Server {
         let motds = Arc::new(MotdBoard::default());
         crate::admin::load_motds(stores.host_data.as_ref(), &hosts, &motds).await?;
         let accounts = Accounts::new(im_context(&stores, &settings, motds.clone()));
-        let (table, iq, queues) = routing(&accounts, &settings);
+        let (table, iq, queues) = routing(&accounts, &settings, &stores);
         let router = Router::new(hosts, table, iq, metrics);
         let admin = Arc::new(Admin::new(
             router.clone(),

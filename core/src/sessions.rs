@@ -1,8 +1,9 @@
 //! The table of bound client sessions, keyed by bare JID, and the handle
 //! through which the router hands a session its outbound stanzas.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::any::{Any, TypeId};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use dashmap::DashMap;
 use switchboard_jid::Jid;
@@ -29,6 +30,105 @@ pub enum Outbound {
     Close(Box<StreamError>),
 }
 
+/// What a session shares with its connection and with whoever delivers to
+/// it, in one allocation.
+#[derive(Default)]
+pub struct SessionShared {
+    /// Wakes the connection to close it when its outbox overflows (a full
+    /// outbox cannot carry the close request itself).
+    pub kill: Notify,
+    /// Set once the outbox has overflowed, so the kill and its log line
+    /// happen once.
+    pub overflowed: AtomicBool,
+    /// What modules keep about the session.
+    pub ext: SessionExt,
+}
+
+impl std::fmt::Debug for SessionShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionShared")
+            .field("overflowed", &self.overflowed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Per-session state that modules keep, one value per type (typed keys,
+/// not strings): message carbons being enabled, the client's state
+/// (XEP-0352), a stream management counter. Empty, it costs no
+/// allocation. Values are read on the routing path, so they are small and
+/// shared (`Arc`), and a module that needs a fast flag keeps an atomic in
+/// its value.
+#[derive(Default)]
+pub struct SessionExt {
+    items: RwLock<Vec<(TypeId, Arc<dyn Any + Send + Sync>)>>,
+    /// What the connection passes each outgoing stanza through, if a
+    /// module installed something (client state indication holds back
+    /// presence while the client is inactive).
+    filter: RwLock<Option<Arc<dyn OutboundFilter>>>,
+}
+
+impl SessionExt {
+    /// The session's value of type `T`, if a module set one.
+    pub fn get<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        let items = self.items.read().unwrap_or_else(|e| e.into_inner());
+        items
+            .iter()
+            .find(|(t, _)| *t == TypeId::of::<T>())
+            .and_then(|(_, v)| v.clone().downcast::<T>().ok())
+    }
+
+    /// Whether the session has a value of type `T`.
+    pub fn has<T: Any + Send + Sync>(&self) -> bool {
+        let items = self.items.read().unwrap_or_else(|e| e.into_inner());
+        items.iter().any(|(t, _)| *t == TypeId::of::<T>())
+    }
+
+    /// Sets (or replaces) the session's value of type `T`.
+    pub fn set<T: Any + Send + Sync>(&self, value: Arc<T>) {
+        let mut items = self.items.write().unwrap_or_else(|e| e.into_inner());
+        items.retain(|(t, _)| *t != TypeId::of::<T>());
+        items.push((TypeId::of::<T>(), value));
+    }
+
+    /// Removes the session's value of type `T`; whether there was one.
+    pub fn remove<T: Any + Send + Sync>(&self) -> bool {
+        let mut items = self.items.write().unwrap_or_else(|e| e.into_inner());
+        let before = items.len();
+        items.retain(|(t, _)| *t != TypeId::of::<T>());
+        items.len() < before
+    }
+
+    /// The outbound filter, if any.
+    pub fn filter(&self) -> Option<Arc<dyn OutboundFilter>> {
+        self.filter
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Installs (or with `None` removes) the outbound filter.
+    pub fn set_filter(&self, filter: Option<Arc<dyn OutboundFilter>>) {
+        *self.filter.write().unwrap_or_else(|e| e.into_inner()) = filter;
+    }
+}
+
+/// A filter on what a session's connection writes: it may hold stanzas
+/// back and let them go later (XEP-0352 client state indication). The
+/// connection calls [`OutboundFilter::outgoing`] for each stanza taken
+/// from the outbox and writes what it returns, and calls
+/// [`OutboundFilter::release`] after a client's nonza (which may have
+/// changed the filter's mind) to write what was held. A filter must never
+/// lose a stanza: what it holds when the session ends is given back by
+/// [`OutboundFilter::release`] too.
+pub trait OutboundFilter: Send + Sync {
+    /// A stanza on its way out: append what to write now to `out` (the
+    /// stanza itself, or nothing while holding it, or held ones first).
+    fn outgoing(&self, stanza: Element, out: &mut Vec<Element>);
+    /// What the filter holds and should go out now (everything, when the
+    /// session ends), in order.
+    fn release(&self, out: &mut Vec<Element>);
+}
+
 /// One bound resource.
 #[derive(Debug, Clone)]
 pub struct SessionEntry {
@@ -39,9 +139,8 @@ pub struct SessionEntry {
     /// resource, so an ending session never removes its replacement.
     pub id: u64,
     pub tx: queue::Sender<Outbound>,
-    /// Wakes the connection to close it when its outbox overflows (a full
-    /// outbox cannot carry the close request itself).
-    pub kill: Arc<Notify>,
+    /// The kill switch, the overflow flag and the modules' state.
+    pub shared: Arc<SessionShared>,
     /// The priority of the last available presence without `to`, or `None`
     /// while the session has not sent one (or went unavailable).
     pub priority: Option<i8>,
@@ -49,9 +148,6 @@ pub struct SessionEntry {
     pub presence: Option<Arc<Element>>,
     /// Whether the session asked for the roster (and so gets pushes).
     pub interested: bool,
-    /// Set once the outbox has overflowed, so the kill and its log line
-    /// happen once.
-    pub overflowed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// All bound sessions of the local domains.
@@ -74,7 +170,7 @@ impl Sessions {
         jid: &Jid,
         id: u64,
         tx: queue::Sender<Outbound>,
-        kill: Arc<Notify>,
+        shared: Arc<SessionShared>,
     ) -> Option<SessionEntry> {
         let resource: Arc<str> = Arc::from(jid.resource().unwrap_or_default());
         let mut list = self.by_bare.entry(jid.to_bare()).or_default();
@@ -86,11 +182,10 @@ impl Sessions {
             resource,
             id,
             tx,
-            kill,
+            shared,
             priority: None,
             presence: None,
             interested: false,
-            overflowed: Arc::default(),
         });
         old
     }
@@ -215,5 +310,42 @@ impl Sessions {
 
     pub fn count(&self) -> usize {
         self.by_bare.iter().map(|e| e.value().len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Carbons;
+    struct Counter(std::sync::atomic::AtomicU32);
+
+    #[test]
+    fn extensions_are_kept_by_type() {
+        let ext = SessionExt::default();
+        assert!(!ext.has::<Carbons>());
+        ext.set(Arc::new(Carbons));
+        ext.set(Arc::new(Counter(7.into())));
+        assert!(ext.has::<Carbons>());
+        assert_eq!(
+            ext.get::<Counter>()
+                .unwrap()
+                .0
+                .load(std::sync::atomic::Ordering::Relaxed),
+            7
+        );
+        ext.set(Arc::new(Counter(8.into())));
+        assert_eq!(
+            ext.get::<Counter>()
+                .unwrap()
+                .0
+                .load(std::sync::atomic::Ordering::Relaxed),
+            8,
+            "replaced, not added"
+        );
+        assert!(ext.remove::<Carbons>());
+        assert!(!ext.remove::<Carbons>());
+        assert!(!ext.has::<Carbons>());
+        assert!(ext.has::<Counter>());
     }
 }

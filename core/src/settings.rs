@@ -55,6 +55,7 @@ impl Settings {
                 preauth_timeout: std::time::Duration::from_secs(30),
                 keepalive: std::time::Duration::from_secs(300),
                 open_registration: Vec::new(),
+                extensions: Default::default(),
             },
             component_secrets: HashMap::new(),
             scram_iterations: 4096,

@@ -29,7 +29,7 @@ const LAYERS: &[&[&str]] = &[
     &["accounts", "notices"],
     &["modules"],
     &["im"],
-    &["admin", "services"],
+    &["admin", "services", "features"],
     &["net"],
     &["server"],
 ];

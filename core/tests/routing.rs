@@ -183,10 +183,10 @@ async fn a_session_that_does_not_read_is_given_up_on_and_nothing_sent_to_it_is_l
     let mut alice = e.online("alice@localhost/a", Some(0));
     let mut slow = e.online_with_capacity("bob@localhost/slow", Some(0), 2);
     let killed = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let k = slow.kill.clone();
+    let k = slow.shared.clone();
     let flag = killed.clone();
     let waiter = tokio::spawn(async move {
-        k.notified().await;
+        k.kill.notified().await;
         flag.store(true, std::sync::atomic::Ordering::SeqCst);
     });
     tokio::task::yield_now().await;
@@ -387,4 +387,74 @@ async fn routing_document_matches_the_table() {
         documented, registered,
         "doc/stanza_routing.md and the routing table disagree; update the document's rows"
     );
+}
+
+/// An async IQ handler (one that waits for a store) answers from a task
+/// of its own, and the sender's session counts it as unfinished work
+/// until the answer is queued, so the session's next IQ waits for it.
+#[tokio::test]
+async fn async_iq_handlers_answer_later_and_hold_the_session() {
+    use switchboard_core::routing::iq::{IqKey, IqType, Registry, Scope};
+    use switchboard_core::routing::table::TableBuilder;
+    use tokio::sync::oneshot;
+    let (release, released) = oneshot::channel::<()>();
+    let released = std::sync::Mutex::new(Some(released));
+    let mut t = TableBuilder::default();
+    switchboard_core::routing::defaults::register(&mut t);
+    let mut iq = Registry::default();
+    iq.handle_async(
+        IqKey {
+            name: "query",
+            ns: "urn:example:slow",
+            kind: IqType::Get,
+        },
+        Scope::Server,
+        move |_call| {
+            let wait = released.lock().unwrap().take();
+            Box::pin(async move {
+                if let Some(w) = wait {
+                    let _ = w.await;
+                }
+                Ok(Some(
+                    Element::new("query", "urn:example:slow").with_text("done"),
+                ))
+            })
+        },
+    );
+    let router = switchboard_core::routing::Router::new(
+        vec!["localhost".into()],
+        t.build(),
+        iq,
+        Arc::default(),
+    );
+    let jid = switchboard_jid::Jid::parse("alice@localhost/a").unwrap();
+    let (tx, mut rx) = switchboard_core::queue::channel(16);
+    let id = router.sessions().new_id();
+    router.sessions().bind(&jid, id, tx, Arc::default());
+    let pending = switchboard_core::lifecycle::Tracker::default();
+    let ask = Element::new("iq", ns::CLIENT)
+        .with_attr("from", "alice@localhost/a")
+        .with_attr("to", "localhost")
+        .with_attr("type", "get")
+        .with_attr("id", "s1")
+        .with_child(Element::new("query", "urn:example:slow"));
+    router.route_client(
+        id,
+        &pending,
+        &jid,
+        Some(switchboard_jid::Jid::parse("localhost").unwrap()),
+        ask,
+    );
+    assert_eq!(pending.live(), 1, "the session waits for the handler");
+    assert!(rx.try_recv().is_err(), "not answered yet");
+    release.send(()).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(5), pending.drained())
+        .await
+        .unwrap();
+    let Ok(switchboard_core::sessions::Outbound::Stanza(reply)) = rx.try_recv() else {
+        panic!("answered once the work was done");
+    };
+    assert_eq!(reply.attr("type"), Some("result"));
+    assert_eq!(reply.attr("id"), Some("s1"));
+    assert_eq!(reply.first_element().unwrap().text(), "done");
 }

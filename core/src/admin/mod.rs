@@ -418,7 +418,7 @@ pub fn kick(router: &Router, jid: &Jid) -> Result<usize, AdminError> {
             .try_send(Outbound::Close(Box::new(err.clone())))
             .is_err()
         {
-            s.kill.notify_one();
+            s.shared.kill.notify_one();
         }
     }
     tracing::info!(%jid, sessions = sessions.len(), "kicked by an administrator");

@@ -10,7 +10,6 @@ use std::time::Duration;
 use switchboard_jid::Jid;
 use switchboard_spool::store::file::FileStores;
 use switchboard_xml::{ns, Element};
-use tokio::sync::Notify;
 
 use super::socket::{self, AdminSocket, ClientError, Request};
 use super::*;
@@ -57,7 +56,7 @@ fn bind(server: &Server, jid: &str) -> Fake {
     let (tx, rx) = crate::queue::channel(256);
     let sessions = server.router().sessions();
     let id = sessions.new_id();
-    sessions.bind(&jid, id, tx, Arc::new(Notify::new()));
+    sessions.bind(&jid, id, tx, Arc::default());
     Fake {
         jid,
         id,

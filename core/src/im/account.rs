@@ -71,6 +71,8 @@ pub struct ImContext {
     pub data: Arc<dyn AccountDataStore>,
     pub settings: Arc<LiveSettings>,
     pub motds: Arc<MotdBoard>,
+    /// What other modules check inbound work against (see `gates.rs`).
+    pub gates: Arc<super::Gates>,
 }
 
 /// A piece of work and the guard of the session waiting for it, if any:
@@ -101,6 +103,11 @@ impl Accounts {
 
     pub fn motds(&self) -> &MotdBoard {
         &self.ctx.motds
+    }
+
+    /// The inbound gates, for modules to add theirs at start-up.
+    pub fn gates(&self) -> &super::Gates {
+        &self.ctx.gates
     }
 
     /// Queues work for an account, starting its actor if needed. The queue
@@ -317,6 +324,13 @@ impl Account {
     }
 
     async fn inbound(&mut self, el: Element) {
+        if !self.stores().gates.is_empty() {
+            match self.stores().gates.check(&self.account, &el).await {
+                super::Gate::Pass => {}
+                super::Gate::Drop => return,
+                super::Gate::Refuse(err) => return self.bounce(&el, err),
+            }
+        }
         match (el.name.as_str(), stanza_type(&el)) {
             ("presence", "probe") => self.answer_probe(el).await,
             ("presence", "subscribe" | "subscribed" | "unsubscribe" | "unsubscribed") => {

@@ -5,6 +5,7 @@
 
 pub mod account;
 mod admin_register;
+pub mod gates;
 mod motd;
 mod offline;
 mod presence;
@@ -19,6 +20,7 @@ mod unregister;
 use std::sync::Arc;
 
 pub use account::{Accounts, ImContext, Work};
+pub use gates::{Gate, Gates, InboundGate};
 
 use crate::routing::table::TableBuilder;
 

@@ -50,10 +50,22 @@ impl Account {
             return;
         }
         // Headlines are not stored (§8.5.2.2.2); errors are dropped.
-        let batch: Vec<_> = batch
+        let mut batch: Vec<_> = batch
             .into_iter()
             .filter(|(m, _)| matches!(stanza_type(m), "normal" | "chat"))
             .collect();
+        // What other modules refuse is not stored (a blocked sender's).
+        if !self.stores().gates.is_empty() {
+            let mut passed = Vec::with_capacity(batch.len());
+            for (msg, ticket) in batch {
+                match self.stores().gates.check(&self.account, &msg).await {
+                    super::Gate::Pass => passed.push((msg, ticket)),
+                    super::Gate::Drop => {}
+                    super::Gate::Refuse(err) => self.bounce(&msg, err),
+                }
+            }
+            batch = passed;
+        }
         if batch.is_empty() {
             return;
         }

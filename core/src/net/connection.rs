@@ -10,12 +10,11 @@ use switchboard_jid::Jid;
 use switchboard_xml::ns;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
 
 use crate::lifecycle::{ShutdownSignal, Tracker};
-use crate::routing::table::SessionEnd;
+use crate::routing::table::{SessionEnd, SessionRef};
 use crate::routing::Router;
-use crate::sessions::{Outbound, OUTBOX_CAPACITY};
+use crate::sessions::{Outbound, SessionShared, OUTBOX_CAPACITY};
 use crate::settings::LiveSettings;
 use crate::stanza::{ErrorType, StanzaError};
 use crate::stream::{Action, C2s, StreamError};
@@ -52,13 +51,12 @@ enum Flow {
 
 /// A bound session's side of the router.
 struct Bound {
-    jid: Jid,
-    id: u64,
+    /// Who the session is, its outbox's sending end, its shared state
+    /// (kill switch, modules' state) and the tracker of the work its
+    /// stanzas started that is not done yet (an offline message being
+    /// stored, a roster being saved).
+    session: SessionRef,
     rx: crate::queue::Receiver<Outbound>,
-    kill: Arc<Notify>,
-    /// The work the session's stanzas started and that is not done yet
-    /// (an offline message being stored, a roster being saved).
-    pending: Tracker,
     /// Stanzas from the client held back, in order, until that work is
     /// done: an IQ is answered only when everything the client sent
     /// before it has been delivered or stored, and what follows the IQ
@@ -113,7 +111,8 @@ struct Conn {
 pub async fn serve(tcp: TcpStream, peer: SocketAddr, shared: Arc<C2sContext>, direct_tls: bool) {
     let _ = tcp.set_nodelay(true);
     let snapshot = shared.settings.get();
-    let settings = snapshot.c2s.clone();
+    let mut settings = snapshot.c2s.clone();
+    settings.extensions = shared.router.table().extensions().clone();
     let acceptor = snapshot.tls.clone();
     drop(snapshot);
     let preauth_timeout = settings.preauth_timeout;
@@ -243,19 +242,30 @@ impl Conn {
             }
         }
         if let Some(mut b) = self.bound.take() {
-            self.shared.router.sessions().unbind(&b.jid, b.id);
+            self.shared
+                .router
+                .sessions()
+                .unbind(&b.session.jid, b.session.id);
             // What was queued for the client and not written goes on
             // elsewhere (another resource, offline storage) or back to
-            // its sender.
+            // its sender: first what a filter held back, which was taken
+            // from the outbox before what is still in it.
             b.rx.close();
+            if let Some(filter) = b.session.shared.ext.filter() {
+                let mut held = Vec::new();
+                filter.release(&mut held);
+                for el in held {
+                    self.shared.router.undeliverable(el);
+                }
+            }
             self.shared.router.take_back(&mut b.rx);
             self.shared.router.session_ended(SessionEnd {
-                jid: b.jid.clone(),
+                jid: b.session.jid.clone(),
                 presence: self.broadcast.take().map(Arc::new),
                 status: self.goodbye_status.take(),
                 directed: std::mem::take(&mut self.directed).into_iter().collect(),
             });
-            tracing::info!(jid = %b.jid, peer = %self.peer, "session ended");
+            tracing::info!(jid = %b.session.jid, peer = %self.peer, "session ended");
         }
     }
 
@@ -332,7 +342,7 @@ impl Conn {
                     None => std::future::pending().await,
                 }
             };
-            let kill = self.bound.as_ref().map(|b| b.kill.clone());
+            let kill = self.bound.as_ref().map(|b| b.session.shared.clone());
             // While stanzas are held, the client is not read (its stanzas
             // would only queue up behind them) and the loop waits for the
             // work they wait for instead.
@@ -340,7 +350,7 @@ impl Conn {
                 .bound
                 .as_ref()
                 .filter(|b| !b.held.is_empty())
-                .map(|b| b.pending.clone());
+                .map(|b| b.session.pending.clone());
             let work_done = async {
                 match &holding {
                     Some(p) => p.drained().await,
@@ -358,7 +368,7 @@ impl Conn {
             };
             let killed = async {
                 match kill {
-                    Some(k) => k.notified().await,
+                    Some(k) => k.kill.notified().await,
                     None => std::future::pending().await,
                 }
             };
@@ -371,25 +381,13 @@ impl Conn {
                 _ = work_done => self.release_held(),
                 out = outbound => match out {
                     Some(Outbound::Stanza(el)) => {
-                        self.shared.router.metrics().stanza_out(&el);
-                        let framing = self.machine.framing();
-                        let mut bytes = framing.stanza(&el, ns::CLIENT);
-                        // Batch whatever else is waiting into one write.
-                        if let Some(b) = self.bound.as_mut() {
-                            while bytes.len() < 64 * 1024 {
-                                match b.rx.try_recv() {
-                                    Ok(Outbound::Stanza(el)) => {
-                                        self.shared.router.metrics().stanza_out(&el);
-                                        framing.write_stanza(&el, ns::CLIENT, &mut bytes);
-                                    }
-                                    Ok(Outbound::Close(err)) => { self.write(io, &bytes).await?; bytes.clear(); self.machine.fail(*err); break; }
-                                    Err(_) => break,
-                                }
-                            }
-                        }
+                        let (bytes, close) = self.take_outbound(*el);
                         if !bytes.is_empty() {
                             self.write(io, &bytes).await?;
                             self.machine.note_sent(Instant::now());
+                        }
+                        if let Some(err) = close {
+                            self.machine.fail(err);
                         }
                     }
                     Some(Outbound::Close(err)) => self.machine.fail(*err),
@@ -403,6 +401,41 @@ impl Conn {
                 _ = shutdown.wait() => self.machine.fail(StreamError::new("system-shutdown")),
             }
         }
+    }
+
+    /// `first` and whatever else waits in the outbox, through the
+    /// session's outbound filter if a module installed one, serialized
+    /// for one write (up to 64 KiB); and the stream error to close with, if
+    /// the outbox asked for it after them.
+    fn take_outbound(&mut self, first: switchboard_xml::Element) -> (Vec<u8>, Option<StreamError>) {
+        let framing = self.machine.framing();
+        let metrics = self.shared.router.metrics().clone();
+        let mut bytes = Vec::new();
+        let Some(b) = self.bound.as_mut() else {
+            return (bytes, None);
+        };
+        let filter = b.session.shared.ext.filter();
+        let mut passed = Vec::new();
+        let mut next = Some(first);
+        while let Some(el) = next.take() {
+            match &filter {
+                Some(f) => f.outgoing(el, &mut passed),
+                None => passed.push(el),
+            }
+            for el in passed.drain(..) {
+                metrics.stanza_out(&el);
+                framing.write_stanza(&el, ns::CLIENT, &mut bytes);
+            }
+            if bytes.len() >= 64 * 1024 {
+                break;
+            }
+            match b.rx.try_recv() {
+                Ok(Outbound::Stanza(el)) => next = Some(*el),
+                Ok(Outbound::Close(err)) => return (bytes, Some(*err)),
+                Err(_) => break,
+            }
+        }
+        (bytes, None)
     }
 
     /// How long a write may make no progress before the connection ends.
@@ -431,10 +464,10 @@ impl Conn {
             io.write_all(bytes).await?;
             io.flush().await
         };
-        let kill = self.bound.as_ref().map(|b| b.kill.clone());
+        let kill = self.bound.as_ref().map(|b| b.session.shared.clone());
         let killed = async {
             match kill {
-                Some(k) => k.notified().await,
+                Some(k) => k.kill.notified().await,
                 None => std::future::pending().await,
             }
         };
@@ -518,8 +551,17 @@ impl Conn {
                     let result = Box::pin(self.register(host, user, password)).await;
                     self.machine.registered(result);
                 }
-                Action::Bound(jid) => self.bind(jid),
+                Action::Bound(jid) => {
+                    self.bind(jid);
+                    if let Some(b) = &self.bound {
+                        let session = b.session.clone();
+                        // Boxed: rare, and the hooks' futures would
+                        // otherwise enlarge every connection task.
+                        Box::pin(self.shared.router.session_started(&session)).await;
+                    }
+                }
                 Action::Stanza(el, to) => self.client_stanza(el, to),
+                Action::Nonza(el) => self.client_nonza(el, &mut out),
                 Action::Close => {
                     self.write(io, &[]).await?;
                     let _ = tokio::time::timeout(self.write_limit(), io.shutdown()).await;
@@ -538,6 +580,26 @@ impl Conn {
         Ok(None)
     }
 
+    /// A nonza from the client, for the module that takes its namespace;
+    /// what the session's outbound filter lets go after it (the client
+    /// said it is active again, say) is appended to `out`.
+    fn client_nonza(&mut self, el: switchboard_xml::Element, out: &mut Vec<u8>) {
+        let Some(b) = &self.bound else { return };
+        let session = b.session.clone();
+        if !self.shared.router.nonza(&session, el) {
+            tracing::warn!(jid = %session.jid, "a nonza no module takes; dropped");
+        }
+        if let Some(filter) = session.shared.ext.filter() {
+            let mut released = Vec::new();
+            filter.release(&mut released);
+            let framing = self.machine.framing();
+            for el in released {
+                self.shared.router.metrics().stanza_out(&el);
+                framing.write_stanza(&el, ns::CLIENT, out);
+            }
+        }
+    }
+
     /// A stanza from the client: routed now, or held behind unfinished
     /// work (see [`Bound::held`]).
     fn client_stanza(&mut self, el: switchboard_xml::Element, to: Option<Jid>) {
@@ -545,7 +607,7 @@ impl Conn {
             // The machine hands out stanzas only after bind.
             return tracing::error!("a stanza before bind; dropped");
         };
-        let waits = el.name == "iq" && b.pending.live() > 0;
+        let waits = el.name == "iq" && b.session.pending.live() > 0;
         if waits || !b.held.is_empty() {
             b.held.push_back((el, to));
             return;
@@ -556,9 +618,13 @@ impl Conn {
     fn route_stanza(&mut self, el: switchboard_xml::Element, to: Option<Jid>) {
         self.track_directed(&el);
         if let Some(b) = &self.bound {
-            self.shared
-                .router
-                .route_client(b.id, &b.pending, &b.jid, to, el);
+            self.shared.router.route_client(
+                b.session.id,
+                &b.session.pending,
+                &b.session.jid,
+                to,
+                el,
+            );
         }
     }
 
@@ -570,7 +636,7 @@ impl Conn {
             let next_waits = b
                 .held
                 .front()
-                .is_some_and(|(el, _)| el.name == "iq" && b.pending.live() > 0);
+                .is_some_and(|(el, _)| el.name == "iq" && b.session.pending.live() > 0);
             if next_waits {
                 return;
             }
@@ -619,13 +685,14 @@ impl Conn {
 
     fn bind(&mut self, jid: Jid) {
         let (tx, rx) = crate::queue::channel(OUTBOX_CAPACITY);
-        let kill = Arc::new(Notify::new());
+        let session_tx = tx.clone();
+        let shared = Arc::new(SessionShared::default());
         let id = self.shared.router.sessions().new_id();
         if let Some(old) = self
             .shared
             .router
             .sessions()
-            .bind(&jid, id, tx, kill.clone())
+            .bind(&jid, id, tx, shared.clone())
         {
             // RFC 6120 §7.7.2.2: the new session takes over the resource.
             if old
@@ -636,16 +703,19 @@ impl Conn {
                 ))))
                 .is_err()
             {
-                old.kill.notify_one();
+                old.shared.kill.notify_one();
             }
         }
         tracing::info!(%jid, peer = %self.peer, "session started");
         self.bound = Some(Bound {
-            jid,
-            id,
+            session: SessionRef {
+                jid,
+                id,
+                tx: session_tx,
+                shared,
+                pending: Tracker::default(),
+            },
             rx,
-            kill,
-            pending: Tracker::default(),
             held: Default::default(),
         });
     }

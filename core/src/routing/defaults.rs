@@ -62,7 +62,7 @@ pub fn register(t: &mut TableBuilder) {
         Event::at(Kind::Iq, Class::Host),
         0,
         MODULE,
-        "answered by the IQ registry's server handlers (disco, ping, version)",
+        "answered by the IQ registry's server handlers (disco, ping, version), sync or on a task",
         |r, s| {
             r.answer_iq(&s, Scope::Server);
             Flow::Done
@@ -90,7 +90,7 @@ pub fn register(t: &mut TableBuilder) {
             let sync = match s.iq_type() {
                 Some(k @ (IqType::Get | IqType::Set)) => s
                     .payload()
-                    .is_some_and(|p| r.iq().lookup(p, k, Scope::Account).is_some()),
+                    .is_some_and(|p| r.iq().answers(p, k, Scope::Account)),
                 _ => true,
             };
             if sync {

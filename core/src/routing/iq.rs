@@ -65,6 +65,38 @@ pub struct ServiceInfo {
 /// A handler answers with a result payload (or none), or a stanza error.
 pub type IqHandler = fn(&IqRequest<'_>) -> Result<Option<Element>, StanzaError>;
 
+/// What an async handler gets: the request, owned, and the router.
+pub struct IqCall {
+    pub iq: Element,
+    /// The sender (a full JID for local clients).
+    pub from: Jid,
+    /// The addressee: a local domain or an account's bare JID.
+    pub to: Jid,
+    pub router: super::Router,
+}
+
+impl IqCall {
+    /// The request's payload (its one child element).
+    pub fn payload(&self) -> &Element {
+        self.iq
+            .first_element()
+            .expect("checked before the handler runs")
+    }
+
+    /// Whether the sender asks about its own account.
+    pub fn is_owner(&self) -> bool {
+        self.from.to_bare() == self.to.to_bare()
+    }
+}
+
+/// A handler that waits for something (a store, a service) to answer: the
+/// router runs it on a task of its own and replies with what it returns,
+/// while the sender's session waits for it before answering anything after
+/// (its ticket is held until then). It must answer in bounded time.
+pub type AsyncIqHandler = std::sync::Arc<
+    dyn Fn(IqCall) -> BoxFuture<'static, Result<Option<Element>, StanzaError>> + Send + Sync,
+>;
+
 /// What an account-data handler sees. It runs inside the addressed
 /// account's actor, one request at a time per account, with the stores it
 /// may read and write.
@@ -110,6 +142,7 @@ pub type DataHandler =
 #[derive(Default)]
 pub struct Registry {
     handlers: HashMap<(IqKey, Scope), IqHandler>,
+    async_handlers: HashMap<(IqKey, Scope), AsyncIqHandler>,
     data_handlers: HashMap<IqKey, DataHandler>,
     server_features: Vec<&'static str>,
     account_features: Vec<&'static str>,
@@ -118,6 +151,42 @@ pub struct Registry {
 impl Registry {
     pub fn handle(&mut self, key: IqKey, scope: Scope, handler: IqHandler) {
         self.handlers.insert((key, scope), handler);
+    }
+
+    /// Registers a handler that waits (see [`AsyncIqHandler`]).
+    pub fn handle_async(
+        &mut self,
+        key: IqKey,
+        scope: Scope,
+        handler: impl Fn(IqCall) -> BoxFuture<'static, Result<Option<Element>, StanzaError>>
+            + Send
+            + Sync
+            + 'static,
+    ) {
+        self.async_handlers
+            .insert((key, scope), std::sync::Arc::new(handler));
+    }
+
+    /// The async handler for a request's payload.
+    pub fn lookup_async(
+        &self,
+        payload: &Element,
+        kind: IqType,
+        scope: Scope,
+    ) -> Option<AsyncIqHandler> {
+        self.async_handlers
+            .iter()
+            .find(|((k, s), _)| {
+                *s == scope && k.kind == kind && k.name == payload.name && k.ns == payload.ns
+            })
+            .map(|(_, h)| h.clone())
+    }
+
+    /// Whether some handler of this scope takes the request, sync or
+    /// async.
+    pub fn answers(&self, payload: &Element, kind: IqType, scope: Scope) -> bool {
+        self.lookup(payload, kind, scope).is_some()
+            || self.lookup_async(payload, kind, scope).is_some()
     }
 
     /// Registers a handler of account data, addressed to an account's bare

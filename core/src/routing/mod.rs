@@ -257,13 +257,16 @@ impl Router {
         let Some(payload) = iq.first_element() else {
             return self.bounce(iq, StanzaError::bad_request());
         };
-        let Some(handler) = self.inner.iq.lookup(payload, kind, scope) else {
-            return self.bounce(iq, StanzaError::service_unavailable());
-        };
         let to = match scope {
             Scope::Server => Jid::from_parts(None, stanza.to.domain(), None)
                 .expect("a classified domain is valid"),
             Scope::Account => stanza.to.to_bare(),
+        };
+        if let Some(handler) = self.inner.iq.lookup_async(payload, kind, scope) {
+            return self.answer_later(stanza, handler, to);
+        }
+        let Some(handler) = self.inner.iq.lookup(payload, kind, scope) else {
+            return self.bounce(iq, StanzaError::service_unavailable());
         };
         let services = self.inner.services.infos();
         let req = IqRequest {
@@ -282,6 +285,32 @@ impl Router {
             }
             Err(err) => self.bounce(iq, err),
         }
+    }
+
+    /// Runs an async IQ handler on a task of its own; the sender's session
+    /// waits for it (the stanza's ticket is held until the reply is
+    /// queued).
+    fn answer_later(&self, stanza: &Stanza, handler: iq::AsyncIqHandler, to: Jid) {
+        let ticket = stanza.ticket();
+        let call = iq::IqCall {
+            iq: stanza.el.clone(),
+            from: stanza.from.clone(),
+            to: to.clone(),
+            router: self.clone(),
+        };
+        let router = self.clone();
+        tokio::spawn(async move {
+            let iq = call.iq.clone();
+            match handler(call).await {
+                Ok(result) => {
+                    let mut reply = iq_result(&iq, result);
+                    reply.set_attr("from", to.to_string());
+                    router.reply(reply);
+                }
+                Err(err) => router.bounce(&iq, err),
+            }
+            drop(ticket);
+        });
     }
 
     /// Sends an error reply back to the sender of `stanza` (never in reply
@@ -332,10 +361,10 @@ impl Router {
         match s.tx.try_send(Outbound::Stanza(Box::new(stanza))) {
             Ok(()) => {}
             Err(crate::queue::TrySendError::Full(out)) => {
-                if !s.overflowed.swap(true, Ordering::Relaxed) {
+                if !s.shared.overflowed.swap(true, Ordering::Relaxed) {
                     tracing::warn!(resource = %s.resource, "outbox full: disconnecting a session that does not read");
                     self.inner.sessions.unbind_id(s.id);
-                    s.kill.notify_one();
+                    s.shared.kill.notify_one();
                 }
                 if let Outbound::Stanza(stanza) = out {
                     self.undeliverable(*stanza);
@@ -368,7 +397,7 @@ impl Router {
     /// is answered with `service-unavailable` so its sender does not wait
     /// for ever, and the rest is dropped as it would be for an absent
     /// resource (headlines, presence, errors, results).
-    fn undeliverable(&self, el: Element) {
+    pub fn undeliverable(&self, el: Element) {
         match StanzaType::of(&el) {
             Some(Ok(StanzaType::Message(MessageType::Normal | MessageType::Chat))) => {
                 self.route_from(el, Origin::Redelivery, None)
@@ -387,6 +416,18 @@ impl Router {
                 self.deliver(&s, stanza.clone());
             }
         }
+    }
+
+    /// Runs the table's session-start hooks for a session that just bound
+    /// its resource.
+    pub async fn session_started(&self, session: &table::SessionRef) {
+        self.inner.table.session_started(self, session).await;
+    }
+
+    /// A client's nonza after binding, to the module that registered its
+    /// namespace; `false` when none did.
+    pub fn nonza(&self, session: &table::SessionRef, el: Element) -> bool {
+        self.inner.table.nonza(self, session, el)
     }
 
     /// Tells the table's session-end hooks that a session is gone.

@@ -23,10 +23,20 @@
 //! functions and never changes after; `doc/stanza_routing.md` lists every
 //! row, and a test fails when the two disagree.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
+
+use switchboard_jid::Jid;
+use switchboard_spool::store::BoxFuture;
+use switchboard_xml::Element;
 
 use super::stanza::{Class, Kind, Stanza};
 use super::Router;
+use crate::lifecycle::Tracker;
+use crate::queue;
+use crate::sessions::{Outbound, SessionShared};
+use crate::stream::StreamExtensions;
 
 /// Before routing (from a local client) or at the destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -121,6 +131,47 @@ pub struct SessionEnd {
     pub directed: Vec<switchboard_jid::Jid>,
 }
 
+/// A bound client session as hooks that act on the session itself see
+/// it: who it is, its outbox, its shared state, and the tracker of work
+/// it waits for.
+#[derive(Clone)]
+pub struct SessionRef {
+    pub jid: Jid,
+    pub id: u64,
+    pub tx: queue::Sender<Outbound>,
+    pub shared: Arc<SessionShared>,
+    pub pending: Tracker,
+}
+
+impl SessionRef {
+    /// Queues an element for the client, behind what is queued already (a
+    /// full outbox drops it: the session is being closed for not reading).
+    pub fn send(&self, el: Element) {
+        let _ = self.tx.try_send(Outbound::Stanza(Box::new(el)));
+    }
+}
+
+impl fmt::Debug for SessionRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionRef")
+            .field("jid", &self.jid)
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A hook for a client's nonza: a top-level element after resource
+/// binding in a namespace a module registered (XEP-0352's `<active/>`,
+/// say). Runs on the connection's task, in order with the client's
+/// stanzas; never blocks.
+pub type NonzaHook = Box<dyn Fn(&Router, &SessionRef, Element) + Send + Sync>;
+
+/// A hook that runs when a session has bound its resource, before the
+/// connection reads anything more from the client: what a module needs
+/// ready for the session (a block list loaded, say). Awaited in order.
+pub type SessionStartHook =
+    Box<dyn Fn(&Router, &SessionRef) -> BoxFuture<'static, ()> + Send + Sync>;
+
 struct Entry {
     priority: i32,
     module: &'static str,
@@ -144,6 +195,9 @@ const EVENTS: usize = 2 * 3 * Class::ALL.len();
 pub struct TableBuilder {
     hooks: Vec<Vec<Entry>>,
     session_end: Vec<(&'static str, SessionEndHook)>,
+    session_start: Vec<(&'static str, SessionStartHook)>,
+    nonzas: HashMap<&'static str, (&'static str, NonzaHook)>,
+    features: Vec<Element>,
 }
 
 impl Default for TableBuilder {
@@ -151,6 +205,9 @@ impl Default for TableBuilder {
         TableBuilder {
             hooks: (0..EVENTS).map(|_| Vec::new()).collect(),
             session_end: Vec::new(),
+            session_start: Vec::new(),
+            nonzas: HashMap::new(),
+            features: Vec::new(),
         }
     }
 }
@@ -208,10 +265,44 @@ impl TableBuilder {
         self.session_end.push((module, Box::new(hook)));
     }
 
+    /// Adds a hook for the start of every session (after binding).
+    pub fn on_session_start(
+        &mut self,
+        module: &'static str,
+        hook: impl Fn(&Router, &SessionRef) -> BoxFuture<'static, ()> + Send + Sync + 'static,
+    ) {
+        self.session_start.push((module, Box::new(hook)));
+    }
+
+    /// Takes the client's nonzas in `namespace` after binding. One module
+    /// per namespace.
+    pub fn on_nonza(
+        &mut self,
+        namespace: &'static str,
+        module: &'static str,
+        hook: impl Fn(&Router, &SessionRef, Element) + Send + Sync + 'static,
+    ) {
+        let old = self.nonzas.insert(namespace, (module, Box::new(hook)));
+        assert!(old.is_none(), "two modules take the nonzas of {namespace}");
+    }
+
+    /// Offers a stream feature to authenticated clients, beside `<bind/>`.
+    pub fn stream_feature(&mut self, feature: Element) {
+        self.features.push(feature);
+    }
+
     pub fn build(self) -> Table {
+        let mut namespaces: Vec<&'static str> = self.nonzas.keys().copied().collect();
+        namespaces.sort_unstable();
         Table {
             hooks: self.hooks.into_boxed_slice(),
             session_end: self.session_end,
+            session_start: self.session_start,
+            nonzas: self.nonzas,
+            extensions: Arc::new(StreamExtensions {
+                features: self.features,
+                nonza_namespaces: namespaces,
+            }),
         }
     }
 }
@@ -220,6 +311,9 @@ impl TableBuilder {
 pub struct Table {
     hooks: Box<[Vec<Entry>]>,
     session_end: Vec<(&'static str, SessionEndHook)>,
+    session_start: Vec<(&'static str, SessionStartHook)>,
+    nonzas: HashMap<&'static str, (&'static str, NonzaHook)>,
+    extensions: Arc<StreamExtensions>,
 }
 
 impl Table {
@@ -241,6 +335,28 @@ impl Table {
         }
     }
 
+    pub(crate) async fn session_started(&self, router: &Router, session: &SessionRef) {
+        for (_, hook) in &self.session_start {
+            hook(router, session).await;
+        }
+    }
+
+    /// Runs the hook of the nonza's namespace; `false` when none takes it.
+    pub(crate) fn nonza(&self, router: &Router, session: &SessionRef, el: Element) -> bool {
+        match self.nonzas.get(el.ns.as_str()) {
+            Some((_, hook)) => {
+                hook(router, session, el);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The stream features and nonza namespaces modules add.
+    pub fn extensions(&self) -> &Arc<StreamExtensions> {
+        &self.extensions
+    }
+
     /// Every row, for the routing document's test: events in the table's
     /// order, hooks in the order they run.
     pub fn rows(&self) -> Vec<Row> {
@@ -260,9 +376,27 @@ impl Table {
                 }
             }
         }
+        for (module, _) in &self.session_start {
+            rows.push(Row {
+                event: "session-start".into(),
+                priority: 0,
+                module,
+                what: "",
+            });
+        }
         for (module, _) in &self.session_end {
             rows.push(Row {
                 event: "session-end".into(),
+                priority: 0,
+                module,
+                what: "",
+            });
+        }
+        let mut nonzas: Vec<_> = self.nonzas.iter().collect();
+        nonzas.sort_by_key(|(ns, _)| **ns);
+        for (ns, (module, _)) in nonzas {
+            rows.push(Row {
+                event: format!("nonza {ns}"),
                 priority: 0,
                 module,
                 what: "",

@@ -14,6 +14,7 @@
 //! the features offered, in-band registration before login, resource
 //! binding, and the checks every client stanza passes.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use switchboard_jid::{normalize_resource, Jid};
@@ -21,6 +22,7 @@ use switchboard_spool::ScramCredential;
 use switchboard_xml::{ns, Element, Event, Limits, StreamHeader};
 
 use crate::ids::random_id;
+
 use crate::sasl::ScramHash;
 use crate::stanza::{error_reply, iq_result, Kind, StanzaError};
 use crate::stream::error::StreamError;
@@ -28,6 +30,16 @@ use crate::stream::framing::Framing;
 use crate::stream::negotiation::{Negotiation, Phase, Wire};
 use crate::stream::register;
 use crate::stream::sasl_exchange::{failure, SaslExchange, SaslOutcome};
+
+/// What modules add to client streams: stream features offered once the
+/// client has authenticated (beside `<bind/>`), and the namespaces of the
+/// nonzas they take after binding. Built with the routing table, shared by
+/// every connection.
+#[derive(Debug, Default)]
+pub struct StreamExtensions {
+    pub features: Vec<Element>,
+    pub nonza_namespaces: Vec<&'static str>,
+}
 
 /// Settings the machine needs, fixed for the connection's life.
 #[derive(Debug, Clone)]
@@ -44,6 +56,9 @@ pub struct C2sSettings {
     /// Hosts whose `<registration>` is `open`: clients may create accounts
     /// before logging in (XEP-0077).
     pub open_registration: Vec<String>,
+    /// What modules add: features offered after authentication, and the
+    /// namespaces of nonzas handed to them after binding.
+    pub extensions: Arc<StreamExtensions>,
 }
 
 /// What the driver must do next.
@@ -79,6 +94,9 @@ pub enum Action {
     /// A validated client stanza with `from` stamped, to be routed, with
     /// its `to` already parsed (the router need not parse it again).
     Stanza(Element, Option<Jid>),
+    /// A nonza after binding in a namespace a module takes (see
+    /// [`C2sSettings::extensions`]), for the router's nonza hooks.
+    Nonza(Element),
     /// Flush what was sent and close the connection.
     Close,
 }
@@ -343,6 +361,9 @@ impl C2s {
                 Element::new("session", ns::SESSION)
                     .with_child(Element::new("optional", ns::SESSION)),
             );
+            for feature in &self.settings.extensions.features {
+                f.append_child(feature.clone());
+            }
         } else if !secure && self.settings.tls_available && self.neg.framing == Framing::Stream {
             let mut st = Element::new("starttls", ns::TLS);
             if self.settings.tls_required {
@@ -387,6 +408,15 @@ impl C2s {
                 ("not-authorized", "authenticate first")
             };
             return self.fail(StreamError::with_text(cond, text));
+        }
+        if self.bound.is_some()
+            && self
+                .settings
+                .extensions
+                .nonza_namespaces
+                .contains(&el.ns.as_str())
+        {
+            return self.neg.push(Action::Nonza(el));
         }
         if Kind::of(&el).is_none() || el.ns != ns::CLIENT {
             return self.fail(StreamError::with_text(

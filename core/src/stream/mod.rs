@@ -10,7 +10,7 @@ pub mod register;
 mod sasl_exchange;
 
 pub use crate::ids::random_id;
-pub use c2s::{Action, C2s, C2sSettings};
+pub use c2s::{Action, C2s, C2sSettings, StreamExtensions};
 pub use component::{ComponentAction, ComponentStream};
 pub use error::StreamError;
 pub use framing::{Deframer, Framing};

@@ -23,6 +23,7 @@ fn settings() -> C2sSettings {
         preauth_timeout: Duration::from_secs(60),
         keepalive: Duration::from_secs(60),
         open_registration: vec!["localhost".into()],
+        extensions: Default::default(),
     }
 }
 
@@ -85,6 +86,7 @@ impl Pair {
                 }
                 Action::Bound(j) => self.bound = Some(j.to_string()),
                 Action::Stanza(el, _) => self.routed.push(el),
+                Action::Nonza(el) => self.routed.push(el),
                 Action::Close => self.closed = true,
             }
         }

@@ -12,12 +12,11 @@ use switchboard_jid::Jid;
 use switchboard_spool::store::file::FileStores;
 use switchboard_spool::store::{AccountRef, Stores};
 use switchboard_xml::{ns, Element};
-use tokio::sync::Notify;
 
 use switchboard_core::lifecycle::Tracker;
 use switchboard_core::queue;
 use switchboard_core::routing::Router;
-use switchboard_core::sessions::Outbound;
+use switchboard_core::sessions::{Outbound, SessionShared};
 use switchboard_core::settings::Settings;
 
 pub const HOST: &str = "localhost";
@@ -81,7 +80,7 @@ pub struct Client {
     /// The session's tracker of unfinished work.
     pub pending: Tracker,
     pub rx: queue::Receiver<Outbound>,
-    pub kill: Arc<Notify>,
+    pub shared: Arc<SessionShared>,
     barriers: u32,
 }
 
@@ -94,10 +93,10 @@ impl Env {
     pub fn online_with_capacity(&self, jid: &str, priority: Option<i8>, cap: usize) -> Client {
         let jid = Jid::parse(jid).unwrap();
         let (tx, rx) = queue::channel(cap);
-        let kill = Arc::new(Notify::new());
+        let shared = Arc::new(SessionShared::default());
         let sessions = self.router.sessions();
         let id = sessions.new_id();
-        sessions.bind(&jid, id, tx, kill.clone());
+        sessions.bind(&jid, id, tx, shared.clone());
         let presence = priority.map(|p| {
             Element::new("presence", ns::CLIENT)
                 .with_child(Element::new("priority", ns::CLIENT).with_text(p.to_string()))
@@ -108,7 +107,7 @@ impl Env {
             id,
             pending: Tracker::default(),
             rx,
-            kill,
+            shared,
             barriers: 0,
         }
     }
