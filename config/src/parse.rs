@@ -116,6 +116,7 @@ const LIMITS: Shape = Shape {
         "registrations-per-address",
         "registration-window",
         "registration-allowlist",
+        "resume-timeout",
     ],
     children: &[],
     text: false,
@@ -594,6 +595,9 @@ impl Walker<'_> {
         }
         if let Some(v) = el.attr("keepalive") {
             limits.keepalive = self.duration(el, "keepalive", v)?;
+        }
+        if let Some(v) = el.attr("resume-timeout") {
+            limits.resume_timeout = self.duration(el, "resume-timeout", v)?;
         }
         if let Some(v) = el.attr("scram-iterations") {
             let n: u32 = v.trim().parse().map_err(|_| {

@@ -140,6 +140,7 @@ fn c2s_settings(config: &Config, tls_available: bool) -> C2sSettings {
             .map(|h| h.name.clone())
             .collect(),
         extensions: Default::default(),
+        stream_management: true,
     }
 }
 
@@ -155,6 +156,7 @@ fn settings_from(
         component_secrets,
         scram_iterations: config.limits.scram_iterations,
         tls,
+        resume_timeout: config.limits.resume_timeout,
     }
 }
 
@@ -304,6 +306,7 @@ impl Server {
             settings: server.settings.clone(),
             accounts: stores.accounts.clone(),
             registrations: server.registrations.clone(),
+            resumptions: crate::net::resume::Resumptions::new(),
             shutdown: server.shutdown.signal(),
             debug,
         });

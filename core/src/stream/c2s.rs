@@ -30,6 +30,7 @@ use crate::stream::framing::Framing;
 use crate::stream::negotiation::{Negotiation, Phase, Wire};
 use crate::stream::register;
 use crate::stream::sasl_exchange::{failure, SaslExchange, SaslOutcome};
+use crate::stream::sm;
 
 /// What modules add to client streams: stream features offered once the
 /// client has authenticated (beside `<bind/>`), and the namespaces of the
@@ -59,6 +60,8 @@ pub struct C2sSettings {
     /// What modules add: features offered after authentication, and the
     /// namespaces of nonzas handed to them after binding.
     pub extensions: Arc<StreamExtensions>,
+    /// Whether stream management (XEP-0198) is offered.
+    pub stream_management: bool,
 }
 
 /// What the driver must do next.
@@ -97,6 +100,23 @@ pub enum Action {
     /// A nonza after binding in a namespace a module takes (see
     /// [`C2sSettings::extensions`]), for the router's nonza hooks.
     Nonza(Element),
+    /// A stanza from the client that the machine answered itself (a
+    /// malformed `to`, a bad IQ), while stream management is on: count it
+    /// as handled and write the answer, if any, in order after what the
+    /// client sent before it (XEP-0198 counts every stanza either way).
+    Answered(Option<Element>),
+    /// XEP-0198 `<enable/>` after binding: set stream management up and
+    /// answer with [`C2s::send_nonza`] (`<enabled/>` or `<failed/>`).
+    SmEnable { resume: bool, max: Option<u32> },
+    /// XEP-0198 `<r/>`: answer `<a h/>` once everything received before
+    /// it is handled.
+    SmRequest,
+    /// XEP-0198 `<a h/>`: the client handled `h` stanzas in all.
+    SmAck(u32),
+    /// XEP-0198 `<resume/>` after authentication, instead of binding: take
+    /// the hibernated session over and answer with [`C2s::resumed`] or
+    /// [`C2s::resume_failed`].
+    SmResume { previd: String, h: u32 },
     /// Flush what was sent and close the connection.
     Close,
 }
@@ -122,6 +142,8 @@ pub struct C2s {
     pending_register: Option<Element>,
     /// Set after SASL success: the authenticated localpart.
     user: Option<String>,
+    /// Stream management was enabled (or a session resumed) on this stream.
+    sm_enabled: bool,
     bound: Option<Jid>,
     /// `bound` as text, stamped as `from` on every stanza.
     bound_text: String,
@@ -166,6 +188,7 @@ impl C2s {
             stanza_errors: 0,
             pending_register: None,
             user: None,
+            sm_enabled: false,
             bound: None,
             bound_text: String::new(),
             connected_at: now,
@@ -176,6 +199,16 @@ impl C2s {
     /// The bound full JID, once a resource is bound.
     pub fn jid(&self) -> Option<&Jid> {
         self.bound.as_ref()
+    }
+
+    /// The authenticated localpart, once SASL has succeeded.
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+
+    /// The host the client asked for in its stream header.
+    pub fn host(&self) -> Option<&str> {
+        self.neg.host.as_deref()
     }
 
     /// The framing this stream uses.
@@ -361,6 +394,9 @@ impl C2s {
                 Element::new("session", ns::SESSION)
                     .with_child(Element::new("optional", ns::SESSION)),
             );
+            if self.settings.stream_management {
+                f.append_child(Element::new("sm", sm::NS));
+            }
             for feature in &self.settings.extensions.features {
                 f.append_child(feature.clone());
             }
@@ -409,6 +445,9 @@ impl C2s {
             };
             return self.fail(StreamError::with_text(cond, text));
         }
+        if el.ns == sm::NS && self.settings.stream_management {
+            return self.on_sm(el);
+        }
         if self.bound.is_some()
             && self
                 .settings
@@ -428,6 +467,85 @@ impl C2s {
             return self.on_unbound_stanza(el);
         }
         self.on_stanza(el);
+    }
+
+    /// XEP-0198 elements from an authenticated client.
+    fn on_sm(&mut self, el: Element) {
+        let failed = |m: &mut Self, condition: &str| {
+            let f = Element::new("failed", sm::NS).with_child(Element::new(condition, ns::STANZAS));
+            m.neg.send_nonza(&f);
+        };
+        let h = |el: &Element| el.attr("h").and_then(|h| h.parse::<u32>().ok());
+        match (el.name.as_str(), self.bound.is_some()) {
+            ("enable", true) if !self.sm_enabled => {
+                self.sm_enabled = true;
+                let resume = matches!(el.attr("resume"), Some("true") | Some("1"));
+                let max = el.attr("max").and_then(|m| m.parse().ok());
+                self.neg.push(Action::SmEnable { resume, max });
+            }
+            // Twice, or before binding (XEP-0198 §3: the client "MUST NOT
+            // attempt to enable stream management until after it has
+            // completed Resource Binding").
+            ("enable", _) => failed(self, "unexpected-request"),
+            ("resume", false) if !self.sm_enabled => match (el.attr("previd"), h(&el)) {
+                (Some(previd), Some(h)) => {
+                    self.neg.phase = Phase::Pending;
+                    self.neg.push(Action::SmResume {
+                        previd: previd.to_string(),
+                        h,
+                    });
+                }
+                _ => failed(self, "bad-request"),
+            },
+            ("resume", _) => failed(self, "unexpected-request"),
+            ("r", _) if self.sm_enabled => self.neg.push(Action::SmRequest),
+            ("a", _) if self.sm_enabled => match h(&el) {
+                Some(h) => self.neg.push(Action::SmAck(h)),
+                None => self.fail(StreamError::with_text(
+                    "bad-format",
+                    "the 'h' of <a/> is not a 32-bit number",
+                )),
+            },
+            ("r" | "a", _) => failed(self, "unexpected-request"),
+            (other, _) => self.fail(StreamError::with_text(
+                "unsupported-stanza-type",
+                format!("<{other}/> is not a stream management element"),
+            )),
+        }
+    }
+
+    /// Writes a nonza the driver built (`<enabled/>`, `<a/>`, `<r/>`).
+    pub fn send_nonza(&mut self, el: &Element) {
+        self.neg.send_nonza(el);
+    }
+
+    /// Writes a stanza the driver has again (one a resumed session sends
+    /// a second time, XEP-0198 §5).
+    pub fn send_stanza(&mut self, el: &Element) {
+        self.neg.send_stanza(el);
+    }
+
+    /// The answer to [`Action::SmResume`]: the session is taken over; the
+    /// stream is bound to `jid` again and `<resumed/>` (built by the
+    /// driver, with its `h`) goes out.
+    pub fn resumed(&mut self, jid: Jid, reply: &Element) {
+        self.neg.phase = Phase::Open;
+        self.sm_enabled = true;
+        self.bound_text = jid.to_string();
+        self.bound = Some(jid);
+        self.neg.send_nonza(reply);
+        self.process();
+    }
+
+    /// The answer to [`Action::SmResume`] when there is nothing to resume
+    /// (unknown, expired, or another account's): `<failed/>` with
+    /// `item-not-found`, and the client binds afresh.
+    pub fn resume_failed(&mut self) {
+        self.neg.phase = Phase::Open;
+        self.neg.send_nonza(
+            &Element::new("failed", sm::NS).with_child(Element::new("item-not-found", ns::STANZAS)),
+        );
+        self.process();
     }
 
     fn registration_open(&self) -> bool {
@@ -599,23 +717,23 @@ impl C2s {
                 Err(e) => {
                     el.remove_attr("to");
                     let err = StanzaError::jid_malformed().with_text(e.to_string());
-                    if let Some(mut reply) = error_reply(&el, &err) {
+                    let reply = error_reply(&el, &err).map(|mut reply| {
                         reply.remove_attr("from");
                         self.stanza_errors += 1;
-                        self.send_el(&reply);
-                    }
-                    return;
+                        reply
+                    });
+                    return self.answered(reply);
                 }
             }
         }
         if el.name == "iq" {
             if let Err(err) = check_iq(&el) {
-                if let Some(mut reply) = error_reply(&el, &err) {
+                let reply = error_reply(&el, &err).map(|mut reply| {
                     reply.remove_attr("from");
                     self.stanza_errors += 1;
-                    self.send_el(&reply);
-                }
-                return;
+                    reply
+                });
+                return self.answered(reply);
             }
             // Legacy session establishment (RFC 3921): accepted as a no-op.
             if el.attr("to").is_none()
@@ -624,11 +742,23 @@ impl C2s {
             {
                 let mut reply = iq_result(&el, None);
                 reply.remove_attr("from");
-                self.send_el(&reply);
-                return;
+                return self.answered(Some(reply));
             }
         }
         self.neg.push(Action::Stanza(el, parsed_to));
+    }
+
+    /// A stanza from the bound client that the machine handled itself,
+    /// with its answer if it has one. Under stream management the driver
+    /// counts both (the client counts every stanza it sends and receives)
+    /// and writes the answer in order with the rest; otherwise the answer
+    /// goes out at once.
+    fn answered(&mut self, reply: Option<Element>) {
+        if self.sm_enabled {
+            self.neg.push(Action::Answered(reply));
+        } else if let Some(reply) = reply {
+            self.send_el(&reply);
+        }
     }
 }
 

@@ -8,6 +8,7 @@ pub mod framing;
 mod negotiation;
 pub mod register;
 mod sasl_exchange;
+pub mod sm;
 
 pub use crate::ids::random_id;
 pub use c2s::{Action, C2s, C2sSettings, StreamExtensions};

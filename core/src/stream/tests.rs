@@ -24,6 +24,7 @@ fn settings() -> C2sSettings {
         keepalive: Duration::from_secs(60),
         open_registration: vec!["localhost".into()],
         extensions: Default::default(),
+        stream_management: true,
     }
 }
 
@@ -35,6 +36,8 @@ struct Pair {
     closed: bool,
     bound: Option<String>,
     routed: Vec<switchboard_xml::Element>,
+    /// Stream management actions, as text, in order.
+    sm: Vec<String>,
     start: Instant,
 }
 
@@ -47,6 +50,7 @@ impl Pair {
             closed: false,
             bound: None,
             routed: Vec::new(),
+            sm: Vec::new(),
             start,
         }
     }
@@ -87,6 +91,32 @@ impl Pair {
                 Action::Bound(j) => self.bound = Some(j.to_string()),
                 Action::Stanza(el, _) => self.routed.push(el),
                 Action::Nonza(el) => self.routed.push(el),
+                Action::SmEnable { resume, max } => {
+                    self.sm.push(format!("enable resume={resume} max={max:?}"));
+                    self.server
+                        .send_nonza(&switchboard_xml::Element::new("enabled", super::sm::NS));
+                }
+                Action::SmRequest => self.sm.push("r".into()),
+                Action::SmAck(h) => self.sm.push(format!("a {h}")),
+                Action::SmResume { previd, h } => {
+                    self.sm.push(format!("resume {previd} {h}"));
+                    if previd == "known" {
+                        let jid = switchboard_jid::Jid::parse("alice@localhost/phone").unwrap();
+                        self.bound = Some(jid.to_string());
+                        let reply = switchboard_xml::Element::new("resumed", super::sm::NS)
+                            .with_attr("h", "0");
+                        self.server.resumed(jid, &reply);
+                    } else {
+                        self.server.resume_failed();
+                    }
+                }
+                Action::Answered(reply) => {
+                    self.sm.push("answered".into());
+                    if let Some(r) = reply {
+                        let bytes = r.to_bytes(Some("jabber:client"));
+                        self.received.push_str(&String::from_utf8(bytes).unwrap());
+                    }
+                }
                 Action::Close => self.closed = true,
             }
         }
@@ -113,6 +143,13 @@ impl Pair {
 
     /// A full PLAIN login and bind of `alice/phone`.
     fn login(&mut self) {
+        self.authenticate();
+        self.send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>phone</resource></bind></iq>");
+        self.take();
+    }
+
+    /// A PLAIN login and the stream restart; returns the features offered.
+    fn authenticate(&mut self) -> String {
         self.open_for_sasl();
         let payload = B64.encode(b"\0alice\0secret");
         self.send(&format!(
@@ -120,8 +157,7 @@ impl Pair {
         ));
         assert!(self.take().contains("<success"), "PLAIN login succeeds");
         self.send(HEADER);
-        self.send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>phone</resource></bind></iq>");
-        self.take();
+        self.take()
     }
 }
 
@@ -508,8 +544,9 @@ fn bytes_after_starttls_are_not_interpreted() {
 fn unsupported_top_level_elements_close_the_stream() {
     let mut p = Pair::new();
     p.login();
-    p.send("<enable xmlns='urn:xmpp:sm:3'/>");
+    p.send("<enable xmlns='urn:xmpp:csi:0'/>");
     assert!(p.take().contains("<unsupported-stanza-type"));
+    assert!(p.closed);
 }
 
 #[test]
@@ -708,4 +745,103 @@ fn websocket_stream_errors_stand_alone() {
     assert!(msgs[1].is("error", ns::STREAM));
     assert!(msgs[1].get_child("host-unknown", ns::STREAMS).is_some());
     assert!(msgs[2].is("close", ns::FRAMING));
+}
+
+const SM: &str = "urn:xmpp:sm:3";
+
+#[test]
+fn stream_management_is_offered_after_login_and_enabled_once_after_bind() {
+    let mut p = Pair::new();
+    let features = p.authenticate();
+    assert!(
+        features.contains(&format!("<sm xmlns=\"{SM}\"/>")),
+        "{features}"
+    );
+    // XEP-0198 §3: only after binding.
+    p.send(&format!("<enable xmlns='{SM}' resume='true'/>"));
+    let out = p.take();
+    assert!(
+        out.contains("<failed") && out.contains("<unexpected-request"),
+        "{out}"
+    );
+    assert!(p.sm.is_empty());
+    p.send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>phone</resource></bind></iq>");
+    p.take();
+    p.send(&format!("<enable xmlns='{SM}' resume='true' max='300'/>"));
+    assert_eq!(p.sm, ["enable resume=true max=Some(300)"]);
+    assert!(p.take().contains("<enabled"));
+    p.send(&format!("<enable xmlns='{SM}'/>"));
+    assert!(p.take().contains("<unexpected-request"), "not twice");
+    assert_eq!(p.sm.len(), 1);
+    assert!(!p.closed);
+}
+
+#[test]
+fn acks_and_requests_become_actions_and_a_bad_count_closes_the_stream() {
+    let mut p = Pair::new();
+    p.login();
+    p.send(&format!("<r xmlns='{SM}'/>"));
+    assert!(
+        p.take().contains("<unexpected-request"),
+        "not before <enable/>"
+    );
+    p.send(&format!(
+        "<enable xmlns='{SM}'/><r xmlns='{SM}'/><a xmlns='{SM}' h='7'/>"
+    ));
+    assert_eq!(p.sm, ["enable resume=false max=None", "r", "a 7"]);
+    p.send(&format!("<a xmlns='{SM}' h='-1'/>"));
+    let out = p.take();
+    assert!(out.contains("<bad-format"), "{out}");
+    assert!(p.closed);
+}
+
+#[test]
+fn stanzas_the_machine_answers_itself_are_counted_under_stream_management() {
+    let mut p = Pair::new();
+    p.login();
+    p.send(&format!("<enable xmlns='{SM}'/>"));
+    p.take();
+    p.send("<message id='m1' to='a@b@c'><body>x</body></message>");
+    p.send("<iq type='set' id='s1'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>");
+    p.send("<message id='m2' to='a@b@c' type='error'/>");
+    assert_eq!(p.sm[1..], ["answered", "answered", "answered"]);
+    let out = p.take();
+    assert!(
+        out.contains("<jid-malformed") && out.contains("id=\"s1\""),
+        "{out}"
+    );
+    assert!(p.routed.is_empty());
+}
+
+#[test]
+fn a_resumed_stream_is_bound_again_and_what_followed_the_resume_waits_for_it() {
+    let mut p = Pair::new();
+    p.authenticate();
+    // Pipelined: the message must not be taken before the resumption is.
+    p.send(&format!(
+        "<resume xmlns='{SM}' previd='known' h='3'/><message to='bob@localhost'><body>x</body></message>"
+    ));
+    assert_eq!(p.sm, ["resume known 3"]);
+    assert!(p.take().contains("<resumed"));
+    assert_eq!(p.routed.len(), 1);
+    assert_eq!(p.routed[0].attr("from"), Some("alice@localhost/phone"));
+    // A resumed stream cannot resume or enable again.
+    p.send(&format!(
+        "<resume xmlns='{SM}' previd='known' h='3'/><enable xmlns='{SM}'/>"
+    ));
+    let out = p.take();
+    assert_eq!(out.matches("<unexpected-request").count(), 2, "{out}");
+}
+
+#[test]
+fn a_failed_resumption_leaves_the_stream_to_bind() {
+    let mut p = Pair::new();
+    p.authenticate();
+    p.send(&format!("<resume xmlns='{SM}' h='3'/>"));
+    assert!(p.take().contains("<bad-request"), "no previd");
+    p.send(&format!("<resume xmlns='{SM}' previd='gone' h='3'/>"));
+    assert!(p.take().contains("<item-not-found"));
+    p.send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>phone</resource></bind></iq>");
+    assert!(p.take().contains("<jid>alice@localhost/phone</jid>"));
+    assert!(!p.closed);
 }
