@@ -55,6 +55,9 @@ enum Flow {
     Handover,
 }
 
+/// The SASL2 user-agent id (hashed) of the client a session belongs to.
+struct ClientAgent(String);
+
 /// What every client connection works with: the router, the settings
 /// current when it started, the account store for logins and
 /// registrations, the registration throttle and the shutdown signal.
@@ -68,6 +71,8 @@ pub struct C2sContext {
     pub registrations: Arc<Throttle>,
     /// Sessions that may be resumed (XEP-0198).
     pub resumptions: Arc<Resumptions>,
+    /// FAST tokens (XEP-0484).
+    pub fast: Arc<crate::fast::Fast>,
     pub shutdown: ShutdownSignal,
     /// `-D`: log every byte in and out (secrets masked).
     pub debug: bool,
@@ -576,6 +581,58 @@ impl Conn {
                     // otherwise enlarge every connection task.
                     Box::pin(self.sm_resume(previd, h)).await;
                 }
+                Action::VerifyFast {
+                    host,
+                    user,
+                    agent,
+                    mechanism,
+                    proof,
+                    cb,
+                    invalidate,
+                } => {
+                    let account = switchboard_spool::store::AccountRef::new(host, user.clone());
+                    let login = crate::fast::Login {
+                        account: &account,
+                        agent_id: &agent,
+                        mechanism,
+                        cb: &cb,
+                        proof: &proof,
+                        invalidate,
+                    };
+                    // Boxed, like the other login lookups.
+                    let result = Box::pin(
+                        self.shared
+                            .fast
+                            .authenticate(login, crate::time::unix_now()),
+                    )
+                    .await;
+                    self.machine.fast_verified(&user, result);
+                }
+                Action::IssueFast {
+                    host,
+                    user,
+                    agent,
+                    mechanism,
+                } => {
+                    let account = switchboard_spool::store::AccountRef::new(host, user);
+                    let issued = Box::pin(self.shared.fast.issue(
+                        &account,
+                        &agent,
+                        mechanism,
+                        crate::time::unix_now(),
+                    ))
+                    .await;
+                    let token = match issued {
+                        Ok(t) => Some(t.to_success_child()),
+                        Err(e) => {
+                            tracing::error!("could not store a FAST token: {e}");
+                            None
+                        }
+                    };
+                    self.machine.fast_issued(token);
+                }
+                Action::ClientAgent(agent) => self.client_agent(&agent),
+                Action::Sasl2Step => self.machine.sasl2_step(),
                 Action::Close => {
                     self.write(io, &[]).await?;
                     let _ = tokio::time::timeout(self.write_limit(), io.shutdown()).await;
@@ -651,6 +708,40 @@ impl Conn {
             resume: resumption,
         }));
         self.machine.send_nonza(&enabled);
+    }
+
+    /// A session bound through Bind 2 belongs to this client (its SASL2
+    /// user-agent id): the client's earlier sessions end, as XEP-0386 §3
+    /// asks (a client that binds anew has given up on them; a hibernating
+    /// one would otherwise hold messages until it times out).
+    fn client_agent(&mut self, agent: &str) {
+        let Some(b) = &self.bound else { return };
+        let key = crate::fast::client_key(agent);
+        let me = b.session.id;
+        let bare = b.session.jid.to_bare();
+        b.session.shared.ext.set(Arc::new(ClientAgent(key.clone())));
+        for other in self.shared.router.sessions().of_account(&bare) {
+            let same = other
+                .shared
+                .ext
+                .get::<ClientAgent>()
+                .is_some_and(|a| a.0 == key);
+            if other.id == me || !same {
+                continue;
+            }
+            tracing::info!(jid = %bare, resource = %other.resource, "a new session of the same client replaces this one");
+            if super::resume::is_hibernating(&other.shared.ext)
+                || other
+                    .tx
+                    .try_send(Outbound::Close(Box::new(StreamError::with_text(
+                        "conflict",
+                        "replaced by a new session of the same client",
+                    ))))
+                    .is_err()
+            {
+                other.shared.kill.notify_one();
+            }
+        }
     }
 
     /// `<a h/>` from the client.

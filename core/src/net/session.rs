@@ -236,8 +236,10 @@ impl BoundSession {
         // In the order the client would have seen them: written and not
         // acknowledged, then held by a filter (taken from the outbox
         // before what is still in it), then the outbox.
+        let mut unacked = 0;
         if let Some(sm) = self.sm.as_mut() {
             for el in sm.sm.take_unacked() {
+                unacked += 1;
                 router.undeliverable(el);
             }
             if let Some(r) = &sm.resume {
@@ -258,6 +260,6 @@ impl BoundSession {
             status: self.goodbye_status.take(),
             directed: std::mem::take(&mut self.directed).into_iter().collect(),
         });
-        tracing::info!(jid = %s.jid, "session ended");
+        tracing::info!(jid = %s.jid, unacked, "session ended");
     }
 }
