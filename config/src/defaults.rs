@@ -43,6 +43,33 @@ pub const CREDENTIALS_KEY: &str = "etc/credentials.key";
 /// secret is all that protects it.
 pub const COMPONENT: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 5347);
 
+/// The server-to-server listener used when `<s2s>` turns federation on
+/// and `<listen>` names no `<s2s>` or `<s2s-tls>`: the standard port on
+/// every IPv4 interface (the same reasoning as [`C2S`]), since other
+/// servers must be able to reach it.
+pub const S2S: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED), 5269);
+
+/// Peers must prove their domain with a certificate that verifies.
+pub const S2S_SECURE_AUTH: bool = true;
+
+/// Server Dialback is spoken (under secure-auth only with peers whose
+/// certificate verifies, which costs nothing and lets servers that
+/// prefer dialback in).
+pub const S2S_DIALBACK: bool = true;
+
+/// Time to set a link up before its waiting stanzas bounce.
+pub const S2S_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A link without stanzas for this long is closed.
+pub const S2S_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Stanzas one outgoing link may hold.
+pub const S2S_MAX_QUEUE: usize = 1000;
+
+/// The service types that are transports: remote users may not use them
+/// unless the admin says so in `<s2s local-only>`.
+pub const TRANSPORT_TYPES: &[&str] = &["irc"];
+
 /// The metrics endpoint: off unless `<metrics addr>` is given. Counters
 /// are kept either way (they cost a relaxed atomic add); only the HTTP
 /// listener is optional.

@@ -77,6 +77,12 @@ pub struct ListenConfig {
     pub c2s_tls: Vec<SocketAddr>,
     /// XEP-0114 component listeners (default none until services need it).
     pub component: Vec<SocketAddr>,
+    /// Server-to-server listeners, STARTTLS (RFC 6120; conventionally
+    /// 5269). Default none, or `0.0.0.0:5269` when `<s2s>` turns
+    /// federation on and no s2s listener is named.
+    pub s2s: Vec<SocketAddr>,
+    /// Server-to-server listeners with TLS from the first byte (XEP-0368).
+    pub s2s_tls: Vec<SocketAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,6 +135,64 @@ pub struct LogConfig {
     pub level: String,
 }
 
+/// How a peer's address is given by `<connect>`: STARTTLS on a plain
+/// socket, or TLS from the first byte (XEP-0368).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerTls {
+    StartTls,
+    Direct,
+}
+
+/// `<connect domain addr tls/>`: where to reach one remote domain, instead
+/// of asking DNS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerAddress {
+    /// The normalized remote domain.
+    pub domain: String,
+    pub addr: SocketAddr,
+    pub tls: PeerTls,
+}
+
+/// Federation (`<s2s>`): present means other servers' users can be
+/// reached and can reach this server's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S2sConfig {
+    /// Every peer must prove its domain with a certificate that verifies
+    /// (default true). False lets a peer whose certificate does not verify
+    /// authenticate by Server Dialback, which needs `dialback`.
+    pub secure_auth: bool,
+    /// Whether Server Dialback (XEP-0220) is spoken at all (default true):
+    /// with `secure_auth` it is accepted only from a peer whose certificate
+    /// verifies for the domain it claims.
+    pub dialback: bool,
+    /// Only these domains (and their subdomains) are federated with; empty
+    /// means every domain not denied.
+    pub allow: Vec<String>,
+    /// Never federated with (and their subdomains).
+    pub deny: Vec<String>,
+    /// Extra trust anchors (PEM) for peers' certificates, besides the
+    /// operating system's store.
+    pub trust: Option<PathBuf>,
+    /// The DNS server to ask instead of the system's (`IP:PORT`); meant
+    /// for test networks.
+    pub resolver: Option<SocketAddr>,
+    /// How long setting a link up may take (DNS, connecting, TLS,
+    /// authentication) before the stanzas waiting for it bounce with
+    /// remote-server-timeout (default 30 s); also the time an incoming
+    /// stream has to authenticate.
+    pub timeout: Duration,
+    /// A link that carried no stanza for this long is closed (default 10m).
+    pub idle_timeout: Duration,
+    /// Stanzas one outgoing link may hold while it is being set up or is
+    /// behind (default 1000); more bounce with resource-constraint.
+    pub max_queue: usize,
+    /// Service hostnames that users of other servers may not address
+    /// (default: every transport, i.e. `type="irc"` services).
+    pub local_only: Vec<String>,
+    /// Fixed addresses for remote domains (`<connect>`), asked before DNS.
+    pub connect: Vec<PeerAddress>,
+}
+
 /// The whole configuration, with relative paths already resolved against
 /// the home directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,6 +212,9 @@ pub struct Config {
     /// The Prometheus metrics endpoint (`<metrics addr>`); `None` (the
     /// default) serves no metrics.
     pub metrics: Option<SocketAddr>,
+    /// Federation with other servers (`<s2s>`); `None` (the default): a
+    /// stanza to another domain gets remote-server-not-found.
+    pub s2s: Option<S2sConfig>,
 }
 
 impl Config {

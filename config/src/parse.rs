@@ -13,8 +13,8 @@ use crate::errors::Source;
 use crate::suggest::closest;
 use crate::values::{self, Problem};
 use crate::{
-    Config, ConfigError, HostConfig, LimitsConfig, ListenConfig, LogConfig, Registration,
-    ServiceConfig, SpoolConfig, TlsConfig, CONFIG_NS,
+    Config, ConfigError, HostConfig, LimitsConfig, ListenConfig, LogConfig, PeerAddress, PeerTls,
+    Registration, S2sConfig, ServiceConfig, SpoolConfig, TlsConfig, CONFIG_NS,
 };
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -55,6 +55,7 @@ const ROOT: Shape = Shape {
         "pidfile",
         "credentials",
         "metrics",
+        "s2s",
     ],
     text: false,
 };
@@ -79,7 +80,7 @@ const REGISTRATION: Shape = Shape {
 const LISTEN: Shape = Shape {
     name: "listen",
     attrs: &[],
-    children: &["c2s", "c2s-tls", "component"],
+    children: &["c2s", "c2s-tls", "component", "s2s", "s2s-tls"],
     text: false,
 };
 const C2S: Shape = Shape {
@@ -97,6 +98,41 @@ const C2S_TLS: Shape = Shape {
 const COMPONENT: Shape = Shape {
     name: "component",
     attrs: &["addr"],
+    children: &[],
+    text: false,
+};
+const LISTEN_S2S: Shape = Shape {
+    name: "s2s",
+    attrs: &["addr"],
+    children: &[],
+    text: false,
+};
+const LISTEN_S2S_TLS: Shape = Shape {
+    name: "s2s-tls",
+    attrs: &["addr"],
+    children: &[],
+    text: false,
+};
+const S2S: Shape = Shape {
+    name: "s2s",
+    attrs: &[
+        "secure-auth",
+        "dialback",
+        "allow",
+        "deny",
+        "trust",
+        "resolver",
+        "timeout",
+        "idle-timeout",
+        "max-queue",
+        "local-only",
+    ],
+    children: &["connect"],
+    text: false,
+};
+const CONNECT: Shape = Shape {
+    name: "connect",
+    attrs: &["domain", "addr", "tls"],
     children: &[],
     text: false,
 };
@@ -153,7 +189,7 @@ const PIDFILE: Shape = Shape {
 };
 
 /// Every shape, to find where a misplaced element belongs.
-const SHAPES: &[&Shape] = &[&ROOT, &HOST, &LISTEN];
+const SHAPES: &[&Shape] = &[&ROOT, &HOST, &LISTEN, &S2S];
 
 /// `<log file="-">`: log to stderr only.
 const STDERR: &str = "-";
@@ -194,6 +230,7 @@ impl Walker<'_> {
         let mut credentials = None;
         let mut pidfile = None;
         let mut metrics = None;
+        let mut s2s = None;
 
         for el in root.elements() {
             match el.name.as_str() {
@@ -234,6 +271,7 @@ impl Walker<'_> {
                         "pidfile" => pidfile = Some(self.pidfile(el)?),
                         "credentials" => credentials = Some(self.credentials(el)?),
                         "metrics" => metrics = Some(self.metrics(el)?),
+                        "s2s" => s2s = Some((self.s2s(el)?, el)),
                         _ => unreachable!("root children are checked against ROOT"),
                     }
                 }
@@ -273,7 +311,34 @@ impl Walker<'_> {
             c2s: vec![defaults::C2S],
             c2s_tls: Vec::new(),
             component: Vec::new(),
+            s2s: Vec::new(),
+            s2s_tls: Vec::new(),
         });
+        if s2s.is_none() && (!listen.s2s.is_empty() || !listen.s2s_tls.is_empty()) {
+            let at = root
+                .elements()
+                .find(|e| e.name == "listen")
+                .map_or(root.span, |e| e.span);
+            return Err(self
+                .src
+                .error(
+                    at,
+                    "<listen> has a server-to-server listener, but federation is off",
+                )
+                .with_hint("add <s2s/> inside <switchboard> to federate with other servers"));
+        }
+        // Federation needs a port other servers connect to; without an
+        // explicit one it gets the standard port.
+        if s2s.is_some() && listen.s2s.is_empty() && listen.s2s_tls.is_empty() {
+            listen.s2s.push(defaults::S2S);
+        }
+        let s2s = match s2s {
+            Some((mut s2s, el)) => {
+                s2s.local_only = self.local_only(el, &services)?;
+                Some(s2s)
+            }
+            None => None,
+        };
         // External components need somewhere to connect; without an
         // explicit <component> listener they get the loopback default.
         if listen.component.is_empty() && services.iter().any(|(s, _)| s.kind == "external") {
@@ -301,6 +366,7 @@ impl Walker<'_> {
             pidfile: pidfile.unwrap_or_else(|| self.resolve(defaults::PIDFILE)),
             credentials_key: credentials.unwrap_or_else(|| self.resolve(defaults::CREDENTIALS_KEY)),
             metrics: metrics.unwrap_or(defaults::METRICS),
+            s2s,
         })
     }
 
@@ -471,6 +537,8 @@ impl Walker<'_> {
             c2s: Vec::new(),
             c2s_tls: Vec::new(),
             component: Vec::new(),
+            s2s: Vec::new(),
+            s2s_tls: Vec::new(),
         };
         let mut seen: Vec<(SocketAddr, &str, Span)> = Vec::new();
         for child in el.elements() {
@@ -485,6 +553,12 @@ impl Walker<'_> {
                     &COMPONENT,
                     "<component addr=\"127.0.0.1:5347\"/>",
                     &mut listen.component,
+                ),
+                "s2s" => (&LISTEN_S2S, "<s2s addr=\"0.0.0.0:5269\"/>", &mut listen.s2s),
+                "s2s-tls" => (
+                    &LISTEN_S2S_TLS,
+                    "<s2s-tls addr=\"0.0.0.0:5270\"/>",
+                    &mut listen.s2s_tls,
                 ),
                 _ => unreachable!("listen children are checked against LISTEN"),
             };
@@ -648,6 +722,186 @@ impl Walker<'_> {
             })?;
         }
         Ok(limits)
+    }
+
+    /// `<s2s>`: federation on, and its policy. `local-only` is read after
+    /// the walk, once every `<service>` is known.
+    fn s2s(&self, el: &Element) -> Result<S2sConfig> {
+        self.check(el, &S2S)?;
+        let flag = |attr: &str, default: bool| -> Result<bool> {
+            match el.attr(attr) {
+                None => Ok(default),
+                Some(v) => values::boolean(v).ok_or_else(|| {
+                    self.src.error(
+                        el.span,
+                        format!("'{attr}' on <s2s> must be true or false, not \"{v}\""),
+                    )
+                }),
+            }
+        };
+        let secure_auth = flag("secure-auth", defaults::S2S_SECURE_AUTH)?;
+        let dialback = flag("dialback", defaults::S2S_DIALBACK)?;
+        if !secure_auth && !dialback {
+            return Err(self
+                .src
+                .error(
+                    el.span,
+                    "secure-auth=\"false\" with dialback=\"false\" changes nothing: a peer \
+                     whose certificate does not verify can only prove its domain by dialback",
+                )
+                .with_hint("set dialback=\"true\", or remove secure-auth=\"false\""));
+        }
+        let domains = |attr: &str| -> Result<Vec<String>> {
+            let Some(v) = el.attr(attr) else {
+                return Ok(Vec::new());
+            };
+            v.split(|c: char| c.is_whitespace() || c == ',')
+                .filter(|d| !d.is_empty())
+                .map(|d| {
+                    normalize_domain(d).map_err(|e| {
+                        self.src
+                            .error(
+                                el.span,
+                                format!("'{attr}' on <s2s>: \"{d}\" is not a domain: {e}"),
+                            )
+                            .with_hint("list domains separated by spaces, e.g. \"example.net example.com\"")
+                    })
+                })
+                .collect()
+        };
+        let allow = domains("allow")?;
+        let deny = domains("deny")?;
+        if let Some(both) = allow.iter().find(|d| deny.contains(d)) {
+            return Err(self.src.error(
+                el.span,
+                format!("{both} is in both 'allow' and 'deny' on <s2s>"),
+            ));
+        }
+        let trust = el
+            .attr("trust")
+            .map(|p| self.path(el, "trust", p))
+            .transpose()?;
+        let resolver = match el.attr("resolver") {
+            None => None,
+            Some(raw) => Some(values::socket_addr(raw).map_err(|p| {
+                self.problem(
+                    el.span,
+                    Problem {
+                        message: format!("'resolver' on <s2s>: {}", p.message),
+                        hint: Some("write the DNS server as IP:PORT, e.g. 127.0.0.53:53".into()),
+                    },
+                )
+            })?),
+        };
+        let timeout = match el.attr("timeout") {
+            None => defaults::S2S_TIMEOUT,
+            Some(v) => self.duration(el, "timeout", v)?,
+        };
+        let idle_timeout = match el.attr("idle-timeout") {
+            None => defaults::S2S_IDLE_TIMEOUT,
+            Some(v) => self.duration(el, "idle-timeout", v)?,
+        };
+        let max_queue = match el.attr("max-queue") {
+            None => defaults::S2S_MAX_QUEUE,
+            Some(v) => match v.trim().parse::<usize>() {
+                Ok(n) if n > 0 => n,
+                _ => {
+                    return Err(self
+                        .src
+                        .error(
+                            el.span,
+                            format!("'max-queue' on <s2s> must be a whole number above zero, not \"{v}\""),
+                        )
+                        .with_hint("e.g. max-queue=\"1000\""))
+                }
+            },
+        };
+        let mut connect: Vec<(PeerAddress, Span)> = Vec::new();
+        for child in el.elements() {
+            let peer = self.connect(child)?;
+            if let Some((_, first)) = connect.iter().find(|(p, _)| p.domain == peer.domain) {
+                return Err(self.src.error(
+                    child.span,
+                    format!(
+                        "duplicate <connect domain=\"{}\"> (the first is at line {})",
+                        peer.domain, first.line
+                    ),
+                ));
+            }
+            connect.push((peer, child.span));
+        }
+        Ok(S2sConfig {
+            secure_auth,
+            dialback,
+            allow,
+            deny,
+            trust,
+            resolver,
+            timeout,
+            idle_timeout,
+            max_queue,
+            local_only: Vec::new(),
+            connect: connect.into_iter().map(|(p, _)| p).collect(),
+        })
+    }
+
+    /// `<connect domain addr tls/>` inside `<s2s>`.
+    fn connect(&self, el: &Element) -> Result<PeerAddress> {
+        self.check(el, &CONNECT)?;
+        let example = "<connect domain=\"example.net\" addr=\"192.0.2.7:5269\"/>";
+        let raw = self.required(el, "domain", example)?;
+        let domain = normalize_domain(raw).map_err(|e| {
+            self.src
+                .error(el.span, format!("invalid domain \"{raw}\" on <connect>: {e}"))
+        })?;
+        let raw = self.required(el, "addr", example)?;
+        let addr = values::socket_addr(raw).map_err(|p| self.problem(el.span, p))?;
+        let tls = match el.attr("tls").map(|t| t.trim().to_ascii_lowercase()) {
+            None => PeerTls::StartTls,
+            Some(t) if t == "starttls" => PeerTls::StartTls,
+            Some(t) if t == "direct" => PeerTls::Direct,
+            Some(t) => {
+                let err = self.src.error(
+                    el.span,
+                    format!("'tls' on <connect> must be starttls or direct, not \"{t}\""),
+                );
+                return Err(match closest(&t, &["starttls", "direct"]) {
+                    Some(s) => err.with_hint(format!("did you mean \"{s}\"?")),
+                    None => err,
+                });
+            }
+        };
+        Ok(PeerAddress { domain, addr, tls })
+    }
+
+    /// `local-only` on `<s2s>`: service hostnames, each a configured
+    /// `<service>`; by default every transport.
+    fn local_only(&self, el: &Element, services: &[(ServiceConfig, Span)]) -> Result<Vec<String>> {
+        let Some(v) = el.attr("local-only") else {
+            return Ok(services
+                .iter()
+                .filter(|(s, _)| defaults::TRANSPORT_TYPES.contains(&s.kind.as_str()))
+                .map(|(s, _)| s.id.clone())
+                .collect());
+        };
+        let ids: Vec<&str> = services.iter().map(|(s, _)| s.id.as_str()).collect();
+        v.split(|c: char| c.is_whitespace() || c == ',')
+            .filter(|d| !d.is_empty())
+            .map(|d| {
+                let name = normalize_domain(d).unwrap_or_else(|_| d.to_string());
+                if ids.contains(&name.as_str()) {
+                    return Ok(name);
+                }
+                let err = self.src.error(
+                    el.span,
+                    format!("'local-only' on <s2s> names {d}, which is no <service>"),
+                );
+                Err(match closest(&name, &ids) {
+                    Some(s) => err.with_hint(format!("did you mean {s}?")),
+                    None => err.with_hint("list the hostnames (id=) of configured services"),
+                })
+            })
+            .collect()
     }
 
     fn spool(&self, el: &Element) -> Result<SpoolConfig> {

@@ -135,7 +135,7 @@ fn sample_examples_are_valid() {
             }
         })
         .collect();
-    assert_eq!(uncommented, 6, "the sample's commented examples changed");
+    assert_eq!(uncommented, 9, "the sample's commented examples changed");
     let c = ok(&text);
     assert_eq!(
         c.hosts[0].admins,
@@ -153,6 +153,11 @@ fn sample_examples_are_valid() {
     assert_eq!(c.listen.c2s_tls, vec![addr("[::]:5223")]);
     assert_eq!(c.listen.component, vec![addr("127.0.0.1:5347")]);
     assert_eq!(c.metrics, Some(defaults::METRICS_EXAMPLE));
+    assert_eq!(c.listen.s2s, vec![addr("0.0.0.0:5269")]);
+    assert_eq!(c.listen.s2s_tls, vec![addr("0.0.0.0:5270")]);
+    let s2s = c.s2s.expect("the <s2s> example turns federation on");
+    // The example spells out the defaults.
+    assert_eq!(s2s, ok(&doc("<s2s/>")).s2s.unwrap());
 
     // The certificate example sits inside a longer comment.
     let line = SAMPLE.lines().find(|l| l.contains("<tls cert=")).unwrap();
@@ -180,7 +185,9 @@ fn minimal_config_gets_every_default() {
         ListenConfig {
             c2s: vec![addr("0.0.0.0:5222")],
             c2s_tls: vec![],
-            component: vec![]
+            component: vec![],
+            s2s: vec![],
+            s2s_tls: vec![],
         }
     );
     assert_eq!(
@@ -396,7 +403,7 @@ fn unknown_element_far_from_any_lists_the_valid_ones() {
         err(&doc("  <xdb/>\n")),
         "sb.xml:3:3: unknown element <xdb> in <switchboard>\n  hint: <switchboard> may contain \
          <host>, <service>, <listen>, <tls>, <limits>, <spool>, <log>, <pidfile>, \
-         <credentials>, <metrics>"
+         <credentials>, <metrics>, <s2s>"
     );
     assert_eq!(
         err(&doc("  <tls><certificate/></tls>\n")),
@@ -439,7 +446,7 @@ fn unknown_attribute() {
     assert_eq!(
         err(&doc("  <limits colour=\"blue\"/>\n")),
         "sb.xml:3:3: unknown attribute 'colour' on <limits>\n  \
-         hint: <limits> takes max-stanza-bytes, preauth-timeout, keepalive, scram-iterations, registrations-per-address, registration-window, registration-allowlist"
+         hint: <limits> takes max-stanza-bytes, preauth-timeout, keepalive, scram-iterations, registrations-per-address, registration-window, registration-allowlist, resume-timeout"
     );
     assert_eq!(
         err(&doc("  <pidfile path=\"run/x.pid\"/>\n")),
@@ -948,4 +955,185 @@ fn metrics_errors_are_positioned() {
         "<metrics addr=\"127.0.0.1:1\"/><metrics addr=\"127.0.0.1:2\"/>",
     ));
     assert!(e.contains("duplicate <metrics>"), "{e}");
+}
+
+// ---------------------------------------------------------------------
+// Federation
+
+#[test]
+fn federation_is_off_unless_configured() {
+    let c = ok("<switchboard><host name=\"example.org\"/></switchboard>");
+    assert_eq!(c.s2s, None);
+    assert!(c.listen.s2s.is_empty() && c.listen.s2s_tls.is_empty());
+}
+
+#[test]
+fn an_empty_s2s_element_gets_every_default_and_the_standard_port() {
+    let c = ok(&doc("  <s2s/>\n"));
+    assert_eq!(
+        c.s2s,
+        Some(S2sConfig {
+            secure_auth: true,
+            dialback: true,
+            allow: vec![],
+            deny: vec![],
+            trust: None,
+            resolver: None,
+            timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(600),
+            max_queue: 1000,
+            local_only: vec![],
+            connect: vec![],
+        })
+    );
+    assert_eq!(c.listen.s2s, vec![addr("0.0.0.0:5269")]);
+    // An explicit listener replaces the default.
+    let c = ok(&doc(
+        "  <s2s/>\n  <listen><c2s addr=\"127.0.0.1:0\"/><s2s-tls addr=\"127.0.0.2:5270\"/></listen>\n",
+    ));
+    assert!(c.listen.s2s.is_empty());
+    assert_eq!(c.listen.s2s_tls, vec![addr("127.0.0.2:5270")]);
+}
+
+#[test]
+fn a_full_s2s_policy() {
+    let c = ok(&doc(concat!(
+        "  <service id=\"irc.example.org\" type=\"irc\"/>\n",
+        "  <service id=\"gw.example.org\" type=\"external\" secret=\"x\"/>\n",
+        "  <s2s secure-auth=\"FALSE\" dialback=\"true\" allow=\"Example.NET, example.com\"\n",
+        "       deny=\"bad.example\" trust=\"etc/peers.pem\" resolver=\"127.0.0.53:53\"\n",
+        "       timeout=\"5s\" idle-timeout=\"1h\" max-queue=\"10\" local-only=\"gw.example.org\">\n",
+        "    <connect domain=\"example.net\" addr=\"192.0.2.7:5269\"/>\n",
+        "    <connect domain=\"example.com\" addr=\"[2001:db8::7]:5270\" tls=\"Direct\"/>\n",
+        "  </s2s>\n",
+    )));
+    let s = c.s2s.unwrap();
+    assert!(!s.secure_auth && s.dialback);
+    assert_eq!(s.allow, ["example.net", "example.com"]);
+    assert_eq!(s.deny, ["bad.example"]);
+    assert_eq!(s.trust, Some(at_home("etc/peers.pem")));
+    assert_eq!(s.resolver, Some(addr("127.0.0.53:53")));
+    assert_eq!(s.timeout, Duration::from_secs(5));
+    assert_eq!(s.idle_timeout, Duration::from_secs(3600));
+    assert_eq!(s.max_queue, 10);
+    // Naming services replaces the default (every transport).
+    assert_eq!(s.local_only, ["gw.example.org"]);
+    assert_eq!(
+        s.connect,
+        vec![
+            PeerAddress {
+                domain: "example.net".into(),
+                addr: addr("192.0.2.7:5269"),
+                tls: PeerTls::StartTls,
+            },
+            PeerAddress {
+                domain: "example.com".into(),
+                addr: addr("[2001:db8::7]:5270"),
+                tls: PeerTls::Direct,
+            },
+        ]
+    );
+}
+
+#[test]
+fn transports_are_local_only_by_default() {
+    let c = ok(&doc(concat!(
+        "  <s2s/>\n",
+        "  <service id=\"irc.example.org\" type=\"irc\"/>\n",
+        "  <service id=\"conference.example.org\" type=\"muc\"/>\n",
+    )));
+    assert_eq!(c.s2s.unwrap().local_only, ["irc.example.org"]);
+    let c = ok(&doc(concat!(
+        "  <s2s local-only=\"\"/>\n",
+        "  <service id=\"irc.example.org\" type=\"irc\"/>\n",
+    )));
+    assert!(c.s2s.unwrap().local_only.is_empty());
+}
+
+#[test]
+fn s2s_errors_are_positioned_and_explained() {
+    assert_eq!(
+        err(&doc("  <s2s secure-auth=\"false\" dialback=\"false\"/>\n")),
+        "sb.xml:3:3: secure-auth=\"false\" with dialback=\"false\" changes nothing: a peer \
+         whose certificate does not verify can only prove its domain by dialback\n  \
+         hint: set dialback=\"true\", or remove secure-auth=\"false\""
+    );
+    assert_eq!(
+        err(&doc("  <s2s secure-auth=\"yes\"/>\n")),
+        "sb.xml:3:3: 'secure-auth' on <s2s> must be true or false, not \"yes\""
+    );
+    assert_eq!(
+        err(&doc("  <s2s dialbak=\"true\"/>\n")),
+        "sb.xml:3:3: unknown attribute 'dialbak' on <s2s> — did you mean 'dialback'?"
+    );
+    let e = err(&doc("  <s2s allow=\"good.example bad@domain\"/>\n"));
+    assert!(
+        e.starts_with("sb.xml:3:3: 'allow' on <s2s>: \"bad@domain\" is not a domain"),
+        "{e}"
+    );
+    assert_eq!(
+        err(&doc("  <s2s allow=\"x.example\" deny=\"X.example\"/>\n")),
+        "sb.xml:3:3: x.example is in both 'allow' and 'deny' on <s2s>"
+    );
+    assert_eq!(
+        err(&doc("  <s2s resolver=\"dns.example\"/>\n")),
+        "sb.xml:3:3: 'resolver' on <s2s>: 'dns.example' is not a socket address\n  \
+         hint: write the DNS server as IP:PORT, e.g. 127.0.0.53:53"
+    );
+    assert_eq!(
+        err(&doc("  <s2s timeout=\"soon\"/>\n")),
+        "sb.xml:3:3: 'timeout' on <s2s> must be a duration like 30s, 5m or 1h, not \"soon\""
+    );
+    assert_eq!(
+        err(&doc("  <s2s max-queue=\"0\"/>\n")),
+        "sb.xml:3:3: 'max-queue' on <s2s> must be a whole number above zero, not \"0\"\n  \
+         hint: e.g. max-queue=\"1000\""
+    );
+    assert_eq!(
+        err(&doc("  <s2s>\n    <connect domain=\"a.example\" addr=\"192.0.2.1:5269\" tls=\"direkt\"/>\n  </s2s>\n")),
+        "sb.xml:4:5: 'tls' on <connect> must be starttls or direct, not \"direkt\"\n  \
+         hint: did you mean \"direct\"?"
+    );
+    assert_eq!(
+        err(&doc(concat!(
+            "  <s2s>\n",
+            "    <connect domain=\"a.example\" addr=\"192.0.2.1:5269\"/>\n",
+            "    <connect domain=\"A.example\" addr=\"192.0.2.2:5269\"/>\n",
+            "  </s2s>\n"
+        ))),
+        "sb.xml:5:5: duplicate <connect domain=\"a.example\"> (the first is at line 4)"
+    );
+    assert_eq!(
+        err(&doc("  <s2s>\n    <connect domain=\"a.example\"/>\n  </s2s>\n")),
+        "sb.xml:4:5: missing required attribute 'addr' on <connect>\n  \
+         hint: e.g. <connect domain=\"example.net\" addr=\"192.0.2.7:5269\"/>"
+    );
+    assert_eq!(
+        err(&doc(concat!(
+            "  <service id=\"irc.example.org\" type=\"irc\"/>\n",
+            "  <s2s local-only=\"irc.exmple.org\"/>\n",
+        ))),
+        "sb.xml:4:3: 'local-only' on <s2s> names irc.exmple.org, which is no <service>\n  \
+         hint: did you mean irc.example.org?"
+    );
+    assert_eq!(
+        err(&doc("  <connect domain=\"a.example\" addr=\"192.0.2.1:5269\"/>\n")),
+        "sb.xml:3:3: <connect> is not allowed in <switchboard>\n  hint: <connect> belongs inside <s2s>"
+    );
+    assert_eq!(
+        err(&doc("  <s2s/>\n  <s2s/>\n")),
+        "sb.xml:4:3: duplicate <s2s> (the first is at line 3)\n  hint: merge them into one <s2s>"
+    );
+    assert_eq!(
+        err(&doc("  <listen><c2s addr=\"127.0.0.1:5222\"/><s2s addr=\"127.0.0.1:5269\"/></listen>\n")),
+        "sb.xml:3:3: <listen> has a server-to-server listener, but federation is off\n  \
+         hint: add <s2s/> inside <switchboard> to federate with other servers"
+    );
+    assert_eq!(
+        err(&doc(
+            "  <s2s/><listen><c2s addr=\"127.0.0.1:5222\"/><s2s addr=\"127.0.0.1:5222\"/></listen>\n"
+        )),
+        "sb.xml:3:45: 127.0.0.1:5222 is already used by the <c2s> at line 3\n  \
+         hint: each listener needs an address and port of its own"
+    );
 }
