@@ -7,6 +7,10 @@ pub const STREAM: &str = "http://etherx.jabber.org/streams";
 pub const FRAMING: &str = "urn:ietf:params:xml:ns:xmpp-framing";
 pub const CLIENT: &str = "jabber:client";
 pub const SERVER: &str = "jabber:server";
+/// Server Dialback elements (XEP-0220), `db:` on the wire.
+pub const DIALBACK: &str = "jabber:server:dialback";
+/// The stream feature announcing dialback with error support (XEP-0220 §2.4).
+pub const DIALBACK_FEATURE: &str = "urn:xmpp:features:dialback";
 pub const COMPONENT_ACCEPT: &str = "jabber:component:accept";
 pub const STREAMS: &str = "urn:ietf:params:xml:ns:xmpp-streams";
 pub const STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";

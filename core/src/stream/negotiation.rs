@@ -2,9 +2,15 @@
 //! carries and however it is framed: the header exchange with its checks,
 //! stream ids, STARTTLS, restarts after TLS and SASL, stream errors and
 //! closing, and the queue of actions for the driver. The client machine
-//! (`c2s.rs`), the component machine (`component.rs`) and the coming
-//! server-to-server machine are built on it; the framing (a TCP stream or
-//! RFC 7395 WebSocket messages) is the driver's choice and invisible here.
+//! (`c2s.rs`), the component machine (`component.rs`) and both
+//! server-to-server machines (`s2s/`) are built on it; the framing (a TCP
+//! stream or RFC 7395 WebSocket messages) is the driver's choice and
+//! invisible here.
+//!
+//! Most of it serves the receiving side of a stream. The initiating side
+//! (an outgoing server-to-server link) sends its header first
+//! ([`Negotiation::initiate`]) and asks for TLS instead of granting it
+//! ([`Negotiation::begin_tls`]); the rest is shared.
 //!
 //! Sans-IO: bytes in, actions out; no clock, no I/O.
 
@@ -59,6 +65,9 @@ pub(crate) struct Negotiation<A> {
     default_host: String,
     /// Whether our headers say `version='1.0'` (XEP-0114 streams do not).
     version: bool,
+    /// Prefixes our headers declare besides `stream:` (`db:` for dialback
+    /// on server-to-server streams).
+    pub(crate) extra_ns: &'static [(&'static str, &'static str)],
     /// TLS is up (STARTTLS done, or direct TLS).
     pub(crate) secure: bool,
     /// The `tls-exporter` value, when TLS 1.3 makes -PLUS safe to offer.
@@ -83,6 +92,7 @@ impl<A: From<Wire>> Negotiation<A> {
             host: None,
             default_host,
             version,
+            extra_ns: &[],
             secure: false,
             channel_binding: None,
         }
@@ -150,12 +160,36 @@ impl<A: From<Wire>> Negotiation<A> {
             from: (!from.is_empty()).then_some(from.as_str()),
             version: self.version,
             lang: self.version.then_some("en"),
+            extra_ns: self.extra_ns,
             ..Default::default()
         });
         self.send(bytes);
         self.header_sent = true;
         self.phase = Phase::Open;
         id
+    }
+
+    /// The initiating side's header (`from` us, `to` the peer, no id),
+    /// sent first on a new stream and again after each restart; the
+    /// peer's header is awaited next.
+    pub(crate) fn initiate(&mut self, from: &str, to: &str) {
+        let bytes = self.framing.open(&StreamOpen {
+            ns: self.content_ns,
+            from: Some(from),
+            to: Some(to),
+            version: self.version,
+            extra_ns: self.extra_ns,
+            ..Default::default()
+        });
+        self.send(bytes);
+        self.header_sent = true;
+        self.phase = Phase::AwaitHeader;
+    }
+
+    /// The peer's header arrived on a stream we initiated: stanzas and
+    /// negotiation elements may follow.
+    pub(crate) fn header_received(&mut self) {
+        self.phase = Phase::Open;
     }
 
     /// Bytes (or one WebSocket message) from the peer. Returns `false`
@@ -277,10 +311,16 @@ impl<A: From<Wire>> Negotiation<A> {
     /// `<proceed/>`; the driver runs the TLS handshake next.
     pub(crate) fn start_tls(&mut self) {
         self.send_nonza(&Element::new("proceed", ns::TLS));
-        // Anything the peer pipelined after <starttls/> is plaintext that
-        // must not be interpreted once TLS is up (CVE-2011-0411 style
-        // injection), so the parser is dropped here, not after the
-        // handshake.
+        self.begin_tls();
+    }
+
+    /// TLS starts now (we sent `<proceed/>`, or the peer did): the driver
+    /// runs the handshake next.
+    pub(crate) fn begin_tls(&mut self) {
+        // Anything the peer pipelined after <starttls/> (or <proceed/>)
+        // is plaintext that must not be interpreted once TLS is up
+        // (CVE-2011-0411 style injection), so the parser is dropped here,
+        // not after the handshake.
         self.deframer.reset();
         self.phase = Phase::Tls;
         self.actions.push_back(Wire::StartTls.into());
