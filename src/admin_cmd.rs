@@ -1,5 +1,5 @@
-//! `switchboard announce`, `switchboard users online` and `switchboard
-//! kick`: the client side of the running server's admin socket
+//! `switchboard announce`, `switchboard users online`, `switchboard kick`
+//! and `switchboard s2s`: the client side of the running server's admin socket
 //! (`HOME/run/admin.sock`; the protocol is documented in
 //! `switchboard_core::admin::socket`). Only the user the server runs as
 //! (or root) can use them.
@@ -44,6 +44,7 @@ pub fn run(cmd: Command, home: &Path) -> ExitCode {
         },
         Command::Users(UsersCommand::Online { host }) => Request::UsersOnline { host },
         Command::Kick { ref jid } => Request::Kick { jid: jid.clone() },
+        Command::S2s => Request::S2sLinks,
         _ => unreachable!("only admin commands come here"),
     };
     let path = socket_path(home);
@@ -76,6 +77,14 @@ pub fn run(cmd: Command, home: &Path) -> ExitCode {
             }
         }
         Request::Kick { jid } => println!("disconnected {text} session(s) of {jid}"),
+        Request::S2sLinks => {
+            for line in &response.data {
+                println!("{line}");
+            }
+            if response.data.is_empty() {
+                println!("no links to or from other servers");
+            }
+        }
     }
     ExitCode::SUCCESS
 }

@@ -62,6 +62,11 @@ pub enum Command {
     /// account (user@host), with the stream error policy-violation. Exits
     /// non-zero when there is no such session. Talks to the running server.
     Kick { jid: String },
+    /// List the links to and from other servers (federation), one per
+    /// line: local domain, direction, remote domain(s), state with how the
+    /// peer authenticated, address, age, stanzas carried. Talks to the
+    /// running server.
+    S2s,
     /// Send standard input as a message to one or more JIDs, through any
     /// XMPP server (for cron, swatch, Nagios…).
     #[command(long_about = SEND_ABOUT)]

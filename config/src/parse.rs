@@ -805,15 +805,15 @@ impl Walker<'_> {
             None => defaults::S2S_MAX_QUEUE,
             Some(v) => match v.trim().parse::<usize>() {
                 Ok(n) if n > 0 => n,
-                _ => {
-                    return Err(self
-                        .src
-                        .error(
-                            el.span,
-                            format!("'max-queue' on <s2s> must be a whole number above zero, not \"{v}\""),
-                        )
-                        .with_hint("e.g. max-queue=\"1000\""))
-                }
+                _ => return Err(self
+                    .src
+                    .error(
+                        el.span,
+                        format!(
+                            "'max-queue' on <s2s> must be a whole number above zero, not \"{v}\""
+                        ),
+                    )
+                    .with_hint("e.g. max-queue=\"1000\"")),
             },
         };
         let mut connect: Vec<(PeerAddress, Span)> = Vec::new();
@@ -851,8 +851,10 @@ impl Walker<'_> {
         let example = "<connect domain=\"example.net\" addr=\"192.0.2.7:5269\"/>";
         let raw = self.required(el, "domain", example)?;
         let domain = normalize_domain(raw).map_err(|e| {
-            self.src
-                .error(el.span, format!("invalid domain \"{raw}\" on <connect>: {e}"))
+            self.src.error(
+                el.span,
+                format!("invalid domain \"{raw}\" on <connect>: {e}"),
+            )
         })?;
         let raw = self.required(el, "addr", example)?;
         let addr = values::socket_addr(raw).map_err(|p| self.problem(el.span, p))?;

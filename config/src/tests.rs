@@ -1104,7 +1104,9 @@ fn s2s_errors_are_positioned_and_explained() {
         "sb.xml:5:5: duplicate <connect domain=\"a.example\"> (the first is at line 4)"
     );
     assert_eq!(
-        err(&doc("  <s2s>\n    <connect domain=\"a.example\"/>\n  </s2s>\n")),
+        err(&doc(
+            "  <s2s>\n    <connect domain=\"a.example\"/>\n  </s2s>\n"
+        )),
         "sb.xml:4:5: missing required attribute 'addr' on <connect>\n  \
          hint: e.g. <connect domain=\"example.net\" addr=\"192.0.2.7:5269\"/>"
     );
@@ -1125,7 +1127,9 @@ fn s2s_errors_are_positioned_and_explained() {
         "sb.xml:4:3: duplicate <s2s> (the first is at line 3)\n  hint: merge them into one <s2s>"
     );
     assert_eq!(
-        err(&doc("  <listen><c2s addr=\"127.0.0.1:5222\"/><s2s addr=\"127.0.0.1:5269\"/></listen>\n")),
+        err(&doc(
+            "  <listen><c2s addr=\"127.0.0.1:5222\"/><s2s addr=\"127.0.0.1:5269\"/></listen>\n"
+        )),
         "sb.xml:3:3: <listen> has a server-to-server listener, but federation is off\n  \
          hint: add <s2s/> inside <switchboard> to federate with other servers"
     );

@@ -15,6 +15,8 @@
 //!   admins; [`accounts`]: creating and verifying accounts;
 //! - [`modules`]: IQ handlers, one file per XEP;
 //! - [`im`]: RFC 6121 account actors and their routing rows;
+//! - [`s2s`]: federation: links to other servers, their routing rows and
+//!   drivers;
 //! - [`features`]: XMPP extensions on the core's seams, one file each;
 //!   [`admin`]: the admin seam and its interfaces; [`services`]: the
 //!   supervisor of in-process services;
@@ -36,6 +38,7 @@ pub mod net;
 pub mod notices;
 pub mod queue;
 pub mod routing;
+pub mod s2s;
 pub mod sasl;
 pub mod server;
 pub mod services;

@@ -38,6 +38,8 @@ pub struct Metrics {
     logins: AtomicU64,
     login_failures: AtomicU64,
     spool_writes: Histogram,
+    s2s_in: [AtomicU64; 3],
+    s2s_out: [AtomicU64; 3],
 }
 
 /// The index of a stanza's kind (its element name) in [`STANZA_TYPES`];
@@ -70,6 +72,21 @@ impl Metrics {
     /// An error reply the server generated.
     pub fn stanza_error(&self) {
         self.stanza_errors.fetch_add(1, Relaxed);
+    }
+
+    /// A stanza received from another server (also counted in
+    /// [`Metrics::stanza_in`] when routed).
+    pub fn s2s_in(&self, stanza: &Element) {
+        if let Some(i) = kind_index(&stanza.name) {
+            self.s2s_in[i].fetch_add(1, Relaxed);
+        }
+    }
+
+    /// A stanza written to a link to another server.
+    pub fn s2s_out(&self, stanza: &Element) {
+        if let Some(i) = kind_index(&stanza.name) {
+            self.s2s_out[i].fetch_add(1, Relaxed);
+        }
     }
 
     /// A successful SASL authentication.
@@ -106,6 +123,9 @@ impl Metrics {
             login_failures: self.login_failures.load(Relaxed),
             spool_writes: self.spool_writes.snapshot(),
             services,
+            s2s_in: load(&self.s2s_in),
+            s2s_out: load(&self.s2s_out),
+            s2s_links: (0, 0),
         }
     }
 }
@@ -174,6 +194,12 @@ pub struct Snapshot {
     pub spool_writes: HistogramSnapshot,
     /// Sorted by hostname.
     pub services: Vec<ServiceGauge>,
+    /// Stanzas received from and written to other servers, per type.
+    pub s2s_in: [u64; 3],
+    pub s2s_out: [u64; 3],
+    /// Established server-to-server links (outgoing, incoming), read at
+    /// scrape time.
+    pub s2s_links: (u64, u64),
 }
 
 /// Escapes a label value: backslash, double quote and line feed, as the
@@ -311,6 +337,27 @@ pub fn render(s: &Snapshot) -> String {
             svc.queue_depth
         );
     }
+    let name = "switchboard_s2s_links";
+    header(
+        &mut out,
+        name,
+        "gauge",
+        "Established server-to-server links, by direction.",
+    );
+    let _ = writeln!(out, "{name}{{direction=\"out\"}} {}", s.s2s_links.0);
+    let _ = writeln!(out, "{name}{{direction=\"in\"}} {}", s.s2s_links.1);
+    per_type(
+        &mut out,
+        "switchboard_s2s_stanzas_in_total",
+        "Stanzas received from other servers.",
+        &s.s2s_in,
+    );
+    per_type(
+        &mut out,
+        "switchboard_s2s_stanzas_out_total",
+        "Stanzas written to links to other servers.",
+        &s.s2s_out,
+    );
     out
 }
 
@@ -355,6 +402,9 @@ mod tests {
                     queue_depth: 12,
                 },
             ],
+            s2s_in: [8, 9, 10],
+            s2s_out: [11, 12, 13],
+            s2s_links: (2, 1),
         };
         let expected = "\
 # HELP switchboard_sessions Bound client sessions.
@@ -408,6 +458,20 @@ switchboard_service_up{service=\"users.example.org\"} 1
 # TYPE switchboard_service_queue_depth gauge
 switchboard_service_queue_depth{service=\"irc.example.org\"} 0
 switchboard_service_queue_depth{service=\"users.example.org\"} 12
+# HELP switchboard_s2s_links Established server-to-server links, by direction.
+# TYPE switchboard_s2s_links gauge
+switchboard_s2s_links{direction=\"out\"} 2
+switchboard_s2s_links{direction=\"in\"} 1
+# HELP switchboard_s2s_stanzas_in_total Stanzas received from other servers.
+# TYPE switchboard_s2s_stanzas_in_total counter
+switchboard_s2s_stanzas_in_total{type=\"message\"} 8
+switchboard_s2s_stanzas_in_total{type=\"presence\"} 9
+switchboard_s2s_stanzas_in_total{type=\"iq\"} 10
+# HELP switchboard_s2s_stanzas_out_total Stanzas written to links to other servers.
+# TYPE switchboard_s2s_stanzas_out_total counter
+switchboard_s2s_stanzas_out_total{type=\"message\"} 11
+switchboard_s2s_stanzas_out_total{type=\"presence\"} 12
+switchboard_s2s_stanzas_out_total{type=\"iq\"} 13
 ";
         assert_eq!(render(&s), expected);
     }

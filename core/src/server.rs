@@ -10,8 +10,11 @@
 //!                    ├─► router (table, registry, sessions, service slots)
 //!                    ├─► admin seam (router, actors, storage, settings)
 //!                    ├─► services under supervision (router, settings)
+//!                    ├─► federation (its settings, the local domains,
+//!                    │   the shutdown signal): routing rows, links
 //!                    └─► listeners → connection drivers (router, settings,
-//!                        storage, throttle, shutdown signal)
+//!                        storage, throttle, shutdown signal; s2s drivers:
+//!                        router, federation)
 //! ```
 //!
 //! Nothing keeps a pointer back to the server: the server owns the
@@ -39,6 +42,8 @@ use crate::routing::iq::{Registry, Scope, ServiceInfo};
 use crate::routing::services::ServiceHandle;
 use crate::routing::table::{Table, TableBuilder};
 use crate::routing::Router;
+use crate::s2s::incoming::S2sContext;
+use crate::s2s::{Federation, S2sSettings};
 use crate::services::{Provider, ServicePlan};
 use crate::settings::{LiveSettings, Settings};
 use crate::stream::{C2sSettings, StreamError};
@@ -66,6 +71,7 @@ pub struct Server {
     /// Sessions that may be resumed; at shutdown the hibernating ones end
     /// like the others, so what waits for them goes to offline storage.
     resumptions: Arc<crate::net::resume::Resumptions>,
+    federation: Arc<Federation>,
 }
 
 /// The routing table and IQ registry of a server: the core's own rows,
@@ -76,10 +82,12 @@ pub fn routing(
     accounts: &Arc<Accounts>,
     settings: &Arc<LiveSettings>,
     stores: &Stores,
+    federation: &Arc<Federation>,
 ) -> (Table, Registry, AdminQueues) {
     let mut t = TableBuilder::default();
     crate::routing::defaults::register(&mut t);
     crate::im::register(&mut t, accounts);
+    crate::s2s::routes::register(&mut t, federation);
     let queues = crate::admin::register(&mut t, settings.clone());
     let mut iq = Registry::default();
     crate::modules::register(&mut iq);
@@ -121,7 +129,7 @@ pub fn standalone_router(stores: &Stores, settings: Settings) -> Router {
         &settings,
         Arc::new(MotdBoard::default()),
     ));
-    let (table, iq, _admin_queues) = routing(&accounts, &settings, stores);
+    let (table, iq, _admin_queues) = routing(&accounts, &settings, stores, &Federation::off());
     Router::new(hosts, table, iq, Arc::default())
 }
 
@@ -163,9 +171,9 @@ fn settings_from(
     }
 }
 
-fn load_tls(config: &Config, home: &Path) -> Result<TlsAcceptor, String> {
+fn load_tls(config: &Config, home: &Path) -> Result<(TlsAcceptor, crate::tls::Identity), String> {
     let hosts: Vec<String> = config.hosts.iter().map(|h| h.name.clone()).collect();
-    let (tls, info) = crate::tls::load_or_generate(
+    let (identity, info) = crate::tls::load_identity(
         config.tls.cert.as_deref(),
         config.tls.key.as_deref(),
         &hosts,
@@ -186,7 +194,31 @@ fn load_tls(config: &Config, home: &Path) -> Result<TlsAcceptor, String> {
             info.fingerprint_sha1
         );
     }
-    Ok(TlsAcceptor::from(tls))
+    let tls = crate::tls::server_config(identity.certs.clone(), identity.key.clone_key())?;
+    Ok((TlsAcceptor::from(tls), identity))
+}
+
+/// The domains federation answers for: the hosts and every service
+/// hostname (a remote user may address a room or a transport here).
+fn federated_domains(config: &Config) -> Vec<String> {
+    config
+        .hosts
+        .iter()
+        .map(|h| h.name.clone())
+        .chain(config.services.iter().map(|s| s.id.clone()))
+        .collect()
+}
+
+/// The federation settings for `config`, `None` without `<s2s>`.
+fn s2s_settings(
+    config: &Config,
+    identity: &crate::tls::Identity,
+    secret: &crate::stream::s2s::DialbackSecret,
+) -> Result<Option<S2sSettings>, String> {
+    let Some(s2s) = &config.s2s else {
+        return Ok(None);
+    };
+    S2sSettings::new(s2s, &config.limits, identity, secret.clone()).map(Some)
 }
 
 /// Hostname → secret of the external services among `plans`.
@@ -262,8 +294,18 @@ impl Server {
         debug: bool,
         services: Vec<ServicePlan>,
     ) -> Result<Server, String> {
-        let tls = load_tls(&config, home)?;
+        let (tls, identity) = load_tls(&config, home)?;
         let hosts: Vec<String> = config.hosts.iter().map(|h| h.name.clone()).collect();
+        let shutdown = Shutdown::new();
+        let tracker = Tracker::default();
+        let secret = crate::stream::s2s::DialbackSecret::generate();
+        let federation = Federation::new(
+            federated_domains(&config),
+            s2s_settings(&config, &identity, &secret)?,
+            secret,
+            shutdown.signal(),
+            tracker.clone(),
+        );
         let metrics = Arc::new(crate::metrics::Metrics::default());
         // Every write the server makes is timed on its way through.
         let stores = crate::metered::metered(stores, metrics.clone());
@@ -275,7 +317,7 @@ impl Server {
         let motds = Arc::new(MotdBoard::default());
         crate::admin::load_motds(stores.host_data.as_ref(), &hosts, &motds).await?;
         let accounts = Accounts::new(im_context(&stores, &settings, motds.clone()));
-        let (table, iq, queues) = routing(&accounts, &settings, &stores);
+        let (table, iq, queues) = routing(&accounts, &settings, &stores, &federation);
         let router = Router::new(hosts, table, iq, metrics);
         let admin = Arc::new(Admin::new(
             router.clone(),
@@ -284,6 +326,7 @@ impl Server {
             stores.host_data.clone(),
             settings.clone(),
             motds,
+            federation.clone(),
         ));
         crate::admin::start(&admin, queues);
         let registrations = Arc::new(Throttle::new(
@@ -298,9 +341,10 @@ impl Server {
             settings,
             registrations,
             admin,
-            shutdown: Shutdown::new(),
-            tracker: Tracker::default(),
+            shutdown,
+            tracker,
             resumptions: crate::net::resume::Resumptions::new(),
+            federation,
             config,
         };
         let config = server.config.clone();
@@ -321,11 +365,19 @@ impl Server {
             shutdown: server.shutdown.signal(),
             debug,
         });
+        let s2s = Arc::new(S2sContext {
+            federation: server.federation.clone(),
+            router: server.router.clone(),
+            shutdown: server.shutdown.signal(),
+            debug,
+        });
         let mut bound = Vec::new();
         for (kind, addrs) in [
             (ListenerKind::C2s, &config.listen.c2s),
             (ListenerKind::C2sTls, &config.listen.c2s_tls),
             (ListenerKind::Component, &config.listen.component),
+            (ListenerKind::S2s, &config.listen.s2s),
+            (ListenerKind::S2sTls, &config.listen.s2s_tls),
         ] {
             for addr in addrs {
                 let l = listener::bind(*addr, kind).await?;
@@ -337,6 +389,10 @@ impl Server {
         for (l, kind) in bound {
             let serve = match kind {
                 ListenerKind::Component => Serve::Component(component.clone()),
+                ListenerKind::S2s | ListenerKind::S2sTls => Serve::S2s {
+                    ctx: s2s.clone(),
+                    direct_tls: kind == ListenerKind::S2sTls,
+                },
                 _ => Serve::C2s {
                     ctx: c2s.clone(),
                     direct_tls: kind == ListenerKind::C2sTls,
@@ -363,6 +419,7 @@ impl Server {
             let scrape = crate::net::metrics::Scrape {
                 router: server.router.clone(),
                 connections: server.tracker.clone(),
+                federation: server.federation.clone(),
             };
             tokio::spawn(crate::net::metrics::run(
                 l,
@@ -380,6 +437,11 @@ impl Server {
 
     pub fn router(&self) -> &Router {
         &self.router
+    }
+
+    /// Federation: its links and settings.
+    pub fn federation(&self) -> &Arc<Federation> {
+        &self.federation
     }
 
     /// The admin seam, for the admin socket.
@@ -456,14 +518,36 @@ impl Server {
         }
         // Certificates are re-read on every reload so that a renewed
         // certificate at the same path is picked up.
-        match load_tls(&new, &self.home) {
-            Ok(acceptor) => {
+        let identity = match load_tls(&new, &self.home) {
+            Ok((acceptor, identity)) => {
                 next.tls = Some(acceptor);
                 report.applied.push("TLS certificate re-read".into());
+                Some(identity)
             }
-            Err(e) => report
+            Err(e) => {
+                report
+                    .needs_restart
+                    .push(format!("TLS (kept the old certificate: {e})"));
+                None
+            }
+        };
+        if new.s2s.is_some() != old.s2s.is_some() {
+            report
                 .needs_restart
-                .push(format!("TLS (kept the old certificate: {e})")),
+                .push("turning federation (<s2s>) on or off".into());
+        } else if let (Some(identity), Some(_)) = (&identity, &new.s2s) {
+            match s2s_settings(&new, identity, self.federation.secret()) {
+                Ok(Some(s)) => {
+                    self.federation.reconfigure(s);
+                    report
+                        .applied
+                        .push("federation policy and certificate for new links".into());
+                }
+                Ok(None) => {}
+                Err(e) => report
+                    .needs_restart
+                    .push(format!("federation (kept the old settings: {e})")),
+            }
         }
         // The list of hosts needs a restart: until then the old one stays,
         // and so do the old hosts' settings.

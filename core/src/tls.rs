@@ -1,5 +1,7 @@
 //! TLS for client streams: loading the configured certificate, or making a
-//! self-signed one on first run, and the rustls server configuration.
+//! self-signed one on first run, and the rustls server configuration. The
+//! same certificate and key ([`Identity`]) serve server-to-server links
+//! (`crate::s2s::certs` builds their configurations from it).
 
 use std::fs;
 use std::io::Write;
@@ -23,6 +25,22 @@ pub struct CertInfo {
     pub fingerprint_sha1: String,
 }
 
+/// The server's certificate chain and private key, as loaded.
+#[derive(Debug)]
+pub struct Identity {
+    pub certs: Vec<CertificateDer<'static>>,
+    pub key: PrivateKeyDer<'static>,
+}
+
+impl Clone for Identity {
+    fn clone(&self) -> Identity {
+        Identity {
+            certs: self.certs.clone(),
+            key: self.key.clone_key(),
+        }
+    }
+}
+
 /// Loads `cert`/`key` when configured; otherwise uses (or first makes) a
 /// self-signed certificate for `hosts` at `etc/<first host>.crt|.key`.
 pub fn load_or_generate(
@@ -31,6 +49,18 @@ pub fn load_or_generate(
     hosts: &[String],
     etc: &Path,
 ) -> Result<(Arc<ServerConfig>, CertInfo), String> {
+    let (identity, info) = load_identity(cert, key, hosts, etc)?;
+    let config = server_config(identity.certs, identity.key)?;
+    Ok((config, info))
+}
+
+/// [`load_or_generate`]'s certificate and key themselves.
+pub fn load_identity(
+    cert: Option<&Path>,
+    key: Option<&Path>,
+    hosts: &[String],
+    etc: &Path,
+) -> Result<(Identity, CertInfo), String> {
     let (cert_path, key_path, generated) = match (cert, key) {
         (Some(c), Some(k)) => (c.to_path_buf(), k.to_path_buf(), false),
         _ => {
@@ -50,9 +80,8 @@ pub fn load_or_generate(
     let key = read_key(&key_path)?;
     let fingerprint = hex_colons(&Sha256::digest(certs[0].as_ref()));
     let fingerprint_sha1 = hex_colons(&sha1::Sha1::digest(certs[0].as_ref()));
-    let config = server_config(certs, key)?;
     Ok((
-        config,
+        Identity { certs, key },
         CertInfo {
             cert_path,
             generated,
@@ -62,7 +91,8 @@ pub fn load_or_generate(
     ))
 }
 
-fn server_config(
+/// The rustls configuration client connections are served with.
+pub fn server_config(
     certs: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
 ) -> Result<Arc<ServerConfig>, String> {

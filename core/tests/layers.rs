@@ -29,6 +29,7 @@ const LAYERS: &[&[&str]] = &[
     &["accounts", "notices"],
     &["modules"],
     &["im"],
+    &["s2s"],
     &["admin", "services", "features"],
     &["net"],
     &["server"],

@@ -161,7 +161,8 @@ pub fn read_pem_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>
     Ok(certs)
 }
 
-fn system_roots() -> RootCertStore {
+/// The operating system's trust store, as rustls roots.
+pub fn system_roots() -> RootCertStore {
     let mut roots = RootCertStore::empty();
     // Unreadable files in the store are skipped: the certificates that did
     // load still count, and a server that needs a missing one fails with
@@ -170,7 +171,8 @@ fn system_roots() -> RootCertStore {
     roots
 }
 
-fn ca_file_roots(path: &Path) -> Result<RootCertStore, TrustError> {
+/// The certificates of a PEM file as trust anchors.
+pub fn ca_file_roots(path: &Path) -> Result<RootCertStore, TrustError> {
     let mut roots = RootCertStore::empty();
     for cert in read_pem_certificates(path)? {
         roots.add(cert).map_err(|e| TrustError::NotAnAnchor {

@@ -1,5 +1,6 @@
 //! Server administration: announcements, the message of the day, who is
-//! online, kicking a session, and messages to the server's own JID.
+//! online, kicking a session, the links to other servers, and messages to
+//! the server's own JID.
 //!
 //! The functions at the top of this module are the one seam every admin
 //! interface calls: messages to `HOST/announce/…` ([`server_jid`]), the
@@ -42,6 +43,8 @@ pub use crate::notices::{Announcement, EmptyAnnouncement};
 use crate::routing::stanza::{Class, IqType, Kind};
 use crate::routing::table::{Event, Flow, TableBuilder};
 use crate::routing::Router;
+use crate::s2s::links::LinkView;
+use crate::s2s::Federation;
 use crate::sessions::Outbound;
 use crate::settings::LiveSettings;
 use crate::stanza::{ErrorType, StanzaError};
@@ -130,6 +133,8 @@ pub struct Admin {
     pub host_data: Arc<dyn HostDataStore>,
     pub settings: Arc<LiveSettings>,
     pub motds: Arc<MotdBoard>,
+    /// Federation, for its links.
+    pub federation: Arc<Federation>,
     /// Held across a message-of-the-day change's spool write, so two
     /// changes never interleave (the socket and the queue may both make
     /// them).
@@ -144,6 +149,7 @@ impl Admin {
         host_data: Arc<dyn HostDataStore>,
         settings: Arc<LiveSettings>,
         motds: Arc<MotdBoard>,
+        federation: Arc<Federation>,
     ) -> Admin {
         Admin {
             router,
@@ -152,6 +158,7 @@ impl Admin {
             host_data,
             settings,
             motds,
+            federation,
             changing: tokio::sync::Mutex::new(()),
         }
     }
@@ -396,6 +403,12 @@ pub fn online_users(router: &Router, host: Option<&str>) -> Result<Vec<Jid>, Adm
         .collect();
     all.sort();
     Ok(all)
+}
+
+/// The links to and from other servers now, outgoing first; `None` with
+/// federation off.
+pub fn s2s_links(federation: &Federation) -> Option<Vec<LinkView>> {
+    federation.is_on().then(|| federation.registry().views())
 }
 
 /// Closes a session (full JID) or every session of an account (bare JID)

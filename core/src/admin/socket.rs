@@ -33,6 +33,7 @@
 //! | `announce [host=H] [subject=S] body=B` | `ok N`: handed to N sessions (every host when `host` is absent) |
 //! | `users-online [host=H]` | one `data JID` per session (full JID, sorted), then `ok N` |
 //! | `kick jid=J` | `ok N`: N sessions closed; `error not-found …` when J has none |
+//! | `s2s-links` | one `data LINE` per link to or from another server (`LOCAL -> REMOTE STATE ADDR AGE N stanzas`, outgoing first), then `ok N`; `error not-found …` with federation off |
 //!
 //! Error codes: `bad-request` (a request that does not parse, an empty
 //! announcement, an invalid JID), `unknown-host`, `not-found`, `internal`.
@@ -49,7 +50,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 
 use super::Admin;
-use super::{announce_online, kick, online_users, AdminError, Announcement};
+use super::{announce_online, kick, online_users, s2s_links, AdminError, Announcement};
 
 /// The first line the server sends.
 pub const GREETING: &str = "switchboard-admin 1";
@@ -74,6 +75,7 @@ pub enum Request {
     Kick {
         jid: String,
     },
+    S2sLinks,
 }
 
 /// The server's answer.
@@ -163,6 +165,7 @@ impl Request {
                 field("jid", &Some(jid.clone()));
                 format!("kick{line}")
             }
+            Request::S2sLinks => "s2s-links".to_string(),
         }
     }
 
@@ -191,6 +194,7 @@ impl Request {
             "kick" => Request::Kick {
                 jid: take("jid").ok_or("kick needs jid=")?,
             },
+            "s2s-links" => Request::S2sLinks,
             other => return Err(format!("unknown command '{other}'")),
         };
         match fields.keys().next() {
@@ -328,6 +332,13 @@ pub fn execute(admin: &Admin, request: Request) -> Response {
                 Err(e) => from_admin_error(&e),
             }
         }
+        Request::S2sLinks => match s2s_links(&admin.federation) {
+            Some(links) => {
+                let n = links.len();
+                Response::ok(links.iter().map(|l| l.line()).collect(), n.to_string())
+            }
+            None => Response::error("not-found", "federation is off (no <s2s> in the config)"),
+        },
     }
 }
 

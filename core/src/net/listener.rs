@@ -1,5 +1,5 @@
-//! Client and component listeners: bind the configured addresses, accept, and spawn one
-//! task per connection until shutdown.
+//! Client, component and server-to-server listeners: bind the configured
+//! addresses, accept, and spawn one task per connection until shutdown.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use super::component::ComponentContext;
 use super::connection::C2sContext;
 use crate::lifecycle::{ShutdownSignal, Tracker};
+use crate::s2s::incoming::S2sContext;
 
 /// Which protocol a listener speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +20,10 @@ pub enum ListenerKind {
     C2sTls,
     /// External components (XEP-0114, 5347).
     Component,
+    /// Other servers, STARTTLS (RFC 6120, 5269).
+    S2s,
+    /// Other servers, direct TLS (XEP-0368).
+    S2sTls,
     /// The Prometheus metrics endpoint (HTTP; served by `net::metrics`,
     /// never by [`run`]).
     Metrics,
@@ -30,6 +35,8 @@ impl ListenerKind {
             ListenerKind::C2s => "c2s",
             ListenerKind::C2sTls => "c2s-tls",
             ListenerKind::Component => "component",
+            ListenerKind::S2s => "s2s",
+            ListenerKind::S2sTls => "s2s-tls",
             ListenerKind::Metrics => "metrics",
         }
     }
@@ -58,6 +65,11 @@ pub enum Serve {
     },
     /// External components (XEP-0114).
     Component(Arc<ComponentContext>),
+    /// Other servers; `direct_tls` for XEP-0368.
+    S2s {
+        ctx: Arc<S2sContext>,
+        direct_tls: bool,
+    },
 }
 
 /// Accepts connections until shutdown. Each connection holds a guard from
@@ -79,6 +91,7 @@ pub async fn run(
                         match serve {
                             Serve::Component(ctx) => super::component::serve(tcp, peer, ctx).await,
                             Serve::C2s { ctx, direct_tls } => super::connection::serve(tcp, peer, ctx, direct_tls).await,
+                            Serve::S2s { ctx, direct_tls } => crate::s2s::incoming::serve(tcp, peer, ctx, direct_tls).await,
                         }
                         drop(guard);
                     });

@@ -55,16 +55,20 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
 pub struct Scrape {
     pub router: Router,
     pub connections: Tracker,
+    /// Its register of links is read for the link gauges.
+    pub federation: Arc<crate::s2s::Federation>,
 }
 
 impl Scrape {
     /// The counters plus the gauges read now.
     pub fn snapshot(&self) -> crate::metrics::Snapshot {
-        self.router.metrics().snapshot(
+        let mut s = self.router.metrics().snapshot(
             self.router.sessions().count(),
             self.connections.live(),
             self.router.services().gauges(),
-        )
+        );
+        s.s2s_links = self.federation.registry().established();
+        s
     }
 }
 

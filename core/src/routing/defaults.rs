@@ -44,7 +44,7 @@ pub fn register(t: &mut TableBuilder) {
             Event::at(kind, Class::Remote),
             -100,
             MODULE,
-            "remote-server-not-found (no federation)",
+            "remote-server-not-found (federation is off, or nothing took it)",
             |r, s| {
                 r.bounce(&s.el, crate::stanza::StanzaError::remote_server_not_found());
                 Flow::Done

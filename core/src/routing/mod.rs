@@ -3,8 +3,9 @@
 //! it on.
 //!
 //! ```text
-//! route_client (a bound client)   route / route_from_service (the server
-//!   │ classify (kind, type, class)  │ itself, services): classify
+//! route_client (a bound client)   route / route_from_service /
+//!   │ classify (kind, type, class)  │ route_from_remote (the server itself,
+//!   │                               │ services, other servers): classify
 //!   ▼                               │
 //! pre-<kind>/<class> hooks          │
 //!   ▼                               ▼
@@ -228,6 +229,29 @@ impl Router {
         Ok(())
     }
 
+    /// Routes a stanza another server sent over a link authenticated for
+    /// `domain`: its `from` must be at that domain, and its `to` at one of
+    /// ours (a host or a service): this server relays nothing between
+    /// other servers. Returns the problem as a stream error condition for
+    /// the link (the stream machine checks the same rules first).
+    pub fn route_from_remote(&self, domain: &str, el: Element) -> Result<(), &'static str> {
+        self.inner.metrics.stanza_in(&el);
+        let from_ok = el
+            .attr("from")
+            .and_then(|f| Jid::parse(f).ok())
+            .is_some_and(|f| f.domain() == domain);
+        if !from_ok {
+            return Err("invalid-from");
+        }
+        match el.attr("to").map(Jid::parse) {
+            Some(Ok(to)) if self.classify(&to) != Class::Remote => {}
+            Some(Ok(_)) => return Err("host-unknown"),
+            _ => return Err("improper-addressing"),
+        }
+        self.route_from(el, Origin::Remote(Arc::from(domain)), None);
+        Ok(())
+    }
+
     /// The destination's hooks, then the fallback.
     fn arrive(&self, stanza: Stanza) {
         let event = Event::at(stanza.kind(), stanza.class);
@@ -322,8 +346,9 @@ impl Router {
         }
     }
 
-    /// Delivers a server-generated reply to a local full JID, or to the
-    /// service that sent the original.
+    /// Delivers a server-generated reply to a local full JID, to the
+    /// service that sent the original, or, for a sender on another
+    /// server, through the remote rows of the table (federation).
     pub fn reply(&self, reply: Element) {
         let Some(to) = reply.attr("to").and_then(|t| Jid::parse(t).ok()) else {
             return;
@@ -332,7 +357,10 @@ impl Router {
             return self.deliver(&s, reply);
         }
         if self.inner.services.contains(to.domain()) {
-            self.to_service(to.domain(), reply);
+            return self.to_service(to.domain(), reply);
+        }
+        if !self.is_local(to.domain()) {
+            self.route_from(reply, Origin::Local, None);
         }
     }
 

@@ -204,6 +204,8 @@ pub enum Origin {
     Client { session: u64 },
     /// A hostname-addressed service, in-process or an external component.
     Service(Arc<str>),
+    /// Another server, over a link authenticated for this domain.
+    Remote(Arc<str>),
     /// The server itself: an account actor, a module, an admin task.
     Local,
     /// A stanza taken back from a session that ended or was given up on
