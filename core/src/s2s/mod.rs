@@ -49,6 +49,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::lifecycle::{ShutdownSignal, Tracker};
 use crate::routing::stanza::Stanza;
+use crate::routing::table::Flow;
 use crate::routing::Router;
 use crate::stanza::{ErrorType, StanzaError};
 use crate::stream::s2s::{DialbackSecret, S2sPolicy};
@@ -232,11 +233,12 @@ impl Federation {
     }
 
     /// A stanza to another domain, from the routing table: onto the link
-    /// from its sender's domain to its addressee's. `false` with
-    /// federation off (the stanza goes on to the fallback).
-    pub fn route(self: &Arc<Self>, router: &Router, s: Stanza) -> Result<(), Stanza> {
+    /// from its sender's domain to its addressee's. With federation off
+    /// the stanza goes on to the next hook (the fallback's
+    /// `remote-server-not-found`).
+    pub fn route(self: &Arc<Self>, router: &Router, s: Stanza) -> Flow {
         let Some(settings) = self.settings() else {
-            return Err(s);
+            return Flow::Next(s);
         };
         let local = s.from.domain().to_string();
         let remote = s.to.domain().to_string();
@@ -248,7 +250,7 @@ impl Federation {
                 StanzaError::not_allowed()
                     .with_text("this server relays nothing between other servers"),
             );
-            return Ok(());
+            return Flow::Done;
         }
         if !settings.policy.allows(&remote) {
             router.bounce(
@@ -256,7 +258,7 @@ impl Federation {
                 StanzaError::not_allowed()
                     .with_text(format!("this server does not federate with {remote}")),
             );
-            return Ok(());
+            return Flow::Done;
         }
         let ticket = s.ticket();
         self.hand(
@@ -272,7 +274,7 @@ impl Federation {
         // Handed to a link (or bounced): the sender's work is done; what
         // happens over there is the other server's business.
         drop(ticket);
-        Ok(())
+        Flow::Done
     }
 
     /// Asks the server of `remote` (over the link from `local`) whether a

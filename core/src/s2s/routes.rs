@@ -24,10 +24,7 @@ pub fn register(t: &mut TableBuilder, federation: &Arc<Federation>) {
             0,
             MODULE,
             "onto the link from the sender's domain to the addressee's, set up on demand; bounced when it fails",
-            move |r, s| match fed.route(r, s) {
-                Ok(()) => Flow::Done,
-                Err(s) => Flow::Next(s),
-            },
+            move |r, s| fed.route(r, s),
         );
         let fed = federation.clone();
         t.hook(
