@@ -805,15 +805,17 @@ impl Walker<'_> {
             None => defaults::S2S_MAX_QUEUE,
             Some(v) => match v.trim().parse::<usize>() {
                 Ok(n) if n > 0 => n,
-                _ => return Err(self
-                    .src
-                    .error(
-                        el.span,
-                        format!(
+                _ => {
+                    return Err(self
+                        .src
+                        .error(
+                            el.span,
+                            format!(
                             "'max-queue' on <s2s> must be a whole number above zero, not \"{v}\""
                         ),
-                    )
-                    .with_hint("e.g. max-queue=\"1000\"")),
+                        )
+                        .with_hint("e.g. max-queue=\"1000\""))
+                }
             },
         };
         let mut connect: Vec<(PeerAddress, Span)> = Vec::new();
