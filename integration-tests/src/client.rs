@@ -142,6 +142,8 @@ pub struct Client {
     arrivals: usize,
     /// Why reading stopped, once the stream has ended.
     ended: Option<String>,
+    /// The domain of the account (its server answers the barrier's ping).
+    domain: String,
 }
 
 /// How many consumed stanzas a failure message shows.
@@ -191,6 +193,12 @@ impl Client {
     pub fn from_raw(raw: RawClient) -> Client {
         let jid = raw.jid.clone().unwrap_or_else(|| "(not bound)".into());
         trace(format!("{jid} logged in"));
+        let domain = jid
+            .split('/')
+            .next()
+            .and_then(|b| b.rsplit('@').next())
+            .unwrap_or(HOST)
+            .to_owned();
         Client {
             raw,
             jid,
@@ -199,7 +207,52 @@ impl Client {
             consumed: HashMap::new(),
             arrivals: 0,
             ended: None,
+            domain,
         }
+    }
+
+    /// [`Client::login`] as `user@domain` at `server`, trusting `tls`
+    /// (a server of another domain, federating with the first).
+    pub async fn login_at(
+        server: &TestServer,
+        tls: std::sync::Arc<rustls::ClientConfig>,
+        domain: &str,
+        user: &str,
+        password: &str,
+        resource: &str,
+    ) -> Client {
+        match Box::pin(RawClient::login_at(
+            server.c2s(),
+            tls,
+            domain,
+            user,
+            password,
+            resource,
+        ))
+        .await
+        {
+            Ok(raw) => Client::from_raw(raw),
+            Err(e) => panic!("{user}@{domain}/{resource} cannot log in: {e}"),
+        }
+    }
+
+    /// [`Client::online`] for [`Client::login_at`].
+    pub async fn online_at(
+        server: &TestServer,
+        tls: std::sync::Arc<rustls::ClientConfig>,
+        domain: &str,
+        user: &str,
+        password: &str,
+        resource: &str,
+        priority: i8,
+    ) -> Client {
+        let mut c = Client::login_at(server, tls, domain, user, password, resource).await;
+        let roster = c.iq("get", None, "<query xmlns='jabber:iq:roster'/>").await;
+        if attr(&roster, "type").as_deref() != Some("result") {
+            c.fail(&format!("the roster get failed: {roster}"));
+        }
+        c.available(priority, "").await;
+        c
     }
 
     /// Logs in, asks for the roster (so that roster pushes come) and sends
@@ -458,7 +511,11 @@ impl Client {
     /// ping is in hand (consumed or waiting). Asserts nothing.
     pub async fn sync(&mut self) {
         let answer = self
-            .iq("get", Some(HOST), "<ping xmlns='urn:xmpp:ping'/>")
+            .iq(
+                "get",
+                Some(&self.domain.clone()),
+                "<ping xmlns='urn:xmpp:ping'/>",
+            )
             .await;
         if attr(&answer, "type").as_deref() != Some("result") {
             self.fail(&format!("the server did not answer a ping: {answer}"));

@@ -14,6 +14,8 @@
 //!   like a client, keeps every stanza until a test consumes it, ordered
 //!   and duplicate-detecting expectations, and barriers (a ping round
 //!   trip) for every "nothing else arrives" check.
+//! * [`federation`]: servers federating on loopback: a test CA and its
+//!   certificates, s2s addresses, `<connect>` entries.
 //! * [`muc`]: group chat users for the MUC tests: parsed stanzas, joins,
 //!   barriers through the group chat service.
 //! * [`raw`]: [`RawClient`], a byte-level client (TCP, STARTTLS, direct
@@ -37,9 +39,11 @@
 //! Every wait in this crate is bounded (see [`WAIT`]), and none waits a
 //! fixed time to conclude that something did not happen: that is what
 //! [`Client::barrier`] and [`TestServer::wait_for_log`] are for. Nothing
-//! listens anywhere but 127.0.0.1.
+//! listens anywhere but loopback (127.0.0.1, and other 127.0.0.0/8
+//! addresses for federating servers).
 
 pub mod client;
+pub mod federation;
 pub mod irc;
 pub mod muc;
 pub mod raw;

@@ -105,6 +105,9 @@ pub struct RawClient {
     next_id: u64,
     /// The full JID the server bound, after [`Self::bind`].
     pub jid: Option<String>,
+    /// The name TLS checks the server's certificate for (default
+    /// [`HOST`]; another domain's server is checked for that domain).
+    pub tls_name: String,
 }
 
 /// The opening stream header a well-behaved client sends to `to`.
@@ -131,6 +134,7 @@ impl RawClient {
             read_error: None,
             next_id: 1,
             jid: None,
+            tls_name: HOST.to_owned(),
         })
     }
 
@@ -149,7 +153,7 @@ impl RawClient {
         let Io::Plain(tcp) = std::mem::replace(&mut self.io, Io::Gone) else {
             return Err(RawError::Protocol("TLS is already on".into()));
         };
-        let name = rustls::pki_types::ServerName::try_from(HOST.to_owned())
+        let name = rustls::pki_types::ServerName::try_from(self.tls_name.clone())
             .map_err(|e| RawError::Protocol(format!("server name: {e}")))?;
         let stream = tokio::time::timeout(WAIT, TlsConnector::from(tls).connect(name, tcp))
             .await
@@ -503,12 +507,26 @@ impl RawClient {
         password: &str,
         resource: &str,
     ) -> Result<RawClient, RawError> {
+        Self::login_at(addr, tls, HOST, user, password, resource).await
+    }
+
+    /// [`RawClient::login`] as `user@domain`, the server's certificate
+    /// checked for `domain`.
+    pub async fn login_at(
+        addr: SocketAddr,
+        tls: Arc<rustls::ClientConfig>,
+        domain: &str,
+        user: &str,
+        password: &str,
+        resource: &str,
+    ) -> Result<RawClient, RawError> {
         let mut c = RawClient::connect(addr).await?;
-        c.open_stream(HOST).await?;
+        c.tls_name = domain.to_owned();
+        c.open_stream(domain).await?;
         c.starttls(tls).await?;
-        let features = c.open_stream(HOST).await?;
+        let features = c.open_stream(domain).await?;
         c.authenticate(&features, user, password).await?;
-        let features = c.open_stream(HOST).await?;
+        let features = c.open_stream(domain).await?;
         c.bind(&features, resource).await?;
         Ok(c)
     }
