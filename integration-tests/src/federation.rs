@@ -2,8 +2,8 @@
 //! server-to-server tests: a private CA made in the test, certificates it
 //! issues (or self-signed ones, or expired ones), each server's s2s
 //! listener on an address of its own in 127.0.0.0/8, and `<connect>`
-//! entries telling each where the others are (no DNS: the scripts in
-//! `peers/` test that part, with a real DNS server).
+//! entries telling each where the others are, or a name server of the
+//! test's ([`crate::dns`]) answering SRV and A records.
 //!
 //! Every server here has `<s2s trust>` pointing at the test CA, and a
 //! timeout short enough for the failure tests and long enough for a
@@ -154,6 +154,10 @@ pub struct Peer {
     /// certificate).
     pub services: Vec<String>,
     pub s2s: SocketAddr,
+    /// A direct-TLS s2s listener (XEP-0368), if any.
+    pub direct: Option<SocketAddr>,
+    /// The name server to ask (`<s2s resolver>`), if not the system's.
+    pub resolver: Option<SocketAddr>,
     pub cert: CertKind,
     /// Attributes for `<s2s …>` (besides trust, timeout).
     pub policy: String,
@@ -166,6 +170,8 @@ impl Peer {
             domain: domain.to_owned(),
             services: Vec::new(),
             s2s: loopback_addr(),
+            direct: None,
+            resolver: None,
             cert: CertKind::Valid,
             policy: String::new(),
             timeout: "10s",
@@ -188,16 +194,24 @@ impl Peer {
                 format!("<connect domain=\"{d}\" addr=\"{a}\"{tls}/>")
             })
             .collect();
+        let direct = self
+            .direct
+            .map(|a| format!("<s2s-tls addr=\"{a}\"/>"))
+            .unwrap_or_default();
+        let resolver = self
+            .resolver
+            .map(|a| format!(" resolver=\"{a}\""))
+            .unwrap_or_default();
         let mut b = ServerBuilder::new()
             .config(&format!(
                 "<host name=\"{domain}\"><registration>open</registration></host>"
             ))
             .config(&format!(
-                "<listen><c2s addr=\"127.0.0.1:0\"/><s2s addr=\"{}\"/></listen>",
+                "<listen><c2s addr=\"127.0.0.1:0\"/><s2s addr=\"{}\"/>{direct}</listen>",
                 self.s2s
             ))
             .config(&format!(
-                "<s2s trust=\"etc/ca.pem\" timeout=\"{}\" {}>{connects}</s2s>",
+                "<s2s trust=\"etc/ca.pem\" timeout=\"{}\"{resolver} {}>{connects}</s2s>",
                 self.timeout, self.policy
             ))
             .prepare(move |home: &Path| {

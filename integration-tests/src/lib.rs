@@ -14,6 +14,8 @@
 //!   like a client, keeps every stanza until a test consumes it, ordered
 //!   and duplicate-detecting expectations, and barriers (a ping round
 //!   trip) for every "nothing else arrives" check.
+//! * [`dns`]: a tiny name server answering the SRV and A records the
+//!   federation tests give it.
 //! * [`federation`]: servers federating on loopback: a test CA and its
 //!   certificates, s2s addresses, `<connect>` entries.
 //! * [`muc`]: group chat users for the MUC tests: parsed stanzas, joins,
@@ -43,6 +45,7 @@
 //! addresses for federating servers).
 
 pub mod client;
+pub mod dns;
 pub mod federation;
 pub mod irc;
 pub mod muc;
