@@ -1,12 +1,15 @@
 //! Federation between two real `switchboard` processes on loopback, each
 //! with a domain of its own (`localhost` and `b.test`), certificates from
 //! a CA made for the test, s2s listeners on addresses of their own in
-//! 127.0.0.0/8 and `<connect>` entries instead of DNS (the DNS side,
-//! Prosody and ejabberd are in `peers/federation.sh`):
+//! 127.0.0.0/8 and `<connect>` entries, or a name server of the test's
+//! answering SRV and A records:
 //!
 //! * messages, subscriptions, presence and IQs both ways, errors for a
 //!   remote sender, offline storage of a remote sender's message, the
-//!   links as admins see them, 500 messages in order;
+//!   links as admins see them, 500 messages in order, a room here joined
+//!   from the other server;
+//! * DNS: SRV records in priority order with a fallback, XEP-0368 direct
+//!   TLS, a domain without records, a domain that says "not offered";
 //! * refusals: a self-signed, expired or wrong-name certificate under
 //!   secure-auth (both directions); dialback when the policy allows it,
 //!   and a forged dialback key;
@@ -20,11 +23,12 @@
 //! Every "must not arrive" is a barrier after the server has provably
 //! finished with the stanza that could have caused it.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use switchboard_integration_tests::client::reset_trace;
-use switchboard_integration_tests::federation::{Ca, CertKind, Peer};
+use switchboard_integration_tests::dns::{Dns, Zone};
+use switchboard_integration_tests::federation::{loopback_addr, Ca, CertKind, Peer};
 use switchboard_integration_tests::raw::{attr, local_name};
 use switchboard_integration_tests::{Client, RawClient, TestServer, WAIT};
 
@@ -50,10 +54,11 @@ fn world_with(a: Peer, b: Peer) -> World {
         .user(&format!("alice@{A}"), PW)
         .user(&format!("carol@{A}"), PW)
         .start();
-    let server_b = b
-        .builder(&ca, &[(A, a.s2s, false)])
-        .user(&format!("bob@{B}"), PW)
-        .start();
+    // b.test finds localhost's services where it finds localhost (as an
+    // SRV record for each service hostname would say).
+    let mut to_a = vec![(A, a.s2s, false)];
+    to_a.extend(a.services.iter().map(|s| (s.as_str(), a.s2s, false)));
+    let server_b = b.builder(&ca, &to_a).user(&format!("bob@{B}"), PW).start();
     World {
         ca,
         a: server_a,
@@ -665,4 +670,233 @@ async fn hostile_input_before_authentication_is_refused_and_bounded_in_time() {
     let rest = c.read_to_close(Duration::from_secs(10)).await.unwrap();
     assert!(rest.contains("connection-timeout"), "{rest}");
     drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_of_another_server_joins_a_room_here() {
+    let w = world();
+    let mut alice = w.alice().await;
+    let mut bob = w.bob().await;
+    let room = "lounge@conference.localhost";
+    let muc = "http://jabber.org/protocol/muc";
+
+    // alice makes the room (an instant room).
+    alice
+        .send(&format!(
+            "<presence to='{room}/alice'><x xmlns='{muc}'/></presence>"
+        ))
+        .await;
+    alice
+        .expect("the room created", |e| {
+            local_name(e) == "presence"
+                && attr(e, "from").as_deref() == Some(&format!("{room}/alice"))
+                && e.contains("code=\"201\"")
+        })
+        .await;
+    let created = alice
+        .iq(
+            "set",
+            Some(room),
+            "<query xmlns='http://jabber.org/protocol/muc#owner'>\
+             <x xmlns='jabber:x:data' type='submit'/></query>",
+        )
+        .await;
+    assert_eq!(
+        attr(&created, "type").as_deref(),
+        Some("result"),
+        "{created}"
+    );
+    alice
+        .expect("the subject", |e| {
+            local_name(e) == "message" && e.contains("<subject")
+        })
+        .await;
+
+    // bob, of b.test, enters: the room's answers cross back to b.test on
+    // the link from conference.localhost.
+    bob.send(&format!(
+        "<presence to='{room}/bob'><x xmlns='{muc}'/></presence>"
+    ))
+    .await;
+    bob.expect("alice's presence in the room", |e| {
+        local_name(e) == "presence" && attr(e, "from").as_deref() == Some(&format!("{room}/alice"))
+    })
+    .await;
+    bob.expect("his own presence in the room", |e| {
+        local_name(e) == "presence"
+            && attr(e, "from").as_deref() == Some(&format!("{room}/bob"))
+            && e.contains("code=\"110\"")
+    })
+    .await;
+    bob.expect("the subject", |e| {
+        local_name(e) == "message" && e.contains("<subject")
+    })
+    .await;
+    alice
+        .expect("bob entering", |e| {
+            local_name(e) == "presence"
+                && attr(e, "from").as_deref() == Some(&format!("{room}/bob"))
+                && attr(e, "type").is_none()
+        })
+        .await;
+
+    // Each speaks; both hear both.
+    alice
+        .send(&format!(
+            "<message type='groupchat' to='{room}'><body>welcome</body></message>"
+        ))
+        .await;
+    for c in [&mut alice, &mut bob] {
+        c.expect("alice's words", |e| {
+            is_message_from(e, &format!("{room}/alice"), "welcome")
+        })
+        .await;
+    }
+    bob.send(&format!(
+        "<message type='groupchat' to='{room}'><body>thanks</body></message>"
+    ))
+    .await;
+    for c in [&mut alice, &mut bob] {
+        c.expect("bob's words", |e| {
+            is_message_from(e, &format!("{room}/bob"), "thanks")
+        })
+        .await;
+    }
+    alice.barrier().await;
+    bob.barrier().await;
+}
+
+fn v4(a: SocketAddr) -> Ipv4Addr {
+    match a.ip() {
+        IpAddr::V4(ip) => ip,
+        IpAddr::V6(ip) => panic!("not IPv4: {ip}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn srv_records_are_followed_in_order_with_direct_tls_and_fallbacks() {
+    reset_trace();
+    let ca = Ca::new();
+    let mut a = Peer::new("a.test");
+    let direct = loopback_addr();
+    a.direct = Some(direct);
+    let mut b = Peer::new(B);
+    // Nothing listens here: b.test's first choice fails, its second works.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let dns = Dns::start(
+        Zone::new()
+            .srv(
+                "_xmpp-server._tcp.b.test",
+                10,
+                0,
+                b.s2s.port(),
+                "xmpp.b.test",
+            )
+            .srv(
+                "_xmpp-server._tcp.b.test",
+                5,
+                0,
+                closed.port(),
+                "dead.b.test",
+            )
+            .a("xmpp.b.test", v4(b.s2s))
+            .a("dead.b.test", Ipv4Addr::LOCALHOST)
+            // a.test only offers direct TLS (XEP-0368), on a port of its
+            // own.
+            .srv(
+                "_xmpps-server._tcp.a.test",
+                0,
+                0,
+                direct.port(),
+                "tls.a.test",
+            )
+            .a("tls.a.test", v4(direct))
+            // "Decidedly not offered" (RFC 2782).
+            .srv("_xmpp-server._tcp.none.test", 0, 0, 0, "."),
+    );
+    a.resolver = Some(dns.addr());
+    b.resolver = Some(dns.addr());
+    let server_a = a.builder(&ca, &[]).user("alice@a.test", PW).start();
+    let server_b = b.builder(&ca, &[]).user(&format!("bob@{B}"), PW).start();
+    let mut alice = Client::online_at(
+        &server_a,
+        ca.client_config(),
+        "a.test",
+        "alice",
+        PW,
+        "desk",
+        0,
+    )
+    .await;
+    let mut bob = Client::online_at(&server_b, ca.client_config(), B, "bob", PW, "phone", 0).await;
+
+    alice
+        .send("<message to='bob@b.test' type='chat' id='s1'><body>found you</body></message>")
+        .await;
+    bob.expect("alice's message", |e| {
+        is_message_from(e, "alice@a.test/desk", "found you")
+    })
+    .await;
+    bob.send(
+        "<message to='alice@a.test' type='chat' id='s2'><body>over direct TLS</body></message>",
+    )
+    .await;
+    alice
+        .expect("bob's message", |e| {
+            is_message_from(e, "bob@b.test/phone", "over direct TLS")
+        })
+        .await;
+
+    // Where each link went, as admins see it.
+    let links = server_a.cli(&["s2s"], None);
+    assert!(
+        links.stdout.contains(&format!(
+            "a.test -> b.test established (certificate) {}",
+            b.s2s
+        )),
+        "{links}"
+    );
+    let links = server_b.cli(&["s2s"], None);
+    assert!(
+        links.stdout.contains(&format!(
+            "b.test -> a.test established (certificate) {direct}"
+        )),
+        "{links}"
+    );
+    let asked = dns.asked();
+    for q in [
+        "SRV _xmpps-server._tcp.b.test",
+        "SRV _xmpp-server._tcp.b.test",
+        "A dead.b.test",
+        "A xmpp.b.test",
+        "SRV _xmpps-server._tcp.a.test",
+        "A tls.a.test",
+    ] {
+        assert!(asked.iter().any(|a| a == q), "{q} not asked: {asked:?}");
+    }
+
+    // No records at all, and no address: not found.
+    alice
+        .send("<message to='x@nowhere.test' type='chat' id='n1'><body>?</body></message>")
+        .await;
+    alice
+        .expect("the bounce for nowhere.test", |e| {
+            is_error(e, "message", "n1", "remote-server-not-found")
+        })
+        .await;
+    // Not offered: not found, saying so.
+    alice
+        .send("<message to='x@none.test' type='chat' id='n2'><body>?</body></message>")
+        .await;
+    let bounce = alice
+        .expect("the bounce for none.test", |e| {
+            is_error(e, "message", "n2", "remote-server-not-found")
+        })
+        .await;
+    assert!(bounce.contains("offers no server-to-server"), "{bounce}");
+    alice.barrier().await;
+    bob.barrier().await;
 }
