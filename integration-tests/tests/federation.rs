@@ -635,6 +635,30 @@ async fn a_hostile_peer_cannot_forge_dialback_or_from() {
     .unwrap();
     let rest = evil.read_to_close(WAIT).await.unwrap();
     assert!(rest.contains("<host-unknown"), "{rest}");
+
+    // A stanza over the server's size limit (max-stanza-bytes, 256 KiB
+    // in the tests' config), as for clients: the stream ends, nothing of
+    // it is delivered.
+    let mut evil = s2s_connect(w.a_s2s, "evil.test", &w.ca, Some("evil.test")).await;
+    evil.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'/>")
+        .await
+        .unwrap();
+    evil.read_element(WAIT).await.unwrap();
+    evil.send("<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' from='evil.test' to='localhost' version='1.0'>")
+        .await
+        .unwrap();
+    evil.read_stream_header(WAIT).await.unwrap();
+    evil.read_element(WAIT).await.unwrap();
+    let big = "x".repeat(260 * 1024);
+    // The server may close before it has read it all.
+    let _ = evil
+        .send(&format!(
+            "<message from='eve@evil.test/x' to='alice@localhost/desk' type='chat' id='big'><body>{big}</body></message>"
+        ))
+        .await;
+    let rest = evil.read_to_close(WAIT).await.unwrap();
+    assert!(rest.contains("<policy-violation"), "{rest}");
+    alice.barrier().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
