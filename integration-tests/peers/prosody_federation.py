@@ -25,6 +25,17 @@ Prosody, check what users notice:
 - once Prosody is stopped, a message alice sends to bob is not lost: it
   comes back to her as an error (remote-server-not-found or -timeout).
 
+Then twice more with fresh instances, Prosody's certificate self-signed
+and neither side trusting the other's:
+
+- both allowing dialback (Switchboard `secure-auth="false"`, Prosody
+  `s2s_secure_auth = false`): messages and pings cross both ways and
+  both of Switchboard's links say dialback (each side asked the other's
+  authoritative server);
+- Switchboard under its default secure-auth: alice's message comes back
+  as remote-server-not-found naming the certificate, Prosody's dialback
+  attempt is refused (bob gets Prosody's error), and no link is listed.
+
 Everything listens on 127.0.0.1 on free ports and is stopped at the end
 (also on failure); every wait is bounded. Prints the versions and one
 line `... OK`, exits 0; on failure the reason and the tails of the logs,
@@ -137,13 +148,28 @@ class Dnsmasq:
 class Prosody:
     """A Prosody of its own for PRO, federating."""
 
-    def __init__(self, scratch, ca, dns_port):
+    def __init__(self, scratch, ca, dns_port, dialback=False):
+        """`dialback`: a self-signed certificate, no trust in the test's
+        CA and `s2s_secure_auth = false`, so that each side proves its
+        domain to the other by Server Dialback."""
         self.dir = os.path.join(scratch, "prosody")
         os.makedirs(os.path.join(self.dir, "data"))
         self.cfg = os.path.join(self.dir, "prosody.cfg.lua")
         self.log = os.path.join(self.dir, "prosody.log")
         self.c2s_port, self.s2s_port = pc.free_ports(2)
-        crt, key = ca.issue(PRO)
+        if dialback:
+            crt, key = os.path.join(self.dir, f"{PRO}.crt"), os.path.join(self.dir, f"{PRO}.key")
+            run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                 "-subj", f"/CN={PRO}", "-addext", f"subjectAltName=DNS:{PRO}",
+                 "-keyout", key, "-out", crt], "openssl req (Prosody's self-signed certificate)")
+        else:
+            crt, key = ca.issue(PRO)
+        # What its clients trust: the test's CA, or the certificate itself.
+        self.client_ca = crt if dialback else ca.crt
+        secure = "false" if dialback else "true"
+        # Trusting only itself, it cannot verify Switchboard's certificate
+        # either: both directions use dialback.
+        trusted = crt if dialback else ca.crt
         root = "run_as_root = true -- this test's own instance, CI runs as root\n" if os.geteuid() == 0 else ""
         d = lambda *p: lua_str(os.path.join(self.dir, *p))
         with open(self.cfg, "w") as f:
@@ -160,11 +186,11 @@ legacy_ssl_ports = {{ }}
 modules_enabled = {{ "roster", "saslauth", "tls", "dialback", "disco", "ping", "version", "vcard_legacy", "vcard4", "pep" }}
 c2s_require_encryption = true
 s2s_require_encryption = true
-s2s_secure_auth = true
+s2s_secure_auth = {secure}
 authentication = "internal_hashed"
 -- DNS from this test's dnsmasq only.
 unbound = {{ forward = "127.0.0.1@{dns_port}", resolvconf = false, hoststxt = false }}
-ssl = {{ certificate = {lua_str(crt)}, key = {lua_str(key)}, cafile = {lua_str(ca.crt)} }}
+ssl = {{ certificate = {lua_str(crt)}, key = {lua_str(key)}, cafile = {lua_str(trusted)} }}
 
 VirtualHost {lua_str(PRO)}
 """)
@@ -191,8 +217,12 @@ VirtualHost {lua_str(PRO)}
 class Switchboard:
     """Switchboard for SB, federating."""
 
-    def __init__(self, binary, scratch, ca, dns_port):
+    def __init__(self, binary, scratch, ca, dns_port, dialback=False):
+        """`dialback`: secure-auth="false", so that a peer whose
+        certificate does not verify may prove its domain by dialback."""
         self.binary = binary
+        self.ca = ca.crt
+        policy = ' secure-auth="false"' if dialback else ""
         self.home = os.path.join(scratch, "switchboard")
         os.makedirs(os.path.join(self.home, "etc"))
         self.c2s_port, self.s2s_port = pc.free_ports(2)
@@ -203,7 +233,7 @@ class Switchboard:
   <host name="{SB}"><registration>off</registration></host>
   <listen><c2s addr="127.0.0.1:{self.c2s_port}"/><s2s addr="127.0.0.1:{self.s2s_port}"/></listen>
   <tls cert="{crt}" key="{key}" required="true"/>
-  <s2s trust="{ca.crt}" resolver="127.0.0.1:{dns_port}" timeout="{T}s"/>
+  <s2s trust="{ca.crt}" resolver="127.0.0.1:{dns_port}" timeout="{T}s"{policy}/>
   <spool dir="spool"/>
   <log file="logs/switchboard.log" level="info"/>
   <pidfile>run/switchboard.pid</pidfile>
@@ -239,6 +269,8 @@ class Client(slixmpp.ClientXMPP):
         self.presences = asyncio.Queue()
         self.add_event_handler("session_start", self.on_start)
         self.add_event_handler("message", lambda m: self.inbox.put_nowait(m))
+        # Errors without a body (Prosody's bounces) only come as this.
+        self.add_event_handler("message_error", lambda m: self.inbox.put_nowait(m))
         self.add_event_handler("presence", lambda p: self.presences.put_nowait(p))
         self.add_event_handler(
             "failed_all_auth",
@@ -287,7 +319,7 @@ async def wait_queue(q, what, pred, who):
 
 async def scenario(sb, prosody, dns):
     alice = await Client(f"alice@{SB}/desk", ALICE[1], sb.c2s_port, sb.ca).ready()
-    bob = await Client(f"bob@{PRO}/phone", BOB[1], prosody.c2s_port, sb.ca).ready()
+    bob = await Client(f"bob@{PRO}/phone", BOB[1], prosody.c2s_port, prosody.client_ca).ready()
     a_jid, b_jid = f"alice@{SB}", f"bob@{PRO}"
 
     # Messages both ways (the first sets up Switchboard's link to Prosody,
@@ -364,6 +396,105 @@ async def scenario(sb, prosody, dns):
     return err["error"]["condition"]
 
 
+async def scenario_dialback(sb, prosody, dns):
+    """Neither side can verify the other's certificate and both allow
+    dialback: messages and pings cross both ways over links
+    authenticated by dialback (each side asking the other's
+    authoritative server)."""
+    alice = await Client(f"alice@{SB}/desk", ALICE[1], sb.c2s_port, sb.ca).ready()
+    bob = await Client(f"bob@{PRO}/phone", BOB[1], prosody.c2s_port, prosody.client_ca).ready()
+    a_jid, b_jid = f"alice@{SB}", f"bob@{PRO}"
+    alice.send_message(mto=b_jid, mbody="by dialback", mtype="chat")
+    await bob.message("alice's message", lambda m: m["body"] == "by dialback" and m["from"].bare == a_jid)
+    bob.send_message(mto=f"{a_jid}/desk", mbody="and back", mtype="chat")
+    await alice.message("bob's message", lambda m: m["body"] == "and back" and m["from"].bare == b_jid)
+    await alice["xep_0199"].ping(jid=PRO, timeout=T)
+    await bob["xep_0199"].ping(jid=SB, timeout=T)
+    links = sb.cli("s2s")
+    for want in (f"{SB} -> {PRO} established (dialback)", f"{SB} <- {PRO} established (dialback)"):
+        if want not in links:
+            raise Failure(f"`switchboard s2s` does not show {want!r}:\n{links}")
+    for c in (alice, bob):
+        c.disconnect()
+    await asyncio.sleep(0.3)
+
+
+async def scenario_refused(sb, prosody, dns):
+    """Prosody with a self-signed certificate, Switchboard under
+    secure-auth (its default): no link either way, and each user's
+    message comes back as an error."""
+    alice = await Client(f"alice@{SB}/desk", ALICE[1], sb.c2s_port, sb.ca).ready()
+    bob = await Client(f"bob@{PRO}/phone", BOB[1], prosody.c2s_port, prosody.client_ca).ready()
+    a_jid, b_jid = f"alice@{SB}", f"bob@{PRO}"
+    alice.send_message(mto=b_jid, mbody="refused?", mtype="chat")
+    err = await alice.message("the bounce from Switchboard", lambda m: m["type"] == "error")
+    if err["error"]["condition"] != "remote-server-not-found" or "certificate" not in err["error"]["text"]:
+        raise Failure(f"alice's bounce for a peer with a self-signed certificate: {err}")
+    bob.send_message(mto=f"{a_jid}/desk", mbody="refused too?", mtype="chat")
+    err = await bob.message("the bounce from Prosody", lambda m: m["type"] == "error")
+    if err["error"]["condition"] not in ("remote-server-not-found", "remote-server-timeout", "not-authorized"):
+        raise Failure(f"bob's bounce from Prosody: {err}")
+    links = sb.cli("s2s")
+    if "established" in links:
+        raise Failure(f"a link was established with a peer that should be refused:\n{links}")
+    for c in (alice, bob):
+        c.disconnect()
+    await asyncio.sleep(0.3)
+    return err["error"]["condition"]
+
+
+def run_phase(binary, scratch, dialback, running, refused=False):
+    """Sets up dnsmasq, Prosody and Switchboard under `scratch` and runs
+    one scenario; `running` collects what was started (for the report and
+    the clean-up). Returns the scenario's result."""
+    ca = Ca(scratch)
+    (dns_port,) = pc.free_ports(1)
+    prosody = Prosody(scratch, ca, dns_port, dialback)
+    running["prosody"] = prosody
+    sb = Switchboard(binary, scratch, ca, dns_port, dialback and not refused)
+    running["sb"] = sb
+    running["dns"] = Dnsmasq(scratch, dns_port, {
+        SB: (f"xmpp.{SB}", sb.s2s_port),
+        PRO: (f"xmpp.{PRO}", prosody.s2s_port),
+    })
+    prosody.ctl("register", BOB[0], PRO, BOB[1])
+    sb.cli("user", "add", f"{ALICE[0]}@{SB}", stdin=ALICE[1] + "\n")
+    prosody.start()
+    sb.start()
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    run_it = scenario_refused if refused else scenario_dialback if dialback else scenario
+    try:
+        result = loop.run_until_complete(asyncio.wait_for(run_it(sb, prosody, running["dns"]), T * 8))
+    except asyncio.TimeoutError:
+        raise Failure(f"the scenario took more than {T * 8} s")
+    except (IqError, IqTimeout) as e:
+        raise Failure(f"{type(e).__name__}: {e.iq if hasattr(e, 'iq') else e}")
+    finally:
+        pending = asyncio.all_tasks(loop)
+        for t in pending:
+            t.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.wait(pending, timeout=5))
+        loop.close()
+    code = pc.stop(sb.proc, "switchboard")
+    if code != 0:
+        raise Failure(f"switchboard exited with {code} on SIGTERM")
+    return result
+
+
+def kill_all(running):
+    for name in ("sb", "prosody", "dns"):
+        proc = running.get(name) and running[name].proc
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit(__doc__.split("Usage: ")[1])
@@ -375,48 +506,33 @@ def main():
 
     signal.signal(signal.SIGTERM, on_term)
     scratch = tempfile.mkdtemp(prefix="prosody-federation-")
-    sb = prosody = dns = None
+    running = {}
     ok = False
     try:
         pc.ensure_prosody()
         ensure_dnsmasq()
-        ca = Ca(scratch)
-        (dns_port,) = pc.free_ports(1)
-        prosody = Prosody(scratch, ca, dns_port)
-        sb = Switchboard(binary, scratch, ca, dns_port)
-        sb.ca = ca.crt
-        dns = Dnsmasq(scratch, dns_port, {
-            SB: (f"xmpp.{SB}", sb.s2s_port),
-            PRO: (f"xmpp.{PRO}", prosody.s2s_port),
-        })
-        version = prosody.version()
-        prosody.ctl("register", BOB[0], PRO, BOB[1])
-        sb.cli("user", "add", f"{ALICE[0]}@{SB}", stdin=ALICE[1] + "\n")
-        prosody.start()
-        sb.start()
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        try:
-            gone = loop.run_until_complete(asyncio.wait_for(scenario(sb, prosody, dns), T * 8))
-        except asyncio.TimeoutError:
-            raise Failure(f"the scenario took more than {T * 8} s")
-        except (IqError, IqTimeout) as e:
-            raise Failure(f"{type(e).__name__}: {e.iq if hasattr(e, 'iq') else e}")
-        finally:
-            pending = asyncio.all_tasks(loop)
-            for t in pending:
-                t.cancel()
-            if pending:
-                loop.run_until_complete(asyncio.wait(pending, timeout=5))
-            loop.close()
-        code = pc.stop(sb.proc, "switchboard")
-        if code != 0:
-            raise Failure(f"switchboard exited with {code} on SIGTERM")
+        secure_dir = os.path.join(scratch, "secure")
+        os.makedirs(secure_dir)
+        gone = run_phase(binary, secure_dir, False, running)
+        version = running["prosody"].version()
+        kill_all(running)
+        running = {}
+        dialback_dir = os.path.join(scratch, "dialback")
+        os.makedirs(dialback_dir)
+        run_phase(binary, dialback_dir, True, running)
+        kill_all(running)
+        running = {}
+        refused_dir = os.path.join(scratch, "refused")
+        os.makedirs(refused_dir)
+        prosody_says = run_phase(binary, refused_dir, True, running, refused=True)
         print(
             f"prosody federation: Prosody {version} ({PRO}) and Switchboard ({SB}), found through "
             f"dnsmasq's SRV records, certificates from a private CA under secure auth: messages, "
             f"subscriptions and presence both ways, pings, versions and a vCard across, an error back "
-            f"to a remote sender, both links listed; with Prosody stopped a message bounces with {gone}: OK",
+            f"to a remote sender, both links listed; with Prosody stopped a message bounces with {gone}; "
+            f"with a self-signed Prosody and dialback allowed, messages and pings both ways over "
+            f"dialback links; under secure-auth that Prosody is refused both ways (Prosody answers "
+            f"{prosody_says}): OK",
             flush=True,
         )
         ok = True
@@ -429,16 +545,10 @@ def main():
         print(f"prosody federation: FAILED: {type(e).__name__}: {e}", flush=True)
     finally:
         try:
-            for proc in (sb and sb.proc, prosody and prosody.proc, dns and dns.proc):
-                if proc is not None and proc.poll() is None:
-                    proc.terminate()
-                    try:
-                        proc.wait(5)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
-                        proc.wait(5)
+            kill_all(running)
             if not ok:
                 report = ""
+                prosody, sb, dns = running.get("prosody"), running.get("sb"), running.get("dns")
                 if prosody:
                     report += "--- last lines of Prosody's log about s2s\n"
                     report += pc.tail(prosody.log, 40, only=r"s2s|dialback|unbound|cert")
