@@ -72,14 +72,21 @@ impl Account {
             Err(_) => (Vec::new(), Vec::new()),
         };
         for c in subscriptions {
-            // Probes to servers we cannot reach yet (no federation) would
-            // only produce errors; local contacts answer at once.
-            if !self.router.is_local(c.domain()) {
-                continue;
-            }
+            // Local contacts answer this session at once. A contact on
+            // another server is probed from the bare JID (RFC 6121
+            // §4.3.1), as other servers do: its answers go to every
+            // available resource, and a bounce (federation off, the
+            // server unreachable) is addressed to no session and ends
+            // there instead of showing the user an error for a probe
+            // the user never sent.
+            let probe_from = if self.router.is_local(c.domain()) {
+                from.to_string()
+            } else {
+                from.to_bare().to_string()
+            };
             let probe = Element::new("presence", ns::CLIENT)
                 .with_attr("type", "probe")
-                .with_attr("from", from.to_string())
+                .with_attr("from", probe_from)
                 .with_attr("to", c.to_string());
             self.send(probe);
         }
