@@ -924,3 +924,103 @@ async fn srv_records_are_followed_in_order_with_direct_tls_and_fallbacks() {
     alice.barrier().await;
     bob.barrier().await;
 }
+
+fn is_presence(el: &str, from: &str, ty: Option<&str>) -> bool {
+    local_name(el) == "presence"
+        && attr(el, "from").as_deref() == Some(from)
+        && attr(el, "type").as_deref() == ty
+}
+
+fn is_push(el: &str, jid: &str, subscription: &str) -> bool {
+    el.contains("jabber:iq:roster")
+        && el.contains(&format!("jid=\"{jid}\""))
+        && el.contains(&format!("subscription=\"{subscription}\""))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_subscriptions_then_probes_and_unavailable_across_servers() {
+    let w = world();
+    let mut alice = w.alice().await;
+    let mut bob = w.bob().await;
+
+    // alice ⇄ bob, both ways (RFC 6121 §3 across two servers).
+    alice
+        .send("<presence to='bob@b.test' type='subscribe'/>")
+        .await;
+    alice
+        .expect("the push with ask", |e| is_push(e, "bob@b.test", "none"))
+        .await;
+    bob.expect("alice's request", |e| {
+        is_presence(e, "alice@localhost", Some("subscribe"))
+    })
+    .await;
+    bob.send("<presence to='alice@localhost' type='subscribed'/>")
+        .await;
+    bob.expect("the push: from", |e| is_push(e, "alice@localhost", "from"))
+        .await;
+    alice
+        .expect("the push: to", |e| is_push(e, "bob@b.test", "to"))
+        .await;
+    alice
+        .expect("bob's approval", |e| {
+            is_presence(e, "bob@b.test", Some("subscribed"))
+        })
+        .await;
+    alice
+        .expect("bob's presence", |e| {
+            is_presence(e, "bob@b.test/phone", None)
+        })
+        .await;
+    bob.send("<presence to='alice@localhost' type='subscribe'/>")
+        .await;
+    bob.expect("the push with ask", |e| {
+        is_push(e, "alice@localhost", "from") && e.contains("ask=")
+    })
+    .await;
+    alice
+        .expect("bob's request", |e| {
+            is_presence(e, "bob@b.test", Some("subscribe"))
+        })
+        .await;
+    alice
+        .send("<presence to='bob@b.test' type='subscribed'/>")
+        .await;
+    alice
+        .expect("the push: both", |e| is_push(e, "bob@b.test", "both"))
+        .await;
+    bob.expect("the push: both", |e| is_push(e, "alice@localhost", "both"))
+        .await;
+    bob.expect("alice's approval", |e| {
+        is_presence(e, "alice@localhost", Some("subscribed"))
+    })
+    .await;
+    bob.expect("alice's presence", |e| {
+        is_presence(e, "alice@localhost/desk", None)
+    })
+    .await;
+    alice.barrier().await;
+    bob.barrier().await;
+
+    // alice goes: bob is told over the link.
+    alice.logout(&w.a).await;
+    bob.expect("alice's unavailable", |e| {
+        is_presence(e, "alice@localhost/desk", Some("unavailable"))
+    })
+    .await;
+
+    // alice comes back: her server probes bob's, which answers with his
+    // presence; bob's server hears her initial presence.
+    let mut alice =
+        Client::online_at(&w.a, w.ca.client_config(), A, "alice", PW, "laptop", 0).await;
+    alice
+        .expect("bob's presence, the probe's answer", |e| {
+            is_presence(e, "bob@b.test/phone", None)
+        })
+        .await;
+    bob.expect("alice back", |e| {
+        is_presence(e, "alice@localhost/laptop", None)
+    })
+    .await;
+    alice.barrier().await;
+    bob.barrier().await;
+}
