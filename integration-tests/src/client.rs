@@ -193,9 +193,10 @@ impl Client {
     pub fn from_raw(raw: RawClient) -> Client {
         let jid = raw.jid.clone().unwrap_or_else(|| "(not bound)".into());
         trace(format!("{jid} logged in"));
-        let domain = jid
-            .split('/')
-            .next()
+        let domain = raw
+            .jid
+            .as_deref()
+            .and_then(|j| j.split('/').next())
             .and_then(|b| b.rsplit('@').next())
             .unwrap_or(HOST)
             .to_owned();
