@@ -347,6 +347,9 @@ impl Conn {
                             self.write(io, &bytes).await?;
                             self.machine.note_sent(Instant::now());
                         }
+                        if let Some(b) = self.bound.as_mut() {
+                            b.written();
+                        }
                         if let Some(err) = close {
                             self.machine.fail(err);
                         }
@@ -667,7 +670,12 @@ impl Conn {
             for el in released {
                 self.shared.router.metrics().stanza_out(&el);
                 framing.write_stanza(&el, ns::CLIENT, out);
-                b.sent(el);
+                // Under stream management, kept until acknowledged; these
+                // go out with the machine's own bytes, whose write the
+                // caller does not report, so without it they are not kept.
+                if b.sm.is_some() {
+                    b.sent(el);
+                }
             }
         }
     }
