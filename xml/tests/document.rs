@@ -141,6 +141,20 @@ fn structure_errors() {
 }
 
 #[test]
+fn documents_in_other_encodings_are_refused_as_such() {
+    let (l, c, e) = fail("<?xml version='1.0' encoding='ISO-8859-1'?>\n<a/>");
+    assert!(matches!(e, XmlError::UnsupportedEncoding(_)), "{e:?}");
+    assert_eq!((l, c), (1, 1));
+    assert!(e.detail().contains("ISO-8859-1"), "{e:?}");
+    let utf16: Vec<u8> = "\u{feff}<a/>"
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    let e = parse_document(&utf16, Limits::default()).unwrap_err();
+    assert!(matches!(e.error, XmlError::UnsupportedEncoding(_)), "{e:?}");
+}
+
+#[test]
 fn document_limits() {
     let lim = Limits {
         max_stanza_bytes: 20,

@@ -138,6 +138,38 @@ fn before_tls_only_starttls_is_offered_and_it_is_required() {
 }
 
 #[test]
+fn other_encodings_are_unsupported_encoding_stream_errors() {
+    let latin1 = format!("<?xml version='1.0' encoding='ISO-8859-1'?>{HEADER}");
+    let mut utf16 = vec![0xFF, 0xFE];
+    utf16.extend(HEADER.encode_utf16().flat_map(u16::to_le_bytes));
+    for input in [latin1.into_bytes(), utf16] {
+        let mut p = Pair::new();
+        p.server.handle_input(&input);
+        p.drain();
+        let out = p.take();
+        assert!(
+            out.contains("<stream:error><unsupported-encoding xmlns=\"urn:ietf:params:xml:ns:xmpp-streams\"/>"),
+            "{out}"
+        );
+        assert!(p.closed);
+    }
+    // After a restart the new stream is judged afresh.
+    let mut p = Pair::new();
+    p.send(HEADER);
+    p.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+    p.take();
+    let mut be = vec![0xFE, 0xFF];
+    be.extend(HEADER.encode_utf16().flat_map(u16::to_be_bytes));
+    p.server.handle_input(&be);
+    p.drain();
+    assert!(p.take().contains("<unsupported-encoding"));
+    // UTF-8, named in any case, is fine.
+    let mut p = Pair::new();
+    p.send(&format!("<?xml version='1.0' encoding='utf-8'?>{HEADER}"));
+    assert!(p.take().contains("<starttls"));
+}
+
+#[test]
 fn auth_before_tls_is_refused() {
     let mut p = Pair::new();
     p.send(HEADER);
