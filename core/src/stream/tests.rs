@@ -584,7 +584,9 @@ fn the_y_flag_without_a_plus_attempt_is_refused_as_a_downgrade() {
     ));
     let out = p.take();
     assert!(
-        out.contains("<failure") && !out.contains("<challenge"),
+        out.contains("<failure")
+            && out.contains("<not-authorized/>")
+            && !out.contains("<challenge"),
         "{out}"
     );
 }
