@@ -5,7 +5,8 @@
 //! Map (each layer imports only the ones above it; see ARCHITECTURE.md):
 //!
 //! - leaves: [`time`], [`ids`], [`queue`], [`stanza`], [`metrics`],
-//!   [`throttle`], [`debug_log`], [`tls`], [`sasl`], [`lifecycle`];
+//!   [`throttle`], [`auth_delay`], [`debug_log`], [`tls`], [`sasl`],
+//!   [`lifecycle`];
 //! - [`stream`]: the sans-IO stream machines; [`settings`]: the reloadable
 //!   snapshot;
 //! - [`sessions`]: bound resources; [`routing`]: the router, its table of
@@ -21,6 +22,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod auth_delay;
 pub mod debug_log;
 pub mod ids;
 pub mod im;

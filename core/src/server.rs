@@ -132,6 +132,7 @@ fn settings_from(
         c2s: c2s_settings(config, tls.is_some()),
         component_secrets,
         scram_iterations: config.limits.scram_iterations,
+        auth_delay: config.auth_delay,
         tls,
     }
 }
@@ -287,6 +288,7 @@ impl Server {
             settings: server.settings.clone(),
             storage,
             registrations: server.registrations.clone(),
+            auth_delays: Arc::default(),
             shutdown: server.shutdown.signal(),
             debug,
         });
@@ -424,6 +426,9 @@ impl Server {
                 .applied
                 .push("host settings (admins, registration)".into());
         }
+        if new.auth_delay != old.auth_delay {
+            report.applied.push("delays after failed logins".into());
+        }
         if new.limits != old.limits || new.tls.required != old.tls.required {
             report
                 .applied
@@ -451,6 +456,7 @@ impl Server {
         }
         next.c2s = c2s;
         next.scram_iterations = new.limits.scram_iterations;
+        next.auth_delay = new.auth_delay;
         self.settings.replace(next);
         self.registrations.reconfigure(
             new.limits.registrations_per_address,

@@ -18,6 +18,7 @@ const LAYERS: &[&[&str]] = &[
         "metrics",
         "debug_log",
         "throttle",
+        "auth_delay",
         "lifecycle",
         "sasl",
     ],
