@@ -304,12 +304,10 @@ impl Machine {
         }
         let n = rest.len().min(UTF8_BOM.len());
         let bom_prefix = rest[..n] == UTF8_BOM[..n];
-        if rest.len() < UTF8_BOM.len() && !eof {
-            // `<` or a byte order mark's first byte: the next byte decides.
-            let undecided = bom_prefix || (rest.len() < 2 && matches!(rest[0], b'<' | 0xFE | 0xFF));
-            if undecided {
-                return Ok(false);
-            }
+        // Until two bytes are in, a zero may still follow the first; a
+        // UTF-8 byte order mark needs its three.
+        if !eof && (rest.len() < 2 || (bom_prefix && n < UTF8_BOM.len())) {
+            return Ok(false);
         }
         if bom_prefix {
             if n < UTF8_BOM.len() {

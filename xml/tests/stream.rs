@@ -453,7 +453,15 @@ fn utf16_streams_are_an_unsupported_encoding() {
 #[test]
 fn the_first_bytes_are_judged_only_once_they_decide() {
     // A lone `<` or a byte order mark's first byte waits for the next one.
-    for first in [&b"<"[..], b"\xFE", b"\xFF", b"\xEF", b"\xEF\xBB"] {
+    for first in [
+        &b"<"[..],
+        b"\xFE",
+        b"\xFF",
+        b"\xEF",
+        b"\xEF\xBB",
+        b"a",
+        b" ",
+    ] {
         let mut p = StreamParser::new(Limits::default());
         p.feed(first).unwrap();
         assert_eq!(p.next_event(), Ok(None), "{first:?}");
@@ -465,6 +473,12 @@ fn the_first_bytes_are_judged_only_once_they_decide() {
         parse_bytewise(&input).unwrap()[..],
         [Event::StreamOpen(_)]
     ));
+    // Any first byte waits: a zero after it makes the stream UTF-16 (found
+    // by fuzzing: a lone first byte used to be judged at once).
+    let whole = parse(b"\x08\x00").unwrap_err();
+    let split = parse_bytewise(b"\x08\x00").unwrap_err();
+    assert!(is_unsupported_encoding(&whole), "{whole:?}");
+    assert_eq!(split, whole);
     // Once the check is done, a later zero byte is just not well-formed.
     assert!(is_nwf(&stanza_error("<message>\u{0}</message>")));
 }
