@@ -155,6 +155,20 @@ fn documents_in_other_encodings_are_refused_as_such() {
 }
 
 #[test]
+fn serialized_elements_are_well_formed_whatever_their_text() {
+    // Text an element was built with may hold characters XML forbids (an
+    // error message quoting a client's bytes: found by fuzzing the client
+    // stream machine). They go out as U+FFFD, never as themselves.
+    let el = Element::new("error", "urn:x")
+        .with_attr("a", "x\0y\u{FFFF}")
+        .with_text("name `i\0\0d` \x07\x1b[0m");
+    let bytes = el.to_bytes(None);
+    let back = parse_document(&bytes, Limits::default()).expect("well-formed");
+    assert_eq!(back.attr("a"), Some("x\u{FFFD}y\u{FFFD}"));
+    assert_eq!(back.text(), "name `i\u{FFFD}\u{FFFD}d` \u{FFFD}\u{FFFD}[0m");
+}
+
+#[test]
 fn document_limits() {
     let lim = Limits {
         max_stanza_bytes: 20,

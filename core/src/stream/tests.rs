@@ -741,3 +741,32 @@ fn websocket_stream_errors_stand_alone() {
     assert!(msgs[1].get_child("host-unknown", ns::STREAMS).is_some());
     assert!(msgs[2].is("close", ns::FRAMING));
 }
+
+#[test]
+fn a_stream_error_quoting_the_clients_bytes_is_well_formed() {
+    // The error text names the bad attribute, NUL bytes and all; a
+    // WebSocket message holding U+0000 would not be XML (found by fuzzing
+    // the machine over WebSocket framing).
+    use crate::stream::Framing;
+    use switchboard_xml::{ns, parse_document};
+    let mut m = C2s::with_framing(settings(), Instant::now(), Framing::WebSocket, true, None);
+    m.handle_input(
+        b"<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='localhost' version='1.0'/>",
+    );
+    m.handle_input(b"<iq xmlns='jabber:client' type='set' i\0\0d='s'/>");
+    let mut msgs = Vec::new();
+    while let Some(a) = m.poll_action() {
+        if let Action::Send(b) = a {
+            let doc = parse_document(&b, Limits::default())
+                .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&b)));
+            msgs.push(doc);
+        }
+    }
+    let error = msgs
+        .iter()
+        .find(|m| m.is("error", ns::STREAM))
+        .expect("a stream error");
+    assert!(error.get_child("not-well-formed", ns::STREAMS).is_some());
+    let text = error.child_text("text", ns::STREAMS).unwrap();
+    assert!(text.contains("i\u{FFFD}\u{FFFD}d"), "{text}");
+}
