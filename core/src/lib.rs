@@ -5,8 +5,8 @@
 //! Map (each layer imports only the ones above it; see ARCHITECTURE.md):
 //!
 //! - leaves: [`time`], [`ids`], [`queue`], [`stanza`], [`metrics`],
-//!   [`throttle`], [`auth_delay`], [`debug_log`], [`tls`], [`sasl`],
-//!   [`lifecycle`];
+//!   [`throttle`], [`auth_delay`], [`memory`], [`debug_log`], [`tls`],
+//!   [`sasl`], [`lifecycle`];
 //! - [`stream`]: the sans-IO stream machines; [`settings`]: the reloadable
 //!   snapshot;
 //! - [`sessions`]: bound resources; [`routing`]: the router, its table of
@@ -27,6 +27,7 @@ pub mod debug_log;
 pub mod ids;
 pub mod im;
 pub mod lifecycle;
+pub mod memory;
 pub mod metrics;
 pub mod modules;
 pub mod net;

@@ -347,6 +347,14 @@ impl Server {
                 server.shutdown.signal(),
             ));
         }
+        // Freed memory goes back to the system when a crowd leaves
+        // (memory.rs says why glibc would keep it).
+        let router = server.router.clone();
+        let mut stop = server.shutdown.signal();
+        tokio::spawn(crate::memory::run_trimmer(
+            move || router.sessions().count(),
+            async move { stop.wait().await },
+        ));
         Ok(server)
     }
 

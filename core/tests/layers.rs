@@ -19,6 +19,7 @@ const LAYERS: &[&[&str]] = &[
         "debug_log",
         "throttle",
         "auth_delay",
+        "memory",
         "lifecycle",
         "sasl",
     ],
