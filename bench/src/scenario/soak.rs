@@ -11,10 +11,22 @@
 //! `/proc` before the first login and then once per `interval` (one line
 //! each on standard output). When the duration is over every client
 //! finishes its session, the server gets `settle` to let go of what it
-//! held for them, and the last reading is compared with the first: the
-//! verdict. `fds` must be back where it started exactly (a socket or file
-//! left open per session would show at once), and resident memory within
-//! `rss_slack` of its start; both are printed either way, with the peak.
+//! held for them, and the readings make the verdict, `flat` when all
+//! three hold:
+//!
+//! - `fds` is back where it started exactly (a socket or file left open
+//!   per session would show at once);
+//! - resident memory is within `rss_slack` of its start (what a server
+//!   that gave its sessions' memory back still holds: code paged in on
+//!   first use, and the allocator's pages pinned by its few live
+//!   allocations);
+//! - resident memory did not grow under the steady load: the mean of the
+//!   last third of the readings (the first two minutes, the ramp-up, left
+//!   out) is within [`GROWTH_SLACK`] of the mean of the first third. A
+//!   leak of a few hundred bytes per login shows here within the hour,
+//!   whatever the allocator does after the clients leave.
+//!
+//! All the figures are printed either way, with the peak.
 //!
 //! Every answer the clients wait for is bounded by the step timeout; a
 //! failed login, a stream error or a dropped session is counted, and any
@@ -53,6 +65,24 @@ pub struct SoakArgs {
     /// How far above its start the final resident memory may be, in KiB,
     /// for the verdict "flat".
     pub rss_slack_kib: u64,
+}
+
+/// How much the resident memory under load may grow from the first
+/// third of the run to the last: 5 %, and at least 2 MiB (a heap's
+/// fluctuations between two readings).
+const GROWTH_SLACK: (f64, u64) = (0.05, 2048);
+
+/// The growth of the resident memory (KiB) under load: the mean of the
+/// last third of `under_load` minus the mean of the first third, the
+/// first `warmup` readings left out; `None` with fewer than three left.
+fn growth_under_load(under_load: &[u64], warmup: usize) -> Option<(f64, f64)> {
+    let rest = under_load.get(warmup..)?;
+    let third = rest.len() / 3;
+    if third == 0 {
+        return None;
+    }
+    let mean = |v: &[u64]| v.iter().sum::<u64>() as f64 / v.len() as f64;
+    Some((mean(&rest[..third]), mean(&rest[rest.len() - third..])))
 }
 
 /// What the clients did, counted across all of them.
@@ -167,6 +197,7 @@ pub async fn run(env: Arc<Env>, args: SoakArgs) -> Outcome {
 
     // One reading per interval while the clients churn.
     let mut peak_rss = start_reading.map_or(0, |r| r.rss_kib);
+    let mut under_load: Vec<u64> = Vec::new();
     let mut tick = tokio::time::interval_at(start + args.interval, args.interval);
     let mut n = 0u64;
     while Instant::now() < end {
@@ -175,6 +206,7 @@ pub async fn run(env: Arc<Env>, args: SoakArgs) -> Outcome {
                 n += 1;
                 let r = read_server(&env);
                 peak_rss = peak_rss.max(r.map_or(0, |r| r.rss_kib));
+                under_load.extend(r.map(|r| r.rss_kib));
                 let label = format!("minute={:.0}", (n as f64 * args.interval.as_secs_f64() / 60.0).round());
                 println!("{} {} failures={}", reading_line(&label, r), counts.line(), failures.total());
             }
@@ -211,18 +243,33 @@ pub async fn run(env: Arc<Env>, args: SoakArgs) -> Outcome {
     }
 
     let ok_run = failures.total() == 0 && stragglers == 0;
+    // Two minutes of ramp-up, in readings.
+    let warmup = (120.0 / args.interval.as_secs_f64()).ceil() as usize;
+    let growth = growth_under_load(&under_load, warmup);
     let (verdict, flat) = match (start_reading, end_reading) {
         (Some(s), Some(e)) => {
             let fds_back = e.fds == s.fds;
             let rss_back = e.rss_kib <= s.rss_kib + args.rss_slack_kib;
-            let verdict = match (fds_back, rss_back) {
-                (true, true) => "flat",
-                (false, _) => "fds-kept",
-                (true, false) => "rss-kept",
+            let steady = growth.is_none_or(|(first, last)| {
+                last - first <= (first * GROWTH_SLACK.0).max(GROWTH_SLACK.1 as f64)
+            });
+            let verdict = match (fds_back, steady, rss_back) {
+                (true, true, true) => "flat",
+                (false, _, _) => "fds-kept",
+                (true, false, _) => "rss-growing-under-load",
+                (true, true, false) => "rss-kept",
+            };
+            let growth = match growth {
+                Some((first, last)) => format!(
+                    "rss_load_first_third_mib={:.1} rss_load_last_third_mib={:.1}",
+                    first / 1024.0,
+                    last / 1024.0
+                ),
+                None => "rss_load_growth=- (too short to tell)".into(),
             };
             (
                 format!(
-                    "verdict={verdict} rss_start_mib={:.1} rss_end_mib={:.1} rss_slack_mib={:.1} rss_peak_mib={:.1} fds_start={} fds_end={}",
+                    "verdict={verdict} rss_start_mib={:.1} rss_end_mib={:.1} rss_slack_mib={:.1} rss_peak_mib={:.1} {growth} fds_start={} fds_end={}",
                     s.rss_kib as f64 / 1024.0,
                     e.rss_kib as f64 / 1024.0,
                     args.rss_slack_kib as f64 / 1024.0,
@@ -230,7 +277,7 @@ pub async fn run(env: Arc<Env>, args: SoakArgs) -> Outcome {
                     s.fds,
                     e.fds
                 ),
-                fds_back && rss_back,
+                fds_back && rss_back && steady,
             )
         }
         _ => ("verdict=unknown (no readings of the server)".into(), false),
@@ -367,4 +414,18 @@ async fn session_life(
             .await?;
     }
     session.close(step).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn growth_compares_the_last_third_with_the_first_after_the_warmup() {
+        // Two warm-up readings, then 6: thirds of two.
+        let r = [1, 1, 10, 12, 20, 20, 30, 32];
+        assert_eq!(growth_under_load(&r, 2), Some((11.0, 31.0)));
+        assert_eq!(growth_under_load(&r[..4], 2), None);
+        assert_eq!(growth_under_load(&r, 20), None);
+    }
 }
