@@ -13,8 +13,8 @@ use crate::errors::Source;
 use crate::suggest::closest;
 use crate::values::{self, Problem};
 use crate::{
-    Config, ConfigError, HostConfig, LimitsConfig, ListenConfig, LogConfig, Registration,
-    ServiceConfig, SpoolConfig, TlsConfig, CONFIG_NS,
+    AuthDelayConfig, Config, ConfigError, DelayCurve, HostConfig, LimitsConfig, ListenConfig,
+    LogConfig, Registration, ServiceConfig, SpoolConfig, TlsConfig, CONFIG_NS,
 };
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -50,6 +50,7 @@ const ROOT: Shape = Shape {
         "listen",
         "tls",
         "limits",
+        "auth-delay",
         "spool",
         "log",
         "pidfile",
@@ -121,6 +122,24 @@ const LIMITS: Shape = Shape {
     children: &[],
     text: false,
 };
+const AUTH_DELAY: Shape = Shape {
+    name: "auth-delay",
+    attrs: &["forget"],
+    children: &["address", "account"],
+    text: false,
+};
+const DELAY_ADDRESS: Shape = Shape {
+    name: "address",
+    attrs: &["after", "first", "max"],
+    children: &[],
+    text: false,
+};
+const DELAY_ACCOUNT: Shape = Shape {
+    name: "account",
+    attrs: &["after", "first", "max"],
+    children: &[],
+    text: false,
+};
 const SPOOL: Shape = Shape {
     name: "spool",
     attrs: &["dir"],
@@ -153,7 +172,7 @@ const PIDFILE: Shape = Shape {
 };
 
 /// Every shape, to find where a misplaced element belongs.
-const SHAPES: &[&Shape] = &[&ROOT, &HOST, &LISTEN];
+const SHAPES: &[&Shape] = &[&ROOT, &HOST, &LISTEN, &AUTH_DELAY];
 
 /// `<log file="-">`: log to stderr only.
 const STDERR: &str = "-";
@@ -189,6 +208,7 @@ impl Walker<'_> {
         let mut listen = None;
         let mut tls = None;
         let mut limits = None;
+        let mut auth_delay = None;
         let mut spool = None;
         let mut log = None;
         let mut credentials = None;
@@ -229,6 +249,7 @@ impl Walker<'_> {
                         "listen" => listen = Some(self.listen(el)?),
                         "tls" => tls = Some(self.tls(el)?),
                         "limits" => limits = Some(self.limits(el)?),
+                        "auth-delay" => auth_delay = Some(self.auth_delay(el)?),
                         "spool" => spool = Some(self.spool(el)?),
                         "log" => log = Some(self.log(el)?),
                         "pidfile" => pidfile = Some(self.pidfile(el)?),
@@ -291,6 +312,7 @@ impl Walker<'_> {
                 required: defaults::TLS_REQUIRED,
             }),
             limits: limits.unwrap_or_default(),
+            auth_delay: auth_delay.unwrap_or_default(),
             spool: spool.unwrap_or_else(|| SpoolConfig {
                 dir: self.resolve(defaults::SPOOL_DIR),
             }),
@@ -648,6 +670,79 @@ impl Walker<'_> {
             })?;
         }
         Ok(limits)
+    }
+
+    fn auth_delay(&self, el: &Element) -> Result<AuthDelayConfig> {
+        self.check(el, &AUTH_DELAY)?;
+        let mut config = AuthDelayConfig::default();
+        if let Some(v) = el.attr("forget") {
+            config.forget = self.duration(el, "forget", v)?;
+        }
+        let mut once = Once::default();
+        for child in el.elements() {
+            once.check(&self.src, child)?;
+            match child.name.as_str() {
+                "address" => config.address = self.delay_curve(child, &DELAY_ADDRESS)?,
+                "account" => config.account = self.delay_curve(child, &DELAY_ACCOUNT)?,
+                _ => unreachable!("auth-delay children are checked against AUTH_DELAY"),
+            }
+        }
+        Ok(config)
+    }
+
+    /// `<address>` or `<account>` in `<auth-delay>`: what is left out
+    /// keeps its default.
+    fn delay_curve(&self, el: &Element, shape: &Shape) -> Result<DelayCurve> {
+        self.check(el, shape)?;
+        let mut curve = match shape.name {
+            "address" => defaults::AUTH_DELAY_ADDRESS,
+            _ => defaults::AUTH_DELAY_ACCOUNT,
+        };
+        if let Some(v) = el.attr("after") {
+            curve.after = v.trim().parse().map_err(|_| {
+                self.src
+                    .error(
+                        el.span,
+                        format!(
+                            "'after' on <{}> must be a whole number of failures, not \"{v}\"",
+                            el.name
+                        ),
+                    )
+                    .with_hint("e.g. after=\"5\": the sixth attempt is the first to wait")
+            })?;
+        }
+        if let Some(v) = el.attr("first") {
+            curve.first = self.duration(el, "first", v)?;
+        }
+        if let Some(v) = el.attr("max") {
+            // Zero is allowed here: it turns the curve off.
+            curve.max = values::duration(v).ok_or_else(|| {
+                self.src
+                    .error(
+                        el.span,
+                        format!(
+                            "'max' on <{}> must be a duration like 30s, 5m or 1h, not \"{v}\"",
+                            el.name
+                        ),
+                    )
+                    .with_hint("max=\"0s\" turns this delay off")
+            })?;
+        }
+        if !curve.max.is_zero() && curve.first > curve.max {
+            return Err(self
+                .src
+                .error(
+                    el.span,
+                    format!(
+                        "'first' on <{}> ({}s) is longer than 'max' ({}s)",
+                        el.name,
+                        curve.first.as_secs(),
+                        curve.max.as_secs()
+                    ),
+                )
+                .with_hint("delays start at 'first' and double up to 'max'"));
+        }
+        Ok(curve)
     }
 
     fn spool(&self, el: &Element) -> Result<SpoolConfig> {

@@ -90,6 +90,22 @@ fn sample_parses_with_the_documented_defaults() {
             resume_timeout: Duration::from_secs(600),
         }
     );
+    assert_eq!(
+        c.auth_delay,
+        AuthDelayConfig {
+            address: DelayCurve {
+                after: 5,
+                first: Duration::from_secs(1),
+                max: Duration::from_secs(30),
+            },
+            account: DelayCurve {
+                after: 10,
+                first: Duration::from_secs(1),
+                max: Duration::from_secs(5),
+            },
+            forget: Duration::from_secs(600),
+        }
+    );
     assert_eq!(c.spool.dir, at_home("spool"));
     assert_eq!(c.log.file, Some(at_home("logs/switchboard.log")));
     assert_eq!(c.log.level, "info");
@@ -395,7 +411,7 @@ fn unknown_element_far_from_any_lists_the_valid_ones() {
     assert_eq!(
         err(&doc("  <xdb/>\n")),
         "sb.xml:3:3: unknown element <xdb> in <switchboard>\n  hint: <switchboard> may contain \
-         <host>, <service>, <listen>, <tls>, <limits>, <spool>, <log>, <pidfile>, \
+         <host>, <service>, <listen>, <tls>, <limits>, <auth-delay>, <spool>, <log>, <pidfile>, \
          <credentials>, <metrics>"
     );
     assert_eq!(
@@ -722,6 +738,79 @@ fn a_bad_registration_allowlist_entry_is_placed_and_explained() {
         err(&doc("  <limits registration-allowlist=\"127.0.0.1/8\"/>\n")),
         "sb.xml:3:3: 'registration-allowlist' on <limits>: \"127.0.0.1/8\" has bits set past its /8 prefix\n  \
          hint: did you mean 127.0.0.0/8? (or the address alone, without /)"
+    );
+}
+
+#[test]
+fn auth_delay() {
+    // What is left out keeps its default, per curve and per attribute.
+    let c = ok(&doc(
+        "  <auth-delay forget=\"1h\">\n    <address after=\"3\" max=\"2m\"/>\n  </auth-delay>\n",
+    ));
+    assert_eq!(
+        c.auth_delay.address,
+        DelayCurve {
+            after: 3,
+            first: Duration::from_secs(1),
+            max: Duration::from_secs(120),
+        }
+    );
+    assert_eq!(c.auth_delay.account, defaults::AUTH_DELAY_ACCOUNT);
+    assert_eq!(c.auth_delay.forget, Duration::from_secs(3600));
+    // max="0s" turns a curve off.
+    let c = ok(&doc("  <auth-delay><account max=\"0s\"/></auth-delay>\n"));
+    assert!(c.auth_delay.account.max.is_zero());
+    assert_eq!(
+        ok(&doc("  <auth-delay/>\n")).auth_delay,
+        AuthDelayConfig::default()
+    );
+
+    assert_eq!(
+        err(&doc(
+            "  <auth-delay>\n    <address after=\"few\"/>\n  </auth-delay>\n"
+        )),
+        "sb.xml:4:5: 'after' on <address> must be a whole number of failures, not \"few\"\n  \
+         hint: e.g. after=\"5\": the sixth attempt is the first to wait"
+    );
+    assert_eq!(
+        err(&doc(
+            "  <auth-delay>\n    <account max=\"forever\"/>\n  </auth-delay>\n"
+        )),
+        "sb.xml:4:5: 'max' on <account> must be a duration like 30s, 5m or 1h, not \"forever\"\n  \
+         hint: max=\"0s\" turns this delay off"
+    );
+    assert_eq!(
+        err(&doc(
+            "  <auth-delay>\n    <address first=\"0s\"/>\n  </auth-delay>\n"
+        )),
+        "sb.xml:4:5: 'first' on <address> must be longer than zero"
+    );
+    assert_eq!(
+        err(&doc(
+            "  <auth-delay>\n    <address first=\"1m\" max=\"10s\"/>\n  </auth-delay>\n"
+        )),
+        "sb.xml:4:5: 'first' on <address> (60s) is longer than 'max' (10s)\n  \
+         hint: delays start at 'first' and double up to 'max'"
+    );
+    assert_eq!(
+        err(&doc("  <auth-delay forget=\"never\"/>\n")),
+        "sb.xml:3:3: 'forget' on <auth-delay> must be a duration like 30s, 5m or 1h, not \"never\""
+    );
+    assert_eq!(
+        err(&doc(
+            "  <auth-delay>\n    <address/>\n    <address/>\n  </auth-delay>\n"
+        )),
+        "sb.xml:5:5: duplicate <address> (the first is at line 4)\n  \
+         hint: merge them into one <address>"
+    );
+    assert_eq!(
+        err(&doc("  <auth-delay>\n    <adress/>\n  </auth-delay>\n")),
+        "sb.xml:4:5: unknown element <adress> — did you mean <address>?"
+    );
+    assert_eq!(
+        err(&doc("  <limits>\n    <account/>\n  </limits>\n")),
+        "sb.xml:4:5: <account> is not allowed in <limits>\n  \
+         hint: <account> belongs inside <auth-delay>"
     );
 }
 

@@ -158,6 +158,7 @@ fn settings_from(
         c2s: c2s_settings(config, tls.is_some()),
         component_secrets,
         scram_iterations: config.limits.scram_iterations,
+        auth_delay: config.auth_delay,
         tls,
         resume_timeout: config.limits.resume_timeout,
     }
@@ -312,6 +313,7 @@ impl Server {
             registrations: server.registrations.clone(),
             resumptions: server.resumptions.clone(),
             fast: Arc::new(crate::fast::Fast::new(stores.account_data.clone())),
+            auth_delays: Arc::default(),
             shutdown: server.shutdown.signal(),
             debug,
         });
@@ -370,6 +372,14 @@ impl Server {
                 server.shutdown.signal(),
             ));
         }
+        // Freed memory goes back to the system when a crowd leaves
+        // (memory.rs says why glibc would keep it).
+        let router = server.router.clone();
+        let mut stop = server.shutdown.signal();
+        tokio::spawn(crate::memory::run_trimmer(
+            move || router.sessions().count(),
+            async move { stop.wait().await },
+        ));
         Ok(server)
     }
 
@@ -449,6 +459,9 @@ impl Server {
                 .applied
                 .push("host settings (admins, registration)".into());
         }
+        if new.auth_delay != old.auth_delay {
+            report.applied.push("delays after failed logins".into());
+        }
         if new.limits != old.limits || new.tls.required != old.tls.required {
             report
                 .applied
@@ -476,6 +489,7 @@ impl Server {
         }
         next.c2s = c2s;
         next.scram_iterations = new.limits.scram_iterations;
+        next.auth_delay = new.auth_delay;
         self.settings.replace(next);
         self.registrations.reconfigure(
             new.limits.registrations_per_address,

@@ -13,6 +13,7 @@ use tokio::net::TcpStream;
 
 use super::resume::Resumptions;
 use super::session::{BoundSession, Resumption, SmState};
+use crate::auth_delay::{AccountKey, AuthDelays};
 use crate::lifecycle::{ShutdownSignal, Tracker};
 use crate::routing::table::SessionRef;
 use crate::routing::Router;
@@ -73,6 +74,9 @@ pub struct C2sContext {
     pub resumptions: Arc<Resumptions>,
     /// FAST tokens (XEP-0484).
     pub fast: Arc<crate::fast::Fast>,
+    /// Recent failed logins per source address and per account, which
+    /// make the next attempts wait (`net/auth_wait.rs`).
+    pub auth_delays: Arc<AuthDelays>,
     pub shutdown: ShutdownSignal,
     /// `-D`: log every byte in and out (secrets masked).
     pub debug: bool,
@@ -89,6 +93,9 @@ struct Conn {
     counted_login: bool,
     counted_failures: u32,
     counted_errors: u32,
+    /// The account the SASL attempt in progress named, so that its
+    /// failure is counted against it too.
+    attempt_account: Option<AccountKey>,
     /// The router pulled the kill switch: the client does not read.
     killed: bool,
 }
@@ -213,6 +220,7 @@ impl Conn {
             counted_login: false,
             counted_failures: 0,
             counted_errors: 0,
+            attempt_account: None,
             killed: false,
         }
     }
@@ -253,6 +261,11 @@ impl Conn {
         while self.counted_failures < failures {
             self.counted_failures += 1;
             self.shared.router.metrics().login_failure();
+            let policy = self.shared.settings.get().auth_delay;
+            let account = self.attempt_account.take();
+            self.shared
+                .auth_delays
+                .failed(&policy, self.peer.ip(), account, Instant::now());
         }
         let errors = self.machine.stanza_errors();
         while self.counted_errors < errors {
@@ -510,6 +523,9 @@ impl Conn {
                     return Ok(Some(Flow::StartTls));
                 }
                 Action::LookupScram { host, user, hash } => {
+                    if !self.before_credentials(&host, &user).await {
+                        continue;
+                    }
                     let cred = crate::accounts::scram_credential(
                         self.shared.accounts.as_ref(),
                         &host,
@@ -528,6 +544,9 @@ impl Conn {
                     user,
                     password,
                 } => {
+                    if !self.before_credentials(&host, &user).await {
+                        continue;
+                    }
                     let ok = crate::accounts::verify(
                         self.shared.accounts.as_ref(),
                         &host,
@@ -817,6 +836,23 @@ impl Conn {
             self.machine.send_stanza(&el);
         }
         self.bound = Some(session);
+    }
+
+    /// Waits as recent failures from this address or on `user@host` say
+    /// before that account's credentials are checked; `false` when the
+    /// connection ended meanwhile (see `net/auth_wait.rs`). Boxed: only
+    /// logins pay for the wait's state, not every idle session.
+    async fn before_credentials(&mut self, host: &str, user: &str) -> bool {
+        let account = self.shared.auth_delays.account_key(host, user);
+        self.attempt_account = Some(account);
+        let peer = self.peer.ip();
+        Box::pin(super::auth_wait::before_check(
+            &self.shared,
+            peer,
+            &mut self.machine,
+            account,
+        ))
+        .await
     }
 
     /// Creates an account for XEP-0077, throttled per source address.
