@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use switchboard_spool::store::Stores;
+use switchboard_spool::store::{BoxFuture, Stores};
 
 use crate::im::Accounts;
 use crate::routing::iq::Registry;
@@ -26,6 +26,17 @@ pub struct Setup<'a> {
     pub stores: &'a Stores,
     pub settings: &'a Arc<LiveSettings>,
     pub accounts: &'a Arc<Accounts>,
+    /// Work a feature runs in the background for as long as the server
+    /// runs (an archive's writer, its expiry): the server spawns each
+    /// future once the routing table is built.
+    pub background: &'a mut Vec<BoxFuture<'static, ()>>,
+}
+
+impl Setup<'_> {
+    /// Adds background work (see [`Setup::background`]).
+    pub fn spawn(&mut self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.background.push(Box::pin(task));
+    }
 }
 
 /// Registers every feature this build has.
