@@ -39,15 +39,18 @@ impl Setup<'_> {
     }
 }
 
+pub mod blocking;
 pub mod carbons;
 pub mod csi;
 pub mod forward;
 pub mod hints;
+pub mod online;
 
 /// Registers every feature this build has. The order only matters for
 /// rows of equal priority; each feature's priority places it among the
-/// others (carbons 20, delivery 0).
+/// others (blocking 50, carbons 20, delivery 0).
 pub fn register(setup: &mut Setup<'_>) {
+    blocking::register(setup);
     carbons::register(setup);
     csi::register(setup);
 }
