@@ -44,13 +44,16 @@ pub mod carbons;
 pub mod csi;
 pub mod forward;
 pub mod hints;
+pub mod mam;
 pub mod online;
+pub mod stanza_id;
 
 /// Registers every feature this build has. The order only matters for
 /// rows of equal priority; each feature's priority places it among the
-/// others (blocking 50, carbons 20, delivery 0).
+/// others (blocking 50, the archive 30, carbons 20, delivery 0).
 pub fn register(setup: &mut Setup<'_>) {
     blocking::register(setup);
+    mam::register(setup);
     carbons::register(setup);
     csi::register(setup);
 }

@@ -411,7 +411,11 @@ impl Account {
         let stored = roster.to_stored();
         let r = self.accounts.ctx.rosters.save(&self.account, &stored).await;
         match &r {
-            Ok(()) => self.accounts.ctx.observers.roster_saved(&self.bare, &stored),
+            Ok(()) => self
+                .accounts
+                .ctx
+                .observers
+                .roster_saved(&self.bare, &stored),
             Err(e) => {
                 tracing::error!(account = %self.bare, "cannot save the roster: {e}");
                 // The cache may now be ahead of the disk: reload next time.

@@ -429,7 +429,7 @@ impl Router {
     }
 
     /// Runs the table's session-start hooks for a session that just bound
-    /// its resource.
+    /// its resource, before it enters the session table.
     pub async fn session_started(&self, session: &table::SessionRef) {
         self.inner.table.session_started(self, session).await;
     }
