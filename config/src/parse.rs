@@ -13,8 +13,8 @@ use crate::errors::Source;
 use crate::suggest::closest;
 use crate::values::{self, Problem};
 use crate::{
-    ArchiveConfig, ArchiveDefault, Config, ConfigError, HostConfig, LimitsConfig, ListenConfig, LogConfig, Registration,
-    ServiceConfig, SpoolConfig, TlsConfig, CONFIG_NS,
+    ArchiveConfig, ArchiveDefault, Config, ConfigError, HostConfig, LimitsConfig, ListenConfig,
+    LogConfig, Registration, ServiceConfig, SpoolConfig, TlsConfig, CONFIG_NS,
 };
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -392,19 +392,19 @@ impl Walker<'_> {
         let mut archive = defaults::ARCHIVE;
         if let Some(v) = el.attr("retention") {
             let value = v.trim();
-            archive.retention = if value.eq_ignore_ascii_case("forever") {
-                None
-            } else {
-                match values::duration(value) {
-                    Some(d) if d.is_zero() => {
-                        return Err(self
-                            .src
-                            .error(el.span, "'retention' on <archive> must be longer than zero")
-                            .with_hint("write \"forever\" to keep messages for ever"))
-                    }
-                    Some(d) => Some(d),
-                    None => {
-                        return Err(self
+            archive.retention =
+                if value.eq_ignore_ascii_case("forever") {
+                    None
+                } else {
+                    match values::duration(value) {
+                        Some(d) if d.is_zero() => {
+                            return Err(self
+                                .src
+                                .error(el.span, "'retention' on <archive> must be longer than zero")
+                                .with_hint("write \"forever\" to keep messages for ever"))
+                        }
+                        Some(d) => Some(d),
+                        None => return Err(self
                             .src
                             .error(
                                 el.span,
@@ -413,10 +413,11 @@ impl Walker<'_> {
                                      or \"forever\", not \"{v}\""
                                 ),
                             )
-                            .with_hint("durations are a whole number with s, m, h or d: 365d is a year"))
+                            .with_hint(
+                                "durations are a whole number with s, m, h or d: 365d is a year",
+                            )),
                     }
-                }
-            };
+                };
         }
         if let Some(v) = el.attr("default") {
             let value = v.trim();

@@ -482,7 +482,9 @@ fn registration_must_be_a_known_mode() {
 
 #[test]
 fn archive_retention_and_default_per_host() {
-    let c = ok(&host_doc("    <archive retention=\"90d\" default=\"Roster\"/>\n"));
+    let c = ok(&host_doc(
+        "    <archive retention=\"90d\" default=\"Roster\"/>\n",
+    ));
     assert_eq!(
         c.hosts[0].archive,
         ArchiveConfig {

@@ -70,7 +70,10 @@ async fn a_new_device_fetches_history_page_by_page() {
     assert_eq!(bodies(&results), numbered(36..=60));
     assert!(!answer.contains("complete="), "{answer}");
     assert!(answer.contains("<count>60</count>"), "{answer}");
-    assert!(answer.contains("<first index=\"35\">"), "{answer}");
+    assert!(
+        answer.contains("<first>"),
+        "no index on a page read backwards: {answer}"
+    );
     assert_eq!(
         attr(&results[0], "from").as_deref(),
         Some("alice@localhost")

@@ -242,13 +242,15 @@ pub fn fin(req: &Request, page: &ArchivePage) -> Element {
     let mut set = Element::new("set", RSM);
     if let (Some(f), Some(l)) = (page.entries.first(), page.entries.last()) {
         let mut first = Element::new("first", RSM).with_text(f.id.clone());
-        // The first item's position in the result set, where it is known
-        // without counting: asked for, the start, or counted from the end.
+        // The first item's position in the result set (optional in
+        // XEP-0313 §4.3), given where it is known without counting: asked
+        // for, or the start. Not on pages read backwards: clients paging
+        // back take an index that reaches the count as the end of the
+        // result set (slixmpp 1.8's iterator stops after one page).
         let q = &req.query;
         let index = match (req.index, q.from_end, &q.after_id, &q.before_id) {
             (Some(i), ..) => Some(i),
             (None, false, None, None) => Some(0),
-            (None, true, None, None) => page.count.map(|c| c.saturating_sub(page.entries.len())),
             _ => None,
         };
         if let Some(i) = index.filter(|_| q.ids.is_empty()) {
@@ -395,7 +397,7 @@ mod tests {
         );
         assert_eq!(
             fin(&req, &page).to_xml_string(),
-            "<fin xmlns=\"urn:xmpp:mam:2\"><set xmlns=\"http://jabber.org/protocol/rsm\"><first index=\"1\">m2</first>\
+            "<fin xmlns=\"urn:xmpp:mam:2\"><set xmlns=\"http://jabber.org/protocol/rsm\"><first>m2</first>\
              <last>m3</last><count>3</count></set></fin>"
         );
         let empty = ArchivePage {
