@@ -167,9 +167,10 @@ struct Module {
 }
 
 impl Module {
-    /// The list of an account with a session, without waiting.
-    fn cached(&self, bare: &Jid) -> Option<Arc<BlockList>> {
-        self.cache.get(bare).map(|b| b.list())
+    /// The list of an account with a session (any JID of it), without
+    /// waiting.
+    fn cached(&self, jid: &Jid) -> Option<Arc<BlockList>> {
+        self.cache.get(jid).map(|b| b.list())
     }
 
     async fn load(&self, account: &AccountRef) -> BlockList {
@@ -230,9 +231,7 @@ pub fn register(setup: &mut super::Setup<'_>) {
         MODULE,
         "what the user sends to a JID they block is refused: not-acceptable with <blocked/> (errors and results dropped)",
         move |r, s| {
-            let blocked = me
-                .cached(&s.from.to_bare())
-                .is_some_and(|l| l.blocks(&s.to));
+            let blocked = me.cached(&s.from).is_some_and(|l| l.blocks(&s.to));
             if !blocked {
                 return Flow::Next(s);
             }
@@ -260,9 +259,7 @@ pub fn register(setup: &mut super::Setup<'_>) {
         MODULE,
         "from a JID the addressee blocks: messages and requests get service-unavailable, the rest is dropped",
         move |r, s| {
-            let blocked = me
-                .cached(&s.to.to_bare())
-                .is_some_and(|l| l.blocks(&s.from));
+            let blocked = me.cached(&s.to).is_some_and(|l| l.blocks(&s.from));
             if blocked {
                 refuse_inbound(r, &s);
                 Flow::Done
@@ -384,13 +381,13 @@ fn refuse_inbound(r: &Router, s: &Stanza) {
 /// (a client's own presence was checked before routing).
 fn blocks_presence(m: &Module, r: &Router, s: &Stanza) -> bool {
     if matches!(s.class, Class::Bare | Class::Full)
-        && m.cached(&s.to.to_bare()).is_some_and(|l| l.blocks(&s.from))
+        && m.cached(&s.to).is_some_and(|l| l.blocks(&s.from))
     {
         return true;
     }
     !matches!(s.origin, Origin::Client { .. })
         && r.is_local(s.from.domain())
-        && m.cached(&s.from.to_bare()).is_some_and(|l| l.blocks(&s.to))
+        && m.cached(&s.from).is_some_and(|l| l.blocks(&s.to))
 }
 
 impl InboundGate for Module {

@@ -34,6 +34,7 @@ use switchboard_xml::Element;
 
 use super::forward;
 use super::hints;
+use super::online::same_account;
 use crate::routing::iq::Scope;
 use crate::routing::stanza::{Class, IqType, Kind, MessageType, Origin, Stanza};
 use crate::routing::table::{Event, Flow, TableBuilder};
@@ -106,7 +107,7 @@ pub fn register(setup: &mut super::Setup<'_>) {
 /// account or server.
 fn is_switch(s: &Stanza) -> bool {
     let own = match s.class {
-        Class::Bare => s.to == s.from.to_bare(),
+        Class::Bare => same_account(&s.to, &s.from),
         Class::Host => s.to.domain() == s.from.domain(),
         _ => false,
     };
@@ -162,12 +163,12 @@ pub fn eligible(message: &Element, incoming: bool) -> bool {
     }
 }
 
-/// A carbon copy of `message` for `to`, one of `bare`'s resources:
-/// `kind` is `sent` or `received`.
-fn wrap(kind: &str, message: &Element, bare: &Jid, to: &Jid) -> Element {
+/// A carbon copy of `message` for `bare`'s resource `resource`: `kind`
+/// is `sent` or `received`.
+fn wrap(kind: &str, message: &Element, bare: &str, resource: &str) -> Element {
     let mut copy = Element::new("message", message.ns.clone())
-        .with_attr("from", bare.to_string())
-        .with_attr("to", to.to_string());
+        .with_attr("from", bare)
+        .with_attr("to", format!("{bare}/{resource}"));
     if let Some(ty) = message.attr("type") {
         copy.set_attr("type", ty);
     }
@@ -178,7 +179,7 @@ fn wrap(kind: &str, message: &Element, bare: &Jid, to: &Jid) -> Element {
 fn is_copy(message: &Element, to: &Jid) -> bool {
     message
         .attr("from")
-        .is_some_and(|f| f == to.to_bare().to_string())
+        .is_some_and(|f| super::stanza_id::is_bare_of(f, to))
         && (message.get_child("sent", NS).is_some() || message.get_child("received", NS).is_some())
 }
 
@@ -188,17 +189,17 @@ fn sent(r: &Router, s: &Stanza) {
     let Origin::Client { session } = s.origin else {
         return;
     };
-    let bare = s.from.to_bare();
-    if s.to.to_bare() == bare || !eligible(&s.el, false) {
+    if same_account(&s.to, &s.from) || !eligible(&s.el, false) {
         return;
     }
+    let bare = s.from.to_bare();
+    let mut text = None;
     for e in r.sessions().of_account(&bare) {
         if e.id == session || !e.shared.ext.has::<Enabled>() {
             continue;
         }
-        if let Ok(to) = bare.with_resource(&e.resource) {
-            r.deliver(&e, wrap("sent", &s.el, &bare, &to));
-        }
+        let bare = text.get_or_insert_with(|| bare.to_string());
+        r.deliver(&e, wrap("sent", &s.el, bare, &e.resource));
     }
 }
 
@@ -227,13 +228,12 @@ fn received(r: &Router, mut s: Stanza) -> Flow {
     if recipients.is_empty() {
         return Flow::Next(s);
     }
+    let text = bare.to_string();
     for e in &sessions {
         if recipients.contains(&e.id) || !e.shared.ext.has::<Enabled>() {
             continue;
         }
-        if let Ok(to) = bare.with_resource(&e.resource) {
-            r.deliver(e, wrap("received", &s.el, &bare, &to));
-        }
+        r.deliver(e, wrap("received", &s.el, &text, &e.resource));
     }
     Flow::Next(s)
 }
@@ -296,9 +296,8 @@ mod tests {
             "<message xmlns='jabber:client' from='juliet@capulet.example/balcony' \
                     to='romeo@montague.example/garden' type='chat'><body>hi</body></message>",
         );
-        let bare = Jid::parse("romeo@montague.example").unwrap();
         let to = Jid::parse("romeo@montague.example/home").unwrap();
-        let copy = wrap("received", &m, &bare, &to);
+        let copy = wrap("received", &m, "romeo@montague.example", "home");
         assert_eq!(
             copy.to_xml_string(),
             "<message xmlns=\"jabber:client\" from=\"romeo@montague.example\" \

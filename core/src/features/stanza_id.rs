@@ -12,6 +12,7 @@
 use std::cell::RefCell;
 
 use base64::Engine as _;
+use switchboard_jid::Jid;
 use switchboard_xml::{Element, Node};
 
 /// `urn:xmpp:sid:0`.
@@ -43,10 +44,27 @@ pub fn new_id() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id)
 }
 
-/// Removes every `<stanza-id/>` whose `by` is `by`.
-pub fn strip(message: &mut Element, by: &str) {
+/// Whether `text` is the bare form of `jid` (compared without building
+/// it).
+pub fn is_bare_of(text: &str, jid: &Jid) -> bool {
+    match jid.node() {
+        Some(node) => text
+            .strip_prefix(node)
+            .and_then(|rest| rest.strip_prefix('@'))
+            .is_some_and(|d| d == jid.domain()),
+        None => text == jid.domain(),
+    }
+}
+
+/// Removes every `<stanza-id/>` whose `by` is the bare form of `by`.
+pub fn strip(message: &mut Element, by: &Jid) {
+    let named =
+        |e: &Element| e.is("stanza-id", NS) && e.attr("by").is_some_and(|b| is_bare_of(b, by));
+    if !message.elements().any(named) {
+        return;
+    }
     message.children.retain(|n| match n {
-        Node::Element(e) => !(e.is("stanza-id", NS) && e.attr("by") == Some(by)),
+        Node::Element(e) => !named(e),
         Node::Text(_) => true,
     });
 }
@@ -81,6 +99,18 @@ mod tests {
     use switchboard_xml::ns;
 
     #[test]
+    fn bare_forms_compare_without_building_them() {
+        let j = Jid::parse("bob@example.org/phone").unwrap();
+        assert!(is_bare_of("bob@example.org", &j));
+        assert!(!is_bare_of("bob@example.org/phone", &j));
+        assert!(!is_bare_of("bo@example.org", &j));
+        assert!(!is_bare_of("bob@example.or", &j));
+        let host = Jid::parse("example.org").unwrap();
+        assert!(is_bare_of("example.org", &host));
+        assert!(!is_bare_of("x@example.org", &host));
+    }
+
+    #[test]
     fn ids_are_unique_and_url_safe() {
         let ids: std::collections::HashSet<String> = (0..2000).map(|_| new_id()).collect();
         assert_eq!(ids.len(), 2000);
@@ -104,7 +134,7 @@ mod tests {
                     .with_attr("id", "room-1"),
             )
             .with_child(Element::new("origin-id", NS).with_attr("id", "o-1"));
-        strip(&mut m, "bob@example.org");
+        strip(&mut m, &Jid::parse("bob@example.org/phone").unwrap());
         stamp(&mut m, "bob@example.org", "real");
         assert_eq!(by(&m, "bob@example.org"), Some("real"));
         assert_eq!(by(&m, "room@conference.example.org"), Some("room-1"));

@@ -172,7 +172,11 @@ async fn a_new_device_fetches_history_page_by_page() {
         .unwrap()
         .get_child("first", RSM)
         .unwrap();
-    assert_eq!(first.attr("index"), None, "no index on a page read backwards");
+    assert_eq!(
+        first.attr("index"),
+        None,
+        "no index on a page read backwards"
+    );
     let first = first.text();
 
     let (bodies, fin) = run(

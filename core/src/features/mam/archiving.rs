@@ -16,6 +16,7 @@ use switchboard_spool::store::{ArchiveEntry, BoxFuture, StoredRoster};
 use switchboard_xml::Element;
 
 use super::{retract, ArchiveState, Module, RosterSet, NS};
+use crate::features::online::same_account;
 use crate::features::{hints, stanza_id};
 use crate::im::roster::Roster;
 use crate::im::AccountObserver;
@@ -57,7 +58,10 @@ fn keep(
         with: with.to_string(),
         stanza: message.clone(),
     };
-    let second = ticket.as_ref().map(|t| t.tracker().guard());
+    let second = match &retraction {
+        Some(_) => ticket.as_ref().map(|t| t.tracker().guard()),
+        None => None,
+    };
     m.writers.append(owner, entry, ticket);
     if let Some(r) = retraction {
         m.writers.retract(owner, r, second);
@@ -67,25 +71,24 @@ fn keep(
 
 /// `message/bare`, `message/full`: a message for a local user.
 pub(super) fn incoming(m: &Module, mut s: Stanza) -> Flow {
-    let owner = s.to.to_bare();
     if s.origin == Origin::Redelivery {
         // An archive result for a session that ended is nobody's message.
-        if is_result(&s.el, &owner) {
+        if is_result(&s.el, &s.to) {
             return Flow::Done;
         }
         return Flow::Next(s);
     }
-    let by = owner.to_string();
-    stanza_id::strip(&mut s.el, &by);
+    stanza_id::strip(&mut s.el, &s.to);
     if !archivable(&s.el) {
         return Flow::Next(s);
     }
     // Without a session the account's actor keeps it, if it stores it
     // offline (see `before_offline`).
-    let Some(state) = m.cache.get(&owner) else {
+    let Some(state) = m.cache.get(&s.to) else {
         return Flow::Next(s);
     };
-    let with = if s.from.to_bare() == owner {
+    let owner = s.to.to_bare();
+    let with = if same_account(&s.from, &owner) {
         owner.clone()
     } else {
         s.from.clone()
@@ -100,20 +103,18 @@ pub(super) fn incoming(m: &Module, mut s: Stanza) -> Flow {
 
 /// `pre-message/…`: a message a local user sends.
 pub(super) fn outgoing(m: &Module, mut s: Stanza) -> Flow {
-    let owner = s.from.to_bare();
-    let by = owner.to_string();
     // Only the server names the user's archive.
-    stanza_id::strip(&mut s.el, &by);
-    if s.to.to_bare() == owner || !archivable(&s.el) {
+    stanza_id::strip(&mut s.el, &s.from);
+    if same_account(&s.to, &s.from) || !archivable(&s.el) {
         return Flow::Next(s);
     }
-    let Some(state) = m.cache.get(&owner) else {
+    let Some(state) = m.cache.get(&s.from) else {
         return Flow::Next(s);
     };
-    let with = s.to.clone();
-    if state.archives(&with) {
+    if state.archives(&s.to) {
         let ticket = s.ticket();
-        let sender = s.from.clone();
+        let owner = s.from.to_bare();
+        let (sender, with) = (s.from.clone(), s.to.clone());
         keep(m, &owner, &sender, &with, &mut s.el, ticket);
     }
     Flow::Next(s)
@@ -121,17 +122,19 @@ pub(super) fn outgoing(m: &Module, mut s: Stanza) -> Flow {
 
 /// After the carbon copies are made: the sender's stanza-id stays home.
 pub(super) fn strip_outgoing(mut s: Stanza) -> Flow {
-    let by = s.from.to_bare().to_string();
-    if s.to.to_bare().to_string() != by {
-        stanza_id::strip(&mut s.el, &by);
+    if !same_account(&s.to, &s.from) {
+        stanza_id::strip(&mut s.el, &s.from);
     }
     Flow::Next(s)
 }
 
-/// Whether `message` is an archive result sent to `owner`'s session.
-fn is_result(message: &Element, owner: &Jid) -> bool {
+/// Whether `message` is an archive result sent to a session of `to`'s
+/// account (from its archive, the bare JID).
+fn is_result(message: &Element, to: &Jid) -> bool {
     message.get_child("result", NS).is_some()
-        && message.attr("from").is_some_and(|f| f == owner.to_string())
+        && message
+            .attr("from")
+            .is_some_and(|f| stanza_id::is_bare_of(f, to))
 }
 
 impl AccountObserver for Module {

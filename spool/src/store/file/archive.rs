@@ -144,6 +144,35 @@ fn entry_fields(timestamp: u64, id: &str, with: &str) -> String {
     format!("a {timestamp} {} {}", log::escape(id), log::escape(with))
 }
 
+/// An entry on its way to the log: what the index keeps of it, and the
+/// length of its record in the batch's bytes.
+struct Encoded {
+    id: String,
+    timestamp: u64,
+    with: String,
+    len: usize,
+}
+
+/// The records of `entries`, one after the other, and what the index
+/// needs of each; `Invalid` if a stanza cannot be stored (nothing is).
+fn encode(entries: &[ArchiveEntry]) -> StoreResult<(Vec<Encoded>, Vec<u8>)> {
+    let mut all = Vec::new();
+    let mut batch = Vec::with_capacity(entries.len());
+    for e in entries {
+        let payload = e.stanza.to_bytes(None);
+        rules::stanza(&e.stanza, payload.len())?;
+        let record = log::record(&entry_fields(e.timestamp, &e.id, &e.with), &payload);
+        batch.push(Encoded {
+            id: e.id.clone(),
+            timestamp: e.timestamp,
+            with: e.with.clone(),
+            len: record.len(),
+        });
+        all.extend_from_slice(&record);
+    }
+    Ok((batch, all))
+}
+
 fn lines_in(payload: &[u8]) -> u32 {
     payload.iter().filter(|&&b| b == b'\n').count() as u32
 }
@@ -438,12 +467,13 @@ impl Inner {
             .join(format!("{stem}{ARCHIVE_SUFFIX}"))
     }
 
-    /// Appends a batch of entries to one archive with one write and one
-    /// flush: all of them or (on an error) none.
+    /// Appends a batch of encoded entries (see [`encode`]) to one archive
+    /// with one write and one flush: all of them or (on an error) none.
     fn archive_append(
         &self,
         owner: &str,
-        batch: &[(ArchiveEntry, Vec<u8>)],
+        batch: &[Encoded],
+        all: &[u8],
     ) -> Result<(), SpoolError> {
         if batch.is_empty() {
             return Ok(());
@@ -451,27 +481,25 @@ impl Inner {
         let (domain, stem) = place(owner);
         let _lock = self.spool.lock_user(domain, &stem, true)?;
         let path = self.archive_path(domain, &stem);
-        let records: Vec<Vec<u8>> = batch
-            .iter()
-            .map(|(e, payload)| log::record(&entry_fields(e.timestamp, &e.id, &e.with), payload))
-            .collect();
-        let all = records.concat();
         // An index that describes the log as it is knows where it ends.
         if let Some(index) = self.archives.peek(&path) {
             let mut index = lock_index(&index);
             if index.in_sync(&path) {
-                let (mut offset, mut line) = index.append(&path, &all)?;
-                for ((e, _), record) in batch.iter().zip(&records) {
+                let (mut offset, mut line) = index.append(&path, all)?;
+                let mut at = 0;
+                for e in batch {
+                    let record = &all[at..at + e.len];
+                    at += e.len;
                     let with = index.intern(&e.with);
                     index.entries.push(Meta {
                         id: e.id.as_str().into(),
                         timestamp: e.timestamp,
                         with,
                         offset,
-                        len: record.len() as u64,
+                        len: e.len as u64,
                         line,
                     });
-                    offset += record.len() as u64;
+                    offset += e.len as u64;
                     line += lines_in(record);
                 }
                 return Ok(());
@@ -507,7 +535,7 @@ impl Inner {
             }
             scanned.end
         };
-        log::append(&path, &file, end, &all)
+        log::append(&path, &file, end, all)
     }
 
     fn archive_query(
@@ -681,13 +709,7 @@ impl ArchiveStore for FileStores {
         owner: &'a ArchiveOwner,
         entry: &'a ArchiveEntry,
     ) -> BoxFuture<'a, StoreResult<()>> {
-        let (owner, entry) = (owner.to_owned(), entry.clone());
-        let payload = entry.stanza.to_bytes(None);
-        let checked = rules::stanza(&entry.stanza, payload.len());
-        run(&self.inner, "archive a message", move |s| {
-            checked?;
-            Ok(s.archive_append(&owner, &[(entry, payload)])?)
-        })
+        self.append_batch(owner, std::slice::from_ref(entry))
     }
 
     fn append_batch<'a>(
@@ -696,16 +718,16 @@ impl ArchiveStore for FileStores {
         entries: &'a [ArchiveEntry],
     ) -> BoxFuture<'a, StoreResult<()>> {
         let owner = owner.to_owned();
-        let batch: Vec<(ArchiveEntry, Vec<u8>)> = entries
-            .iter()
-            .map(|e| (e.clone(), e.stanza.to_bytes(None)))
-            .collect();
-        let checked: StoreResult<()> = batch
-            .iter()
-            .try_for_each(|(e, p)| rules::stanza(&e.stanza, p.len()));
-        run(&self.inner, "archive messages", move |s| {
-            checked?;
-            Ok(s.archive_append(&owner, &batch)?)
+        // Encoded here, so that only bytes and ids go to the blocking pool.
+        let encoded = encode(entries);
+        let what = if entries.len() == 1 {
+            "archive a message"
+        } else {
+            "archive messages"
+        };
+        run(&self.inner, what, move |s| {
+            let (batch, all) = encoded?;
+            Ok(s.archive_append(&owner, &batch, &all)?)
         })
     }
 
