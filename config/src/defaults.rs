@@ -5,7 +5,9 @@
 //! spells every value out) agrees with them, so the commented sample never
 //! drifts from what the server really does.
 
-use crate::{AuthDelayConfig, DelayCurve, IpRange, LimitsConfig, Registration};
+use crate::{
+    ArchiveConfig, ArchiveDefault, AuthDelayConfig, DelayCurve, IpRange, LimitsConfig, Registration,
+};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
@@ -21,6 +23,13 @@ pub const C2S: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::UNSPE
 /// admins may create accounts from a client. A company server should not
 /// let strangers sign up unless the admin asked for it.
 pub const REGISTRATION: Registration = Registration::Admin;
+
+/// A host's message archive without `<archive>`: every user's messages
+/// are kept, for ever, until the user or the admin says otherwise.
+pub const ARCHIVE: ArchiveConfig = ArchiveConfig {
+    retention: None,
+    default: ArchiveDefault::Always,
+};
 
 /// Whether clients must use TLS before authenticating.
 pub const TLS_REQUIRED: bool = true;

@@ -54,6 +54,49 @@ pub struct HostConfig {
     pub name: String,
     pub admins: Vec<Jid>,
     pub registration: Registration,
+    /// The users' message archive (XEP-0313).
+    pub archive: ArchiveConfig,
+}
+
+/// What the message archive of a host's users keeps (`<archive>` in
+/// `<host>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArchiveConfig {
+    /// How long a message is kept; `None`: for ever.
+    pub retention: Option<Duration>,
+    /// What is archived for a user who has not set preferences.
+    pub default: ArchiveDefault,
+}
+
+/// Which messages a user's archive keeps by default (the `default` of
+/// XEP-0441 preferences).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveDefault {
+    /// Every message to or from the user.
+    Always,
+    /// Only messages with contacts in the user's roster.
+    Roster,
+    /// None.
+    Never,
+}
+
+impl ArchiveDefault {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArchiveDefault::Always => "always",
+            ArchiveDefault::Roster => "roster",
+            ArchiveDefault::Never => "never",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ArchiveDefault> {
+        match text {
+            "always" => Some(ArchiveDefault::Always),
+            "roster" => Some(ArchiveDefault::Roster),
+            "never" => Some(ArchiveDefault::Never),
+            _ => None,
+        }
+    }
 }
 
 /// A hostname-addressed service. Service-specific settings stay as the raw

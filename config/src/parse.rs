@@ -13,8 +13,9 @@ use crate::errors::Source;
 use crate::suggest::closest;
 use crate::values::{self, Problem};
 use crate::{
-    AuthDelayConfig, Config, ConfigError, DelayCurve, HostConfig, LimitsConfig, ListenConfig,
-    LogConfig, Registration, ServiceConfig, SpoolConfig, TlsConfig, CONFIG_NS,
+    ArchiveConfig, ArchiveDefault, AuthDelayConfig, Config, ConfigError, DelayCurve, HostConfig,
+    LimitsConfig, ListenConfig, LogConfig, Registration, ServiceConfig, SpoolConfig, TlsConfig,
+    CONFIG_NS,
 };
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -62,7 +63,13 @@ const ROOT: Shape = Shape {
 const HOST: Shape = Shape {
     name: "host",
     attrs: &["name"],
-    children: &["admin", "registration"],
+    children: &["admin", "registration", "archive"],
+    text: false,
+};
+const ARCHIVE: Shape = Shape {
+    name: "archive",
+    attrs: &["retention", "default"],
+    children: &[],
     text: false,
 };
 const ADMIN: Shape = Shape {
@@ -367,6 +374,7 @@ impl Walker<'_> {
         })?;
         let mut admins: Vec<(Jid, Span)> = Vec::new();
         let mut registration = None;
+        let mut archive = None;
         let mut once = Once::default();
         for child in el.elements() {
             match child.name.as_str() {
@@ -387,6 +395,10 @@ impl Walker<'_> {
                     once.check(&self.src, child)?;
                     registration = Some(self.registration(child)?);
                 }
+                "archive" => {
+                    once.check(&self.src, child)?;
+                    archive = Some(self.archive(child)?);
+                }
                 _ => unreachable!("host children are checked against HOST"),
             }
         }
@@ -394,7 +406,63 @@ impl Walker<'_> {
             name,
             admins: admins.into_iter().map(|(a, _)| a).collect(),
             registration: registration.unwrap_or(defaults::REGISTRATION),
+            archive: archive.unwrap_or(defaults::ARCHIVE),
         })
+    }
+
+    /// `<archive retention="…" default="…"/>`: the host's message archive.
+    fn archive(&self, el: &Element) -> Result<ArchiveConfig> {
+        self.check(el, &ARCHIVE)?;
+        let mut archive = defaults::ARCHIVE;
+        if let Some(v) = el.attr("retention") {
+            let value = v.trim();
+            archive.retention =
+                if value.eq_ignore_ascii_case("forever") {
+                    None
+                } else {
+                    match values::duration(value) {
+                        Some(d) if d.is_zero() => {
+                            return Err(self
+                                .src
+                                .error(el.span, "'retention' on <archive> must be longer than zero")
+                                .with_hint("write \"forever\" to keep messages for ever"))
+                        }
+                        Some(d) => Some(d),
+                        None => return Err(self
+                            .src
+                            .error(
+                                el.span,
+                                format!(
+                                    "'retention' on <archive> must be a duration like 30d or 12h, \
+                                     or \"forever\", not \"{v}\""
+                                ),
+                            )
+                            .with_hint(
+                                "durations are a whole number with s, m, h or d: 365d is a year",
+                            )),
+                    }
+                };
+        }
+        if let Some(v) = el.attr("default") {
+            let value = v.trim();
+            const CHOICES: &[&str] = &["always", "roster", "never"];
+            archive.default = match ArchiveDefault::parse(&value.to_ascii_lowercase()) {
+                Some(d) => d,
+                None => {
+                    let err = self.src.error(
+                        el.span,
+                        format!(
+                            "'default' on <archive> must be one of always, roster, never, not \"{value}\""
+                        ),
+                    );
+                    return Err(match closest(value, CHOICES) {
+                        Some(s) => err.with_hint(format!("did you mean \"{s}\"?")),
+                        None => err,
+                    });
+                }
+            };
+        }
+        Ok(archive)
     }
 
     fn admin(&self, el: &Element, host: &str) -> Result<Jid> {

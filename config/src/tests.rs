@@ -60,7 +60,8 @@ fn sample_parses_with_the_documented_defaults() {
         vec![HostConfig {
             name: "localhost".into(),
             admins: vec![],
-            registration: Registration::Open
+            registration: Registration::Open,
+            archive: defaults::ARCHIVE,
         }]
     );
     assert_eq!(c.services.len(), 1);
@@ -187,7 +188,11 @@ fn minimal_config_gets_every_default() {
         vec![HostConfig {
             name: "example.org".into(),
             admins: vec![],
-            registration: Registration::Admin
+            registration: Registration::Admin,
+            archive: ArchiveConfig {
+                retention: None,
+                default: ArchiveDefault::Always,
+            },
         }]
     );
     assert!(c.services.is_empty());
@@ -491,6 +496,51 @@ fn registration_must_be_a_known_mode() {
         err(&host_doc("    <registration>open</registration>\n    <registration>off</registration>\n")),
         "sb.xml:4:5: duplicate <registration> (the first is at line 3)\n  hint: merge them into one <registration>"
     );
+}
+
+#[test]
+fn archive_retention_and_default_per_host() {
+    let c = ok(&host_doc(
+        "    <archive retention=\"90d\" default=\"Roster\"/>\n",
+    ));
+    assert_eq!(
+        c.hosts[0].archive,
+        ArchiveConfig {
+            retention: Some(Duration::from_secs(90 * 86_400)),
+            default: ArchiveDefault::Roster,
+        }
+    );
+    let c = ok(&host_doc("    <archive retention=\"forever\"/>\n"));
+    assert_eq!(c.hosts[0].archive, defaults::ARCHIVE);
+    let c = ok(&host_doc("    <archive retention=\"12h\"/>\n"));
+    assert_eq!(
+        c.hosts[0].archive.retention,
+        Some(Duration::from_secs(12 * 3600))
+    );
+}
+
+#[test]
+fn archive_settings_are_checked() {
+    assert_eq!(
+        err(&host_doc("    <archive retention=\"1y\"/>\n")),
+        "sb.xml:3:5: 'retention' on <archive> must be a duration like 30d or 12h, or \"forever\", not \"1y\"\n  \
+         hint: durations are a whole number with s, m, h or d: 365d is a year"
+    );
+    assert_eq!(
+        err(&host_doc("    <archive retention=\"0d\"/>\n")),
+        "sb.xml:3:5: 'retention' on <archive> must be longer than zero\n  \
+         hint: write \"forever\" to keep messages for ever"
+    );
+    assert_eq!(
+        err(&host_doc("    <archive default=\"allways\"/>\n")),
+        "sb.xml:3:5: 'default' on <archive> must be one of always, roster, never, not \"allways\"\n  \
+         hint: did you mean \"always\"?"
+    );
+    assert_eq!(
+        err(&host_doc("    <archive/>\n    <archive default=\"never\"/>\n")),
+        "sb.xml:4:5: duplicate <archive> (the first is at line 3)\n  hint: merge them into one <archive>"
+    );
+    assert!(err(&host_doc("    <archive keep=\"30d\"/>\n")).starts_with("sb.xml:3:5: "));
 }
 
 #[test]

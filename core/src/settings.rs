@@ -49,6 +49,7 @@ impl Settings {
                     name: h.to_string(),
                     admins: Vec::new(),
                     registration: Registration::Off,
+                    archive: switchboard_config::defaults::ARCHIVE,
                 })
                 .collect(),
             c2s: C2sSettings {

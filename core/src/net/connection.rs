@@ -571,13 +571,14 @@ impl Conn {
                     self.machine.registered(result);
                 }
                 Action::Bound(jid) => {
-                    self.bind(jid);
-                    if let Some(b) = &self.bound {
-                        let session = b.session.clone();
-                        // Boxed: rare, and the hooks' futures would
-                        // otherwise enlarge every connection task.
-                        Box::pin(self.shared.router.session_started(&session)).await;
-                    }
+                    let session = self.new_session(jid);
+                    // The session-start hooks run before the session is in
+                    // the session table, so nothing is routed to it before
+                    // what they prepare (a block list, archive preferences)
+                    // is ready. Boxed: rare, and the hooks' futures would
+                    // otherwise enlarge every connection task.
+                    Box::pin(self.shared.router.session_started(&session)).await;
+                    self.enter_table(&session);
                 }
                 Action::Stanza(el, to) => {
                     if let Some(b) = self.bound.as_mut() {
@@ -891,22 +892,35 @@ impl Conn {
         Ok(())
     }
 
-    fn bind(&mut self, jid: Jid) {
+    /// The session a bound resource gets: its outbox and shared state, not
+    /// yet in the session table (see [`Conn::enter_table`]).
+    fn new_session(&mut self, jid: Jid) -> SessionRef {
         // A session left over on this connection (it cannot happen: the
         // machine binds once) would otherwise be lost without an end.
         if let Some(old) = self.bound.take() {
             old.end(&self.shared.router);
         }
         let (tx, rx) = crate::queue::channel(OUTBOX_CAPACITY);
-        let session_tx = tx.clone();
-        let shared = Arc::new(SessionShared::default());
         let id = self.shared.router.sessions().new_id();
-        if let Some(old) = self
-            .shared
-            .router
-            .sessions()
-            .bind(&jid, id, tx, shared.clone())
-        {
+        let session = SessionRef {
+            jid,
+            id,
+            tx,
+            shared: Arc::new(SessionShared::default()),
+            pending: Tracker::default(),
+        };
+        self.bound = Some(Box::new(BoundSession::new(session.clone(), rx)));
+        session
+    }
+
+    /// Puts the session in the session table, where the router finds it.
+    fn enter_table(&mut self, session: &SessionRef) {
+        if let Some(old) = self.shared.router.sessions().bind(
+            &session.jid,
+            session.id,
+            session.tx.clone(),
+            session.shared.clone(),
+        ) {
             // RFC 6120 §7.7.2.2: the new session takes over the resource.
             if old
                 .tx
@@ -919,17 +933,7 @@ impl Conn {
                 old.shared.kill.notify_one();
             }
         }
-        tracing::info!(%jid, peer = %self.peer, "session started");
-        self.bound = Some(Box::new(BoundSession::new(
-            SessionRef {
-                jid,
-                id,
-                tx: session_tx,
-                shared,
-                pending: Tracker::default(),
-            },
-            rx,
-        )));
+        tracing::info!(jid = %session.jid, peer = %self.peer, "session started");
     }
 }
 

@@ -271,7 +271,7 @@ impl BoundSession {
         }
         if let Some(filter) = s.shared.ext.filter() {
             let mut held = Vec::new();
-            filter.release(&mut held);
+            filter.drain(&mut held);
             for el in held {
                 router.undeliverable(el);
             }
