@@ -1,7 +1,8 @@
 //! Instant messaging per RFC 6121: rosters, subscriptions, presence and
 //! offline messages, handled by per-account actors (`account.rs`) that the
 //! routing table's IM rows (`routes.rs`) feed, and the delivery of the
-//! host's message of the day (`motd.rs`).
+//! host's message of the day (`motd.rs`). Features queue work of their own
+//! to the actors as jobs (`scope.rs`).
 
 pub mod account;
 mod admin_register;
@@ -13,6 +14,7 @@ mod remove;
 pub mod roster;
 mod roster_iq;
 pub mod routes;
+pub mod scope;
 mod subscribe;
 pub mod subscription;
 mod unregister;
@@ -21,6 +23,7 @@ use std::sync::Arc;
 
 pub use account::{Accounts, ImContext, Work};
 pub use gates::{Gate, Gates, InboundGate};
+pub use scope::{AccountScope, Job};
 
 use crate::routing::table::TableBuilder;
 

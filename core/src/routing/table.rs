@@ -198,6 +198,7 @@ pub struct TableBuilder {
     session_start: Vec<(&'static str, SessionStartHook)>,
     nonzas: HashMap<&'static str, (&'static str, NonzaHook)>,
     features: Vec<Element>,
+    host_features: Vec<(String, Element)>,
 }
 
 impl Default for TableBuilder {
@@ -208,6 +209,7 @@ impl Default for TableBuilder {
             session_start: Vec::new(),
             nonzas: HashMap::new(),
             features: Vec::new(),
+            host_features: Vec::new(),
         }
     }
 }
@@ -291,6 +293,12 @@ impl TableBuilder {
         self.features.push(feature);
     }
 
+    /// Offers a stream feature to authenticated clients of one host only
+    /// (the host's entity capabilities, XEP-0115 §6.3, differ per host).
+    pub fn host_stream_feature(&mut self, host: &str, feature: Element) {
+        self.host_features.push((host.to_owned(), feature));
+    }
+
     pub fn build(self) -> Table {
         let mut namespaces: Vec<&'static str> = self.nonzas.keys().copied().collect();
         namespaces.sort_unstable();
@@ -301,6 +309,7 @@ impl TableBuilder {
             nonzas: self.nonzas,
             extensions: Arc::new(StreamExtensions {
                 features: self.features,
+                host_features: self.host_features,
                 nonza_namespaces: namespaces,
             }),
         }
