@@ -45,6 +45,7 @@ impl Settings {
                     name: h.to_string(),
                     admins: Vec::new(),
                     registration: Registration::Off,
+                    contacts: Vec::new(),
                 })
                 .collect(),
             c2s: C2sSettings {
