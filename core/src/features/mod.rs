@@ -10,7 +10,10 @@
 //! account actors' gates. Per-session state goes into the session's
 //! `SessionExt` (`crate::sessions`), keyed by the feature's own types.
 
+pub mod caps;
 pub mod contact_addresses;
+#[cfg(test)]
+pub(crate) mod test_support;
 
 use std::sync::Arc;
 
@@ -30,7 +33,17 @@ pub struct Setup<'a> {
     pub accounts: &'a Arc<Accounts>,
 }
 
-/// Registers every feature this build has.
-pub fn register(setup: &mut Setup<'_>) {
+/// The handles of the features other parts (and tests) may need.
+pub struct Handles {
+    pub caps: Arc<caps::Caps>,
+}
+
+/// Registers every feature this build has. The server's own entity
+/// capabilities come last: their hash covers everything the others add to
+/// the server's disco#info.
+pub fn register(setup: &mut Setup<'_>) -> Handles {
     contact_addresses::register(setup);
+    let caps = caps::register(setup);
+    caps::advertise(setup);
+    Handles { caps }
 }
