@@ -12,6 +12,7 @@
 
 pub mod caps;
 pub mod contact_addresses;
+pub mod pep;
 #[cfg(test)]
 pub(crate) mod test_support;
 
@@ -36,6 +37,7 @@ pub struct Setup<'a> {
 /// The handles of the features other parts (and tests) may need.
 pub struct Handles {
     pub caps: Arc<caps::Caps>,
+    pub pep: Arc<pep::Pep>,
 }
 
 /// Registers every feature this build has. The server's own entity
@@ -44,6 +46,7 @@ pub struct Handles {
 pub fn register(setup: &mut Setup<'_>) -> Handles {
     contact_addresses::register(setup);
     let caps = caps::register(setup);
+    let pep = pep::register(setup, &caps);
     caps::advertise(setup);
-    Handles { caps }
+    Handles { caps, pep }
 }
