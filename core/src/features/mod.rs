@@ -10,6 +10,7 @@
 //! account actors' gates. Per-session state goes into the session's
 //! `SessionExt` (`crate::sessions`), keyed by the feature's own types.
 
+pub mod bookmarks;
 pub mod caps;
 pub mod contact_addresses;
 pub mod pep;
@@ -47,6 +48,7 @@ pub fn register(setup: &mut Setup<'_>) -> Handles {
     contact_addresses::register(setup);
     let caps = caps::register(setup);
     let pep = pep::register(setup, &caps);
+    bookmarks::register(setup, &pep);
     caps::advertise(setup);
     Handles { caps, pep }
 }

@@ -11,7 +11,10 @@ use switchboard_spool::store::file::FileStores;
 use switchboard_spool::store::{AccountRef, StoredItem, StoredRoster, Stores};
 use switchboard_xml::{ns, Element};
 
+use super::pep::config::PUBLISH_OPTIONS;
+use super::pep::{NS, NS_EVENT};
 use super::{Handles, Setup};
+use crate::features::caps::verify;
 use crate::im::{Accounts, ImContext};
 use crate::lifecycle::Tracker;
 use crate::notices::MotdBoard;
@@ -21,6 +24,7 @@ use crate::routing::table::TableBuilder;
 use crate::routing::Router;
 use crate::sessions::{Outbound, SessionShared};
 use crate::settings::{LiveSettings, Settings};
+use switchboard_service::forms::{Field, FieldKind, Form, FormKind};
 
 pub(crate) const HOST: &str = "localhost";
 const WAIT: Duration = Duration::from_secs(10);
@@ -131,18 +135,29 @@ impl Env {
         self.stores.rosters.save(&account, &roster).await.unwrap();
     }
 
-    /// Binds `jid` without presence.
-    pub(crate) fn bind(&self, jid: &str) -> Session {
+    /// Binds `jid` without presence and runs the session-start hooks, as
+    /// the connection does.
+    pub(crate) async fn bind(&self, jid: &str) -> Session {
         let jid = Jid::parse(jid).unwrap();
         let (tx, rx) = queue::channel(crate::sessions::OUTBOX_CAPACITY);
         let shared = Arc::new(SessionShared::default());
         let sessions = self.router.sessions();
         let id = sessions.new_id();
-        sessions.bind(&jid, id, tx, shared);
+        sessions.bind(&jid, id, tx.clone(), shared.clone());
+        let pending = Tracker::default();
+        self.router
+            .session_started(&crate::routing::table::SessionRef {
+                jid: jid.clone(),
+                id,
+                tx,
+                shared,
+                pending: pending.clone(),
+            })
+            .await;
         Session {
             jid,
             id,
-            pending: Tracker::default(),
+            pending,
             rx,
             barriers: 0,
         }
@@ -256,4 +271,146 @@ pub(crate) fn error_of(el: &Element) -> (String, Option<String>) {
         .find(|c| c.ns != ns::STANZAS)
         .map(|c| c.name.clone());
     (defined, app)
+}
+
+// ---------------------------------------------------------------------
+// PEP requests and notifications.
+
+pub(crate) fn pubsub(child: Element) -> Element {
+    Element::new("pubsub", NS).with_child(child)
+}
+
+pub(crate) fn publish(node: &str, id: Option<&str>, payload: Element) -> Element {
+    let mut item = Element::new("item", NS).with_child(payload);
+    if let Some(id) = id {
+        item.set_attr("id", id);
+    }
+    pubsub(
+        Element::new("publish", NS)
+            .with_attr("node", node)
+            .with_child(item),
+    )
+}
+
+pub(crate) fn with_options(mut request: Element, fields: &[(&str, &str)]) -> Element {
+    let mut form = Form::new(FormKind::Submit).with_field(Field::form_type(PUBLISH_OPTIONS));
+    for (var, value) in fields {
+        form = form.with_field(Field::new(*var, FieldKind::TextSingle).with_value(*value));
+    }
+    request.append_child(Element::new("publish-options", NS).with_child(form.to_element()));
+    request
+}
+
+pub(crate) fn items(node: &str) -> Element {
+    pubsub(Element::new("items", NS).with_attr("node", node))
+}
+
+/// A session that is available and whose capabilities say it wants
+/// notifications of `nodes`.
+pub(crate) async fn notified(e: &Env, jid: &str, nodes: &[&str]) -> Session {
+    let mut s = e.bind(jid).await;
+    let mut q = Element::new("query", ns::DISCO_INFO).with_child(
+        Element::new("identity", ns::DISCO_INFO)
+            .with_attr("category", "client")
+            .with_attr("type", "pc"),
+    );
+    for n in nodes {
+        q.append_child(
+            Element::new("feature", ns::DISCO_INFO).with_attr("var", format!("{n}+notify")),
+        );
+    }
+    let ver = verify::hash("sha-1", verify::ver_string(&q).unwrap().as_bytes()).unwrap();
+    let c = Element::new("c", crate::features::caps::NS)
+        .with_attr("hash", "sha-1")
+        .with_attr("node", "urn:test")
+        .with_attr("ver", ver);
+    let got = e.available(&mut s, vec![c]).await;
+    if let Some(query) = got.iter().find(|el| el.name == "iq") {
+        e.send(
+            &s,
+            Element::new("iq", ns::CLIENT)
+                .with_attr("type", "result")
+                .with_attr("id", query.attr("id").unwrap())
+                .with_attr("to", "localhost")
+                .with_child(q),
+        );
+    }
+    let own = s.jid.to_bare().to_string();
+    e.settle(&mut s, &own).await;
+    s.inbox();
+    s
+}
+
+/// The events among `got`: (node, item ids or `retract:ID`/`delete`/`purge`).
+pub(crate) fn events(got: &[Element]) -> Vec<(String, Vec<String>)> {
+    got.iter()
+        .filter(|m| m.name == "message" && m.attr("type") == Some("headline"))
+        .filter_map(|m| m.get_child("event", NS_EVENT))
+        .map(|ev| {
+            let el = ev.first_element().unwrap();
+            let node = el.attr("node").unwrap().to_owned();
+            let what = match el.name.as_str() {
+                "items" => el
+                    .elements()
+                    .map(|i| match i.name.as_str() {
+                        "retract" => format!("retract:{}", i.attr("id").unwrap()),
+                        _ => i.attr("id").unwrap().to_owned(),
+                    })
+                    .collect(),
+                other => vec![other.to_owned()],
+            };
+            (node, what)
+        })
+        .collect()
+}
+
+/// `<c/>` of a client wanting notifications of `nodes`.
+pub(crate) fn caps_of(nodes: &[&str]) -> Element {
+    let mut q = Element::new("query", ns::DISCO_INFO).with_child(
+        Element::new("identity", ns::DISCO_INFO)
+            .with_attr("category", "client")
+            .with_attr("type", "pc"),
+    );
+    for n in nodes {
+        q.append_child(
+            Element::new("feature", ns::DISCO_INFO).with_attr("var", format!("{n}+notify")),
+        );
+    }
+    let ver = verify::hash("sha-1", verify::ver_string(&q).unwrap().as_bytes()).unwrap();
+    Element::new("c", crate::features::caps::NS)
+        .with_attr("hash", "sha-1")
+        .with_attr("node", "urn:test")
+        .with_attr("ver", ver)
+}
+
+/// Sends initial presence with the caps of `nodes`, answering the query
+/// if one comes; returns everything else that arrived.
+pub(crate) async fn notified_presence(e: &Env, s: &mut Session, nodes: &[&str]) -> Vec<Element> {
+    let got = e.available(s, vec![caps_of(nodes)]).await;
+    let (queries, rest): (Vec<Element>, Vec<Element>) =
+        got.into_iter().partition(|el| el.name == "iq");
+    let mut rest = rest;
+    for query in queries {
+        let mut q = Element::new("query", ns::DISCO_INFO).with_child(
+            Element::new("identity", ns::DISCO_INFO)
+                .with_attr("category", "client")
+                .with_attr("type", "pc"),
+        );
+        for n in nodes {
+            q.append_child(
+                Element::new("feature", ns::DISCO_INFO).with_attr("var", format!("{n}+notify")),
+            );
+        }
+        e.send(
+            s,
+            Element::new("iq", ns::CLIENT)
+                .with_attr("type", "result")
+                .with_attr("id", query.attr("id").unwrap())
+                .with_attr("to", "localhost")
+                .with_child(q),
+        );
+        let own = s.jid.to_bare().to_string();
+        rest.extend(e.settle(s, &own).await);
+    }
+    rest
 }

@@ -77,7 +77,7 @@ async fn a_verified_ver_is_asked_once_and_shared() {
         "http://jabber.org/protocol/caps",
     ];
     let ver = ver_of(&features);
-    let mut a = e.bind("alice@localhost/phone");
+    let mut a = e.bind("alice@localhost/phone").await;
     let query = present(&e, &mut a, c(Some("sha-1"), &ver))
         .await
         .expect("asked");
@@ -98,7 +98,7 @@ async fn a_verified_ver_is_asked_once_and_shared() {
     assert_eq!(e.handles.caps.cached(), 1);
 
     // Another user's client with the same ver is not asked again.
-    let mut b = e.bind("bob@localhost/laptop");
+    let mut b = e.bind("bob@localhost/laptop").await;
     assert!(present(&e, &mut b, c(Some("sha-1"), &ver)).await.is_none());
     assert!(e
         .handles
@@ -112,7 +112,7 @@ async fn an_answer_that_does_not_match_its_ver_is_believed_for_that_session_only
     let honest = ["urn:xmpp:avatar:metadata+notify"];
     let ver = ver_of(&honest);
     // Mallory advertises the honest client's ver but answers otherwise.
-    let mut m = e.bind("mallory@localhost/x");
+    let mut m = e.bind("mallory@localhost/x").await;
     let query = present(&e, &mut m, c(Some("sha-1"), &ver)).await.unwrap();
     answer(&e, &m, &query, info(&["urn:evil+notify"]));
     e.settle(&mut m, "mallory@localhost").await;
@@ -120,7 +120,7 @@ async fn an_answer_that_does_not_match_its_ver_is_believed_for_that_session_only
     assert_eq!(e.handles.caps.cached(), 0, "not cached");
 
     // Alice's client with that ver is asked itself, and believed.
-    let mut a = e.bind("alice@localhost/phone");
+    let mut a = e.bind("alice@localhost/phone").await;
     let query = present(&e, &mut a, c(Some("sha-1"), &ver))
         .await
         .expect("asked");
@@ -138,11 +138,11 @@ async fn an_answer_that_does_not_match_its_ver_is_believed_for_that_session_only
 async fn another_entity_cannot_answer_for_a_session() {
     let e = env(&["alice", "mallory"]).await;
     let features = ["urn:a+notify"];
-    let mut a = e.bind("alice@localhost/phone");
+    let mut a = e.bind("alice@localhost/phone").await;
     let query = present(&e, &mut a, c(Some("sha-1"), &ver_of(&features)))
         .await
         .unwrap();
-    let mut m = e.bind("mallory@localhost/x");
+    let mut m = e.bind("mallory@localhost/x").await;
     answer(&e, &m, &query, info(&features));
     let got = e.settle(&mut m, "mallory@localhost").await;
     assert!(got.is_empty(), "no error to mallory either: {got:?}");
@@ -157,12 +157,12 @@ async fn another_entity_cannot_answer_for_a_session() {
 #[tokio::test]
 async fn legacy_and_unknown_hashes_are_asked_per_session() {
     let e = env(&["alice", "bob"]).await;
-    let mut a = e.bind("alice@localhost/old");
+    let mut a = e.bind("alice@localhost/old").await;
     let query = present(&e, &mut a, c(None, "1.0")).await.expect("asked");
     answer(&e, &a, &query, info(&["urn:x+notify"]));
     e.settle(&mut a, "alice@localhost").await;
     assert!(e.handles.caps.supports(&entry(&e, &a), "urn:x+notify"));
-    let mut b = e.bind("bob@localhost/odd");
+    let mut b = e.bind("bob@localhost/odd").await;
     let query = present(&e, &mut b, c(Some("md5"), "abc"))
         .await
         .expect("asked");
@@ -175,7 +175,7 @@ async fn legacy_and_unknown_hashes_are_asked_per_session() {
 #[tokio::test]
 async fn malformed_caps_are_ignored_and_the_presence_goes_on_unchanged() {
     let e = env(&["alice"]).await;
-    let mut a = e.bind("alice@localhost/phone");
+    let mut a = e.bind("alice@localhost/phone").await;
     let bad = Element::new("c", NS)
         .with_attr("hash", "sha-1")
         .with_attr("node", NODE);
@@ -190,7 +190,7 @@ async fn malformed_caps_are_ignored_and_the_presence_goes_on_unchanged() {
 async fn an_ill_formed_answer_is_not_believed() {
     let e = env(&["alice"]).await;
     let features = ["urn:a+notify"];
-    let mut a = e.bind("alice@localhost/phone");
+    let mut a = e.bind("alice@localhost/phone").await;
     let query = present(&e, &mut a, c(Some("sha-1"), &ver_of(&features)))
         .await
         .unwrap();
@@ -224,7 +224,7 @@ async fn the_server_advertises_its_own_capabilities() {
     assert!(info
         .elements()
         .any(|f| f.is("feature", ns::DISCO_INFO) && f.attr("var") == Some(NS)));
-    let mut a = e.bind("alice@localhost/phone");
+    let mut a = e.bind("alice@localhost/phone").await;
     let node = format!("{SERVER_NODE}#{}", c.attr("ver").unwrap());
     let (reply, _) = e
         .iq(

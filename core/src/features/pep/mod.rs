@@ -295,6 +295,15 @@ impl Pep {
                 (Node::new(name, config), true)
             }
         };
+        if items
+            .iter()
+            .any(|(_, p)| p.to_bytes(None).len() > MAX_ITEM_BYTES)
+        {
+            return Err(errors::payload_too_big(format!(
+                "an item is at most {} KiB",
+                MAX_ITEM_BYTES / 1024
+            )));
+        }
         let now = crate::time::unix_now();
         let mut published = Vec::new();
         for (id, payload) in items {

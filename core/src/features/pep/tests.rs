@@ -4,10 +4,12 @@
 use switchboard_service::forms::{Field, FieldKind, Form, FormKind};
 use switchboard_xml::{ns, Element};
 
-use super::config::{NODE_CONFIG, PUBLISH_OPTIONS};
+use super::config::NODE_CONFIG;
 use super::*;
-use crate::features::caps::verify;
-use crate::features::test_support::{env, error_of, Env, Session};
+use crate::features::test_support::{
+    caps_of, env, error_of, events, items, notified, notified_presence, publish, pubsub,
+    with_options, Env, Session,
+};
 
 const TUNE: &str = "http://jabber.org/protocol/tune";
 const ALICE: &str = "alice@localhost";
@@ -16,96 +18,8 @@ fn tune(title: &str) -> Element {
     Element::new("tune", TUNE).with_child(Element::new("title", TUNE).with_text(title))
 }
 
-fn pubsub(child: Element) -> Element {
-    Element::new("pubsub", NS).with_child(child)
-}
-
 fn owner(child: Element) -> Element {
     Element::new("pubsub", NS_OWNER).with_child(child)
-}
-
-fn publish(node: &str, id: Option<&str>, payload: Element) -> Element {
-    let mut item = Element::new("item", NS).with_child(payload);
-    if let Some(id) = id {
-        item.set_attr("id", id);
-    }
-    pubsub(
-        Element::new("publish", NS)
-            .with_attr("node", node)
-            .with_child(item),
-    )
-}
-
-fn with_options(mut request: Element, fields: &[(&str, &str)]) -> Element {
-    let mut form = Form::new(FormKind::Submit).with_field(Field::form_type(PUBLISH_OPTIONS));
-    for (var, value) in fields {
-        form = form.with_field(Field::new(*var, FieldKind::TextSingle).with_value(*value));
-    }
-    request.append_child(Element::new("publish-options", NS).with_child(form.to_element()));
-    request
-}
-
-fn items(node: &str) -> Element {
-    pubsub(Element::new("items", NS).with_attr("node", node))
-}
-
-/// A session that is available and whose capabilities say it wants
-/// notifications of `nodes`.
-async fn notified(e: &Env, jid: &str, nodes: &[&str]) -> Session {
-    let mut s = e.bind(jid);
-    let mut q = Element::new("query", ns::DISCO_INFO).with_child(
-        Element::new("identity", ns::DISCO_INFO)
-            .with_attr("category", "client")
-            .with_attr("type", "pc"),
-    );
-    for n in nodes {
-        q.append_child(
-            Element::new("feature", ns::DISCO_INFO).with_attr("var", format!("{n}+notify")),
-        );
-    }
-    let ver = verify::hash("sha-1", verify::ver_string(&q).unwrap().as_bytes()).unwrap();
-    let c = Element::new("c", crate::features::caps::NS)
-        .with_attr("hash", "sha-1")
-        .with_attr("node", "urn:test")
-        .with_attr("ver", ver);
-    let got = e.available(&mut s, vec![c]).await;
-    if let Some(query) = got.iter().find(|el| el.name == "iq") {
-        e.send(
-            &s,
-            Element::new("iq", ns::CLIENT)
-                .with_attr("type", "result")
-                .with_attr("id", query.attr("id").unwrap())
-                .with_attr("to", "localhost")
-                .with_child(q),
-        );
-    }
-    let own = s.jid.to_bare().to_string();
-    e.settle(&mut s, &own).await;
-    s.inbox();
-    s
-}
-
-/// The events among `got`: (node, item ids or `retract:ID`/`delete`/`purge`).
-fn events(got: &[Element]) -> Vec<(String, Vec<String>)> {
-    got.iter()
-        .filter(|m| m.name == "message" && m.attr("type") == Some("headline"))
-        .filter_map(|m| m.get_child("event", NS_EVENT))
-        .map(|ev| {
-            let el = ev.first_element().unwrap();
-            let node = el.attr("node").unwrap().to_owned();
-            let what = match el.name.as_str() {
-                "items" => el
-                    .elements()
-                    .map(|i| match i.name.as_str() {
-                        "retract" => format!("retract:{}", i.attr("id").unwrap()),
-                        _ => i.attr("id").unwrap().to_owned(),
-                    })
-                    .collect(),
-                other => vec![other.to_owned()],
-            };
-            (node, what)
-        })
-        .collect()
 }
 
 fn ids_of(reply: &Element) -> Vec<String> {
@@ -533,7 +447,7 @@ async fn the_last_item_reaches_a_resource_that_becomes_available() {
     ok(&e, &mut a, "set", publish(TUNE, Some("new"), tune("new"))).await;
 
     // Bob comes online interested: he gets the newest item, stamped.
-    let mut b = e.bind("bob@localhost/pc");
+    let mut b = e.bind("bob@localhost/pc").await;
     let b_presence = notified_presence(&e, &mut b, &[TUNE]).await;
     let got = [b_presence, e.settle(&mut b, ALICE).await].concat();
     assert_eq!(events(&got), [(TUNE.to_string(), vec!["new".to_string()])]);
@@ -544,11 +458,11 @@ async fn the_last_item_reaches_a_resource_that_becomes_available() {
     );
 
     // Alice's own new resource too; carol, no contact, gets nothing.
-    let mut a2 = e.bind("alice@localhost/desk");
+    let mut a2 = e.bind("alice@localhost/desk").await;
     let got = notified_presence(&e, &mut a2, &[TUNE]).await;
     let got = [got, e.settle(&mut a2, ALICE).await].concat();
     assert_eq!(events(&got), [(TUNE.to_string(), vec!["new".to_string()])]);
-    let mut c = e.bind("carol@localhost/pc");
+    let mut c = e.bind("carol@localhost/pc").await;
     let got = notified_presence(&e, &mut c, &[TUNE]).await;
     let got = [got, e.settle(&mut c, ALICE).await].concat();
     assert!(events(&got).is_empty(), "{got:?}");
@@ -557,57 +471,6 @@ async fn the_last_item_reaches_a_resource_that_becomes_available() {
     let got = e.available(&mut b, vec![caps_of(&[TUNE])]).await;
     let got = [got, e.settle(&mut b, ALICE).await].concat();
     assert!(events(&got).is_empty(), "{got:?}");
-}
-
-/// `<c/>` of a client wanting notifications of `nodes`.
-fn caps_of(nodes: &[&str]) -> Element {
-    let mut q = Element::new("query", ns::DISCO_INFO).with_child(
-        Element::new("identity", ns::DISCO_INFO)
-            .with_attr("category", "client")
-            .with_attr("type", "pc"),
-    );
-    for n in nodes {
-        q.append_child(
-            Element::new("feature", ns::DISCO_INFO).with_attr("var", format!("{n}+notify")),
-        );
-    }
-    let ver = verify::hash("sha-1", verify::ver_string(&q).unwrap().as_bytes()).unwrap();
-    Element::new("c", crate::features::caps::NS)
-        .with_attr("hash", "sha-1")
-        .with_attr("node", "urn:test")
-        .with_attr("ver", ver)
-}
-
-/// Sends initial presence with the caps of `nodes`, answering the query
-/// if one comes; returns everything else that arrived.
-async fn notified_presence(e: &Env, s: &mut Session, nodes: &[&str]) -> Vec<Element> {
-    let got = e.available(s, vec![caps_of(nodes)]).await;
-    let (queries, rest): (Vec<Element>, Vec<Element>) =
-        got.into_iter().partition(|el| el.name == "iq");
-    let mut rest = rest;
-    for query in queries {
-        let mut q = Element::new("query", ns::DISCO_INFO).with_child(
-            Element::new("identity", ns::DISCO_INFO)
-                .with_attr("category", "client")
-                .with_attr("type", "pc"),
-        );
-        for n in nodes {
-            q.append_child(
-                Element::new("feature", ns::DISCO_INFO).with_attr("var", format!("{n}+notify")),
-            );
-        }
-        e.send(
-            s,
-            Element::new("iq", ns::CLIENT)
-                .with_attr("type", "result")
-                .with_attr("id", query.attr("id").unwrap())
-                .with_attr("to", "localhost")
-                .with_child(q),
-        );
-        let own = s.jid.to_bare().to_string();
-        rest.extend(e.settle(s, &own).await);
-    }
-    rest
 }
 
 #[tokio::test]
