@@ -10,6 +10,7 @@
 //! account actors' gates. Per-session state goes into the session's
 //! `SessionExt` (`crate::sessions`), keyed by the feature's own types.
 
+pub mod avatar;
 pub mod bookmarks;
 pub mod caps;
 pub mod contact_addresses;
@@ -49,6 +50,7 @@ pub fn register(setup: &mut Setup<'_>) -> Handles {
     let caps = caps::register(setup);
     let pep = pep::register(setup, &caps);
     bookmarks::register(setup, &pep);
+    avatar::register(setup, &pep);
     caps::advertise(setup);
     Handles { caps, pep }
 }
