@@ -14,6 +14,7 @@ pub mod avatar;
 pub mod bookmarks;
 pub mod caps;
 pub mod contact_addresses;
+pub mod nick;
 pub mod pep;
 #[cfg(test)]
 pub(crate) mod test_support;
@@ -51,6 +52,7 @@ pub fn register(setup: &mut Setup<'_>) -> Handles {
     let pep = pep::register(setup, &caps);
     bookmarks::register(setup, &pep);
     avatar::register(setup, &pep);
+    nick::register(&pep);
     caps::advertise(setup);
     Handles { caps, pep }
 }
