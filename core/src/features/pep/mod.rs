@@ -19,10 +19,10 @@
 //! creating (with a configuration), configuring and reading the default
 //! configuration, deleting and purging nodes; the `open`, `presence`,
 //! `roster` and `whitelist` access models; presence-based delivery with
-//! filtered notifications. Explicit subscriptions and affiliation
-//! management are not supported (`feature-not-implemented` with
-//! `<unsupported/>`): notifications follow presence subscriptions, as
-//! XEP-0163's auto-subscribe makes them.
+//! filtered notifications (XEP-0163's auto-subscribe), and explicit
+//! subscriptions beside it (`subscriptions.rs`). Affiliation management
+//! and subscription options are not supported (`feature-not-implemented`
+//! with `<unsupported/>`): a PEP node has one owner, its account.
 //!
 //! # Bounds
 //!
@@ -48,6 +48,7 @@ pub mod errors;
 mod notify;
 mod requests;
 pub mod store;
+mod subscriptions;
 #[cfg(test)]
 mod tests;
 
@@ -109,6 +110,8 @@ pub const FEATURES: &[&str] = &[
     "http://jabber.org/protocol/pubsub#retract-items",
     "http://jabber.org/protocol/pubsub#retrieve-default",
     "http://jabber.org/protocol/pubsub#retrieve-items",
+    "http://jabber.org/protocol/pubsub#retrieve-subscriptions",
+    "http://jabber.org/protocol/pubsub#subscribe",
 ];
 
 /// XEP-0163's identity of an account that is a PEP service.

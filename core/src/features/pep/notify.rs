@@ -63,8 +63,8 @@ pub fn event(node: &Node, what: &Event) -> Element {
     ev
 }
 
-/// A notification message to one session.
-fn message(owner: &Jid, to: &Jid, event: Element) -> Element {
+/// A notification message to one session (or subscribed JID).
+pub(super) fn message(owner: &Jid, to: &Jid, event: Element) -> Element {
     Element::new("message", ns::CLIENT)
         .with_attr("type", "headline")
         .with_attr("from", owner.to_string())
@@ -124,11 +124,15 @@ impl Pep {
         publisher: Option<&str>,
     ) {
         let targets = self.targets(scope, node).await;
-        if targets.is_empty() {
+        let subscribers = self.subscribers(scope, node, &targets).await;
+        if targets.is_empty() && subscribers.is_empty() {
             return;
         }
         let ev = event(node, what);
         let owner = scope.bare().clone();
+        for to in subscribers {
+            scope.send(message(&owner, &to, ev.clone()));
+        }
         for (to, contact) in targets {
             let mut m = message(&owner, &to, ev.clone());
             if let (true, Some(p), Event::Items(_)) = (contact, publisher, what) {

@@ -63,10 +63,15 @@ impl Pep {
             }
             (true, true, "delete") => self.delete(scope, &viewer, verb).await,
             (true, true, "purge") => self.purge(scope, &viewer, verb).await,
-            (false, true, "subscribe" | "unsubscribe") => Err(errors::unsupported("subscribe")),
-            (false, false, "subscriptions") => Err(errors::unsupported("retrieve-subscriptions")),
+            (false, true, "subscribe") => self.subscribe(scope, &viewer, &from, verb).await,
+            (false, true, "unsubscribe") => self.unsubscribe(scope, &from, verb).await,
+            (false, false, "subscriptions") => self.own_subscriptions(scope, &from, verb).await,
             (false, false, "affiliations") => Err(errors::unsupported("retrieve-affiliations")),
-            (true, _, "subscriptions") => Err(errors::unsupported("manage-subscriptions")),
+            (true, false, "subscriptions") => {
+                only_owner(&viewer)?;
+                self.node_subscriptions(scope, verb).await
+            }
+            (true, true, "subscriptions") => Err(errors::unsupported("manage-subscriptions")),
             (true, _, "affiliations") => Err(errors::unsupported("modify-affiliations")),
             (false, false, "options") | (false, true, "options") => {
                 Err(errors::unsupported("subscription-options"))
@@ -369,7 +374,7 @@ fn only_owner(viewer: &Viewer) -> Result<(), StanzaError> {
 }
 
 /// The request's `node`: required, and at most [`MAX_NODE_NAME`] bytes.
-fn node_name(el: &Element) -> Result<String, StanzaError> {
+pub(super) fn node_name(el: &Element) -> Result<String, StanzaError> {
     match el.attr("node") {
         None | Some("") => Err(errors::nodeid_required()),
         Some(n) if n.len() > MAX_NODE_NAME => Err(StanzaError::new(

@@ -11,6 +11,7 @@
 //!   <config access="presence" persist="true" max-items="1" send-last="on_sub_and_presence"
 //!           payloads="true" notify-retract="true"/>
 //!   <item id="…" stamp="UNIX SECONDS" publisher="user@host/resource">payload</item> …
+//!   <subscriber jid="someone@example.org"/> …
 //! </pep-3f2a…>
 //! ```
 //!
@@ -52,12 +53,14 @@ impl Item {
     }
 }
 
-/// One node with its configuration and items (oldest first).
+/// One node with its configuration, items (oldest first) and explicit
+/// subscribers (XEP-0060 §6.1: the JIDs as they subscribed, bare or full).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
     pub name: String,
     pub config: NodeConfig,
     pub items: Vec<Item>,
+    pub subscribers: Vec<String>,
 }
 
 impl Node {
@@ -66,6 +69,7 @@ impl Node {
             name: name.to_owned(),
             config,
             items: Vec::new(),
+            subscribers: Vec::new(),
         }
     }
 
@@ -154,10 +158,16 @@ fn from_doc(name: &str, doc: &Element) -> Node {
             })
         })
         .collect();
+    let subscribers = doc
+        .elements()
+        .filter(|e| e.is("subscriber", ns::SPOOL))
+        .filter_map(|e| e.attr("jid").map(str::to_owned))
+        .collect();
     Node {
         name: name.to_owned(),
         config,
         items,
+        subscribers,
     }
 }
 
@@ -174,6 +184,9 @@ fn to_doc(node: &Node) -> Element {
         }
         e.children.push(XmlNode::Element(item.payload.clone()));
         doc.append_child(e);
+    }
+    for s in &node.subscribers {
+        doc.append_child(Element::new("subscriber", ns::SPOOL).with_attr("jid", s.clone()));
     }
     doc
 }
@@ -258,6 +271,7 @@ mod tests {
                 payload: Element::new("conference", "urn:xmpp:bookmarks:1")
                     .with_attr("autojoin", "true"),
             }],
+            subscribers: vec!["bob@example.org".into()],
         };
         assert_eq!(from_doc(&node.name, &to_doc(&node)), node);
     }

@@ -629,10 +629,14 @@ async fn unknown_accounts_unsupported_use_cases_and_the_node_limit() {
             &mut a,
             "set",
             None,
-            pubsub(
-                Element::new("subscribe", NS)
+            owner(
+                Element::new("affiliations", NS_OWNER)
                     .with_attr("node", TUNE)
-                    .with_attr("jid", "alice@localhost"),
+                    .with_child(
+                        Element::new("affiliation", NS_OWNER)
+                            .with_attr("jid", "bob@localhost")
+                            .with_attr("affiliation", "publisher"),
+                    ),
             ),
         )
         .await;
@@ -646,7 +650,7 @@ async fn unknown_accounts_unsupported_use_cases_and_the_node_limit() {
         .elements()
         .last()
         .unwrap();
-    assert_eq!(unsupported.attr("feature"), Some("subscribe"));
+    assert_eq!(unsupported.attr("feature"), Some("modify-affiliations"));
     for i in 0..MAX_NODES {
         ok(
             &e,
@@ -667,4 +671,162 @@ async fn unknown_accounts_unsupported_use_cases_and_the_node_limit() {
         .await,
         ("policy-violation".into(), None)
     );
+}
+
+fn subscribe(node: &str, jid: &str) -> Element {
+    pubsub(
+        Element::new("subscribe", NS)
+            .with_attr("node", node)
+            .with_attr("jid", jid),
+    )
+}
+
+fn unsubscribe(node: &str, jid: &str) -> Element {
+    pubsub(
+        Element::new("unsubscribe", NS)
+            .with_attr("node", node)
+            .with_attr("jid", jid),
+    )
+}
+
+#[tokio::test]
+async fn explicit_subscriptions_follow_the_access_model() {
+    let e = env(&["alice", "dave"]).await;
+    let mut a = notified(&e, "alice@localhost/phone", &[]).await;
+    let mut d = notified(&e, "dave@localhost/pc", &[]).await;
+    ok(
+        &e,
+        &mut a,
+        "set",
+        with_options(
+            publish("urn:blog", Some("p1"), tune("first")),
+            &[("pubsub#access_model", "open"), ("pubsub#max_items", "10")],
+        ),
+    )
+    .await;
+    ok(&e, &mut a, "set", publish(TUNE, Some("t1"), tune("t"))).await;
+
+    // A stranger subscribes to the open node: the answer, then the last
+    // item at once.
+    let (reply, got) = e
+        .iq(
+            &mut d,
+            "set",
+            Some(ALICE),
+            subscribe("urn:blog", "dave@localhost"),
+        )
+        .await;
+    assert_eq!(
+        reply.attr("type"),
+        Some("result"),
+        "{}",
+        reply.to_xml_string()
+    );
+    let sub = reply.first_element().unwrap().first_element().unwrap();
+    assert_eq!(sub.attr("subscription"), Some("subscribed"));
+    let got = [got, e.settle(&mut d, ALICE).await].concat();
+    assert_eq!(
+        events(&got),
+        [("urn:blog".to_string(), vec!["p1".to_string()])]
+    );
+    // Notified of what follows, without any capabilities.
+    ok(
+        &e,
+        &mut a,
+        "set",
+        publish("urn:blog", Some("p2"), tune("second")),
+    )
+    .await;
+    assert_eq!(
+        events(&e.settle(&mut d, "dave@localhost").await),
+        [("urn:blog".to_string(), vec!["p2".to_string()])]
+    );
+    let (reply, _) = e
+        .iq(
+            &mut d,
+            "get",
+            Some(ALICE),
+            pubsub(Element::new("subscriptions", NS)),
+        )
+        .await;
+    assert_eq!(
+        reply
+            .first_element()
+            .unwrap()
+            .first_element()
+            .unwrap()
+            .elements()
+            .count(),
+        1
+    );
+    let (reply, _) = e
+        .iq(
+            &mut a,
+            "get",
+            None,
+            owner(Element::new("subscriptions", NS_OWNER).with_attr("node", "urn:blog")),
+        )
+        .await;
+    let list = reply.first_element().unwrap().first_element().unwrap();
+    assert_eq!(
+        list.first_element().unwrap().attr("jid"),
+        Some("dave@localhost")
+    );
+
+    // Not the presence node, nor someone else's JID.
+    assert_eq!(
+        refused(
+            &e,
+            &mut d,
+            "set",
+            Some(ALICE),
+            subscribe(TUNE, "dave@localhost")
+        )
+        .await,
+        (
+            "not-authorized".into(),
+            Some("presence-subscription-required".into())
+        )
+    );
+    assert_eq!(
+        refused(
+            &e,
+            &mut d,
+            "set",
+            Some(ALICE),
+            subscribe("urn:blog", "alice@localhost")
+        )
+        .await,
+        ("bad-request".into(), Some("invalid-jid".into()))
+    );
+
+    // Unsubscribed, nothing more arrives.
+    let (reply, _) = e
+        .iq(
+            &mut d,
+            "set",
+            Some(ALICE),
+            unsubscribe("urn:blog", "dave@localhost"),
+        )
+        .await;
+    assert_eq!(reply.attr("type"), Some("result"));
+    assert_eq!(
+        refused(
+            &e,
+            &mut d,
+            "set",
+            Some(ALICE),
+            unsubscribe("urn:blog", "dave@localhost")
+        )
+        .await,
+        ("unexpected-request".into(), Some("not-subscribed".into()))
+    );
+    ok(
+        &e,
+        &mut a,
+        "set",
+        publish("urn:blog", Some("p3"), tune("third")),
+    )
+    .await;
+    assert!(events(&e.settle(&mut d, "dave@localhost").await).is_empty());
 }
