@@ -7,8 +7,12 @@
 //!
 //! What a feature may use: the routing table and IQ registry it registers
 //! into, the stores (only the kinds it needs), the live settings, and the
-//! account actors' gates. Per-session state goes into the session's
-//! `SessionExt` (`crate::sessions`), keyed by the feature's own types.
+//! account actors: their gates, and jobs for work on an account's state in
+//! order with the rest of it (`crate::im::scope`). Per-session state goes
+//! into the session's `SessionExt` (`crate::sessions`), keyed by the
+//! feature's own types. Features may build on each other through the
+//! handles `register` passes along (PEP's node rules for bookmarks and
+//! avatars, entity capabilities for PEP).
 
 pub mod avatar;
 pub mod bookmarks;
