@@ -65,6 +65,10 @@ pub const PREAUTH_TIMEOUT: Duration = Duration::from_secs(60);
 /// Idle time before a whitespace keepalive.
 pub const KEEPALIVE: Duration = Duration::from_secs(60);
 
+/// The longest a session waits to be resumed (XEP-0198), as Prosody's
+/// default `smacks_hibernation_time`.
+pub const RESUME_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// PBKDF2 iterations for newly stored SCRAM credentials (RFC 7677's
 /// recommended minimum).
 pub const SCRAM_ITERATIONS: u32 = 4096;
@@ -104,6 +108,7 @@ impl Default for LimitsConfig {
             registrations_per_address: REGISTRATIONS_PER_ADDRESS,
             registration_window: REGISTRATION_WINDOW,
             registration_allowlist: REGISTRATION_ALLOWLIST.to_vec(),
+            resume_timeout: RESUME_TIMEOUT,
         }
     }
 }

@@ -169,6 +169,11 @@ pub struct LimitsConfig {
     /// `127.0.0.0/8` and `::1`, so that local scripts and test suites are
     /// not throttled); the config replaces the whole list.
     pub registration_allowlist: Vec<IpRange>,
+    /// The longest a stream-managed session whose connection died waits
+    /// to be resumed (XEP-0198) before it ends and its undelivered
+    /// messages go to offline storage (default 10 minutes, as Prosody's
+    /// `smacks_hibernation_time`); a client may ask for less.
+    pub resume_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

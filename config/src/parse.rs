@@ -122,6 +122,7 @@ const LIMITS: Shape = Shape {
         "registrations-per-address",
         "registration-window",
         "registration-allowlist",
+        "resume-timeout",
     ],
     children: &[],
     text: false,
@@ -664,6 +665,9 @@ impl Walker<'_> {
         }
         if let Some(v) = el.attr("keepalive") {
             limits.keepalive = self.duration(el, "keepalive", v)?;
+        }
+        if let Some(v) = el.attr("resume-timeout") {
+            limits.resume_timeout = self.duration(el, "resume-timeout", v)?;
         }
         if let Some(v) = el.attr("scram-iterations") {
             let n: u32 = v.trim().parse().map_err(|_| {

@@ -88,6 +88,7 @@ fn sample_parses_with_the_documented_defaults() {
             registrations_per_address: 5,
             registration_window: Duration::from_secs(600),
             registration_allowlist: vec![range("127.0.0.0/8"), range("::1")],
+            resume_timeout: Duration::from_secs(600),
         }
     );
     assert_eq!(c.spool.dir, at_home("spool"));
@@ -246,7 +247,7 @@ fn full_config() {
     <component addr="127.0.0.1:5347"/>
   </listen>
   <tls cert="/etc/ssl/example.crt" key="etc/example.key" required="FALSE"/>
-  <limits max-stanza-bytes="10000" preauth-timeout="5m" keepalive="1h" scram-iterations="100000" registrations-per-address="0" registration-window="1h" registration-allowlist=" 192.0.2.0/24, 2001:db8::1 "/>
+  <limits max-stanza-bytes="10000" preauth-timeout="5m" keepalive="1h" scram-iterations="100000" registrations-per-address="0" registration-window="1h" registration-allowlist=" 192.0.2.0/24, 2001:db8::1 " resume-timeout="2m"/>
   <spool dir="/var/spool/switchboard"/>
   <log file="-" level="warn,switchboard_core=debug"/>
   <pidfile> /run/switchboard.pid </pidfile>
@@ -302,6 +303,7 @@ fn full_config() {
             registrations_per_address: 0,
             registration_window: Duration::from_secs(3600),
             registration_allowlist: vec![range("192.0.2.0/24"), range("2001:db8::1")],
+            resume_timeout: Duration::from_secs(120),
         }
     );
     assert_eq!(c.spool.dir, PathBuf::from("/var/spool/switchboard"));

@@ -24,6 +24,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod debug_log;
+pub mod fast;
 pub mod features;
 pub mod ids;
 pub mod im;

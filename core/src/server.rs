@@ -63,6 +63,9 @@ pub struct Server {
     admin: Arc<Admin>,
     shutdown: Shutdown,
     tracker: Tracker,
+    /// Sessions that may be resumed; at shutdown the hibernating ones end
+    /// like the others, so what waits for them goes to offline storage.
+    resumptions: Arc<crate::net::resume::Resumptions>,
 }
 
 /// The routing table and IQ registry of a server: the core's own rows,
@@ -140,6 +143,7 @@ fn c2s_settings(config: &Config, tls_available: bool) -> C2sSettings {
             .map(|h| h.name.clone())
             .collect(),
         extensions: Default::default(),
+        stream_management: true,
     }
 }
 
@@ -155,6 +159,7 @@ fn settings_from(
         component_secrets,
         scram_iterations: config.limits.scram_iterations,
         tls,
+        resume_timeout: config.limits.resume_timeout,
     }
 }
 
@@ -295,6 +300,7 @@ impl Server {
             admin,
             shutdown: Shutdown::new(),
             tracker: Tracker::default(),
+            resumptions: crate::net::resume::Resumptions::new(),
             config,
         };
         let config = server.config.clone();
@@ -304,6 +310,8 @@ impl Server {
             settings: server.settings.clone(),
             accounts: stores.accounts.clone(),
             registrations: server.registrations.clone(),
+            resumptions: server.resumptions.clone(),
+            fast: Arc::new(crate::fast::Fast::new(stores.account_data.clone())),
             shutdown: server.shutdown.signal(),
             debug,
         });
@@ -497,5 +505,8 @@ impl Server {
         self.router.close_all(&StreamError::new("system-shutdown"));
         self.shutdown.trigger();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.tracker.drained()).await;
+        // Connections that died before went into hibernation; nobody will
+        // resume them now.
+        self.resumptions.end_all(&self.router);
     }
 }

@@ -32,6 +32,8 @@ pub struct Settings {
     pub scram_iterations: u32,
     /// The certificate for new TLS connections (`None` without one).
     pub tls: Option<TlsAcceptor>,
+    /// The longest a session may wait to be resumed (XEP-0198).
+    pub resume_timeout: std::time::Duration,
 }
 
 impl Settings {
@@ -57,10 +59,12 @@ impl Settings {
                 keepalive: std::time::Duration::from_secs(300),
                 open_registration: Vec::new(),
                 extensions: Default::default(),
+                stream_management: true,
             },
             component_secrets: HashMap::new(),
             scram_iterations: 4096,
             tls: None,
+            resume_timeout: std::time::Duration::from_secs(600),
         }
     }
 

@@ -21,7 +21,7 @@ const LAYERS: &[&[&str]] = &[
         "lifecycle",
         "sasl",
     ],
-    &["metered"],
+    &["metered", "fast"],
     &["tls"],
     &["stream"],
     &["settings", "sessions"],

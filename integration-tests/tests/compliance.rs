@@ -278,9 +278,6 @@ const OWED: &[(&str, &str)] = &[
         "client state indication (features engineer, issue 16)",
     ),
     ("XEP-0357", "push (issue 16)"),
-    ("XEP-0198", "stream management (lead, issue 16)"),
-    ("XEP-0388", "SASL2 (lead, issue 16)"),
-    ("XEP-0386", "Bind2 (lead, issue 16)"),
     ("XEP-0363", "an HTTP upload service: nobody has it yet"),
 ];
 

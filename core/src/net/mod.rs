@@ -5,3 +5,5 @@ pub mod component;
 pub mod connection;
 pub mod listener;
 pub mod metrics;
+pub mod resume;
+pub(crate) mod session;

@@ -199,6 +199,7 @@ pub struct TableBuilder {
     nonzas: HashMap<&'static str, (&'static str, NonzaHook)>,
     features: Vec<Element>,
     host_features: Vec<(String, Element)>,
+    bind2_inline: Vec<&'static str>,
 }
 
 impl Default for TableBuilder {
@@ -210,6 +211,7 @@ impl Default for TableBuilder {
             nonzas: HashMap::new(),
             features: Vec::new(),
             host_features: Vec::new(),
+            bind2_inline: Vec::new(),
         }
     }
 }
@@ -299,7 +301,21 @@ impl TableBuilder {
         self.host_features.push((host.to_owned(), feature));
     }
 
+    /// Lets clients enable the feature of `namespace` inline in a Bind 2
+    /// request (XEP-0386): its element there is handed to the module's
+    /// nonza hook for that namespace right after binding (so the module
+    /// must take that namespace's nonzas too).
+    pub fn bind2_inline(&mut self, namespace: &'static str) {
+        self.bind2_inline.push(namespace);
+    }
+
     pub fn build(self) -> Table {
+        for ns in &self.bind2_inline {
+            assert!(
+                self.nonzas.contains_key(ns),
+                "{ns} is enabled inline in Bind 2 but no module takes its nonzas"
+            );
+        }
         let mut namespaces: Vec<&'static str> = self.nonzas.keys().copied().collect();
         namespaces.sort_unstable();
         Table {
@@ -311,6 +327,7 @@ impl TableBuilder {
                 features: self.features,
                 host_features: self.host_features,
                 nonza_namespaces: namespaces,
+                bind2_inline: self.bind2_inline,
             }),
         }
     }
