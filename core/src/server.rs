@@ -476,6 +476,19 @@ impl Server {
         if new.auth_delay != old.auth_delay {
             report.applied.push("delays after failed logins".into());
         }
+        let contacts = |c: &Config| {
+            c.hosts
+                .iter()
+                .map(|h| h.contacts.clone())
+                .collect::<Vec<_>>()
+        };
+        if contacts(&new) != contacts(old) {
+            // They are part of each host's disco#info, and so of the
+            // capabilities hash (XEP-0115) computed once at start-up.
+            report
+                .needs_restart
+                .push("contact addresses (XEP-0157)".into());
+        }
         if new.limits != old.limits || new.tls.required != old.tls.required {
             report
                 .applied
