@@ -270,13 +270,6 @@ const TABLE: &[Requirement] = &[
 /// asking for its line here to go. The lead empties this list as the
 /// work lands.
 const OWED: &[(&str, &str)] = &[
-    ("XEP-0280", "carbons (features engineer, issue 16)"),
-    ("XEP-0191", "blocking (features engineer, issue 16)"),
-    ("XEP-0313", "MAM for accounts (features engineer, issue 16)"),
-    (
-        "XEP-0352",
-        "client state indication (features engineer, issue 16)",
-    ),
     ("XEP-0357", "push (issue 16)"),
     ("XEP-0363", "an HTTP upload service: nobody has it yet"),
 ];
