@@ -21,6 +21,7 @@ use crate::routing::iq::IqType;
 use crate::routing::stanza::{Class, Kind, MessageType, PresenceType, Stanza};
 use crate::routing::table::{Event, Flow, TableBuilder};
 use crate::routing::Router;
+use crate::sessions::SessionEntry;
 use crate::stanza::StanzaError;
 
 const MODULE: &str = "im";
@@ -199,22 +200,13 @@ fn message_to_bare(r: &Router, accounts: &Accounts, s: Stanza) {
     };
     let bare = s.to.to_bare();
     let sessions = r.sessions().of_account(&bare);
-    let best = sessions
-        .iter()
-        .filter_map(|s| s.priority)
-        .filter(|p| *p >= 0)
-        .max();
-    let Some(best) = best else {
+    let mut targets = bare_message_targets(&sessions, headline).peekable();
+    if targets.peek().is_none() {
         // No available resource: the account's actor stores it offline
         // (or refuses it if there is no such account).
         let ticket = s.ticket();
         return accounts.send_for(r, &bare, Work::Inbound(s.el), ticket);
-    };
-    let mut targets = sessions.iter().filter(|s| match s.priority {
-        Some(p) if headline => p >= 0,
-        Some(p) => p == best,
-        None => false,
-    });
+    }
     // Every target but the last gets a copy; the last gets the stanza.
     let mut next = targets.next();
     let el = s.el;
@@ -225,6 +217,28 @@ fn message_to_bare(r: &Router, accounts: &Accounts, s: Stanza) {
             None => return r.deliver(t, el),
         }
     }
+}
+
+/// Where a message to a bare JID goes among an account's sessions (RFC
+/// 6121 §8.5.2): the available resources with the highest non-negative
+/// priority, or every available resource with a non-negative priority
+/// for a headline. None means offline storage. Delivery uses it, and so
+/// does anything that must know where a message will land before it is
+/// delivered (push notifications: does it reach a live device?).
+pub fn bare_message_targets(
+    sessions: &[SessionEntry],
+    headline: bool,
+) -> impl Iterator<Item = &SessionEntry> {
+    let best = sessions
+        .iter()
+        .filter_map(|s| s.priority)
+        .filter(|p| *p >= 0)
+        .max();
+    sessions.iter().filter(move |s| match (s.priority, best) {
+        (Some(p), Some(_)) if headline => p >= 0,
+        (Some(p), Some(best)) => p == best,
+        _ => false,
+    })
 }
 
 fn message_to_full(r: &Router, accounts: &Accounts, s: Stanza) {

@@ -24,15 +24,13 @@ use tokio::sync::Notify;
 
 use super::session::BoundSession;
 use crate::routing::Router;
-use crate::sessions::SessionExt;
 
 /// How long a resumption waits for the old connection to hand over.
 const HANDOVER: Duration = Duration::from_secs(5);
 
-/// Marks a session as hibernating in its `SessionExt` (for push
-/// notifications: a message for it will not reach the device until it
-/// resumes).
-pub struct Hibernating;
+/// The hibernation marker lives with the session state (`sessions`), where
+/// the routing path and features below this layer can read it.
+pub use crate::sessions::{is_hibernating, Hibernating};
 
 enum SlotState {
     /// A connection holds the session.
@@ -218,12 +216,6 @@ impl Resumptions {
             }
         }
     }
-}
-
-/// Whether a session hibernates (its device may not be reachable until it
-/// resumes).
-pub fn is_hibernating(ext: &SessionExt) -> bool {
-    ext.has::<Hibernating>()
 }
 
 #[cfg(test)]
