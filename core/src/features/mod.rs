@@ -10,6 +10,8 @@
 //! account actors' gates. Per-session state goes into the session's
 //! `SessionExt` (`crate::sessions`), keyed by the feature's own types.
 
+pub mod push;
+
 use std::sync::Arc;
 
 use switchboard_spool::store::Stores;
@@ -29,4 +31,6 @@ pub struct Setup<'a> {
 }
 
 /// Registers every feature this build has.
-pub fn register(_setup: &mut Setup<'_>) {}
+pub fn register(setup: &mut Setup<'_>) {
+    push::register(setup);
+}
