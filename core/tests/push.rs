@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use switchboard_core::routing::iq::ServiceInfo;
 use switchboard_core::routing::services::ServiceHandle;
-use switchboard_core::routing::table::SessionEnd;
+use switchboard_core::routing::table::{SessionEnd, SessionRef};
 use switchboard_core::sessions::{Hibernating, Outbound};
 use switchboard_jid::Jid;
 use switchboard_spool::store::{AccountDataStore, AccountRef, BoxFuture, StoreResult, Stores};
@@ -532,6 +532,45 @@ async fn messages_left_behind_by_an_ended_session_notify_once() {
     });
     e.send(&bob, chat("alice@localhost", "barrier"));
     assert_eq!(published(&mut push), ["a"], "only the barrier's");
+}
+
+/// A connection that dies may have taken messages with it (written to a
+/// dead socket, never acknowledged): when its session starts to
+/// hibernate, one notification per registration if any of them matters
+/// and no other device of the account is connected and available.
+#[tokio::test]
+async fn a_session_that_hibernates_with_unacknowledged_messages_notifies_once() {
+    let e = env(&["alice", "bob"]).await;
+    let mut push = app_server(&e, PUSH);
+    let mut phone = e.online("alice@localhost/phone", Some(0));
+    enabled(&e, &mut phone, enable(PUSH, "a")).await;
+    enabled(&e, &mut phone, enable(PUSH, "b")).await;
+    let session = SessionRef {
+        jid: phone.jid.clone(),
+        id: phone.id,
+        tx: switchboard_core::queue::channel(1).0,
+        shared: phone.shared.clone(),
+        pending: Default::default(),
+    };
+    let (m1, m2) = (
+        chat("alice@localhost", "m1"),
+        chat("alice@localhost/phone", "m2"),
+    );
+    let state = composing("alice@localhost");
+    let presence = Element::new("presence", ns::CLIENT).with_attr("from", "bob@localhost/desk");
+
+    // Another device is there (available, connected): it has them.
+    let desk = e.online("alice@localhost/desk", Some(0));
+    hibernate(&phone);
+    e.router.session_hibernates(&session, &[&m1, &m2]);
+    // The other device is gone: nothing that matters is no news either.
+    offline(&e, &desk);
+    e.router.session_hibernates(&session, &[&state, &presence]);
+    e.router.session_hibernates(&session, &[]);
+    // Two messages that matter: one notification per registration.
+    e.router
+        .session_hibernates(&session, &[&presence, &m1, &state, &m2]);
+    assert_eq!(published(&mut push), ["a", "b"]);
 }
 
 /// An account-data store that counts writes, over another.

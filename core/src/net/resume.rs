@@ -123,17 +123,28 @@ impl Resumptions {
         self.slots.is_empty()
     }
 
-    /// Puts a session whose connection died into its slot to hibernate
-    /// for `max`, after which (or at once, if it is given up on for not
-    /// reading) it ends.
+    /// Puts a session into its slot to hibernate for `max`, after which
+    /// (or at once, if it is given up on for not reading) it ends:
+    /// because its connection died (`connection_lost`: the table's
+    /// hibernation hooks hear of it, with what the device may not have
+    /// received), or to hand it over to a connection that resumes it.
     pub(crate) fn hibernate(
         &self,
         slot: &Arc<Slot>,
         session: Box<BoundSession>,
         max: Duration,
         router: Router,
+        connection_lost: bool,
     ) {
         session.session.shared.ext.set(Arc::new(Hibernating));
+        if connection_lost {
+            let unacked: Vec<&switchboard_xml::Element> = session
+                .sm
+                .as_ref()
+                .map(|s| s.sm.unacked().collect())
+                .unwrap_or_default();
+            router.session_hibernates(&session.session, &unacked);
+        }
         let ext_shared = session.session.shared.clone();
         let generation = {
             let mut state = slot.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -297,7 +308,7 @@ mod tests {
         let b = session(&router, &registry);
         let slot = slot_of(&b);
         let id = slot.id().to_string();
-        registry.hibernate(&slot, b, Duration::from_secs(60), router.clone());
+        registry.hibernate(&slot, b, Duration::from_secs(60), router.clone(), true);
 
         assert_eq!(
             registry.take(&id, &jid("bob@localhost")).await.err(),
@@ -313,7 +324,7 @@ mod tests {
         );
 
         // It hibernates again; the first timer (59 s old) must not end it.
-        registry.hibernate(&slot, b, Duration::from_secs(60), router.clone());
+        registry.hibernate(&slot, b, Duration::from_secs(60), router.clone(), true);
         tokio::time::sleep(Duration::from_secs(30)).await;
         assert_eq!(registry.len(), 1);
         tokio::time::sleep(Duration::from_secs(31)).await;
@@ -342,6 +353,47 @@ mod tests {
         assert_eq!(offline[0].stanza.attr("id"), Some("unacked"));
     }
 
+    /// The table's hibernation hooks hear of a session whose connection
+    /// died, marked hibernating already, with what it had not
+    /// acknowledged; a hand-over to a resuming connection is no news.
+    #[tokio::test(start_paused = true)]
+    async fn hibernation_hooks_hear_of_a_lost_connection_not_of_a_hand_over() {
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let mut t = crate::routing::table::TableBuilder::default();
+        let h = heard.clone();
+        t.on_session_hibernates("test", move |_, s, unacked| {
+            assert!(is_hibernating(&s.shared.ext), "marked before the hooks run");
+            let ids: Vec<String> = unacked
+                .iter()
+                .map(|e| e.attr("id").unwrap_or_default().to_string())
+                .collect();
+            h.lock().unwrap().push((s.jid.to_string(), ids));
+        });
+        let router = Router::new(
+            vec!["localhost".into()],
+            t.build(),
+            Default::default(),
+            Arc::default(),
+        );
+        let registry = Resumptions::new();
+        let b = session(&router, &registry);
+        let slot = slot_of(&b);
+        registry.hibernate(&slot, b, Duration::from_secs(60), router.clone(), false);
+        assert!(heard.lock().unwrap().is_empty(), "a hand-over");
+        let (slot, b) = registry
+            .take(slot.id(), &jid("alice@localhost"))
+            .await
+            .unwrap();
+        registry.hibernate(&slot, b, Duration::from_secs(60), router.clone(), true);
+        assert_eq!(
+            *heard.lock().unwrap(),
+            [(
+                "alice@localhost/phone".to_string(),
+                vec!["unacked".to_string()]
+            )]
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_resumption_waits_for_the_old_connection_to_hand_over() {
         let stores = MemoryStores::new();
@@ -357,7 +409,7 @@ mod tests {
             let router = router.clone();
             tokio::spawn(async move {
                 slot.handover.notified().await;
-                registry.hibernate(&slot, b, Duration::from_secs(60), router);
+                registry.hibernate(&slot, b, Duration::from_secs(60), router, false);
             })
         };
         let (_, taken) = registry.take(&id, &jid("alice@localhost")).await.unwrap();

@@ -23,6 +23,12 @@
 //!   JID. Only answers to ids this module sent (and still waits for) are
 //!   consumed; an error of type `cancel` or `auth` disables that
 //!   registration.
+//! - **`session-hibernates`**: a session whose connection died may have
+//!   been sent messages the device never got (written to a socket that
+//!   was already dead). If any of those it did not acknowledge matters
+//!   and the account has no other connected, available session, one
+//!   notification per registration goes out, as Prosody's
+//!   mod_cloud_notify does for the smacks queue when hibernation starts.
 //! - **`session-end`**: messages taken back from a session that ended or
 //!   was given up on are redelivered (`Origin::Redelivery`) one by one;
 //!   those that land offline are noted, and one notification per
@@ -36,10 +42,7 @@
 //! in bursts when a session ends, are coalesced.
 //!
 //! Not done: the affiliation-change message of XEP-0357 §8 (remote
-//! disabling; errors disable instead), and notifications for messages a
-//! session had been sent but not acknowledged when it started to
-//! hibernate (Prosody's smacks hook; these notify only if the
-//! hibernation runs out and they go to offline storage).
+//! disabling; errors disable instead).
 
 mod pending;
 pub mod protocol;
@@ -55,7 +58,7 @@ use tokio::time::Instant;
 use super::Setup;
 use crate::routing::iq::{IqCall, IqKey, IqType, Scope};
 use crate::routing::stanza::{Class, Kind, MessageType, Origin, Stanza};
-use crate::routing::table::{Event, Flow};
+use crate::routing::table::{Event, Flow, SessionRef};
 use crate::routing::Router;
 use crate::sessions::is_hibernating;
 use crate::stanza::StanzaError;
@@ -117,6 +120,12 @@ pub fn register(setup: &mut Setup<'_>) {
         "an app server's answer to a notification ends here; an error of type cancel or auth disables that registration",
         move |_, s| p.on_reply(s),
     );
+    let p = push.clone();
+    setup
+        .table
+        .on_session_hibernates(MODULE, move |r, session, unacked| {
+            p.on_hibernate(r, session, unacked)
+        });
     let p = push;
     setup.table.on_session_end(MODULE, move |r, end| {
         let bare = end.jid.to_bare();
@@ -363,6 +372,26 @@ impl Push {
             return;
         }
         self.notify(r, account);
+    }
+
+    /// The `session-hibernates` hook: notify once if the device may have
+    /// missed a message that matters and no other device of the account
+    /// is there to read it.
+    fn on_hibernate(self: &Arc<Self>, r: &Router, session: &SessionRef, unacked: &[&Element]) {
+        let missed = unacked.iter().any(|el| {
+            el.name == "message" && protocol::matters(el, MessageType::parse(el.attr("type")))
+        });
+        if !missed {
+            return;
+        }
+        let account = session.jid.to_bare();
+        let elsewhere = r.sessions().with_account(&account, |list| {
+            list.iter()
+                .any(|e| e.priority.is_some() && !is_hibernating(&e.shared.ext))
+        });
+        if !elsewhere {
+            self.notify(r, account);
+        }
     }
 
     /// Sends a notification to each of the account's registrations: at
