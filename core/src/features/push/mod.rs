@@ -71,6 +71,9 @@ const MODULE: &str = "push";
 /// Accounts whose registrations are kept in memory before the cache
 /// drops those that have none (read again from the store when needed).
 const CACHE_LIMIT: usize = 10_000;
+/// How long registrations read from the store are trusted before they
+/// are read again.
+const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(300);
 /// Accounts with redelivered messages waiting for their session's end.
 const REDELIVERED_LIMIT: usize = 10_000;
 
@@ -159,9 +162,16 @@ enum Landing {
 fn landing(r: &Router, s: &Stanza) -> Landing {
     let live = |e: &crate::sessions::SessionEntry| !is_hibernating(&e.shared.ext);
     let ty = s.message_type();
-    let bare = s.to.to_bare();
+    // No copy of the address on the common path (a bare JID already).
+    let full_to_bare;
+    let bare = if s.to.is_bare() {
+        &s.to
+    } else {
+        full_to_bare = s.to.to_bare();
+        &full_to_bare
+    };
     if s.class == Class::Full {
-        let at_resource = r.sessions().with_account(&bare, |list| {
+        let at_resource = r.sessions().with_account(bare, |list| {
             list.iter()
                 .find(|e| Some(&*e.resource) == s.to.resource())
                 .map(live)
@@ -175,7 +185,7 @@ fn landing(r: &Router, s: &Stanza) -> Landing {
     } else if ty == Some(MessageType::Groupchat) {
         return Landing::Nowhere;
     }
-    r.sessions().with_account(&bare, |list| {
+    r.sessions().with_account(bare, |list| {
         let mut targets = crate::im::routes::bare_message_targets(list, false);
         if targets.any(live) {
             Landing::Live
@@ -198,8 +208,9 @@ struct Push {
 /// One account's registrations as the cache holds them.
 #[derive(Default)]
 struct AccountPush {
-    /// `None` until read from the store.
-    list: RwLock<Option<Arc<[Registration]>>>,
+    /// `None` until read from the store; with when it was read or
+    /// written.
+    list: RwLock<Option<(Arc<[Registration]>, Instant)>>,
     /// Held while the registrations are read from or written to the
     /// store, so that two changes (two devices enabling at once, an error
     /// disabling one) never write over each other and a slow first read
@@ -208,18 +219,27 @@ struct AccountPush {
 }
 
 impl AccountPush {
+    /// The registrations, unless never read or read too long ago: what
+    /// changed behind the server's back (an account deleted and made
+    /// again, a spool edited by hand) is seen within [`CACHE_TTL`].
     fn cached(&self) -> Option<Arc<[Registration]>> {
-        self.list.read().unwrap_or_else(|e| e.into_inner()).clone()
+        let list = self.list.read().unwrap_or_else(|e| e.into_inner());
+        match &*list {
+            Some((l, at)) if at.elapsed() < CACHE_TTL => Some(l.clone()),
+            _ => None,
+        }
     }
 
     fn set(&self, list: Vec<Registration>) -> Arc<[Registration]> {
         let list: Arc<[Registration]> = list.into();
-        *self.list.write().unwrap_or_else(|e| e.into_inner()) = Some(list.clone());
+        *self.list.write().unwrap_or_else(|e| e.into_inner()) =
+            Some((list.clone(), Instant::now()));
         list
     }
 
     fn has_registrations(&self) -> bool {
-        self.cached().is_some_and(|l| !l.is_empty())
+        let list = self.list.read().unwrap_or_else(|e| e.into_inner());
+        list.as_ref().is_some_and(|(l, _)| !l.is_empty())
     }
 }
 

@@ -1,6 +1,7 @@
 //! The protocol as values, without a router: requests and their errors,
 //! replacing and removing registrations, the stored form read back, which
-//! messages matter, the notification and which errors disable.
+//! messages matter, the notification and which errors disable; and how
+//! long the cache trusts what it read.
 //! (`core/tests/push.rs` drives the feature through the routing table.)
 
 use switchboard_jid::Jid;
@@ -296,4 +297,21 @@ fn cancel_and_auth_errors_disable_the_others_do_not() {
     }
     let no_error = xml("<iq xmlns='jabber:client' type='error' id='n1'/>");
     assert!(!disables(&no_error));
+}
+
+/// Registrations read from the store are trusted for a while, then read
+/// again (an account deleted and made again, a spool edited by hand).
+#[tokio::test(start_paused = true)]
+async fn cached_registrations_are_read_again_after_a_while() {
+    let entry = super::AccountPush::default();
+    assert!(entry.cached().is_none(), "never read");
+    entry.set(vec![reg("push.example", "a")]);
+    tokio::time::advance(super::CACHE_TTL - std::time::Duration::from_secs(1)).await;
+    assert_eq!(entry.cached().unwrap().len(), 1);
+    tokio::time::advance(std::time::Duration::from_secs(1)).await;
+    assert!(entry.cached().is_none(), "too old");
+    assert!(
+        entry.has_registrations(),
+        "still worth keeping in the cache"
+    );
 }
