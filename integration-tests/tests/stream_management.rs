@@ -422,3 +422,32 @@ async fn resuming_while_the_old_connection_looks_alive_takes_the_session_over() 
     message(&mut new, "m2").await;
     barrier(&mut new).await;
 }
+
+#[tokio::test]
+async fn a_flood_of_ack_requests_is_answered_in_order_and_troubles_nobody_else() {
+    let server = server();
+    let mut bob = bob(&server).await;
+    let (mut alice, _) = managed(&server, "alice", "phone", false).await;
+    const FLOOD: usize = 2000;
+    alice
+        .send(&format!("<r xmlns='{SM}'/>").repeat(FLOOD))
+        .await
+        .unwrap();
+    // Everyone else is served meanwhile.
+    send_chat(&mut bob, "alice@localhost/phone", "m1").await;
+    let mut acks = 0;
+    let mut got_message = false;
+    while acks < FLOOD || !got_message {
+        let el = next(&mut alice).await;
+        match local_name(&el).as_str() {
+            "a" => {
+                // Nothing of alice's was handled yet: every answer says 0.
+                assert_eq!(attr(&el, "h").as_deref(), Some("0"), "{el}");
+                acks += 1;
+            }
+            "message" => got_message = true,
+            other => panic!("unexpected <{other}/>: {el}"),
+        }
+    }
+    barrier(&mut alice).await;
+}

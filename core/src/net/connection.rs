@@ -13,6 +13,7 @@ use tokio::net::TcpStream;
 
 use super::resume::Resumptions;
 use super::session::{BoundSession, Resumption, SmState};
+use crate::auth_delay::{AccountKey, AuthDelays};
 use crate::lifecycle::{ShutdownSignal, Tracker};
 use crate::routing::table::SessionRef;
 use crate::routing::Router;
@@ -55,6 +56,9 @@ enum Flow {
     Handover,
 }
 
+/// The SASL2 user-agent id (hashed) of the client a session belongs to.
+struct ClientAgent(String);
+
 /// What every client connection works with: the router, the settings
 /// current when it started, the account store for logins and
 /// registrations, the registration throttle and the shutdown signal.
@@ -68,6 +72,11 @@ pub struct C2sContext {
     pub registrations: Arc<Throttle>,
     /// Sessions that may be resumed (XEP-0198).
     pub resumptions: Arc<Resumptions>,
+    /// FAST tokens (XEP-0484).
+    pub fast: Arc<crate::fast::Fast>,
+    /// Recent failed logins per source address and per account, which
+    /// make the next attempts wait (`net/auth_wait.rs`).
+    pub auth_delays: Arc<AuthDelays>,
     pub shutdown: ShutdownSignal,
     /// `-D`: log every byte in and out (secrets masked).
     pub debug: bool,
@@ -84,6 +93,9 @@ struct Conn {
     counted_login: bool,
     counted_failures: u32,
     counted_errors: u32,
+    /// The account the SASL attempt in progress named, so that its
+    /// failure is counted against it too.
+    attempt_account: Option<AccountKey>,
     /// The router pulled the kill switch: the client does not read.
     killed: bool,
 }
@@ -208,6 +220,7 @@ impl Conn {
             counted_login: false,
             counted_failures: 0,
             counted_errors: 0,
+            attempt_account: None,
             killed: false,
         }
     }
@@ -252,6 +265,11 @@ impl Conn {
         while self.counted_failures < failures {
             self.counted_failures += 1;
             self.shared.router.metrics().login_failure();
+            let policy = self.shared.settings.get().auth_delay;
+            let account = self.attempt_account.take();
+            self.shared
+                .auth_delays
+                .failed(&policy, self.peer.ip(), account, Instant::now());
         }
         let errors = self.machine.stanza_errors();
         while self.counted_errors < errors {
@@ -345,6 +363,9 @@ impl Conn {
                         if !bytes.is_empty() {
                             self.write(io, &bytes).await?;
                             self.machine.note_sent(Instant::now());
+                        }
+                        if let Some(b) = self.bound.as_mut() {
+                            b.written();
                         }
                         if let Some(err) = close {
                             self.machine.fail(err);
@@ -506,6 +527,9 @@ impl Conn {
                     return Ok(Some(Flow::StartTls));
                 }
                 Action::LookupScram { host, user, hash } => {
+                    if !self.before_credentials(&host, &user).await {
+                        continue;
+                    }
                     let cred = crate::accounts::scram_credential(
                         self.shared.accounts.as_ref(),
                         &host,
@@ -524,6 +548,9 @@ impl Conn {
                     user,
                     password,
                 } => {
+                    if !self.before_credentials(&host, &user).await {
+                        continue;
+                    }
                     let ok = crate::accounts::verify(
                         self.shared.accounts.as_ref(),
                         &host,
@@ -548,13 +575,14 @@ impl Conn {
                     self.machine.registered(result);
                 }
                 Action::Bound(jid) => {
-                    self.bind(jid);
-                    if let Some(b) = &self.bound {
-                        let session = b.session.clone();
-                        // Boxed: rare, and the hooks' futures would
-                        // otherwise enlarge every connection task.
-                        Box::pin(self.shared.router.session_started(&session)).await;
-                    }
+                    let session = self.new_session(jid);
+                    // The session-start hooks run before the session is in
+                    // the session table, so nothing is routed to it before
+                    // what they prepare (a block list, archive preferences)
+                    // is ready. Boxed: rare, and the hooks' futures would
+                    // otherwise enlarge every connection task.
+                    Box::pin(self.shared.router.session_started(&session)).await;
+                    self.enter_table(&session);
                 }
                 Action::Stanza(el, to) => {
                     if let Some(b) = self.bound.as_mut() {
@@ -580,6 +608,58 @@ impl Conn {
                     // otherwise enlarge every connection task.
                     Box::pin(self.sm_resume(previd, h)).await;
                 }
+                Action::VerifyFast {
+                    host,
+                    user,
+                    agent,
+                    mechanism,
+                    proof,
+                    cb,
+                    invalidate,
+                } => {
+                    let account = switchboard_spool::store::AccountRef::new(host, user.clone());
+                    let login = crate::fast::Login {
+                        account: &account,
+                        agent_id: &agent,
+                        mechanism,
+                        cb: &cb,
+                        proof: &proof,
+                        invalidate,
+                    };
+                    // Boxed, like the other login lookups.
+                    let result = Box::pin(
+                        self.shared
+                            .fast
+                            .authenticate(login, crate::time::unix_now()),
+                    )
+                    .await;
+                    self.machine.fast_verified(&user, result);
+                }
+                Action::IssueFast {
+                    host,
+                    user,
+                    agent,
+                    mechanism,
+                } => {
+                    let account = switchboard_spool::store::AccountRef::new(host, user);
+                    let issued = Box::pin(self.shared.fast.issue(
+                        &account,
+                        &agent,
+                        mechanism,
+                        crate::time::unix_now(),
+                    ))
+                    .await;
+                    let token = match issued {
+                        Ok(t) => Some(t.to_success_child()),
+                        Err(e) => {
+                            tracing::error!("could not store a FAST token: {e}");
+                            None
+                        }
+                    };
+                    self.machine.fast_issued(token);
+                }
+                Action::ClientAgent(agent) => self.client_agent(&agent),
+                Action::Sasl2Step => self.machine.sasl2_step(),
                 Action::Close => {
                     self.write(io, &[]).await?;
                     let _ = tokio::time::timeout(self.write_limit(), io.shutdown()).await;
@@ -614,7 +694,12 @@ impl Conn {
             for el in released {
                 self.shared.router.metrics().stanza_out(&el);
                 framing.write_stanza(&el, ns::CLIENT, out);
-                b.sent(el);
+                // Under stream management, kept until acknowledged; these
+                // go out with the machine's own bytes, whose write the
+                // caller does not report, so without it they are not kept.
+                if b.sm.is_some() {
+                    b.sent(el);
+                }
             }
         }
     }
@@ -655,6 +740,40 @@ impl Conn {
             resume: resumption,
         }));
         self.machine.send_nonza(&enabled);
+    }
+
+    /// A session bound through Bind 2 belongs to this client (its SASL2
+    /// user-agent id): the client's earlier sessions end, as XEP-0386 §3
+    /// asks (a client that binds anew has given up on them; a hibernating
+    /// one would otherwise hold messages until it times out).
+    fn client_agent(&mut self, agent: &str) {
+        let Some(b) = &self.bound else { return };
+        let key = crate::fast::client_key(agent);
+        let me = b.session.id;
+        let bare = b.session.jid.to_bare();
+        b.session.shared.ext.set(Arc::new(ClientAgent(key.clone())));
+        for other in self.shared.router.sessions().of_account(&bare) {
+            let same = other
+                .shared
+                .ext
+                .get::<ClientAgent>()
+                .is_some_and(|a| a.0 == key);
+            if other.id == me || !same {
+                continue;
+            }
+            tracing::info!(jid = %bare, resource = %other.resource, "a new session of the same client replaces this one");
+            if super::resume::is_hibernating(&other.shared.ext)
+                || other
+                    .tx
+                    .try_send(Outbound::Close(Box::new(StreamError::with_text(
+                        "conflict",
+                        "replaced by a new session of the same client",
+                    ))))
+                    .is_err()
+            {
+                other.shared.kill.notify_one();
+            }
+        }
     }
 
     /// `<a h/>` from the client.
@@ -724,6 +843,23 @@ impl Conn {
         self.bound = Some(session);
     }
 
+    /// Waits as recent failures from this address or on `user@host` say
+    /// before that account's credentials are checked; `false` when the
+    /// connection ended meanwhile (see `net/auth_wait.rs`). Boxed: only
+    /// logins pay for the wait's state, not every idle session.
+    async fn before_credentials(&mut self, host: &str, user: &str) -> bool {
+        let account = self.shared.auth_delays.account_key(host, user);
+        self.attempt_account = Some(account);
+        let peer = self.peer.ip();
+        Box::pin(super::auth_wait::before_check(
+            &self.shared,
+            peer,
+            &mut self.machine,
+            account,
+        ))
+        .await
+    }
+
     /// Creates an account for XEP-0077, throttled per source address.
     async fn register(
         &self,
@@ -760,22 +896,35 @@ impl Conn {
         Ok(())
     }
 
-    fn bind(&mut self, jid: Jid) {
+    /// The session a bound resource gets: its outbox and shared state, not
+    /// yet in the session table (see [`Conn::enter_table`]).
+    fn new_session(&mut self, jid: Jid) -> SessionRef {
         // A session left over on this connection (it cannot happen: the
         // machine binds once) would otherwise be lost without an end.
         if let Some(old) = self.bound.take() {
             old.end(&self.shared.router);
         }
         let (tx, rx) = crate::queue::channel(OUTBOX_CAPACITY);
-        let session_tx = tx.clone();
-        let shared = Arc::new(SessionShared::default());
         let id = self.shared.router.sessions().new_id();
-        if let Some(old) = self
-            .shared
-            .router
-            .sessions()
-            .bind(&jid, id, tx, shared.clone())
-        {
+        let session = SessionRef {
+            jid,
+            id,
+            tx,
+            shared: Arc::new(SessionShared::default()),
+            pending: Tracker::default(),
+        };
+        self.bound = Some(Box::new(BoundSession::new(session.clone(), rx)));
+        session
+    }
+
+    /// Puts the session in the session table, where the router finds it.
+    fn enter_table(&mut self, session: &SessionRef) {
+        if let Some(old) = self.shared.router.sessions().bind(
+            &session.jid,
+            session.id,
+            session.tx.clone(),
+            session.shared.clone(),
+        ) {
             // RFC 6120 §7.7.2.2: the new session takes over the resource.
             if old
                 .tx
@@ -788,17 +937,7 @@ impl Conn {
                 old.shared.kill.notify_one();
             }
         }
-        tracing::info!(%jid, peer = %self.peer, "session started");
-        self.bound = Some(Box::new(BoundSession::new(
-            SessionRef {
-                jid,
-                id,
-                tx: session_tx,
-                shared,
-                pending: Tracker::default(),
-            },
-            rx,
-        )));
+        tracing::info!(jid = %session.jid, peer = %self.peer, "session started");
     }
 }
 

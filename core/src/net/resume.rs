@@ -188,6 +188,28 @@ impl Resumptions {
         });
     }
 
+    /// Ends every hibernating session now (the server is shutting down):
+    /// what waits for them goes on as for any ended session.
+    pub fn end_all(&self, router: &Router) {
+        let slots: Vec<Arc<Slot>> = self.slots.iter().map(|s| s.value().clone()).collect();
+        for slot in slots {
+            let session = {
+                let mut state = slot.state.lock().unwrap_or_else(|e| e.into_inner());
+                match std::mem::replace(&mut state.0, SlotState::Gone) {
+                    SlotState::Detached { session, .. } => Some(session),
+                    // An attached slot is its connection's to end.
+                    other => {
+                        state.0 = other;
+                        None
+                    }
+                }
+            };
+            if let Some(session) = session {
+                session.end(router);
+            }
+        }
+    }
+
     /// Takes a hibernating session over for a new connection of `owner`.
     /// If a connection still holds it, that connection is asked to hand it
     /// over, and this waits (bounded) for it to.
@@ -392,6 +414,41 @@ mod tests {
                 vec!["unacked".to_string()]
             )]
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn at_shutdown_hibernating_sessions_end_and_their_stanzas_go_offline() {
+        let stores = MemoryStores::new();
+        crate::accounts::create(
+            stores.accounts.as_ref(),
+            "localhost",
+            "alice",
+            "pw".into(),
+            16,
+        )
+        .await
+        .unwrap();
+        let router = crate::server::standalone_router(&stores, Settings::for_hosts(&["localhost"]));
+        let registry = Resumptions::new();
+        let b = session(&router, &registry);
+        let slot = slot_of(&b);
+        registry.hibernate(&slot, b, Duration::from_secs(600), router.clone(), false);
+        registry.end_all(&router);
+        assert!(registry.is_empty());
+        assert!(router
+            .sessions()
+            .get(&jid("alice@localhost/phone"))
+            .is_none());
+        let alice = switchboard_spool::store::AccountRef::new("localhost", "alice");
+        let mut offline = Vec::new();
+        for _ in 0..100 {
+            offline = stores.offline.list(&alice).await.unwrap();
+            if !offline.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(offline.len(), 1);
     }
 
     #[tokio::test(start_paused = true)]

@@ -167,8 +167,10 @@ impl fmt::Debug for SessionRef {
 pub type NonzaHook = Box<dyn Fn(&Router, &SessionRef, Element) + Send + Sync>;
 
 /// A hook that runs when a session has bound its resource, before the
-/// connection reads anything more from the client: what a module needs
-/// ready for the session (a block list loaded, say). Awaited in order.
+/// session enters the session table and before the connection reads
+/// anything more from the client: what a module needs ready for the
+/// session (a block list loaded, say) is ready before anything is routed
+/// to it. Awaited in order.
 pub type SessionStartHook =
     Box<dyn Fn(&Router, &SessionRef) -> BoxFuture<'static, ()> + Send + Sync>;
 
@@ -206,6 +208,8 @@ pub struct TableBuilder {
     session_hibernates: Vec<(&'static str, HibernateHook)>,
     nonzas: HashMap<&'static str, (&'static str, NonzaHook)>,
     features: Vec<Element>,
+    host_features: Vec<(String, Element)>,
+    bind2_inline: Vec<&'static str>,
 }
 
 impl Default for TableBuilder {
@@ -217,6 +221,8 @@ impl Default for TableBuilder {
             session_hibernates: Vec::new(),
             nonzas: HashMap::new(),
             features: Vec::new(),
+            host_features: Vec::new(),
+            bind2_inline: Vec::new(),
         }
     }
 }
@@ -310,7 +316,27 @@ impl TableBuilder {
         self.features.push(feature);
     }
 
+    /// Offers a stream feature to authenticated clients of one host only
+    /// (the host's entity capabilities, XEP-0115 §6.3, differ per host).
+    pub fn host_stream_feature(&mut self, host: &str, feature: Element) {
+        self.host_features.push((host.to_owned(), feature));
+    }
+
+    /// Lets clients enable the feature of `namespace` inline in a Bind 2
+    /// request (XEP-0386): its element there is handed to the module's
+    /// nonza hook for that namespace right after binding (so the module
+    /// must take that namespace's nonzas too).
+    pub fn bind2_inline(&mut self, namespace: &'static str) {
+        self.bind2_inline.push(namespace);
+    }
+
     pub fn build(self) -> Table {
+        for ns in &self.bind2_inline {
+            assert!(
+                self.nonzas.contains_key(ns),
+                "{ns} is enabled inline in Bind 2 but no module takes its nonzas"
+            );
+        }
         let mut namespaces: Vec<&'static str> = self.nonzas.keys().copied().collect();
         namespaces.sort_unstable();
         Table {
@@ -321,7 +347,9 @@ impl TableBuilder {
             nonzas: self.nonzas,
             extensions: Arc::new(StreamExtensions {
                 features: self.features,
+                host_features: self.host_features,
                 nonza_namespaces: namespaces,
+                bind2_inline: self.bind2_inline,
             }),
         }
     }

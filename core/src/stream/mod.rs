@@ -7,6 +7,7 @@ pub mod error;
 pub mod framing;
 mod negotiation;
 pub mod register;
+pub mod sasl2;
 mod sasl_exchange;
 pub mod sm;
 

@@ -157,7 +157,7 @@ enum Landing {
 /// Where the message `s` will land, decided as delivery (`im::routes`)
 /// decides it: a bound full JID gets it; an absent resource's normal and
 /// chat messages go as to the bare JID, others nowhere; a bare JID's go
-/// to the sessions `bare_message_targets` picks, or offline without any
+/// to the sessions `bare_targets` picks, or offline without any
 /// (groupchat to a bare JID bounces).
 fn landing(r: &Router, s: &Stanza) -> Landing {
     let live = |e: &crate::sessions::SessionEntry| !is_hibernating(&e.shared.ext);
@@ -186,8 +186,8 @@ fn landing(r: &Router, s: &Stanza) -> Landing {
         return Landing::Nowhere;
     }
     r.sessions().with_account(bare, |list| {
-        let mut targets = crate::im::routes::bare_message_targets(list, false);
-        if targets.any(live) {
+        let targets = crate::im::routes::bare_targets(list, false);
+        if targets.is_some_and(|mut t| t.any(live)) {
             Landing::Live
         } else {
             Landing::Unreachable
