@@ -1,7 +1,8 @@
 //! The routing table's own rows: what holds for every stanza whatever
 //! modules are loaded — clients do not probe, services get their stanzas
 //! through their inbox, the IQ registry answers IQs to the server, and
-//! other domains are out of reach (until federation).
+//! other domains get `remote-server-not-found` when federation did not take
+//! them.
 
 use super::iq::Scope;
 use super::stanza::{Class, IqType, Kind, PresenceType};
