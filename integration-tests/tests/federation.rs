@@ -1024,3 +1024,48 @@ async fn mutual_subscriptions_then_probes_and_unavailable_across_servers() {
     alice.barrier().await;
     bob.barrier().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_here_blocks_a_user_of_the_other_server() {
+    let w = world();
+    let mut alice = w.alice().await;
+    let mut bob = w.bob().await;
+    let set = alice
+        .iq(
+            "set",
+            None,
+            "<block xmlns='urn:xmpp:blocking'><item jid='bob@b.test'/></block>",
+        )
+        .await;
+    assert_eq!(attr(&set, "type").as_deref(), Some("result"), "{set}");
+    // bob's message crosses the link and is refused here (XEP-0191 §3.3:
+    // as if alice were not there); nothing reaches her.
+    bob.send(
+        "<message to='alice@localhost/desk' type='chat' id='bl1'><body>hello?</body></message>",
+    )
+    .await;
+    bob.expect("the refusal", |e| {
+        is_error(e, "message", "bl1", "service-unavailable")
+    })
+    .await;
+    alice.barrier().await;
+    bob.barrier().await;
+    // Unblocked, it arrives.
+    let set = alice
+        .iq(
+            "set",
+            None,
+            "<unblock xmlns='urn:xmpp:blocking'><item jid='bob@b.test'/></unblock>",
+        )
+        .await;
+    assert_eq!(attr(&set, "type").as_deref(), Some("result"), "{set}");
+    bob.send("<message to='alice@localhost/desk' type='chat' id='bl2'><body>now?</body></message>")
+        .await;
+    alice
+        .expect("bob's message", |e| {
+            is_message_from(e, "bob@b.test/phone", "now?")
+        })
+        .await;
+    alice.barrier().await;
+    bob.barrier().await;
+}
