@@ -1069,3 +1069,54 @@ async fn a_user_here_blocks_a_user_of_the_other_server() {
     alice.barrier().await;
     bob.barrier().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn carbons_copy_messages_to_and_from_the_other_server() {
+    let w = world();
+    let mut desk = w.alice().await;
+    let mut phone = Client::online_at(&w.a, w.ca.client_config(), A, "alice", PW, "phone", 0).await;
+    desk.expect("the phone's presence", |e| {
+        is_presence(e, "alice@localhost/phone", None)
+    })
+    .await;
+    phone
+        .expect("the desk's presence", |e| {
+            is_presence(e, "alice@localhost/desk", None)
+        })
+        .await;
+    let mut bob = w.bob().await;
+    let on = phone
+        .iq("set", None, "<enable xmlns='urn:xmpp:carbons:2'/>")
+        .await;
+    assert_eq!(attr(&on, "type").as_deref(), Some("result"), "{on}");
+
+    // Sent from the desk to b.test: the phone gets a sent carbon.
+    desk.send("<message to='bob@b.test' type='chat' id='c1'><body>from the desk</body></message>")
+        .await;
+    bob.expect("alice's message", |e| {
+        is_message_from(e, "alice@localhost/desk", "from the desk")
+    })
+    .await;
+    phone
+        .expect("the sent carbon", |e| {
+            e.contains("<sent xmlns=\"urn:xmpp:carbons:2\"") && e.contains("from the desk")
+        })
+        .await;
+    // bob answers the desk: the phone gets a received carbon.
+    bob.send(
+        "<message to='alice@localhost/desk' type='chat' id='c2'><body>to the desk</body></message>",
+    )
+    .await;
+    desk.expect("bob's answer", |e| {
+        is_message_from(e, "bob@b.test/phone", "to the desk")
+    })
+    .await;
+    phone
+        .expect("the received carbon", |e| {
+            e.contains("<received xmlns=\"urn:xmpp:carbons:2\"") && e.contains("to the desk")
+        })
+        .await;
+    desk.barrier().await;
+    phone.barrier().await;
+    bob.barrier().await;
+}
