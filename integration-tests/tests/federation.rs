@@ -7,7 +7,8 @@
 //! * messages, subscriptions, presence and IQs both ways, errors for a
 //!   remote sender, offline storage of a remote sender's message, the
 //!   links as admins see them, 500 messages in order, a room here joined
-//!   from the other server;
+//!   from the other server; mutual subscriptions, then unavailable and
+//!   probes across; blocking a remote user; carbons of remote chats;
 //! * DNS: SRV records in priority order with a fallback, XEP-0368 direct
 //!   TLS, a domain without records, a domain that says "not offered";
 //! * refusals: a self-signed, expired or wrong-name certificate under
@@ -18,7 +19,8 @@
 //!   (remote-server-not-found);
 //! * a hostile raw peer: an unsolicited dialback "valid", a forged `from`
 //!   after authenticating, a dialback claim for a domain its certificate
-//!   does not cover, restricted XML, the pre-authentication timeout.
+//!   does not cover, relaying to a third server, a stanza over the size
+//!   limit, restricted XML, the pre-authentication timeout.
 //!
 //! Every "must not arrive" is a barrier after the server has provably
 //! finished with the stanza that could have caused it.
