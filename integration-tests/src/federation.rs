@@ -153,6 +153,9 @@ pub struct Peer {
     /// Group chat services at these hostnames (also named in the
     /// certificate).
     pub services: Vec<String>,
+    /// Other names in the certificate (services the test configures
+    /// itself).
+    pub cert_names: Vec<String>,
     pub s2s: SocketAddr,
     /// A direct-TLS s2s listener (XEP-0368), if any.
     pub direct: Option<SocketAddr>,
@@ -169,6 +172,7 @@ impl Peer {
         Peer {
             domain: domain.to_owned(),
             services: Vec::new(),
+            cert_names: Vec::new(),
             s2s: loopback_addr(),
             direct: None,
             resolver: None,
@@ -184,6 +188,7 @@ impl Peer {
     pub fn builder(&self, ca: &Ca, others: &[(&str, SocketAddr, bool)]) -> ServerBuilder {
         let mut names: Vec<&str> = vec![&self.domain];
         names.extend(self.services.iter().map(String::as_str));
+        names.extend(self.cert_names.iter().map(String::as_str));
         let cert = (self.cert != CertKind::SelfSigned).then(|| ca.issue(&names, self.cert));
         let ca_pem = ca.pem();
         let domain = self.domain.clone();

@@ -8,7 +8,8 @@
 //!   remote sender, offline storage of a remote sender's message, the
 //!   links as admins see them, 500 messages in order, a room here joined
 //!   from the other server; mutual subscriptions, then unavailable and
-//!   probes across; blocking a remote user; carbons of remote chats;
+//!   probes across; blocking a remote user; carbons of remote chats; a
+//!   transport closed to users of other servers;
 //! * DNS: SRV records in priority order with a fallback, XEP-0368 direct
 //!   TLS, a domain without records, a domain that says "not offered";
 //! * refusals: a self-signed, expired or wrong-name certificate under
@@ -1120,5 +1121,50 @@ async fn carbons_copy_messages_to_and_from_the_other_server() {
         .await;
     desk.barrier().await;
     phone.barrier().await;
+    bob.barrier().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transport_here_serves_local_users_only() {
+    reset_trace();
+    let ca = Ca::new();
+    let irc = "irc.localhost";
+    // Nothing listens there: the transport connects only when asked to.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let mut a = Peer::new(A);
+    a.cert_names = vec![irc.to_owned()];
+    let b = Peer::new(B);
+    let server_a = a
+        .builder(&ca, &[(B, b.s2s, false)])
+        .also(&format!(
+            r#"<service id="{irc}" type="irc"><server host="127.0.0.1" port="{}" tls="false" allow-plain="true"/></service>"#,
+            dead.port()
+        ))
+        .user(&format!("alice@{A}"), PW)
+        .start();
+    let server_b = b
+        .builder(&ca, &[(A, a.s2s, false), (irc, a.s2s, false)])
+        .user(&format!("bob@{B}"), PW)
+        .start();
+    let mut alice =
+        Client::online_at(&server_a, ca.client_config(), A, "alice", PW, "desk", 0).await;
+    let mut bob = Client::online_at(&server_b, ca.client_config(), B, "bob", PW, "phone", 0).await;
+    let disco = "<query xmlns='http://jabber.org/protocol/disco#info'/>";
+    // A local user reaches it.
+    let info = alice.iq("get", Some(irc), disco).await;
+    assert_eq!(attr(&info, "type").as_deref(), Some("result"), "{info}");
+    // A user of the other server is refused (local-only by default for
+    // transports), and the refusal crosses back.
+    let info = bob.iq("get", Some(irc), disco).await;
+    assert_eq!(
+        error_condition(&info).as_deref(),
+        Some("not-allowed"),
+        "{info}"
+    );
+    assert_eq!(attr(&info, "from").as_deref(), Some(irc), "{info}");
+    alice.barrier().await;
     bob.barrier().await;
 }
