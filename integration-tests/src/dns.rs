@@ -132,7 +132,9 @@ impl Dns {
     /// [`crate::federation::loopback_addr`]).
     pub fn start(zone: Zone) -> Dns {
         let socket = (0..20)
-            .find_map(|_| UdpSocket::bind(crate::federation::loopback_addr()).ok())
+            .find_map(|_| {
+                UdpSocket::bind(SocketAddr::new(crate::federation::loopback_addr().ip(), 0)).ok()
+            })
             .expect("a UDP socket on loopback for the name server");
         socket
             .set_read_timeout(Some(Duration::from_millis(50)))

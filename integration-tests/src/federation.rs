@@ -130,13 +130,15 @@ impl Ca {
 }
 
 /// An address of loopback no other test picks (127.x.y.z, x > 0) with a
-/// port of its own, for a server's s2s listener.
+/// port the kernel just handed out there (free at that moment), for a
+/// server's s2s listener.
 pub fn loopback_addr() -> SocketAddr {
-    let mut b = [0u8; 5];
+    let mut b = [0u8; 3];
     getrandom(&mut b);
     let ip = Ipv4Addr::new(127, 1 + b[0] % 250, b[1], 1 + b[2] % 250);
-    let port = 20_000 + (u16::from_le_bytes([b[3], b[4]]) % 40_000);
-    SocketAddr::new(IpAddr::V4(ip), port)
+    let probe = std::net::TcpListener::bind(SocketAddr::new(IpAddr::V4(ip), 0))
+        .expect("a port on a loopback address");
+    probe.local_addr().expect("the probe's address")
 }
 
 fn getrandom(out: &mut [u8]) {
