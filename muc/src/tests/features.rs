@@ -4,8 +4,6 @@
 use super::*;
 use crate::ns;
 
-const MERCUTIO: &str = "mercutio@example.org/m";
-
 fn register(h: &mut H, who: &str, nick: &str) -> Vec<Element> {
     h.iq(
         who,
@@ -164,7 +162,8 @@ fn a_room_describes_itself() {
         "{info}"
     );
     assert!(info.contains("<field var=\"muc#roominfo_occupants\" type=\"text-single\" label=\"Number of occupants\"><value>3</value>"), "{info}");
-    // Occupants are listed to occupants only.
+    // A public room lists its occupants to anyone, a hidden one to its
+    // occupants only.
     let items = |h: &mut H, who: &str| {
         let out = h.iq(
             who,
@@ -178,6 +177,12 @@ fn a_room_describes_itself() {
             .elements()
             .count()
     };
+    assert_eq!(items(&mut h, JULIET), 3);
+    assert_eq!(items(&mut h, MERCUTIO), 3);
+    h.configure(
+        ROMEO,
+        "<field var='muc#roomconfig_publicroom'><value>0</value></field>",
+    );
     assert_eq!(items(&mut h, JULIET), 3);
     assert_eq!(items(&mut h, MERCUTIO), 0);
 }
@@ -329,6 +334,14 @@ fn self_ping_and_relayed_iqs() {
         the_error(&ping(&mut h, MERCUTIO, "Juliet")),
         e("modify", "not-acceptable")
     );
+    // §6.6: outsiders may not query occupants.
+    let out = h.iq(
+        MERCUTIO,
+        &format!("{ROOM}/Juliet"),
+        "get",
+        "<query xmlns='http://jabber.org/protocol/disco#items'/>",
+    );
+    assert_eq!(the_error(&out), e("modify", "bad-request"));
     // A vCard request to an occupant goes to its bare JID and back.
     let out = h.iq(
         JULIET,

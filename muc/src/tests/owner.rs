@@ -29,6 +29,22 @@ fn configuration_changes_are_announced_with_their_codes() {
         "<field var='muc#roomconfig_whois'><value>moderators</value></field>",
     );
     assert_eq!(codes(last_to(&out, JULIET, "message")), vec![173]);
+    // The form offers logging under the registry's name (Smack's
+    // "public logging"); someone entering a logged room is told (170).
+    let form = h.iq(
+        ROMEO,
+        ROOM,
+        "get",
+        "<query xmlns='http://jabber.org/protocol/muc#owner'/>",
+    );
+    assert!(show(&form).contains("var=\"muc#roomconfig_enablelogging\""));
+    let out = h.configure(
+        ROMEO,
+        "<field var='muc#roomconfig_enablelogging'><value>1</value></field>",
+    );
+    assert_eq!(codes(last_to(&out, JULIET, "message")), vec![170]);
+    let out = h.join(MERCUTIO, "Mercutio");
+    assert_eq!(codes(last_to(&out, MERCUTIO, "presence")), vec![110, 170]);
 }
 
 #[test]
