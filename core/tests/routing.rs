@@ -289,6 +289,7 @@ async fn service_gauges_and_counters_follow_the_slots() {
                     name: host.into(),
                 },
                 inbox,
+                metrics: Default::default(),
             },
         );
     }
@@ -339,6 +340,7 @@ async fn services_are_reached_by_hostname_and_speak_only_for_it() {
                 name: "IRC".into(),
             },
             inbox: Some(tx),
+            metrics: Default::default(),
         },
     );
     e.send(&alice, msg("#chan%irc.example@irc.localhost/nick", "chat"));

@@ -30,7 +30,9 @@
 //! - [`component`]: the connector that attaches a service to any XMPP
 //!   server over XEP-0114, reconnecting with backoff;
 //! - [`handshake`]: the XEP-0114 handshake digest, shared by the server's
-//!   component listener and the component connector.
+//!   component listener and the component connector;
+//! - [`metrics`]: the service's own gauges and counters, which the host
+//!   renders on its metrics endpoint.
 
 pub mod adhoc;
 pub mod ask;
@@ -39,6 +41,7 @@ pub mod credentials;
 pub mod forms;
 pub mod gateway;
 pub mod handshake;
+pub mod metrics;
 pub mod stanza;
 
 use std::future::Future;
@@ -119,6 +122,9 @@ pub struct ServiceContext {
     pub config: Element,
     /// The admins to notify of events worth a human's attention.
     pub admins: Vec<switchboard_jid::Jid>,
+    /// Where the service reports its own numbers (rooms, messages…); the
+    /// host keeps a clone and renders them when its metrics are scraped.
+    pub metrics: metrics::ServiceMetrics,
 }
 
 /// A kind of service (`directory`, `irc`, …). One value is shared by every

@@ -5,6 +5,7 @@
 //! error, never the router a stall.
 
 use dashmap::DashMap;
+use switchboard_service::metrics::ServiceMetrics;
 use switchboard_xml::Element;
 use tokio::sync::mpsc;
 
@@ -19,6 +20,10 @@ pub struct ServiceHandle {
     /// The running service's inbox; `None` while it is down (restarting
     /// after a crash, or an external component that is not connected).
     pub inbox: Option<mpsc::Sender<Element>>,
+    /// The numbers the service reports about itself (an in-process
+    /// service's; an external component's stays empty), read at scrape
+    /// time.
+    pub metrics: ServiceMetrics,
 }
 
 /// The error for a stanza to a declared service that is not running.
@@ -129,6 +134,7 @@ impl ServiceSlots {
                     host: s.key().clone(),
                     up: live.is_some(),
                     queue_depth: live.map_or(0, |i| (i.max_capacity() - i.capacity()) as u64),
+                    own: s.metrics.samples(),
                 }
             })
             .collect();
