@@ -33,6 +33,7 @@
 //! - [`commands`]: the admins' ad-hoc commands on the service;
 //! - [`nick`]: the PRECIS Nickname profile; [`time`]: XEP-0082;
 //! - [`record`]: a room as stored; [`output`]: what the logic asks for;
+//! - [`stats`]: rooms, occupants and messages for the metrics endpoint;
 //! - [`service`]: the [`switchboard_service::Service`] driver.
 
 pub mod admin;
@@ -59,6 +60,7 @@ pub mod roles;
 pub mod room;
 pub mod service;
 pub mod settings;
+pub mod stats;
 pub mod time;
 pub mod voice;
 

@@ -3,7 +3,9 @@
 //! `ServiceStore`, feeds every stanza from the inbox to the room logic,
 //! stores what changed before sending the answers, and hands archive
 //! work to a task of its own so that a slow archive never holds up the
-//! rooms (answers to queries come back through a channel).
+//! rooms (answers to queries come back through a channel). After each
+//! stanza it copies the room logic's counts into the metrics the host
+//! gave it (`stats.rs`).
 //!
 //! The stores are given to the constructor by the composition root, so
 //! the same service runs in-process or as `switchboard component`, over
@@ -22,6 +24,7 @@ use crate::output::{Answer, ArchiveOp, Out, Persist, Ticket};
 use crate::record;
 use crate::room::Room;
 use crate::settings::Settings;
+use crate::stats::Published;
 use crate::time::now_micros;
 
 /// How often old archive entries are deleted.
@@ -121,6 +124,8 @@ impl MucService {
         let (answer_tx, mut answers) = mpsc::channel::<(Ticket, Answer)>(64);
         let worker = tokio::spawn(archive_worker(self.archive.clone(), work_rx, answer_tx));
         let mut expiry = tokio::time::interval(EXPIRY_EVERY);
+        let mut published = Published::register(&ctx.metrics);
+        published.publish(muc.rooms.len(), muc.stats);
         loop {
             let out = tokio::select! {
                 s = inbox.recv() => match s {
@@ -136,6 +141,7 @@ impl MucService {
                     continue;
                 }
             };
+            published.publish(muc.rooms.len(), muc.stats);
             if execute(out, &self.rooms, &work_tx, &ctx.out).await.is_err() {
                 break;
             }

@@ -433,3 +433,31 @@ fn admins_list_destroy_and_announce() {
     assert!(to(&out, JULIET)[0].to_xml_string().contains("destroy"));
     assert!(h.muc.rooms.is_empty());
 }
+
+#[test]
+fn the_service_counts_rooms_occupants_and_messages() {
+    let mut h = H::three();
+    assert_eq!(h.muc.stats.occupants, 3);
+    h.say(JULIET, "hello");
+    assert_eq!((h.muc.stats.messages, h.muc.stats.copies), (1, 3));
+    h.admin(ROMEO, "<item nick='Tybalt' role='none'/>");
+    assert_eq!(h.muc.stats.occupants, 2);
+    h.send(&format!(
+        "<presence from='{ROMEO}' to='cellar@{HOST}/Romeo'><x xmlns='http://jabber.org/protocol/muc'/></presence>"
+    ));
+    assert_eq!((h.muc.rooms.len(), h.muc.stats.occupants), (2, 3));
+    // The server itself (its domain's JID) may use the admins' commands,
+    // and a destroyed room's occupants are no longer counted.
+    let out = command(
+        &mut h,
+        "example.org",
+        crate::commands::DESTROY,
+        &format!("<x xmlns='jabber:x:data' type='submit'><field var='room'><value>{ROOM}</value></field></x>"),
+    );
+    assert_eq!(result_or_error(&out, "q"), "result", "{}", show(&out));
+    assert_eq!((h.muc.rooms.len(), h.muc.stats.occupants), (1, 1));
+    h.send(&format!(
+        "<presence type='unavailable' from='{ROMEO}' to='cellar@{HOST}/Romeo'/>"
+    ));
+    assert_eq!((h.muc.rooms.len(), h.muc.stats.occupants), (0, 0));
+}
