@@ -10,6 +10,7 @@ use switchboard_xml::Element;
 use tokio::sync::mpsc;
 
 use super::iq::ServiceInfo;
+use super::requests::{self, AskError, Pending};
 use crate::metrics::ServiceGauge;
 use crate::stanza::{ErrorType, StanzaError};
 
@@ -62,6 +63,8 @@ impl Refused {
 #[derive(Default)]
 pub struct ServiceSlots {
     slots: DashMap<String, ServiceHandle>,
+    /// The server's own requests to services (`requests.rs`).
+    pending: Pending,
 }
 
 impl ServiceSlots {
@@ -120,6 +123,37 @@ impl ServiceSlots {
             mpsc::error::TrySendError::Closed(el) => Refused::Down(el),
             mpsc::error::TrySendError::Full(el) => Refused::Busy(el),
         })
+    }
+
+    /// Sends `iq` (a get or set without `id`, `from` or `to`) to the
+    /// service at `host` from the local domain `from`, and waits up to
+    /// `limit` for the service's answer.
+    pub async fn ask(
+        &self,
+        host: &str,
+        from: &str,
+        mut iq: Element,
+        limit: std::time::Duration,
+    ) -> Result<Element, AskError> {
+        let (id, rx) = self.pending.register(from);
+        iq.set_attr("id", id.clone());
+        iq.set_attr("from", from);
+        iq.set_attr("to", host);
+        if let Err(refused) = self.send(host, iq) {
+            self.pending.forget(&id);
+            let (_, err) = refused.into_bounce(host);
+            return Err(AskError::Refused(
+                err.text
+                    .unwrap_or_else(|| format!("{host} is not a service here")),
+            ));
+        }
+        requests::wait(&self.pending, &id, rx, limit).await
+    }
+
+    /// An answer to one of the server's own requests goes to its waiter
+    /// (`None`); anything else comes back to be routed.
+    pub fn take_answer(&self, el: Element) -> Option<Element> {
+        self.pending.take_answer(el)
     }
 
     /// Each slot's state and queue, read now for a scrape. The depth is
