@@ -27,7 +27,10 @@
 # Usage: run.sh PATH/TO/switchboard [OUT]
 #   OUT defaults to target/interop. INTEROP_TESTS=Class1,Class2 runs only
 #   those classes (the regression check then covers only them);
-#   INTEROP_DEBUG=1 starts the server with -D (every stanza in its log).
+#   INTEROP_DEBUG=1 starts the server with -D (every stanza in its log);
+#   INTEROP_EXTRA_CLASSPATH adds test classes to the run (a local build of
+#   the XMPP Interop Testing project's server extensions, say: see
+#   README.md); their results are reported, and unlisted failures fail.
 set -euo pipefail
 
 [ $# -ge 1 ] || { echo "usage: $0 PATH/TO/switchboard [OUT]" >&2; exit 2; }
@@ -131,8 +134,9 @@ fi
 echo "interop: running the framework against switchboard (at most ${LIMIT}s)"
 START=$(date +%s)
 set +e
+CLASSPATH_ALL=$(cat "$OUT/classpath.txt")${INTEROP_EXTRA_CLASSPATH:+:$INTEROP_EXTRA_CLASSPATH}
 timeout -k 10 "$LIMIT" java -Djavax.net.ssl.trustStore="$TRUST" \
-  -Djavax.net.ssl.trustStoreType=PKCS12 -Djavax.net.ssl.trustStorePassword=interop -cp "$(cat "$OUT/classpath.txt")" "${PROPS[@]}" \
+  -Djavax.net.ssl.trustStoreType=PKCS12 -Djavax.net.ssl.trustStorePassword=interop -cp "$CLASSPATH_ALL" "${PROPS[@]}" \
   org.igniterealtime.smack.inttest.SmackIntegrationTestFramework >"$OUT/sinttest.log" 2>&1
 RC=$?
 set -e
