@@ -117,6 +117,19 @@ fn bans_and_the_outcast_list() {
         the_error(&list(&mut h, JULIET, "affiliation='outcast'")),
         e("auth", "forbidden")
     );
+    // Nobody may ban themselves (§9.1: conflict).
+    h.admin(
+        ROMEO,
+        "<item affiliation='admin' jid='juliet@example.org'/>",
+    );
+    assert_eq!(
+        the_error(&h.admin(
+            JULIET,
+            "<item affiliation='outcast' jid='juliet@example.org'/>"
+        )),
+        e("cancel", "conflict")
+    );
+    h.admin(ROMEO, "<item affiliation='none' jid='juliet@example.org'/>");
     // Juliet may not ban: she is no admin.
     assert_eq!(
         the_error(&h.admin(
