@@ -706,7 +706,10 @@ mod tests {
             ("kick jid", "key=value"),
             ("kick jid=%Z1", "badly encoded"),
             ("service-command node=n", "needs service"),
-            ("service-command service=s node=n field.a=1 field.a=2", "twice"),
+            (
+                "service-command service=s node=n field.a=1 field.a=2",
+                "twice",
+            ),
             ("kick jid=a field.x=1", "takes no field.x"),
         ] {
             let e = Request::parse(line).unwrap_err();
