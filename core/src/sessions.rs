@@ -112,6 +112,19 @@ impl SessionExt {
     }
 }
 
+/// Marks a session as hibernating in its `SessionExt`: its connection
+/// is gone and it waits to be resumed (XEP-0198; `net::resume` sets and
+/// clears it). It stays bound and what is sent to it waits in its
+/// outbox, but no device reads it until it resumes (push notifications
+/// ask).
+pub struct Hibernating;
+
+/// Whether a session hibernates (its device may not be reachable until it
+/// resumes).
+pub fn is_hibernating(ext: &SessionExt) -> bool {
+    ext.has::<Hibernating>()
+}
+
 /// A filter on what a session's connection writes: it may hold stanzas
 /// back and let them go later (XEP-0352 client state indication). The
 /// connection calls [`OutboundFilter::outgoing`] for each stanza taken
@@ -119,14 +132,17 @@ impl SessionExt {
 /// [`OutboundFilter::release`] after a client's nonza (which may have
 /// changed the filter's mind) to write what was held. A filter must never
 /// lose a stanza: what it holds when the session ends is given back by
-/// [`OutboundFilter::release`] too.
+/// [`OutboundFilter::drain`], whatever the filter's mind, and the
+/// connection sends it on as it does the rest of the outbox.
 pub trait OutboundFilter: Send + Sync {
     /// A stanza on its way out: append what to write now to `out` (the
     /// stanza itself, or nothing while holding it, or held ones first).
     fn outgoing(&self, stanza: Element, out: &mut Vec<Element>);
-    /// What the filter holds and should go out now (everything, when the
-    /// session ends), in order.
+    /// What the filter holds and should go out now, in order (nothing,
+    /// while it still wants to hold it).
     fn release(&self, out: &mut Vec<Element>);
+    /// Everything the filter holds, in order: the session has ended.
+    fn drain(&self, out: &mut Vec<Element>);
 }
 
 /// One bound resource.
@@ -273,6 +289,17 @@ impl Sessions {
         list.iter()
             .find(|s| Some(&*s.resource) == jid.resource())
             .cloned()
+    }
+
+    /// Looks at an account's sessions in place (an empty slice without
+    /// any), without copying them: for checks on the routing path that
+    /// only read. `f` runs under the table's shard lock, so it must not
+    /// touch the session table itself.
+    pub fn with_account<R>(&self, bare: &Jid, f: impl FnOnce(&[SessionEntry]) -> R) -> R {
+        match self.by_bare.get(bare) {
+            Some(list) => f(&list),
+            None => f(&[]),
+        }
     }
 
     /// Every session of an account.

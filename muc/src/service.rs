@@ -3,7 +3,8 @@
 //! `ServiceStore`, feeds every stanza from the inbox to the room logic,
 //! stores what changed before sending the answers, and hands archive
 //! work to a task of its own so that a slow archive never holds up the
-//! rooms (answers to queries come back through a channel). After each
+//! rooms (answers to queries come back through a channel; appends that
+//! waited together are stored with one flush). After each
 //! stanza it copies the room logic's counts into the metrics the host
 //! gave it (`stats.rs`).
 //!
@@ -136,7 +137,8 @@ impl MucService {
                 _ = expiry.tick() => {
                     if let Some(keep) = self.settings.archive_retention {
                         let before = now_micros().saturating_sub(keep.as_micros() as u64);
-                        let _ = work_tx.send(ArchiveOp::Expire { before }).await;
+                        let domain = ctx.jid.clone();
+                        let _ = work_tx.send(ArchiveOp::Expire { domain, before }).await;
                     }
                     continue;
                 }
@@ -214,14 +216,49 @@ pub async fn execute(
     Ok(())
 }
 
-/// The archive task: one operation at a time, in order, so a query sees
-/// every message archived before it.
+/// Appends taken together at most: one write and one flush to disk.
+const ARCHIVE_BATCH: usize = 256;
+
+/// The archive task: operations in order, so a query sees every message
+/// archived before it. Appends to one room that waited together are
+/// stored together (group commit): a busy room's archive costs one
+/// flush per batch, not one per message.
 async fn archive_worker(
     store: Arc<dyn ArchiveStore>,
     mut work: mpsc::Receiver<ArchiveOp>,
     answers: mpsc::Sender<(Ticket, Answer)>,
 ) {
-    while let Some(op) = work.recv().await {
+    let mut next = None;
+    loop {
+        let op = match next.take() {
+            Some(op) => op,
+            None => match work.recv().await {
+                Some(op) => op,
+                None => return,
+            },
+        };
+        let op = match op {
+            ArchiveOp::Append { owner, entry } => {
+                let mut batch = vec![entry];
+                while batch.len() < ARCHIVE_BATCH {
+                    match work.try_recv() {
+                        Ok(ArchiveOp::Append { owner: o, entry }) if o == owner => {
+                            batch.push(entry)
+                        }
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                if let Err(e) = store.append_batch(&owner, &batch).await {
+                    tracing::error!(room = %owner, messages = batch.len(), "cannot archive messages: {e}");
+                }
+                continue;
+            }
+            op => op,
+        };
         if let Some(a) = run_archive_op(store.as_ref(), op).await {
             if answers.send(a).await.is_err() {
                 return;
@@ -251,8 +288,8 @@ pub async fn run_archive_op(store: &dyn ArchiveStore, op: ArchiveOp) -> Option<(
             }
             None
         }
-        ArchiveOp::Expire { before } => {
-            match store.expire(before).await {
+        ArchiveOp::Expire { domain, before } => {
+            match store.expire(&domain, before).await {
                 Ok(n) if n > 0 => tracing::info!(removed = n, "expired old room archive entries"),
                 Ok(_) => {}
                 Err(e) => tracing::error!("cannot expire room archives: {e}"),

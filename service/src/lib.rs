@@ -33,6 +33,8 @@
 //!   component listener and the component connector;
 //! - [`metrics`]: the service's own gauges and counters, which the host
 //!   renders on its metrics endpoint.
+//! - [`time`]: XEP-0082 date-times with microseconds, for delays and
+//!   archive filters (group chat's and the core's archives).
 
 pub mod adhoc;
 pub mod ask;
@@ -43,6 +45,7 @@ pub mod gateway;
 pub mod handshake;
 pub mod metrics;
 pub mod stanza;
+pub mod time;
 
 use std::future::Future;
 use std::pin::Pin;

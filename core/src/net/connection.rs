@@ -7,16 +7,20 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use switchboard_jid::Jid;
-use switchboard_xml::ns;
+use switchboard_xml::{ns, Element};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
+use super::resume::Resumptions;
+use super::session::{BoundSession, Resumption, SmState};
+use crate::auth_delay::{AccountKey, AuthDelays};
 use crate::lifecycle::{ShutdownSignal, Tracker};
-use crate::routing::table::{SessionEnd, SessionRef};
+use crate::routing::table::SessionRef;
 use crate::routing::Router;
 use crate::sessions::{Outbound, SessionShared, OUTBOX_CAPACITY};
 use crate::settings::LiveSettings;
 use crate::stanza::{ErrorType, StanzaError};
+use crate::stream::sm;
 use crate::stream::{Action, C2s, StreamError};
 use crate::throttle::Throttle;
 
@@ -47,22 +51,13 @@ enum Flow {
     /// The machine asked for TLS: upgrade the same socket and go on.
     StartTls,
     Closed,
+    /// Another connection resumed this session (XEP-0198): it takes the
+    /// session, this connection only closes.
+    Handover,
 }
 
-/// A bound session's side of the router.
-struct Bound {
-    /// Who the session is, its outbox's sending end, its shared state
-    /// (kill switch, modules' state) and the tracker of the work its
-    /// stanzas started that is not done yet (an offline message being
-    /// stored, a roster being saved).
-    session: SessionRef,
-    rx: crate::queue::Receiver<Outbound>,
-    /// Stanzas from the client held back, in order, until that work is
-    /// done: an IQ is answered only when everything the client sent
-    /// before it has been delivered or stored, and what follows the IQ
-    /// waits behind it. While anything is held, nothing more is read.
-    held: std::collections::VecDeque<(switchboard_xml::Element, Option<Jid>)>,
-}
+/// The SASL2 user-agent id (hashed) of the client a session belongs to.
+struct ClientAgent(String);
 
 /// What every client connection works with: the router, the settings
 /// current when it started, the account store for logins and
@@ -75,6 +70,13 @@ pub struct C2sContext {
     pub accounts: Arc<dyn switchboard_spool::store::AccountStore>,
     /// In-band registrations per source address.
     pub registrations: Arc<Throttle>,
+    /// Sessions that may be resumed (XEP-0198).
+    pub resumptions: Arc<Resumptions>,
+    /// FAST tokens (XEP-0484).
+    pub fast: Arc<crate::fast::Fast>,
+    /// Recent failed logins per source address and per account, which
+    /// make the next attempts wait (`net/auth_wait.rs`).
+    pub auth_delays: Arc<AuthDelays>,
     pub shutdown: ShutdownSignal,
     /// `-D`: log every byte in and out (secrets masked).
     pub debug: bool,
@@ -83,21 +85,17 @@ pub struct C2sContext {
 struct Conn {
     shared: Arc<C2sContext>,
     machine: C2s,
-    bound: Option<Bound>,
+    /// The session once a resource is bound (or resumed); boxed, because
+    /// it moves into the resumption registry when the session hibernates.
+    bound: Option<Box<BoundSession>>,
     peer: SocketAddr,
-    /// Entities this session sent directed available presence to; they get
-    /// unavailable when it goes (RFC 6121 §4.6).
-    directed: std::collections::BTreeSet<Jid>,
-    /// The session's current broadcast presence as the client sent it,
-    /// and the status of its explicit goodbye. The connection sees the
-    /// client's stanzas in order, so this is right even when the
-    /// account's actor has not processed them yet.
-    broadcast: Option<switchboard_xml::Element>,
-    goodbye_status: Option<String>,
     /// What the login counters have been told about this stream so far.
     counted_login: bool,
     counted_failures: u32,
     counted_errors: u32,
+    /// The account the SASL attempt in progress named, so that its
+    /// failure is counted against it too.
+    attempt_account: Option<AccountKey>,
     /// The router pulled the kill switch: the client does not read.
     killed: bool,
 }
@@ -125,7 +123,7 @@ pub async fn serve(tcp: TcpStream, peer: SocketAddr, shared: Arc<C2sContext>, di
         let cb = crate::tls::channel_binding(tls.get_ref().1);
         let mut conn = Box::new(Conn::new(shared, C2s::new(settings, now, true, cb), peer));
         let r = conn.run(&mut tls).await;
-        conn.finish();
+        conn.finish(matches!(r, Ok(Flow::Handover)));
         r.map(|_| ())
     } else {
         let mut conn = Box::new(Conn::new(
@@ -140,17 +138,16 @@ pub async fn serve(tcp: TcpStream, peer: SocketAddr, shared: Arc<C2sContext>, di
                     Some(mut tls) => {
                         let cb = crate::tls::channel_binding(tls.get_ref().1);
                         conn.machine.tls_established(cb);
-                        conn.run(&mut tls).await.map(|_| ())
+                        conn.run(&mut tls).await
                     }
-                    None => Ok(()),
+                    None => Ok(Flow::Closed),
                 },
-                None => Ok(()),
+                None => Ok(Flow::Closed),
             },
-            Ok(Flow::Closed) => Ok(()),
-            Err(e) => Err(e),
+            other => other,
         };
-        conn.finish();
-        r
+        conn.finish(matches!(r, Ok(Flow::Handover)));
+        r.map(|_| ())
     };
     if let Err(e) = result {
         tracing::debug!(%peer, "connection ended: {e}");
@@ -220,52 +217,39 @@ impl Conn {
             machine,
             bound: None,
             peer,
-            directed: Default::default(),
-            broadcast: None,
-            goodbye_status: None,
             counted_login: false,
             counted_failures: 0,
             counted_errors: 0,
+            attempt_account: None,
             killed: false,
         }
     }
 
-    /// Unregisters the session, whatever ended the connection, and lets
-    /// the account's actor tell contacts it is gone.
-    fn finish(&mut self) {
-        // Stanzas still held behind unfinished work go out now, in order:
-        // nobody waits for an answer any more, and they must not be lost.
-        if let Some(b) = self.bound.as_mut() {
-            let held = std::mem::take(&mut b.held);
-            for (el, to) in held {
-                self.route_stanza(el, to);
-            }
-        }
-        if let Some(mut b) = self.bound.take() {
-            self.shared
-                .router
-                .sessions()
-                .unbind(&b.session.jid, b.session.id);
-            // What was queued for the client and not written goes on
-            // elsewhere (another resource, offline storage) or back to
-            // its sender: first what a filter held back, which was taken
-            // from the outbox before what is still in it.
-            b.rx.close();
-            if let Some(filter) = b.session.shared.ext.filter() {
-                let mut held = Vec::new();
-                filter.release(&mut held);
-                for el in held {
-                    self.shared.router.undeliverable(el);
+    /// The connection is over. A resumable session whose socket died (no
+    /// clean close, no stream error, not given up on) hibernates for the
+    /// agreed time (XEP-0198); one that another connection resumed is
+    /// handed over; any other session ends.
+    fn finish(&mut self, handed_over: bool) {
+        let Some(b) = self.bound.take() else { return };
+        let resumption =
+            b.sm.as_ref()
+                .and_then(|s| s.resume.as_ref())
+                .map(|r| (r.slot.clone(), r.max));
+        let died = !self.machine.is_closed() && !self.killed;
+        match resumption {
+            Some((slot, max)) if handed_over || died => {
+                if !handed_over {
+                    tracing::info!(jid = %b.session.jid, peer = %self.peer, "connection lost");
                 }
+                self.shared.resumptions.hibernate(
+                    &slot,
+                    b,
+                    max,
+                    self.shared.router.clone(),
+                    !handed_over,
+                );
             }
-            self.shared.router.take_back(&mut b.rx);
-            self.shared.router.session_ended(SessionEnd {
-                jid: b.session.jid.clone(),
-                presence: self.broadcast.take().map(Arc::new),
-                status: self.goodbye_status.take(),
-                directed: std::mem::take(&mut self.directed).into_iter().collect(),
-            });
-            tracing::info!(jid = %b.session.jid, peer = %self.peer, "session ended");
+            _ => b.end(&self.shared.router),
         }
     }
 
@@ -281,44 +265,16 @@ impl Conn {
         while self.counted_failures < failures {
             self.counted_failures += 1;
             self.shared.router.metrics().login_failure();
+            let policy = self.shared.settings.get().auth_delay;
+            let account = self.attempt_account.take();
+            self.shared
+                .auth_delays
+                .failed(&policy, self.peer.ip(), account, Instant::now());
         }
         let errors = self.machine.stanza_errors();
         while self.counted_errors < errors {
             self.counted_errors += 1;
             self.shared.router.metrics().stanza_error();
-        }
-    }
-
-    /// Keeps the directed-presence list current before a stanza is routed.
-    fn track_directed(&mut self, el: &switchboard_xml::Element) {
-        if el.name != "presence" {
-            return;
-        }
-        match (
-            el.attr("to").and_then(|t| Jid::parse(t).ok()),
-            crate::stanza::stanza_type(el),
-        ) {
-            (Some(to), "available") => {
-                self.directed.insert(to);
-            }
-            (Some(to), "unavailable") => {
-                self.directed.remove(&to);
-            }
-            (None, "available") => {
-                self.broadcast = Some(el.clone());
-                self.goodbye_status = None;
-            }
-            // Broadcast unavailable also ends every directed presence.
-            (None, "unavailable") => {
-                self.broadcast = None;
-                self.goodbye_status = el.child_text("status", &el.ns).filter(|s| !s.is_empty());
-                for to in std::mem::take(&mut self.directed) {
-                    let mut p = el.clone();
-                    p.set_attr("to", to.to_string());
-                    self.shared.router.route(p);
-                }
-            }
-            _ => {}
         }
     }
 
@@ -358,6 +314,15 @@ impl Conn {
                 }
             };
             let reading = holding.is_none();
+            // A resumable session can be asked to hand over to a new
+            // connection that resumes it.
+            let slot = self.resume_slot();
+            let handover = async {
+                match &slot {
+                    Some(s) => s.handover.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
             let rx = self.bound.as_mut().map(|b| &mut b.rx);
             let machine = &mut self.machine;
             let outbound = async {
@@ -378,13 +343,29 @@ impl Conn {
                         return Ok(Flow::Closed);
                     }
                 }
-                _ = work_done => self.release_held(),
+                _ = work_done => {
+                    let acks = self.release_held();
+                    if !acks.is_empty() {
+                        self.write(io, &acks).await?;
+                    }
+                }
+                _ = handover => {
+                    // The client resumed on another connection; this one
+                    // is probably a dead socket: say why, briefly, and go.
+                    self.killed = true;
+                    self.machine.fail(StreamError::with_text("conflict", "the session was resumed on another connection"));
+                    let _ = self.drain_actions(io).await;
+                    return Ok(Flow::Handover);
+                }
                 out = outbound => match out {
                     Some(Outbound::Stanza(el)) => {
                         let (bytes, close) = self.take_outbound(*el);
                         if !bytes.is_empty() {
                             self.write(io, &bytes).await?;
                             self.machine.note_sent(Instant::now());
+                        }
+                        if let Some(b) = self.bound.as_mut() {
+                            b.written();
                         }
                         if let Some(err) = close {
                             self.machine.fail(err);
@@ -417,6 +398,7 @@ impl Conn {
         let filter = b.session.shared.ext.filter();
         let mut passed = Vec::new();
         let mut next = Some(first);
+        let mut close = None;
         while let Some(el) = next.take() {
             match &filter {
                 Some(f) => f.outgoing(el, &mut passed),
@@ -425,17 +407,41 @@ impl Conn {
             for el in passed.drain(..) {
                 metrics.stanza_out(&el);
                 framing.write_stanza(&el, ns::CLIENT, &mut bytes);
+                // Kept until the client acknowledges it (XEP-0198).
+                b.sent(el);
             }
             if bytes.len() >= 64 * 1024 {
                 break;
             }
             match b.rx.try_recv() {
                 Ok(Outbound::Stanza(el)) => next = Some(*el),
-                Ok(Outbound::Close(err)) => return (bytes, Some(*err)),
+                Ok(Outbound::Close(err)) => {
+                    close = Some(*err);
+                    break;
+                }
                 Err(_) => break,
             }
         }
-        (bytes, None)
+        if let Some(s) = b.sm.as_mut() {
+            if s.sm.overflowing() {
+                // The client has acknowledged nothing for thousands of
+                // stanzas: it is as good as gone.
+                self.killed = true;
+                close.get_or_insert(StreamError::with_text(
+                    "policy-violation",
+                    "too many stanzas are waiting to be acknowledged",
+                ));
+            } else if s.sm.should_request() {
+                framing.write_stanza(&Element::new("r", sm::NS), ns::CLIENT, &mut bytes);
+            }
+        }
+        (bytes, close)
+    }
+
+    /// The session's resumption slot, if it is resumable.
+    fn resume_slot(&self) -> Option<Arc<super::resume::Slot>> {
+        let sm = self.bound.as_ref()?.sm.as_ref()?;
+        sm.resume.as_ref().map(|r| r.slot.clone())
     }
 
     /// How long a write may make no progress before the connection ends.
@@ -471,12 +477,23 @@ impl Conn {
                 None => std::future::pending().await,
             }
         };
+        // A client resuming on a new connection usually finds this one
+        // stuck on a dead socket: the write gives way, and the session
+        // hibernates for the new connection to take.
+        let slot = self.resume_slot();
+        let handover = async {
+            match &slot {
+                Some(s) => s.handover.notified().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             r = tokio::time::timeout(limit, write_and_flush) => match r {
                 Ok(r) => r,
                 Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the client did not read for too long")),
             },
             _ = killed => Err(std::io::Error::other("the client does not read what it is sent")),
+            _ = handover => Err(std::io::Error::other("the session was resumed on another connection")),
         }
     }
 
@@ -510,6 +527,9 @@ impl Conn {
                     return Ok(Some(Flow::StartTls));
                 }
                 Action::LookupScram { host, user, hash } => {
+                    if !self.before_credentials(&host, &user).await {
+                        continue;
+                    }
                     let cred = crate::accounts::scram_credential(
                         self.shared.accounts.as_ref(),
                         &host,
@@ -528,6 +548,9 @@ impl Conn {
                     user,
                     password,
                 } => {
+                    if !self.before_credentials(&host, &user).await {
+                        continue;
+                    }
                     let ok = crate::accounts::verify(
                         self.shared.accounts.as_ref(),
                         &host,
@@ -552,16 +575,91 @@ impl Conn {
                     self.machine.registered(result);
                 }
                 Action::Bound(jid) => {
-                    self.bind(jid);
-                    if let Some(b) = &self.bound {
-                        let session = b.session.clone();
-                        // Boxed: rare, and the hooks' futures would
-                        // otherwise enlarge every connection task.
-                        Box::pin(self.shared.router.session_started(&session)).await;
+                    let session = self.new_session(jid);
+                    // The session-start hooks run before the session is in
+                    // the session table, so nothing is routed to it before
+                    // what they prepare (a block list, archive preferences)
+                    // is ready. Boxed: rare, and the hooks' futures would
+                    // otherwise enlarge every connection task.
+                    Box::pin(self.shared.router.session_started(&session)).await;
+                    self.enter_table(&session);
+                }
+                Action::Stanza(el, to) => {
+                    if let Some(b) = self.bound.as_mut() {
+                        b.client_stanza(&self.shared.router, el, to);
                     }
                 }
-                Action::Stanza(el, to) => self.client_stanza(el, to),
                 Action::Nonza(el) => self.client_nonza(el, &mut out),
+                Action::Answered(reply) => {
+                    let framing = self.machine.framing();
+                    if let Some(el) = self.bound.as_mut().and_then(|b| b.answered(reply)) {
+                        framing.write_stanza(&el, ns::CLIENT, &mut out);
+                    }
+                }
+                Action::SmEnable { resume, max } => self.sm_enable(resume, max),
+                Action::SmRequest => {
+                    if let Some(a) = self.bound.as_mut().and_then(|b| b.ack_request()) {
+                        self.machine.send_nonza(&a);
+                    }
+                }
+                Action::SmAck(h) => self.sm_ack(h),
+                Action::SmResume { previd, h } => {
+                    // Boxed: rare, and waiting for a hand-over would
+                    // otherwise enlarge every connection task.
+                    Box::pin(self.sm_resume(previd, h)).await;
+                }
+                Action::VerifyFast {
+                    host,
+                    user,
+                    agent,
+                    mechanism,
+                    proof,
+                    cb,
+                    invalidate,
+                } => {
+                    let account = switchboard_spool::store::AccountRef::new(host, user.clone());
+                    let login = crate::fast::Login {
+                        account: &account,
+                        agent_id: &agent,
+                        mechanism,
+                        cb: &cb,
+                        proof: &proof,
+                        invalidate,
+                    };
+                    // Boxed, like the other login lookups.
+                    let result = Box::pin(
+                        self.shared
+                            .fast
+                            .authenticate(login, crate::time::unix_now()),
+                    )
+                    .await;
+                    self.machine.fast_verified(&user, result);
+                }
+                Action::IssueFast {
+                    host,
+                    user,
+                    agent,
+                    mechanism,
+                } => {
+                    let account = switchboard_spool::store::AccountRef::new(host, user);
+                    let issued = Box::pin(self.shared.fast.issue(
+                        &account,
+                        &agent,
+                        mechanism,
+                        crate::time::unix_now(),
+                    ))
+                    .await;
+                    let token = match issued {
+                        Ok(t) => Some(t.to_success_child()),
+                        Err(e) => {
+                            tracing::error!("could not store a FAST token: {e}");
+                            None
+                        }
+                    };
+                    self.machine.fast_issued(token);
+                }
+                Action::ClientAgent(agent) => self.client_agent(&agent),
+                Action::Sasl2Step => self.machine.sasl2_step(),
                 Action::Close => {
                     self.write(io, &[]).await?;
                     let _ = tokio::time::timeout(self.write_limit(), io.shutdown()).await;
@@ -584,7 +682,7 @@ impl Conn {
     /// what the session's outbound filter lets go after it (the client
     /// said it is active again, say) is appended to `out`.
     fn client_nonza(&mut self, el: switchboard_xml::Element, out: &mut Vec<u8>) {
-        let Some(b) = &self.bound else { return };
+        let Some(b) = self.bound.as_mut() else { return };
         let session = b.session.clone();
         if !self.shared.router.nonza(&session, el) {
             tracing::warn!(jid = %session.jid, "a nonza no module takes; dropped");
@@ -596,55 +694,170 @@ impl Conn {
             for el in released {
                 self.shared.router.metrics().stanza_out(&el);
                 framing.write_stanza(&el, ns::CLIENT, out);
+                // Under stream management, kept until acknowledged; these
+                // go out with the machine's own bytes, whose write the
+                // caller does not report, so without it they are not kept.
+                if b.sm.is_some() {
+                    b.sent(el);
+                }
             }
         }
     }
 
-    /// A stanza from the client: routed now, or held behind unfinished
-    /// work (see [`Bound::held`]).
-    fn client_stanza(&mut self, el: switchboard_xml::Element, to: Option<Jid>) {
+    /// The work held stanzas waited for is done: route them; the `<a/>`
+    /// answers that were waiting too, serialized.
+    fn release_held(&mut self) -> Vec<u8> {
         let Some(b) = self.bound.as_mut() else {
-            // The machine hands out stanzas only after bind.
-            return tracing::error!("a stanza before bind; dropped");
+            return Vec::new();
         };
-        let waits = el.name == "iq" && b.session.pending.live() > 0;
-        if waits || !b.held.is_empty() {
-            b.held.push_back((el, to));
-            return;
+        let mut bytes = Vec::new();
+        for a in b.release_held(&self.shared.router) {
+            self.machine
+                .framing()
+                .write_stanza(&a, ns::CLIENT, &mut bytes);
         }
-        self.route_stanza(el, to);
+        bytes
     }
 
-    fn route_stanza(&mut self, el: switchboard_xml::Element, to: Option<Jid>) {
-        self.track_directed(&el);
-        if let Some(b) = &self.bound {
-            self.shared.router.route_client(
-                b.session.id,
-                &b.session.pending,
-                &b.session.jid,
-                to,
-                el,
+    /// `<enable/>`: stream management for this session, resumable for at
+    /// most the server's maximum if the client asked (XEP-0198 §3).
+    fn sm_enable(&mut self, resume: bool, max: Option<u32>) {
+        let Some(b) = self.bound.as_mut() else { return };
+        let mut enabled = Element::new("enabled", sm::NS);
+        let resumption = resume.then(|| {
+            let server_max = self.shared.settings.get().resume_timeout;
+            let max = max
+                .map(|m| std::time::Duration::from_secs(m.into()))
+                .map_or(server_max, |m| m.min(server_max));
+            let slot = self.shared.resumptions.register(b.session.jid.to_bare());
+            enabled.set_attr("id", slot.id().to_string());
+            enabled.set_attr("resume", "true");
+            enabled.set_attr("max", max.as_secs().to_string());
+            Resumption { slot, max }
+        });
+        b.sm = Some(Box::new(SmState {
+            sm: Default::default(),
+            resume: resumption,
+        }));
+        self.machine.send_nonza(&enabled);
+    }
+
+    /// A session bound through Bind 2 belongs to this client (its SASL2
+    /// user-agent id): the client's earlier sessions end, as XEP-0386 §3
+    /// asks (a client that binds anew has given up on them; a hibernating
+    /// one would otherwise hold messages until it times out).
+    fn client_agent(&mut self, agent: &str) {
+        let Some(b) = &self.bound else { return };
+        let key = crate::fast::client_key(agent);
+        let me = b.session.id;
+        let bare = b.session.jid.to_bare();
+        b.session.shared.ext.set(Arc::new(ClientAgent(key.clone())));
+        for other in self.shared.router.sessions().of_account(&bare) {
+            let same = other
+                .shared
+                .ext
+                .get::<ClientAgent>()
+                .is_some_and(|a| a.0 == key);
+            if other.id == me || !same {
+                continue;
+            }
+            tracing::info!(jid = %bare, resource = %other.resource, "a new session of the same client replaces this one");
+            if super::resume::is_hibernating(&other.shared.ext)
+                || other
+                    .tx
+                    .try_send(Outbound::Close(Box::new(StreamError::with_text(
+                        "conflict",
+                        "replaced by a new session of the same client",
+                    ))))
+                    .is_err()
+            {
+                other.shared.kill.notify_one();
+            }
+        }
+    }
+
+    /// `<a h/>` from the client.
+    fn sm_ack(&mut self, h: u32) {
+        let Some(s) = self.bound.as_mut().and_then(|b| b.sm.as_mut()) else {
+            return;
+        };
+        if let Err(sm::AckError::TooHigh { h, sent }) = s.sm.ack(h) {
+            // XEP-0198 §4: a count higher than what was sent is a stream
+            // error; the session ends (it cannot be trusted to resume).
+            if let Some(r) = s.resume.take() {
+                r.slot.forget();
+            }
+            self.machine.fail(
+                StreamError::with_text(
+                    "undefined-condition",
+                    format!("the client acknowledged {h} stanzas, but only {sent} were sent"),
+                )
+                .with_app(
+                    Element::new("handled-count-too-high", sm::NS)
+                        .with_attr("h", h.to_string())
+                        .with_attr("send-count", sent.to_string()),
+                ),
             );
         }
     }
 
-    /// The work held stanzas waited for is done: route them, up to the
-    /// next IQ that has to wait for work the ones before it started.
-    fn release_held(&mut self) {
-        loop {
-            let Some(b) = self.bound.as_mut() else { return };
-            let next_waits = b
-                .held
-                .front()
-                .is_some_and(|(el, _)| el.name == "iq" && b.session.pending.live() > 0);
-            if next_waits {
-                return;
+    /// `<resume previd h/>`: take the hibernating session over, send again
+    /// what the client did not receive, and carry on as that session.
+    async fn sm_resume(&mut self, previd: String, h: u32) {
+        let Some(user) = self.machine.user().map(str::to_string) else {
+            return self.machine.resume_failed();
+        };
+        let Some(host) = self.machine.host().map(str::to_string) else {
+            return self.machine.resume_failed();
+        };
+        let Ok(owner) = Jid::from_parts(Some(&user), &host, None) else {
+            return self.machine.resume_failed();
+        };
+        let (slot, mut session) = match self.shared.resumptions.take(&previd, &owner).await {
+            Ok(taken) => taken,
+            Err(_) => return self.machine.resume_failed(),
+        };
+        let Some(sm_state) = session.sm.as_mut() else {
+            return self.machine.resume_failed();
+        };
+        let again = match sm_state.sm.resend_after(h) {
+            Ok(again) => again,
+            Err(_) => {
+                // The client claims more than was sent: resuming would
+                // lose or duplicate; the session ends instead.
+                slot.forget();
+                session.end(&self.shared.router);
+                return self.machine.resume_failed();
             }
-            let Some((el, to)) = b.held.pop_front() else {
-                return;
-            };
-            self.route_stanza(el, to);
+        };
+        let handled = sm_state.sm.handled;
+        let jid = session.session.jid.clone();
+        tracing::info!(%jid, peer = %self.peer, resent = again.len(), "session resumed");
+        let resumed = Element::new("resumed", sm::NS)
+            .with_attr("previd", previd)
+            .with_attr("h", handled.to_string());
+        self.machine.resumed(jid, &resumed);
+        for el in again {
+            self.machine.send_stanza(&el);
         }
+        self.bound = Some(session);
+    }
+
+    /// Waits as recent failures from this address or on `user@host` say
+    /// before that account's credentials are checked; `false` when the
+    /// connection ended meanwhile (see `net/auth_wait.rs`). Boxed: only
+    /// logins pay for the wait's state, not every idle session.
+    async fn before_credentials(&mut self, host: &str, user: &str) -> bool {
+        let account = self.shared.auth_delays.account_key(host, user);
+        self.attempt_account = Some(account);
+        let peer = self.peer.ip();
+        Box::pin(super::auth_wait::before_check(
+            &self.shared,
+            peer,
+            &mut self.machine,
+            account,
+        ))
+        .await
     }
 
     /// Creates an account for XEP-0077, throttled per source address.
@@ -683,17 +896,35 @@ impl Conn {
         Ok(())
     }
 
-    fn bind(&mut self, jid: Jid) {
+    /// The session a bound resource gets: its outbox and shared state, not
+    /// yet in the session table (see [`Conn::enter_table`]).
+    fn new_session(&mut self, jid: Jid) -> SessionRef {
+        // A session left over on this connection (it cannot happen: the
+        // machine binds once) would otherwise be lost without an end.
+        if let Some(old) = self.bound.take() {
+            old.end(&self.shared.router);
+        }
         let (tx, rx) = crate::queue::channel(OUTBOX_CAPACITY);
-        let session_tx = tx.clone();
-        let shared = Arc::new(SessionShared::default());
         let id = self.shared.router.sessions().new_id();
-        if let Some(old) = self
-            .shared
-            .router
-            .sessions()
-            .bind(&jid, id, tx, shared.clone())
-        {
+        let session = SessionRef {
+            jid,
+            id,
+            tx,
+            shared: Arc::new(SessionShared::default()),
+            pending: Tracker::default(),
+        };
+        self.bound = Some(Box::new(BoundSession::new(session.clone(), rx)));
+        session
+    }
+
+    /// Puts the session in the session table, where the router finds it.
+    fn enter_table(&mut self, session: &SessionRef) {
+        if let Some(old) = self.shared.router.sessions().bind(
+            &session.jid,
+            session.id,
+            session.tx.clone(),
+            session.shared.clone(),
+        ) {
             // RFC 6120 §7.7.2.2: the new session takes over the resource.
             if old
                 .tx
@@ -706,18 +937,7 @@ impl Conn {
                 old.shared.kill.notify_one();
             }
         }
-        tracing::info!(%jid, peer = %self.peer, "session started");
-        self.bound = Some(Bound {
-            session: SessionRef {
-                jid,
-                id,
-                tx: session_tx,
-                shared,
-                pending: Tracker::default(),
-            },
-            rx,
-            held: Default::default(),
-        });
+        tracing::info!(jid = %session.jid, peer = %self.peer, "session started");
     }
 }
 

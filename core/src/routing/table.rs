@@ -167,10 +167,19 @@ impl fmt::Debug for SessionRef {
 pub type NonzaHook = Box<dyn Fn(&Router, &SessionRef, Element) + Send + Sync>;
 
 /// A hook that runs when a session has bound its resource, before the
-/// connection reads anything more from the client: what a module needs
-/// ready for the session (a block list loaded, say). Awaited in order.
+/// session enters the session table and before the connection reads
+/// anything more from the client: what a module needs ready for the
+/// session (a block list loaded, say) is ready before anything is routed
+/// to it. Awaited in order.
 pub type SessionStartHook =
     Box<dyn Fn(&Router, &SessionRef) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// A hook for a session that starts to hibernate because its connection
+/// died (XEP-0198; not for a hand-over to a resuming connection): it
+/// gets the session (already marked `Hibernating`) and what it had been
+/// sent and not acknowledged, which may never have reached the device.
+/// Runs on the connection's task; never blocks.
+pub type HibernateHook = Box<dyn Fn(&Router, &SessionRef, &[&Element]) + Send + Sync>;
 
 struct Entry {
     priority: i32,
@@ -196,8 +205,11 @@ pub struct TableBuilder {
     hooks: Vec<Vec<Entry>>,
     session_end: Vec<(&'static str, SessionEndHook)>,
     session_start: Vec<(&'static str, SessionStartHook)>,
+    session_hibernates: Vec<(&'static str, HibernateHook)>,
     nonzas: HashMap<&'static str, (&'static str, NonzaHook)>,
     features: Vec<Element>,
+    host_features: Vec<(String, Element)>,
+    bind2_inline: Vec<&'static str>,
 }
 
 impl Default for TableBuilder {
@@ -206,8 +218,11 @@ impl Default for TableBuilder {
             hooks: (0..EVENTS).map(|_| Vec::new()).collect(),
             session_end: Vec::new(),
             session_start: Vec::new(),
+            session_hibernates: Vec::new(),
             nonzas: HashMap::new(),
             features: Vec::new(),
+            host_features: Vec::new(),
+            bind2_inline: Vec::new(),
         }
     }
 }
@@ -274,6 +289,16 @@ impl TableBuilder {
         self.session_start.push((module, Box::new(hook)));
     }
 
+    /// Adds a hook for every session that starts to hibernate because its
+    /// connection died.
+    pub fn on_session_hibernates(
+        &mut self,
+        module: &'static str,
+        hook: impl Fn(&Router, &SessionRef, &[&Element]) + Send + Sync + 'static,
+    ) {
+        self.session_hibernates.push((module, Box::new(hook)));
+    }
+
     /// Takes the client's nonzas in `namespace` after binding. One module
     /// per namespace.
     pub fn on_nonza(
@@ -291,17 +316,40 @@ impl TableBuilder {
         self.features.push(feature);
     }
 
+    /// Offers a stream feature to authenticated clients of one host only
+    /// (the host's entity capabilities, XEP-0115 §6.3, differ per host).
+    pub fn host_stream_feature(&mut self, host: &str, feature: Element) {
+        self.host_features.push((host.to_owned(), feature));
+    }
+
+    /// Lets clients enable the feature of `namespace` inline in a Bind 2
+    /// request (XEP-0386): its element there is handed to the module's
+    /// nonza hook for that namespace right after binding (so the module
+    /// must take that namespace's nonzas too).
+    pub fn bind2_inline(&mut self, namespace: &'static str) {
+        self.bind2_inline.push(namespace);
+    }
+
     pub fn build(self) -> Table {
+        for ns in &self.bind2_inline {
+            assert!(
+                self.nonzas.contains_key(ns),
+                "{ns} is enabled inline in Bind 2 but no module takes its nonzas"
+            );
+        }
         let mut namespaces: Vec<&'static str> = self.nonzas.keys().copied().collect();
         namespaces.sort_unstable();
         Table {
             hooks: self.hooks.into_boxed_slice(),
             session_end: self.session_end,
             session_start: self.session_start,
+            session_hibernates: self.session_hibernates,
             nonzas: self.nonzas,
             extensions: Arc::new(StreamExtensions {
                 features: self.features,
+                host_features: self.host_features,
                 nonza_namespaces: namespaces,
+                bind2_inline: self.bind2_inline,
             }),
         }
     }
@@ -312,6 +360,7 @@ pub struct Table {
     hooks: Box<[Vec<Entry>]>,
     session_end: Vec<(&'static str, SessionEndHook)>,
     session_start: Vec<(&'static str, SessionStartHook)>,
+    session_hibernates: Vec<(&'static str, HibernateHook)>,
     nonzas: HashMap<&'static str, (&'static str, NonzaHook)>,
     extensions: Arc<StreamExtensions>,
 }
@@ -338,6 +387,17 @@ impl Table {
     pub(crate) async fn session_started(&self, router: &Router, session: &SessionRef) {
         for (_, hook) in &self.session_start {
             hook(router, session).await;
+        }
+    }
+
+    pub(crate) fn session_hibernates(
+        &self,
+        router: &Router,
+        session: &SessionRef,
+        unacked: &[&Element],
+    ) {
+        for (_, hook) in &self.session_hibernates {
+            hook(router, session, unacked);
         }
     }
 
@@ -379,6 +439,14 @@ impl Table {
         for (module, _) in &self.session_start {
             rows.push(Row {
                 event: "session-start".into(),
+                priority: 0,
+                module,
+                what: "",
+            });
+        }
+        for (module, _) in &self.session_hibernates {
+            rows.push(Row {
+                event: "session-hibernates".into(),
                 priority: 0,
                 module,
                 what: "",

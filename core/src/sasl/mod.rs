@@ -2,6 +2,7 @@
 //! -PLUS variants over `tls-exporter` channel binding (RFC 9266), and PLAIN
 //! (RFC 4616). Sans-IO: the caller looks credentials up and feeds them in.
 
+pub mod ht;
 pub mod plain;
 pub mod scram;
 
@@ -20,6 +21,8 @@ pub enum SaslFailure {
     EncryptionRequired,
     Aborted,
     TemporaryAuthFailure,
+    /// A FAST token that expired, was replaced or revoked (XEP-0484 §5).
+    CredentialsExpired,
 }
 
 impl SaslFailure {
@@ -33,6 +36,7 @@ impl SaslFailure {
             SaslFailure::EncryptionRequired => "encryption-required",
             SaslFailure::Aborted => "aborted",
             SaslFailure::TemporaryAuthFailure => "temporary-auth-failure",
+            SaslFailure::CredentialsExpired => "credentials-expired",
         }
     }
 }

@@ -23,13 +23,17 @@ use switchboard_xml::{ns, Element, Event, Limits, StreamHeader};
 
 use crate::ids::random_id;
 
+use crate::sasl::ht::{self, HtMechanism};
+use crate::sasl::SaslFailure;
 use crate::sasl::ScramHash;
 use crate::stanza::{error_reply, iq_result, Kind, StanzaError};
 use crate::stream::error::StreamError;
 use crate::stream::framing::Framing;
 use crate::stream::negotiation::{Negotiation, Phase, Wire};
 use crate::stream::register;
-use crate::stream::sasl_exchange::{failure, SaslExchange, SaslOutcome};
+use crate::stream::sasl2::{self, Authenticate, Completion, Step};
+use crate::stream::sasl_exchange::{failure, Profile, SaslExchange, SaslOutcome, SASL2_NS};
+use crate::stream::sm;
 
 /// What modules add to client streams: stream features offered once the
 /// client has authenticated (beside `<bind/>`), and the namespaces of the
@@ -38,7 +42,13 @@ use crate::stream::sasl_exchange::{failure, SaslExchange, SaslOutcome};
 #[derive(Debug, Default)]
 pub struct StreamExtensions {
     pub features: Vec<Element>,
+    /// Features offered only on streams to one host: `(host, feature)`.
+    pub host_features: Vec<(String, Element)>,
     pub nonza_namespaces: Vec<&'static str>,
+    /// Namespaces whose elements a Bind 2 request may carry to enable a
+    /// feature inline (carbons, CSI); each is handed to the module's
+    /// nonza hook right after binding.
+    pub bind2_inline: Vec<&'static str>,
 }
 
 /// Settings the machine needs, fixed for the connection's life.
@@ -59,6 +69,8 @@ pub struct C2sSettings {
     /// What modules add: features offered after authentication, and the
     /// namespaces of nonzas handed to them after binding.
     pub extensions: Arc<StreamExtensions>,
+    /// Whether stream management (XEP-0198) is offered.
+    pub stream_management: bool,
 }
 
 /// What the driver must do next.
@@ -97,6 +109,50 @@ pub enum Action {
     /// A nonza after binding in a namespace a module takes (see
     /// [`C2sSettings::extensions`]), for the router's nonza hooks.
     Nonza(Element),
+    /// A stanza from the client that the machine answered itself (a
+    /// malformed `to`, a bad IQ), while stream management is on: count it
+    /// as handled and write the answer, if any, in order after what the
+    /// client sent before it (XEP-0198 counts every stanza either way).
+    Answered(Option<Element>),
+    /// XEP-0198 `<enable/>` after binding: set stream management up and
+    /// answer with [`C2s::send_nonza`] (`<enabled/>` or `<failed/>`).
+    SmEnable { resume: bool, max: Option<u32> },
+    /// XEP-0198 `<r/>`: answer `<a h/>` once everything received before
+    /// it is handled.
+    SmRequest,
+    /// XEP-0198 `<a h/>`: the client handled `h` stanzas in all.
+    SmAck(u32),
+    /// XEP-0198 `<resume/>` after authentication, instead of binding: take
+    /// the hibernated session over and answer with [`C2s::resumed`] or
+    /// [`C2s::resume_failed`].
+    SmResume { previd: String, h: u32 },
+    /// A FAST token login (XEP-0484): check `proof` against the client's
+    /// tokens and answer with [`C2s::fast_verified`].
+    VerifyFast {
+        host: String,
+        user: String,
+        agent: String,
+        mechanism: HtMechanism,
+        proof: Vec<u8>,
+        /// The channel binding the proof covers (empty for `-NONE`).
+        cb: Vec<u8>,
+        invalidate: bool,
+    },
+    /// Issue (and store) a FAST token for this client, and answer with
+    /// [`C2s::fast_issued`].
+    IssueFast {
+        host: String,
+        user: String,
+        agent: String,
+        mechanism: HtMechanism,
+    },
+    /// The session just bound through Bind 2 is this client's (its SASL2
+    /// `<user-agent id/>`): earlier sessions of the same client end
+    /// (XEP-0386 §3).
+    ClientAgent(String),
+    /// A SASL2 login reached this point of its inline steps (what was
+    /// queued before it is done): call [`C2s::sasl2_step`].
+    Sasl2Step,
     /// Flush what was sent and close the connection.
     Close,
 }
@@ -122,6 +178,11 @@ pub struct C2s {
     pending_register: Option<Element>,
     /// Set after SASL success: the authenticated localpart.
     user: Option<String>,
+    /// Stream management was enabled (or a session resumed) on this stream.
+    sm_enabled: bool,
+    /// A SASL2 login between the SASL success and `<success/>` (boxed: a
+    /// few hundred bytes, for a moment of the connection's life).
+    sasl2: Option<Box<Completion>>,
     bound: Option<Jid>,
     /// `bound` as text, stamped as `from` on every stanza.
     bound_text: String,
@@ -166,6 +227,8 @@ impl C2s {
             stanza_errors: 0,
             pending_register: None,
             user: None,
+            sm_enabled: false,
+            sasl2: None,
             bound: None,
             bound_text: String::new(),
             connected_at: now,
@@ -176,6 +239,16 @@ impl C2s {
     /// The bound full JID, once a resource is bound.
     pub fn jid(&self) -> Option<&Jid> {
         self.bound.as_ref()
+    }
+
+    /// The authenticated localpart, once SASL has succeeded.
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+
+    /// The host the client asked for in its stream header.
+    pub fn host(&self) -> Option<&str> {
+        self.neg.host.as_deref()
     }
 
     /// The framing this stream uses.
@@ -354,15 +427,29 @@ impl C2s {
         let mut f = Element::new("features", ns::STREAM);
         let secure = self.neg.secure;
         if self.user.is_some() {
-            f.append_child(Element::new("bind", ns::BIND));
-            // RFC 6121 removed session establishment; old clients still ask
-            // for it, so it is offered as optional (RFC 3921bis style).
-            f.append_child(
-                Element::new("session", ns::SESSION)
-                    .with_child(Element::new("optional", ns::SESSION)),
-            );
+            // After a SASL2 login that bound a resource inline, there is
+            // nothing left to bind.
+            if self.bound.is_none() {
+                f.append_child(Element::new("bind", ns::BIND));
+                // RFC 6121 removed session establishment; old clients still
+                // ask for it, so it is offered as optional (RFC 3921bis
+                // style).
+                f.append_child(
+                    Element::new("session", ns::SESSION)
+                        .with_child(Element::new("optional", ns::SESSION)),
+                );
+            }
+            if self.settings.stream_management && !self.sm_enabled {
+                f.append_child(Element::new("sm", sm::NS));
+            }
             for feature in &self.settings.extensions.features {
                 f.append_child(feature.clone());
+            }
+            let host = self.neg.host.as_deref();
+            for (h, feature) in &self.settings.extensions.host_features {
+                if Some(h.as_str()) == host {
+                    f.append_child(feature.clone());
+                }
             }
         } else if !secure && self.settings.tls_available && self.neg.framing == Framing::Stream {
             let mut st = Element::new("starttls", ns::TLS);
@@ -374,7 +461,20 @@ impl C2s {
                 f.append_child(SaslExchange::mechanisms(&self.neg));
             }
         } else if secure || !self.settings.tls_required {
-            f.append_child(SaslExchange::mechanisms(&self.neg));
+            let mechanisms = SaslExchange::mechanisms(&self.neg);
+            // FAST sends a token's proof in one message: only inside TLS.
+            let fast = if secure {
+                sasl2::fast_mechanisms(self.neg.channel_binding.is_some())
+            } else {
+                Vec::new()
+            };
+            f.append_child(sasl2::feature(
+                &mechanisms,
+                &self.settings.extensions.bind2_inline,
+                self.settings.stream_management,
+                &fast,
+            ));
+            f.append_child(mechanisms);
             if self.registration_open() {
                 f.append_child(Element::new("register", register::FEATURE_NS));
             }
@@ -392,6 +492,9 @@ impl C2s {
         if el.ns == ns::SASL {
             return self.on_sasl(el);
         }
+        if el.ns == SASL2_NS {
+            return self.on_sasl2(el);
+        }
         let secure = self.neg.secure;
         let may_negotiate = secure || !self.settings.tls_required;
         if self.user.is_none() && may_negotiate && is_register_iq(&el) {
@@ -408,6 +511,9 @@ impl C2s {
                 ("not-authorized", "authenticate first")
             };
             return self.fail(StreamError::with_text(cond, text));
+        }
+        if el.ns == sm::NS && self.settings.stream_management {
+            return self.on_sm(el);
         }
         if self.bound.is_some()
             && self
@@ -428,6 +534,110 @@ impl C2s {
             return self.on_unbound_stanza(el);
         }
         self.on_stanza(el);
+    }
+
+    /// XEP-0198 elements from an authenticated client.
+    fn on_sm(&mut self, el: Element) {
+        let failed = |m: &mut Self, condition: &str| {
+            let f = Element::new("failed", sm::NS).with_child(Element::new(condition, ns::STANZAS));
+            m.neg.send_nonza(&f);
+        };
+        let h = |el: &Element| el.attr("h").and_then(|h| h.parse::<u32>().ok());
+        match (el.name.as_str(), self.bound.is_some()) {
+            ("enable", true) if !self.sm_enabled => {
+                self.sm_enabled = true;
+                let resume = matches!(el.attr("resume"), Some("true") | Some("1"));
+                let max = el.attr("max").and_then(|m| m.parse().ok());
+                self.neg.push(Action::SmEnable { resume, max });
+            }
+            // Twice, or before binding (XEP-0198 §3: the client "MUST NOT
+            // attempt to enable stream management until after it has
+            // completed Resource Binding").
+            ("enable", _) => failed(self, "unexpected-request"),
+            ("resume", false) if !self.sm_enabled => match (el.attr("previd"), h(&el)) {
+                (Some(previd), Some(h)) => {
+                    self.neg.phase = Phase::Pending;
+                    self.neg.push(Action::SmResume {
+                        previd: previd.to_string(),
+                        h,
+                    });
+                }
+                _ => failed(self, "bad-request"),
+            },
+            ("resume", _) => failed(self, "unexpected-request"),
+            ("r", _) if self.sm_enabled => self.neg.push(Action::SmRequest),
+            ("a", _) if self.sm_enabled => match h(&el) {
+                Some(h) => self.neg.push(Action::SmAck(h)),
+                None => self.fail(StreamError::with_text(
+                    "bad-format",
+                    "the 'h' of <a/> is not a 32-bit number",
+                )),
+            },
+            ("r" | "a", _) => failed(self, "unexpected-request"),
+            (other, _) => self.fail(StreamError::with_text(
+                "unsupported-stanza-type",
+                format!("<{other}/> is not a stream management element"),
+            )),
+        }
+    }
+
+    /// Writes a nonza the driver built (`<enabled/>`, `<a/>`, `<r/>`).
+    /// During a SASL2 login it goes into the `<bound/>` of `<success/>`
+    /// instead (an `<enabled/>` asked for inline).
+    pub fn send_nonza(&mut self, el: &Element) {
+        match self.sasl2.as_mut() {
+            Some(c) => c.bound_children.push(el.clone()),
+            None => self.neg.send_nonza(el),
+        }
+    }
+
+    /// Writes a stanza the driver has again (one a resumed session sends
+    /// a second time, XEP-0198 §5); during a SASL2 login, after its
+    /// `<success/>`.
+    pub fn send_stanza(&mut self, el: &Element) {
+        match self.sasl2.as_mut() {
+            Some(c) => {
+                let bytes = self.neg.framing.stanza(el, ns::CLIENT);
+                c.after.extend_from_slice(&bytes);
+            }
+            None => self.neg.send_stanza(el),
+        }
+    }
+
+    /// The answer to [`Action::SmResume`]: the session is taken over; the
+    /// stream is bound to `jid` again and `<resumed/>` (built by the
+    /// driver, with its `h`) goes out.
+    pub fn resumed(&mut self, jid: Jid, reply: &Element) {
+        self.sm_enabled = true;
+        self.bound_text = jid.to_string();
+        self.bound = Some(jid);
+        if let Some(c) = self.sasl2.as_mut() {
+            // Inline resumption: `<resumed/>` goes into `<success/>`.
+            c.success_children.push(reply.clone());
+            c.step = None;
+            return self.sasl2_next();
+        }
+        self.neg.phase = Phase::Open;
+        self.neg.send_nonza(reply);
+        self.process();
+    }
+
+    /// The answer to [`Action::SmResume`] when there is nothing to resume
+    /// (unknown, expired, or another account's): `<failed/>` with
+    /// `item-not-found`, and the client binds afresh.
+    pub fn resume_failed(&mut self) {
+        let failed =
+            Element::new("failed", sm::NS).with_child(Element::new("item-not-found", ns::STANZAS));
+        if let Some(c) = self.sasl2.as_mut() {
+            // XEP-0386 §3: the failure goes into `<success/>`, and the bind
+            // request (if any) makes a new session.
+            c.success_children.push(failed);
+            c.step = None;
+            return self.sasl2_next();
+        }
+        self.neg.phase = Phase::Open;
+        self.neg.send_nonza(&failed);
+        self.process();
     }
 
     fn registration_open(&self) -> bool {
@@ -514,8 +724,284 @@ impl C2s {
                     password,
                 });
             }
+            SaslOutcome::Success(user) if self.sasl.profile() == Profile::Sasl2 => {
+                self.sasl2_authenticated(user)
+            }
             SaslOutcome::Success(user) => self.user = Some(user),
         }
+    }
+
+    /// An element of the Extensible SASL Profile (XEP-0388).
+    fn on_sasl2(&mut self, el: Element) {
+        if self.user.is_some() {
+            return self.fail(StreamError::with_text(
+                "policy-violation",
+                "already authenticated",
+            ));
+        }
+        if !self.neg.secure && self.settings.tls_required {
+            let f = Element::new("failure", SASL2_NS)
+                .with_child(Element::new("encryption-required", ns::SASL));
+            self.neg.send_nonza(&f);
+            return self.neg.close_stream();
+        }
+        match el.name.as_str() {
+            "authenticate" => self.on_authenticate(&el),
+            "response" | "abort" => {
+                let outcome = self.sasl.step(&mut self.neg, &el);
+                if outcome == SaslOutcome::Continue && el.name == "abort" {
+                    self.sasl2 = None;
+                }
+                self.sasl_outcome(outcome);
+            }
+            other => self.fail(StreamError::with_text(
+                "unsupported-stanza-type",
+                format!("<{other}/> is not a SASL2 element a client sends"),
+            )),
+        }
+    }
+
+    fn on_authenticate(&mut self, el: &Element) {
+        let request = match Authenticate::parse(el) {
+            Ok(r) => r,
+            Err((condition, text)) => {
+                let f = match condition {
+                    "invalid-mechanism" => SaslFailure::InvalidMechanism,
+                    _ => SaslFailure::MalformedRequest,
+                };
+                tracing::debug!("SASL2 request refused: {text}");
+                self.sasl2 = None;
+                let outcome = self.sasl.fail_with_in(&mut self.neg, f, Profile::Sasl2);
+                return self.sasl_outcome(outcome);
+            }
+        };
+        let mechanism = request.mechanism.clone();
+        let initial = request.initial.clone();
+        let ht = HtMechanism::from_name(&mechanism);
+        self.sasl2 = Some(Box::new(Completion {
+            request,
+            ..Default::default()
+        }));
+        match ht {
+            Some(m) => self.on_fast_login(m, initial),
+            None => {
+                let outcome = self
+                    .sasl
+                    .start_sasl2(&mut self.neg, &mechanism, initial.as_deref());
+                self.sasl_outcome(outcome);
+            }
+        }
+    }
+
+    /// A login with a FAST token (XEP-0484): one message, checked by the
+    /// driver against the stored tokens.
+    fn on_fast_login(&mut self, mechanism: HtMechanism, initial: Option<String>) {
+        let agent = self.sasl2.as_ref().and_then(|c| c.request.agent_id.clone());
+        let cb = match (mechanism.binds_channel(), &self.neg.channel_binding) {
+            (false, _) => Some(Vec::new()),
+            (true, Some(cb)) => Some(cb.clone()),
+            (true, None) => None,
+        };
+        let parsed = initial
+            .as_deref()
+            .and_then(|t| {
+                use base64::Engine as _;
+                let compact: String = t.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+                base64::engine::general_purpose::STANDARD
+                    .decode(compact)
+                    .ok()
+            })
+            .ok_or(SaslFailure::MalformedRequest)
+            .and_then(|bytes| ht::parse(&bytes));
+        let failure = match (self.neg.secure, cb, agent, parsed) {
+            (false, ..) | (_, None, ..) => SaslFailure::InvalidMechanism,
+            // XEP-0484 §5: tokens belong to a client, named by its
+            // user-agent id.
+            (_, _, None, _) => SaslFailure::MalformedRequest,
+            (_, _, _, Err(f)) => f,
+            (true, Some(cb), Some(agent), Ok(response)) => {
+                let Ok(user) = switchboard_jid::normalize_localpart(&response.username) else {
+                    return self.fast_verified("", Err(SaslFailure::NotAuthorized));
+                };
+                let host = self.neg.host.clone().unwrap_or_default();
+                let invalidate = self
+                    .sasl2
+                    .as_ref()
+                    .is_some_and(|c| c.request.fast_invalidate);
+                self.neg.phase = Phase::Pending;
+                return self.neg.push(Action::VerifyFast {
+                    host,
+                    user,
+                    agent,
+                    mechanism,
+                    proof: response.proof,
+                    cb,
+                    invalidate,
+                });
+            }
+        };
+        self.sasl2 = None;
+        let outcome = self
+            .sasl
+            .fail_with_in(&mut self.neg, failure, Profile::Sasl2);
+        self.sasl_outcome(outcome);
+    }
+
+    /// Answer to [`Action::VerifyFast`]: the server's proof and whether the
+    /// token is due for rotation, or why the login failed.
+    pub fn fast_verified(&mut self, user: &str, result: Result<crate::fast::Used, SaslFailure>) {
+        self.neg.phase = Phase::Open;
+        let outcome = match result {
+            Ok(used) => {
+                if let Some(c) = self.sasl2.as_mut() {
+                    if used.rotate && !c.request.fast_invalidate {
+                        c.rotate_token = HtMechanism::from_name(&c.request.mechanism);
+                    }
+                }
+                self.sasl
+                    .succeed(&mut self.neg, user.to_string(), Some(used.responder))
+            }
+            Err(f) => {
+                self.sasl2 = None;
+                self.sasl.fail_with_in(&mut self.neg, f, Profile::Sasl2)
+            }
+        };
+        self.sasl_outcome(outcome);
+        self.process();
+    }
+
+    /// Answer to [`Action::IssueFast`]: the `<token/>` for `<success/>`,
+    /// or `None` if it could not be stored (the login goes on without).
+    pub fn fast_issued(&mut self, token: Option<Element>) {
+        if let Some(c) = self.sasl2.as_mut() {
+            c.success_children.extend(token);
+            c.step = None;
+        }
+        self.sasl2_next();
+    }
+
+    /// Answer to [`Action::Sasl2Step`].
+    pub fn sasl2_step(&mut self) {
+        if let Some(c) = self.sasl2.as_mut() {
+            c.step = None;
+        }
+        self.sasl2_next();
+    }
+
+    /// SASL2 authenticated the client: the inline requests follow, then
+    /// `<success/>`.
+    fn sasl2_authenticated(&mut self, user: String) {
+        self.user = Some(user);
+        if let Some(c) = self.sasl2.as_mut() {
+            c.additional = self.sasl.take_additional();
+        }
+        self.sasl2_next();
+    }
+
+    /// Runs the next inline step of a SASL2 login, or sends `<success/>`
+    /// when none is left. Each step that needs the driver queues its
+    /// action, waits (input stays buffered) and comes back here.
+    fn sasl2_next(&mut self) {
+        let Some(c) = self.sasl2.as_mut() else { return };
+        if c.step.is_some() {
+            return;
+        }
+        // 1. Resumption first (XEP-0386 §3: a resumed session ignores the
+        // bind request; a failed one binds anew).
+        if let Some((previd, h)) = c.request.resume.take() {
+            if self.settings.stream_management {
+                c.step = Some(Step::Resume);
+                self.neg.phase = Phase::Pending;
+                return self.neg.push(Action::SmResume { previd, h });
+            }
+        }
+        // 2. Bind 2.
+        if let Some(bind) = c.request.bind.take() {
+            if self.bound.is_none() {
+                let user = self.user.clone().unwrap_or_default();
+                let host = self.neg.host.clone().unwrap_or_default();
+                let jid = Jid::from_parts(
+                    Some(&user),
+                    &host,
+                    Some(&sasl2::resource(bind.tag.as_deref())),
+                )
+                .or_else(|_| Jid::from_parts(Some(&user), &host, Some(&random_id())));
+                if let Ok(jid) = jid {
+                    self.bound_text = jid.to_string();
+                    self.bound = Some(jid.clone());
+                    c.bound = true;
+                    let agent = c.request.agent_id.clone();
+                    self.neg.push(Action::Bound(jid));
+                    if let Some(agent) = agent {
+                        self.neg.push(Action::ClientAgent(agent));
+                    }
+                    for el in bind.inline {
+                        if el.is("enable", sm::NS) && self.settings.stream_management {
+                            if !self.sm_enabled {
+                                self.sm_enabled = true;
+                                let resume = matches!(el.attr("resume"), Some("true" | "1"));
+                                let max = el.attr("max").and_then(|m| m.parse().ok());
+                                self.neg.push(Action::SmEnable { resume, max });
+                            }
+                        } else if self
+                            .settings
+                            .extensions
+                            .bind2_inline
+                            .contains(&el.ns.as_str())
+                        {
+                            self.neg.push(Action::Nonza(el));
+                        }
+                        // Anything else is a feature this server does not
+                        // enable inline; XEP-0386 gives it no error.
+                    }
+                    if let Some(c) = self.sasl2.as_mut() {
+                        c.step = Some(Step::Bind);
+                    }
+                    self.neg.phase = Phase::Pending;
+                    return self.neg.push(Action::Sasl2Step);
+                }
+            }
+        }
+        // 3. A FAST token, asked for or due for rotation.
+        let Some(c) = self.sasl2.as_mut() else { return };
+        let token = c.request.request_token.take().or(c.rotate_token.take());
+        if let (Some(mechanism), Some(agent), true) =
+            (token, c.request.agent_id.clone(), self.neg.secure)
+        {
+            c.step = Some(Step::Token);
+            self.neg.phase = Phase::Pending;
+            let host = self.neg.host.clone().unwrap_or_default();
+            let user = self.user.clone().unwrap_or_default();
+            return self.neg.push(Action::IssueFast {
+                host,
+                user,
+                agent,
+                mechanism,
+            });
+        }
+        // 4. Done.
+        let Some(mut c) = self.sasl2.take() else {
+            return;
+        };
+        let identifier = if self.bound.is_some() {
+            self.bound_text.clone()
+        } else {
+            format!(
+                "{}@{}",
+                self.user.as_deref().unwrap_or_default(),
+                self.neg.host.as_deref().unwrap_or_default()
+            )
+        };
+        self.neg.phase = Phase::Open;
+        let success = c.success(&identifier);
+        self.neg.send_nonza(&success);
+        if !c.after.is_empty() {
+            self.neg.send(std::mem::take(&mut c.after));
+        }
+        // XEP-0388 §2.6.1: the features of the authenticated stream follow
+        // at once, without a restart.
+        self.send_features();
+        self.process();
     }
 
     /// Stanzas after authentication but before a resource is bound: only
@@ -599,23 +1085,23 @@ impl C2s {
                 Err(e) => {
                     el.remove_attr("to");
                     let err = StanzaError::jid_malformed().with_text(e.to_string());
-                    if let Some(mut reply) = error_reply(&el, &err) {
+                    let reply = error_reply(&el, &err).map(|mut reply| {
                         reply.remove_attr("from");
                         self.stanza_errors += 1;
-                        self.send_el(&reply);
-                    }
-                    return;
+                        reply
+                    });
+                    return self.answered(reply);
                 }
             }
         }
         if el.name == "iq" {
             if let Err(err) = check_iq(&el) {
-                if let Some(mut reply) = error_reply(&el, &err) {
+                let reply = error_reply(&el, &err).map(|mut reply| {
                     reply.remove_attr("from");
                     self.stanza_errors += 1;
-                    self.send_el(&reply);
-                }
-                return;
+                    reply
+                });
+                return self.answered(reply);
             }
             // Legacy session establishment (RFC 3921): accepted as a no-op.
             if el.attr("to").is_none()
@@ -624,11 +1110,23 @@ impl C2s {
             {
                 let mut reply = iq_result(&el, None);
                 reply.remove_attr("from");
-                self.send_el(&reply);
-                return;
+                return self.answered(Some(reply));
             }
         }
         self.neg.push(Action::Stanza(el, parsed_to));
+    }
+
+    /// A stanza from the bound client that the machine handled itself,
+    /// with its answer if it has one. Under stream management the driver
+    /// counts both (the client counts every stanza it sends and receives)
+    /// and writes the answer in order with the rest; otherwise the answer
+    /// goes out at once.
+    fn answered(&mut self, reply: Option<Element>) {
+        if self.sm_enabled {
+            self.neg.push(Action::Answered(reply));
+        } else if let Some(reply) = reply {
+            self.send_el(&reply);
+        }
     }
 }
 

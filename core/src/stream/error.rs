@@ -8,6 +8,9 @@ use switchboard_xml::{ns, Element, XmlError};
 pub struct StreamError {
     pub condition: &'static str,
     pub text: Option<String>,
+    /// An application-specific condition (RFC 6120 §4.9.4), boxed: it is
+    /// rare, and stream errors travel through every session's outbox.
+    pub app: Option<Box<Element>>,
 }
 
 impl StreamError {
@@ -15,13 +18,21 @@ impl StreamError {
         StreamError {
             condition,
             text: None,
+            app: None,
         }
     }
     pub fn with_text(condition: &'static str, text: impl Into<String>) -> Self {
         StreamError {
             condition,
             text: Some(text.into()),
+            app: None,
         }
+    }
+
+    /// With an application-specific condition element.
+    pub fn with_app(mut self, app: Element) -> Self {
+        self.app = Some(Box::new(app));
+        self
     }
 
     /// The children of `<stream:error>`: the condition and the text.
@@ -33,6 +44,9 @@ impl StreamError {
                     .with_attr("xml:lang", "en")
                     .with_text(t.clone()),
             );
+        }
+        if let Some(app) = &self.app {
+            v.push((**app).clone());
         }
         v
     }

@@ -7,7 +7,9 @@ pub mod error;
 pub mod framing;
 mod negotiation;
 pub mod register;
+pub mod sasl2;
 mod sasl_exchange;
+pub mod sm;
 
 pub use crate::ids::random_id;
 pub use c2s::{Action, C2s, C2sSettings, StreamExtensions};

@@ -2,6 +2,10 @@
 //! mechanisms are offered, `<auth/>`, `<response/>` and `<abort/>`, the
 //! SCRAM exchange with its credential lookup, PLAIN with its password
 //! check, `<success/>` and `<failure/>`, and the count of failed attempts.
+//! The same exchange runs under the Extensible SASL Profile (XEP-0388,
+//! [`Profile::Sasl2`]): other element names, no stream restart, and the
+//! `<success/>` left to the client machine, which adds what was negotiated
+//! inline (a bound resource, a resumed session, a FAST token).
 //! Shared by the client machine and (with EXTERNAL) the coming
 //! server-to-server machine; the mechanisms themselves are in
 //! `crate::sasl`.
@@ -17,6 +21,28 @@ use crate::sasl::{plain, SaslFailure, ScramHash, ScramServer, ScramStep};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
+/// The Extensible SASL Profile's namespace (XEP-0388).
+pub(crate) const SASL2_NS: &str = "urn:xmpp:sasl:2";
+
+/// Which SASL profile the current attempt uses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Profile {
+    /// RFC 6120 §6: `<auth/>`, `<success/>`, then a stream restart.
+    #[default]
+    Rfc6120,
+    /// XEP-0388: `<authenticate/>`, and `<success/>` built by the caller.
+    Sasl2,
+}
+
+impl Profile {
+    fn ns(self) -> &'static str {
+        match self {
+            Profile::Rfc6120 => ns::SASL,
+            Profile::Sasl2 => SASL2_NS,
+        }
+    }
+}
+
 /// How many failed SASL attempts a connection gets before it is closed.
 pub(crate) const MAX_AUTH_FAILURES: u32 = 3;
 
@@ -31,8 +57,9 @@ pub(crate) enum SaslOutcome {
     LookupScram { user: String, hash: ScramHash },
     /// Check a PLAIN password and call [`SaslExchange::plain_verified`].
     VerifyPlain { user: String, password: String },
-    /// Authenticated as this local part: `<success/>` is queued and the
-    /// peer restarts the stream.
+    /// Authenticated as this local part. Under RFC 6120 `<success/>` is
+    /// queued and the peer restarts the stream; under SASL2 the caller
+    /// sends it (with [`SaslExchange::take_additional`]).
     Success(String),
 }
 
@@ -46,6 +73,12 @@ pub(crate) struct SaslExchange {
     /// has therefore seen -PLUS advertised, so its fallback to plain SCRAM
     /// with the `y` flag is not a downgrade and is accepted.
     client_saw_plus: bool,
+    profile: Profile,
+    /// SASL2: the mechanism of an `<authenticate/>` without an initial
+    /// response; the next `<response/>` carries it.
+    awaiting_initial: Option<String>,
+    /// SASL2: the mechanism's final data, for `<additional-data/>`.
+    additional: Option<Vec<u8>>,
 }
 
 impl SaslExchange {
@@ -84,19 +117,19 @@ impl SaslExchange {
         )
     }
 
-    /// An element in the SASL namespace from the peer.
+    /// An element in the SASL namespace (RFC 6120) from the peer.
     pub(crate) fn handle<A: From<Wire>>(
         &mut self,
         neg: &mut Negotiation<A>,
         el: &Element,
     ) -> SaslOutcome {
         match el.name.as_str() {
-            "auth" => self.on_auth(neg, el),
-            "response" => self.on_response(neg, el),
-            "abort" => {
-                self.scram = None;
-                self.failure(neg, SaslFailure::Aborted)
+            "auth" => {
+                self.profile = Profile::Rfc6120;
+                let payload = decode_b64(&el.text());
+                self.start(neg, el.attr("mechanism").unwrap_or(""), payload)
             }
+            "response" | "abort" => self.step(neg, el),
             _ => {
                 neg.fail(StreamError::new("unsupported-stanza-type"));
                 SaslOutcome::Continue
@@ -104,17 +137,101 @@ impl SaslExchange {
         }
     }
 
-    fn on_auth<A: From<Wire>>(&mut self, neg: &mut Negotiation<A>, el: &Element) -> SaslOutcome {
+    /// A SASL2 `<authenticate/>` (parsed by the caller, which keeps what
+    /// it asks for besides): `initial` is the `<initial-response/>` text,
+    /// `None` without one.
+    pub(crate) fn start_sasl2<A: From<Wire>>(
+        &mut self,
+        neg: &mut Negotiation<A>,
+        mechanism: &str,
+        initial: Option<&str>,
+    ) -> SaslOutcome {
+        self.profile = Profile::Sasl2;
+        self.additional = None;
+        match initial {
+            Some(text) => self.start(neg, mechanism, decode_sasl2(text)),
+            None => {
+                // The mechanism starts with the client (SCRAM, PLAIN): an
+                // empty challenge asks for its first message.
+                self.awaiting_initial = Some(mechanism.to_string());
+                neg.send_nonza(&Element::new("challenge", SASL2_NS));
+                SaslOutcome::Continue
+            }
+        }
+    }
+
+    /// `<response/>` or `<abort/>`, in either profile's namespace.
+    pub(crate) fn step<A: From<Wire>>(
+        &mut self,
+        neg: &mut Negotiation<A>,
+        el: &Element,
+    ) -> SaslOutcome {
+        match el.name.as_str() {
+            "response" => {
+                if let Some(mechanism) = self.awaiting_initial.take() {
+                    let payload = decode_sasl2(&el.text());
+                    return self.start(neg, &mechanism, payload);
+                }
+                self.on_response(neg, el)
+            }
+            _ => {
+                self.scram = None;
+                self.awaiting_initial = None;
+                self.failure(neg, SaslFailure::Aborted)
+            }
+        }
+    }
+
+    /// The profile of the attempt under way (or the last one).
+    pub(crate) fn profile(&self) -> Profile {
+        self.profile
+    }
+
+    /// SASL2: the mechanism's final data from a success, once.
+    pub(crate) fn take_additional(&mut self) -> Option<Vec<u8>> {
+        self.additional.take()
+    }
+
+    /// A failure the caller decided (a malformed SASL2 request, a FAST
+    /// token refused) in `profile`: counted like any other.
+    pub(crate) fn fail_with_in<A: From<Wire>>(
+        &mut self,
+        neg: &mut Negotiation<A>,
+        f: SaslFailure,
+        profile: Profile,
+    ) -> SaslOutcome {
+        self.profile = profile;
+        self.failure(neg, f)
+    }
+
+    /// A SASL2 success decided by the caller (a FAST token accepted), with
+    /// the mechanism's final data.
+    pub(crate) fn succeed<A: From<Wire>>(
+        &mut self,
+        neg: &mut Negotiation<A>,
+        user: String,
+        additional: Option<Vec<u8>>,
+    ) -> SaslOutcome {
+        self.profile = Profile::Sasl2;
+        self.success(neg, user, additional)
+    }
+
+    fn start<A: From<Wire>>(
+        &mut self,
+        neg: &mut Negotiation<A>,
+        mechanism: &str,
+        payload: Option<Vec<u8>>,
+    ) -> SaslOutcome {
         if self.scram.is_some() {
             self.scram = None;
             return self.failure(neg, SaslFailure::Aborted);
         }
-        let Some(payload) = decode_b64(&el.text()) else {
-            neg.send_nonza(&failure("incorrect-encoding", None));
+        let Some(payload) = payload else {
+            neg.send_nonza(&self.failure_element("incorrect-encoding", None));
             return SaslOutcome::Continue;
         };
         let cb = neg.channel_binding.is_some();
-        let (hash, plus) = match el.attr("mechanism").unwrap_or("") {
+        let (hash, plus) = match mechanism {
             "SCRAM-SHA-256" => (ScramHash::Sha256, false),
             "SCRAM-SHA-1" => (ScramHash::Sha1, false),
             "SCRAM-SHA-256-PLUS" if cb => (ScramHash::Sha256, true),
@@ -130,7 +247,7 @@ impl SaslExchange {
                 let text = format!(
                     "channel binding type '{cb_type}' is not supported here; use tls-exporter"
                 );
-                neg.send_nonza(&failure("malformed-request", Some(&text)));
+                neg.send_nonza(&self.failure_element("malformed-request", Some(&text)));
                 return SaslOutcome::Continue;
             }
         }
@@ -184,9 +301,13 @@ impl SaslExchange {
         let Some(server) = self.scram.as_mut() else {
             return self.failure(neg, SaslFailure::MalformedRequest);
         };
-        let Some(payload) = decode_b64(&el.text()) else {
+        let payload = match self.profile {
+            Profile::Rfc6120 => decode_b64(&el.text()),
+            Profile::Sasl2 => decode_sasl2(&el.text()),
+        };
+        let Some(payload) = payload else {
             self.scram = None;
-            neg.send_nonza(&failure("incorrect-encoding", None));
+            neg.send_nonza(&self.failure_element("incorrect-encoding", None));
             return SaslOutcome::Continue;
         };
         let step = server.client_final(&payload);
@@ -229,7 +350,8 @@ impl SaslExchange {
     ) -> SaslOutcome {
         match step {
             Ok(ScramStep::Challenge(data)) => {
-                neg.send_nonza(&Element::new("challenge", ns::SASL).with_text(B64.encode(data)));
+                let ns = self.profile.ns();
+                neg.send_nonza(&Element::new("challenge", ns).with_text(B64.encode(data)));
                 SaslOutcome::Continue
             }
             Ok(ScramStep::Success {
@@ -253,6 +375,12 @@ impl SaslExchange {
         additional: Option<Vec<u8>>,
     ) -> SaslOutcome {
         self.scram = None;
+        if self.profile == Profile::Sasl2 {
+            // The caller completes what was asked inline and sends
+            // `<success/>`; there is no restart (XEP-0388 §2.6.1).
+            self.additional = additional;
+            return SaslOutcome::Success(user);
+        }
         let mut el = Element::new("success", ns::SASL);
         if let Some(data) = additional {
             el.append_text(B64.encode(data));
@@ -263,9 +391,26 @@ impl SaslExchange {
         SaslOutcome::Success(user)
     }
 
+    /// `<failure/>` in the attempt's profile.
+    fn failure_element(&self, condition: &str, text: Option<&str>) -> Element {
+        match self.profile {
+            Profile::Rfc6120 => failure(condition, text),
+            Profile::Sasl2 => {
+                // XEP-0388 §2.6.2: the RFC 6120 condition, in its own
+                // namespace, inside the SASL2 failure.
+                let mut el =
+                    Element::new("failure", SASL2_NS).with_child(Element::new(condition, ns::SASL));
+                if let Some(t) = text {
+                    el.append_child(Element::new("text", SASL2_NS).with_text(t));
+                }
+                el
+            }
+        }
+    }
+
     fn failure<A: From<Wire>>(&mut self, neg: &mut Negotiation<A>, f: SaslFailure) -> SaslOutcome {
         self.scram = None;
-        neg.send_nonza(&failure(f.condition(), None));
+        neg.send_nonza(&self.failure_element(f.condition(), None));
         if f != SaslFailure::Aborted {
             self.failures += 1;
             if self.failures >= MAX_AUTH_FAILURES {
@@ -298,6 +443,15 @@ fn unsupported_cb_type(client_first: &[u8]) -> Option<String> {
     let end = rest.iter().position(|b| *b == b',')?;
     let name = String::from_utf8_lossy(&rest[..end]).into_owned();
     (name != "tls-exporter").then_some(name)
+}
+
+/// SASL2 payloads: plain base64, empty for an empty response (XEP-0388
+/// §2.2 drops RFC 6120's `=`).
+fn decode_sasl2(text: &str) -> Option<Vec<u8>> {
+    // Clients must not wrap the base64, but the XEP's own examples do:
+    // line breaks and indentation are tolerated.
+    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    B64.decode(compact).ok()
 }
 
 /// SASL payloads: `=` is an empty response (RFC 6120 §6.4.2).

@@ -24,6 +24,7 @@ fn settings() -> C2sSettings {
         keepalive: Duration::from_secs(60),
         open_registration: vec!["localhost".into()],
         extensions: Default::default(),
+        stream_management: true,
     }
 }
 
@@ -35,6 +36,8 @@ struct Pair {
     closed: bool,
     bound: Option<String>,
     routed: Vec<switchboard_xml::Element>,
+    /// Stream management actions, as text, in order.
+    sm: Vec<String>,
     start: Instant,
 }
 
@@ -47,6 +50,7 @@ impl Pair {
             closed: false,
             bound: None,
             routed: Vec::new(),
+            sm: Vec::new(),
             start,
         }
     }
@@ -87,6 +91,67 @@ impl Pair {
                 Action::Bound(j) => self.bound = Some(j.to_string()),
                 Action::Stanza(el, _) => self.routed.push(el),
                 Action::Nonza(el) => self.routed.push(el),
+                Action::SmEnable { resume, max } => {
+                    self.sm.push(format!("enable resume={resume} max={max:?}"));
+                    self.server
+                        .send_nonza(&switchboard_xml::Element::new("enabled", super::sm::NS));
+                }
+                Action::SmRequest => self.sm.push("r".into()),
+                Action::SmAck(h) => self.sm.push(format!("a {h}")),
+                Action::SmResume { previd, h } => {
+                    self.sm.push(format!("resume {previd} {h}"));
+                    if previd == "known" {
+                        let jid = switchboard_jid::Jid::parse("alice@localhost/phone").unwrap();
+                        self.bound = Some(jid.to_string());
+                        let reply = switchboard_xml::Element::new("resumed", super::sm::NS)
+                            .with_attr("h", "0");
+                        self.server.resumed(jid, &reply);
+                    } else {
+                        self.server.resume_failed();
+                    }
+                }
+                Action::VerifyFast {
+                    user,
+                    agent,
+                    mechanism,
+                    proof,
+                    cb,
+                    ..
+                } => {
+                    self.sm
+                        .push(format!("verify-fast {user} {agent} {}", mechanism.name()));
+                    let ok = agent == "phone-1" && crate::sasl::ht::verify(b"tok", &cb, &proof);
+                    let result = if ok {
+                        Ok(crate::fast::Used {
+                            responder: crate::sasl::ht::responder_proof(b"tok", &cb).to_vec(),
+                            rotate: false,
+                        })
+                    } else {
+                        Err(crate::sasl::SaslFailure::NotAuthorized)
+                    };
+                    self.server.fast_verified(&user, result);
+                }
+                Action::IssueFast {
+                    agent, mechanism, ..
+                } => {
+                    self.sm
+                        .push(format!("issue-fast {agent} {}", mechanism.name()));
+                    let token = switchboard_xml::Element::new("token", crate::fast::NS)
+                        .with_attr("token", "tok");
+                    self.server.fast_issued(Some(token));
+                }
+                Action::ClientAgent(agent) => self.sm.push(format!("agent {agent}")),
+                Action::Sasl2Step => {
+                    self.sm.push("step".into());
+                    self.server.sasl2_step();
+                }
+                Action::Answered(reply) => {
+                    self.sm.push("answered".into());
+                    if let Some(r) = reply {
+                        let bytes = r.to_bytes(Some("jabber:client"));
+                        self.received.push_str(&String::from_utf8(bytes).unwrap());
+                    }
+                }
                 Action::Close => self.closed = true,
             }
         }
@@ -113,6 +178,13 @@ impl Pair {
 
     /// A full PLAIN login and bind of `alice/phone`.
     fn login(&mut self) {
+        self.authenticate();
+        self.send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>phone</resource></bind></iq>");
+        self.take();
+    }
+
+    /// A PLAIN login and the stream restart; returns the features offered.
+    fn authenticate(&mut self) -> String {
         self.open_for_sasl();
         let payload = B64.encode(b"\0alice\0secret");
         self.send(&format!(
@@ -120,8 +192,7 @@ impl Pair {
         ));
         assert!(self.take().contains("<success"), "PLAIN login succeeds");
         self.send(HEADER);
-        self.send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>phone</resource></bind></iq>");
-        self.take();
+        self.take()
     }
 }
 
@@ -137,6 +208,38 @@ fn before_tls_only_starttls_is_offered_and_it_is_required() {
         "{out}"
     );
     assert!(!out.contains("mechanisms"), "no SASL before TLS: {out}");
+}
+
+#[test]
+fn other_encodings_are_unsupported_encoding_stream_errors() {
+    let latin1 = format!("<?xml version='1.0' encoding='ISO-8859-1'?>{HEADER}");
+    let mut utf16 = vec![0xFF, 0xFE];
+    utf16.extend(HEADER.encode_utf16().flat_map(u16::to_le_bytes));
+    for input in [latin1.into_bytes(), utf16] {
+        let mut p = Pair::new();
+        p.server.handle_input(&input);
+        p.drain();
+        let out = p.take();
+        assert!(
+            out.contains("<stream:error><unsupported-encoding xmlns=\"urn:ietf:params:xml:ns:xmpp-streams\"/>"),
+            "{out}"
+        );
+        assert!(p.closed);
+    }
+    // After a restart the new stream is judged afresh.
+    let mut p = Pair::new();
+    p.send(HEADER);
+    p.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+    p.take();
+    let mut be = vec![0xFE, 0xFF];
+    be.extend(HEADER.encode_utf16().flat_map(u16::to_be_bytes));
+    p.server.handle_input(&be);
+    p.drain();
+    assert!(p.take().contains("<unsupported-encoding"));
+    // UTF-8, named in any case, is fine.
+    let mut p = Pair::new();
+    p.send(&format!("<?xml version='1.0' encoding='utf-8'?>{HEADER}"));
+    assert!(p.take().contains("<starttls"));
 }
 
 #[test]
@@ -508,8 +611,9 @@ fn bytes_after_starttls_are_not_interpreted() {
 fn unsupported_top_level_elements_close_the_stream() {
     let mut p = Pair::new();
     p.login();
-    p.send("<enable xmlns='urn:xmpp:sm:3'/>");
+    p.send("<enable xmlns='urn:xmpp:csi:0'/>");
     assert!(p.take().contains("<unsupported-stanza-type"));
+    assert!(p.closed);
 }
 
 #[test]
@@ -554,7 +658,9 @@ fn the_y_flag_without_a_plus_attempt_is_refused_as_a_downgrade() {
     ));
     let out = p.take();
     assert!(
-        out.contains("<failure") && !out.contains("<challenge"),
+        out.contains("<failure")
+            && out.contains("<not-authorized/>")
+            && !out.contains("<challenge"),
         "{out}"
     );
 }
@@ -708,4 +814,349 @@ fn websocket_stream_errors_stand_alone() {
     assert!(msgs[1].is("error", ns::STREAM));
     assert!(msgs[1].get_child("host-unknown", ns::STREAMS).is_some());
     assert!(msgs[2].is("close", ns::FRAMING));
+}
+
+const SM: &str = "urn:xmpp:sm:3";
+
+#[test]
+fn stream_management_is_offered_after_login_and_enabled_once_after_bind() {
+    let mut p = Pair::new();
+    let features = p.authenticate();
+    assert!(
+        features.contains(&format!("<sm xmlns=\"{SM}\"/>")),
+        "{features}"
+    );
+    // XEP-0198 §3: only after binding.
+    p.send(&format!("<enable xmlns='{SM}' resume='true'/>"));
+    let out = p.take();
+    assert!(
+        out.contains("<failed") && out.contains("<unexpected-request"),
+        "{out}"
+    );
+    assert!(p.sm.is_empty());
+    p.send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>phone</resource></bind></iq>");
+    p.take();
+    p.send(&format!("<enable xmlns='{SM}' resume='true' max='300'/>"));
+    assert_eq!(p.sm, ["enable resume=true max=Some(300)"]);
+    assert!(p.take().contains("<enabled"));
+    p.send(&format!("<enable xmlns='{SM}'/>"));
+    assert!(p.take().contains("<unexpected-request"), "not twice");
+    assert_eq!(p.sm.len(), 1);
+    assert!(!p.closed);
+}
+
+#[test]
+fn acks_and_requests_become_actions_and_a_bad_count_closes_the_stream() {
+    let mut p = Pair::new();
+    p.login();
+    p.send(&format!("<r xmlns='{SM}'/>"));
+    assert!(
+        p.take().contains("<unexpected-request"),
+        "not before <enable/>"
+    );
+    p.send(&format!(
+        "<enable xmlns='{SM}'/><r xmlns='{SM}'/><a xmlns='{SM}' h='7'/>"
+    ));
+    assert_eq!(p.sm, ["enable resume=false max=None", "r", "a 7"]);
+    p.send(&format!("<a xmlns='{SM}' h='-1'/>"));
+    let out = p.take();
+    assert!(out.contains("<bad-format"), "{out}");
+    assert!(p.closed);
+}
+
+#[test]
+fn stanzas_the_machine_answers_itself_are_counted_under_stream_management() {
+    let mut p = Pair::new();
+    p.login();
+    p.send(&format!("<enable xmlns='{SM}'/>"));
+    p.take();
+    p.send("<message id='m1' to='a@b@c'><body>x</body></message>");
+    p.send("<iq type='set' id='s1'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>");
+    p.send("<message id='m2' to='a@b@c' type='error'/>");
+    assert_eq!(p.sm[1..], ["answered", "answered", "answered"]);
+    let out = p.take();
+    assert!(
+        out.contains("<jid-malformed") && out.contains("id=\"s1\""),
+        "{out}"
+    );
+    assert!(p.routed.is_empty());
+}
+
+#[test]
+fn a_resumed_stream_is_bound_again_and_what_followed_the_resume_waits_for_it() {
+    let mut p = Pair::new();
+    p.authenticate();
+    // Pipelined: the message must not be taken before the resumption is.
+    p.send(&format!(
+        "<resume xmlns='{SM}' previd='known' h='3'/><message to='bob@localhost'><body>x</body></message>"
+    ));
+    assert_eq!(p.sm, ["resume known 3"]);
+    assert!(p.take().contains("<resumed"));
+    assert_eq!(p.routed.len(), 1);
+    assert_eq!(p.routed[0].attr("from"), Some("alice@localhost/phone"));
+    // A resumed stream cannot resume or enable again.
+    p.send(&format!(
+        "<resume xmlns='{SM}' previd='known' h='3'/><enable xmlns='{SM}'/>"
+    ));
+    let out = p.take();
+    assert_eq!(out.matches("<unexpected-request").count(), 2, "{out}");
+}
+
+#[test]
+fn a_failed_resumption_leaves_the_stream_to_bind() {
+    let mut p = Pair::new();
+    p.authenticate();
+    p.send(&format!("<resume xmlns='{SM}' h='3'/>"));
+    assert!(p.take().contains("<bad-request"), "no previd");
+    p.send(&format!("<resume xmlns='{SM}' previd='gone' h='3'/>"));
+    assert!(p.take().contains("<item-not-found"));
+    p.send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>phone</resource></bind></iq>");
+    assert!(p.take().contains("<jid>alice@localhost/phone</jid>"));
+    assert!(!p.closed);
+}
+
+const SASL2: &str = "urn:xmpp:sasl:2";
+
+fn plain_b64() -> String {
+    B64.encode(b"\0alice\0secret")
+}
+
+#[test]
+fn sasl2_is_offered_with_bind2_resumption_and_fast_inside_tls() {
+    let mut p = Pair::new();
+    let features = p.open_for_sasl();
+    assert!(
+        features.contains(&format!("<authentication xmlns=\"{SASL2}\">")),
+        "{features}"
+    );
+    assert!(
+        features.contains("<mechanism>SCRAM-SHA-256-PLUS</mechanism>"),
+        "{features}"
+    );
+    assert!(
+        features.contains("<bind xmlns=\"urn:xmpp:bind:0\"><inline><feature var=\"urn:xmpp:sm:3\"/></inline></bind>"),
+        "{features}"
+    );
+    assert!(
+        features.contains("<fast xmlns=\"urn:xmpp:fast:0\"><mechanism>HT-SHA-256-EXPR</mechanism><mechanism>HT-SHA-256-NONE</mechanism></fast>"),
+        "{features}"
+    );
+    // RFC 6120 SASL is still there for everyone else.
+    assert!(features.contains("<mechanisms xmlns=\"urn:ietf:params:xml:ns:xmpp-sasl\">"));
+}
+
+#[test]
+fn one_sasl2_request_logs_in_binds_enables_sm_and_issues_a_token() {
+    let mut p = Pair::new();
+    p.open_for_sasl();
+    p.send(&format!(
+        "<authenticate xmlns='{SASL2}' mechanism='PLAIN'><initial-response>{}</initial-response>\
+         <user-agent id='phone-1'><software>Test</software></user-agent>\
+         <bind xmlns='urn:xmpp:bind:0'><tag>Phone</tag><enable xmlns='{SM}' resume='true'/></bind>\
+         <request-token xmlns='urn:xmpp:fast:0' mechanism='HT-SHA-256-NONE'/></authenticate>\
+         <message to='bob@localhost'><body>pipelined</body></message>",
+        plain_b64()
+    ));
+    assert_eq!(
+        p.sm,
+        [
+            "agent phone-1",
+            "enable resume=true max=None",
+            "step",
+            "issue-fast phone-1 HT-SHA-256-NONE"
+        ]
+    );
+    let jid = p.bound.clone().expect("bound inline");
+    assert!(jid.starts_with("alice@localhost/Phone/"), "{jid}");
+    let out = p.take();
+    let success_at = out.find("<success").expect("success");
+    let features_at = out
+        .find("<stream:features")
+        .expect("features after success");
+    assert!(success_at < features_at, "{out}");
+    assert!(
+        out.contains(&format!(
+            "<authorization-identifier>{jid}</authorization-identifier>"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("<bound xmlns=\"urn:xmpp:bind:0\"><enabled xmlns=\"urn:xmpp:sm:3\"/></bound>"),
+        "{out}"
+    );
+    assert!(
+        out.contains("<token xmlns=\"urn:xmpp:fast:0\" token=\"tok\"/>"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("<bind xmlns=\"urn:ietf:params:xml:ns:xmpp-bind\""),
+        "nothing left to bind: {out}"
+    );
+    assert!(!out.contains("<stream:stream"), "no restart: {out}");
+    // The stanza sent right behind the request went out as the new session.
+    assert_eq!(p.routed.len(), 1);
+    assert_eq!(p.routed[0].attr("from"), Some(jid.as_str()));
+}
+
+#[test]
+fn sasl2_scram_without_an_initial_response_and_a_failure_that_may_be_retried() {
+    let mut p = Pair::new();
+    p.open_for_sasl();
+    p.send(&format!(
+        "<authenticate xmlns='{SASL2}' mechanism='PLAIN'><initial-response>{}</initial-response></authenticate>",
+        B64.encode(b"\0alice\0wrong")
+    ));
+    let out = p.take();
+    assert_eq!(
+        out,
+        format!("<failure xmlns=\"{SASL2}\"><not-authorized xmlns=\"urn:ietf:params:xml:ns:xmpp-sasl\"/></failure>")
+    );
+    assert!(!p.closed);
+    // SCRAM-SHA-256 started by an empty challenge.
+    p.send(&format!(
+        "<authenticate xmlns='{SASL2}' mechanism='SCRAM-SHA-256'/>"
+    ));
+    assert_eq!(p.take(), format!("<challenge xmlns=\"{SASL2}\"/>"));
+    let client_first_bare = "n=alice,r=clientnonce";
+    p.send(&format!(
+        "<response xmlns='{SASL2}'>{}</response>",
+        B64.encode(format!("n,,{client_first_bare}"))
+    ));
+    let out = p.take();
+    let server_first = text_of(&out, "challenge");
+    let final_msg = scram_client_final(&server_first, client_first_bare, "n,,", &[], "secret");
+    p.send(&format!(
+        "<response xmlns='{SASL2}'>{}</response>",
+        B64.encode(final_msg)
+    ));
+    let out = p.take();
+    assert!(out.contains("<additional-data>"), "{out}");
+    assert!(
+        out.contains("<authorization-identifier>alice@localhost</authorization-identifier>"),
+        "{out}"
+    );
+    // Not bound: the features offer binding, on the same stream.
+    assert!(
+        out.contains("<bind xmlns=\"urn:ietf:params:xml:ns:xmpp-bind\"/>"),
+        "{out}"
+    );
+    p.send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>r</resource></bind></iq>");
+    assert!(p.take().contains("<jid>alice@localhost/r</jid>"));
+}
+
+#[test]
+fn a_fast_token_logs_in_in_one_message_and_bad_ones_fail_as_the_xep_says() {
+    let login = |agent: &str, token: &[u8], mechanism: &str| {
+        let mut p = Pair::new();
+        p.open_for_sasl();
+        let mut initial = b"alice\0".to_vec();
+        let cb: &[u8] = if mechanism.ends_with("EXPR") {
+            &[7u8; 32]
+        } else {
+            &[]
+        };
+        initial.extend_from_slice(&crate::sasl::ht::initiator_proof(token, cb));
+        let agent = if agent.is_empty() {
+            String::new()
+        } else {
+            format!("<user-agent id='{agent}'/>")
+        };
+        p.send(&format!(
+            "<authenticate xmlns='{SASL2}' mechanism='{mechanism}'><initial-response>{}</initial-response>{agent}<fast xmlns='urn:xmpp:fast:0'/></authenticate>",
+            B64.encode(&initial)
+        ));
+        let out = p.take();
+        (p, out)
+    };
+    let (p, out) = login("phone-1", b"tok", "HT-SHA-256-NONE");
+    assert_eq!(p.sm, ["verify-fast alice phone-1 HT-SHA-256-NONE"]);
+    let expected = B64.encode(crate::sasl::ht::responder_proof(b"tok", &[]));
+    assert!(
+        out.contains(&format!("<additional-data>{expected}</additional-data>")),
+        "{out}"
+    );
+    // Channel-bound: the proof covers the TLS exporter.
+    let (_, out) = login("phone-1", b"tok", "HT-SHA-256-EXPR");
+    assert!(out.contains("<success"), "{out}");
+    let (_, out) = login("phone-1", b"stolen", "HT-SHA-256-NONE");
+    assert!(out.contains("<not-authorized"), "{out}");
+    let (p, out) = login("", b"tok", "HT-SHA-256-NONE");
+    assert!(out.contains("<malformed-request"), "no user-agent: {out}");
+    assert!(p.sm.is_empty(), "not even looked up");
+    let (_, out) = login("phone-1", b"tok", "HT-SHA-256-UNIQ");
+    assert!(out.contains("<invalid-mechanism"), "{out}");
+}
+
+#[test]
+fn inline_resumption_answers_in_success_and_a_failed_one_binds_instead() {
+    let mut p = Pair::new();
+    p.open_for_sasl();
+    p.send(&format!(
+        "<authenticate xmlns='{SASL2}' mechanism='PLAIN'><initial-response>{}</initial-response>\
+         <resume xmlns='{SM}' previd='known' h='2'/><bind xmlns='urn:xmpp:bind:0'/></authenticate>",
+        plain_b64()
+    ));
+    assert_eq!(
+        p.sm,
+        ["resume known 2"],
+        "the bind request is ignored once resumed"
+    );
+    let out = p.take();
+    assert!(
+        out.contains("<resumed xmlns=\"urn:xmpp:sm:3\" h=\"0\"/>"),
+        "{out}"
+    );
+    assert!(
+        out.contains("<authorization-identifier>alice@localhost/phone</authorization-identifier>"),
+        "{out}"
+    );
+    assert!(!out.contains("<bound"), "{out}");
+
+    let mut p = Pair::new();
+    p.open_for_sasl();
+    p.send(&format!(
+        "<authenticate xmlns='{SASL2}' mechanism='PLAIN'><initial-response>{}</initial-response>\
+         <resume xmlns='{SM}' previd='gone' h='2'/><bind xmlns='urn:xmpp:bind:0'><tag>T</tag></bind></authenticate>",
+        plain_b64()
+    ));
+    let out = p.take();
+    assert_eq!(p.sm, ["resume gone 2", "step"], "{out}");
+    let failed_at = out
+        .find("<failed xmlns=\"urn:xmpp:sm:3\"><item-not-found")
+        .expect("failure reported");
+    assert!(failed_at < out.find("<bound").expect("then bound"), "{out}");
+    assert!(p
+        .bound
+        .as_deref()
+        .unwrap()
+        .starts_with("alice@localhost/T/"));
+}
+
+#[test]
+fn a_stream_error_quoting_the_clients_bytes_is_well_formed() {
+    // The error text names the bad attribute, NUL bytes and all; a
+    // WebSocket message holding U+0000 would not be XML (found by fuzzing
+    // the machine over WebSocket framing).
+    use crate::stream::Framing;
+    use switchboard_xml::{ns, parse_document};
+    let mut m = C2s::with_framing(settings(), Instant::now(), Framing::WebSocket, true, None);
+    m.handle_input(
+        b"<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='localhost' version='1.0'/>",
+    );
+    m.handle_input(b"<iq xmlns='jabber:client' type='set' i\0\0d='s'/>");
+    let mut msgs = Vec::new();
+    while let Some(a) = m.poll_action() {
+        if let Action::Send(b) = a {
+            let doc = parse_document(&b, Limits::default())
+                .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&b)));
+            msgs.push(doc);
+        }
+    }
+    let error = msgs
+        .iter()
+        .find(|m| m.is("error", ns::STREAM))
+        .expect("a stream error");
+    assert!(error.get_child("not-well-formed", ns::STREAMS).is_some());
+    let text = error.child_text("text", ns::STREAMS).unwrap();
+    assert!(text.contains("i\u{FFFD}\u{FFFD}d"), "{text}");
 }
