@@ -80,7 +80,13 @@ fn main() -> ExitCode {
     // not the config: they work even while the file on disk has an error.
     if matches!(
         command,
-        Some(Command::Announce { .. } | Command::Users(_) | Command::Kick { .. } | Command::S2s)
+        Some(
+            Command::Announce { .. }
+                | Command::Users(_)
+                | Command::Kick { .. }
+                | Command::Rooms(_)
+                | Command::S2s
+        )
     ) {
         return admin_cmd::run(command.expect("matched above"), &home);
     }
@@ -161,7 +167,11 @@ fn main() -> ExitCode {
             }
         }
         Some(
-            Command::Announce { .. } | Command::Users(_) | Command::Kick { .. } | Command::S2s,
+            Command::Announce { .. }
+            | Command::Users(_)
+            | Command::Kick { .. }
+            | Command::Rooms(_)
+            | Command::S2s,
         ) => {
             unreachable!("handled before the config is read")
         }
