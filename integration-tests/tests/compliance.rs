@@ -269,9 +269,7 @@ const TABLE: &[Requirement] = &[
 /// test passes while they are missing, and fails once one shows up,
 /// asking for its line here to go. The lead empties this list as the
 /// work lands.
-const OWED: &[(&str, &str)] = &[
-    ("XEP-0363", "an HTTP upload service: nobody has it yet"),
-];
+const OWED: &[(&str, &str)] = &[("XEP-0363", "an HTTP upload service: nobody has it yet")];
 
 /// Everything the server advertises.
 #[derive(Default, Debug)]
