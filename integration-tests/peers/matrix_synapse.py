@@ -254,7 +254,7 @@ disable_existing_loggers: false
     def count_429(self):
         try:
             with open(self.log, encoding="utf-8", errors="replace") as f:
-                return sum(1 for l in f if "/send/m.room.message/" in l and '" 429 ' in l.replace("} ", "\" "))
+                return sum(1 for l in f if re.search(r'B 429 "PUT [^"]*/send/m\.room\.message/', l))
         except OSError:
             return 0
 
@@ -534,6 +534,117 @@ async def scenario(port, cafile, synapse):
         raise Failure(f"bob's message: {ET.tostring(m, 'unicode')}")
     print("matrix: room messages both ways", flush=True)
 
+    # typing <-> chat states
+    x.raw(f"<message to='{ROOM}' type='groupchat'><composing xmlns='{NS['chatstates']}'/></message>")
+    await bob.expect(lambda e: e["kind"] == "typing" and e["room"] == rid and "@alice:localhost" in e["users"], "alice typing")
+    await bob.client.room_typing(rid, True, timeout=30000)
+    await x.message(lambda s: s.get("from") == f"{ROOM}/bob" and s.find(q("chatstates", "composing")) is not None, "bob composing")
+    await bob.client.room_typing(rid, False)
+    await x.message(lambda s: s.get("from") == f"{ROOM}/bob" and s.find(q("chatstates", "paused")) is not None, "bob paused")
+    print("matrix: typing <-> chat states", flush=True)
+
+    # edits <-> corrections
+    x.raw(f"<message to='{ROOM}' type='groupchat' id='m2'><body>hello, corrected</body><replace xmlns='{NS['correct']}' id='m1'/></message>")
+    e = await bob.message(rid, lambda e: e["content"].get("m.new_content", {}).get("body") == "hello, corrected", "the correction")
+    if e["content"]["m.relates_to"] != {"rel_type": "m.replace", "event_id": first_event}:
+        raise Failure(f"correction: {e['content']}")
+    await bob.send(rid, {
+        "msgtype": "m.text", "body": "* bob, edited",
+        "m.new_content": {"msgtype": "m.text", "body": "bob, edited"},
+        "m.relates_to": {"rel_type": "m.replace", "event_id": bob_event},
+    })
+    m = await x.message(lambda s: body(s) == "bob, edited", "bob's edit")
+    if m.find(q("correct", "replace")) is None or m.find(q("correct", "replace")).get("id") != bob_event:
+        raise Failure(f"edit: {ET.tostring(m, 'unicode')}")
+    print("matrix: edits <-> corrections", flush=True)
+
+    # replies
+    await bob.send(rid, {
+        "msgtype": "m.text", "body": "> <@alice:localhost> hello from xmpp <3\n\nbob replies",
+        "m.relates_to": {"m.in_reply_to": {"event_id": first_event}},
+    })
+    m = await x.message(lambda s: body(s) == "bob replies", "bob's reply, its quote taken out")
+    if m.find(q("reply", "reply")) is None or m.find(q("reply", "reply")).get("id") != first_event:
+        raise Failure(f"reply: {ET.tostring(m, 'unicode')}")
+    x.raw(
+        f"<message to='{ROOM}' type='groupchat' id='m3'><body>&gt; bob\nxalice replies</body>"
+        f"<reply xmlns='{NS['reply']}' to='{ROOM}/bob' id='{bob_event}'/>"
+        f"<fallback xmlns='urn:xmpp:fallback:0' for='{NS['reply']}'><body start='0' end='6'/></fallback></message>"
+    )
+    e = await bob.message(rid, lambda e: e["content"].get("body") == "xalice replies", "alice's reply without its fallback")
+    if e["content"].get("m.relates_to", {}).get("m.in_reply_to", {}).get("event_id") != bob_event:
+        raise Failure(f"reply: {e['content']}")
+    print("matrix: replies", flush=True)
+
+    # reactions both ways
+    x.raw(f"<message to='{ROOM}' type='groupchat' id='re1'><reactions xmlns='{NS['reactions']}' id='{bob_event}'><reaction>👍</reaction></reactions></message>")
+    await bob.expect(
+        lambda e: e["kind"] == "timeline" and e.get("type") == "m.reaction"
+        and e["content"]["m.relates_to"] == {"rel_type": "m.annotation", "event_id": bob_event, "key": "👍"},
+        "alice's reaction",
+    )
+    reaction = await bob.send(rid, {"m.relates_to": {"rel_type": "m.annotation", "event_id": first_event, "key": "🎉"}}, kind="m.reaction")
+    m = await x.message(lambda s: s.find(q("reactions", "reactions")) is not None and s.get("from") == f"{ROOM}/bob", "bob's reaction")
+    r = m.find(q("reactions", "reactions"))
+    if r.get("id") != first_event or [c.text for c in r] != ["🎉"]:
+        raise Failure(f"reaction: {ET.tostring(m, 'unicode')}")
+    await bob.client.room_redact(rid, reaction)
+    m = await x.message(lambda s: s.find(q("reactions", "reactions")) is not None and s.get("from") == f"{ROOM}/bob", "bob taking his reaction back")
+    if list(m.find(q("reactions", "reactions"))):
+        raise Failure(f"the reaction set after the redaction: {ET.tostring(m, 'unicode')}")
+    print("matrix: reactions both ways", flush=True)
+
+    # retractions <-> redactions
+    x.raw(f"<message to='{ROOM}' type='groupchat' id='m4'><body>regrettable</body></message>")
+    gone = await bob.message(rid, lambda e: e["content"].get("body") == "regrettable", "the message to retract")
+    x.raw(f"<message to='{ROOM}' type='groupchat' id='rt1'><retract xmlns='{NS['retract']}' id='m4'/></message>")
+    await bob.expect(
+        lambda e: e["kind"] == "timeline" and e.get("type") == "m.room.redaction"
+        and (e.get("redacts") or e["content"].get("redacts")) == gone["event_id"],
+        "the retraction as a redaction",
+    )
+    oops = await bob.text(rid, "bob regrets")
+    await x.message(lambda s: body(s) == "bob regrets", "bob's message to redact")
+    await bob.client.room_redact(rid, oops)
+    m = await x.message(
+        lambda s: s.find(q("retract", "retract")) is not None and s.get("from") == f"{ROOM}/bob",
+        "bob's redaction as a retraction",
+    )
+    if m.find(q("retract", "retract")).get("id") != oops or m.get("from") != f"{ROOM}/bob":
+        raise Failure(f"retraction: {ET.tostring(m, 'unicode')}")
+    print("matrix: retractions <-> redactions", flush=True)
+
+    # an image: described, never as its mxc:// link
+    png = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                        "1f15c4890000000d49444154789c6360000002000154a24f5b0000000049454e44ae426082")
+    up, _ = await bob.client.upload(io.BytesIO(png), content_type="image/png", filename="cat.png", filesize=len(png))
+    await bob.send(rid, {"msgtype": "m.image", "body": "cat.png", "url": up.content_uri,
+                         "info": {"mimetype": "image/png", "size": len(png)}})
+    m = await x.message(lambda s: "cat.png" in (body(s) or ""), "the image")
+    if "mxc://" in ET.tostring(m, "unicode") or not body(m).startswith("[image: cat.png"):
+        raise Failure(f"image: {ET.tostring(m, 'unicode')}")
+    print("matrix: media described without mxc links", flush=True)
+
+    # history (MAM) from /messages
+    i = x.id("mam")
+    x.raw(f"<iq to='{ROOM}' type='set' id='{i}'><query xmlns='{NS['mam']}' queryid='q1'>"
+          f"<set xmlns='http://jabber.org/protocol/rsm'><max>50</max></set></query></iq>")
+    fin = await x.expect(lambda s: s.tag == q("client", "iq") and s.get("id") == i, "the MAM query's answer")
+    if fin.get("type") != "result" or fin.find(q("mam", "fin")) is None:
+        raise Failure(f"MAM: {ET.tostring(fin, 'unicode')}")
+    results = []
+    while True:
+        try:
+            r = await x.message(lambda s: s.find(q("mam", "result")) is not None, "a MAM result", timeout=0.1)
+        except Failure:
+            break
+        results.append(body(r.find(f"{q('mam', 'result')}/{q('forward', 'forwarded')}/{q('client', 'message')}")))
+    if "hello from matrix & co" not in results or "hello from xmpp <3" not in results:
+        raise Failure(f"history: {results}")
+    if results.index("hello from xmpp <3") > results.index("hello from matrix & co"):
+        raise Failure(f"history out of order: {results}")
+    print(f"matrix: history ({len(results)} messages)", flush=True)
+
     # -- a direct chat bob opens
     dm = await bob.client.room_create(is_direct=True, invite=["@alice:localhost"], preset=None)
     dm_id = dm.room_id
@@ -553,8 +664,23 @@ async def scenario(port, cafile, synapse):
         "bob announced as a contact",
     )
     x.raw(f"<message to='{bob_jid}' type='chat' id='d1'><body>direct answer</body></message>")
-    await bob.message(dm_id, lambda e: e["content"].get("body") == "direct answer", "the direct answer")
+    answer = await bob.message(dm_id, lambda e: e["content"].get("body") == "direct answer", "the direct answer")
     print("matrix: direct chat opened by Matrix", flush=True)
+
+    # read receipts <-> displayed markers, in the direct chat
+    await bob.client.update_receipt_marker(dm_id, answer["event_id"])
+    await x.message(
+        lambda s: s.get("from") == bob_jid and s.find(q("markers", "displayed")) is not None
+        and s.find(q("markers", "displayed")).get("id") == "d1",
+        "bob's read receipt as a displayed marker for d1",
+    )
+    psst = m.get("id")
+    x.raw(f"<message to='{bob_jid}' type='chat'><displayed xmlns='urn:xmpp:chat-markers:0' id='{psst}'/></message>")
+    await bob.expect(
+        lambda e: e["kind"] == "receipt" and e["event_id"] == psst and e["user"] == "@alice:localhost",
+        "alice's displayed marker as a read receipt",
+    )
+    print("matrix: receipts <-> markers", flush=True)
 
     # -- a direct chat the XMPP user opens
     carol_jid = "carol%localhost@matrix.localhost"
@@ -563,6 +689,109 @@ async def scenario(port, cafile, synapse):
     await carol.client.join(inv["room"])
     await carol.message(inv["room"], lambda e: e["content"].get("body") == "hi carol", "the first message")
     print("matrix: direct chat opened by XMPP", flush=True)
+
+    # presence both ways
+    await bob.client.set_presence("online", "at work")
+    p = await x.expect(
+        lambda s: s.tag == q("client", "presence") and s.get("from") == bob_jid and s.get("type") is None
+        and s.findtext(q("client", "status")) == "at work",
+        "bob's presence",
+    )
+    x.raw(f"<presence to='{GW}'><show>away</show><status>lunch</status></presence>")
+    await bob.expect(
+        lambda e: e["kind"] == "presence" and e["user"] == "@alice:localhost" and e["presence"] == "unavailable"
+        and e["status"] == "lunch",
+        "alice away on Matrix",
+    )
+    x.raw(f"<presence to='{GW}'/>")
+    print("matrix: presence both ways", flush=True)
+
+    # the user's own message from another Matrix device: a carbon
+    alice2 = await Matrix(synapse.url, "alice", "alice-pw").start()
+    await alice2.text(dm_id, "sent from my phone")
+    m = await x.message(lambda s: s.find(q("carbons", "sent")) is not None, "the carbon of a message from another device")
+    inner = m.find(f"{q('carbons', 'sent')}/{q('forward', 'forwarded')}/{q('client', 'message')}")
+    if m.get("from") != bob_jid or inner is None or body(inner) != "sent from my phone" or inner.get("to") != bob_jid:
+        raise Failure(f"carbon: {ET.tostring(m, 'unicode')}")
+    print("matrix: own messages from other devices as carbons", flush=True)
+
+    # a burst past Synapse's rate limit: all of it, in order
+    before = synapse.count_429()
+    n = 25
+    for k in range(n):
+        x.raw(f"<message to='{ROOM}' type='groupchat' id='burst{k}'><body>burst {k}</body></message>")
+    got = []
+    while len(got) < n:
+        e = await bob.message(rid, lambda e: e["content"].get("body", "").startswith("burst "), "the burst", timeout=T * 3)
+        got.append(int(e["content"]["body"].split()[1]))
+    if got != list(range(n)):
+        raise Failure(f"the burst arrived as {got}")
+    if synapse.count_429() <= before:
+        raise Failure("Synapse never answered 429: the burst did not test the rate limit")
+    print(f"matrix: a burst of {n} past the rate limit ({synapse.count_429() - before} answers 429), in order", flush=True)
+
+    # Synapse restarted mid-conversation
+    synapse.stop()
+    await x.message(lambda s: s.get("from") == GW and "Lost the connection" in (body(s) or ""), "the notice of the outage", timeout=T * 3)
+    x.raw(f"<message to='{ROOM}' type='groupchat' id='down1'><body>said while it was down</body></message>")
+    synapse.start()
+    await bob.message(rid, lambda e: e["content"].get("body") == "said while it was down", "the message sent during the outage", timeout=START)
+    await x.message(lambda s: s.get("from") == GW and "Reconnected" in (body(s) or ""), "the notice of the reconnection", timeout=START)
+    await bob.text(rid, "after the restart")
+    await x.message(lambda s: body(s) == "after the restart", "bob's message after the restart", timeout=T * 2)
+    print("matrix: Synapse restarted mid-conversation, nothing lost", flush=True)
+
+    # an encrypted room: shown as such, nothing posted in clear
+    enc = await bob.client.room_create(
+        alias="secret", name="Secret", invite=["@alice:localhost"],
+        initial_state=[{"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}],
+    )
+    inv = await x.message(lambda s: s.find("{jabber:x:conference}x") is not None, "the invitation to the encrypted room")
+    secret = inv.find("{jabber:x:conference}x").get("jid")
+    if secret != "#secret%localhost@matrix.localhost":
+        raise Failure(f"invitation: {ET.tostring(inv, 'unicode')}")
+    _own, subject = await join(x, secret, "xalice")
+    if "encrypted" not in subject:
+        raise Failure(f"the encrypted room's subject: {subject!r}")
+    info = await x.iq(secret, "get", "<query xmlns='http://jabber.org/protocol/disco#info'/>")
+    if "encrypted" not in ET.tostring(info, "unicode"):
+        raise Failure(f"disco#info on the encrypted room: {ET.tostring(info, 'unicode')}")
+    x.raw(f"<message to='{secret}' type='groupchat' id='e1'><body>top secret</body></message>")
+    err = await x.message(lambda s: s.get("id") == "e1" and s.get("type") == "error", "the refusal")
+    if err.find(f"{q('client', 'error')}/{q('stanzas', 'not-acceptable')}") is None:
+        raise Failure(f"refusal: {ET.tostring(err, 'unicode')}")
+    await bob.text(enc.room_id, "barrier")
+    await bob.message(enc.room_id, lambda e: e["content"].get("body") == "barrier", "bob's own barrier")
+    leaked = [e for e in bob.inbox.items if e.get("room") == enc.room_id and e.get("sender") == "@alice:localhost" and e.get("type") == "m.room.message"]
+    if leaked:
+        raise Failure(f"a message reached the encrypted room in clear: {leaked}")
+    print("matrix: encrypted room shown and refused", flush=True)
+
+    # a kick
+    await bob.client.room_kick(rid, "@alice:localhost", "enough")
+    p = await x.expect(
+        lambda s: s.tag == q("client", "presence") and s.get("from") == f"{ROOM}/xalice" and s.get("type") == "unavailable",
+        "alice's kick",
+    )
+    if codes(p) != [110, 307]:
+        raise Failure(f"kick: {ET.tostring(p, 'unicode')}")
+    print("matrix: kick as 307", flush=True)
+
+    # unregistration logs the gateway's device out
+    r = await x.iq(GW, "set", "<query xmlns='jabber:iq:register'><remove/></query>")
+    if r.get("type") != "result":
+        raise Failure(f"unregistration: {ET.tostring(r, 'unicode')}")
+    deadline = time.monotonic() + T
+    while True:
+        devices = await alice2.client.devices()
+        names = [d.display_name for d in devices.devices]
+        if not any((n or "").startswith("Switchboard gateway") for n in names):
+            break
+        if time.monotonic() > deadline:
+            raise Failure(f"the gateway's device is still signed on after unregistration: {names}")
+        await asyncio.sleep(0.3)
+    print("matrix: unregistration logged the device out", flush=True)
+    await alice2.stop()
 
     await bob.stop()
     await carol.stop()

@@ -211,8 +211,10 @@ enum Purpose {
         room: String,
         queryid: Option<String>,
     },
-    /// Nothing waits on it (typing, receipts, presence, `m.direct`):
-    /// failures are logged.
+    /// The user's presence: the latest wins, a rate limit is waited out.
+    Presence,
+    /// Nothing waits on it (typing, receipts, `m.direct`): failures are
+    /// logged.
     Quiet(&'static str),
 }
 
@@ -252,7 +254,20 @@ pub struct Session {
     reactions: to_xmpp::Reactions,
     /// The last presence seen of each contact, for probes.
     presence_of: HashMap<String, Element>,
-    own: OwnPresence,
+    own: OwnSent,
+    /// The presence in flight.
+    own_pending: Option<OwnPresence>,
+}
+
+/// The user's own presence on its way to Matrix: only the latest
+/// matters, so a change while one is in flight (or waiting out a rate
+/// limit; Synapse allows one update per ten seconds by default) replaces
+/// what is sent next.
+#[derive(Debug, Default)]
+struct OwnSent {
+    wanted: Option<OwnPresence>,
+    inflight: bool,
+    retry_at: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -309,7 +324,8 @@ impl Session {
             sent_rev: Recent::new(SENT),
             reactions: to_xmpp::Reactions::default(),
             presence_of: HashMap::new(),
-            own: OwnPresence::default(),
+            own: OwnSent::default(),
+            own_pending: None,
         };
         s.begin(now);
         s
@@ -330,6 +346,7 @@ impl Session {
         };
         at(self.start.retry_at);
         at(self.sync.retry_at);
+        at(self.own.retry_at);
         for q in self.queues.values() {
             at(q.retry_at);
         }
@@ -371,7 +388,7 @@ impl Session {
                     self.held.push(req);
                 }
             }
-            (_, ToMatrix::Presence(p)) => self.set_presence(p),
+            (_, ToMatrix::Presence(p)) => self.set_presence(p, now),
             (_, ToMatrix::Stanza(s)) => self.from_xmpp(&s, now),
         }
         self.pump_all(now);
@@ -402,6 +419,7 @@ impl Session {
             Purpose::CreateDm { contact } => self.on_dm_created(&contact, outcome, now),
             Purpose::AcceptDm { room, inviter } => self.on_dm_accepted(room, inviter, outcome),
             Purpose::Mam { iq, room, queryid } => self.on_history(&iq, &room, queryid, outcome),
+            Purpose::Presence => self.on_presence_set(outcome, now),
             Purpose::Quiet(what) => match outcome {
                 Ok(r) if r.ok() => {}
                 Ok(r) => {
@@ -424,6 +442,10 @@ impl Session {
         if self.sync.retry_at.is_some_and(|t| t <= now) {
             self.sync.retry_at = None;
             self.next_sync();
+        }
+        if self.own.retry_at.is_some_and(|t| t <= now) {
+            self.own.retry_at = None;
+            self.send_presence(now);
         }
         if let Phase::Stopping { deadline } = self.phase {
             if deadline <= now {
@@ -549,7 +571,7 @@ impl Session {
             for req in std::mem::take(&mut self.held) {
                 match req {
                     ToMatrix::Stanza(s) => self.from_xmpp(&s, now),
-                    ToMatrix::Presence(p) => self.set_presence(p),
+                    ToMatrix::Presence(p) => self.set_presence(p, now),
                     ToMatrix::Stop => self.stop(now),
                 }
             }
@@ -572,8 +594,19 @@ impl Session {
 
     // ---- presence
 
-    fn set_presence(&mut self, p: OwnPresence) {
-        self.own = p.clone();
+    fn set_presence(&mut self, p: OwnPresence, now: Instant) {
+        self.own.wanted = Some(p);
+        self.send_presence(now);
+    }
+
+    /// Sends the wanted presence unless one is in flight or waiting.
+    fn send_presence(&mut self, now: Instant) {
+        if self.own.inflight || self.own.retry_at.is_some_and(|t| t > now) {
+            return;
+        }
+        let Some(p) = self.own.wanted.take() else {
+            return;
+        };
         let presence = match (p.available, p.show.as_deref()) {
             (false, _) => "offline",
             (true, Some("away" | "xa" | "dnd")) => "unavailable",
@@ -584,7 +617,39 @@ impl Session {
             body["status_msg"] = Value::String(crate::text::clean(status, crate::text::MAX_LINE));
         }
         let path = format!("/_matrix/client/v3/presence/{}/status", self.path_me());
-        self.request(Purpose::Quiet("presence"), Method::Put, path, Some(body));
+        self.own.inflight = true;
+        // Kept until Matrix took it, to be sent again after a refusal.
+        self.own.wanted = None;
+        self.own_pending = Some(p);
+        self.request(Purpose::Presence, Method::Put, path, Some(body));
+    }
+
+    fn on_presence_set(&mut self, outcome: Outcome, now: Instant) {
+        self.own.inflight = false;
+        let sent = self.own_pending.take();
+        let retry = match &outcome {
+            Ok(r) if r.ok() => None,
+            Ok(r) if r.error().transient() => Some(
+                r.error()
+                    .retry_after
+                    .unwrap_or(Duration::from_secs(10))
+                    .min(Duration::from_secs(300)),
+            ),
+            Ok(r) => {
+                tracing::debug!(user = %self.user, error = %r.error(), "Matrix refused the presence");
+                None
+            }
+            Err(_) => Some(Duration::from_secs(10)),
+        };
+        if let Some(delay) = retry {
+            // A newer presence, if any, goes instead.
+            if self.own.wanted.is_none() {
+                self.own.wanted = sent;
+            }
+            self.own.retry_at = Some(now + delay);
+            return;
+        }
+        self.send_presence(now);
     }
 
     // ---- the end
@@ -606,7 +671,7 @@ impl Session {
             }
             Phase::Running => {
                 // Matrix shows the user offline from now.
-                self.set_presence(OwnPresence::default());
+                self.set_presence(OwnPresence::default(), now);
                 self.phase = Phase::Stopping {
                     deadline: now + STOP_GRACE,
                 };
@@ -622,6 +687,9 @@ impl Session {
         if matches!(self.phase, Phase::Stopping { .. })
             && self.queues.values().all(|q| q.is_idle())
             && self.creating.is_empty()
+            // The offline presence is worth a wait too.
+            && !self.own.inflight
+            && self.own.wanted.is_none()
         {
             self.end(false);
         }

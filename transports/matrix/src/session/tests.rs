@@ -548,8 +548,10 @@ fn stopping_sends_what_waits_then_ends_or_bounces_it_after_the_grace() {
     h.s.handle(ToMatrix::Stop, h.now);
     h.pull();
     // Presence offline, no more syncs, not ended yet.
-    h.take_request(|r| r.path.contains("/presence/"));
+    let offline = h.take_request(|r| r.path.contains("/presence/"));
+    assert_eq!(offline.body.as_ref().unwrap()["presence"], "offline");
     assert!(!h.s.is_ended());
+    h.answer(&offline, resp(200, json!({})));
     h.answer(&send, resp(200, json!({"event_id":"$l"})));
     assert_eq!(h.order(), ["end false"]);
 
@@ -729,6 +731,39 @@ fn chat_states_and_markers_become_typing_and_receipts() {
     ));
     let rr = h.take_request(|r| r.path.contains("/receipt/m.read/"));
     assert!(rr.path.ends_with("%247"), "{}", rr.path);
+}
+
+#[test]
+fn the_latest_presence_wins_and_a_rate_limit_is_waited_out() {
+    let (mut h, _sync) = H::running(Some("s0"), direct(), &[DM]);
+    h.pending.clear();
+    let away = |status: &str| OwnPresence {
+        available: true,
+        show: Some("away".into()),
+        status: Some(status.into()),
+    };
+    h.s.handle(ToMatrix::Presence(away("one")), h.now);
+    h.s.handle(ToMatrix::Presence(away("two")), h.now);
+    h.s.handle(ToMatrix::Presence(away("three")), h.now);
+    h.pull();
+    let first = h.take_request(|r| r.path.contains("/presence/"));
+    assert_eq!(first.body.as_ref().unwrap()["status_msg"], "one");
+    h.no_request(|r| r.path.contains("/presence/"));
+    h.answer(
+        &first,
+        resp(
+            429,
+            json!({"errcode":"M_LIMIT_EXCEEDED","retry_after_ms":4000}),
+        ),
+    );
+    h.no_request(|_| true);
+    h.advance(Duration::from_secs(4));
+    // "two" was overtaken by "three".
+    let next = h.take_request(|r| r.path.contains("/presence/"));
+    assert_eq!(next.body.as_ref().unwrap()["status_msg"], "three");
+    assert_eq!(next.body.as_ref().unwrap()["presence"], "unavailable");
+    h.answer(&next, resp(200, json!({})));
+    h.no_request(|_| true);
 }
 
 #[test]
