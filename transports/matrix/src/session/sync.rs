@@ -169,7 +169,10 @@ impl Session {
         if let Some(since) = self.saved.next_batch.clone() {
             let mut gaps = Vec::new();
             for (id, room) in &batch.resp.rooms.join {
-                if room.timeline.limited && self.follows(id) {
+                // A room the account has just entered comes with history
+                // before the entry: that is no gap.
+                let entered = self.entry(id, room.timeline.events.iter()).is_some();
+                if room.timeline.limited && self.follows(id) && !entered {
                     if let Some(prev) = &room.timeline.prev_batch {
                         gaps.push((id.clone(), prev.clone()));
                     }
@@ -193,6 +196,37 @@ impl Session {
         } else {
             self.sync.batch = Some(batch);
         }
+    }
+
+    /// The index of the event by which the account entered the room, if
+    /// these events hold it: its join (not a join after a join, which is
+    /// a new display name), or in a direct chat its invitation, so that a
+    /// first message sent while the invitation waited is not history.
+    fn entry<'a>(&self, id: &str, events: impl Iterator<Item = &'a Value>) -> Option<usize> {
+        let dm = self.dm_of.contains_key(id);
+        let mut found = None;
+        for (i, v) in events.enumerate() {
+            let s = |p: &[&str]| {
+                p.iter()
+                    .try_fold(v, |v, k| v.get(*k))
+                    .and_then(Value::as_str)
+            };
+            if s(&["type"]) != Some("m.room.member") || s(&["state_key"]) != Some(self.me.as_str())
+            {
+                continue;
+            }
+            let now = s(&["content", "membership"]);
+            let before = s(&["unsigned", "prev_content", "membership"]);
+            let entering = match now {
+                Some("join") => before != Some("join") && !(dm && before == Some("invite")),
+                Some("invite") => dm,
+                _ => false,
+            };
+            if entering {
+                found = Some(i);
+            }
+        }
+        found
     }
 
     /// Whether the user follows a room: a direct chat, or a room one of
@@ -287,20 +321,25 @@ impl Session {
                     }
                 }
             }
-            if let Some(gap) = batch.gaps.remove(&id) {
-                for v in gap.events.iter().rev() {
-                    self.on_timeline(&id, v, true, !first);
-                }
-                if gap.truncated {
-                    self.room_notice(
-                        &id,
-                        "Some messages of the time the gateway was away are not shown here; \
-                         the room's history has them.",
-                    );
-                }
+            let gap = batch.gaps.remove(&id);
+            let events: Vec<(&Value, bool)> = gap
+                .iter()
+                .flat_map(|g| g.events.iter().rev().map(|v| (v, true)))
+                .chain(room.timeline.events.iter().map(|v| (v, false)))
+                .collect();
+            // What came before the account entered the room is history
+            // (MAM has it): applied, not delivered.
+            let entry = self.entry(&id, events.iter().map(|(v, _)| *v));
+            for (i, (v, backfilled)) in events.into_iter().enumerate() {
+                let live = entry.is_none_or(|e| i > e);
+                self.on_timeline(&id, v, backfilled, !first && live);
             }
-            for v in &room.timeline.events {
-                self.on_timeline(&id, v, false, !first);
+            if gap.is_some_and(|g| g.truncated) {
+                self.room_notice(
+                    &id,
+                    "Some messages of the time the gateway was away are not shown here; \
+                     the room's history has them.",
+                );
             }
             if !first {
                 for v in &room.ephemeral.events {

@@ -333,6 +333,63 @@ fn a_gap_that_cannot_be_read_drops_the_batch_and_syncs_again_from_the_old_token(
 }
 
 #[test]
+fn history_before_entering_a_room_is_not_delivered_nor_back_filled() {
+    let (mut h, sync) = H::running(Some("s0"), json!({}), &[]);
+    h.pending.clear();
+    join_room(&mut h);
+    h.pending.clear();
+    let joined = json!({"type":"m.room.member","event_id":"$j","sender":ME,"state_key":ME,
+                        "content":{"membership":"join"}});
+    let mut b = batch(
+        "s1",
+        ROOM,
+        vec![
+            msg("$old", BOB, "before"),
+            joined,
+            msg("$new", BOB, "after"),
+        ],
+    );
+    b["rooms"]["join"][ROOM]["timeline"]["limited"] = json!(true);
+    b["rooms"]["join"][ROOM]["timeline"]["prev_batch"] = json!("p0");
+    h.answer(&sync, resp(200, b));
+    h.no_request(|r| r.path.contains("/messages"));
+    let order = h.order();
+    assert_eq!(order[..2], ["stanza after", "persist s1"], "{order:?}");
+}
+
+#[test]
+fn in_a_direct_chat_what_was_said_while_invited_arrives() {
+    let (mut h, sync) = H::running(Some("s0"), direct(), &[DM]);
+    h.pending.clear();
+    let invited = json!({"type":"m.room.member","event_id":"$i","sender":BOB,"state_key":ME,
+                         "content":{"membership":"invite","is_direct":true}});
+    let joined = json!({"type":"m.room.member","event_id":"$j","sender":ME,"state_key":ME,
+                        "content":{"membership":"join"},"unsigned":{"prev_content":{"membership":"invite"}}});
+    h.answer(
+        &sync,
+        resp(
+            200,
+            batch(
+                "s1",
+                DM,
+                vec![
+                    msg("$0", BOB, "old"),
+                    invited,
+                    msg("$1", BOB, "hi, are you there"),
+                    joined,
+                ],
+            ),
+        ),
+    );
+    let order = h.order();
+    assert_eq!(
+        order[..2],
+        ["stanza hi, are you there", "persist s1"],
+        "{order:?}"
+    );
+}
+
+#[test]
 fn sync_failures_back_off_and_garbage_is_a_failure() {
     let (mut h, sync) = H::running(Some("s0"), direct(), &[DM]);
     h.pending.clear();
