@@ -26,7 +26,11 @@ What is checked, each as users of both sides notice it:
   while it is down is delivered after, and the sync resumes;
 - an encrypted room: shown as such, a message into it refused with
   not-acceptable and nothing posted;
-- unregistration logs the gateway's device out.
+- unregistration logs the gateway's device out;
+- then the transport alone, as `switchboard component matrix.localhost`
+  attached over XEP-0114 to a Prosody of its own (Debian prosody,
+  installed by prosody_component.py when missing), and a Prosody user
+  through it: registration and the room tests again.
 
 Synapse and matrix-nio are installed from PyPI into a virtualenv kept in
 $SWITCHBOARD_TEST_CACHE (default ~/.cache/switchboard-tests) and reused;
@@ -336,6 +340,9 @@ class Xmpp(slixmpp.ClientXMPP):
         self.n = 0
 
     async def on_start(self, _):
+        # As clients do: the roster first (servers push roster changes only
+        # to resources that asked for it), then presence.
+        await self.get_roster()
         self.send_raw("<presence/>")
         if not self.online.done():
             self.online.set_result(True)
@@ -466,8 +473,13 @@ async def register(x, user, password):
     # Approve, ask back, and sign on.
     x.raw(f"<presence to='{GW}' type='subscribed'/>")
     x.raw(f"<presence to='{GW}' type='subscribe'/>")
+    # The approval: the presence itself (Switchboard) or the roster push
+    # it causes (Prosody forwards only that).
     await x.expect(
-        lambda s: s.tag == q("client", "presence") and s.get("from") == GW and s.get("type") == "subscribed",
+        lambda s: (s.tag == q("client", "presence") and s.get("from") == GW and s.get("type") == "subscribed")
+        or (s.tag == q("client", "iq") and any(
+            i.get("jid") == GW and i.get("subscription") in ("to", "both")
+            for i in s.iter("{jabber:iq:roster}item"))),
         "the gateway approving the user's subscription",
     )
     x.raw(f"<presence to='{GW}'/>")
@@ -493,22 +505,9 @@ async def join(x, room_jid, nick):
     return own, subject.findtext(q("client", "subject")) or ""
 
 
-async def scenario(port, cafile, synapse):
-    x = await Xmpp("xalice@localhost/desk", "xalice-pw", port, cafile).start()
-    bob = await Matrix(synapse.url, "bob", "bob-pw").start()
-    carol = await Matrix(synapse.url, "carol", "carol-pw").start()
-
-    # -- registration and sign-on
-    await register(x, "@alice:localhost", "alice-pw")
-    print("matrix: registered and signed on", flush=True)
-
-    # -- a room
-    created = await bob.client.room_create(
-        visibility=RoomVisibility.public, alias="test", name="Test room", topic="the test topic"
-    )
-    if not isinstance(created, RoomCreateResponse):
-        raise Failure(f"room_create: {created}")
-    rid = created.room_id
+async def room_tests(x, bob, rid, mx, label):
+    """A room both ways, every mapping: `x` (XMPP, its Matrix account
+    `mx`) joins #test where bob (Matrix) is."""
     own, subject = await join(x, ROOM, "xalice")
     if "the test topic" not in subject:
         raise Failure(f"subject {subject!r}")
@@ -516,10 +515,10 @@ async def scenario(port, cafile, synapse):
     if not any(s.get("from") == f"{ROOM}/bob" for s in occupants):
         raise Failure(f"bob is not among the occupants: {[s.get('from') for s in occupants]}")
     await bob.expect(
-        lambda e: e["kind"] == "timeline" and e.get("type") == "m.room.member" and e.get("state_key") == "@alice:localhost",
+        lambda e: e["kind"] == "timeline" and e.get("type") == "m.room.member" and e.get("state_key") == mx,
         "alice's join",
     )
-    print("matrix: joined the room", flush=True)
+    print(f"matrix: {label}joined the room", flush=True)
 
     # messages both ways
     x.raw(f"<message to='{ROOM}' type='groupchat' id='m1'><body>hello from xmpp &lt;3</body></message>")
@@ -532,16 +531,16 @@ async def scenario(port, cafile, synapse):
     m = await x.message(lambda s: body(s) == "hello from matrix & co", "bob's message")
     if m.get("from") != f"{ROOM}/bob" or m.get("type") != "groupchat" or m.get("id") != bob_event:
         raise Failure(f"bob's message: {ET.tostring(m, 'unicode')}")
-    print("matrix: room messages both ways", flush=True)
+    print(f"matrix: {label}room messages both ways", flush=True)
 
     # typing <-> chat states
     x.raw(f"<message to='{ROOM}' type='groupchat'><composing xmlns='{NS['chatstates']}'/></message>")
-    await bob.expect(lambda e: e["kind"] == "typing" and e["room"] == rid and "@alice:localhost" in e["users"], "alice typing")
+    await bob.expect(lambda e: e["kind"] == "typing" and e["room"] == rid and mx in e["users"], "alice typing")
     await bob.client.room_typing(rid, True, timeout=30000)
     await x.message(lambda s: s.get("from") == f"{ROOM}/bob" and s.find(q("chatstates", "composing")) is not None, "bob composing")
     await bob.client.room_typing(rid, False)
     await x.message(lambda s: s.get("from") == f"{ROOM}/bob" and s.find(q("chatstates", "paused")) is not None, "bob paused")
-    print("matrix: typing <-> chat states", flush=True)
+    print(f"matrix: {label}typing <-> chat states", flush=True)
 
     # edits <-> corrections
     x.raw(f"<message to='{ROOM}' type='groupchat' id='m2'><body>hello, corrected</body><replace xmlns='{NS['correct']}' id='m1'/></message>")
@@ -556,7 +555,7 @@ async def scenario(port, cafile, synapse):
     m = await x.message(lambda s: body(s) == "bob, edited", "bob's edit")
     if m.find(q("correct", "replace")) is None or m.find(q("correct", "replace")).get("id") != bob_event:
         raise Failure(f"edit: {ET.tostring(m, 'unicode')}")
-    print("matrix: edits <-> corrections", flush=True)
+    print(f"matrix: {label}edits <-> corrections", flush=True)
 
     # replies
     await bob.send(rid, {
@@ -574,7 +573,7 @@ async def scenario(port, cafile, synapse):
     e = await bob.message(rid, lambda e: e["content"].get("body") == "xalice replies", "alice's reply without its fallback")
     if e["content"].get("m.relates_to", {}).get("m.in_reply_to", {}).get("event_id") != bob_event:
         raise Failure(f"reply: {e['content']}")
-    print("matrix: replies", flush=True)
+    print(f"matrix: {label}replies", flush=True)
 
     # reactions both ways
     x.raw(f"<message to='{ROOM}' type='groupchat' id='re1'><reactions xmlns='{NS['reactions']}' id='{bob_event}'><reaction>👍</reaction></reactions></message>")
@@ -592,7 +591,7 @@ async def scenario(port, cafile, synapse):
     m = await x.message(lambda s: s.find(q("reactions", "reactions")) is not None and s.get("from") == f"{ROOM}/bob", "bob taking his reaction back")
     if list(m.find(q("reactions", "reactions"))):
         raise Failure(f"the reaction set after the redaction: {ET.tostring(m, 'unicode')}")
-    print("matrix: reactions both ways", flush=True)
+    print(f"matrix: {label}reactions both ways", flush=True)
 
     # retractions <-> redactions
     x.raw(f"<message to='{ROOM}' type='groupchat' id='m4'><body>regrettable</body></message>")
@@ -612,7 +611,7 @@ async def scenario(port, cafile, synapse):
     )
     if m.find(q("retract", "retract")).get("id") != oops or m.get("from") != f"{ROOM}/bob":
         raise Failure(f"retraction: {ET.tostring(m, 'unicode')}")
-    print("matrix: retractions <-> redactions", flush=True)
+    print(f"matrix: {label}retractions <-> redactions", flush=True)
 
     # an image: described, never as its mxc:// link
     png = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -623,7 +622,7 @@ async def scenario(port, cafile, synapse):
     m = await x.message(lambda s: "cat.png" in (body(s) or ""), "the image")
     if "mxc://" in ET.tostring(m, "unicode") or not body(m).startswith("[image: cat.png"):
         raise Failure(f"image: {ET.tostring(m, 'unicode')}")
-    print("matrix: media described without mxc links", flush=True)
+    print(f"matrix: {label}media described without mxc links", flush=True)
 
     # history (MAM) from /messages
     i = x.id("mam")
@@ -643,7 +642,26 @@ async def scenario(port, cafile, synapse):
         raise Failure(f"history: {results}")
     if results.index("hello from xmpp <3") > results.index("hello from matrix & co"):
         raise Failure(f"history out of order: {results}")
-    print(f"matrix: history ({len(results)} messages)", flush=True)
+    print(f"matrix: {label}history ({len(results)} messages)", flush=True)
+
+
+async def scenario(port, cafile, synapse):
+    x = await Xmpp("xalice@localhost/desk", "xalice-pw", port, cafile).start()
+    bob = await Matrix(synapse.url, "bob", "bob-pw").start()
+    carol = await Matrix(synapse.url, "carol", "carol-pw").start()
+
+    # -- registration and sign-on
+    await register(x, "@alice:localhost", "alice-pw")
+    print("matrix: registered and signed on", flush=True)
+
+    # -- a room
+    created = await bob.client.room_create(
+        visibility=RoomVisibility.public, alias="test", name="Test room", topic="the test topic"
+    )
+    if not isinstance(created, RoomCreateResponse):
+        raise Failure(f"room_create: {created}")
+    rid = created.room_id
+    await room_tests(x, bob, rid, "@alice:localhost", "")
 
     # -- a direct chat bob opens
     dm = await bob.client.room_create(is_direct=True, invite=["@alice:localhost"], preset=None)
@@ -792,10 +810,73 @@ async def scenario(port, cafile, synapse):
         await asyncio.sleep(0.3)
     print("matrix: unregistration logged the device out", flush=True)
     await alice2.stop()
-
     await bob.stop()
     await carol.stop()
     x.disconnect()
+    return rid
+
+
+async def prosody_scenario(prosody, component, synapse, rid):
+    """The room tests again, the transport attached to Prosody over
+    XEP-0114 and the XMPP user one of Prosody's."""
+    x = await Xmpp("palice@localhost/desk", "palice-pw", prosody.c2s_port, prosody.crt).start()
+    deadline = time.monotonic() + START
+    while True:
+        r = await x.iq(GW, "get", "<query xmlns='http://jabber.org/protocol/disco#info'/>")
+        if r.get("type") == "result":
+            break
+        if component.poll() is not None:
+            raise Failure(f"the component exited with {component.returncode} before attaching")
+        if time.monotonic() > deadline:
+            raise Failure("the component did not attach to Prosody")
+        await asyncio.sleep(0.5)
+    ids = {(i.get("category"), i.get("type")) for i in r.iter(q("disco_info", "identity"))}
+    if ("gateway", "matrix") not in ids:
+        raise Failure(f"disco#info through Prosody: {sorted(ids)}")
+    bob = await Matrix(synapse.url, "bob", "bob-pw").start()
+    await register(x, "@dave:localhost", "dave-pw")
+    await room_tests(x, bob, rid, "@dave:localhost", "through Prosody: ")
+    await bob.stop()
+    x.disconnect()
+
+
+def prosody_phase(binary, scratch, syn, rid, loop):
+    sys.path.insert(0, HERE)
+    from prosody_component import Prosody, ensure_prosody, stop as stop_proc  # noqa: E402
+    import prosody_component
+
+    prosody_component.DOMAIN = "localhost"
+    ensure_prosody()
+    secret = "prosody-matrix-secret-2e7c"
+    prosody = Prosody(scratch, components={GW: secret})
+    version = prosody.version()
+    prosody.ctl("register", "palice", "localhost", "palice-pw")
+    prosody.start()
+    home = os.path.join(scratch, "component")
+    os.makedirs(os.path.join(home, "etc"))
+    with open(os.path.join(home, "etc", "switchboard.xml"), "w") as f:
+        f.write(
+            "<switchboard>\n  <host name='localhost'/>\n"
+            f"  <service id='{GW}' type='matrix'>\n"
+            f"    <homeserver name='localhost' url='{syn.url}' allow-plain='true'/>\n"
+            "  </service>\n</switchboard>\n"
+        )
+    err_path = os.path.join(scratch, "component.log")
+    with open(err_path, "w") as err:
+        component = subprocess.Popen(
+            [binary, "-H", home, "component", GW, "--server", f"127.0.0.1:{prosody.component_port}"],
+            env=dict(os.environ, SWITCHBOARD_COMPONENT_SECRET=secret),
+            stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+        )
+    try:
+        print(f"matrix: Prosody {version}, the transport as `switchboard component {GW}` over XEP-0114", flush=True)
+        loop.run_until_complete(asyncio.wait_for(prosody_scenario(prosody, component, syn, rid), T * 20))
+    except (Failure, asyncio.TimeoutError) as e:
+        raise Failure(f"{e or 'timeout'}\n--- component log:\n{tail(err_path)}--- Prosody log:\n{tail(prosody.log, 20)}")
+    finally:
+        if component.poll() is None:
+            stop_proc(component, "the component")
+        prosody.stop()
 
 
 def main():
@@ -809,7 +890,7 @@ def main():
     try:
         syn = Synapse(scratch, rc_message=(2, 5))
         syn.start()
-        for user in ("alice", "bob", "carol"):
+        for user in ("alice", "bob", "carol", "dave"):
             syn.register(user, f"{user}-pw")
         home = os.path.join(scratch, "home")
         os.makedirs(home)
@@ -829,7 +910,8 @@ def main():
             raise Failure("the server did not report a listening port")
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
-        loop.run_until_complete(asyncio.wait_for(scenario(port, os.path.join(home, "etc", "localhost.crt"), syn), T * 40))
+        rid = loop.run_until_complete(asyncio.wait_for(scenario(port, os.path.join(home, "etc", "localhost.crt"), syn), T * 40))
+        prosody_phase(binary, scratch, syn, rid, loop)
         print("matrix: OK", flush=True)
     except (Failure, asyncio.TimeoutError) as e:
         print(f"matrix: FAILED: {e or 'timeout'}")
