@@ -232,13 +232,13 @@ impl Transport {
             return true;
         };
         if to.node().is_none() {
-            return self.to_transport(&stanza, &from).await;
+            return self.stanza_to_transport(&stanza, &from).await;
         }
         if !self.gateway.is_registered(&from) {
-            let answer = match (stanza.name.as_str(), stanza_type(&stanza)) {
-                ("presence", "available") | ("message", _) | ("iq", "get" | "set") => true,
-                _ => false,
-            };
+            let answer = matches!(
+                (stanza.name.as_str(), stanza_type(&stanza)),
+                ("presence", "available") | ("message", _) | ("iq", "get" | "set")
+            );
             if answer {
                 return self
                     .refuse(
@@ -356,7 +356,7 @@ impl Transport {
     }
 
     /// A stanza to the transport's own JID.
-    async fn to_transport(&mut self, stanza: &Element, from: &Jid) -> bool {
+    async fn stanza_to_transport(&mut self, stanza: &Element, from: &Jid) -> bool {
         let ty = stanza_type(stanza).to_owned();
         if stanza.name == "iq" && matches!(ty.as_str(), "get" | "set") {
             let Some(q) = stanza.first_element() else {

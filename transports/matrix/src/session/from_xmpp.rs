@@ -53,7 +53,7 @@ enum Ask {
 
 impl Session {
     /// A stanza from the user.
-    pub(super) fn from_xmpp(&mut self, s: &Element, now: Instant) {
+    pub(super) fn stanza_from_xmpp(&mut self, s: &Element, now: Instant) {
         let (Some(from), Some(to)) = (
             s.attr("from").and_then(|f| Jid::parse(f).ok()),
             s.attr("to").and_then(|t| Jid::parse(t).ok()),

@@ -389,7 +389,7 @@ impl Session {
                 }
             }
             (_, ToMatrix::Presence(p)) => self.set_presence(p, now),
-            (_, ToMatrix::Stanza(s)) => self.from_xmpp(&s, now),
+            (_, ToMatrix::Stanza(s)) => self.stanza_from_xmpp(&s, now),
         }
         self.pump_all(now);
     }
@@ -570,7 +570,7 @@ impl Session {
             self.next_sync();
             for req in std::mem::take(&mut self.held) {
                 match req {
-                    ToMatrix::Stanza(s) => self.from_xmpp(&s, now),
+                    ToMatrix::Stanza(s) => self.stanza_from_xmpp(&s, now),
                     ToMatrix::Presence(p) => self.set_presence(p, now),
                     ToMatrix::Stop => self.stop(now),
                 }

@@ -382,7 +382,7 @@ impl Session {
             return;
         }
         if deliver {
-            self.to_xmpp(room, &e, backfilled);
+            self.event_to_xmpp(room, &e, backfilled);
         }
     }
 

@@ -97,7 +97,7 @@ impl H {
     }
 
     /// Moves to the session's next deadline.
-    fn to_deadline(&mut self) {
+    fn advance_to_deadline(&mut self) {
         let t = self.s.poll_timeout().expect("a deadline");
         self.now = self.now.max(t);
         self.s.handle_timeout(self.now);
@@ -315,7 +315,7 @@ fn a_gap_that_cannot_be_read_drops_the_batch_and_syncs_again_from_the_old_token(
         "nothing saved, no sync yet: {:?}",
         h.pending
     );
-    h.to_deadline();
+    h.advance_to_deadline();
     let again = h.take_request(|r| r.path.starts_with("/_matrix/client/v3/sync"));
     assert!(again.path.contains("since=s0"), "{}", again.path);
     // This time the room is not limited; $3 comes once, and the user
@@ -398,7 +398,7 @@ fn sync_failures_back_off_and_garbage_is_a_failure() {
     let first = h.s.poll_timeout().unwrap() - h.now;
     assert!(first <= RECONNECT.first, "{first:?}");
     h.no_request(|_| true);
-    h.to_deadline();
+    h.advance_to_deadline();
     let s2 = h.take_request(|r| r.path.contains("/sync"));
     h.answer(
         &s2,
@@ -484,11 +484,11 @@ fn sends_wait_out_a_rate_limit_and_keep_their_order_and_transaction_id() {
     assert_eq!(second.body.as_ref().unwrap()["body"], "second");
     // A 5xx and a timeout retry too, with backoff; nothing is dropped.
     h.answer(&second, resp(503, json!({})));
-    h.to_deadline();
+    h.advance_to_deadline();
     let third = h.take_request(|r| r.path.contains("/send/"));
     assert_eq!(third.path, second.path);
     h.answer(&third, Err(Failure::Timeout));
-    h.to_deadline();
+    h.advance_to_deadline();
     let fourth = h.take_request(|r| r.path.contains("/send/"));
     assert_eq!(fourth.path, second.path);
     h.answer(&fourth, resp(200, json!({"event_id":"$b"})));
@@ -622,7 +622,7 @@ fn stopping_sends_what_waits_then_ends_or_bounces_it_after_the_grace() {
     // Retried until the grace runs out, then bounced, never dropped.
     let mut ended = false;
     for _ in 0..100 {
-        h.to_deadline();
+        h.advance_to_deadline();
         if let Some(r) = h.requests().first().map(|r| (*r).clone()) {
             h.pending.clear();
             h.answer(&r, Err(Failure::Network("down".into())));

@@ -168,7 +168,7 @@ fn strip_reply_fallback(body: &str) -> &str {
 
 impl Session {
     /// Delivers a non-state timeline event.
-    pub(super) fn to_xmpp(&mut self, room: &str, e: &Event, backfilled: bool) {
+    pub(super) fn event_to_xmpp(&mut self, room: &str, e: &Event, backfilled: bool) {
         let Some(sender) = e.sender.clone() else {
             return;
         };
