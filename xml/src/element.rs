@@ -142,6 +142,20 @@ impl Element {
         }
     }
 
+    /// Moves this element and every descendant in namespace `from`, at
+    /// any depth, to namespace `to`. For stanzas arriving on a component
+    /// stream: `jabber:component:accept` means nothing inside a payload,
+    /// so a forwarded `<message/>` a component wrote without its own
+    /// `xmlns` (inheriting the stream's) is a `jabber:client` one.
+    pub fn rename_ns_everywhere(&mut self, from: &str, to: &str) {
+        if self.ns == from {
+            self.ns = to.to_string();
+        }
+        for c in self.elements_mut() {
+            c.rename_ns_everywhere(from, to);
+        }
+    }
+
     /// The first child element, whatever its name.
     pub fn first_element(&self) -> Option<&Element> {
         self.elements().next()
@@ -288,5 +302,20 @@ mod tests {
             kept.child_text("body", "jabber:client").as_deref(),
             Some("old")
         );
+    }
+
+    #[test]
+    fn stanzas_from_a_component_are_client_stanzas_at_every_depth() {
+        let accept = "jabber:component:accept";
+        let inner = Element::new("message", accept).with_child(Element::new("body", accept));
+        let mut m = Element::new("message", accept)
+            .with_child(Element::new("forwarded", "urn:xmpp:forward:0").with_child(inner));
+        m.rename_ns_everywhere(accept, "jabber:client");
+        assert_eq!(m.ns, "jabber:client");
+        let inner = m
+            .get_child("forwarded", "urn:xmpp:forward:0")
+            .and_then(|f| f.get_child("message", "jabber:client"))
+            .expect("the forwarded message in jabber:client");
+        assert!(inner.get_child("body", "jabber:client").is_some());
     }
 }
