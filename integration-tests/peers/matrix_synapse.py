@@ -33,10 +33,10 @@ What is checked, each as users of both sides notice it:
   through it: registration and the room tests again.
 
 Synapse and matrix-nio are installed from PyPI into a virtualenv kept in
-$SWITCHBOARD_TEST_CACHE (default ~/.cache/switchboard-tests) and reused;
-the venv sees the system's site-packages for slixmpp (Debian's
-python3-slixmpp), and installs slixmpp from PyPI when there is none. The
-script re-runs itself under the venv's interpreter. Synapse's data lives
+$SWITCHBOARD_TEST_CACHE (default ~/.cache/switchboard-tests) and reused
+(synapse_venv.py); the venv sees the system's site-packages for slixmpp
+(Debian's python3-slixmpp), and installs slixmpp from PyPI when there is
+none. The script re-runs itself under the venv's interpreter. Synapse's data lives
 in a scratch directory, removed at the end.
 
 Usage: matrix_synapse.py PATH/TO/switchboard
@@ -63,9 +63,8 @@ T = 20  # one step: a stanza round trip, a sync, a login
 START = 120  # Synapse starting (it is slow on a busy machine)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CACHE = os.environ.get("SWITCHBOARD_TEST_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "switchboard-tests")
-VENV = os.path.join(CACHE, "synapse-venv")
-PIP_PACKAGES = ["matrix-synapse", "matrix-nio"]
+sys.path.insert(0, HERE)
+import synapse_venv  # noqa: E402
 
 GW = "matrix.localhost"
 ROOM_ALIAS = "#test:localhost"
@@ -98,30 +97,6 @@ class Failure(Exception):
 # ---------------------------------------------------------------- setup
 
 
-def in_venv():
-    return os.path.realpath(sys.prefix) == os.path.realpath(VENV)
-
-
-def ensure_venv():
-    """The virtualenv with Synapse and matrix-nio (created once, then
-    reused); re-executes this script under it."""
-    py = os.path.join(VENV, "bin", "python")
-    if in_venv():
-        return
-    base = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
-    marker = os.path.join(VENV, ".switchboard-ready")
-    if not os.path.exists(marker):
-        print(f"matrix: installing {', '.join(PIP_PACKAGES)} into {VENV} (a few minutes, once)", flush=True)
-        shutil.rmtree(VENV, ignore_errors=True)
-        os.makedirs(CACHE, exist_ok=True)
-        subprocess.run([base, "-m", "venv", "--system-site-packages", VENV], check=True)
-        subprocess.run([py, "-m", "pip", "install", "--quiet", *PIP_PACKAGES], check=True)
-        if subprocess.run([py, "-c", "import slixmpp"], capture_output=True).returncode != 0:
-            subprocess.run([py, "-m", "pip", "install", "--quiet", "slixmpp"], check=True)
-        open(marker, "w").close()
-    os.execv(py, [py, os.path.abspath(__file__), *sys.argv[1:]])
-
-
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -142,7 +117,7 @@ def tail(path, n=40, only=None):
 class Synapse:
     """A Synapse of its own in a scratch directory, on 127.0.0.1."""
 
-    def __init__(self, scratch, rc_message):
+    def __init__(self, scratch, rc_message, extra=""):
         self.dir = os.path.join(scratch, "synapse")
         os.makedirs(self.dir)
         self.port = free_port()
@@ -193,7 +168,7 @@ rc_joins:
 rc_invites:
   per_room: {{per_second: 100, burst_count: 100}}
   per_user: {{per_second: 100, burst_count: 100}}
-""")
+{extra}""")
         with open(d("log.yaml"), "w") as f:
             f.write(f"""version: 1
 formatters:
@@ -316,7 +291,7 @@ def body(el):
 
 if __name__ == "__main__":
     # Everything below needs the venv's packages.
-    ensure_venv()
+    synapse_venv.ensure(__file__)
 
 import slixmpp  # noqa: E402
 from slixmpp.xmlstream.handler import Callback  # noqa: E402
