@@ -60,7 +60,9 @@ fn sample_parses_with_the_documented_defaults() {
         vec![HostConfig {
             name: "localhost".into(),
             admins: vec![],
-            registration: Registration::Open
+            registration: Registration::Open,
+            archive: defaults::ARCHIVE,
+            contacts: vec![],
         }]
     );
     assert_eq!(c.services.len(), 1);
@@ -88,6 +90,22 @@ fn sample_parses_with_the_documented_defaults() {
             registration_window: Duration::from_secs(600),
             registration_allowlist: vec![range("127.0.0.0/8"), range("::1")],
             resume_timeout: Duration::from_secs(600),
+        }
+    );
+    assert_eq!(
+        c.auth_delay,
+        AuthDelayConfig {
+            address: DelayCurve {
+                after: 5,
+                first: Duration::from_secs(1),
+                max: Duration::from_secs(30),
+            },
+            account: DelayCurve {
+                after: 10,
+                first: Duration::from_secs(1),
+                max: Duration::from_secs(5),
+            },
+            forget: Duration::from_secs(600),
         }
     );
     assert_eq!(c.spool.dir, at_home("spool"));
@@ -135,11 +153,24 @@ fn sample_examples_are_valid() {
             }
         })
         .collect();
-    assert_eq!(uncommented, 6, "the sample's commented examples changed");
+    assert_eq!(uncommented, 8, "the sample's commented examples changed");
     let c = ok(&text);
     assert_eq!(
         c.hosts[0].admins,
         vec![Jid::parse("admin@localhost").unwrap()]
+    );
+    assert_eq!(
+        c.hosts[0].contacts,
+        vec![
+            ContactAddress {
+                kind: ContactKind::Abuse,
+                uri: "mailto:abuse@localhost".into()
+            },
+            ContactAddress {
+                kind: ContactKind::Admin,
+                uri: "xmpp:admin@localhost".into()
+            },
+        ]
     );
     assert_eq!(c.services.len(), 3);
     assert_eq!(c.services[0].kind, "muc");
@@ -171,7 +202,12 @@ fn minimal_config_gets_every_default() {
         vec![HostConfig {
             name: "example.org".into(),
             admins: vec![],
-            registration: Registration::Admin
+            registration: Registration::Admin,
+            archive: ArchiveConfig {
+                retention: None,
+                default: ArchiveDefault::Always,
+            },
+            contacts: vec![],
         }]
     );
     assert!(c.services.is_empty());
@@ -395,7 +431,7 @@ fn unknown_element_far_from_any_lists_the_valid_ones() {
     assert_eq!(
         err(&doc("  <xdb/>\n")),
         "sb.xml:3:3: unknown element <xdb> in <switchboard>\n  hint: <switchboard> may contain \
-         <host>, <service>, <listen>, <tls>, <limits>, <spool>, <log>, <pidfile>, \
+         <host>, <service>, <listen>, <tls>, <limits>, <auth-delay>, <spool>, <log>, <pidfile>, \
          <credentials>, <metrics>"
     );
     assert_eq!(
@@ -439,7 +475,7 @@ fn unknown_attribute() {
     assert_eq!(
         err(&doc("  <limits colour=\"blue\"/>\n")),
         "sb.xml:3:3: unknown attribute 'colour' on <limits>\n  \
-         hint: <limits> takes max-stanza-bytes, preauth-timeout, keepalive, scram-iterations, registrations-per-address, registration-window, registration-allowlist"
+         hint: <limits> takes max-stanza-bytes, preauth-timeout, keepalive, scram-iterations, registrations-per-address, registration-window, registration-allowlist, resume-timeout"
     );
     assert_eq!(
         err(&doc("  <pidfile path=\"run/x.pid\"/>\n")),
@@ -475,6 +511,51 @@ fn registration_must_be_a_known_mode() {
         err(&host_doc("    <registration>open</registration>\n    <registration>off</registration>\n")),
         "sb.xml:4:5: duplicate <registration> (the first is at line 3)\n  hint: merge them into one <registration>"
     );
+}
+
+#[test]
+fn archive_retention_and_default_per_host() {
+    let c = ok(&host_doc(
+        "    <archive retention=\"90d\" default=\"Roster\"/>\n",
+    ));
+    assert_eq!(
+        c.hosts[0].archive,
+        ArchiveConfig {
+            retention: Some(Duration::from_secs(90 * 86_400)),
+            default: ArchiveDefault::Roster,
+        }
+    );
+    let c = ok(&host_doc("    <archive retention=\"forever\"/>\n"));
+    assert_eq!(c.hosts[0].archive, defaults::ARCHIVE);
+    let c = ok(&host_doc("    <archive retention=\"12h\"/>\n"));
+    assert_eq!(
+        c.hosts[0].archive.retention,
+        Some(Duration::from_secs(12 * 3600))
+    );
+}
+
+#[test]
+fn archive_settings_are_checked() {
+    assert_eq!(
+        err(&host_doc("    <archive retention=\"1y\"/>\n")),
+        "sb.xml:3:5: 'retention' on <archive> must be a duration like 30d or 12h, or \"forever\", not \"1y\"\n  \
+         hint: durations are a whole number with s, m, h or d: 365d is a year"
+    );
+    assert_eq!(
+        err(&host_doc("    <archive retention=\"0d\"/>\n")),
+        "sb.xml:3:5: 'retention' on <archive> must be longer than zero\n  \
+         hint: write \"forever\" to keep messages for ever"
+    );
+    assert_eq!(
+        err(&host_doc("    <archive default=\"allways\"/>\n")),
+        "sb.xml:3:5: 'default' on <archive> must be one of always, roster, never, not \"allways\"\n  \
+         hint: did you mean \"always\"?"
+    );
+    assert_eq!(
+        err(&host_doc("    <archive/>\n    <archive default=\"never\"/>\n")),
+        "sb.xml:4:5: duplicate <archive> (the first is at line 3)\n  hint: merge them into one <archive>"
+    );
+    assert!(err(&host_doc("    <archive keep=\"30d\"/>\n")).starts_with("sb.xml:3:5: "));
 }
 
 #[test]
@@ -551,6 +632,67 @@ fn admin_must_be_a_valid_bare_user_jid() {
     assert_eq!(
         err(&host_doc("    <admin><jid>a@example.org</jid></admin>\n")),
         "sb.xml:3:12: unknown element <jid> in <admin>\n  hint: <admin> has no child elements"
+    );
+}
+
+#[test]
+fn contact_addresses_are_typed_uris_in_config_order() {
+    let c = ok(&host_doc(
+        "    <contact type=\"abuse\">mailto:abuse@example.org</contact>\n    \
+         <contact type=\"Admin\"> xmpp:boss@example.org </contact>\n    \
+         <contact type=\"abuse\">xmpp:abuse@example.org</contact>\n",
+    ));
+    assert_eq!(
+        c.hosts[0].contacts,
+        vec![
+            ContactAddress {
+                kind: ContactKind::Abuse,
+                uri: "mailto:abuse@example.org".into()
+            },
+            ContactAddress {
+                kind: ContactKind::Admin,
+                uri: "xmpp:boss@example.org".into()
+            },
+            ContactAddress {
+                kind: ContactKind::Abuse,
+                uri: "xmpp:abuse@example.org".into()
+            },
+        ]
+    );
+    assert_eq!(ContactKind::Status.field(), "status-addresses");
+}
+
+#[test]
+fn contact_addresses_refuse_what_is_no_uri() {
+    assert_eq!(
+        err(&host_doc("    <contact type=\"abuze\">mailto:a@example.org</contact>\n")),
+        "sb.xml:3:5: <contact type> must be one of abuse, admin, feedback, sales, security, status, support, not \"abuze\"\n  \
+         hint: did you mean \"abuse\"?"
+    );
+    assert_eq!(
+        err(&host_doc("    <contact>mailto:a@example.org</contact>\n")),
+        "sb.xml:3:5: missing required attribute 'type' on <contact>\n  \
+         hint: e.g. <contact type=\"abuse\">mailto:abuse@example.org</contact>"
+    );
+    assert_eq!(
+        err(&host_doc("    <contact type=\"support\">abuse@example.org</contact>\n")),
+        "sb.xml:3:5: <contact> must hold a URI, not \"abuse@example.org\": it has no scheme (such as mailto: or xmpp:)\n  \
+         hint: write mailto:abuse@example.org, xmpp:admin@example.org or https://example.org/support"
+    );
+    assert_eq!(
+        err(&host_doc("    <contact type=\"support\"> </contact>\n")),
+        "sb.xml:3:5: <contact> is empty\n  \
+         hint: write a URI, e.g. <contact type=\"abuse\">mailto:abuse@example.org</contact>"
+    );
+    assert_eq!(
+        err(&host_doc(
+            "    <contact type=\"sales\">tel:+1-555</contact>\n    <contact type=\"sales\">tel:+1-555</contact>\n"
+        )),
+        "sb.xml:4:5: duplicate <contact type=\"sales\">tel:+1-555</contact> (the first is at line 3)"
+    );
+    assert_eq!(
+        err(&doc("  <contact type=\"abuse\">mailto:a@example.org</contact>\n")),
+        "sb.xml:3:3: <contact> is not allowed in <switchboard>\n  hint: <contact> belongs inside <host>"
     );
 }
 
@@ -722,6 +864,79 @@ fn a_bad_registration_allowlist_entry_is_placed_and_explained() {
         err(&doc("  <limits registration-allowlist=\"127.0.0.1/8\"/>\n")),
         "sb.xml:3:3: 'registration-allowlist' on <limits>: \"127.0.0.1/8\" has bits set past its /8 prefix\n  \
          hint: did you mean 127.0.0.0/8? (or the address alone, without /)"
+    );
+}
+
+#[test]
+fn auth_delay() {
+    // What is left out keeps its default, per curve and per attribute.
+    let c = ok(&doc(
+        "  <auth-delay forget=\"1h\">\n    <address after=\"3\" max=\"2m\"/>\n  </auth-delay>\n",
+    ));
+    assert_eq!(
+        c.auth_delay.address,
+        DelayCurve {
+            after: 3,
+            first: Duration::from_secs(1),
+            max: Duration::from_secs(120),
+        }
+    );
+    assert_eq!(c.auth_delay.account, defaults::AUTH_DELAY_ACCOUNT);
+    assert_eq!(c.auth_delay.forget, Duration::from_secs(3600));
+    // max="0s" turns a curve off.
+    let c = ok(&doc("  <auth-delay><account max=\"0s\"/></auth-delay>\n"));
+    assert!(c.auth_delay.account.max.is_zero());
+    assert_eq!(
+        ok(&doc("  <auth-delay/>\n")).auth_delay,
+        AuthDelayConfig::default()
+    );
+
+    assert_eq!(
+        err(&doc(
+            "  <auth-delay>\n    <address after=\"few\"/>\n  </auth-delay>\n"
+        )),
+        "sb.xml:4:5: 'after' on <address> must be a whole number of failures, not \"few\"\n  \
+         hint: e.g. after=\"5\": the sixth attempt is the first to wait"
+    );
+    assert_eq!(
+        err(&doc(
+            "  <auth-delay>\n    <account max=\"forever\"/>\n  </auth-delay>\n"
+        )),
+        "sb.xml:4:5: 'max' on <account> must be a duration like 30s, 5m or 1h, not \"forever\"\n  \
+         hint: max=\"0s\" turns this delay off"
+    );
+    assert_eq!(
+        err(&doc(
+            "  <auth-delay>\n    <address first=\"0s\"/>\n  </auth-delay>\n"
+        )),
+        "sb.xml:4:5: 'first' on <address> must be longer than zero"
+    );
+    assert_eq!(
+        err(&doc(
+            "  <auth-delay>\n    <address first=\"1m\" max=\"10s\"/>\n  </auth-delay>\n"
+        )),
+        "sb.xml:4:5: 'first' on <address> (60s) is longer than 'max' (10s)\n  \
+         hint: delays start at 'first' and double up to 'max'"
+    );
+    assert_eq!(
+        err(&doc("  <auth-delay forget=\"never\"/>\n")),
+        "sb.xml:3:3: 'forget' on <auth-delay> must be a duration like 30s, 5m or 1h, not \"never\""
+    );
+    assert_eq!(
+        err(&doc(
+            "  <auth-delay>\n    <address/>\n    <address/>\n  </auth-delay>\n"
+        )),
+        "sb.xml:5:5: duplicate <address> (the first is at line 4)\n  \
+         hint: merge them into one <address>"
+    );
+    assert_eq!(
+        err(&doc("  <auth-delay>\n    <adress/>\n  </auth-delay>\n")),
+        "sb.xml:4:5: unknown element <adress> — did you mean <address>?"
+    );
+    assert_eq!(
+        err(&doc("  <limits>\n    <account/>\n  </limits>\n")),
+        "sb.xml:4:5: <account> is not allowed in <limits>\n  \
+         hint: <account> belongs inside <auth-delay>"
     );
 }
 

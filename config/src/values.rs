@@ -1,5 +1,5 @@
 //! Parsing the typed values written in attributes and text: durations,
-//! socket addresses, address ranges, booleans and log filters.
+//! socket addresses, address ranges, booleans, log filters and URIs.
 //!
 //! These functions know nothing about elements or positions; they say what
 //! is wrong with a value, and the tree walker places that at the element.
@@ -16,8 +16,8 @@ pub(crate) struct Problem {
     pub(crate) hint: Option<String>,
 }
 
-/// A duration: a whole number followed by `s`, `m` or `h`, or a bare
-/// number of seconds (`30s`, `5m`, `1h`, `90`).
+/// A duration: a whole number followed by `s`, `m`, `h` or `d`, or a bare
+/// number of seconds (`30s`, `5m`, `1h`, `30d`, `90`).
 ///
 /// Fractions and compound forms (`1h30m`) are deliberately not accepted:
 /// every timeout in the config is a round figure, and a small grammar is
@@ -36,6 +36,7 @@ pub(crate) fn duration(text: &str) -> Option<Duration> {
         "" | "s" => 1,
         "m" => 60,
         "h" => 3600,
+        "d" => 86_400,
         _ => return None,
     };
     n.checked_mul(scale).map(Duration::from_secs)
@@ -77,6 +78,29 @@ pub(crate) fn boolean(text: &str) -> Option<bool> {
         "false" => Some(false),
         _ => None,
     }
+}
+
+/// A URI as XEP-0157 contact addresses need one (RFC 3986 §3): a scheme
+/// (a letter, then letters, digits, `+`, `-` or `.`), a colon and a
+/// non-empty rest without spaces or control characters. What follows the
+/// scheme is the scheme's business and is not checked further. Returns
+/// why not.
+pub(crate) fn uri(text: &str) -> Result<(), &'static str> {
+    let Some((scheme, rest)) = text.split_once(':') else {
+        return Err("it has no scheme (such as mailto: or xmpp:)");
+    };
+    let mut chars = scheme.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
+    if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) {
+        return Err("its scheme must start with a letter and hold only letters, digits, +, - or .");
+    }
+    if rest.is_empty() {
+        return Err("nothing follows the scheme");
+    }
+    if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("a URI holds no spaces (write a space as %20)");
+    }
+    Ok(())
 }
 
 /// The levels a log filter may name.
@@ -136,10 +160,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn uris() {
+        for good in [
+            "mailto:abuse@example.org",
+            "xmpp:admin@example.org?message",
+            "https://example.org/support",
+            "tel:+1-555-0100",
+        ] {
+            assert_eq!(uri(good), Ok(()), "{good}");
+        }
+        assert_eq!(
+            uri("abuse@example.org"),
+            Err("it has no scheme (such as mailto: or xmpp:)")
+        );
+        assert!(uri("1http://x").is_err());
+        assert!(uri("ma il:x").is_err());
+        assert_eq!(uri("mailto:"), Err("nothing follows the scheme"));
+        assert_eq!(
+            uri("https://example.org/a b"),
+            Err("a URI holds no spaces (write a space as %20)")
+        );
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(duration("30s"), Some(Duration::from_secs(30)));
         assert_eq!(duration("5m"), Some(Duration::from_secs(300)));
         assert_eq!(duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(duration("30d"), Some(Duration::from_secs(30 * 86_400)));
         assert_eq!(duration("90"), Some(Duration::from_secs(90)));
         assert_eq!(duration(" 45s "), Some(Duration::from_secs(45)));
         assert_eq!(duration("0"), Some(Duration::ZERO));
@@ -149,7 +197,7 @@ mod tests {
             "1.5m",
             "5 m",
             "-5s",
-            "1d",
+            "1w",
             "1h30m",
             "soon",
             "99999999999999999999h",

@@ -143,7 +143,7 @@ async fn presence_probes_from_clients_never_reach_anyone() {
 }
 
 #[tokio::test]
-async fn account_disco_answers_the_owner_only() {
+async fn account_disco_answers_the_owner_and_not_strangers() {
     let e = env(&["alice", "bob"]).await;
     let mut alice = e.online("alice@localhost/a", Some(0));
     let disco = |to: &str| {
@@ -165,9 +165,13 @@ async fn account_disco_answers_the_owner_only() {
         (id.attr("category"), id.attr("type")),
         (Some("account"), Some("registered"))
     );
+    // Someone who does not see bob's presence gets what an account that
+    // does not exist would give (bob's actor answers: PEP, which knows
+    // the roster, takes others' disco of an account).
     e.send(&alice, disco("bob@localhost"));
+    let got = e.settle(&mut alice, "bob@localhost").await;
     assert_eq!(
-        error_condition(&alice.inbox()[0]).as_deref(),
+        error_condition(&got[0]).as_deref(),
         Some("service-unavailable")
     );
 }

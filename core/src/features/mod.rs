@@ -7,12 +7,25 @@
 //!
 //! What a feature may use: the routing table and IQ registry it registers
 //! into, the stores (only the kinds it needs), the live settings, and the
-//! account actors' gates. Per-session state goes into the session's
-//! `SessionExt` (`crate::sessions`), keyed by the feature's own types.
+//! account actors: their gates, and jobs for work on an account's state in
+//! order with the rest of it (`crate::im::scope`). Per-session state goes
+//! into the session's `SessionExt` (`crate::sessions`), keyed by the
+//! feature's own types. Features may build on each other through the
+//! handles `register` passes along (PEP's node rules for bookmarks and
+//! avatars, entity capabilities for PEP).
+
+pub mod avatar;
+pub mod bookmarks;
+pub mod caps;
+pub mod contact_addresses;
+pub mod nick;
+pub mod pep;
+#[cfg(test)]
+pub(crate) mod test_support;
 
 use std::sync::Arc;
 
-use switchboard_spool::store::Stores;
+use switchboard_spool::store::{BoxFuture, Stores};
 
 use crate::im::Accounts;
 use crate::routing::iq::Registry;
@@ -26,7 +39,50 @@ pub struct Setup<'a> {
     pub stores: &'a Stores,
     pub settings: &'a Arc<LiveSettings>,
     pub accounts: &'a Arc<Accounts>,
+    /// Work a feature runs in the background for as long as the server
+    /// runs (an archive's writer, its expiry): the server spawns each
+    /// future once the routing table is built.
+    pub background: &'a mut Vec<BoxFuture<'static, ()>>,
 }
 
-/// Registers every feature this build has.
-pub fn register(_setup: &mut Setup<'_>) {}
+impl Setup<'_> {
+    /// Adds background work (see [`Setup::background`]).
+    pub fn spawn(&mut self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.background.push(Box::pin(task));
+    }
+}
+
+pub mod blocking;
+pub mod carbons;
+pub mod csi;
+pub mod forward;
+pub mod hints;
+pub mod mam;
+pub mod online;
+pub mod stanza_id;
+
+/// The handles of the features other parts (and tests) may need.
+pub struct Handles {
+    pub caps: Arc<caps::Caps>,
+    pub pep: Arc<pep::Pep>,
+}
+
+/// Registers every feature this build has. The order only matters for
+/// rows of equal priority; each feature's priority places it among the
+/// others (blocking 50, the archive 30, carbons 20, delivery 0). The
+/// server's own entity capabilities come last: their hash covers
+/// everything the others add to the server's disco#info.
+pub fn register(setup: &mut Setup<'_>) -> Handles {
+    blocking::register(setup);
+    mam::register(setup);
+    carbons::register(setup);
+    csi::register(setup);
+    contact_addresses::register(setup);
+    let caps = caps::register(setup);
+    let pep = pep::register(setup, &caps);
+    bookmarks::register(setup, &pep);
+    avatar::register(setup, &pep);
+    nick::register(&pep);
+    caps::advertise(setup);
+    Handles { caps, pep }
+}

@@ -59,6 +59,11 @@ pub enum Work {
     /// then the outcome is sent back (`item-not-found` if there is no
     /// such account).
     Remove(tokio::sync::oneshot::Sender<Result<(), StanzaError>>),
+    /// Nothing to do but say so: everything queued before is done (see
+    /// [`Accounts::flushed`]).
+    Flush(tokio::sync::oneshot::Sender<()>),
+    /// A feature's work on the account (see `scope.rs`).
+    Job(super::scope::Job),
 }
 
 /// What every actor works with besides the router: the stores of the
@@ -73,6 +78,8 @@ pub struct ImContext {
     pub motds: Arc<MotdBoard>,
     /// What other modules check inbound work against (see `gates.rs`).
     pub gates: Arc<super::Gates>,
+    /// What other modules watch the actors do (see `observers.rs`).
+    pub observers: Arc<super::Observers>,
 }
 
 /// A piece of work and the guard of the session waiting for it, if any:
@@ -110,6 +117,22 @@ impl Accounts {
         &self.ctx.gates
     }
 
+    /// The account observers, for modules to add theirs at start-up.
+    pub fn observers(&self) -> &super::Observers {
+        &self.ctx.observers
+    }
+
+    /// Resolves once the account's actor has done everything queued for
+    /// it before this call (a module that must act after, say, the
+    /// unavailable presence a session's end has the actor send).
+    pub fn flushed(&self, router: &Router, bare: &Jid) -> impl std::future::Future<Output = ()> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send(router, bare, Work::Flush(tx));
+        async move {
+            let _ = rx.await;
+        }
+    }
+
     /// Queues work for an account, starting its actor if needed. The queue
     /// is unbounded: each item is one stanza already accepted from a
     /// connection whose own outbox and read loop bound the rate.
@@ -138,6 +161,18 @@ impl Accounts {
             }
         }
         tracing::error!(account = %bare, "could not queue work for an account; dropped");
+    }
+
+    /// Queues a feature's job for an account's actor (see `scope.rs`);
+    /// `ticket` is dropped once the job is done.
+    pub fn run_for(
+        &self,
+        router: &Router,
+        bare: &Jid,
+        job: super::scope::Job,
+        ticket: Option<Guard>,
+    ) {
+        self.send_for(router, bare, Work::Job(job), ticket)
     }
 
     pub fn running(&self) -> usize {
@@ -292,6 +327,10 @@ impl Account {
             Work::Motd => self.deliver_motd(None).await,
             Work::DropServiceItems(host) => self.drop_service_items(&host).await,
             Work::Remove(done) => self.remove_by_admin(done).await,
+            Work::Flush(done) => {
+                let _ = done.send(());
+            }
+            Work::Job(job) => job.run(self).await,
         }
     }
 
@@ -386,10 +425,17 @@ impl Account {
         roster.ver += 1;
         let stored = roster.to_stored();
         let r = self.accounts.ctx.rosters.save(&self.account, &stored).await;
-        if let Err(e) = &r {
-            tracing::error!(account = %self.bare, "cannot save the roster: {e}");
-            // The cache may now be ahead of the disk: reload next time.
-            self.roster = None;
+        match &r {
+            Ok(()) => self
+                .accounts
+                .ctx
+                .observers
+                .roster_saved(&self.bare, &stored),
+            Err(e) => {
+                tracing::error!(account = %self.bare, "cannot save the roster: {e}");
+                // The cache may now be ahead of the disk: reload next time.
+                self.roster = None;
+            }
         }
         r
     }
@@ -415,20 +461,29 @@ impl Account {
     /// Account-data IQs (vCard, private XML, last activity, password
     /// change): the registered handler runs here, in order, with the spool.
     async fn data_iq(&mut self, iq: Element) {
+        match self.run_data_handler(&iq).await {
+            Some(answer) => self.answer(&iq, answer),
+            None => self.bounce(&iq, StanzaError::service_unavailable()),
+        }
+    }
+
+    /// Runs the account-data handler for an IQ request and returns its
+    /// answer (`bad-request` for a request without payload); `None` when
+    /// no handler takes it, or for what is no request.
+    pub(super) async fn run_data_handler(
+        &mut self,
+        iq: &Element,
+    ) -> Option<Result<Option<Element>, StanzaError>> {
         let kind = match iq.attr("type") {
             Some("get") => IqType::Get,
             Some("set") => IqType::Set,
-            _ => return,
+            _ => return None,
         };
         let Some(payload) = iq.first_element() else {
-            return self.bounce(&iq, StanzaError::bad_request());
+            return Some(Err(StanzaError::bad_request()));
         };
-        let Some(handler) = self.router.iq().lookup_data(payload, kind) else {
-            return self.bounce(&iq, StanzaError::service_unavailable());
-        };
-        let Some(from) = iq.attr("from").and_then(|f| Jid::parse(f).ok()) else {
-            return;
-        };
+        let handler = self.router.iq().lookup_data(payload, kind)?;
+        let from = iq.attr("from").and_then(|f| Jid::parse(f).ok())?;
         let is_owner = from.to_bare() == self.bare;
         let may_see_presence = is_owner
             || match self.roster().await {
@@ -442,24 +497,30 @@ impl Account {
             .iter()
             .any(|s| s.priority.is_some());
         let iterations = self.settings().scram_iterations;
-        let r = handler(DataRequest {
-            iq: &iq,
-            payload,
-            from: &from,
-            account: &self.bare,
-            is_owner,
-            may_see_presence,
-            online,
-            data: self.accounts.ctx.data.as_ref(),
-            accounts: self.accounts.ctx.accounts.as_ref(),
-            scram_iterations: iterations,
-        })
-        .await;
-        match r {
+        Some(
+            handler(DataRequest {
+                iq,
+                payload,
+                from: &from,
+                account: &self.bare,
+                is_owner,
+                may_see_presence,
+                online,
+                data: self.accounts.ctx.data.as_ref(),
+                accounts: self.accounts.ctx.accounts.as_ref(),
+                scram_iterations: iterations,
+            })
+            .await,
+        )
+    }
+
+    /// Sends the answer to an IQ request addressed to this account: the
+    /// result comes from the account addressed (or, for an IQ without
+    /// `to`, from the user's own bare JID).
+    pub(super) fn answer(&self, iq: &Element, answer: Result<Option<Element>, StanzaError>) {
+        match answer {
             Ok(payload) => {
-                let mut reply = iq_result(&iq, payload);
-                // Answers come from the account addressed (or, for an IQ
-                // without `to`, from the user's own bare JID).
+                let mut reply = iq_result(iq, payload);
                 reply.set_attr(
                     "from",
                     iq.attr("to")
@@ -468,7 +529,7 @@ impl Account {
                 );
                 self.send(reply);
             }
-            Err(e) => self.bounce(&iq, e),
+            Err(e) => self.bounce(iq, e),
         }
     }
 }

@@ -167,8 +167,10 @@ impl fmt::Debug for SessionRef {
 pub type NonzaHook = Box<dyn Fn(&Router, &SessionRef, Element) + Send + Sync>;
 
 /// A hook that runs when a session has bound its resource, before the
-/// connection reads anything more from the client: what a module needs
-/// ready for the session (a block list loaded, say). Awaited in order.
+/// session enters the session table and before the connection reads
+/// anything more from the client: what a module needs ready for the
+/// session (a block list loaded, say) is ready before anything is routed
+/// to it. Awaited in order.
 pub type SessionStartHook =
     Box<dyn Fn(&Router, &SessionRef) -> BoxFuture<'static, ()> + Send + Sync>;
 
@@ -198,6 +200,7 @@ pub struct TableBuilder {
     session_start: Vec<(&'static str, SessionStartHook)>,
     nonzas: HashMap<&'static str, (&'static str, NonzaHook)>,
     features: Vec<Element>,
+    host_features: Vec<(String, Element)>,
     bind2_inline: Vec<&'static str>,
 }
 
@@ -209,6 +212,7 @@ impl Default for TableBuilder {
             session_start: Vec::new(),
             nonzas: HashMap::new(),
             features: Vec::new(),
+            host_features: Vec::new(),
             bind2_inline: Vec::new(),
         }
     }
@@ -293,6 +297,12 @@ impl TableBuilder {
         self.features.push(feature);
     }
 
+    /// Offers a stream feature to authenticated clients of one host only
+    /// (the host's entity capabilities, XEP-0115 §6.3, differ per host).
+    pub fn host_stream_feature(&mut self, host: &str, feature: Element) {
+        self.host_features.push((host.to_owned(), feature));
+    }
+
     /// Lets clients enable the feature of `namespace` inline in a Bind 2
     /// request (XEP-0386): its element there is handed to the module's
     /// nonza hook for that namespace right after binding (so the module
@@ -317,6 +327,7 @@ impl TableBuilder {
             nonzas: self.nonzas,
             extensions: Arc::new(StreamExtensions {
                 features: self.features,
+                host_features: self.host_features,
                 nonza_namespaces: namespaces,
                 bind2_inline: self.bind2_inline,
             }),
