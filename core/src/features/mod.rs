@@ -23,6 +23,8 @@ pub mod pep;
 #[cfg(test)]
 pub(crate) mod test_support;
 
+pub mod push;
+
 use std::sync::Arc;
 
 use switchboard_spool::store::{BoxFuture, Stores};
@@ -74,6 +76,7 @@ pub struct Handles {
 /// everything the others add to the server's disco#info.
 pub fn register(setup: &mut Setup<'_>) -> Handles {
     blocking::register(setup);
+    push::register(setup);
     mam::register(setup);
     carbons::register(setup);
     csi::register(setup);

@@ -440,6 +440,13 @@ impl Router {
         self.inner.table.nonza(self, session, el)
     }
 
+    /// Runs the table's hibernation hooks for a session whose connection
+    /// died and which now hibernates (XEP-0198), with what it had been
+    /// sent and not acknowledged.
+    pub fn session_hibernates(&self, session: &table::SessionRef, unacked: &[&Element]) {
+        self.inner.table.session_hibernates(self, session, unacked);
+    }
+
     /// Tells the table's session-end hooks that a session is gone.
     pub fn session_ended(&self, end: SessionEnd) {
         self.inner.table.session_ended(self, end);
