@@ -232,6 +232,7 @@ fn start_services(
     let settings = server.settings.get();
     for plan in plans {
         let host = plan.config.id.clone();
+        let metrics = switchboard_service::metrics::ServiceMetrics::default();
         server.router.services().add(
             host.clone(),
             ServiceHandle {
@@ -240,6 +241,7 @@ fn start_services(
                     name: plan.display_name(),
                 },
                 inbox: None,
+                metrics: metrics.clone(),
             },
         );
         let Provider::InProcess(service) = plan.provider else {
@@ -252,6 +254,7 @@ fn start_services(
             key: key.clone(),
             config: plan.config.element.clone(),
             admins: crate::notices::admins::admins_for(&settings, &host),
+            metrics,
         };
         tokio::spawn(crate::services::supervisor::supervise(
             server.router.clone(),

@@ -40,6 +40,7 @@ fn app_server(e: &Env, host: &str) -> mpsc::Receiver<Element> {
                 name: "push".into(),
             },
             inbox: Some(tx),
+            metrics: Default::default(),
         },
     );
     rx

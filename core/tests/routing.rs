@@ -143,7 +143,7 @@ async fn presence_probes_from_clients_never_reach_anyone() {
 }
 
 #[tokio::test]
-async fn account_disco_answers_the_owner_and_not_strangers() {
+async fn account_disco_info_answers_the_owner_only_and_items_are_empty_for_all() {
     let e = env(&["alice", "bob"]).await;
     let mut alice = e.online("alice@localhost/a", Some(0));
     let disco = |to: &str| {
@@ -174,6 +174,23 @@ async fn account_disco_answers_the_owner_and_not_strangers() {
         error_condition(&got[0]).as_deref(),
         Some("service-unavailable")
     );
+    // XEP-0030 §8: disco#items to a bare JID is an empty result for
+    // anyone, whether the account exists or not.
+    for to in ["bob@localhost", "nobody@localhost"] {
+        let items = Element::new("iq", ns::CLIENT)
+            .with_attr("to", to)
+            .with_attr("type", "get")
+            .with_attr("id", "i")
+            .with_child(Element::new("query", ns::DISCO_ITEMS));
+        e.send(&alice, items);
+        let got = alice.inbox().remove(0);
+        assert_eq!(got.attr("type"), Some("result"), "{to}");
+        assert_eq!(
+            got.get_child("query", ns::DISCO_ITEMS)
+                .map(|q| q.elements().count()),
+            Some(0)
+        );
+    }
 }
 
 /// A session whose outbox overflows is given up on at once: told to
@@ -293,6 +310,7 @@ async fn service_gauges_and_counters_follow_the_slots() {
                     name: host.into(),
                 },
                 inbox,
+                metrics: Default::default(),
             },
         );
     }
@@ -343,6 +361,7 @@ async fn services_are_reached_by_hostname_and_speak_only_for_it() {
                 name: "IRC".into(),
             },
             inbox: Some(tx),
+            metrics: Default::default(),
         },
     );
     e.send(&alice, msg("#chan%irc.example@irc.localhost/nick", "chat"));

@@ -132,9 +132,11 @@ fn account_info_iq(req: &IqRequest<'_>) -> Result<Option<Element>, StanzaError> 
     Ok(Some(account_info(req.registry, req.payload.attr("node"))))
 }
 
-fn account_items(req: &IqRequest<'_>) -> Result<Option<Element>, StanzaError> {
-    if req.from.to_bare() != *req.to {
-        return Err(StanzaError::service_unavailable());
-    }
+/// XEP-0030 §8: disco#items to a bare JID is answered with an empty
+/// result set when the account does not exist or the asker may not see
+/// its presence, so everyone gets the same empty list (the owner too,
+/// while accounts publish no items): nobody can tell from it whether an
+/// account exists.
+fn account_items(_req: &IqRequest<'_>) -> Result<Option<Element>, StanzaError> {
     Ok(Some(Element::new("query", ns::DISCO_ITEMS)))
 }

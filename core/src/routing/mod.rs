@@ -24,6 +24,7 @@
 
 pub mod defaults;
 pub mod iq;
+pub mod requests;
 pub mod services;
 pub mod stanza;
 pub mod table;
@@ -234,6 +235,9 @@ impl Router {
         if el.attr("to").is_none() {
             return Err("improper-addressing");
         }
+        let Some(el) = self.inner.services.take_answer(el) else {
+            return Ok(());
+        };
         self.route_from(el, Origin::Service(Arc::from(host)), None);
         Ok(())
     }
