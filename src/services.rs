@@ -40,7 +40,12 @@ impl Backends {
 type Constructor = fn(&ServiceConfig, &Backends) -> Result<Arc<dyn Service>, String>;
 
 /// The in-process service kinds, by `type=`.
-const KINDS: &[(&str, Constructor)] = &[("directory", directory), ("irc", irc), ("muc", muc)];
+const KINDS: &[(&str, Constructor)] = &[
+    ("directory", directory),
+    ("irc", irc),
+    ("matrix", matrix),
+    ("muc", muc),
+];
 
 fn directory(s: &ServiceConfig, _: &Backends) -> Result<Arc<dyn Service>, String> {
     Ok(Arc::new(switchboard_directory::Directory::from_config(
@@ -50,6 +55,12 @@ fn directory(s: &ServiceConfig, _: &Backends) -> Result<Arc<dyn Service>, String
 
 fn irc(s: &ServiceConfig, _: &Backends) -> Result<Arc<dyn Service>, String> {
     Ok(Arc::new(switchboard_irc::IrcTransport::from_config(
+        &s.element,
+    )?))
+}
+
+fn matrix(s: &ServiceConfig, _: &Backends) -> Result<Arc<dyn Service>, String> {
+    Ok(Arc::new(switchboard_matrix::MatrixTransport::from_config(
         &s.element,
     )?))
 }
