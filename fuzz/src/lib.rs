@@ -9,6 +9,7 @@
 use std::time::{Duration, Instant};
 
 use switchboard_core::sasl::scram::derive_with_salt;
+use switchboard_core::sasl::SaslFailure;
 use switchboard_core::stanza::{ErrorType, StanzaError};
 use switchboard_core::stream::{Action, C2s, C2sSettings};
 use switchboard_xml::{Limits, StreamParser};
@@ -48,6 +49,8 @@ pub fn c2s_settings(flags: u8) -> C2sSettings {
         preauth_timeout: Duration::from_secs(60),
         keepalive: Duration::from_secs(60),
         open_registration: vec!["localhost".into()],
+        extensions: Default::default(),
+        stream_management: flags & 4 == 0,
     }
 }
 
@@ -76,7 +79,23 @@ pub fn drain(m: &mut C2s) -> Vec<Vec<u8>> {
             } else {
                 Ok(())
             }),
-            Action::Bound(_) | Action::Stanza(..) | Action::Close => {}
+            // No session to resume, no token store: what a driver answers
+            // for a stranger's resumption and a wrong token.
+            Action::SmResume { .. } => m.resume_failed(),
+            Action::VerifyFast { user, .. } => {
+                m.fast_verified(&user, Err(SaslFailure::NotAuthorized));
+            }
+            Action::IssueFast { .. } => m.fast_issued(None),
+            Action::Sasl2Step => m.sasl2_step(),
+            Action::Bound(_)
+            | Action::Stanza(..)
+            | Action::Nonza(_)
+            | Action::Answered(_)
+            | Action::SmEnable { .. }
+            | Action::SmRequest
+            | Action::SmAck(_)
+            | Action::ClientAgent(_)
+            | Action::Close => {}
         }
     }
     sent
