@@ -180,7 +180,9 @@ fn minimal_config_gets_every_default() {
         ListenConfig {
             c2s: vec![addr("0.0.0.0:5222")],
             c2s_tls: vec![],
-            component: vec![]
+            component: vec![],
+            http: vec![],
+            https: vec![],
         }
     );
     assert_eq!(
@@ -396,7 +398,7 @@ fn unknown_element_far_from_any_lists_the_valid_ones() {
         err(&doc("  <xdb/>\n")),
         "sb.xml:3:3: unknown element <xdb> in <switchboard>\n  hint: <switchboard> may contain \
          <host>, <service>, <listen>, <tls>, <limits>, <spool>, <log>, <pidfile>, \
-         <credentials>, <metrics>"
+         <credentials>, <metrics>, <web>"
     );
     assert_eq!(
         err(&doc("  <tls><certificate/></tls>\n")),
@@ -439,7 +441,7 @@ fn unknown_attribute() {
     assert_eq!(
         err(&doc("  <limits colour=\"blue\"/>\n")),
         "sb.xml:3:3: unknown attribute 'colour' on <limits>\n  \
-         hint: <limits> takes max-stanza-bytes, preauth-timeout, keepalive, scram-iterations, registrations-per-address, registration-window, registration-allowlist"
+         hint: <limits> takes max-stanza-bytes, preauth-timeout, keepalive, scram-iterations, registrations-per-address, registration-window, registration-allowlist, resume-timeout"
     );
     assert_eq!(
         err(&doc("  <pidfile path=\"run/x.pid\"/>\n")),

@@ -32,6 +32,9 @@ pub struct Settings {
     pub scram_iterations: u32,
     /// The certificate for new TLS connections (`None` without one).
     pub tls: Option<TlsAcceptor>,
+    /// The same certificate for the HTTPS listeners (ALPN `http/1.1`
+    /// instead of XEP-0368's `xmpp-client`).
+    pub https: Option<TlsAcceptor>,
     /// The longest a session may wait to be resumed (XEP-0198).
     pub resume_timeout: std::time::Duration,
 }
@@ -63,6 +66,7 @@ impl Settings {
             component_secrets: HashMap::new(),
             scram_iterations: 4096,
             tls: None,
+            https: None,
             resume_timeout: std::time::Duration::from_secs(600),
         }
     }

@@ -19,9 +19,6 @@ pub enum ListenerKind {
     C2sTls,
     /// External components (XEP-0114, 5347).
     Component,
-    /// The Prometheus metrics endpoint (HTTP; served by `net::metrics`,
-    /// never by [`run`]).
-    Metrics,
 }
 
 impl ListenerKind {
@@ -30,7 +27,6 @@ impl ListenerKind {
             ListenerKind::C2s => "c2s",
             ListenerKind::C2sTls => "c2s-tls",
             ListenerKind::Component => "component",
-            ListenerKind::Metrics => "metrics",
         }
     }
 }
