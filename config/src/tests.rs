@@ -135,13 +135,16 @@ fn sample_examples_are_valid() {
             }
         })
         .collect();
-    assert_eq!(uncommented, 6, "the sample's commented examples changed");
+    assert_eq!(uncommented, 9, "the sample's commented examples changed");
     let c = ok(&text);
     assert_eq!(
         c.hosts[0].admins,
         vec![Jid::parse("admin@localhost").unwrap()]
     );
-    assert_eq!(c.services.len(), 3);
+    assert_eq!(c.services.len(), 4);
+    assert_eq!(c.services[3].id, "upload.localhost");
+    assert_eq!(c.services[3].kind, "upload");
+    assert_eq!(c.services[3].element.attr("quota"), Some("1G"));
     assert_eq!(c.services[0].kind, "muc");
     assert_eq!(c.services[1].id, "users.localhost");
     assert_eq!(c.services[1].kind, "directory");
@@ -152,6 +155,10 @@ fn sample_examples_are_valid() {
     assert_eq!(c.listen.c2s, vec![addr("0.0.0.0:5222")]);
     assert_eq!(c.listen.c2s_tls, vec![addr("[::]:5223")]);
     assert_eq!(c.listen.component, vec![addr("127.0.0.1:5347")]);
+    assert_eq!(c.listen.https, vec![addr("0.0.0.0:5281")]);
+    assert_eq!(c.listen.http.len(), 1);
+    assert_eq!(c.listen.http[0].addr, addr("127.0.0.1:5280"));
+    assert!(!c.listen.http[0].behind_tls_proxy);
     assert_eq!(c.metrics, Some(defaults::METRICS_EXAMPLE));
 
     // The certificate example sits inside a longer comment.

@@ -59,11 +59,20 @@ pub async fn http(
     tls: Option<Arc<rustls::ClientConfig>>,
     request: &[u8],
 ) -> String {
+    String::from_utf8_lossy(&http_bytes(addr, tls, request).await).into_owned()
+}
+
+/// [`http`], the answer as bytes (a binary body stays as it is).
+pub async fn http_bytes(
+    addr: SocketAddr,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    request: &[u8],
+) -> Vec<u8> {
     let mut io = open(addr, tls).await.expect("connect");
     io.write_all(request).await.expect("send the request");
     let mut out = Vec::new();
     let _ = tokio::time::timeout(WAIT, io.read_to_end(&mut out)).await;
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 /// The upgrade request for `/xmpp-websocket` with `headers` added.

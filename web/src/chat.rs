@@ -69,7 +69,7 @@ pub(crate) async fn asset(app: &App, rel: &str, method: &Method) -> Response<Bod
     let body = if *method == Method::HEAD {
         reply::full("")
     } else {
-        FileBody::new(file, len).boxed()
+        FileBody::new(file, len).boxed_unsync()
     };
     let mut r = Response::new(body);
     let h = r.headers_mut();

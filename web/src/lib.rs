@@ -7,6 +7,7 @@
 //! | `/xmpp-websocket` | XMPP over WebSocket (RFC 7395) | `websocket.rs` |
 //! | `/.well-known/host-meta`, `host-meta.json` | connection discovery (XEP-0156) | `host_meta.rs` |
 //! | `/` and `/chat/…` | the chat page (converse.js from a directory the admin installs) | `chat.rs`, `files.rs` |
+//! | `/upload/{service}/{id}/{name}` | HTTP file upload (XEP-0363): PUT with a signed slot, GET | `upload.rs` |
 //! | `/metrics` | Prometheus metrics, on the `<metrics>` listener only | `metrics.rs` |
 //!
 //! `listener.rs` accepts connections (TLS for HTTPS, limits on headers,
@@ -26,6 +27,7 @@ mod listener;
 mod metrics;
 mod reply;
 mod routes;
+mod upload;
 mod websocket;
 
 use std::net::SocketAddr;
@@ -45,6 +47,8 @@ pub(crate) struct App {
     /// The group chat service's hostname, if there is one (the chat page
     /// offers its rooms).
     pub muc: Option<String>,
+    /// The upload services whose files this side stores and serves.
+    pub uploads: Vec<Arc<switchboard_upload::Uploads>>,
 }
 
 /// Binds every HTTP, HTTPS and metrics listener in the config and starts
@@ -52,6 +56,7 @@ pub(crate) struct App {
 pub async fn start(
     config: &Config,
     handles: WebHandles,
+    uploads: Vec<Arc<switchboard_upload::Uploads>>,
 ) -> Result<Vec<(Kind, SocketAddr)>, String> {
     let app = Arc::new(App {
         handles,
@@ -62,6 +67,7 @@ pub async fn start(
             .iter()
             .find(|s| s.kind == "muc")
             .map(|s| s.id.clone()),
+        uploads,
     });
     let mut wanted: Vec<(Kind, SocketAddr)> = Vec::new();
     for h in &config.listen.http {
@@ -97,6 +103,24 @@ pub async fn start(
     for (kind, local, l) in bound {
         out.push((kind, local));
         tokio::spawn(listener::run(l, kind, app.clone(), limit.clone()));
+    }
+    // Upload slots point at the first HTTPS listener (else the first
+    // HTTP one) under the first host's name, unless the config says url=.
+    let first = |k: fn(&Kind) -> bool| out.iter().find(|(kind, _)| k(kind)).map(|(_, a)| *a);
+    let host = app
+        .hosts
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "localhost".into());
+    let base = first(|k| *k == Kind::Https)
+        .map(|a| format!("https://{host}:{}", a.port()))
+        .or_else(|| {
+            first(|k| matches!(k, Kind::Http { .. })).map(|a| format!("http://{host}:{}", a.port()))
+        });
+    if let Some(base) = base {
+        for u in &app.uploads {
+            u.set_default_base_url(base.clone());
+        }
     }
     Ok(out)
 }

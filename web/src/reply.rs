@@ -6,13 +6,13 @@ use http::{header, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 
 /// Every response's body: in memory, or streamed (a file).
-pub(crate) type Body = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
+pub(crate) type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
 
 /// A body held in memory.
 pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into())
         .map_err(|never| match never {})
-        .boxed()
+        .boxed_unsync()
 }
 
 /// A response with a body and its content type.

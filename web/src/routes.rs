@@ -32,6 +32,10 @@ pub(crate) async fn route(app: Arc<App>, conn: Conn, req: Request<Incoming>) -> 
             Some(refused) => refused,
             None => crate::chat::asset(&app, &p["/chat/".len()..], &method).await,
         },
+        p if p.starts_with("/upload/") => {
+            let rest = p["/upload/".len()..].to_string();
+            crate::upload::serve(&app, &rest, req).await
+        }
         "/metrics" => reply::error(
             StatusCode::NOT_FOUND,
             "metrics are served on the <metrics> listener only",
