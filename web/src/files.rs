@@ -69,40 +69,6 @@ pub(crate) fn content_type(name: &str) -> &'static str {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_plain_names_below_the_root() {
-        let root = Path::new("/srv/chat");
-        assert_eq!(
-            resolve(root, "dist/converse.min.js"),
-            Some(PathBuf::from("/srv/chat/dist/converse.min.js"))
-        );
-        assert_eq!(
-            resolve(root, "a%20b.css"),
-            Some(PathBuf::from("/srv/chat/a b.css"))
-        );
-        for evil in [
-            "../etc/passwd",
-            "dist/../../x",
-            "%2e%2e/x",
-            "a%2fb",
-            "..%5cx",
-            ".env",
-            "",
-            "dist//x",
-            "/etc/passwd",
-            "%00",
-            "%zz",
-            "%C0%AE",
-        ] {
-            assert_eq!(resolve(root, evil), None, "{evil}");
-        }
-    }
-}
-
 /// A response body read from a file in chunks as the client takes them:
 /// memory stays one chunk however large the file.
 pub(crate) struct FileBody<R> {
@@ -165,5 +131,39 @@ impl<R: tokio::io::AsyncRead + Unpin> http_body::Body for FileBody<R> {
 
     fn size_hint(&self) -> http_body::SizeHint {
         http_body::SizeHint::with_exact(self.left)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_names_below_the_root() {
+        let root = Path::new("/srv/chat");
+        assert_eq!(
+            resolve(root, "dist/converse.min.js"),
+            Some(PathBuf::from("/srv/chat/dist/converse.min.js"))
+        );
+        assert_eq!(
+            resolve(root, "a%20b.css"),
+            Some(PathBuf::from("/srv/chat/a b.css"))
+        );
+        for evil in [
+            "../etc/passwd",
+            "dist/../../x",
+            "%2e%2e/x",
+            "a%2fb",
+            "..%5cx",
+            ".env",
+            "",
+            "dist//x",
+            "/etc/passwd",
+            "%00",
+            "%zz",
+            "%C0%AE",
+        ] {
+            assert_eq!(resolve(root, evil), None, "{evil}");
+        }
     }
 }

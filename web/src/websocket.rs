@@ -113,7 +113,7 @@ fn check(method: &Method, h: &HeaderMap, origins: Option<&[String]>) -> Result<S
     }
     if let (Some(allowed), Some(origin)) = (origins, h.get(header::ORIGIN)) {
         let origin = origin.to_str().unwrap_or_default().to_ascii_lowercase();
-        if !allowed.iter().any(|a| *a == origin) {
+        if !allowed.contains(&origin) {
             return Err((
                 StatusCode::FORBIDDEN,
                 format!("pages from {origin} may not connect here (see <web origins>)"),

@@ -1008,6 +1008,26 @@ mod footprint {
     }
 
     #[test]
+    fn the_websocket_connection_task_stays_small() {
+        // The same driver over a WebSocket: the task holds the upgraded
+        // I/O object (hyper's is a box) besides what a TCP task holds;
+        // the frame decoder is boxed in the connection.
+        fn size<S, F>(
+            _f: impl Fn(S, SocketAddr, Arc<C2sContext>, bool, Option<Vec<u8>>) -> F,
+        ) -> usize {
+            std::mem::size_of::<F>()
+        }
+        use super::{C2sContext, SocketAddr};
+        use std::sync::Arc;
+        let ws = size(super::serve_websocket::<tokio::net::TcpStream>);
+        let tcp = future_size(super::serve);
+        assert!(
+            ws <= tcp + 256,
+            "the WebSocket connection future is {ws} bytes (TCP: {tcp})"
+        );
+    }
+
+    #[test]
     fn queued_items_are_pointers() {
         // A queue's buffer holds these inline.
         assert!(std::mem::size_of::<crate::sessions::Outbound>() <= 16);
