@@ -187,6 +187,10 @@ fn run(config: Config, source: ConfigSource, home: PathBuf, debug: bool) -> Exit
         }
     };
     logging::init(&config.log.level, debug, log_file.as_ref());
+    // One malloc arena per core, before the runtime's threads exist
+    // (switchboard_core::memory says why).
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    switchboard_core::memory::limit_arenas(cores);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1,6 +1,6 @@
 //! Readings of a process from `/proc` (Linux): resident memory from
-//! `/proc/PID/status`, CPU time from `/proc/PID/stat`, open sockets from
-//! `/proc/PID/fd`.
+//! `/proc/PID/status`, CPU time from `/proc/PID/stat`, open files and
+//! sockets from `/proc/PID/fd`.
 
 use std::time::Duration;
 
@@ -68,6 +68,13 @@ pub fn parse_stat_ticks(text: &str) -> Option<u64> {
     let utime: u64 = fields.get(14 - 3)?.parse().ok()?;
     let stime: u64 = fields.get(15 - 3)?.parse().ok()?;
     Some(utime + stime)
+}
+
+/// How many file descriptors `pid` has open, of every kind.
+pub fn open_fds(pid: &str) -> Result<u64, String> {
+    let path = format!("/proc/{pid}/fd");
+    let dir = std::fs::read_dir(&path).map_err(|e| format!("{path}: {e}"))?;
+    Ok(dir.filter_map(Result::ok).count() as u64)
 }
 
 /// How many sockets `pid` has open (files it has open for a moment, such

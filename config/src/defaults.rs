@@ -5,7 +5,9 @@
 //! spells every value out) agrees with them, so the commented sample never
 //! drifts from what the server really does.
 
-use crate::{IpRange, LimitsConfig, Registration};
+use crate::{
+    ArchiveConfig, ArchiveDefault, AuthDelayConfig, DelayCurve, IpRange, LimitsConfig, Registration,
+};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
@@ -21,6 +23,13 @@ pub const C2S: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::UNSPE
 /// admins may create accounts from a client. A company server should not
 /// let strangers sign up unless the admin asked for it.
 pub const REGISTRATION: Registration = Registration::Admin;
+
+/// A host's message archive without `<archive>`: every user's messages
+/// are kept, for ever, until the user or the admin says otherwise.
+pub const ARCHIVE: ArchiveConfig = ArchiveConfig {
+    retention: None,
+    default: ArchiveDefault::Always,
+};
 
 /// Whether clients must use TLS before authenticating.
 pub const TLS_REQUIRED: bool = true;
@@ -87,6 +96,41 @@ pub const REGISTRATION_ALLOWLIST: &[IpRange] = &[
     IpRange::new_unchecked(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)), 8),
     IpRange::new_unchecked(IpAddr::V6(Ipv6Addr::LOCALHOST), 128),
 ];
+/// Failed authentications from one address before its attempts wait:
+/// Prosody's mod_limit_auth allows 5 per period before it answers
+/// attempts with a failure, and an office behind one NAT address makes a
+/// few typos a day. Then 1 s, doubling per failure, up to 30 s: under
+/// the default `preauth-timeout` a delayed client still gets its answer,
+/// and a guesser gets about two guesses a minute per connection.
+pub const AUTH_DELAY_ADDRESS: DelayCurve = DelayCurve {
+    after: 5,
+    first: Duration::from_secs(1),
+    max: Duration::from_secs(30),
+};
+
+/// Failed authentications on one account before attempts on it wait,
+/// from any address: twice the address's allowance, and never more than
+/// 5 s, so that the owner, logging in from an address of their own while
+/// someone elsewhere guesses at the account, waits a few seconds at worst
+/// and is never locked out.
+pub const AUTH_DELAY_ACCOUNT: DelayCurve = DelayCurve {
+    after: 10,
+    first: Duration::from_secs(1),
+    max: Duration::from_secs(5),
+};
+
+/// How long a count of failures lasts after the last failure.
+pub const AUTH_DELAY_FORGET: Duration = Duration::from_secs(600);
+
+impl Default for AuthDelayConfig {
+    fn default() -> Self {
+        AuthDelayConfig {
+            address: AUTH_DELAY_ADDRESS,
+            account: AUTH_DELAY_ACCOUNT,
+            forget: AUTH_DELAY_FORGET,
+        }
+    }
+}
 
 /// The smallest `max-stanza-bytes` accepted: RFC 6120 §13.12 forbids a
 /// server to refuse stanzas below 10000 bytes.

@@ -55,6 +55,49 @@ pub struct HostConfig {
     pub name: String,
     pub admins: Vec<Jid>,
     pub registration: Registration,
+    /// The users' message archive (XEP-0313).
+    pub archive: ArchiveConfig,
+}
+
+/// What the message archive of a host's users keeps (`<archive>` in
+/// `<host>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArchiveConfig {
+    /// How long a message is kept; `None`: for ever.
+    pub retention: Option<Duration>,
+    /// What is archived for a user who has not set preferences.
+    pub default: ArchiveDefault,
+}
+
+/// Which messages a user's archive keeps by default (the `default` of
+/// XEP-0441 preferences).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveDefault {
+    /// Every message to or from the user.
+    Always,
+    /// Only messages with contacts in the user's roster.
+    Roster,
+    /// None.
+    Never,
+}
+
+impl ArchiveDefault {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArchiveDefault::Always => "always",
+            ArchiveDefault::Roster => "roster",
+            ArchiveDefault::Never => "never",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ArchiveDefault> {
+        match text {
+            "always" => Some(ArchiveDefault::Always),
+            "roster" => Some(ArchiveDefault::Roster),
+            "never" => Some(ArchiveDefault::Never),
+            _ => None,
+        }
+    }
 }
 
 /// A hostname-addressed service. Service-specific settings stay as the raw
@@ -171,6 +214,34 @@ pub struct LimitsConfig {
     pub resume_timeout: Duration,
 }
 
+/// Slowing down password guessing (`<auth-delay>`): once a source
+/// address, or an account, has failed to authenticate `after` times, each
+/// further attempt waits before its credentials are checked, `first` and
+/// then twice as long per further failure, up to `max`. The core's
+/// `auth_delay` module applies it and says why the two curves differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthDelayConfig {
+    /// Failures from one source address (an IPv6 address counts as its
+    /// /64, what one subscriber usually gets), whatever the account.
+    pub address: DelayCurve,
+    /// Failures on one account, from whichever address.
+    pub account: DelayCurve,
+    /// A count is forgotten after this long without a new failure.
+    pub forget: Duration,
+}
+
+/// One delay curve of [`AuthDelayConfig`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DelayCurve {
+    /// Failures that cost nothing: the attempt after the `after`-th
+    /// failure is the first to wait.
+    pub after: u32,
+    /// The first delay; each further failure doubles it.
+    pub first: Duration,
+    /// The longest delay; zero turns the curve off.
+    pub max: Duration,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpoolConfig {
     pub dir: PathBuf,
@@ -195,6 +266,7 @@ pub struct Config {
     pub listen: ListenConfig,
     pub tls: TlsConfig,
     pub limits: LimitsConfig,
+    pub auth_delay: AuthDelayConfig,
     pub spool: SpoolConfig,
     pub log: LogConfig,
     pub pidfile: PathBuf,

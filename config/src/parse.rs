@@ -13,8 +13,9 @@ use crate::errors::Source;
 use crate::suggest::closest;
 use crate::values::{self, Problem};
 use crate::{
-    Config, ConfigError, HostConfig, HttpListener, LimitsConfig, ListenConfig, LogConfig,
-    Registration, ServiceConfig, SpoolConfig, TlsConfig, WebConfig, CONFIG_NS,
+    ArchiveConfig, ArchiveDefault, AuthDelayConfig, Config, ConfigError, DelayCurve, HostConfig,
+    HttpListener, LimitsConfig, ListenConfig, LogConfig, Registration, ServiceConfig, SpoolConfig,
+    TlsConfig, WebConfig, CONFIG_NS,
 };
 
 fn switchboard_config_http(addr: SocketAddr, behind_tls_proxy: bool) -> HttpListener {
@@ -57,6 +58,7 @@ const ROOT: Shape = Shape {
         "listen",
         "tls",
         "limits",
+        "auth-delay",
         "spool",
         "log",
         "pidfile",
@@ -69,7 +71,13 @@ const ROOT: Shape = Shape {
 const HOST: Shape = Shape {
     name: "host",
     attrs: &["name"],
-    children: &["admin", "registration"],
+    children: &["admin", "registration", "archive"],
+    text: false,
+};
+const ARCHIVE: Shape = Shape {
+    name: "archive",
+    attrs: &["retention", "default"],
+    children: &[],
     text: false,
 };
 const ADMIN: Shape = Shape {
@@ -166,6 +174,24 @@ const LIMITS: Shape = Shape {
     children: &[],
     text: false,
 };
+const AUTH_DELAY: Shape = Shape {
+    name: "auth-delay",
+    attrs: &["forget"],
+    children: &["address", "account"],
+    text: false,
+};
+const DELAY_ADDRESS: Shape = Shape {
+    name: "address",
+    attrs: &["after", "first", "max"],
+    children: &[],
+    text: false,
+};
+const DELAY_ACCOUNT: Shape = Shape {
+    name: "account",
+    attrs: &["after", "first", "max"],
+    children: &[],
+    text: false,
+};
 const SPOOL: Shape = Shape {
     name: "spool",
     attrs: &["dir"],
@@ -198,7 +224,7 @@ const PIDFILE: Shape = Shape {
 };
 
 /// Every shape, to find where a misplaced element belongs.
-const SHAPES: &[&Shape] = &[&ROOT, &HOST, &LISTEN, &WEB];
+const SHAPES: &[&Shape] = &[&ROOT, &HOST, &LISTEN, &AUTH_DELAY, &WEB];
 
 /// `<log file="-">`: log to stderr only.
 const STDERR: &str = "-";
@@ -234,6 +260,7 @@ impl Walker<'_> {
         let mut listen = None;
         let mut tls = None;
         let mut limits = None;
+        let mut auth_delay = None;
         let mut spool = None;
         let mut log = None;
         let mut credentials = None;
@@ -275,6 +302,7 @@ impl Walker<'_> {
                         "listen" => listen = Some(self.listen(el)?),
                         "tls" => tls = Some(self.tls(el)?),
                         "limits" => limits = Some(self.limits(el)?),
+                        "auth-delay" => auth_delay = Some(self.auth_delay(el)?),
                         "spool" => spool = Some(self.spool(el)?),
                         "log" => log = Some(self.log(el)?),
                         "pidfile" => pidfile = Some(self.pidfile(el)?),
@@ -340,6 +368,7 @@ impl Walker<'_> {
                 required: defaults::TLS_REQUIRED,
             }),
             limits: limits.unwrap_or_default(),
+            auth_delay: auth_delay.unwrap_or_default(),
             spool: spool.unwrap_or_else(|| SpoolConfig {
                 dir: self.resolve(defaults::SPOOL_DIR),
             }),
@@ -395,6 +424,7 @@ impl Walker<'_> {
         })?;
         let mut admins: Vec<(Jid, Span)> = Vec::new();
         let mut registration = None;
+        let mut archive = None;
         let mut once = Once::default();
         for child in el.elements() {
             match child.name.as_str() {
@@ -415,6 +445,10 @@ impl Walker<'_> {
                     once.check(&self.src, child)?;
                     registration = Some(self.registration(child)?);
                 }
+                "archive" => {
+                    once.check(&self.src, child)?;
+                    archive = Some(self.archive(child)?);
+                }
                 _ => unreachable!("host children are checked against HOST"),
             }
         }
@@ -422,7 +456,63 @@ impl Walker<'_> {
             name,
             admins: admins.into_iter().map(|(a, _)| a).collect(),
             registration: registration.unwrap_or(defaults::REGISTRATION),
+            archive: archive.unwrap_or(defaults::ARCHIVE),
         })
+    }
+
+    /// `<archive retention="…" default="…"/>`: the host's message archive.
+    fn archive(&self, el: &Element) -> Result<ArchiveConfig> {
+        self.check(el, &ARCHIVE)?;
+        let mut archive = defaults::ARCHIVE;
+        if let Some(v) = el.attr("retention") {
+            let value = v.trim();
+            archive.retention =
+                if value.eq_ignore_ascii_case("forever") {
+                    None
+                } else {
+                    match values::duration(value) {
+                        Some(d) if d.is_zero() => {
+                            return Err(self
+                                .src
+                                .error(el.span, "'retention' on <archive> must be longer than zero")
+                                .with_hint("write \"forever\" to keep messages for ever"))
+                        }
+                        Some(d) => Some(d),
+                        None => return Err(self
+                            .src
+                            .error(
+                                el.span,
+                                format!(
+                                    "'retention' on <archive> must be a duration like 30d or 12h, \
+                                     or \"forever\", not \"{v}\""
+                                ),
+                            )
+                            .with_hint(
+                                "durations are a whole number with s, m, h or d: 365d is a year",
+                            )),
+                    }
+                };
+        }
+        if let Some(v) = el.attr("default") {
+            let value = v.trim();
+            const CHOICES: &[&str] = &["always", "roster", "never"];
+            archive.default = match ArchiveDefault::parse(&value.to_ascii_lowercase()) {
+                Some(d) => d,
+                None => {
+                    let err = self.src.error(
+                        el.span,
+                        format!(
+                            "'default' on <archive> must be one of always, roster, never, not \"{value}\""
+                        ),
+                    );
+                    return Err(match closest(value, CHOICES) {
+                        Some(s) => err.with_hint(format!("did you mean \"{s}\"?")),
+                        None => err,
+                    });
+                }
+            };
+        }
+        Ok(archive)
     }
 
     fn admin(&self, el: &Element, host: &str) -> Result<Jid> {
@@ -709,6 +799,79 @@ impl Walker<'_> {
             })?;
         }
         Ok(limits)
+    }
+
+    fn auth_delay(&self, el: &Element) -> Result<AuthDelayConfig> {
+        self.check(el, &AUTH_DELAY)?;
+        let mut config = AuthDelayConfig::default();
+        if let Some(v) = el.attr("forget") {
+            config.forget = self.duration(el, "forget", v)?;
+        }
+        let mut once = Once::default();
+        for child in el.elements() {
+            once.check(&self.src, child)?;
+            match child.name.as_str() {
+                "address" => config.address = self.delay_curve(child, &DELAY_ADDRESS)?,
+                "account" => config.account = self.delay_curve(child, &DELAY_ACCOUNT)?,
+                _ => unreachable!("auth-delay children are checked against AUTH_DELAY"),
+            }
+        }
+        Ok(config)
+    }
+
+    /// `<address>` or `<account>` in `<auth-delay>`: what is left out
+    /// keeps its default.
+    fn delay_curve(&self, el: &Element, shape: &Shape) -> Result<DelayCurve> {
+        self.check(el, shape)?;
+        let mut curve = match shape.name {
+            "address" => defaults::AUTH_DELAY_ADDRESS,
+            _ => defaults::AUTH_DELAY_ACCOUNT,
+        };
+        if let Some(v) = el.attr("after") {
+            curve.after = v.trim().parse().map_err(|_| {
+                self.src
+                    .error(
+                        el.span,
+                        format!(
+                            "'after' on <{}> must be a whole number of failures, not \"{v}\"",
+                            el.name
+                        ),
+                    )
+                    .with_hint("e.g. after=\"5\": the sixth attempt is the first to wait")
+            })?;
+        }
+        if let Some(v) = el.attr("first") {
+            curve.first = self.duration(el, "first", v)?;
+        }
+        if let Some(v) = el.attr("max") {
+            // Zero is allowed here: it turns the curve off.
+            curve.max = values::duration(v).ok_or_else(|| {
+                self.src
+                    .error(
+                        el.span,
+                        format!(
+                            "'max' on <{}> must be a duration like 30s, 5m or 1h, not \"{v}\"",
+                            el.name
+                        ),
+                    )
+                    .with_hint("max=\"0s\" turns this delay off")
+            })?;
+        }
+        if !curve.max.is_zero() && curve.first > curve.max {
+            return Err(self
+                .src
+                .error(
+                    el.span,
+                    format!(
+                        "'first' on <{}> ({}s) is longer than 'max' ({}s)",
+                        el.name,
+                        curve.first.as_secs(),
+                        curve.max.as_secs()
+                    ),
+                )
+                .with_hint("delays start at 'first' and double up to 'max'"));
+        }
+        Ok(curve)
     }
 
     fn spool(&self, el: &Element) -> Result<SpoolConfig> {

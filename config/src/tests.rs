@@ -60,7 +60,8 @@ fn sample_parses_with_the_documented_defaults() {
         vec![HostConfig {
             name: "localhost".into(),
             admins: vec![],
-            registration: Registration::Open
+            registration: Registration::Open,
+            archive: defaults::ARCHIVE,
         }]
     );
     assert_eq!(c.services.len(), 1);
@@ -88,6 +89,22 @@ fn sample_parses_with_the_documented_defaults() {
             registration_window: Duration::from_secs(600),
             registration_allowlist: vec![range("127.0.0.0/8"), range("::1")],
             resume_timeout: Duration::from_secs(600),
+        }
+    );
+    assert_eq!(
+        c.auth_delay,
+        AuthDelayConfig {
+            address: DelayCurve {
+                after: 5,
+                first: Duration::from_secs(1),
+                max: Duration::from_secs(30),
+            },
+            account: DelayCurve {
+                after: 10,
+                first: Duration::from_secs(1),
+                max: Duration::from_secs(5),
+            },
+            forget: Duration::from_secs(600),
         }
     );
     assert_eq!(c.spool.dir, at_home("spool"));
@@ -178,7 +195,11 @@ fn minimal_config_gets_every_default() {
         vec![HostConfig {
             name: "example.org".into(),
             admins: vec![],
-            registration: Registration::Admin
+            registration: Registration::Admin,
+            archive: ArchiveConfig {
+                retention: None,
+                default: ArchiveDefault::Always,
+            },
         }]
     );
     assert!(c.services.is_empty());
@@ -404,7 +425,7 @@ fn unknown_element_far_from_any_lists_the_valid_ones() {
     assert_eq!(
         err(&doc("  <xdb/>\n")),
         "sb.xml:3:3: unknown element <xdb> in <switchboard>\n  hint: <switchboard> may contain \
-         <host>, <service>, <listen>, <tls>, <limits>, <spool>, <log>, <pidfile>, \
+         <host>, <service>, <listen>, <tls>, <limits>, <auth-delay>, <spool>, <log>, <pidfile>, \
          <credentials>, <metrics>, <web>"
     );
     assert_eq!(
@@ -484,6 +505,51 @@ fn registration_must_be_a_known_mode() {
         err(&host_doc("    <registration>open</registration>\n    <registration>off</registration>\n")),
         "sb.xml:4:5: duplicate <registration> (the first is at line 3)\n  hint: merge them into one <registration>"
     );
+}
+
+#[test]
+fn archive_retention_and_default_per_host() {
+    let c = ok(&host_doc(
+        "    <archive retention=\"90d\" default=\"Roster\"/>\n",
+    ));
+    assert_eq!(
+        c.hosts[0].archive,
+        ArchiveConfig {
+            retention: Some(Duration::from_secs(90 * 86_400)),
+            default: ArchiveDefault::Roster,
+        }
+    );
+    let c = ok(&host_doc("    <archive retention=\"forever\"/>\n"));
+    assert_eq!(c.hosts[0].archive, defaults::ARCHIVE);
+    let c = ok(&host_doc("    <archive retention=\"12h\"/>\n"));
+    assert_eq!(
+        c.hosts[0].archive.retention,
+        Some(Duration::from_secs(12 * 3600))
+    );
+}
+
+#[test]
+fn archive_settings_are_checked() {
+    assert_eq!(
+        err(&host_doc("    <archive retention=\"1y\"/>\n")),
+        "sb.xml:3:5: 'retention' on <archive> must be a duration like 30d or 12h, or \"forever\", not \"1y\"\n  \
+         hint: durations are a whole number with s, m, h or d: 365d is a year"
+    );
+    assert_eq!(
+        err(&host_doc("    <archive retention=\"0d\"/>\n")),
+        "sb.xml:3:5: 'retention' on <archive> must be longer than zero\n  \
+         hint: write \"forever\" to keep messages for ever"
+    );
+    assert_eq!(
+        err(&host_doc("    <archive default=\"allways\"/>\n")),
+        "sb.xml:3:5: 'default' on <archive> must be one of always, roster, never, not \"allways\"\n  \
+         hint: did you mean \"always\"?"
+    );
+    assert_eq!(
+        err(&host_doc("    <archive/>\n    <archive default=\"never\"/>\n")),
+        "sb.xml:4:5: duplicate <archive> (the first is at line 3)\n  hint: merge them into one <archive>"
+    );
+    assert!(err(&host_doc("    <archive keep=\"30d\"/>\n")).starts_with("sb.xml:3:5: "));
 }
 
 #[test]
@@ -731,6 +797,79 @@ fn a_bad_registration_allowlist_entry_is_placed_and_explained() {
         err(&doc("  <limits registration-allowlist=\"127.0.0.1/8\"/>\n")),
         "sb.xml:3:3: 'registration-allowlist' on <limits>: \"127.0.0.1/8\" has bits set past its /8 prefix\n  \
          hint: did you mean 127.0.0.0/8? (or the address alone, without /)"
+    );
+}
+
+#[test]
+fn auth_delay() {
+    // What is left out keeps its default, per curve and per attribute.
+    let c = ok(&doc(
+        "  <auth-delay forget=\"1h\">\n    <address after=\"3\" max=\"2m\"/>\n  </auth-delay>\n",
+    ));
+    assert_eq!(
+        c.auth_delay.address,
+        DelayCurve {
+            after: 3,
+            first: Duration::from_secs(1),
+            max: Duration::from_secs(120),
+        }
+    );
+    assert_eq!(c.auth_delay.account, defaults::AUTH_DELAY_ACCOUNT);
+    assert_eq!(c.auth_delay.forget, Duration::from_secs(3600));
+    // max="0s" turns a curve off.
+    let c = ok(&doc("  <auth-delay><account max=\"0s\"/></auth-delay>\n"));
+    assert!(c.auth_delay.account.max.is_zero());
+    assert_eq!(
+        ok(&doc("  <auth-delay/>\n")).auth_delay,
+        AuthDelayConfig::default()
+    );
+
+    assert_eq!(
+        err(&doc(
+            "  <auth-delay>\n    <address after=\"few\"/>\n  </auth-delay>\n"
+        )),
+        "sb.xml:4:5: 'after' on <address> must be a whole number of failures, not \"few\"\n  \
+         hint: e.g. after=\"5\": the sixth attempt is the first to wait"
+    );
+    assert_eq!(
+        err(&doc(
+            "  <auth-delay>\n    <account max=\"forever\"/>\n  </auth-delay>\n"
+        )),
+        "sb.xml:4:5: 'max' on <account> must be a duration like 30s, 5m or 1h, not \"forever\"\n  \
+         hint: max=\"0s\" turns this delay off"
+    );
+    assert_eq!(
+        err(&doc(
+            "  <auth-delay>\n    <address first=\"0s\"/>\n  </auth-delay>\n"
+        )),
+        "sb.xml:4:5: 'first' on <address> must be longer than zero"
+    );
+    assert_eq!(
+        err(&doc(
+            "  <auth-delay>\n    <address first=\"1m\" max=\"10s\"/>\n  </auth-delay>\n"
+        )),
+        "sb.xml:4:5: 'first' on <address> (60s) is longer than 'max' (10s)\n  \
+         hint: delays start at 'first' and double up to 'max'"
+    );
+    assert_eq!(
+        err(&doc("  <auth-delay forget=\"never\"/>\n")),
+        "sb.xml:3:3: 'forget' on <auth-delay> must be a duration like 30s, 5m or 1h, not \"never\""
+    );
+    assert_eq!(
+        err(&doc(
+            "  <auth-delay>\n    <address/>\n    <address/>\n  </auth-delay>\n"
+        )),
+        "sb.xml:5:5: duplicate <address> (the first is at line 4)\n  \
+         hint: merge them into one <address>"
+    );
+    assert_eq!(
+        err(&doc("  <auth-delay>\n    <adress/>\n  </auth-delay>\n")),
+        "sb.xml:4:5: unknown element <adress> — did you mean <address>?"
+    );
+    assert_eq!(
+        err(&doc("  <limits>\n    <account/>\n  </limits>\n")),
+        "sb.xml:4:5: <account> is not allowed in <limits>\n  \
+         hint: <account> belongs inside <auth-delay>"
     );
 }
 

@@ -16,8 +16,8 @@ pub(crate) struct Problem {
     pub(crate) hint: Option<String>,
 }
 
-/// A duration: a whole number followed by `s`, `m` or `h`, or a bare
-/// number of seconds (`30s`, `5m`, `1h`, `90`).
+/// A duration: a whole number followed by `s`, `m`, `h` or `d`, or a bare
+/// number of seconds (`30s`, `5m`, `1h`, `30d`, `90`).
 ///
 /// Fractions and compound forms (`1h30m`) are deliberately not accepted:
 /// every timeout in the config is a round figure, and a small grammar is
@@ -36,6 +36,7 @@ pub(crate) fn duration(text: &str) -> Option<Duration> {
         "" | "s" => 1,
         "m" => 60,
         "h" => 3600,
+        "d" => 86_400,
         _ => return None,
     };
     n.checked_mul(scale).map(Duration::from_secs)
@@ -164,6 +165,7 @@ mod tests {
         assert_eq!(duration("30s"), Some(Duration::from_secs(30)));
         assert_eq!(duration("5m"), Some(Duration::from_secs(300)));
         assert_eq!(duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(duration("30d"), Some(Duration::from_secs(30 * 86_400)));
         assert_eq!(duration("90"), Some(Duration::from_secs(90)));
         assert_eq!(duration(" 45s "), Some(Duration::from_secs(45)));
         assert_eq!(duration("0"), Some(Duration::ZERO));
@@ -173,7 +175,7 @@ mod tests {
             "1.5m",
             "5 m",
             "-5s",
-            "1d",
+            "1w",
             "1h30m",
             "soon",
             "99999999999999999999h",

@@ -5,8 +5,9 @@
 //! Map (each layer imports only the ones above it; see ARCHITECTURE.md):
 //!
 //! - leaves: [`time`], [`ids`], [`queue`], [`stanza`], [`metrics`],
-//!   [`throttle`], [`debug_log`], [`tls`], [`sasl`], [`lifecycle`],
-//!   [`metered`] (the stores with their writes timed);
+//!   [`throttle`], [`auth_delay`], [`memory`], [`debug_log`], [`tls`],
+//!   [`sasl`], [`lifecycle`], [`metered`] (the stores with their writes
+//!   timed);
 //! - [`stream`]: the sans-IO stream machines; [`settings`]: the reloadable
 //!   snapshot;
 //! - [`sessions`]: bound resources; [`routing`]: the router, its table of
@@ -23,12 +24,14 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod auth_delay;
 pub mod debug_log;
 pub mod fast;
 pub mod features;
 pub mod ids;
 pub mod im;
 pub mod lifecycle;
+pub mod memory;
 pub mod metered;
 pub mod metrics;
 pub mod modules;

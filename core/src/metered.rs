@@ -148,6 +148,13 @@ impl ArchiveStore for Metered<dyn ArchiveStore> {
     ) -> BoxFuture<'a, StoreResult<()>> {
         self.timed(self.inner.append(owner, entry))
     }
+    fn append_batch<'a>(
+        &'a self,
+        owner: &'a ArchiveOwner,
+        entries: &'a [ArchiveEntry],
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        self.timed(self.inner.append_batch(owner, entries))
+    }
     fn query<'a>(
         &'a self,
         owner: &'a ArchiveOwner,
@@ -163,8 +170,8 @@ impl ArchiveStore for Metered<dyn ArchiveStore> {
     ) -> BoxFuture<'a, StoreResult<bool>> {
         self.timed(self.inner.replace(owner, id, stanza))
     }
-    fn expire<'a>(&'a self, before: u64) -> BoxFuture<'a, StoreResult<u64>> {
-        self.timed(self.inner.expire(before))
+    fn expire<'a>(&'a self, domain: &'a str, before: u64) -> BoxFuture<'a, StoreResult<u64>> {
+        self.timed(self.inner.expire(domain, before))
     }
     fn remove_owner<'a>(&'a self, owner: &'a ArchiveOwner) -> BoxFuture<'a, StoreResult<()>> {
         self.timed(self.inner.remove_owner(owner))

@@ -37,8 +37,15 @@ pub struct Metrics {
     stanza_errors: AtomicU64,
     logins: AtomicU64,
     login_failures: AtomicU64,
+    /// Authentication attempts made to wait, by the count that made them
+    /// (see [`AUTH_DELAY_CAUSES`]).
+    auth_delayed: [AtomicU64; 2],
     spool_writes: Histogram,
 }
+
+/// The labels of `switchboard_auth_delayed_total`: what made an attempt
+/// wait, its source address's failures or its account's.
+pub const AUTH_DELAY_CAUSES: [&str; 2] = ["address", "account"];
 
 /// The index of a stanza's kind (its element name) in [`STANZA_TYPES`];
 /// anything else is not counted.
@@ -82,6 +89,18 @@ impl Metrics {
         self.login_failures.fetch_add(1, Relaxed);
     }
 
+    /// An authentication attempt waited because of its source address's
+    /// recent failures.
+    pub fn auth_delayed_by_address(&self) {
+        self.auth_delayed[0].fetch_add(1, Relaxed);
+    }
+
+    /// An authentication attempt waited because of its account's recent
+    /// failures.
+    pub fn auth_delayed_by_account(&self) {
+        self.auth_delayed[1].fetch_add(1, Relaxed);
+    }
+
     /// One spool write and how long it took.
     pub fn spool_write(&self, took: Duration) {
         self.spool_writes.observe(took);
@@ -104,6 +123,10 @@ impl Metrics {
             stanza_errors: self.stanza_errors.load(Relaxed),
             logins: self.logins.load(Relaxed),
             login_failures: self.login_failures.load(Relaxed),
+            auth_delayed: [
+                self.auth_delayed[0].load(Relaxed),
+                self.auth_delayed[1].load(Relaxed),
+            ],
             spool_writes: self.spool_writes.snapshot(),
             services,
         }
@@ -171,6 +194,8 @@ pub struct Snapshot {
     pub stanza_errors: u64,
     pub logins: u64,
     pub login_failures: u64,
+    /// Per [`AUTH_DELAY_CAUSES`].
+    pub auth_delayed: [u64; 2],
     pub spool_writes: HistogramSnapshot,
     /// Sorted by hostname.
     pub services: Vec<ServiceGauge>,
@@ -257,6 +282,16 @@ pub fn render(s: &Snapshot) -> String {
         "Failed client authentications.",
         s.login_failures,
     );
+    let name = "switchboard_auth_delayed_total";
+    header(
+        &mut out,
+        name,
+        "counter",
+        "Authentication attempts made to wait after recent failures, by what failed: the source address or the account.",
+    );
+    for (by, v) in AUTH_DELAY_CAUSES.iter().zip(s.auth_delayed) {
+        let _ = writeln!(out, "{name}{{by=\"{by}\"}} {v}");
+    }
 
     let h = &s.spool_writes;
     let count: u64 = h.buckets.iter().sum();
@@ -339,6 +374,7 @@ mod tests {
             stanza_errors: 5,
             logins: 6,
             login_failures: 7,
+            auth_delayed: [8, 9],
             spool_writes: HistogramSnapshot {
                 buckets,
                 sum_nanos: 1_250_000_000,
@@ -382,6 +418,10 @@ switchboard_logins_total 6
 # HELP switchboard_login_failures_total Failed client authentications.
 # TYPE switchboard_login_failures_total counter
 switchboard_login_failures_total 7
+# HELP switchboard_auth_delayed_total Authentication attempts made to wait after recent failures, by what failed: the source address or the account.
+# TYPE switchboard_auth_delayed_total counter
+switchboard_auth_delayed_total{by=\"address\"} 8
+switchboard_auth_delayed_total{by=\"account\"} 9
 # HELP switchboard_spool_writes_total Writes to the spool (accounts and host data).
 # TYPE switchboard_spool_writes_total counter
 switchboard_spool_writes_total 4

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard_config::Config;
-use switchboard_spool::store::{ServiceDataStore, Stores};
+use switchboard_spool::store::{BoxFuture, ServiceDataStore, Stores};
 use switchboard_xml::Limits;
 use tokio_rustls::TlsAcceptor;
 
@@ -89,13 +89,14 @@ pub struct WebHandles {
 
 /// The routing table and IQ registry of a server: the core's own rows,
 /// the IM rows feeding `accounts`, the admin rows, and every built-in
-/// module's IQ handlers. The server starts with exactly this; the routing
+/// module's IQ handlers; and the background work the features need, for
+/// the caller to spawn. The server starts with exactly this; the routing
 /// document's test checks it against `doc/stanza_routing.md`.
 pub fn routing(
     accounts: &Arc<Accounts>,
     settings: &Arc<LiveSettings>,
     stores: &Stores,
-) -> (Table, Registry, AdminQueues) {
+) -> (Table, Registry, AdminQueues, Vec<BoxFuture<'static, ()>>) {
     let mut t = TableBuilder::default();
     crate::routing::defaults::register(&mut t);
     crate::im::register(&mut t, accounts);
@@ -106,14 +107,16 @@ pub fn routing(
     // admin rows hand those IQs to their own task, so only the feature is
     // registered here.
     iq.feature(Scope::Server, switchboard_xml::ns::COMMANDS);
+    let mut background = Vec::new();
     crate::features::register(&mut crate::features::Setup {
         table: &mut t,
         iq: &mut iq,
         stores,
         settings,
         accounts,
+        background: &mut background,
     });
-    (t.build(), iq, queues)
+    (t.build(), iq, queues, background)
 }
 
 /// The account actors' context: the stores of the kinds an account has.
@@ -126,12 +129,15 @@ fn im_context(stores: &Stores, settings: &Arc<LiveSettings>, motds: Arc<MotdBoar
         settings: settings.clone(),
         motds,
         gates: Default::default(),
+        observers: Default::default(),
     }
 }
 
 /// A router built as [`Server::start`] builds it (the same table, account
 /// actors and registry) over `stores`, without listeners, services or
-/// admin tasks: for benchmarks and tests that drive routing directly.
+/// admin tasks: for benchmarks and tests that drive routing directly. The
+/// features' background work (an archive's writer) is spawned on the
+/// current tokio runtime; called outside one, it does not run.
 pub fn standalone_router(stores: &Stores, settings: Settings) -> Router {
     let hosts = settings.host_names();
     let settings = Arc::new(LiveSettings::new(settings));
@@ -140,7 +146,12 @@ pub fn standalone_router(stores: &Stores, settings: Settings) -> Router {
         &settings,
         Arc::new(MotdBoard::default()),
     ));
-    let (table, iq, _admin_queues) = routing(&accounts, &settings, stores);
+    let (table, iq, _admin_queues, background) = routing(&accounts, &settings, stores);
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        for task in background {
+            rt.spawn(task);
+        }
+    }
     Router::new(hosts, table, iq, Arc::default())
 }
 
@@ -181,6 +192,7 @@ fn settings_from(
         c2s: c2s_settings(config, tls.is_some()),
         component_secrets,
         scram_iterations: config.limits.scram_iterations,
+        auth_delay: config.auth_delay,
         tls,
         https,
         resume_timeout: config.limits.resume_timeout,
@@ -311,7 +323,10 @@ impl Server {
         let motds = Arc::new(MotdBoard::default());
         crate::admin::load_motds(stores.host_data.as_ref(), &hosts, &motds).await?;
         let accounts = Accounts::new(im_context(&stores, &settings, motds.clone()));
-        let (table, iq, queues) = routing(&accounts, &settings, &stores);
+        let (table, iq, queues, background) = routing(&accounts, &settings, &stores);
+        for task in background {
+            tokio::spawn(task);
+        }
         let router = Router::new(hosts, table, iq, metrics);
         let admin = Arc::new(Admin::new(
             router.clone(),
@@ -349,6 +364,7 @@ impl Server {
             registrations: server.registrations.clone(),
             resumptions: server.resumptions.clone(),
             fast: Arc::new(crate::fast::Fast::new(stores.account_data.clone())),
+            auth_delays: Arc::default(),
             shutdown: server.shutdown.signal(),
             debug,
         });
@@ -388,6 +404,14 @@ impl Server {
                 server.shutdown.signal(),
             ));
         }
+        // Freed memory goes back to the system when a crowd leaves
+        // (memory.rs says why glibc would keep it).
+        let router = server.router.clone();
+        let mut stop = server.shutdown.signal();
+        tokio::spawn(crate::memory::run_trimmer(
+            move || router.sessions().count(),
+            async move { stop.wait().await },
+        ));
         Ok(server)
     }
 
@@ -482,6 +506,9 @@ impl Server {
                 .applied
                 .push("host settings (admins, registration)".into());
         }
+        if new.auth_delay != old.auth_delay {
+            report.applied.push("delays after failed logins".into());
+        }
         if new.limits != old.limits || new.tls.required != old.tls.required {
             report
                 .applied
@@ -510,6 +537,7 @@ impl Server {
         }
         next.c2s = c2s;
         next.scram_iterations = new.limits.scram_iterations;
+        next.auth_delay = new.auth_delay;
         self.settings.replace(next);
         self.registrations.reconfigure(
             new.limits.registrations_per_address,

@@ -119,14 +119,17 @@ impl SessionExt {
 /// [`OutboundFilter::release`] after a client's nonza (which may have
 /// changed the filter's mind) to write what was held. A filter must never
 /// lose a stanza: what it holds when the session ends is given back by
-/// [`OutboundFilter::release`] too.
+/// [`OutboundFilter::drain`], whatever the filter's mind, and the
+/// connection sends it on as it does the rest of the outbox.
 pub trait OutboundFilter: Send + Sync {
     /// A stanza on its way out: append what to write now to `out` (the
     /// stanza itself, or nothing while holding it, or held ones first).
     fn outgoing(&self, stanza: Element, out: &mut Vec<Element>);
-    /// What the filter holds and should go out now (everything, when the
-    /// session ends), in order.
+    /// What the filter holds and should go out now, in order (nothing,
+    /// while it still wants to hold it).
     fn release(&self, out: &mut Vec<Element>);
+    /// Everything the filter holds, in order: the session has ended.
+    fn drain(&self, out: &mut Vec<Element>);
 }
 
 /// One bound resource.

@@ -4,8 +4,8 @@
 //! Live subsystems (the router, the account actors, the throttles) are not
 //! in here: they are handles of their own. What is here is plain data —
 //! each host's admins and registration policy, the stream settings for new
-//! connections, the component secrets, the PBKDF2 iteration count, the TLS
-//! acceptor — and a reload swaps the whole snapshot at once, so a reader
+//! connections, the component secrets, the PBKDF2 iteration count, the
+//! delays after failed logins, the TLS acceptor — and a reload swaps the whole snapshot at once, so a reader
 //! never sees half of an old config and half of a new one. Readers take an
 //! `Arc` to the snapshot current when they start (a new connection keeps
 //! the settings it started with).
@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use switchboard_config::{HostConfig, Registration};
+use switchboard_config::{AuthDelayConfig, HostConfig, Registration};
 use switchboard_jid::Jid;
 use tokio_rustls::TlsAcceptor;
 
@@ -30,6 +30,8 @@ pub struct Settings {
     pub component_secrets: HashMap<String, String>,
     /// PBKDF2 iterations for new credentials.
     pub scram_iterations: u32,
+    /// How failed authentications slow the next attempts down.
+    pub auth_delay: AuthDelayConfig,
     /// The certificate for new TLS connections (`None` without one).
     pub tls: Option<TlsAcceptor>,
     /// The same certificate for the HTTPS listeners (ALPN `http/1.1`
@@ -50,6 +52,7 @@ impl Settings {
                     name: h.to_string(),
                     admins: Vec::new(),
                     registration: Registration::Off,
+                    archive: switchboard_config::defaults::ARCHIVE,
                 })
                 .collect(),
             c2s: C2sSettings {
@@ -65,6 +68,7 @@ impl Settings {
             },
             component_secrets: HashMap::new(),
             scram_iterations: 4096,
+            auth_delay: AuthDelayConfig::default(),
             tls: None,
             https: None,
             resume_timeout: std::time::Duration::from_secs(600),

@@ -18,6 +18,8 @@ const LAYERS: &[&[&str]] = &[
         "metrics",
         "debug_log",
         "throttle",
+        "auth_delay",
+        "memory",
         "lifecycle",
         "sasl",
     ],

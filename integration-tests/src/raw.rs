@@ -11,7 +11,7 @@
 
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,7 +21,7 @@ use sasl::client::Mechanism;
 use sasl::common::scram::{Sha1, Sha256};
 use sasl::common::{ChannelBinding, Credentials};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
@@ -123,6 +123,25 @@ impl RawClient {
         let tcp = tokio::time::timeout(WAIT, TcpStream::connect(addr))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+        Self::over(tcp)
+    }
+
+    /// A plain TCP connection from the local address `local`, for tests
+    /// that need clients at different source addresses (on Linux every
+    /// address of 127.0.0.0/8 is loopback).
+    pub async fn connect_from(addr: SocketAddr, local: IpAddr) -> Result<RawClient, RawError> {
+        let socket = match local {
+            IpAddr::V4(_) => TcpSocket::new_v4()?,
+            IpAddr::V6(_) => TcpSocket::new_v6()?,
+        };
+        socket.bind(SocketAddr::new(local, 0))?;
+        let tcp = tokio::time::timeout(WAIT, socket.connect(addr))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+        Self::over(tcp)
+    }
+
+    fn over(tcp: TcpStream) -> Result<RawClient, RawError> {
         tcp.set_nodelay(true)?;
         Ok(RawClient {
             io: Io::Plain(tcp),

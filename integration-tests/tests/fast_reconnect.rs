@@ -254,3 +254,50 @@ async fn a_client_that_binds_anew_replaces_its_own_earlier_session() {
     barrier(&mut other_device).await;
     barrier(&mut again).await;
 }
+
+#[tokio::test]
+async fn carbons_enabled_inside_the_bind_2_request_copy_the_first_message() {
+    let server = server();
+    let (mut phone, features) = secure(&server).await;
+    // The server says which features a bind request may enable inline.
+    assert!(
+        features.contains("<feature var=\"urn:xmpp:carbons:2\"/>"),
+        "{features}"
+    );
+    phone
+        .send(&format!(
+            "<authenticate xmlns='{SASL2}' mechanism='PLAIN'>\
+               <initial-response>{}</initial-response>\
+               <user-agent id='phone-carbons'/>\
+               <bind xmlns='urn:xmpp:bind:0'><tag>Phone</tag><enable xmlns='urn:xmpp:carbons:2'/></bind>\
+             </authenticate>",
+            B64.encode(b"\0alice\0alice-pw")
+        ))
+        .await
+        .unwrap();
+    let success = next(&mut phone).await;
+    assert_eq!(local_name(&success), "success", "{success}");
+    let features = next(&mut phone).await;
+    assert_eq!(local_name(&features), "features", "{features}");
+    // No IQ to enable carbons: a message alice's laptop sends reaches the
+    // phone as a <sent/> copy at once.
+    let mut laptop = RawClient::login(
+        server.c2s(),
+        server.tls_config(),
+        "alice",
+        "alice-pw",
+        "laptop",
+    )
+    .await
+    .unwrap();
+    laptop
+        .send("<message to='bob@localhost' type='chat' id='c1'><body>from the laptop</body></message>")
+        .await
+        .unwrap();
+    let copy = next(&mut phone).await;
+    assert!(
+        copy.contains("<sent xmlns=\"urn:xmpp:carbons:2\"") && copy.contains("from the laptop"),
+        "{copy}"
+    );
+    barrier(&mut phone).await;
+}

@@ -158,6 +158,61 @@ async fn doctype_is_restricted_xml() {
     assert_stream_error(&reply, "restricted-xml");
 }
 
+/// The stream header without its XML declaration.
+fn bare_header() -> String {
+    stream_header(HOST)["<?xml version='1.0'?>".len()..].to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declared_encoding_other_than_utf8_is_unsupported_encoding() {
+    let server = TestServer::start(&[]);
+    let opening = format!(
+        "<?xml version='1.0' encoding='ISO-8859-1'?>{}",
+        bare_header()
+    );
+    let reply = reply_to_opening(&server, &opening).await;
+    assert_stream_error(&reply, "unsupported-encoding");
+    assert!(
+        reply.contains("ISO-8859-1"),
+        "the text says which encoding: {reply}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn utf16_streams_are_unsupported_encoding_in_either_byte_order() {
+    let server = TestServer::start(&[]);
+    for big_endian in [true, false] {
+        let mut opening: Vec<u8> = Vec::new();
+        for unit in std::iter::once(0xFEFF).chain(stream_header(HOST).encode_utf16()) {
+            opening.extend(if big_endian {
+                unit.to_be_bytes()
+            } else {
+                unit.to_le_bytes()
+            });
+        }
+        let mut c = RawClient::connect(server.c2s()).await.expect("connect");
+        c.send_bytes(&opening).await.expect("send the opening");
+        let reply = c.read_to_close(WAIT).await.expect("the server closes");
+        assert_stream_error(&reply, "unsupported-encoding");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn utf8_declared_in_any_case_is_accepted() {
+    let server = TestServer::start(&[]);
+    for decl in [
+        "<?xml version='1.0' encoding='UTF-8'?>",
+        "<?xml version='1.0' encoding='utf-8'?>",
+        "",
+    ] {
+        let mut c = RawClient::connect(server.c2s()).await.expect("connect");
+        c.send(&format!("{decl}{}", bare_header())).await.unwrap();
+        c.read_stream_header(WAIT).await.expect("a stream header");
+        let features = c.read_element(WAIT).await.expect("features");
+        assert!(features.contains("<starttls"), "{decl}: {features}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_stream_namespace_is_invalid_namespace() {
     let server = TestServer::start(&[]);

@@ -166,6 +166,7 @@ async fn a_file_goes_up_and_another_user_fetches_it() {
 
     // Bob (or anyone with the URL) fetches it, whole, with its type.
     let mut bob = Client::login(&server, "bob", "bob-pw", "desk").await;
+    bob.available(0, "").await;
     alice
         .send(&format!(
             "<message to='bob@localhost/desk' type='chat' id='file1'><body>{get_url}</body>\

@@ -31,7 +31,8 @@
 //! - [`occupant_iq`]: XEP-0410 self-ping and IQs relayed to occupants;
 //! - [`avatar`]: the room's vCard and avatar hash;
 //! - [`commands`]: the admins' ad-hoc commands on the service;
-//! - [`nick`]: the PRECIS Nickname profile; [`time`]: XEP-0082;
+//! - [`nick`]: the PRECIS Nickname profile; [`time`]: XEP-0082 (the
+//!   service kit's);
 //! - [`record`]: a room as stored; [`output`]: what the logic asks for;
 //! - [`service`]: the [`switchboard_service::Service`] driver.
 
@@ -59,7 +60,7 @@ pub mod roles;
 pub mod room;
 pub mod service;
 pub mod settings;
-pub mod time;
+pub use switchboard_service::time;
 pub mod voice;
 
 pub use muc::Muc;

@@ -36,8 +36,11 @@ pub enum ArchiveOp {
         query: ArchiveQuery,
         ticket: Ticket,
     },
-    /// Deletes entries older than this (microseconds), every room's.
+    /// Deletes entries older than `before` (microseconds) from the
+    /// archives at `domain` (the service's own hostname: every room's, and
+    /// no user's or other service's).
     Expire {
+        domain: String,
         before: u64,
     },
 }

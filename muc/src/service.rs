@@ -131,7 +131,8 @@ impl MucService {
                 _ = expiry.tick() => {
                     if let Some(keep) = self.settings.archive_retention {
                         let before = now_micros().saturating_sub(keep.as_micros() as u64);
-                        let _ = work_tx.send(ArchiveOp::Expire { before }).await;
+                        let domain = ctx.jid.clone();
+                        let _ = work_tx.send(ArchiveOp::Expire { domain, before }).await;
                     }
                     continue;
                 }
@@ -245,8 +246,8 @@ pub async fn run_archive_op(store: &dyn ArchiveStore, op: ArchiveOp) -> Option<(
             }
             None
         }
-        ArchiveOp::Expire { before } => {
-            match store.expire(before).await {
+        ArchiveOp::Expire { domain, before } => {
+            match store.expire(&domain, before).await {
                 Ok(n) if n > 0 => tracing::info!(removed = n, "expired old room archive entries"),
                 Ok(_) => {}
                 Err(e) => tracing::error!("cannot expire room archives: {e}"),

@@ -30,7 +30,9 @@
 //! - [`component`]: the connector that attaches a service to any XMPP
 //!   server over XEP-0114, reconnecting with backoff;
 //! - [`handshake`]: the XEP-0114 handshake digest, shared by the server's
-//!   component listener and the component connector.
+//!   component listener and the component connector;
+//! - [`time`]: XEP-0082 date-times with microseconds, for delays and
+//!   archive filters (group chat's and the core's archives).
 
 pub mod adhoc;
 pub mod ask;
@@ -40,6 +42,7 @@ pub mod forms;
 pub mod gateway;
 pub mod handshake;
 pub mod stanza;
+pub mod time;
 
 use std::future::Future;
 use std::pin::Pin;

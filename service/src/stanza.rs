@@ -72,6 +72,10 @@ pub struct StanzaError {
     pub condition: &'static str,
     pub kind: ErrorType,
     pub text: Option<String>,
+    /// An application-specific condition (RFC 6120 §8.3.4): an empty
+    /// element, `(name, namespace)`, after the defined one (XEP-0191's
+    /// `<blocked xmlns='urn:xmpp:blocking:errors'/>`, say).
+    pub app: Option<(&'static str, &'static str)>,
 }
 
 impl StanzaError {
@@ -80,7 +84,13 @@ impl StanzaError {
             condition,
             kind,
             text: None,
+            app: None,
         }
+    }
+    /// Adds an application-specific condition element.
+    pub fn with_app(mut self, name: &'static str, ns: &'static str) -> Self {
+        self.app = Some((name, ns));
+        self
     }
     pub fn with_text(mut self, text: impl Into<String>) -> Self {
         self.text = Some(text.into());
@@ -122,6 +132,9 @@ impl StanzaError {
                     .with_attr("xml:lang", "en")
                     .with_text(t.clone()),
             );
+        }
+        if let Some((name, ns)) = self.app {
+            e.append_child(Element::new(name, ns));
         }
         e
     }
@@ -207,6 +220,18 @@ mod tests {
         assert!(
             error_reply(&reply, &StanzaError::service_unavailable()).is_none(),
             "no error for an error"
+        );
+    }
+
+    #[test]
+    fn application_conditions_follow_the_defined_one() {
+        let err = StanzaError::new("not-acceptable", ErrorType::Cancel)
+            .with_app("blocked", "urn:xmpp:blocking:errors");
+        assert_eq!(
+            err.to_element(ns::CLIENT).to_xml_string(),
+            "<error xmlns=\"jabber:client\" type=\"cancel\">\
+             <not-acceptable xmlns=\"urn:ietf:params:xml:ns:xmpp-stanzas\"/>\
+             <blocked xmlns=\"urn:xmpp:blocking:errors\"/></error>"
         );
     }
 }

@@ -302,8 +302,9 @@ pub struct ArchiveEntry {
 /// - the **window**: the part of the result set after `after_id` and
 ///   before `before_id` (by archive position; the entries those ids name
 ///   need not match the filters themselves);
-/// - the **page**: the first `max` entries of the window, or with
-///   `from_end` the last `max`, returned oldest first either way.
+/// - the **page**: the first `max` entries of the window after `skip`
+///   of them, or with `from_end` the last `max` before the `skip` newest,
+///   returned oldest first either way.
 ///
 /// [`ArchivePage::complete`] says the page reaches the window's end in
 /// the direction of paging: its last entry forward, its first one with
@@ -330,6 +331,11 @@ pub struct ArchiveQuery {
     /// Take the page from the newest end (RSM `<before/>`): the last `max`
     /// entries that match, still returned oldest first.
     pub from_end: bool,
+    /// Leave out this many entries of the window before the page starts,
+    /// counted in the direction of paging (RSM `<index/>`: the page that
+    /// starts at that position of the result set). A skip at or past the
+    /// window's end gives an empty, complete page.
+    pub skip: usize,
 }
 
 /// The answer to an [`ArchiveQuery`].
@@ -354,6 +360,24 @@ pub trait ArchiveStore: Send + Sync + 'static {
         owner: &'a ArchiveOwner,
         entry: &'a ArchiveEntry,
     ) -> BoxFuture<'a, StoreResult<()>>;
+    /// Appends several entries to one archive, in order, durable on return
+    /// with one flush to disk for all of them (group commit: the core's
+    /// archive writer hands over what waited in its queue together). All or
+    /// nothing: on an error none of them is stored. Backends that can
+    /// should override this; the default appends one at a time and is
+    /// neither atomic nor batched.
+    fn append_batch<'a>(
+        &'a self,
+        owner: &'a ArchiveOwner,
+        entries: &'a [ArchiveEntry],
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            for e in entries {
+                self.append(owner, e).await?;
+            }
+            Ok(())
+        })
+    }
     /// `Ok(None)` when `after_id`/`before_id` names an id the archive does
     /// not hold (XEP-0313 answers `item-not-found`).
     fn query<'a>(
@@ -370,9 +394,11 @@ pub trait ArchiveStore: Send + Sync + 'static {
         stanza: &'a Element,
     ) -> BoxFuture<'a, StoreResult<bool>>;
     /// Removes entries older than `before` (microseconds since the epoch)
-    /// from every archive of this store; returns how many went. Entries
-    /// at `before` or later stay.
-    fn expire<'a>(&'a self, before: u64) -> BoxFuture<'a, StoreResult<u64>>;
+    /// from every archive at `domain`: the owners `…@domain` and `domain`
+    /// itself (a host's accounts, or a group chat service's rooms, each
+    /// with a retention of its own); returns how many went. Entries at
+    /// `before` or later stay, and so do other domains' archives.
+    fn expire<'a>(&'a self, domain: &'a str, before: u64) -> BoxFuture<'a, StoreResult<u64>>;
     /// Removes an owner's whole archive (a deleted account, a destroyed
     /// room).
     fn remove_owner<'a>(&'a self, owner: &'a ArchiveOwner) -> BoxFuture<'a, StoreResult<()>>;

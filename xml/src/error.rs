@@ -19,6 +19,11 @@ pub enum XmlError {
     InvalidNamespace(String),
     /// Well-formed XML that breaks the stream's shape (text between stanzas).
     BadFormat(String),
+    /// The input is in an encoding other than UTF-8: an XML declaration
+    /// naming another one, or UTF-16 (a byte order mark, or the first `<`
+    /// encoded in two bytes). RFC 6120 §11.6 allows UTF-8 only and names
+    /// this condition for it (§4.9.3.22).
+    UnsupportedEncoding(String),
 }
 
 impl XmlError {
@@ -30,6 +35,7 @@ impl XmlError {
             XmlError::PolicyViolation(_) => "policy-violation",
             XmlError::InvalidNamespace(_) => "invalid-namespace",
             XmlError::BadFormat(_) => "bad-format",
+            XmlError::UnsupportedEncoding(_) => "unsupported-encoding",
         }
     }
 
@@ -39,7 +45,8 @@ impl XmlError {
             | XmlError::RestrictedXml(s)
             | XmlError::PolicyViolation(s)
             | XmlError::InvalidNamespace(s)
-            | XmlError::BadFormat(s) => s,
+            | XmlError::BadFormat(s)
+            | XmlError::UnsupportedEncoding(s) => s,
         }
     }
 }

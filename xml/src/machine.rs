@@ -218,6 +218,13 @@ impl Machine {
                     Ok(Step::NeedMore)
                 };
             };
+            if !self.bom_checked {
+                if !self.check_encoding(buf, pos, eof)? {
+                    return Ok(Step::NeedMore);
+                }
+                // The cursor may have moved past a byte order mark.
+                continue;
+            }
             let step = if first == b'<' {
                 self.markup(&mut reader, buf, pos, eof)?
             } else {
@@ -266,6 +273,53 @@ impl Machine {
     }
 
     // ----------------------------------------------------------------------
+    // The encoding
+
+    /// Looks at the very first bytes, once: a UTF-8 byte order mark is
+    /// skipped (editors put it in config files); UTF-16 is refused as an
+    /// unsupported encoding, whether it announces itself with a byte order
+    /// mark (either byte order) or not. Without one, its first character
+    /// (`<`, or whitespace) has a zero byte beside it, and a zero byte is
+    /// no XML character in any encoding XMPP allows, so a zero among the
+    /// first two bytes (UTF-32 too) means the same. `Ok(false)` when more
+    /// bytes are needed to tell.
+    fn check_encoding(&mut self, buf: &[u8], pos: &mut usize, eof: bool) -> Result<bool, Fail> {
+        const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+        let start = *pos;
+        let rest = &buf[start..];
+        let head = &rest[..rest.len().min(2)];
+        let utf16 = match head {
+            [0xFE, 0xFF] => Some("a UTF-16 (big-endian) byte order mark"),
+            [0xFF, 0xFE] => Some("a UTF-16 (little-endian) byte order mark"),
+            _ if head.contains(&0) => Some("UTF-16 or UTF-32 text"),
+            _ => None,
+        };
+        if let Some(what) = utf16 {
+            return Err(Fail {
+                error: XmlError::UnsupportedEncoding(format!(
+                    "the input starts with {what}; only UTF-8 is supported"
+                )),
+                at: start,
+            });
+        }
+        let n = rest.len().min(UTF8_BOM.len());
+        let bom_prefix = rest[..n] == UTF8_BOM[..n];
+        // Until two bytes are in, a zero may still follow the first; a
+        // UTF-8 byte order mark needs its three.
+        if !eof && (rest.len() < 2 || (bom_prefix && n < UTF8_BOM.len())) {
+            return Ok(false);
+        }
+        if bom_prefix {
+            if n < UTF8_BOM.len() {
+                return Err(not_wf(start, "truncated byte order mark"));
+            }
+            self.advance(pos, n)?;
+        }
+        self.bom_checked = true;
+        Ok(true)
+    }
+
+    // ----------------------------------------------------------------------
     // Character data
 
     fn text(&mut self, buf: &[u8], pos: &mut usize, eof: bool) -> Result<Option<Step>, Fail> {
@@ -299,25 +353,6 @@ impl Machine {
             }
             r.map_err(|e| decode_fail(start, e))?;
             self.advance(pos, seg.len())?;
-            return Ok(None);
-        }
-
-        if self.phase == Phase::Start && !self.bom_checked {
-            // A UTF-8 byte order mark is tolerated at the very start only
-            // (editors put it in config files).
-            const BOM: &[u8] = b"\xEF\xBB\xBF";
-            let n = rest.len().min(BOM.len());
-            if rest[..n] == BOM[..n] {
-                if n < BOM.len() {
-                    return if eof {
-                        Err(not_wf(start, "truncated byte order mark"))
-                    } else {
-                        Ok(Some(Step::NeedMore))
-                    };
-                }
-                self.advance(pos, n)?;
-            }
-            self.bom_checked = true;
             return Ok(None);
         }
 
@@ -478,7 +513,7 @@ impl Machine {
             QEvent::Empty(tag) => self.start_tag(buf, &tag, start, true),
             QEvent::End(end) => self.end_tag(end.name().as_ref(), start),
             QEvent::Decl(decl) => {
-                check_decl(&decl).map_err(|msg| not_wf(start, msg))?;
+                check_decl(&decl).map_err(|error| Fail { error, at: start })?;
                 self.phase = Phase::Prolog;
                 Ok(None)
             }
@@ -804,17 +839,22 @@ fn complete_utf8_len(bytes: &[u8]) -> usize {
 }
 
 /// Checks an XML declaration: `version` (1.x), then optionally `encoding`
-/// (UTF-8 is the only encoding XMPP allows) and `standalone`, in this order.
-fn check_decl(content: &[u8]) -> Result<(), String> {
-    let s = std::str::from_utf8(content).map_err(|_| "invalid UTF-8 in the XML declaration")?;
+/// and `standalone`, in this order. Any encoding but UTF-8 (in any case)
+/// is [`XmlError::UnsupportedEncoding`], the condition RFC 6120 §11.6
+/// names for it; everything else wrong is not well-formed.
+fn check_decl(content: &[u8]) -> Result<(), XmlError> {
+    let nwf = |msg: &str| XmlError::NotWellFormed(msg.to_owned());
+    let s =
+        std::str::from_utf8(content).map_err(|_| nwf("invalid UTF-8 in the XML declaration"))?;
     let mut iter = quick_xml::events::attributes::Attributes::new(s, 3);
     let mut next = 0; // index of the next allowed pseudo-attribute
     for attr in iter.with_checks(true) {
-        let attr = attr.map_err(|e| format!("malformed XML declaration: {e}"))?;
+        let attr =
+            attr.map_err(|e| XmlError::NotWellFormed(format!("malformed XML declaration: {e}")))?;
         let key = attr.key.as_ref();
         let before = index_in(content, key).and_then(|i| i.checked_sub(1));
         if !before.is_some_and(|i| is_ws(content[i])) {
-            return Err("malformed XML declaration".into());
+            return Err(nwf("malformed XML declaration"));
         }
         let value: &[u8] = &attr.value;
         match key {
@@ -823,27 +863,30 @@ fn check_decl(content: &[u8]) -> Result<(), String> {
                     && value.starts_with(b"1.")
                     && value[2..].iter().all(u8::is_ascii_digit);
                 if !ok {
-                    return Err("unsupported XML version".into());
+                    return Err(nwf("unsupported XML version"));
                 }
                 next = 1;
             }
             b"encoding" if next == 1 => {
                 if !value.eq_ignore_ascii_case(b"UTF-8") {
-                    return Err("the only encoding allowed is UTF-8".into());
+                    return Err(XmlError::UnsupportedEncoding(format!(
+                        "the XML declaration names the encoding \"{}\"; only UTF-8 is supported",
+                        String::from_utf8_lossy(value)
+                    )));
                 }
                 next = 2;
             }
             b"standalone" if (1..=2).contains(&next) => {
                 if value != b"yes" && value != b"no" {
-                    return Err("standalone must be `yes` or `no`".into());
+                    return Err(nwf("standalone must be `yes` or `no`"));
                 }
                 next = 3;
             }
-            _ => return Err("malformed XML declaration".into()),
+            _ => return Err(nwf("malformed XML declaration")),
         }
     }
     if next == 0 {
-        return Err("the XML declaration lacks a version".into());
+        return Err(nwf("the XML declaration lacks a version"));
     }
     Ok(())
 }
@@ -928,7 +971,15 @@ mod tests {
         assert!(check_decl(b"xml").is_err());
         assert!(check_decl(b"xml encoding='UTF-8'").is_err());
         assert!(check_decl(b"xml version='2.0'").is_err());
-        assert!(check_decl(b"xml version='1.0' encoding='ISO-8859-1'").is_err());
+        assert!(matches!(
+            check_decl(b"xml version='1.0' encoding='ISO-8859-1'"),
+            Err(XmlError::UnsupportedEncoding(_))
+        ));
+        assert!(matches!(
+            check_decl(b"xml version='1.0' encoding='utf-16'"),
+            Err(XmlError::UnsupportedEncoding(_))
+        ));
+        assert!(check_decl(b"xml version='1.0' encoding='Utf-8'").is_ok());
         assert!(check_decl(b"xml version='1.0'encoding='UTF-8'").is_err());
         assert!(check_decl(b"xml version='1.0' foo='bar'").is_err());
         assert!(check_decl(b"xml version='1.0' version='1.0'").is_err());

@@ -11,6 +11,10 @@
 //!   [`XmlError::BadFormat`]. An XML declaration is accepted only as the very
 //!   first bytes (after a stream restart too); comments, processing
 //!   instructions and DOCTYPE are [`XmlError::RestrictedXml`].
+//! - UTF-8 only (RFC 6120 §11.6): a UTF-8 byte order mark is skipped; a
+//!   declaration naming another encoding, or UTF-16 (with a byte order
+//!   mark of either byte order, or without), is
+//!   [`XmlError::UnsupportedEncoding`], in streams and documents alike.
 //! - Character data inside elements is kept exactly, whitespace-only runs
 //!   included (as [`crate::Node::Text`]); adjacent text and CDATA merge into
 //!   one node, so the tree does not depend on how the bytes were split.

@@ -141,6 +141,34 @@ fn structure_errors() {
 }
 
 #[test]
+fn documents_in_other_encodings_are_refused_as_such() {
+    let (l, c, e) = fail("<?xml version='1.0' encoding='ISO-8859-1'?>\n<a/>");
+    assert!(matches!(e, XmlError::UnsupportedEncoding(_)), "{e:?}");
+    assert_eq!((l, c), (1, 1));
+    assert!(e.detail().contains("ISO-8859-1"), "{e:?}");
+    let utf16: Vec<u8> = "\u{feff}<a/>"
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    let e = parse_document(&utf16, Limits::default()).unwrap_err();
+    assert!(matches!(e.error, XmlError::UnsupportedEncoding(_)), "{e:?}");
+}
+
+#[test]
+fn serialized_elements_are_well_formed_whatever_their_text() {
+    // Text an element was built with may hold characters XML forbids (an
+    // error message quoting a client's bytes: found by fuzzing the client
+    // stream machine). They go out as U+FFFD, never as themselves.
+    let el = Element::new("error", "urn:x")
+        .with_attr("a", "x\0y\u{FFFF}")
+        .with_text("name `i\0\0d` \x07\x1b[0m");
+    let bytes = el.to_bytes(None);
+    let back = parse_document(&bytes, Limits::default()).expect("well-formed");
+    assert_eq!(back.attr("a"), Some("x\u{FFFD}y\u{FFFD}"));
+    assert_eq!(back.text(), "name `i\u{FFFD}\u{FFFD}d` \u{FFFD}\u{FFFD}[0m");
+}
+
+#[test]
 fn document_limits() {
     let lim = Limits {
         max_stanza_bytes: 20,

@@ -363,12 +363,124 @@ fn bad_xml_declarations() {
     for decl in [
         "<?xml?>",
         "<?xml version='2.0'?>",
-        "<?xml version='1.0' encoding='UTF-16'?>",
         "<?xml encoding='UTF-8' version='1.0'?>",
     ] {
         let err = error(&format!("{decl}{}", &HEADER[21..]));
         assert!(is_nwf(&err), "{decl}: {err:?}");
     }
+}
+
+// ---------------------------------------------------------------------------
+// Encodings: UTF-8 only (RFC 6120 §11.6), anything else is
+// unsupported-encoding (§4.9.3.22)
+
+fn is_unsupported_encoding(e: &XmlError) -> bool {
+    matches!(e, XmlError::UnsupportedEncoding(_)) && e.condition() == "unsupported-encoding"
+}
+
+#[test]
+fn a_declared_encoding_other_than_utf8_is_unsupported() {
+    for decl in [
+        "<?xml version='1.0' encoding='ISO-8859-1'?>",
+        "<?xml version='1.0' encoding='UTF-16'?>",
+        "<?xml version=\"1.0\" encoding=\"us-ascii\"?>",
+        "<?xml version='1.0' encoding='UTF8'?>",
+    ] {
+        let input = format!("{decl}{}", &HEADER[21..]);
+        let err = error(&input);
+        assert!(is_unsupported_encoding(&err), "{decl}: {err:?}");
+        let err = parse_bytewise(input.as_bytes()).unwrap_err();
+        assert!(
+            is_unsupported_encoding(&err),
+            "{decl} byte by byte: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn utf8_is_accepted_in_any_case_or_left_unsaid() {
+    for decl in [
+        "<?xml version='1.0' encoding='UTF-8'?>",
+        "<?xml version='1.0' encoding='utf-8'?>",
+        "<?xml version='1.0' encoding='Utf-8' standalone='yes'?>",
+        "<?xml version='1.0'?>",
+        "",
+    ] {
+        let input = format!("{decl}{}<presence/>", &HEADER[21..]);
+        let evs = parse_bytewise(input.as_bytes()).unwrap();
+        assert!(
+            matches!(evs[..], [Event::StreamOpen(_), Event::Stanza(_)]),
+            "{decl}: {evs:?}"
+        );
+    }
+}
+
+/// `text` in UTF-16, with or without a byte order mark.
+fn utf16(text: &str, big_endian: bool, bom: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    let units = bom.then_some(0xFEFF).into_iter().chain(text.encode_utf16());
+    for u in units {
+        out.extend(if big_endian {
+            u.to_be_bytes()
+        } else {
+            u.to_le_bytes()
+        });
+    }
+    out
+}
+
+#[test]
+fn utf16_streams_are_an_unsupported_encoding() {
+    for big_endian in [true, false] {
+        for bom in [true, false] {
+            let input = utf16(HEADER, big_endian, bom);
+            let err = parse(&input).unwrap_err();
+            assert!(
+                is_unsupported_encoding(&err),
+                "big-endian {big_endian}, BOM {bom}: {err:?}"
+            );
+            // However the first bytes are split.
+            let err = parse_bytewise(&input).unwrap_err();
+            assert!(is_unsupported_encoding(&err), "{err:?}");
+        }
+    }
+    let err = parse(b"\xFF\xFE").unwrap_err();
+    assert!(err.detail().contains("little-endian"), "{err:?}");
+    let err = parse(b"\xFE\xFF").unwrap_err();
+    assert!(err.detail().contains("big-endian"), "{err:?}");
+}
+
+#[test]
+fn the_first_bytes_are_judged_only_once_they_decide() {
+    // A lone `<` or a byte order mark's first byte waits for the next one.
+    for first in [
+        &b"<"[..],
+        b"\xFE",
+        b"\xFF",
+        b"\xEF",
+        b"\xEF\xBB",
+        b"a",
+        b" ",
+    ] {
+        let mut p = StreamParser::new(Limits::default());
+        p.feed(first).unwrap();
+        assert_eq!(p.next_event(), Ok(None), "{first:?}");
+    }
+    // A UTF-8 byte order mark is skipped, split or not.
+    let mut input = b"\xEF\xBB\xBF".to_vec();
+    input.extend_from_slice(HEADER.as_bytes());
+    assert!(matches!(
+        parse_bytewise(&input).unwrap()[..],
+        [Event::StreamOpen(_)]
+    ));
+    // Any first byte waits: a zero after it makes the stream UTF-16 (found
+    // by fuzzing: a lone first byte used to be judged at once).
+    let whole = parse(b"\x08\x00").unwrap_err();
+    let split = parse_bytewise(b"\x08\x00").unwrap_err();
+    assert!(is_unsupported_encoding(&whole), "{whole:?}");
+    assert_eq!(split, whole);
+    // Once the check is done, a later zero byte is just not well-formed.
+    assert!(is_nwf(&stanza_error("<message>\u{0}</message>")));
 }
 
 // ---------------------------------------------------------------------------

@@ -9,6 +9,7 @@
 //! switchboard-load fanout --ca HOME/etc/localhost.crt --server-pid PID --user-prefix fan --users 2000 \
 //!                         --online 1000 --logins 1000 --contacts 100
 //! switchboard-load irc --ca HOME/etc/localhost.crt --server-pid PID --users 1000 --irc-port 6667
+//! switchboard-load soak --ca HOME/etc/localhost.crt --server-pid PID --users 200 --clients 200 --minutes 60
 //! ```
 //!
 //! The exit status is 0 when every login succeeded, no session was dropped
@@ -27,6 +28,7 @@ use switchboard_bench::client::Target;
 use switchboard_bench::scenario::fanout::{FanoutArgs, Layout};
 use switchboard_bench::scenario::irc::IrcArgs;
 use switchboard_bench::scenario::messages::MessagesArgs;
+use switchboard_bench::scenario::soak::SoakArgs;
 use switchboard_bench::scenario::{self, idle::IdleArgs, logins::LoginsArgs, Env, Outcome};
 use switchboard_bench::{procfs, tls};
 use switchboard_link::scram::{KeyCache, ScramHash};
@@ -162,6 +164,43 @@ enum Scenario {
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
     },
+    /// --clients clients log in and out, chat and change presence for
+    /// --minutes; the server's memory and open files are read every
+    /// minute, and compared at the end, once every client has left, with
+    /// their values before the first login.
+    Soak {
+        #[command(flatten)]
+        common: Common,
+        /// Clients churning at once (user0 … user{clients-1}).
+        #[arg(long, default_value_t = 200)]
+        clients: u64,
+        /// How long the churn lasts.
+        #[arg(long, default_value_t = 60)]
+        minutes: u64,
+        /// Seconds between readings of the server.
+        #[arg(long, default_value_t = 60)]
+        interval: u64,
+        /// Seconds the server gets after the last client left, before the
+        /// final reading (it trims its heap within two minutes).
+        #[arg(long, default_value_t = 150)]
+        settle: u64,
+        /// Shortest session, seconds.
+        #[arg(long, default_value_t = 20)]
+        stay_min: u64,
+        /// Longest session, seconds.
+        #[arg(long, default_value_t = 180)]
+        stay_max: u64,
+        /// Longest pause between a client's sessions, seconds.
+        #[arg(long, default_value_t = 20)]
+        pause: u64,
+        /// Mean seconds between a client's messages and presence changes.
+        #[arg(long, default_value_t = 5)]
+        think: u64,
+        /// MiB the resident memory may end above its start for the verdict
+        /// "flat" (see bench/README.md, "Soak").
+        #[arg(long, default_value_t = 8)]
+        rss_slack_mib: u64,
+    },
 }
 
 /// Options every scenario takes.
@@ -244,7 +283,8 @@ fn main() -> ExitCode {
         | Scenario::Logins { common, .. }
         | Scenario::Messages { common, .. }
         | Scenario::Fanout { common, .. }
-        | Scenario::Irc { common, .. } => common,
+        | Scenario::Irc { common, .. }
+        | Scenario::Soak { common, .. } => common,
     };
     let env = match common.env() {
         Ok(e) => Arc::new(e),
@@ -261,6 +301,7 @@ fn main() -> ExitCode {
         Scenario::Fanout { online, logins, .. } => online + logins,
         // One XMPP session and one IRC connection per user.
         Scenario::Irc { common, .. } => common.users * 2,
+        Scenario::Soak { clients, .. } => *clients,
     };
     if nofile < sessions + 100 {
         eprintln!(
@@ -378,6 +419,33 @@ fn main() -> ExitCode {
                     concurrency,
                 };
                 scenario::irc::run(env, args).await
+            }
+            Scenario::Soak {
+                clients,
+                minutes,
+                interval,
+                settle,
+                stay_min,
+                stay_max,
+                pause,
+                think,
+                rss_slack_mib,
+                ..
+            } => {
+                let args = SoakArgs {
+                    clients,
+                    duration: Duration::from_secs(minutes.max(1) * 60),
+                    interval: Duration::from_secs(interval.max(1)),
+                    settle: Duration::from_secs(settle),
+                    stay: (
+                        Duration::from_secs(stay_min),
+                        Duration::from_secs(stay_max.max(stay_min)),
+                    ),
+                    pause: Duration::from_secs(pause),
+                    think: Duration::from_secs(think.max(1)),
+                    rss_slack_kib: rss_slack_mib * 1024,
+                };
+                scenario::soak::run(env, args).await
             }
         }
     });

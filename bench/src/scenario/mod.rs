@@ -2,8 +2,10 @@
 //! per idle authenticated session), [`logins`] (full logins per second),
 //! [`messages`] (chat messages routed per second between online users) and
 //! [`fanout`] (logins of users with 100-contact rosters: presence
-//! broadcast and probes), and [`irc`] (the IRC transport: memory per
-//! bridged user, messages relayed per second both ways).
+//! broadcast and probes), [`irc`] (the IRC transport: memory per
+//! bridged user, messages relayed per second both ways), and [`soak`]
+//! (clients logging in and out, chatting and changing presence for an
+//! hour, the server's memory and file descriptors read once a minute).
 //! A scenario gets an [`Env`] (where to connect, which accounts, which
 //! process to measure) and returns an [`Outcome`] whose summary line the
 //! binary prints.
@@ -13,6 +15,7 @@ pub mod idle;
 pub mod irc;
 pub mod logins;
 pub mod messages;
+pub mod soak;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use switchboard_spool::store::Stores;
+use switchboard_spool::store::{BoxFuture, Stores};
 
 use crate::im::Accounts;
 use crate::routing::iq::Registry;
@@ -26,7 +26,34 @@ pub struct Setup<'a> {
     pub stores: &'a Stores,
     pub settings: &'a Arc<LiveSettings>,
     pub accounts: &'a Arc<Accounts>,
+    /// Work a feature runs in the background for as long as the server
+    /// runs (an archive's writer, its expiry): the server spawns each
+    /// future once the routing table is built.
+    pub background: &'a mut Vec<BoxFuture<'static, ()>>,
 }
 
-/// Registers every feature this build has.
-pub fn register(_setup: &mut Setup<'_>) {}
+impl Setup<'_> {
+    /// Adds background work (see [`Setup::background`]).
+    pub fn spawn(&mut self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.background.push(Box::pin(task));
+    }
+}
+
+pub mod blocking;
+pub mod carbons;
+pub mod csi;
+pub mod forward;
+pub mod hints;
+pub mod mam;
+pub mod online;
+pub mod stanza_id;
+
+/// Registers every feature this build has. The order only matters for
+/// rows of equal priority; each feature's priority places it among the
+/// others (blocking 50, the archive 30, carbons 20, delivery 0).
+pub fn register(setup: &mut Setup<'_>) {
+    blocking::register(setup);
+    mam::register(setup);
+    carbons::register(setup);
+    csi::register(setup);
+}

@@ -59,6 +59,9 @@ pub enum Work {
     /// then the outcome is sent back (`item-not-found` if there is no
     /// such account).
     Remove(tokio::sync::oneshot::Sender<Result<(), StanzaError>>),
+    /// Nothing to do but say so: everything queued before is done (see
+    /// [`Accounts::flushed`]).
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 /// What every actor works with besides the router: the stores of the
@@ -73,6 +76,8 @@ pub struct ImContext {
     pub motds: Arc<MotdBoard>,
     /// What other modules check inbound work against (see `gates.rs`).
     pub gates: Arc<super::Gates>,
+    /// What other modules watch the actors do (see `observers.rs`).
+    pub observers: Arc<super::Observers>,
 }
 
 /// A piece of work and the guard of the session waiting for it, if any:
@@ -108,6 +113,22 @@ impl Accounts {
     /// The inbound gates, for modules to add theirs at start-up.
     pub fn gates(&self) -> &super::Gates {
         &self.ctx.gates
+    }
+
+    /// The account observers, for modules to add theirs at start-up.
+    pub fn observers(&self) -> &super::Observers {
+        &self.ctx.observers
+    }
+
+    /// Resolves once the account's actor has done everything queued for
+    /// it before this call (a module that must act after, say, the
+    /// unavailable presence a session's end has the actor send).
+    pub fn flushed(&self, router: &Router, bare: &Jid) -> impl std::future::Future<Output = ()> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send(router, bare, Work::Flush(tx));
+        async move {
+            let _ = rx.await;
+        }
     }
 
     /// Queues work for an account, starting its actor if needed. The queue
@@ -292,6 +313,9 @@ impl Account {
             Work::Motd => self.deliver_motd(None).await,
             Work::DropServiceItems(host) => self.drop_service_items(&host).await,
             Work::Remove(done) => self.remove_by_admin(done).await,
+            Work::Flush(done) => {
+                let _ = done.send(());
+            }
         }
     }
 
@@ -386,10 +410,17 @@ impl Account {
         roster.ver += 1;
         let stored = roster.to_stored();
         let r = self.accounts.ctx.rosters.save(&self.account, &stored).await;
-        if let Err(e) = &r {
-            tracing::error!(account = %self.bare, "cannot save the roster: {e}");
-            // The cache may now be ahead of the disk: reload next time.
-            self.roster = None;
+        match &r {
+            Ok(()) => self
+                .accounts
+                .ctx
+                .observers
+                .roster_saved(&self.bare, &stored),
+            Err(e) => {
+                tracing::error!(account = %self.bare, "cannot save the roster: {e}");
+                // The cache may now be ahead of the disk: reload next time.
+                self.roster = None;
+            }
         }
         r
     }

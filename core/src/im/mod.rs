@@ -1,12 +1,15 @@
 //! Instant messaging per RFC 6121: rosters, subscriptions, presence and
 //! offline messages, handled by per-account actors (`account.rs`) that the
 //! routing table's IM rows (`routes.rs`) feed, and the delivery of the
-//! host's message of the day (`motd.rs`).
+//! host's message of the day (`motd.rs`). Other modules check what reaches
+//! an actor through gates (`gates.rs`) and watch what it does through
+//! observers (`observers.rs`).
 
 pub mod account;
 mod admin_register;
 pub mod gates;
 mod motd;
+pub mod observers;
 mod offline;
 mod presence;
 mod remove;
@@ -21,6 +24,7 @@ use std::sync::Arc;
 
 pub use account::{Accounts, ImContext, Work};
 pub use gates::{Gate, Gates, InboundGate};
+pub use observers::{AccountObserver, Observers};
 
 use crate::routing::table::TableBuilder;
 

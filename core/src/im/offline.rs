@@ -44,8 +44,10 @@ impl Account {
             .iter()
             .any(|s| s.priority.is_some_and(|p| p >= 0));
         if online {
+            // Their hooks ran when they first arrived (an archive, say, has
+            // them already): they go on as redeliveries.
             for (msg, ticket) in batch {
-                self.router.route_for(msg, ticket.as_ref());
+                self.router.route_again(msg, ticket.as_ref());
             }
             return;
         }
@@ -88,28 +90,41 @@ impl Account {
         }
         let mut usage = self.offline_usage.unwrap_or_default();
         let stamp = crate::time::stamp(crate::time::unix_now());
+        let delay = Element::new("delay", ns::DELAY)
+            .with_attr("from", self.host().to_string())
+            .with_attr("stamp", stamp);
         let mut accepted = Vec::new();
-        let mut stored = Vec::new();
         for (msg, ticket) in batch {
-            let mut s = msg.clone();
-            s.append_child(
-                Element::new("delay", ns::DELAY)
-                    .with_attr("from", self.host().to_string())
-                    .with_attr("stamp", stamp.clone()),
-            );
-            let size = s.to_bytes(None).len();
+            // Measured as it will be stored, with its delay stamp.
+            let size = msg.to_bytes(None).len() + delay.to_bytes(None).len();
             if usage.messages >= QUOTA_MESSAGES || usage.bytes + size > QUOTA_BYTES {
                 self.bounce(&msg, quota_full());
                 continue;
             }
             usage.messages += 1;
             usage.bytes += size;
-            stored.push(s);
             accepted.push((msg, ticket));
         }
-        if stored.is_empty() {
+        if accepted.is_empty() {
             return;
         }
+        // Other modules see (and may amend) what is about to be stored:
+        // the archive stamps the id it keeps each message under.
+        if !self.stores().observers.is_empty() {
+            let _ = self.roster().await;
+            let observers = self.stores().observers.clone();
+            observers
+                .before_offline(&self.bare, self.roster.as_ref(), &mut accepted)
+                .await;
+        }
+        let stored: Vec<Element> = accepted
+            .iter()
+            .map(|(msg, _)| {
+                let mut s = msg.clone();
+                s.append_child(delay.clone());
+                s
+            })
+            .collect();
         match self
             .stores()
             .offline

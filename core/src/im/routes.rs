@@ -21,6 +21,7 @@ use crate::routing::iq::IqType;
 use crate::routing::stanza::{Class, Kind, MessageType, PresenceType, Stanza};
 use crate::routing::table::{Event, Flow, TableBuilder};
 use crate::routing::Router;
+use crate::sessions::SessionEntry;
 use crate::stanza::StanzaError;
 
 const MODULE: &str = "im";
@@ -185,6 +186,52 @@ fn needs_account(r: &Router, s: &Stanza) -> bool {
     }
 }
 
+/// The sessions RFC 6121 §8.5.2 gives a message to a bare JID: the
+/// available resources with the highest non-negative priority, or for a
+/// headline every available resource with a non-negative priority; `None`
+/// when there is no such resource (the message goes to offline storage).
+fn bare_targets(
+    sessions: &[SessionEntry],
+    headline: bool,
+) -> Option<impl Iterator<Item = &SessionEntry>> {
+    let best = sessions
+        .iter()
+        .filter_map(|s| s.priority)
+        .filter(|p| *p >= 0)
+        .max()?;
+    Some(sessions.iter().filter(move |s| match s.priority {
+        Some(p) if headline => p >= 0,
+        Some(p) => p == best,
+        None => false,
+    }))
+}
+
+/// The ids of the sessions, among an account's `sessions`, that a message
+/// addressed to that account is delivered to by this module's rows
+/// (`message/bare`, `message/full`); none when it goes to offline storage
+/// or nowhere. Modules acting beside delivery use it: message carbons
+/// copy to the account's other sessions.
+pub fn recipients(sessions: &[SessionEntry], s: &Stanza) -> Vec<u64> {
+    let ty = s.message_type().unwrap_or(MessageType::Normal);
+    if s.class == Class::Full {
+        if let Some(one) = sessions
+            .iter()
+            .find(|e| Some(&*e.resource) == s.to.resource())
+        {
+            return vec![one.id];
+        }
+        if !matches!(ty, MessageType::Normal | MessageType::Chat) {
+            return Vec::new();
+        }
+    }
+    match ty {
+        MessageType::Error | MessageType::Groupchat => Vec::new(),
+        _ => bare_targets(sessions, ty == MessageType::Headline)
+            .map(|t| t.map(|e| e.id).collect())
+            .unwrap_or_default(),
+    }
+}
+
 /// RFC 6121 §8.5.2: a message to a bare JID goes to the available
 /// resources with the highest non-negative priority (headlines to all of
 /// them); with none, the account's actor stores it offline.
@@ -199,22 +246,12 @@ fn message_to_bare(r: &Router, accounts: &Accounts, s: Stanza) {
     };
     let bare = s.to.to_bare();
     let sessions = r.sessions().of_account(&bare);
-    let best = sessions
-        .iter()
-        .filter_map(|s| s.priority)
-        .filter(|p| *p >= 0)
-        .max();
-    let Some(best) = best else {
+    let Some(mut targets) = bare_targets(&sessions, headline) else {
         // No available resource: the account's actor stores it offline
         // (or refuses it if there is no such account).
         let ticket = s.ticket();
         return accounts.send_for(r, &bare, Work::Inbound(s.el), ticket);
     };
-    let mut targets = sessions.iter().filter(|s| match s.priority {
-        Some(p) if headline => p >= 0,
-        Some(p) => p == best,
-        None => false,
-    });
     // Every target but the last gets a copy; the last gets the stanza.
     let mut next = targets.next();
     let el = s.el;

@@ -19,6 +19,7 @@ use tokio::net::TcpStream;
 use super::resume::Resumptions;
 use super::session::{BoundSession, Resumption, SmState};
 use super::wire::{self, Fed, WsInput};
+use crate::auth_delay::{AccountKey, AuthDelays};
 use crate::lifecycle::{ShutdownSignal, Tracker};
 use crate::routing::table::SessionRef;
 use crate::routing::Router;
@@ -79,6 +80,9 @@ pub struct C2sContext {
     pub resumptions: Arc<Resumptions>,
     /// FAST tokens (XEP-0484).
     pub fast: Arc<crate::fast::Fast>,
+    /// Recent failed logins per source address and per account, which
+    /// make the next attempts wait (`net/auth_wait.rs`).
+    pub auth_delays: Arc<AuthDelays>,
     pub shutdown: ShutdownSignal,
     /// `-D`: log every byte in and out (secrets masked).
     pub debug: bool,
@@ -95,6 +99,9 @@ struct Conn {
     counted_login: bool,
     counted_failures: u32,
     counted_errors: u32,
+    /// The account the SASL attempt in progress named, so that its
+    /// failure is counted against it too.
+    attempt_account: Option<AccountKey>,
     /// The router pulled the kill switch: the client does not read.
     killed: bool,
     /// The frame decoder of a WebSocket connection (boxed: TCP
@@ -269,6 +276,7 @@ impl Conn {
             counted_login: false,
             counted_failures: 0,
             counted_errors: 0,
+            attempt_account: None,
             killed: false,
             ws: None,
         }
@@ -310,6 +318,11 @@ impl Conn {
         while self.counted_failures < failures {
             self.counted_failures += 1;
             self.shared.router.metrics().login_failure();
+            let policy = self.shared.settings.get().auth_delay;
+            let account = self.attempt_account.take();
+            self.shared
+                .auth_delays
+                .failed(&policy, self.peer.ip(), account, Instant::now());
         }
         let errors = self.machine.stanza_errors();
         while self.counted_errors < errors {
@@ -407,6 +420,9 @@ impl Conn {
                         if !bytes.is_empty() {
                             self.write(io, &bytes).await?;
                             self.machine.note_sent(Instant::now());
+                        }
+                        if let Some(b) = self.bound.as_mut() {
+                            b.written();
                         }
                         if let Some(err) = close {
                             self.machine.fail(err);
@@ -604,6 +620,9 @@ impl Conn {
                     return Ok(Some(Flow::StartTls));
                 }
                 Action::LookupScram { host, user, hash } => {
+                    if !self.before_credentials(&host, &user).await {
+                        continue;
+                    }
                     let cred = crate::accounts::scram_credential(
                         self.shared.accounts.as_ref(),
                         &host,
@@ -622,6 +641,9 @@ impl Conn {
                     user,
                     password,
                 } => {
+                    if !self.before_credentials(&host, &user).await {
+                        continue;
+                    }
                     let ok = crate::accounts::verify(
                         self.shared.accounts.as_ref(),
                         &host,
@@ -646,13 +668,14 @@ impl Conn {
                     self.machine.registered(result);
                 }
                 Action::Bound(jid) => {
-                    self.bind(jid);
-                    if let Some(b) = &self.bound {
-                        let session = b.session.clone();
-                        // Boxed: rare, and the hooks' futures would
-                        // otherwise enlarge every connection task.
-                        Box::pin(self.shared.router.session_started(&session)).await;
-                    }
+                    let session = self.new_session(jid);
+                    // The session-start hooks run before the session is in
+                    // the session table, so nothing is routed to it before
+                    // what they prepare (a block list, archive preferences)
+                    // is ready. Boxed: rare, and the hooks' futures would
+                    // otherwise enlarge every connection task.
+                    Box::pin(self.shared.router.session_started(&session)).await;
+                    self.enter_table(&session);
                 }
                 Action::Stanza(el, to) => {
                     if let Some(b) = self.bound.as_mut() {
@@ -766,7 +789,12 @@ impl Conn {
             for el in released {
                 self.shared.router.metrics().stanza_out(&el);
                 wire::stanza(framing, &el, out);
-                b.sent(el);
+                // Under stream management, kept until acknowledged; these
+                // go out with the machine's own bytes, whose write the
+                // caller does not report, so without it they are not kept.
+                if b.sm.is_some() {
+                    b.sent(el);
+                }
             }
         }
     }
@@ -909,6 +937,23 @@ impl Conn {
         self.bound = Some(session);
     }
 
+    /// Waits as recent failures from this address or on `user@host` say
+    /// before that account's credentials are checked; `false` when the
+    /// connection ended meanwhile (see `net/auth_wait.rs`). Boxed: only
+    /// logins pay for the wait's state, not every idle session.
+    async fn before_credentials(&mut self, host: &str, user: &str) -> bool {
+        let account = self.shared.auth_delays.account_key(host, user);
+        self.attempt_account = Some(account);
+        let peer = self.peer.ip();
+        Box::pin(super::auth_wait::before_check(
+            &self.shared,
+            peer,
+            &mut self.machine,
+            account,
+        ))
+        .await
+    }
+
     /// Creates an account for XEP-0077, throttled per source address.
     async fn register(
         &self,
@@ -945,22 +990,35 @@ impl Conn {
         Ok(())
     }
 
-    fn bind(&mut self, jid: Jid) {
+    /// The session a bound resource gets: its outbox and shared state, not
+    /// yet in the session table (see [`Conn::enter_table`]).
+    fn new_session(&mut self, jid: Jid) -> SessionRef {
         // A session left over on this connection (it cannot happen: the
         // machine binds once) would otherwise be lost without an end.
         if let Some(old) = self.bound.take() {
             old.end(&self.shared.router);
         }
         let (tx, rx) = crate::queue::channel(OUTBOX_CAPACITY);
-        let session_tx = tx.clone();
-        let shared = Arc::new(SessionShared::default());
         let id = self.shared.router.sessions().new_id();
-        if let Some(old) = self
-            .shared
-            .router
-            .sessions()
-            .bind(&jid, id, tx, shared.clone())
-        {
+        let session = SessionRef {
+            jid,
+            id,
+            tx,
+            shared: Arc::new(SessionShared::default()),
+            pending: Tracker::default(),
+        };
+        self.bound = Some(Box::new(BoundSession::new(session.clone(), rx)));
+        session
+    }
+
+    /// Puts the session in the session table, where the router finds it.
+    fn enter_table(&mut self, session: &SessionRef) {
+        if let Some(old) = self.shared.router.sessions().bind(
+            &session.jid,
+            session.id,
+            session.tx.clone(),
+            session.shared.clone(),
+        ) {
             // RFC 6120 §7.7.2.2: the new session takes over the resource.
             if old
                 .tx
@@ -973,17 +1031,7 @@ impl Conn {
                 old.shared.kill.notify_one();
             }
         }
-        tracing::info!(%jid, peer = %self.peer, "session started");
-        self.bound = Some(Box::new(BoundSession::new(
-            SessionRef {
-                jid,
-                id,
-                tx: session_tx,
-                shared,
-                pending: Tracker::default(),
-            },
-            rx,
-        )));
+        tracing::info!(jid = %session.jid, peer = %self.peer, "session started");
     }
 }
 

@@ -1,6 +1,7 @@
 //! Network I/O: listeners and the per-connection driver around the sans-IO
 //! stream machines.
 
+mod auth_wait;
 pub mod component;
 pub mod connection;
 pub mod listener;

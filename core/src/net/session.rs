@@ -67,6 +67,12 @@ pub(crate) struct BoundSession {
     pub broadcast: Option<Element>,
     pub goodbye_status: Option<String>,
     pub sm: Option<Box<SmState>>,
+    /// Without stream management: the stanzas of the write under way,
+    /// kept until the write completes. If the connection dies in the
+    /// middle, nobody can tell which of them the client got, so they go
+    /// on like the outbox (a client that got some may see them twice;
+    /// none is lost).
+    pub in_flight: Vec<Element>,
 }
 
 impl BoundSession {
@@ -79,6 +85,7 @@ impl BoundSession {
             broadcast: None,
             goodbye_status: None,
             sm: None,
+            in_flight: Vec::new(),
         }
     }
 
@@ -139,11 +146,22 @@ impl BoundSession {
         reply
     }
 
-    /// A stanza was written to the client: under stream management it is
-    /// kept until the client acknowledges it.
+    /// A stanza is being written to the client: under stream management it
+    /// is kept until the client acknowledges it, otherwise until the write
+    /// completes ([`BoundSession::written`]).
     pub fn sent(&mut self, el: Element) {
-        if let Some(s) = self.sm.as_mut() {
-            s.sm.sent(el);
+        match self.sm.as_mut() {
+            Some(s) => s.sm.sent(el),
+            None => self.in_flight.push(el),
+        }
+    }
+
+    /// The write under way completed.
+    pub fn written(&mut self) {
+        self.in_flight.clear();
+        if self.in_flight.capacity() > 16 {
+            // An idle session keeps no buffer for a burst long past.
+            self.in_flight = Vec::new();
         }
     }
 
@@ -234,7 +252,8 @@ impl BoundSession {
         router.sessions().unbind(&s.jid, s.id);
         self.rx.close();
         // In the order the client would have seen them: written and not
-        // acknowledged, then held by a filter (taken from the outbox
+        // acknowledged (or being written when the connection died), then
+        // held by a filter (taken from the outbox
         // before what is still in it), then the outbox.
         let mut unacked = 0;
         if let Some(sm) = self.sm.as_mut() {
@@ -246,9 +265,13 @@ impl BoundSession {
                 r.slot.forget();
             }
         }
+        for el in std::mem::take(&mut self.in_flight) {
+            unacked += 1;
+            router.undeliverable(el);
+        }
         if let Some(filter) = s.shared.ext.filter() {
             let mut held = Vec::new();
-            filter.release(&mut held);
+            filter.drain(&mut held);
             for el in held {
                 router.undeliverable(el);
             }

@@ -182,6 +182,16 @@ impl Router {
         self.route_from(el, Origin::Local, ticket.map(Guard::tracker))
     }
 
+    /// Routes a stanza again that went through the destination's hooks
+    /// once already and comes back from an actor (a message queued for
+    /// offline storage whose addressee came online meanwhile): as
+    /// [`Origin::Redelivery`], so that hooks which act once per stanza
+    /// (archive, carbons) do not act twice. Work it starts is counted for
+    /// the session of `ticket`, as with [`Router::route_for`].
+    pub fn route_again(&self, el: Element, ticket: Option<&Guard>) {
+        self.route_from(el, Origin::Redelivery, ticket.map(Guard::tracker))
+    }
+
     fn route_from(&self, el: Element, origin: Origin, pending: Option<Tracker>) {
         let Some(from) = el.attr("from").and_then(|f| Jid::parse(f).ok()) else {
             tracing::warn!("dropping a stanza without a valid 'from'");
@@ -419,7 +429,7 @@ impl Router {
     }
 
     /// Runs the table's session-start hooks for a session that just bound
-    /// its resource.
+    /// its resource, before it enters the session table.
     pub async fn session_started(&self, session: &table::SessionRef) {
         self.inner.table.session_started(self, session).await;
     }

@@ -167,8 +167,10 @@ impl fmt::Debug for SessionRef {
 pub type NonzaHook = Box<dyn Fn(&Router, &SessionRef, Element) + Send + Sync>;
 
 /// A hook that runs when a session has bound its resource, before the
-/// connection reads anything more from the client: what a module needs
-/// ready for the session (a block list loaded, say). Awaited in order.
+/// session enters the session table and before the connection reads
+/// anything more from the client: what a module needs ready for the
+/// session (a block list loaded, say) is ready before anything is routed
+/// to it. Awaited in order.
 pub type SessionStartHook =
     Box<dyn Fn(&Router, &SessionRef) -> BoxFuture<'static, ()> + Send + Sync>;
 

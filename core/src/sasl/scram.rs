@@ -304,8 +304,11 @@ impl ScramServer {
         if flag == "y" && self.plus_advertised {
             // The client can bind but believes we cannot. Since we did offer
             // -PLUS, someone removed it from the feature list: RFC 5802 §6
-            // requires failing to defeat the downgrade.
-            return Err(SaslFailure::EncryptionRequired);
+            // requires failing the authentication to defeat the downgrade,
+            // and a failed authentication is `not-authorized` (RFC 6120
+            // §6.5.10). `encryption-required` would be wrong: the stream is
+            // already encrypted.
+            return Err(SaslFailure::NotAuthorized);
         }
 
         let authzid = if authzid.is_empty() {
@@ -849,10 +852,11 @@ mod tests {
                 "{name}"
             );
         }
-        // `y` while -PLUS was advertised: a downgrade.
+        // `y` while -PLUS was advertised: a downgrade, which fails the
+        // authentication (RFC 5802 §6) as not-authorized (RFC 6120 §6.5.10).
         assert_eq!(
             first(false, cb.clone(), true, "y,,n=u,r=x"),
-            Err(SaslFailure::EncryptionRequired)
+            Err(SaslFailure::NotAuthorized)
         );
         // `y` when it was not advertised is fine, as is `n`.
         assert!(first(false, cb.clone(), false, "y,,n=u,r=x").is_ok());

@@ -211,6 +211,38 @@ fn before_tls_only_starttls_is_offered_and_it_is_required() {
 }
 
 #[test]
+fn other_encodings_are_unsupported_encoding_stream_errors() {
+    let latin1 = format!("<?xml version='1.0' encoding='ISO-8859-1'?>{HEADER}");
+    let mut utf16 = vec![0xFF, 0xFE];
+    utf16.extend(HEADER.encode_utf16().flat_map(u16::to_le_bytes));
+    for input in [latin1.into_bytes(), utf16] {
+        let mut p = Pair::new();
+        p.server.handle_input(&input);
+        p.drain();
+        let out = p.take();
+        assert!(
+            out.contains("<stream:error><unsupported-encoding xmlns=\"urn:ietf:params:xml:ns:xmpp-streams\"/>"),
+            "{out}"
+        );
+        assert!(p.closed);
+    }
+    // After a restart the new stream is judged afresh.
+    let mut p = Pair::new();
+    p.send(HEADER);
+    p.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+    p.take();
+    let mut be = vec![0xFE, 0xFF];
+    be.extend(HEADER.encode_utf16().flat_map(u16::to_be_bytes));
+    p.server.handle_input(&be);
+    p.drain();
+    assert!(p.take().contains("<unsupported-encoding"));
+    // UTF-8, named in any case, is fine.
+    let mut p = Pair::new();
+    p.send(&format!("<?xml version='1.0' encoding='utf-8'?>{HEADER}"));
+    assert!(p.take().contains("<starttls"));
+}
+
+#[test]
 fn auth_before_tls_is_refused() {
     let mut p = Pair::new();
     p.send(HEADER);
@@ -626,7 +658,9 @@ fn the_y_flag_without_a_plus_attempt_is_refused_as_a_downgrade() {
     ));
     let out = p.take();
     assert!(
-        out.contains("<failure") && !out.contains("<challenge"),
+        out.contains("<failure")
+            && out.contains("<not-authorized/>")
+            && !out.contains("<challenge"),
         "{out}"
     );
 }
@@ -1096,4 +1130,33 @@ fn inline_resumption_answers_in_success_and_a_failed_one_binds_instead() {
         .as_deref()
         .unwrap()
         .starts_with("alice@localhost/T/"));
+}
+
+#[test]
+fn a_stream_error_quoting_the_clients_bytes_is_well_formed() {
+    // The error text names the bad attribute, NUL bytes and all; a
+    // WebSocket message holding U+0000 would not be XML (found by fuzzing
+    // the machine over WebSocket framing).
+    use crate::stream::Framing;
+    use switchboard_xml::{ns, parse_document};
+    let mut m = C2s::with_framing(settings(), Instant::now(), Framing::WebSocket, true, None);
+    m.handle_input(
+        b"<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='localhost' version='1.0'/>",
+    );
+    m.handle_input(b"<iq xmlns='jabber:client' type='set' i\0\0d='s'/>");
+    let mut msgs = Vec::new();
+    while let Some(a) = m.poll_action() {
+        if let Action::Send(b) = a {
+            let doc = parse_document(&b, Limits::default())
+                .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&b)));
+            msgs.push(doc);
+        }
+    }
+    let error = msgs
+        .iter()
+        .find(|m| m.is("error", ns::STREAM))
+        .expect("a stream error");
+    assert!(error.get_child("not-well-formed", ns::STREAMS).is_some());
+    let text = error.child_text("text", ns::STREAMS).unwrap();
+    assert!(text.contains("i\u{FFFD}\u{FFFD}d"), "{text}");
 }

@@ -15,6 +15,7 @@ use switchboard_xml::{ns, Element};
 
 use switchboard_core::lifecycle::Tracker;
 use switchboard_core::queue;
+use switchboard_core::routing::table::{SessionEnd, SessionRef};
 use switchboard_core::routing::Router;
 use switchboard_core::sessions::{Outbound, SessionShared};
 use switchboard_core::settings::Settings;
@@ -84,6 +85,11 @@ pub struct Client {
     barriers: u32,
 }
 
+/// A stanza parsed from text, for exact comparisons.
+pub fn xml(text: &str) -> Element {
+    switchboard_xml::parse_document(text.as_bytes(), switchboard_xml::Limits::default()).unwrap()
+}
+
 impl Env {
     /// Binds `jid` with an optional presence priority.
     pub fn online(&self, jid: &str, priority: Option<i8>) -> Client {
@@ -145,6 +151,112 @@ impl Env {
                 Err(_) => panic!("{}: {account}'s actor did not answer", client.jid),
             }
         }
+    }
+}
+
+impl Env {
+    /// Binds `jid` as the server's connection does: the session-start hooks
+    /// run first (a block list, archive preferences are loaded), then the
+    /// session enters the session table, with an optional priority.
+    pub async fn start(&self, jid: &str, priority: Option<i8>) -> Client {
+        let jid = Jid::parse(jid).unwrap();
+        let (tx, rx) = queue::channel(switchboard_core::sessions::OUTBOX_CAPACITY);
+        let shared = Arc::new(SessionShared::default());
+        let id = self.router.sessions().new_id();
+        let pending = Tracker::default();
+        let session = SessionRef {
+            jid: jid.clone(),
+            id,
+            tx: tx.clone(),
+            shared: shared.clone(),
+            pending: pending.clone(),
+        };
+        self.router.session_started(&session).await;
+        self.router.sessions().bind(&jid, id, tx, shared.clone());
+        let presence = priority.map(|p| {
+            Element::new("presence", ns::CLIENT)
+                .with_child(Element::new("priority", ns::CLIENT).with_text(p.to_string()))
+        });
+        self.router.sessions().set_presence(&jid, presence);
+        Client {
+            jid,
+            id,
+            pending,
+            rx,
+            shared,
+            barriers: 0,
+        }
+    }
+
+    /// The session as hooks that act on it see it.
+    pub fn session_ref(&self, c: &Client) -> SessionRef {
+        let entry = self.router.sessions().get(&c.jid).expect("bound");
+        SessionRef {
+            jid: c.jid.clone(),
+            id: c.id,
+            tx: entry.tx,
+            shared: c.shared.clone(),
+            pending: c.pending.clone(),
+        }
+    }
+
+    /// Ends a session as the connection does: out of the table, what was
+    /// queued for it sent on, and the session-end hooks.
+    pub fn end(&self, mut c: Client) {
+        self.router.sessions().unbind(&c.jid, c.id);
+        c.rx.close();
+        self.router.take_back(&mut c.rx);
+        self.router.session_ended(SessionEnd {
+            jid: c.jid.clone(),
+            presence: None,
+            status: None,
+            directed: Vec::new(),
+        });
+    }
+
+    /// Sends an IQ from `c` and waits for its answer (a result or an
+    /// error); returns what arrived before it, and the answer.
+    pub async fn iq(
+        &self,
+        c: &mut Client,
+        ty: &str,
+        to: Option<&str>,
+        payload: Element,
+    ) -> (Vec<Element>, Element) {
+        c.barriers += 1;
+        let id = format!("iq-{}", c.barriers);
+        let mut iq = Element::new("iq", ns::CLIENT)
+            .with_attr("type", ty)
+            .with_attr("id", id.clone())
+            .with_child(payload);
+        if let Some(to) = to {
+            iq.set_attr("to", to);
+        }
+        self.send(c, iq);
+        let mut seen = Vec::new();
+        loop {
+            match tokio::time::timeout(WAIT, c.rx.recv()).await {
+                Ok(Some(Outbound::Stanza(el)))
+                    if el.name == "iq"
+                        && el.attr("id") == Some(id.as_str())
+                        && matches!(el.attr("type"), Some("result" | "error")) =>
+                {
+                    return (seen, *el)
+                }
+                Ok(Some(Outbound::Stanza(el))) => seen.push(*el),
+                Ok(Some(Outbound::Close(e))) => panic!("{}: closed with {e:?}", c.jid),
+                Ok(None) => panic!("{}: outbox closed", c.jid),
+                Err(_) => panic!("{}: no answer to {id}", c.jid),
+            }
+        }
+    }
+
+    /// Waits until the work `c`'s stanzas started is done (delivered,
+    /// stored, archived), as its next IQ would.
+    pub async fn done(&self, c: &Client) {
+        tokio::time::timeout(WAIT, c.pending.drained())
+            .await
+            .expect("the work a session started finishes");
     }
 }
 

@@ -81,12 +81,19 @@ pub(crate) fn select<M: Meta>(entries: &[M], query: &ArchiveQuery) -> Option<Sel
     let window = if lo < hi { lo..hi } else { lo..lo };
     let mut picks = Vec::with_capacity(query.max.min(window.len()));
     let complete = if query.from_end {
-        let mut rest = window.clone().rev().filter(|&i| matches(&entries[i]));
+        let mut rest = window
+            .clone()
+            .rev()
+            .filter(|&i| matches(&entries[i]))
+            .skip(query.skip);
         picks.extend(rest.by_ref().take(query.max));
         picks.reverse();
         rest.next().is_none()
     } else {
-        let mut rest = window.clone().filter(|&i| matches(&entries[i]));
+        let mut rest = window
+            .clone()
+            .filter(|&i| matches(&entries[i]))
+            .skip(query.skip);
         picks.extend(rest.by_ref().take(query.max));
         rest.next().is_none()
     };
@@ -203,5 +210,30 @@ mod tests {
             ..q()
         };
         assert_eq!(picks(&window), (vec!["b", "d"], true, 2));
+    }
+
+    #[test]
+    fn skipping_starts_the_page_at_an_index_of_the_result_set() {
+        let second = ArchiveQuery {
+            max: 2,
+            skip: 2,
+            ..q()
+        };
+        assert_eq!(picks(&second), (vec!["c", "d"], false, 5));
+        let bob_from_one = ArchiveQuery {
+            with: Some("bob@x".into()),
+            skip: 1,
+            ..q()
+        };
+        assert_eq!(picks(&bob_from_one), (vec!["b", "d"], true, 3));
+        let past_the_end = ArchiveQuery { skip: 5, ..q() };
+        assert_eq!(picks(&past_the_end), (vec![], true, 5));
+        let from_end = ArchiveQuery {
+            max: 2,
+            skip: 1,
+            from_end: true,
+            ..q()
+        };
+        assert_eq!(picks(&from_end), (vec!["c", "d"], false, 5));
     }
 }

@@ -794,9 +794,14 @@ pub async fn archive_replace_keeps_the_place(s: Stores) {
 
 pub async fn archive_expire_and_remove_owner(s: Stores) {
     filled(&s, "alice@example.org", 10).await;
+    filled(&s, "example.org", 3).await;
     filled(&s, "room@conference.example.org", 4).await;
-    // Entries before 5 s go; the one at exactly 5 s stays.
-    assert_eq!(s.archive.expire(5_000_000).await.unwrap(), 4 + 4);
+    // Entries of example.org's archives before 5 s go; the one at
+    // exactly 5 s stays, and so does everything at other domains.
+    assert_eq!(
+        s.archive.expire("example.org", 5_000_000).await.unwrap(),
+        4 + 3
+    );
     let page = s
         .archive
         .query("alice@example.org", &all(50))
@@ -806,12 +811,31 @@ pub async fn archive_expire_and_remove_owner(s: Stores) {
     assert_eq!(ids(&page), names(5..=10));
     let page = s
         .archive
-        .query("room@conference.example.org", &all(50))
+        .query("example.org", &all(50))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(page.count, Some(0));
-    assert_eq!(s.archive.expire(5_000_000).await.unwrap(), 0);
+    let room = "room@conference.example.org";
+    let page = s.archive.query(room, &all(50)).await.unwrap().unwrap();
+    assert_eq!(ids(&page), names(1..=4), "another domain keeps its own");
+    assert_eq!(
+        s.archive
+            .expire("conference.example.org", 5_000_000)
+            .await
+            .unwrap(),
+        4
+    );
+    let page = s.archive.query(room, &all(50)).await.unwrap().unwrap();
+    assert_eq!(page.count, Some(0));
+    assert_eq!(s.archive.expire("example.org", 5_000_000).await.unwrap(), 0);
+    assert_eq!(
+        s.archive
+            .expire("nowhere.example", 5_000_000)
+            .await
+            .unwrap(),
+        0
+    );
     // Paging still works on what is left, and appends continue it.
     s.archive
         .append("alice@example.org", &entry(11, "bob@example.org"))
@@ -836,6 +860,58 @@ pub async fn archive_expire_and_remove_owner(s: Stores) {
         .unwrap()
         .unwrap();
     assert_eq!(page.count, Some(0));
+}
+
+pub async fn archive_batches_are_appended_whole_and_in_order(s: Stores) {
+    let owner = "alice@example.org";
+    s.archive
+        .append(owner, &entry(1, "bob@example.org"))
+        .await
+        .unwrap();
+    let batch: Vec<ArchiveEntry> = (2..=4).map(|n| entry(n, "carol@example.org")).collect();
+    s.archive.append_batch(owner, &batch).await.unwrap();
+    s.archive.append_batch(owner, &[]).await.unwrap();
+    s.archive
+        .append(owner, &entry(5, "bob@example.org"))
+        .await
+        .unwrap();
+    let page = s.archive.query(owner, &all(10)).await.unwrap().unwrap();
+    assert_eq!(ids(&page), names(1..=5));
+    assert_eq!(page.entries[2], entry(3, "carol@example.org"));
+    let q = ArchiveQuery {
+        after_id: Some("m2".into()),
+        before_id: Some("m5".into()),
+        ..all(10)
+    };
+    let page = s.archive.query(owner, &q).await.unwrap().unwrap();
+    assert_eq!(ids(&page), names(3..=4));
+    // One stanza that cannot be stored refuses the whole batch.
+    let bad = ArchiveEntry {
+        stanza: message("b@x", "a\0b"),
+        ..entry(7, "bob@example.org")
+    };
+    invalid(
+        s.archive
+            .append_batch(owner, &[entry(6, "bob@example.org"), bad])
+            .await,
+    );
+    let page = s.archive.query(owner, &all(10)).await.unwrap().unwrap();
+    assert_eq!(ids(&page), names(1..=5), "nothing of a refused batch");
+}
+
+pub async fn archive_pages_start_at_an_index(s: Stores) {
+    let owner = "alice@example.org";
+    filled(&s, owner, 10).await;
+    let q = ArchiveQuery { skip: 3, ..all(4) };
+    let page = s.archive.query(owner, &q).await.unwrap().unwrap();
+    assert_eq!(ids(&page), names(4..=7));
+    assert!(!page.complete);
+    assert_eq!(page.count, Some(10));
+    let past = ArchiveQuery { skip: 10, ..all(4) };
+    let page = s.archive.query(owner, &past).await.unwrap().unwrap();
+    assert_eq!(page.entries, vec![]);
+    assert!(page.complete);
+    assert_eq!(page.count, Some(10));
 }
 
 pub async fn archive_owners_ids_and_partners_with_awkward_names(s: Stores) {
@@ -1189,6 +1265,8 @@ macro_rules! conformance_tests {
             archive_filters_by_with_time_and_ids,
             archive_replace_keeps_the_place,
             archive_expire_and_remove_owner,
+            archive_batches_are_appended_whole_and_in_order,
+            archive_pages_start_at_an_index,
             archive_owners_ids_and_partners_with_awkward_names,
             service_data_round_trips_opaque_values,
             service_data_with_awkward_names_stays_apart,

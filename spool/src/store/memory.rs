@@ -283,6 +283,23 @@ impl ArchiveStore for MemoryStores {
         })
     }
 
+    fn append_batch<'a>(
+        &'a self,
+        owner: &'a ArchiveOwner,
+        entries: &'a [ArchiveEntry],
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        self.with(move |s| {
+            for e in entries {
+                rules::stanza(&e.stanza, e.stanza.to_bytes(None).len())?;
+            }
+            s.archives
+                .entry(owner.to_owned())
+                .or_default()
+                .extend_from_slice(entries);
+            Ok(())
+        })
+    }
+
     fn query<'a>(
         &'a self,
         owner: &'a ArchiveOwner,
@@ -319,10 +336,14 @@ impl ArchiveStore for MemoryStores {
         })
     }
 
-    fn expire<'a>(&'a self, before: u64) -> BoxFuture<'a, StoreResult<u64>> {
+    fn expire<'a>(&'a self, domain: &'a str, before: u64) -> BoxFuture<'a, StoreResult<u64>> {
         self.with(move |s| {
             let mut gone = 0;
-            for entries in s.archives.values_mut() {
+            for (owner, entries) in s.archives.iter_mut() {
+                let at = owner.split_once('@').map_or(owner.as_str(), |(_, d)| d);
+                if at != domain {
+                    continue;
+                }
                 let was = entries.len();
                 entries.retain(|e| e.timestamp >= before);
                 gone += (was - entries.len()) as u64;

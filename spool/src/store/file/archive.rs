@@ -13,9 +13,9 @@
 //!
 //! `a <timestamp> <id> <with>` appends an entry (id and `with` escaped by
 //! [`log::escape`]); `r <id>` replaces the stanza of an earlier entry,
-//! which keeps its place, time and `with`. `expire` rewrites a log without
-//! the expired entries, folding each replacement into its entry; a log
-//! left with none is removed.
+//! which keeps its place, time and `with`. `expire` rewrites the logs of
+//! one domain's directory without the expired entries, folding each
+//! replacement into its entry; a log left with none is removed.
 //!
 //! **Queries** run on an index of the log kept in memory: each entry's
 //! id, time, `with`, and where its latest record is (about a hundred bytes
@@ -144,6 +144,35 @@ fn entry_fields(timestamp: u64, id: &str, with: &str) -> String {
     format!("a {timestamp} {} {}", log::escape(id), log::escape(with))
 }
 
+/// An entry on its way to the log: what the index keeps of it, and the
+/// length of its record in the batch's bytes.
+struct Encoded {
+    id: String,
+    timestamp: u64,
+    with: String,
+    len: usize,
+}
+
+/// The records of `entries`, one after the other, and what the index
+/// needs of each; `Invalid` if a stanza cannot be stored (nothing is).
+fn encode(entries: &[ArchiveEntry]) -> StoreResult<(Vec<Encoded>, Vec<u8>)> {
+    let mut all = Vec::new();
+    let mut batch = Vec::with_capacity(entries.len());
+    for e in entries {
+        let payload = e.stanza.to_bytes(None);
+        rules::stanza(&e.stanza, payload.len())?;
+        let record = log::record(&entry_fields(e.timestamp, &e.id, &e.with), &payload);
+        batch.push(Encoded {
+            id: e.id.clone(),
+            timestamp: e.timestamp,
+            with: e.with.clone(),
+            len: record.len(),
+        });
+        all.extend_from_slice(&record);
+    }
+    Ok((batch, all))
+}
+
 fn lines_in(payload: &[u8]) -> u32 {
     payload.iter().filter(|&&b| b == b'\n').count() as u32
 }
@@ -268,14 +297,10 @@ impl Index {
                 .is_ok_and(|m| (m.dev(), m.ino()) == self.dev_ino && m.len() == self.end)
     }
 
-    /// Appends `record` (holding `payload`) at the end of the valid
-    /// records, cutting off a torn tail first.
-    fn append(
-        &mut self,
-        path: &Path,
-        record: &[u8],
-        payload: &[u8],
-    ) -> Result<(u64, u32), SpoolError> {
+    /// Appends `records` (whole records, one or more) at the end of the
+    /// valid records, cutting off a torn tail first; returns where they
+    /// start (offset and line).
+    fn append(&mut self, path: &Path, records: &[u8]) -> Result<(u64, u32), SpoolError> {
         let file = self.file.as_ref().expect("refreshed");
         let size = file.metadata().map_err(|e| SpoolError::io(path, e))?.len();
         if size > self.end {
@@ -283,12 +308,14 @@ impl Index {
             self.torn = 0;
         }
         let at = (self.end, self.line);
-        if let Err(e) = log::append(path, file, self.end, record) {
+        if let Err(e) = log::append(path, file, self.end, records) {
             *self = Index::default();
             return Err(e);
         }
-        self.end += record.len() as u64;
-        self.line += 2 + lines_in(payload);
+        self.end += records.len() as u64;
+        // A record holds its header line, its payload's lines and the
+        // newline after it: counting the newlines counts the lines.
+        self.line += lines_in(records);
         Ok(at)
     }
 
@@ -440,30 +467,36 @@ impl Inner {
             .join(format!("{stem}{ARCHIVE_SUFFIX}"))
     }
 
-    fn archive_append(
-        &self,
-        owner: &str,
-        e: &ArchiveEntry,
-        payload: &[u8],
-    ) -> Result<(), SpoolError> {
+    /// Appends a batch of encoded entries (see [`encode`]) to one archive
+    /// with one write and one flush: all of them or (on an error) none.
+    fn archive_append(&self, owner: &str, batch: &[Encoded], all: &[u8]) -> Result<(), SpoolError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
         let (domain, stem) = place(owner);
         let _lock = self.spool.lock_user(domain, &stem, true)?;
         let path = self.archive_path(domain, &stem);
-        let record = log::record(&entry_fields(e.timestamp, &e.id, &e.with), payload);
         // An index that describes the log as it is knows where it ends.
         if let Some(index) = self.archives.peek(&path) {
             let mut index = lock_index(&index);
             if index.in_sync(&path) {
-                let (offset, line) = index.append(&path, &record, payload)?;
-                let with = index.intern(&e.with);
-                index.entries.push(Meta {
-                    id: e.id.as_str().into(),
-                    timestamp: e.timestamp,
-                    with,
-                    offset,
-                    len: record.len() as u64,
-                    line,
-                });
+                let (mut offset, mut line) = index.append(&path, all)?;
+                let mut at = 0;
+                for e in batch {
+                    let record = &all[at..at + e.len];
+                    at += e.len;
+                    let with = index.intern(&e.with);
+                    index.entries.push(Meta {
+                        id: e.id.as_str().into(),
+                        timestamp: e.timestamp,
+                        with,
+                        offset,
+                        len: e.len as u64,
+                        line,
+                    });
+                    offset += e.len as u64;
+                    line += lines_in(record);
+                }
                 return Ok(());
             }
         }
@@ -497,7 +530,7 @@ impl Inner {
             }
             scanned.end
         };
-        log::append(&path, &file, end, &record)
+        log::append(&path, &file, end, all)
     }
 
     fn archive_query(
@@ -557,33 +590,30 @@ impl Inner {
             return Ok(false);
         };
         let record = log::record(&format!("r {}", log::escape(id)), payload);
-        let (offset, line) = index.append(&path, &record, payload)?;
+        let (offset, line) = index.append(&path, &record)?;
         let m = &mut index.entries[i];
         (m.offset, m.len, m.line) = (offset, record.len() as u64, line);
         Ok(true)
     }
 
-    fn archive_expire(&self, before: u64) -> Result<u64, SpoolError> {
-        let root = self.spool.root();
+    fn archive_expire(&self, domain: &str, before: u64) -> Result<u64, SpoolError> {
+        let dir = self.spool.host_dir(domain);
         let mut gone = 0;
-        let dirs = std::fs::read_dir(root).map_err(|e| SpoolError::io(root, e))?;
-        for dir in dirs {
-            let dir = dir.map_err(|e| SpoolError::io(root, e))?.path();
-            if !dir.is_dir() {
+        let files = match std::fs::read_dir(&dir) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(SpoolError::io(&dir, e)),
+        };
+        for file in files {
+            let name = file.map_err(|e| SpoolError::io(&dir, e))?.file_name();
+            let Some(stem) = name
+                .to_str()
+                .filter(|n| !n.starts_with('.'))
+                .and_then(|n| n.strip_suffix(ARCHIVE_SUFFIX))
+            else {
                 continue;
-            }
-            let files = std::fs::read_dir(&dir).map_err(|e| SpoolError::io(&dir, e))?;
-            for file in files {
-                let name = file.map_err(|e| SpoolError::io(&dir, e))?.file_name();
-                let Some(stem) = name
-                    .to_str()
-                    .filter(|n| !n.starts_with('.'))
-                    .and_then(|n| n.strip_suffix(ARCHIVE_SUFFIX))
-                else {
-                    continue;
-                };
-                gone += self.expire_one(&dir, stem, before)?;
-            }
+            };
+            gone += self.expire_one(&dir, stem, before)?;
         }
         Ok(gone)
     }
@@ -674,12 +704,25 @@ impl ArchiveStore for FileStores {
         owner: &'a ArchiveOwner,
         entry: &'a ArchiveEntry,
     ) -> BoxFuture<'a, StoreResult<()>> {
-        let (owner, entry) = (owner.to_owned(), entry.clone());
-        let payload = entry.stanza.to_bytes(None);
-        let checked = rules::stanza(&entry.stanza, payload.len());
-        run(&self.inner, "archive a message", move |s| {
-            checked?;
-            Ok(s.archive_append(&owner, &entry, &payload)?)
+        self.append_batch(owner, std::slice::from_ref(entry))
+    }
+
+    fn append_batch<'a>(
+        &'a self,
+        owner: &'a ArchiveOwner,
+        entries: &'a [ArchiveEntry],
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        let owner = owner.to_owned();
+        // Encoded here, so that only bytes and ids go to the blocking pool.
+        let encoded = encode(entries);
+        let what = if entries.len() == 1 {
+            "archive a message"
+        } else {
+            "archive messages"
+        };
+        run(&self.inner, what, move |s| {
+            let (batch, all) = encoded?;
+            Ok(s.archive_append(&owner, &batch, &all)?)
         })
     }
 
@@ -709,9 +752,10 @@ impl ArchiveStore for FileStores {
         })
     }
 
-    fn expire<'a>(&'a self, before: u64) -> BoxFuture<'a, StoreResult<u64>> {
+    fn expire<'a>(&'a self, domain: &'a str, before: u64) -> BoxFuture<'a, StoreResult<u64>> {
+        let domain = domain.to_owned();
         run(&self.inner, "expire archives", move |s| {
-            Ok(s.archive_expire(before)?)
+            Ok(s.archive_expire(&domain, before)?)
         })
     }
 

@@ -444,7 +444,13 @@ async fn an_index_follows_appends_and_compaction_by_another_process() {
     let page = other.archive.query(owner, &all(10)).await.unwrap().unwrap();
     assert_eq!(page.count, Some(6));
     assert_eq!(page.entries[4].stanza, message("b@x", "edited"));
-    assert_eq!(s.archive.expire(3_000_000).await.unwrap(), 2);
+    assert_eq!(
+        s.archive
+            .expire("conference.example.org", 3_000_000)
+            .await
+            .unwrap(),
+        2
+    );
     let page = other.archive.query(owner, &all(10)).await.unwrap().unwrap();
     assert_eq!(ids(&page), ["m3", "m4", "m5", "m6"]);
     assert_eq!(

@@ -1,6 +1,7 @@
-//! Time as group chat needs it: microseconds since the Unix epoch
-//! everywhere inside, XEP-0082 date-times (`2024-05-01T12:00:00.000000Z`)
-//! on the wire, for delays, `since=` and archive filters.
+//! Time as archives need it: microseconds since the Unix epoch everywhere
+//! inside, XEP-0082 date-times (`2024-05-01T12:00:00.000000Z`) on the
+//! wire, for delays, `since=` and archive filters (group chat's and the
+//! core's).
 
 /// Microseconds since the Unix epoch, from the system clock.
 pub fn now_micros() -> u64 {
