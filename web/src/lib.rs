@@ -5,6 +5,7 @@
 //! | path | endpoint | file |
 //! | --- | --- | --- |
 //! | `/xmpp-websocket` | XMPP over WebSocket (RFC 7395) | `websocket.rs` |
+//! | `/http-bind` | BOSH (XEP-0124, XEP-0206) | `bosh.rs` |
 //! | `/.well-known/host-meta`, `host-meta.json` | connection discovery (XEP-0156) | `host_meta.rs` |
 //! | `/` and `/chat/…` | the chat page (converse.js from a directory the admin installs) | `chat.rs`, `files.rs` |
 //! | `/upload/{service}/{id}/{name}` | HTTP file upload (XEP-0363): PUT with a signed slot, GET | `upload.rs` |
@@ -20,6 +21,7 @@
 //! ([`switchboard_core::server::WebHandles`]), the metrics are the core's
 //! counters.
 
+mod bosh;
 mod chat;
 mod files;
 mod host_meta;
@@ -49,6 +51,8 @@ pub(crate) struct App {
     pub muc: Option<String>,
     /// The upload services whose files this side stores and serves.
     pub uploads: Vec<Arc<switchboard_upload::Uploads>>,
+    /// The BOSH sessions.
+    pub bosh: bosh::Sessions,
 }
 
 /// Binds every HTTP, HTTPS and metrics listener in the config and starts
@@ -68,6 +72,7 @@ pub async fn start(
             .find(|s| s.kind == "muc")
             .map(|s| s.id.clone()),
         uploads,
+        bosh: bosh::Sessions::default(),
     });
     let mut wanted: Vec<(Kind, SocketAddr)> = Vec::new();
     for h in &config.listen.http {

@@ -22,6 +22,7 @@ pub(crate) async fn route(app: Arc<App>, conn: Conn, req: Request<Incoming>) -> 
     }
     match path.as_str() {
         "/xmpp-websocket" => crate::websocket::upgrade(&app, &conn, req),
+        "/http-bind" => crate::bosh::serve(&app, &conn, req).await,
         "/.well-known/host-meta" | "/.well-known/host-meta.json" => {
             crate::host_meta::serve(&app, &conn, &req, path.ends_with(".json"))
         }
