@@ -219,6 +219,13 @@ async fn host_meta_names_the_websocket_endpoint() {
         )),
         "{xrd}"
     );
+    assert!(
+        xrd.contains(&format!(
+            "<Link rel='urn:xmpp:alt-connections:xbosh' href='https://localhost:{}/http-bind'/>",
+            addr.port()
+        )),
+        "{xrd}"
+    );
     assert!(xrd.contains("Access-Control-Allow-Origin: *"), "{xrd}");
     let plain = server.listener("http");
     let json = http(
@@ -229,6 +236,12 @@ async fn host_meta_names_the_websocket_endpoint() {
     .await;
     assert!(
         json.contains(r#"{"rel":"urn:xmpp:alt-connections:websocket","href":"ws://example.org/xmpp-websocket"}"#),
+        "{json}"
+    );
+    assert!(
+        json.contains(
+            r#"{"rel":"urn:xmpp:alt-connections:xbosh","href":"http://example.org/http-bind"}"#
+        ),
         "{json}"
     );
 }

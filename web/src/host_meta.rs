@@ -1,6 +1,7 @@
 //! Connection discovery (XEP-0156): `/.well-known/host-meta` (XRD) and
-//! `/.well-known/host-meta.json` (JRD) name this listener's WebSocket
-//! endpoint, so a web client given only a domain finds where to connect.
+//! `/.well-known/host-meta.json` (JRD) name this listener's WebSocket and
+//! BOSH endpoints, so a web client given only a domain finds where to
+//! connect.
 //! The addresses are built from the request's `Host` (the name and port
 //! the client reached) and the listener's scheme.
 
@@ -12,6 +13,8 @@ use crate::App;
 
 /// The link relation of XEP-0156 for RFC 7395 WebSocket endpoints.
 const WEBSOCKET_REL: &str = "urn:xmpp:alt-connections:websocket";
+/// The one for BOSH (XEP-0206) endpoints.
+const BOSH_REL: &str = "urn:xmpp:alt-connections:xbosh";
 
 pub(crate) fn serve<B>(_app: &App, conn: &Conn, req: &Request<B>, json: bool) -> Response<Body> {
     if req.method() != http::Method::GET && req.method() != http::Method::HEAD {
@@ -27,10 +30,17 @@ pub(crate) fn serve<B>(_app: &App, conn: &Conn, req: &Request<B>, json: bool) ->
         "{}://{authority}/xmpp-websocket",
         if conn.secure() { "wss" } else { "ws" }
     );
+    let bosh = format!(
+        "{}://{authority}/http-bind",
+        if conn.secure() { "https" } else { "http" }
+    );
     let mut r = if json {
         reply::ok(
             "application/json",
-            format!("{{\"links\":[{{\"rel\":\"{WEBSOCKET_REL}\",\"href\":\"{ws}\"}}]}}\n"),
+            format!(
+                "{{\"links\":[{{\"rel\":\"{WEBSOCKET_REL}\",\"href\":\"{ws}\"}},\
+                 {{\"rel\":\"{BOSH_REL}\",\"href\":\"{bosh}\"}}]}}\n"
+            ),
         )
     } else {
         reply::ok(
@@ -38,7 +48,8 @@ pub(crate) fn serve<B>(_app: &App, conn: &Conn, req: &Request<B>, json: bool) ->
             format!(
                 "<?xml version='1.0' encoding='utf-8'?>\n\
                  <XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>\n  \
-                 <Link rel='{WEBSOCKET_REL}' href='{ws}'/>\n</XRD>\n"
+                 <Link rel='{WEBSOCKET_REL}' href='{ws}'/>\n  \
+                 <Link rel='{BOSH_REL}' href='{bosh}'/>\n</XRD>\n"
             ),
         )
     };
