@@ -274,6 +274,16 @@ async fn bad_requests_are_refused_and_say_why() {
     );
     let (_, body) = post(&server, &b.request("", "")).await;
     assert!(body.contains("item-not-found"), "{body}");
+    // A body larger than <web max-body-bytes> (256 KiB and a bit).
+    let huge = format!(
+        "<body xmlns='{NS}' to='localhost' rid='9'>{}</body>",
+        "x".repeat(300_000)
+    );
+    let (status, body) = post(&server, &huge).await;
+    assert!(
+        status.contains(" 413 ") && body.contains("at most 278528 bytes"),
+        "{status} {body}"
+    );
     // A GET says what the endpoint is.
     let answer = http(
         server.listener("https"),
