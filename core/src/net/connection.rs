@@ -395,7 +395,9 @@ impl Conn {
                 r = std::future::poll_fn(|cx| poll_read_into(cx, io, machine, ws.as_deref_mut(), debug)), if reading => {
                     if r? == 0 {
                         if self.ws.is_some() {
-                            self.websocket_closed(io).await;
+                            // Boxed: it runs once, at the end, and would
+                            // otherwise widen every connection task.
+                            Box::pin(self.websocket_closed(io)).await;
                         }
                         return Ok(Flow::Closed);
                     }
