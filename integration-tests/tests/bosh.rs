@@ -2,8 +2,10 @@
 //! request as a browser library sends them: a session, SASL, a stream
 //! restart, resource binding, chat both ways with a TCP client (a held
 //! request answered when a message arrives), a retried request answered
-//! again, and the refusals: an unknown session, a request id out of
-//! order, a body that is not XML, a domain the server does not have.
+//! again, stream management resumed on a new BOSH session after the old
+//! one went idle, and the refusals: an unknown session, a request id out
+//! of order, a body that is not XML or too large, a domain the server
+//! does not have, a session over the per-address limit.
 
 use switchboard_integration_tests::ws::http;
 use switchboard_integration_tests::{Client, ServerBuilder, TestServer};
@@ -325,4 +327,71 @@ async fn sessions_are_limited_per_address_and_end_when_idle() {
     );
     let mut bob = Client::login(&server, "bob", "bob-pw", "desk").await;
     bob.barrier().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bosh_session_resumes_with_stream_management() {
+    let server = server_with(r#"<bosh inactivity="2s"/>"#);
+    let mut alice = login(&server, "alice", "alice-pw", "web").await;
+    let enabled = alice
+        .send(&server, "<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+        .await;
+    let enabled = if enabled.contains("<enabled") {
+        enabled
+    } else {
+        alice.until(&server, "<enabled").await
+    };
+    let id = enabled
+        .split("id=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_else(|| panic!("no id: {enabled}"))
+        .to_string();
+    // The browser goes away: no request for the inactivity time. The
+    // session hibernates as for a dropped TCP connection; Bob writes.
+    server.wait_for_log(&["session hibernates", "alice@localhost"]);
+    let mut bob = Client::login(&server, "bob", "bob-pw", "desk").await;
+    bob.send("<message to='alice@localhost/web' type='chat' id='away'><body>while you were away</body></message>")
+        .await;
+    bob.barrier().await;
+
+    // A new BOSH session logs in and resumes: the message arrives.
+    let (mut again, _) = Bosh::start(&server).await;
+    let ok = again
+        .send(
+            &server,
+            &format!(
+                "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{}</auth>",
+                plain("alice", "alice-pw")
+            ),
+        )
+        .await;
+    assert!(ok.contains("<success"), "{ok}");
+    let req = again.request("", " to='localhost' xmpp:restart='true'");
+    let (_, features) = post(&server, &req).await;
+    assert!(features.contains("urn:xmpp:sm:3"), "{features}");
+    // Everything the next answers bring: <resumed/>, then the message.
+    let mut seen = again
+        .send(
+            &server,
+            &format!("<resume xmlns='urn:xmpp:sm:3' h='0' previd='{id}'/>"),
+        )
+        .await;
+    for _ in 0..10 {
+        if seen.contains("while you were away") {
+            break;
+        }
+        let more = again.send(&server, "").await;
+        assert!(
+            !more.contains("type='terminate'"),
+            "the session ended: {more}"
+        );
+        seen.push_str(&more);
+    }
+    assert!(seen.contains("<resumed"), "{seen}");
+    assert!(
+        seen.find("<resumed") < seen.find("while you were away"),
+        "{seen}"
+    );
+    server.wait_for_log(&["session resumed", "alice@localhost/web"]);
 }
