@@ -37,6 +37,11 @@
 #   fanout    FANOUT_LOGINS users with FANOUT_CONTACTS-contact rosters logging
 #             in (and out) while FANOUT_ONLINE contacts are online: logins and
 #             presences per second, server CPU per login
+#   muc       group chat fan-out (not in the default list): one room of each
+#             size in MUC_ROOMS, MUC_SENDERS of its occupants sending, with
+#             and without archiving (MUC_ARCHIVE): messages and delivered
+#             copies per second, server CPU per delivered copy, latency, and
+#             the join latency into the full room (MUC_JOINS joins)
 #
 # Settings, from the environment (defaults in brackets):
 #   SESSIONS [10000]  idle sessions; USERS [SESSIONS] accounts they log in as
@@ -51,6 +56,10 @@
 #   FANOUT_ONLINE [1000], FANOUT_LOGINS [1000], FANOUT_CONTACTS [100]
 #   FANOUT_CONCURRENCY [32]  logins in flight in the fanout scenario
 #   FANOUT_SETTLE [0]  seconds between the online logins and the measured ones
+#   MUC_ROOMS ["10 100 1000"]  room sizes, one fresh server each
+#   MUC_ARCHIVE ["0 1"]  rooms without and with the archive (XEP-0313)
+#   MUC_SENDERS [10], MUC_WINDOW [2] (messages in flight per sender),
+#   MUC_DURATION [15], MUC_JOINS [20] (joins measured into the full room)
 #   SERVER_CPU [0], LOAD_CPU [1]  cores to pin the server and the load tool to
 #   SCENARIOS ["idle logins messages fanout"]  which scenarios to run, in order
 #                     (a scenario that would not fit is cut short and
@@ -94,6 +103,13 @@ FANOUT_CONTACTS=${FANOUT_CONTACTS:-100}
 FANOUT_CONCURRENCY=${FANOUT_CONCURRENCY:-32}
 FANOUT_SETTLE=${FANOUT_SETTLE:-0}
 SCENARIOS=${SCENARIOS:-idle logins messages fanout}
+MUC_ROOMS=${MUC_ROOMS:-10 100 1000}
+MUC_ARCHIVE=${MUC_ARCHIVE:-0 1}
+MUC_SENDERS=${MUC_SENDERS:-10}
+MUC_WINDOW=${MUC_WINDOW:-2}
+MUC_DURATION=${MUC_DURATION:-15}
+MUC_JOINS=${MUC_JOINS:-20}
+muc_archive=0 # the archive setting of the server being started
 TARGETS=${TARGETS:-${TARGET:-switchboard}}
 read -r -a target_list <<<"$TARGETS"
 BUDGET=${BUDGET:-$((570 * ${#target_list[@]}))}
@@ -221,6 +237,11 @@ accounts=$USERS
 ((LOGIN_USERS > accounts)) && accounts=$LOGIN_USERS
 ((MSG_USERS > accounts)) && accounts=$MSG_USERS
 fan_accounts=$((FANOUT_ONLINE + FANOUT_LOGINS))
+muc_largest=0
+for r in $MUC_ROOMS; do ((r > muc_largest)) && muc_largest=$r; done
+if wants muc && ((muc_largest + MUC_JOINS > accounts)); then
+    accounts=$((muc_largest + MUC_JOINS))
+fi
 
 # --- Switchboard -----------------------------------------------------------
 setup_switchboard() {
@@ -252,8 +273,17 @@ XML
 }
 
 start_switchboard() {
-    local out=$work/switchboard.$1.out
-    "${pin_server[@]}" "$bin/switchboard" -H "$home" -c "$config" run >"$out" 2>"$work/switchboard.$1.err" &
+    local out=$work/switchboard.$1.out cfg=$config
+    if [[ $1 == muc* ]]; then
+        # Group chat at conference.localhost: no per-user rate or room
+        # limit in the way of the load, rooms up to 2,000, the archive as
+        # this run says.
+        local archive=false
+        [[ $muc_archive == 1 ]] && archive=true
+        cfg=$home/etc/bench-muc.xml
+        sed "s#</switchboard>#  <service id=\"conference.localhost\" type=\"muc\" create=\"anyone\" max-occupants=\"2000\" max-rooms-per-user=\"1000\" message-rate=\"off\" history=\"20\" archive=\"$archive\"/>\n</switchboard>#" "$config" >"$cfg"
+    fi
+    "${pin_server[@]}" "$bin/switchboard" -H "$home" -c "$cfg" run >"$out" 2>"$work/switchboard.$1.err" &
     server_pid=$!
     server_job=$!
     for _ in $(seq 1 300); do
@@ -323,6 +353,20 @@ log = { warn = "$pdir/prosody.log" }
 VirtualHost "localhost"
   ssl = { certificate = "$work/cert/localhost.crt", key = "$work/cert/localhost.key" }
 LUA
+    if [[ $1 == muc* ]]; then
+        # Group chat at conference.localhost (Prosody's MUC keeps 20
+        # messages of history by default, as Switchboard's does); with the
+        # archive, mod_muc_mam logs every room.
+        local mam=
+        [[ $muc_archive == 1 ]] && mam='modules_enabled = { "muc_mam" }
+  muc_log_by_default = true
+  muc_log_all_rooms = true'
+        cat >>"$pdir/prosody.cfg.lua" <<LUA
+Component "conference.localhost" "muc"
+  max_history_messages = 20
+  $mam
+LUA
+    fi
     # prosody is a Lua script run through env: $! is the Lua process.
     "${pin_server[@]}" prosody --config "$pdir/prosody.cfg.lua" -F >"$pdir/prosody.$1.out" 2>&1 &
     server_pid=$!
@@ -404,6 +448,7 @@ ERL_OPTIONS="-env ERL_CRASH_DUMP_BYTES 0"
 ERL_MAX_PORTS=65536
 CFG
     printf '{lookup,["file","native"]}.\n{host,{127,0,0,1}, ["localhost"]}.\n' >"$edir/etc/inetrc"
+    cp "$edir/etc/ejabberd.yml" "$edir/etc/ejabberd.base.yml"
     chown -R ejabberd:ejabberd "$edir"
     eopts=(--config-dir "$edir/etc" --config "$edir/etc/ejabberd.yml" --ctl-config "$edir/etc/ejabberdctl.cfg"
         --spool "$edir/spool" --logs "$edir/logs" --node "$enode")
@@ -439,6 +484,29 @@ beam_pid() {
 }
 
 start_ejabberd() {
+    cp "$edir/etc/ejabberd.base.yml" "$edir/etc/ejabberd.yml"
+    if [[ $1 == muc* ]]; then
+        # Group chat at conference.localhost: rooms up to 2,000 occupants
+        # (ejabberd's defaults are 200), presence broadcast to all of them
+        # (max_users_presence: beyond it ejabberd stops broadcasting joins
+        # and leaves, which the other servers never do), 20 messages of
+        # history; with the archive, mod_mam and rooms archived by default.
+        local mam=false
+        [[ $muc_archive == 1 ]] && mam=true
+        cat >>"$edir/etc/ejabberd.yml" <<YML
+  mod_muc:
+    host: "conference.localhost"
+    access_create: all
+    max_users: 2000
+    max_users_presence: 2000
+    history_size: 20
+    default_room_options:
+      max_users: 2000
+      mam: $mam
+YML
+        [[ $muc_archive == 1 ]] && printf '  mod_mam: {}\n' >>"$edir/etc/ejabberd.yml"
+    fi
+    chown ejabberd:ejabberd "$edir/etc/ejabberd.yml"
     "${pin_server[@]}" "${ectl[@]}" foreground >"$edir/ejabberd.$1.out" 2>&1 &
     server_job=$!
     server_pid=
@@ -593,7 +661,21 @@ for target in "${target_list[@]}"; do
     "setup_$target"
     common=(--ca "$ca" --password pw)
     [[ ${NO_TLS:-} == 1 ]] && common+=(--no-tls)
+    # The muc scenario is one run per archive setting and room size.
+    runs=()
     for scenario in $SCENARIOS; do
+        if [[ $scenario == muc ]]; then
+            for a in $MUC_ARCHIVE; do
+                for r in $MUC_ROOMS; do runs+=("muc-$r-$a"); done
+            done
+        else
+            runs+=("$scenario")
+        fi
+    done
+    for scenario in "${runs[@]}"; do
+        if [[ $scenario == muc-* ]]; then
+            IFS=- read -r _ muc_size muc_archive <<<"$scenario"
+        fi
         "start_$target" "$scenario"
         # Let start-up allocations settle before the baseline is read.
         sleep 1
@@ -619,7 +701,12 @@ for target in "${target_list[@]}"; do
                 --phase-timeout 60)
             limit=$((FANOUT_SETTLE + 300))
             ;;
-        *) die "unknown scenario '$scenario' (idle, logins, messages, fanout)" ;;
+        muc-*)
+            cmd=(muc --users "$accounts" --occupants "$muc_size" --senders "$MUC_SENDERS" --window "$MUC_WINDOW"
+                --duration "$MUC_DURATION" --warmup "$WARMUP" --joins "$MUC_JOINS" --service conference.localhost)
+            limit=$((MUC_DURATION + WARMUP + 240))
+            ;;
+        *) die "unknown scenario '$scenario' (idle, logins, messages, fanout, muc)" ;;
         esac
         limit=$(limit_for "$limit")
         if [[ $LOAD == tsung ]]; then
@@ -633,6 +720,7 @@ for target in "${target_list[@]}"; do
         fi
         while IFS= read -r l; do
             [[ -n $l ]] || continue
+            [[ $scenario == muc-* ]] && l="archive=$muc_archive $l"
             echo "target=$target $l"
             [[ -n ${RESULTS:-} ]] && echo "target=$target $l" >>"$RESULTS"
         done <<<"$line"

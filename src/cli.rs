@@ -62,6 +62,11 @@ pub enum Command {
     /// account (user@host), with the stream error policy-violation. Exits
     /// non-zero when there is no such session. Talks to the running server.
     Kick { jid: String },
+    /// Group chat rooms: list, show, destroy, announce. Talks to the
+    /// running server, which asks the group chat service (in-process or
+    /// a component attached to it) with the service's admin commands.
+    #[command(subcommand)]
+    Rooms(RoomsCommand),
     /// Send standard input as a message to one or more JIDs, through any
     /// XMPP server (for cron, swatch, Nagios…).
     #[command(long_about = SEND_ABOUT)]
@@ -97,6 +102,29 @@ pub enum UsersCommand {
         #[arg(long, value_name = "HOST")]
         host: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoomsCommand {
+    /// Every room of a group chat service (such as conference.example.org),
+    /// one per line: JID, name, occupants, persistent, public (tab-separated,
+    /// after a header line).
+    List { service: String },
+    /// One room (room@service): its settings, owners and occupants.
+    Show { room: String },
+    /// Destroy a room; its occupants are told why, and where to go.
+    Destroy {
+        room: String,
+        /// Told to the occupants.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+        /// A room to go to instead.
+        #[arg(long, value_name = "ROOM")]
+        venue: Option<String>,
+    },
+    /// Send standard input to every room of a group chat service, as a
+    /// message from each room.
+    Announce { service: String },
 }
 
 /// What `switchboard send --help` says first.

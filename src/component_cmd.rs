@@ -57,6 +57,8 @@ pub fn run(args: ComponentArgs, config: &Config) -> Result<(), String> {
         key: Arc::new(key),
         config: service_config.element.clone(),
         admins: Vec::new(),
+        // A component process has no metrics endpoint: nobody reads these.
+        metrics: Default::default(),
     };
     let mut opts = ConnectOptions::new(args.server.clone(), secret);
     opts.keepalive = std::time::Duration::from_secs(args.keepalive);

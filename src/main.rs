@@ -80,7 +80,9 @@ fn main() -> ExitCode {
     // not the config: they work even while the file on disk has an error.
     if matches!(
         command,
-        Some(Command::Announce { .. } | Command::Users(_) | Command::Kick { .. })
+        Some(
+            Command::Announce { .. } | Command::Users(_) | Command::Kick { .. } | Command::Rooms(_)
+        )
     ) {
         return admin_cmd::run(command.expect("matched above"), &home);
     }
@@ -160,7 +162,9 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Some(Command::Announce { .. } | Command::Users(_) | Command::Kick { .. }) => {
+        Some(
+            Command::Announce { .. } | Command::Users(_) | Command::Kick { .. } | Command::Rooms(_),
+        ) => {
             unreachable!("handled before the config is read")
         }
     }

@@ -57,6 +57,8 @@ pub struct HostConfig {
     pub registration: Registration,
     /// The users' message archive (XEP-0313).
     pub archive: ArchiveConfig,
+    /// Contact addresses the host advertises (XEP-0157), in config order.
+    pub contacts: Vec<ContactAddress>,
 }
 
 /// What the message archive of a host's users keeps (`<archive>` in
@@ -98,6 +100,64 @@ impl ArchiveDefault {
             _ => None,
         }
     }
+}
+
+/// Whom a contact address reaches: the fields of XEP-0157's
+/// `http://jabber.org/network/serverinfo` form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContactKind {
+    Abuse,
+    Admin,
+    Feedback,
+    Sales,
+    Security,
+    Status,
+    Support,
+}
+
+impl ContactKind {
+    pub const ALL: [ContactKind; 7] = [
+        ContactKind::Abuse,
+        ContactKind::Admin,
+        ContactKind::Feedback,
+        ContactKind::Sales,
+        ContactKind::Security,
+        ContactKind::Status,
+        ContactKind::Support,
+    ];
+
+    /// The word the config uses (`<contact type="abuse">`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ContactKind::Abuse => "abuse",
+            ContactKind::Admin => "admin",
+            ContactKind::Feedback => "feedback",
+            ContactKind::Sales => "sales",
+            ContactKind::Security => "security",
+            ContactKind::Status => "status",
+            ContactKind::Support => "support",
+        }
+    }
+
+    /// The form field XEP-0157 registers for it (`abuse-addresses`, …).
+    pub fn field(self) -> &'static str {
+        match self {
+            ContactKind::Abuse => "abuse-addresses",
+            ContactKind::Admin => "admin-addresses",
+            ContactKind::Feedback => "feedback-addresses",
+            ContactKind::Sales => "sales-addresses",
+            ContactKind::Security => "security-addresses",
+            ContactKind::Status => "status-addresses",
+            ContactKind::Support => "support-addresses",
+        }
+    }
+}
+
+/// One contact address: a URI (`mailto:`, `xmpp:`, `https:`, …).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactAddress {
+    pub kind: ContactKind,
+    pub uri: String,
 }
 
 /// A hostname-addressed service. Service-specific settings stay as the raw

@@ -13,9 +13,9 @@ use crate::errors::Source;
 use crate::suggest::closest;
 use crate::values::{self, Problem};
 use crate::{
-    ArchiveConfig, ArchiveDefault, AuthDelayConfig, Config, ConfigError, DelayCurve, HostConfig,
-    HttpListener, LimitsConfig, ListenConfig, LogConfig, Registration, ServiceConfig, SpoolConfig,
-    TlsConfig, WebConfig, CONFIG_NS,
+    ArchiveConfig, ArchiveDefault, AuthDelayConfig, Config, ConfigError, ContactAddress,
+    ContactKind, DelayCurve, HostConfig, HttpListener, LimitsConfig, ListenConfig, LogConfig,
+    Registration, ServiceConfig, SpoolConfig, TlsConfig, WebConfig, CONFIG_NS,
 };
 
 fn switchboard_config_http(addr: SocketAddr, behind_tls_proxy: bool) -> HttpListener {
@@ -71,7 +71,7 @@ const ROOT: Shape = Shape {
 const HOST: Shape = Shape {
     name: "host",
     attrs: &["name"],
-    children: &["admin", "registration", "archive"],
+    children: &["admin", "registration", "archive", "contact"],
     text: false,
 };
 const ARCHIVE: Shape = Shape {
@@ -79,6 +79,12 @@ const ARCHIVE: Shape = Shape {
     attrs: &["retention", "default"],
     children: &[],
     text: false,
+};
+const CONTACT: Shape = Shape {
+    name: "contact",
+    attrs: &["type"],
+    children: &[],
+    text: true,
 };
 const ADMIN: Shape = Shape {
     name: "admin",
@@ -425,6 +431,7 @@ impl Walker<'_> {
         let mut admins: Vec<(Jid, Span)> = Vec::new();
         let mut registration = None;
         let mut archive = None;
+        let mut contacts: Vec<(ContactAddress, Span)> = Vec::new();
         let mut once = Once::default();
         for child in el.elements() {
             match child.name.as_str() {
@@ -449,6 +456,21 @@ impl Walker<'_> {
                     once.check(&self.src, child)?;
                     archive = Some(self.archive(child)?);
                 }
+                "contact" => {
+                    let contact = self.contact(child, &name)?;
+                    if let Some((_, first)) = contacts.iter().find(|(c, _)| *c == contact) {
+                        return Err(self.src.error(
+                            child.span,
+                            format!(
+                                "duplicate <contact type=\"{}\">{}</contact> (the first is at line {})",
+                                contact.kind.name(),
+                                contact.uri,
+                                first.line
+                            ),
+                        ));
+                    }
+                    contacts.push((contact, child.span));
+                }
                 _ => unreachable!("host children are checked against HOST"),
             }
         }
@@ -457,6 +479,54 @@ impl Walker<'_> {
             admins: admins.into_iter().map(|(a, _)| a).collect(),
             registration: registration.unwrap_or(defaults::REGISTRATION),
             archive: archive.unwrap_or(defaults::ARCHIVE),
+            contacts: contacts.into_iter().map(|(c, _)| c).collect(),
+        })
+    }
+
+    /// A `<contact type="…">URI</contact>` (XEP-0157).
+    fn contact(&self, el: &Element, host: &str) -> Result<ContactAddress> {
+        self.check(el, &CONTACT)?;
+        let example = format!("<contact type=\"abuse\">mailto:abuse@{host}</contact>");
+        let names: Vec<&str> = ContactKind::ALL.iter().map(|k| k.name()).collect();
+        let raw = self.required(el, "type", &example)?;
+        let Some(kind) = ContactKind::ALL
+            .into_iter()
+            .find(|k| k.name().eq_ignore_ascii_case(raw))
+        else {
+            let err = self.src.error(
+                el.span,
+                format!(
+                    "<contact type> must be one of {}, not \"{raw}\"",
+                    names.join(", ")
+                ),
+            );
+            return Err(match closest(raw, &names) {
+                Some(s) => err.with_hint(format!("did you mean \"{s}\"?")),
+                None => err,
+            });
+        };
+        let text = el.text();
+        let uri = text.trim();
+        if uri.is_empty() {
+            return Err(self
+                .src
+                .error(el.span, "<contact> is empty")
+                .with_hint(format!("write a URI, e.g. {example}")));
+        }
+        if let Err(why) = values::uri(uri) {
+            return Err(self
+                .src
+                .error(
+                    el.span,
+                    format!("<contact> must hold a URI, not \"{uri}\": {why}"),
+                )
+                .with_hint(format!(
+                    "write mailto:abuse@{host}, xmpp:admin@{host} or https://{host}/support"
+                )));
+        }
+        Ok(ContactAddress {
+            kind,
+            uri: uri.to_owned(),
         })
     }
 

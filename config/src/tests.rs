@@ -62,6 +62,7 @@ fn sample_parses_with_the_documented_defaults() {
             admins: vec![],
             registration: Registration::Open,
             archive: defaults::ARCHIVE,
+            contacts: vec![],
         }]
     );
     assert_eq!(c.services.len(), 1);
@@ -152,11 +153,24 @@ fn sample_examples_are_valid() {
             }
         })
         .collect();
-    assert_eq!(uncommented, 9, "the sample's commented examples changed");
+    assert_eq!(uncommented, 11, "the sample's commented examples changed");
     let c = ok(&text);
     assert_eq!(
         c.hosts[0].admins,
         vec![Jid::parse("admin@localhost").unwrap()]
+    );
+    assert_eq!(
+        c.hosts[0].contacts,
+        vec![
+            ContactAddress {
+                kind: ContactKind::Abuse,
+                uri: "mailto:abuse@localhost".into()
+            },
+            ContactAddress {
+                kind: ContactKind::Admin,
+                uri: "xmpp:admin@localhost".into()
+            },
+        ]
     );
     assert_eq!(c.services.len(), 4);
     assert_eq!(c.services[3].id, "upload.localhost");
@@ -200,6 +214,7 @@ fn minimal_config_gets_every_default() {
                 retention: None,
                 default: ArchiveDefault::Always,
             },
+            contacts: vec![],
         }]
     );
     assert!(c.services.is_empty());
@@ -626,6 +641,67 @@ fn admin_must_be_a_valid_bare_user_jid() {
     assert_eq!(
         err(&host_doc("    <admin><jid>a@example.org</jid></admin>\n")),
         "sb.xml:3:12: unknown element <jid> in <admin>\n  hint: <admin> has no child elements"
+    );
+}
+
+#[test]
+fn contact_addresses_are_typed_uris_in_config_order() {
+    let c = ok(&host_doc(
+        "    <contact type=\"abuse\">mailto:abuse@example.org</contact>\n    \
+         <contact type=\"Admin\"> xmpp:boss@example.org </contact>\n    \
+         <contact type=\"abuse\">xmpp:abuse@example.org</contact>\n",
+    ));
+    assert_eq!(
+        c.hosts[0].contacts,
+        vec![
+            ContactAddress {
+                kind: ContactKind::Abuse,
+                uri: "mailto:abuse@example.org".into()
+            },
+            ContactAddress {
+                kind: ContactKind::Admin,
+                uri: "xmpp:boss@example.org".into()
+            },
+            ContactAddress {
+                kind: ContactKind::Abuse,
+                uri: "xmpp:abuse@example.org".into()
+            },
+        ]
+    );
+    assert_eq!(ContactKind::Status.field(), "status-addresses");
+}
+
+#[test]
+fn contact_addresses_refuse_what_is_no_uri() {
+    assert_eq!(
+        err(&host_doc("    <contact type=\"abuze\">mailto:a@example.org</contact>\n")),
+        "sb.xml:3:5: <contact type> must be one of abuse, admin, feedback, sales, security, status, support, not \"abuze\"\n  \
+         hint: did you mean \"abuse\"?"
+    );
+    assert_eq!(
+        err(&host_doc("    <contact>mailto:a@example.org</contact>\n")),
+        "sb.xml:3:5: missing required attribute 'type' on <contact>\n  \
+         hint: e.g. <contact type=\"abuse\">mailto:abuse@example.org</contact>"
+    );
+    assert_eq!(
+        err(&host_doc("    <contact type=\"support\">abuse@example.org</contact>\n")),
+        "sb.xml:3:5: <contact> must hold a URI, not \"abuse@example.org\": it has no scheme (such as mailto: or xmpp:)\n  \
+         hint: write mailto:abuse@example.org, xmpp:admin@example.org or https://example.org/support"
+    );
+    assert_eq!(
+        err(&host_doc("    <contact type=\"support\"> </contact>\n")),
+        "sb.xml:3:5: <contact> is empty\n  \
+         hint: write a URI, e.g. <contact type=\"abuse\">mailto:abuse@example.org</contact>"
+    );
+    assert_eq!(
+        err(&host_doc(
+            "    <contact type=\"sales\">tel:+1-555</contact>\n    <contact type=\"sales\">tel:+1-555</contact>\n"
+        )),
+        "sb.xml:4:5: duplicate <contact type=\"sales\">tel:+1-555</contact> (the first is at line 3)"
+    );
+    assert_eq!(
+        err(&doc("  <contact type=\"abuse\">mailto:a@example.org</contact>\n")),
+        "sb.xml:3:3: <contact> is not allowed in <switchboard>\n  hint: <contact> belongs inside <host>"
     );
 }
 

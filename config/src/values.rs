@@ -1,5 +1,5 @@
 //! Parsing the typed values written in attributes and text: durations,
-//! socket addresses, address ranges, booleans and log filters.
+//! socket addresses, address ranges, booleans, log filters and URIs.
 //!
 //! These functions know nothing about elements or positions; they say what
 //! is wrong with a value, and the tree walker places that at the element.
@@ -104,6 +104,29 @@ pub fn byte_size(text: &str) -> Option<usize> {
     n.checked_mul(scale)
 }
 
+/// A URI as XEP-0157 contact addresses need one (RFC 3986 §3): a scheme
+/// (a letter, then letters, digits, `+`, `-` or `.`), a colon and a
+/// non-empty rest without spaces or control characters. What follows the
+/// scheme is the scheme's business and is not checked further. Returns
+/// why not.
+pub(crate) fn uri(text: &str) -> Result<(), &'static str> {
+    let Some((scheme, rest)) = text.split_once(':') else {
+        return Err("it has no scheme (such as mailto: or xmpp:)");
+    };
+    let mut chars = scheme.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
+    if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) {
+        return Err("its scheme must start with a letter and hold only letters, digits, +, - or .");
+    }
+    if rest.is_empty() {
+        return Err("nothing follows the scheme");
+    }
+    if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("a URI holds no spaces (write a space as %20)");
+    }
+    Ok(())
+}
+
 /// The levels a log filter may name.
 const LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error", "off"];
 
@@ -159,6 +182,29 @@ pub(crate) fn log_filter(text: &str) -> Result<String, Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uris() {
+        for good in [
+            "mailto:abuse@example.org",
+            "xmpp:admin@example.org?message",
+            "https://example.org/support",
+            "tel:+1-555-0100",
+        ] {
+            assert_eq!(uri(good), Ok(()), "{good}");
+        }
+        assert_eq!(
+            uri("abuse@example.org"),
+            Err("it has no scheme (such as mailto: or xmpp:)")
+        );
+        assert!(uri("1http://x").is_err());
+        assert!(uri("ma il:x").is_err());
+        assert_eq!(uri("mailto:"), Err("nothing follows the scheme"));
+        assert_eq!(
+            uri("https://example.org/a b"),
+            Err("a URI holds no spaces (write a space as %20)")
+        );
+    }
 
     #[test]
     fn durations() {

@@ -8,6 +8,13 @@
 //! here at all but read at scrape time into a [`Snapshot`], so they can
 //! never drift from the truth.
 //!
+//! Services add numbers of their own (a group chat service its rooms,
+//! occupants and messages) through the `ServiceMetrics` in their
+//! `ServiceContext`; the slot keeps a clone, and a scrape reads them into
+//! each [`ServiceGauge`] and renders them as
+//! `switchboard_service_<name>{service="<hostname>"}`, one family per
+//! name across every service.
+//!
 //! [`render`] is pure: it turns a snapshot into the text exposition format
 //! (version 0.0.4), which is what the unit tests check byte for byte. The
 //! HTTP side lives in `net/metrics.rs`.
@@ -16,6 +23,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+use switchboard_service::metrics::{Kind, Sample};
 use switchboard_xml::Element;
 
 /// The stanza kinds counted per type, in the order they are rendered.
@@ -182,6 +190,8 @@ pub struct ServiceGauge {
     pub up: bool,
     /// Stanzas waiting in its inbox (0 while it is down).
     pub queue_depth: u64,
+    /// What the service reports about itself, sorted by name.
+    pub own: Vec<Sample>,
 }
 
 /// Everything one scrape reports.
@@ -346,6 +356,32 @@ pub fn render(s: &Snapshot) -> String {
             svc.queue_depth
         );
     }
+    // The services' own families: each name once, with a line per
+    // service that reports it (the text format wants a family's samples
+    // together). The first service to report a name gives its help and
+    // type; a service that uses the name as the other type is left out
+    // of it rather than make the family invalid.
+    let mut names: Vec<(&str, &str, Kind)> = Vec::new();
+    for sample in s.services.iter().flat_map(|svc| &svc.own) {
+        if !names.iter().any(|(n, _, _)| *n == sample.name) {
+            names.push((&sample.name, &sample.help, sample.kind));
+        }
+    }
+    names.sort_by(|a, b| a.0.cmp(b.0));
+    for (name, help, kind) in names {
+        let family = format!("switchboard_service_{name}");
+        header(&mut out, &family, kind.as_str(), help);
+        for svc in &s.services {
+            for sample in svc.own.iter().filter(|x| x.name == name && x.kind == kind) {
+                let _ = writeln!(
+                    out,
+                    "{family}{{service=\"{}\"}} {}",
+                    escape_label(&svc.host),
+                    sample.value
+                );
+            }
+        }
+    }
     out
 }
 
@@ -384,11 +420,26 @@ mod tests {
                     host: "irc.example.org".into(),
                     up: false,
                     queue_depth: 0,
+                    own: Vec::new(),
                 },
                 ServiceGauge {
                     host: "users.example.org".into(),
                     up: true,
                     queue_depth: 12,
+                    own: vec![
+                        Sample {
+                            name: "muc_rooms".into(),
+                            help: "Rooms.".into(),
+                            kind: Kind::Gauge,
+                            value: 2,
+                        },
+                        Sample {
+                            name: "muc_messages_total".into(),
+                            help: "Messages.".into(),
+                            kind: Kind::Counter,
+                            value: 9,
+                        },
+                    ],
                 },
             ],
         };
@@ -448,6 +499,12 @@ switchboard_service_up{service=\"users.example.org\"} 1
 # TYPE switchboard_service_queue_depth gauge
 switchboard_service_queue_depth{service=\"irc.example.org\"} 0
 switchboard_service_queue_depth{service=\"users.example.org\"} 12
+# HELP switchboard_service_muc_messages_total Messages.
+# TYPE switchboard_service_muc_messages_total counter
+switchboard_service_muc_messages_total{service=\"users.example.org\"} 9
+# HELP switchboard_service_muc_rooms Rooms.
+# TYPE switchboard_service_muc_rooms gauge
+switchboard_service_muc_rooms{service=\"users.example.org\"} 2
 ";
         assert_eq!(render(&s), expected);
     }
@@ -463,6 +520,7 @@ switchboard_service_queue_depth{service=\"users.example.org\"} 12
                 host: "odd\"host\\".into(),
                 up: true,
                 queue_depth: 1,
+                own: Vec::new(),
             }],
             ..Snapshot::default()
         };

@@ -268,6 +268,7 @@ fn start_services(
     let settings = server.settings.get();
     for plan in plans {
         let host = plan.config.id.clone();
+        let metrics = switchboard_service::metrics::ServiceMetrics::default();
         server.router.services().add(
             host.clone(),
             ServiceHandle {
@@ -276,6 +277,7 @@ fn start_services(
                     name: plan.display_name(),
                 },
                 inbox: None,
+                metrics: metrics.clone(),
             },
         );
         let Provider::InProcess(service) = plan.provider else {
@@ -288,6 +290,7 @@ fn start_services(
             key: key.clone(),
             config: plan.config.element.clone(),
             admins: crate::notices::admins::admins_for(&settings, &host),
+            metrics,
         };
         tokio::spawn(crate::services::supervisor::supervise(
             server.router.clone(),
@@ -508,6 +511,19 @@ impl Server {
         }
         if new.auth_delay != old.auth_delay {
             report.applied.push("delays after failed logins".into());
+        }
+        let contacts = |c: &Config| {
+            c.hosts
+                .iter()
+                .map(|h| h.contacts.clone())
+                .collect::<Vec<_>>()
+        };
+        if contacts(&new) != contacts(old) {
+            // They are part of each host's disco#info, and so of the
+            // capabilities hash (XEP-0115) computed once at start-up.
+            report
+                .needs_restart
+                .push("contact addresses (XEP-0157)".into());
         }
         if new.limits != old.limits || new.tls.required != old.tls.required {
             report

@@ -112,6 +112,19 @@ impl SessionExt {
     }
 }
 
+/// Marks a session as hibernating in its `SessionExt`: its connection
+/// is gone and it waits to be resumed (XEP-0198; `net::resume` sets and
+/// clears it). It stays bound and what is sent to it waits in its
+/// outbox, but no device reads it until it resumes (push notifications
+/// ask).
+pub struct Hibernating;
+
+/// Whether a session hibernates (its device may not be reachable until it
+/// resumes).
+pub fn is_hibernating(ext: &SessionExt) -> bool {
+    ext.has::<Hibernating>()
+}
+
 /// A filter on what a session's connection writes: it may hold stanzas
 /// back and let them go later (XEP-0352 client state indication). The
 /// connection calls [`OutboundFilter::outgoing`] for each stanza taken
@@ -276,6 +289,17 @@ impl Sessions {
         list.iter()
             .find(|s| Some(&*s.resource) == jid.resource())
             .cloned()
+    }
+
+    /// Looks at an account's sessions in place (an empty slice without
+    /// any), without copying them: for checks on the routing path that
+    /// only read. `f` runs under the table's shard lock, so it must not
+    /// touch the session table itself.
+    pub fn with_account<R>(&self, bare: &Jid, f: impl FnOnce(&[SessionEntry]) -> R) -> R {
+        match self.by_bare.get(bare) {
+            Some(list) => f(&list),
+            None => f(&[]),
+        }
     }
 
     /// Every session of an account.

@@ -53,6 +53,7 @@ impl Settings {
                     admins: Vec::new(),
                     registration: Registration::Off,
                     archive: switchboard_config::defaults::ARCHIVE,
+                    contacts: Vec::new(),
                 })
                 .collect(),
             c2s: C2sSettings {

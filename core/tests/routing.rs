@@ -143,7 +143,7 @@ async fn presence_probes_from_clients_never_reach_anyone() {
 }
 
 #[tokio::test]
-async fn account_disco_answers_the_owner_only() {
+async fn account_disco_info_answers_the_owner_only_and_items_are_empty_for_all() {
     let e = env(&["alice", "bob"]).await;
     let mut alice = e.online("alice@localhost/a", Some(0));
     let disco = |to: &str| {
@@ -165,11 +165,32 @@ async fn account_disco_answers_the_owner_only() {
         (id.attr("category"), id.attr("type")),
         (Some("account"), Some("registered"))
     );
+    // Someone who does not see bob's presence gets what an account that
+    // does not exist would give (bob's actor answers: PEP, which knows
+    // the roster, takes others' disco of an account).
     e.send(&alice, disco("bob@localhost"));
+    let got = e.settle(&mut alice, "bob@localhost").await;
     assert_eq!(
-        error_condition(&alice.inbox()[0]).as_deref(),
+        error_condition(&got[0]).as_deref(),
         Some("service-unavailable")
     );
+    // XEP-0030 §8: disco#items to a bare JID is an empty result for
+    // anyone, whether the account exists or not.
+    for to in ["bob@localhost", "nobody@localhost"] {
+        let items = Element::new("iq", ns::CLIENT)
+            .with_attr("to", to)
+            .with_attr("type", "get")
+            .with_attr("id", "i")
+            .with_child(Element::new("query", ns::DISCO_ITEMS));
+        e.send(&alice, items);
+        let got = alice.inbox().remove(0);
+        assert_eq!(got.attr("type"), Some("result"), "{to}");
+        assert_eq!(
+            got.get_child("query", ns::DISCO_ITEMS)
+                .map(|q| q.elements().count()),
+            Some(0)
+        );
+    }
 }
 
 /// A session whose outbox overflows is given up on at once: told to
@@ -289,6 +310,7 @@ async fn service_gauges_and_counters_follow_the_slots() {
                     name: host.into(),
                 },
                 inbox,
+                metrics: Default::default(),
             },
         );
     }
@@ -339,6 +361,7 @@ async fn services_are_reached_by_hostname_and_speak_only_for_it() {
                 name: "IRC".into(),
             },
             inbox: Some(tx),
+            metrics: Default::default(),
         },
     );
     e.send(&alice, msg("#chan%irc.example@irc.localhost/nick", "chat"));

@@ -185,6 +185,7 @@ async fn setup() -> Setup {
         key: Arc::new(SecretKey::generate()),
         config: Element::new("service", ""),
         admins: Vec::new(),
+        metrics: Default::default(),
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(component::run(

@@ -155,9 +155,16 @@ async fn counters_move_with_logins_messages_errors_and_spool_writes() {
         .await
         .unwrap();
 
-    let after = until(&server, "the offline message's spool write", |m| {
-        get(m, "switchboard_spool_writes_total") > writes_before
-    })
+    // The archive writes too (alice's chat with bob), so a spool write
+    // alone does not say carol's message was routed: wait for both.
+    let after = until(
+        &server,
+        "the offline message routed and a spool write",
+        |m| {
+            get(m, "switchboard_spool_writes_total") > writes_before
+                && get(m, r#"switchboard_stanzas_in_total{type="message"}"#) >= 3.0
+        },
+    )
     .await;
     assert_eq!(get(&after, "switchboard_sessions"), 2.0);
     assert!(get(&after, "switchboard_connections") >= 2.0, "{after:#?}");

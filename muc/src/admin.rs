@@ -79,7 +79,7 @@ impl Muc {
         // Check every item first.
         let mut changes = Vec::new();
         for item in &items {
-            match check(env, room, item, (actor_role, actor_aff)) {
+            match check(env, room, item, (actor_role, actor_aff), &bare) {
                 Ok(c) => changes.push(c),
                 Err(e) => {
                     out.send_opt(error_reply(iq, &e));
@@ -208,6 +208,7 @@ fn check(
     room: &Room,
     item: &Element,
     actor: (Role, Affiliation),
+    actor_jid: &Jid,
 ) -> Result<Change, StanzaError> {
     let reason = item.child_text("reason", ns::MUC_ADMIN);
     if let Some(role) = item.attr("role") {
@@ -269,6 +270,11 @@ fn check(
             )
         }
     };
+    // §9.1: an admin (or owner) who tries to ban themselves is told it
+    // would conflict with being one, before any other rule applies.
+    if affiliation == Affiliation::Outcast && &jid == actor_jid {
+        return Err(conflict("you may not ban yourself"));
+    }
     let from = room.stored_affiliation(&jid.to_string());
     may_set_affiliation(actor.1, from, affiliation).map_err(|r| {
         r.to_error(match affiliation {
@@ -321,8 +327,9 @@ fn apply_role(
 
 /// What an affiliation change means for a present occupant: banned (301)
 /// or no longer a member of a members-only room (321) means out;
-/// otherwise a role that fits the new affiliation.
-fn apply_affiliation(
+/// otherwise a role that fits the new affiliation. The owner and admin
+/// lists of the configuration form come here too (`owner.rs`).
+pub(crate) fn apply_affiliation(
     env: &Env,
     room: &mut Room,
     jid: &str,

@@ -247,8 +247,8 @@ impl RoomConfig {
                     .with_value(self.history_length.to_string()),
             )
             .with_field(boolean(
-                "muc#roomconfig_enablearchiving",
-                "Archive messages (searchable history)",
+                "muc#roomconfig_enablelogging",
+                "Log the discussion (an archive occupants search with MAM)",
                 self.archiving,
             ))
             .with_field(owners_field)
@@ -349,7 +349,13 @@ impl RoomConfig {
                 }
             },
         };
-        c.archiving = flag("muc#roomconfig_enablearchiving");
+        // The registry's name for logging (§16.5.3), which is what this
+        // archive is, and Prosody's name for the same switch, which
+        // clients written against Prosody submit (it is not offered).
+        c.archiving = match submitted.field("muc#roomconfig_enablearchiving") {
+            Some(f) => matches!(f.values.first().map(|v| v.trim()), Some("1" | "true")),
+            None => flag("muc#roomconfig_enablelogging"),
+        };
         let list = |var: &str| -> Option<Vec<String>> {
             submitted.field(var)?;
             Some(

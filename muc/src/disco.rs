@@ -1,8 +1,11 @@
 //! Service discovery (XEP-0045 §6): the service lists its public rooms
 //! (never hidden ones, nor rooms still being set up); each room describes
 //! itself with its features and the `muc#roominfo` form; a room's items
-//! are its occupants, shown only to occupants (§6.5 leaves it open, and
-//! a semi-anonymous room should not tell outsiders who is inside).
+//! are its occupants by nick (§6.5 lets a room list them "if that
+//! information is publicly available"): a public room lists them to
+//! anyone, as Prosody and ejabberd do (anyone may enter and see them),
+//! a hidden room to its occupants only. Nicks only: real JIDs stay with
+//! the presence rules of the room's anonymity.
 
 use switchboard_jid::Jid;
 use switchboard_service::forms::{Field, FieldKind, Form, FormKind};
@@ -276,7 +279,7 @@ impl Muc {
     ) {
         let room = self.rooms.get(local).expect("checked by the caller");
         let mut r = Element::new("query", ns::DISCO_ITEMS);
-        if room.by_session(from).is_some() {
+        if room.config.public || room.by_session(from).is_some() {
             for o in &room.occupants {
                 r.append_child(
                     Element::new("item", ns::DISCO_ITEMS)

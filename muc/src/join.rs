@@ -149,7 +149,7 @@ impl Muc {
             Some(i) => {
                 room.occupants[i].sessions.push(session);
                 let codes = self_codes(room);
-                join_sequence(env, room, i, from, &codes, &req, now, out);
+                join_sequence(env, room, i, from, p, &codes, &req, now, out);
             }
             None => {
                 let occupant = Occupant {
@@ -165,7 +165,7 @@ impl Muc {
                 let i = room.occupants.len() - 1;
                 broadcast_presence(env, room, i, &Notice::default(), true, out);
                 let codes = self_codes(room);
-                join_sequence(env, room, i, from, &codes, &req, now, out);
+                join_sequence(env, room, i, from, p, &codes, &req, now, out);
             }
         }
         if created {
@@ -233,10 +233,11 @@ impl Muc {
             if room.config.whois == crate::config::Whois::Anyone {
                 codes.push(100);
             }
-            join_sequence(env, room, idx, from, &codes, &req, now, out);
+            join_sequence(env, room, idx, from, p, &codes, &req, now, out);
             return;
         }
-        broadcast_presence(env, room, idx, &Notice::default(), false, out);
+        let notice = Notice::default().reflecting(from, p);
+        broadcast_presence(env, room, idx, &notice, false, out);
     }
 
     /// Unavailable presence: one session leaves; the occupant leaves with
@@ -262,7 +263,8 @@ impl Muc {
                 unavailable: true,
                 item_override: Some((aff, Role::None)),
                 ..Notice::default()
-            };
+            }
+            .reflecting(from, p);
             out.send(room.presence(
                 &gone,
                 aff,
@@ -278,7 +280,8 @@ impl Muc {
             unavailable: true,
             item_override: Some((aff, Role::None)),
             ..Notice::default()
-        };
+        }
+        .reflecting(from, p);
         broadcast_presence(env, room, idx, &notice, false, out);
         room.occupants.remove(idx);
         self.after_departure(local, out);
@@ -384,6 +387,7 @@ pub(crate) fn join_sequence(
     room: &Room,
     idx: usize,
     to: &Jid,
+    p: &Element,
     self_codes: &[u16],
     req: &HistoryRequest,
     now: u64,
@@ -401,7 +405,8 @@ pub(crate) fn join_sequence(
     let notice = Notice {
         self_codes: self_codes.to_vec(),
         ..Notice::default()
-    };
+    }
+    .reflecting(to, p);
     let aff = env.affiliation(room, &me.bare);
     out.send(room.presence(me, aff, i_moderate, to, true, &notice));
     for e in history::select(&room.history, req, now) {
@@ -502,6 +507,7 @@ fn change_nick(
     let back = Notice {
         self_codes: if shown != raw_nick { vec![210] } else { vec![] },
         ..Notice::default()
-    };
+    }
+    .reflecting(from, p);
     broadcast_presence(env, room, idx, &back, false, out);
 }

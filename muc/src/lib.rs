@@ -34,6 +34,7 @@
 //! - [`nick`]: the PRECIS Nickname profile; [`time`]: XEP-0082 (the
 //!   service kit's);
 //! - [`record`]: a room as stored; [`output`]: what the logic asks for;
+//! - [`stats`]: rooms, occupants and messages for the metrics endpoint;
 //! - [`service`]: the [`switchboard_service::Service`] driver.
 
 pub mod admin;
@@ -60,6 +61,7 @@ pub mod roles;
 pub mod room;
 pub mod service;
 pub mod settings;
+pub mod stats;
 pub use switchboard_service::time;
 pub mod voice;
 

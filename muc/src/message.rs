@@ -112,6 +112,8 @@ impl Muc {
             });
             let stanza = reflect(room, idx, m, None);
             broadcast_message(room, &stanza, out);
+            self.stats.messages += 1;
+            self.stats.copies += sessions(room);
             self.save(local, out);
             return;
         }
@@ -127,6 +129,8 @@ impl Muc {
         let room = self.rooms.get_mut(local).expect("still there");
         let stanza = reflect(room, idx, m, Some(&id));
         broadcast_message(room, &stanza, out);
+        self.stats.messages += 1;
+        self.stats.copies += sessions(room);
         if has_content(&stanza) {
             history::remember(
                 &mut room.history,
@@ -289,6 +293,11 @@ pub(crate) fn reflect(room: &Room, idx: usize, m: &Element, stanza_id: Option<&s
         Element::new("occupant-id", ns::OCCUPANT_ID).with_attr("id", occ.occupant_id.clone()),
     );
     s
+}
+
+/// How many sessions a broadcast reaches.
+fn sessions(room: &Room) -> u64 {
+    room.occupants.iter().map(|o| o.sessions.len() as u64).sum()
 }
 
 /// Whether a message is worth remembering: a body (chat states and

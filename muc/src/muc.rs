@@ -22,6 +22,7 @@ use crate::output::{ArchiveOp, Out, Persist};
 use crate::roles::{Affiliation, Role};
 use crate::room::{Notice, Room};
 use crate::settings::{CreatePolicy, Settings};
+use crate::stats::Stats;
 use crate::{ns, record};
 
 /// What every handler may read: who the service is and whom it trusts.
@@ -29,8 +30,8 @@ use crate::{ns, record};
 pub struct Env {
     pub host: String,
     pub settings: Settings,
-    /// Bare JIDs with every right in every room: the host's admins and
-    /// the service's `admins=`.
+    /// Bare JIDs with every right in every room: the host's admins, the
+    /// service's `admins=`, and the served domains themselves.
     pub admins: BTreeSet<String>,
     secret: Vec<u8>,
 }
@@ -110,6 +111,8 @@ pub struct Muc {
     pub rooms: HashMap<String, Room>,
     pub ids: Ids,
     pub proxied: HashMap<String, Proxied>,
+    /// Occupants and messages, kept current for the metrics endpoint.
+    pub stats: Stats,
     pub(crate) commands: crate::commands::AdminCommands,
 }
 
@@ -126,6 +129,11 @@ impl Muc {
     ) -> Muc {
         let mut all: BTreeSet<String> = admins.iter().cloned().collect();
         all.extend(settings.admins.iter().cloned());
+        // The served domains' own JIDs are the servers themselves, which
+        // no user can speak for (a server stamps `from` on what its
+        // clients send): a request from one is the operator's, such as
+        // `switchboard rooms` over the admin socket.
+        all.extend(settings.domains.iter().cloned());
         let env = Env {
             host: host.to_string(),
             settings,
@@ -138,6 +146,7 @@ impl Muc {
             rooms: HashMap::new(),
             ids: Ids::new(seed),
             proxied: HashMap::new(),
+            stats: Stats::default(),
             commands,
         }
     }
@@ -147,18 +156,40 @@ impl Muc {
         for r in rooms {
             self.rooms.insert(r.local.clone(), r);
         }
+        self.recount();
     }
 
-    /// Rooms and occupants, for metrics and admins.
-    pub fn counts(&self) -> (usize, usize) {
-        (
-            self.rooms.len(),
-            self.rooms.values().map(|r| r.occupants.len()).sum(),
-        )
+    /// Counts every room's occupants again.
+    fn recount(&mut self) {
+        self.stats.occupants = self.rooms.values().map(|r| r.occupants.len()).sum();
     }
 
-    /// Handles one stanza that arrived at the service.
+    /// Handles one stanza that arrived at the service, keeping the
+    /// occupant total current: a stanza to a room changes that room's
+    /// occupants only; one to the service itself (an admin's command)
+    /// may change any room's.
     pub fn handle(&mut self, stanza: &Element, now: u64) -> Out {
+        let room = stanza
+            .attr("to")
+            .and_then(|t| Jid::parse(t).ok())
+            .and_then(|t| t.node().map(str::to_string));
+        let present = |muc: &Muc| {
+            room.as_deref()
+                .and_then(|r| muc.rooms.get(r))
+                .map_or(0, |r| r.occupants.len())
+        };
+        let before = present(self);
+        let out = self.dispatch(stanza, now);
+        match room {
+            Some(_) => {
+                self.stats.occupants = (self.stats.occupants + present(self)).saturating_sub(before)
+            }
+            None => self.recount(),
+        }
+        out
+    }
+
+    fn dispatch(&mut self, stanza: &Element, now: u64) -> Out {
         let mut out = Out::default();
         let Some(from) = stanza.attr("from").and_then(|f| Jid::parse(f).ok()) else {
             return out;

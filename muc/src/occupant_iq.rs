@@ -7,10 +7,12 @@
 //! target occupant with the requester shown as its own occupant JID and
 //! the id rewritten, and the answer is relayed back; vCard requests go
 //! to the target's bare JID, where vCards live. Only occupants may send
-//! IQs to occupants (`not-acceptable` otherwise, as XEP-0410 expects).
+//! IQs to occupants: a disco request from anyone else is `bad-request`
+//! (XEP-0045 §6.6), anything else `not-acceptable` (what XEP-0410 §3
+//! asks for a self-ping from a client that is no longer joined).
 
 use switchboard_jid::Jid;
-use switchboard_service::stanza::{error_reply, iq_result};
+use switchboard_service::stanza::{error_reply, iq_result, StanzaError};
 use switchboard_xml::Element;
 
 use crate::muc::{item_not_found, not_acceptable, Muc, Proxied};
@@ -41,7 +43,16 @@ impl Muc {
             return;
         };
         let Some(me) = room.by_session(from) else {
-            out.send_opt(error_reply(iq, &not_acceptable("you are not in this room")));
+            let disco = iq
+                .first_element()
+                .is_some_and(|p| p.ns == ns::DISCO_INFO || p.ns == ns::DISCO_ITEMS);
+            let err = if disco {
+                StanzaError::bad_request()
+                    .with_text("only occupants may query an occupant; ask the room itself")
+            } else {
+                not_acceptable("you are not in this room")
+            };
+            out.send_opt(error_reply(iq, &err));
             return;
         };
         let key = crate::nick::enforce(nick)

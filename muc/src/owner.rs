@@ -106,6 +106,11 @@ impl Muc {
             return;
         }
         let old = std::mem::replace(&mut room.config, submitted.config);
+        let before: Vec<(String, Affiliation)> = room
+            .affiliations
+            .iter()
+            .map(|(j, i)| (j.clone(), i.affiliation))
+            .collect();
         if let Some(new_owners) = submitted.owners {
             for o in owners.iter().filter(|o| !new_owners.contains(o)) {
                 room.set_affiliation(o, Affiliation::None, None);
@@ -125,6 +130,24 @@ impl Muc {
                     room.set_affiliation(a, Affiliation::Admin, None);
                 }
             }
+        }
+        // Owners and admins named or dropped in the form: whoever of them
+        // is present sees the new affiliation (and its role) like any
+        // other affiliation change (§10.3 to §10.8 by the form).
+        let mut changed: Vec<(String, Affiliation)> = Vec::new();
+        for (jid, was) in &before {
+            let now = room.stored_affiliation(jid);
+            if now != *was {
+                changed.push((jid.clone(), now));
+            }
+        }
+        for (jid, item) in &room.affiliations {
+            if !before.iter().any(|(j, _)| j == jid) {
+                changed.push((jid.clone(), item.affiliation));
+            }
+        }
+        for (jid, affiliation) in changed {
+            crate::admin::apply_affiliation(env, room, &jid, affiliation, None, None, out);
         }
         let was_locked = room.locked;
         room.locked = false;

@@ -237,7 +237,7 @@ pub fn may_set_role(
         .iter()
         .find(|r| r.new == rule_new)
         .expect("a row for every role");
-    if actor.0 < rule.actor_role || actor.1 < rule.actor_affiliation {
+    if actor.0 < rule.actor_role {
         return Err(Refusal::Forbidden);
     }
     let protect = if new == Role::Participant && target.0 == Role::Moderator {
@@ -251,8 +251,15 @@ pub fn may_set_role(
         Protect::AdminOrOwner => target.1 >= Affiliation::Admin,
         Protect::Nobody => false,
     };
+    // A moderator whose affiliation is too low for the change is told
+    // about the target first: §5.1.3 and §9.7 make an owner's or admin's
+    // moderator status untouchable by anyone beneath them (not-allowed),
+    // whoever asks; only for an unprotected target does the missing
+    // affiliation itself answer (forbidden).
     if protected {
         Err(Refusal::NotAllowed)
+    } else if actor.1 < rule.actor_affiliation {
+        Err(Refusal::Forbidden)
     } else {
         Ok(())
     }
@@ -421,6 +428,24 @@ mod tests {
                 R::Participant
             ),
             Ok(())
+        );
+        assert_eq!(
+            may_set_role(
+                (R::Moderator, A::None),
+                (R::Moderator, A::Owner),
+                R::Participant
+            ),
+            Err(Refusal::NotAllowed),
+            "an owner's moderator status is protected from anyone beneath"
+        );
+        assert_eq!(
+            may_set_role(
+                (R::Moderator, A::None),
+                (R::Moderator, A::None),
+                R::Participant
+            ),
+            Err(Refusal::Forbidden),
+            "only admins take moderator status away"
         );
     }
 

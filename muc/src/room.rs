@@ -120,6 +120,19 @@ pub struct Notice {
     /// Show this affiliation and role instead of the occupant's (a
     /// departing occupant is `none`/`none`).
     pub item_override: Option<(Affiliation, Role)>,
+    /// The session whose presence caused this one, and that presence's
+    /// `id`: its own copy carries the id back. The room advertises
+    /// `muc#stable_id`, and clients (Smack) then match the reflection of
+    /// a join, a change or a leave by that id.
+    pub reflects: Option<(Jid, String)>,
+}
+
+impl Notice {
+    /// This notice, with `p`'s id reflected to the session that sent it.
+    pub fn reflecting(mut self, from: &Jid, p: &Element) -> Notice {
+        self.reflects = p.attr("id").map(|id| (from.clone(), id.to_string()));
+        self
+    }
 }
 
 impl Room {
@@ -226,6 +239,11 @@ impl Room {
             .with_attr("to", to.to_string());
         if notice.unavailable {
             p.set_attr("type", "unavailable");
+        }
+        if let Some((sender, id)) = &notice.reflects {
+            if sender == to {
+                p.set_attr("id", id.clone());
+            }
         }
         for child in &src.children {
             match child {

@@ -3,7 +3,10 @@
 //! `ServiceStore`, feeds every stanza from the inbox to the room logic,
 //! stores what changed before sending the answers, and hands archive
 //! work to a task of its own so that a slow archive never holds up the
-//! rooms (answers to queries come back through a channel).
+//! rooms (answers to queries come back through a channel; appends that
+//! waited together are stored with one flush). After each
+//! stanza it copies the room logic's counts into the metrics the host
+//! gave it (`stats.rs`).
 //!
 //! The stores are given to the constructor by the composition root, so
 //! the same service runs in-process or as `switchboard component`, over
@@ -22,6 +25,7 @@ use crate::output::{Answer, ArchiveOp, Out, Persist, Ticket};
 use crate::record;
 use crate::room::Room;
 use crate::settings::Settings;
+use crate::stats::Published;
 use crate::time::now_micros;
 
 /// How often old archive entries are deleted.
@@ -121,6 +125,8 @@ impl MucService {
         let (answer_tx, mut answers) = mpsc::channel::<(Ticket, Answer)>(64);
         let worker = tokio::spawn(archive_worker(self.archive.clone(), work_rx, answer_tx));
         let mut expiry = tokio::time::interval(EXPIRY_EVERY);
+        let mut published = Published::register(&ctx.metrics);
+        published.publish(muc.rooms.len(), muc.stats);
         loop {
             let out = tokio::select! {
                 s = inbox.recv() => match s {
@@ -137,6 +143,7 @@ impl MucService {
                     continue;
                 }
             };
+            published.publish(muc.rooms.len(), muc.stats);
             if execute(out, &self.rooms, &work_tx, &ctx.out).await.is_err() {
                 break;
             }
@@ -209,14 +216,49 @@ pub async fn execute(
     Ok(())
 }
 
-/// The archive task: one operation at a time, in order, so a query sees
-/// every message archived before it.
+/// Appends taken together at most: one write and one flush to disk.
+const ARCHIVE_BATCH: usize = 256;
+
+/// The archive task: operations in order, so a query sees every message
+/// archived before it. Appends to one room that waited together are
+/// stored together (group commit): a busy room's archive costs one
+/// flush per batch, not one per message.
 async fn archive_worker(
     store: Arc<dyn ArchiveStore>,
     mut work: mpsc::Receiver<ArchiveOp>,
     answers: mpsc::Sender<(Ticket, Answer)>,
 ) {
-    while let Some(op) = work.recv().await {
+    let mut next = None;
+    loop {
+        let op = match next.take() {
+            Some(op) => op,
+            None => match work.recv().await {
+                Some(op) => op,
+                None => return,
+            },
+        };
+        let op = match op {
+            ArchiveOp::Append { owner, entry } => {
+                let mut batch = vec![entry];
+                while batch.len() < ARCHIVE_BATCH {
+                    match work.try_recv() {
+                        Ok(ArchiveOp::Append { owner: o, entry }) if o == owner => {
+                            batch.push(entry)
+                        }
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                if let Err(e) = store.append_batch(&owner, &batch).await {
+                    tracing::error!(room = %owner, messages = batch.len(), "cannot archive messages: {e}");
+                }
+                continue;
+            }
+            op => op,
+        };
         if let Some(a) = run_archive_op(store.as_ref(), op).await {
             if answers.send(a).await.is_err() {
                 return;

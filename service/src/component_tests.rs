@@ -98,6 +98,7 @@ fn context() -> ServiceContext {
         key: Arc::new(SecretKey::generate()),
         config: Element::new("service", ""),
         admins: Vec::new(),
+        metrics: Default::default(),
     }
 }
 

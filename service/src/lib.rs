@@ -31,6 +31,8 @@
 //!   server over XEP-0114, reconnecting with backoff;
 //! - [`handshake`]: the XEP-0114 handshake digest, shared by the server's
 //!   component listener and the component connector;
+//! - [`metrics`]: the service's own gauges and counters, which the host
+//!   renders on its metrics endpoint.
 //! - [`time`]: XEP-0082 date-times with microseconds, for delays and
 //!   archive filters (group chat's and the core's archives).
 
@@ -41,6 +43,7 @@ pub mod credentials;
 pub mod forms;
 pub mod gateway;
 pub mod handshake;
+pub mod metrics;
 pub mod stanza;
 pub mod time;
 
@@ -122,6 +125,9 @@ pub struct ServiceContext {
     pub config: Element,
     /// The admins to notify of events worth a human's attention.
     pub admins: Vec<switchboard_jid::Jid>,
+    /// Where the service reports its own numbers (rooms, messages…); the
+    /// host keeps a clone and renders them when its metrics are scraped.
+    pub metrics: metrics::ServiceMetrics,
 }
 
 /// A kind of service (`directory`, `irc`, …). One value is shared by every

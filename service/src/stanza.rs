@@ -65,17 +65,17 @@ impl ErrorType {
     }
 }
 
-/// A stanza error: a defined condition, its type, and optional text. A
-/// protocol failure is a value that travels back to the sender.
+/// A stanza error: a defined condition, its type, optional text and an
+/// optional application-specific condition (RFC 6120 §8.3.2: XEP-0060's
+/// `<precondition-not-met/>`, say). A protocol failure is a value that
+/// travels back to the sender.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StanzaError {
     pub condition: &'static str,
     pub kind: ErrorType,
     pub text: Option<String>,
-    /// An application-specific condition (RFC 6120 §8.3.4): an empty
-    /// element, `(name, namespace)`, after the defined one (XEP-0191's
-    /// `<blocked xmlns='urn:xmpp:blocking:errors'/>`, say).
-    pub app: Option<(&'static str, &'static str)>,
+    /// Boxed: most errors have none, and the error travels by value.
+    pub app: Option<Box<Element>>,
 }
 
 impl StanzaError {
@@ -87,13 +87,13 @@ impl StanzaError {
             app: None,
         }
     }
-    /// Adds an application-specific condition element.
-    pub fn with_app(mut self, name: &'static str, ns: &'static str) -> Self {
-        self.app = Some((name, ns));
-        self
-    }
     pub fn with_text(mut self, text: impl Into<String>) -> Self {
         self.text = Some(text.into());
+        self
+    }
+    /// Adds an application-specific condition element.
+    pub fn with_app(mut self, condition: Element) -> Self {
+        self.app = Some(Box::new(condition));
         self
     }
     pub fn service_unavailable() -> Self {
@@ -133,8 +133,9 @@ impl StanzaError {
                     .with_text(t.clone()),
             );
         }
-        if let Some((name, ns)) = self.app {
-            e.append_child(Element::new(name, ns));
+        // RFC 6120 §8.3.2: the application-specific condition comes last.
+        if let Some(app) = &self.app {
+            e.append_child((**app).clone());
         }
         e
     }
@@ -192,6 +193,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_application_condition_comes_after_the_text() {
+        let e = StanzaError::new("conflict", ErrorType::Cancel)
+            .with_text("no")
+            .with_app(Element::new("precondition-not-met", "urn:example:errors"))
+            .to_element(ns::CLIENT);
+        let names: Vec<&str> = e.elements().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["conflict", "text", "precondition-not-met"]);
+        assert_eq!(e.attr("type"), Some("cancel"));
+    }
+
+    #[test]
     fn iq_errors_never_echo_the_request_payload() {
         let iq = Element::new("iq", ns::CLIENT)
             .with_attr("type", "set")
@@ -226,7 +238,7 @@ mod tests {
     #[test]
     fn application_conditions_follow_the_defined_one() {
         let err = StanzaError::new("not-acceptable", ErrorType::Cancel)
-            .with_app("blocked", "urn:xmpp:blocking:errors");
+            .with_app(Element::new("blocked", "urn:xmpp:blocking:errors"));
         assert_eq!(
             err.to_element(ns::CLIENT).to_xml_string(),
             "<error xmlns=\"jabber:client\" type=\"cancel\">\

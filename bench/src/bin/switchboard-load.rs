@@ -9,6 +9,8 @@
 //! switchboard-load fanout --ca HOME/etc/localhost.crt --server-pid PID --user-prefix fan --users 2000 \
 //!                         --online 1000 --logins 1000 --contacts 100
 //! switchboard-load irc --ca HOME/etc/localhost.crt --server-pid PID --users 1000 --irc-port 6667
+//! switchboard-load muc --ca HOME/etc/localhost.crt --server-pid PID --users 1020 --occupants 1000 \
+//!                      --service conference.localhost --senders 10 --window 2 --joins 20
 //! switchboard-load soak --ca HOME/etc/localhost.crt --server-pid PID --users 200 --clients 200 --minutes 60
 //! ```
 //!
@@ -28,6 +30,7 @@ use switchboard_bench::client::Target;
 use switchboard_bench::scenario::fanout::{FanoutArgs, Layout};
 use switchboard_bench::scenario::irc::IrcArgs;
 use switchboard_bench::scenario::messages::MessagesArgs;
+use switchboard_bench::scenario::muc::MucArgs;
 use switchboard_bench::scenario::soak::SoakArgs;
 use switchboard_bench::scenario::{self, idle::IdleArgs, logins::LoginsArgs, Env, Outcome};
 use switchboard_bench::{procfs, tls};
@@ -139,6 +142,32 @@ enum Scenario {
     /// Bridge --users users into IRC through the transport: each joins 5
     /// channels; reports memory per bridged user and messages relayed per
     /// second both ways. Needs the server's IRC transport and its IRC server.
+    /// Group chat fan-out: OCCUPANTS users in one room, SENDERS of them
+    /// sending; messages and delivered copies per second, server CPU per
+    /// copy, join latency into the full room (needs --users at least
+    /// OCCUPANTS + JOINS).
+    Muc {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, default_value = "conference.localhost")]
+        service: String,
+        #[arg(long, default_value_t = 100)]
+        occupants: u64,
+        #[arg(long, default_value_t = 10)]
+        senders: u64,
+        #[arg(long, default_value_t = 2)]
+        window: usize,
+        #[arg(long, default_value_t = 15)]
+        duration: u64,
+        #[arg(long, default_value_t = 3)]
+        warmup: u64,
+        #[arg(long, default_value_t = 20)]
+        joins: u64,
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 64)]
+        body_size: usize,
+    },
     Irc {
         #[command(flatten)]
         common: Common,
@@ -283,6 +312,7 @@ fn main() -> ExitCode {
         | Scenario::Logins { common, .. }
         | Scenario::Messages { common, .. }
         | Scenario::Fanout { common, .. }
+        | Scenario::Muc { common, .. }
         | Scenario::Irc { common, .. }
         | Scenario::Soak { common, .. } => common,
     };
@@ -299,6 +329,7 @@ fn main() -> ExitCode {
         Scenario::Logins { concurrency, .. } => *concurrency as u64,
         Scenario::Messages { common, .. } => common.users,
         Scenario::Fanout { online, logins, .. } => online + logins,
+        Scenario::Muc { common, .. } => common.users,
         // One XMPP session and one IRC connection per user.
         Scenario::Irc { common, .. } => common.users * 2,
         Scenario::Soak { clients, .. } => *clients,
@@ -370,6 +401,31 @@ fn main() -> ExitCode {
                     stalled,
                 };
                 scenario::messages::run(env, args).await
+            }
+            Scenario::Muc {
+                service,
+                occupants,
+                senders,
+                window,
+                duration,
+                warmup,
+                joins,
+                concurrency,
+                body_size,
+                ..
+            } => {
+                let args = MucArgs {
+                    service,
+                    occupants: occupants.max(1),
+                    senders,
+                    window: window.max(1),
+                    duration: Duration::from_secs(duration.max(1)),
+                    warmup: Duration::from_secs(warmup),
+                    joins,
+                    concurrency,
+                    body_size,
+                };
+                scenario::muc::run(env, args).await
             }
             Scenario::Fanout {
                 online,

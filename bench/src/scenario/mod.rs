@@ -2,10 +2,12 @@
 //! per idle authenticated session), [`logins`] (full logins per second),
 //! [`messages`] (chat messages routed per second between online users) and
 //! [`fanout`] (logins of users with 100-contact rosters: presence
-//! broadcast and probes), [`irc`] (the IRC transport: memory per
-//! bridged user, messages relayed per second both ways), and [`soak`]
-//! (clients logging in and out, chatting and changing presence for an
-//! hour, the server's memory and file descriptors read once a minute).
+//! broadcast and probes), [`muc`] (group chat: one room's fan-out of
+//! groupchat messages, server CPU per delivered copy, join latency into a
+//! full room), [`irc`] (the IRC transport: memory per bridged user,
+//! messages relayed per second both ways), and [`soak`] (clients logging
+//! in and out, chatting and changing presence for an hour, the server's
+//! memory and file descriptors read once a minute).
 //! A scenario gets an [`Env`] (where to connect, which accounts, which
 //! process to measure) and returns an [`Outcome`] whose summary line the
 //! binary prints.
@@ -15,6 +17,7 @@ pub mod idle;
 pub mod irc;
 pub mod logins;
 pub mod messages;
+pub mod muc;
 pub mod soak;
 
 use std::sync::Arc;

@@ -15,7 +15,9 @@
 //!   to;
 //! * [`server_jid`]: `<message to='HOST…'/>` from users and admins;
 //! * [`socket`]: the Unix admin socket and its line protocol, server and
-//!   client side.
+//!   client side;
+//! * [`service_commands`]: a service's own XEP-0050 admin commands (the
+//!   group chat rooms), run for the socket from the server's domain JID.
 //!
 //! The models they share with the account actors (announcements, the
 //! message of the day, notices to admins) live in `crate::notices`.
@@ -27,6 +29,7 @@
 
 pub mod commands;
 pub mod server_jid;
+pub mod service_commands;
 pub mod socket;
 
 use std::sync::{Arc, Weak};

@@ -33,9 +33,11 @@
 //! | `announce [host=H] [subject=S] body=B` | `ok N`: handed to N sessions (every host when `host` is absent) |
 //! | `users-online [host=H]` | one `data JID` per session (full JID, sorted), then `ok N` |
 //! | `kick jid=J` | `ok N`: N sessions closed; `error not-found …` when J has none |
+//! | `service-command service=H node=N [field.NAME=VALUE]…` | a service's XEP-0050 command run with those field values (see `service_commands.rs`): one `data LINE` per line of its answer, then `ok`; `error service …` when the service refuses, fails or does not answer |
 //!
 //! Error codes: `bad-request` (a request that does not parse, an empty
-//! announcement, an invalid JID), `unknown-host`, `not-found`, `internal`.
+//! announcement, an invalid JID), `unknown-host`, `not-found`, `service`,
+//! `internal`.
 //! A request line longer than [`MAX_REQUEST`] bytes is refused.
 
 use std::io::{BufRead, BufReader, Write};
@@ -73,6 +75,12 @@ pub enum Request {
     },
     Kick {
         jid: String,
+    },
+    ServiceCommand {
+        service: String,
+        node: String,
+        /// Field values, in the order given.
+        fields: Vec<(String, String)>,
     },
 }
 
@@ -163,6 +171,18 @@ impl Request {
                 field("jid", &Some(jid.clone()));
                 format!("kick{line}")
             }
+            Request::ServiceCommand {
+                service,
+                node,
+                fields,
+            } => {
+                field("service", &Some(service.clone()));
+                field("node", &Some(node.clone()));
+                for (k, v) in fields {
+                    field(&format!("field.{k}"), &Some(v.clone()));
+                }
+                format!("service-command{line}")
+            }
         }
     }
 
@@ -171,11 +191,19 @@ impl Request {
         let mut words = line.split(' ');
         let command = words.next().unwrap_or_default();
         let mut fields = std::collections::BTreeMap::new();
+        let mut form = Vec::new();
         for w in words {
             let (k, v) = w
                 .split_once('=')
                 .ok_or_else(|| format!("'{w}' is not a key=value field"))?;
             let v = decode(v).ok_or_else(|| format!("the value of {k} is badly encoded"))?;
+            if let Some(name) = k.strip_prefix("field.") {
+                if form.iter().any(|(n, _)| n == name) {
+                    return Err(format!("{k} is given twice"));
+                }
+                form.push((name.to_string(), v));
+                continue;
+            }
             if fields.insert(k.to_string(), v).is_some() {
                 return Err(format!("{k} is given twice"));
             }
@@ -191,8 +219,16 @@ impl Request {
             "kick" => Request::Kick {
                 jid: take("jid").ok_or("kick needs jid=")?,
             },
+            "service-command" => Request::ServiceCommand {
+                service: take("service").ok_or("service-command needs service=")?,
+                node: take("node").ok_or("service-command needs node=")?,
+                fields: std::mem::take(&mut form),
+            },
             other => return Err(format!("unknown command '{other}'")),
         };
+        if !form.is_empty() {
+            return Err(format!("{command} takes no field.{}=", form[0].0));
+        }
         match fields.keys().next() {
             Some(k) => Err(format!("{command} takes no {k}=")),
             None => Ok(request),
@@ -328,6 +364,36 @@ pub fn execute(admin: &Admin, request: Request) -> Response {
                 Err(e) => from_admin_error(&e),
             }
         }
+        Request::ServiceCommand { .. } => Response::error(
+            "internal",
+            "a service command is asked of the service, not carried out here",
+        ),
+    }
+}
+
+/// Carries out a request, waiting for a service when it asks one.
+pub async fn execute_async(admin: &Admin, request: Request) -> Response {
+    match request {
+        Request::ServiceCommand {
+            service,
+            node,
+            fields,
+        } => {
+            let service = match switchboard_jid::normalize_domain(&service) {
+                Ok(s) => s,
+                Err(e) => {
+                    return Response::error(
+                        "bad-request",
+                        format!("'{service}' is not a hostname: {e}"),
+                    )
+                }
+            };
+            match super::service_commands::run(&admin.router, &service, &node, &fields).await {
+                Ok(lines) => Response::ok(lines, ""),
+                Err(e) => Response::error("service", e),
+            }
+        }
+        other => execute(admin, other),
     }
 }
 
@@ -470,7 +536,7 @@ async fn serve(mut stream: UnixStream, admin: Arc<Admin>) {
                 Err(e) => Response::error("bad-request", e),
                 Ok(request) => {
                     tracing::info!(command = %text.split(' ').next().unwrap_or_default(), "admin socket request");
-                    execute(&admin, request)
+                    execute_async(&admin, request).await
                 }
             },
         },
@@ -614,6 +680,14 @@ mod tests {
             Request::Kick {
                 jid: "alice@example.com/desk top".into(),
             },
+            Request::ServiceCommand {
+                service: "conference.example.com".into(),
+                node: "http://jabber.org/protocol/muc#admin-destroy-room".into(),
+                fields: vec![
+                    ("room".into(), "kitchen@conference.example.com".into()),
+                    ("reason".into(), "closed\nfor the night".into()),
+                ],
+            },
         ] {
             let line = r.to_line();
             assert!(!line.contains('\n'));
@@ -631,6 +705,12 @@ mod tests {
             ("kick jid=a extra=1", "takes no extra"),
             ("kick jid", "key=value"),
             ("kick jid=%Z1", "badly encoded"),
+            ("service-command node=n", "needs service"),
+            (
+                "service-command service=s node=n field.a=1 field.a=2",
+                "twice",
+            ),
+            ("kick jid=a field.x=1", "takes no field.x"),
         ] {
             let e = Request::parse(line).unwrap_err();
             assert!(e.contains(want), "{line}: {e}");

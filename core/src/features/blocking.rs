@@ -236,7 +236,7 @@ pub fn register(setup: &mut super::Setup<'_>) {
                 return Flow::Next(s);
             }
             let err = StanzaError::new("not-acceptable", ErrorType::Cancel)
-                .with_app("blocked", NS_ERRORS);
+                .with_app(Element::new("blocked", NS_ERRORS));
             // The refusal comes from the blocked JID, as the stanza was
             // addressed there (XEP-0191 §3.3, example 8).
             if let Some(mut reply) = error_reply(&s.el, &err) {

@@ -62,6 +62,8 @@ pub enum Work {
     /// Nothing to do but say so: everything queued before is done (see
     /// [`Accounts::flushed`]).
     Flush(tokio::sync::oneshot::Sender<()>),
+    /// A feature's work on the account (see `scope.rs`).
+    Job(super::scope::Job),
 }
 
 /// What every actor works with besides the router: the stores of the
@@ -159,6 +161,18 @@ impl Accounts {
             }
         }
         tracing::error!(account = %bare, "could not queue work for an account; dropped");
+    }
+
+    /// Queues a feature's job for an account's actor (see `scope.rs`);
+    /// `ticket` is dropped once the job is done.
+    pub fn run_for(
+        &self,
+        router: &Router,
+        bare: &Jid,
+        job: super::scope::Job,
+        ticket: Option<Guard>,
+    ) {
+        self.send_for(router, bare, Work::Job(job), ticket)
     }
 
     pub fn running(&self) -> usize {
@@ -316,6 +330,7 @@ impl Account {
             Work::Flush(done) => {
                 let _ = done.send(());
             }
+            Work::Job(job) => job.run(self).await,
         }
     }
 
@@ -446,20 +461,29 @@ impl Account {
     /// Account-data IQs (vCard, private XML, last activity, password
     /// change): the registered handler runs here, in order, with the spool.
     async fn data_iq(&mut self, iq: Element) {
+        match self.run_data_handler(&iq).await {
+            Some(answer) => self.answer(&iq, answer),
+            None => self.bounce(&iq, StanzaError::service_unavailable()),
+        }
+    }
+
+    /// Runs the account-data handler for an IQ request and returns its
+    /// answer (`bad-request` for a request without payload); `None` when
+    /// no handler takes it, or for what is no request.
+    pub(super) async fn run_data_handler(
+        &mut self,
+        iq: &Element,
+    ) -> Option<Result<Option<Element>, StanzaError>> {
         let kind = match iq.attr("type") {
             Some("get") => IqType::Get,
             Some("set") => IqType::Set,
-            _ => return,
+            _ => return None,
         };
         let Some(payload) = iq.first_element() else {
-            return self.bounce(&iq, StanzaError::bad_request());
+            return Some(Err(StanzaError::bad_request()));
         };
-        let Some(handler) = self.router.iq().lookup_data(payload, kind) else {
-            return self.bounce(&iq, StanzaError::service_unavailable());
-        };
-        let Some(from) = iq.attr("from").and_then(|f| Jid::parse(f).ok()) else {
-            return;
-        };
+        let handler = self.router.iq().lookup_data(payload, kind)?;
+        let from = iq.attr("from").and_then(|f| Jid::parse(f).ok())?;
         let is_owner = from.to_bare() == self.bare;
         let may_see_presence = is_owner
             || match self.roster().await {
@@ -473,24 +497,30 @@ impl Account {
             .iter()
             .any(|s| s.priority.is_some());
         let iterations = self.settings().scram_iterations;
-        let r = handler(DataRequest {
-            iq: &iq,
-            payload,
-            from: &from,
-            account: &self.bare,
-            is_owner,
-            may_see_presence,
-            online,
-            data: self.accounts.ctx.data.as_ref(),
-            accounts: self.accounts.ctx.accounts.as_ref(),
-            scram_iterations: iterations,
-        })
-        .await;
-        match r {
+        Some(
+            handler(DataRequest {
+                iq,
+                payload,
+                from: &from,
+                account: &self.bare,
+                is_owner,
+                may_see_presence,
+                online,
+                data: self.accounts.ctx.data.as_ref(),
+                accounts: self.accounts.ctx.accounts.as_ref(),
+                scram_iterations: iterations,
+            })
+            .await,
+        )
+    }
+
+    /// Sends the answer to an IQ request addressed to this account: the
+    /// result comes from the account addressed (or, for an IQ without
+    /// `to`, from the user's own bare JID).
+    pub(super) fn answer(&self, iq: &Element, answer: Result<Option<Element>, StanzaError>) {
+        match answer {
             Ok(payload) => {
-                let mut reply = iq_result(&iq, payload);
-                // Answers come from the account addressed (or, for an IQ
-                // without `to`, from the user's own bare JID).
+                let mut reply = iq_result(iq, payload);
                 reply.set_attr(
                     "from",
                     iq.attr("to")
@@ -499,7 +529,7 @@ impl Account {
                 );
                 self.send(reply);
             }
-            Err(e) => self.bounce(&iq, e),
+            Err(e) => self.bounce(iq, e),
         }
     }
 }

@@ -2,8 +2,9 @@
 //! offline messages, handled by per-account actors (`account.rs`) that the
 //! routing table's IM rows (`routes.rs`) feed, and the delivery of the
 //! host's message of the day (`motd.rs`). Other modules check what reaches
-//! an actor through gates (`gates.rs`) and watch what it does through
-//! observers (`observers.rs`).
+//! an actor through gates (`gates.rs`), watch what it does through
+//! observers (`observers.rs`) and queue work of their own to the actors as
+//! jobs (`scope.rs`).
 
 pub mod account;
 mod admin_register;
@@ -16,6 +17,7 @@ mod remove;
 pub mod roster;
 mod roster_iq;
 pub mod routes;
+pub mod scope;
 mod subscribe;
 pub mod subscription;
 mod unregister;
@@ -25,6 +27,7 @@ use std::sync::Arc;
 pub use account::{Accounts, ImContext, Work};
 pub use gates::{Gate, Gates, InboundGate};
 pub use observers::{AccountObserver, Observers};
+pub use scope::{AccountScope, Job};
 
 use crate::routing::table::TableBuilder;
 

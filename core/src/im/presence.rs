@@ -103,6 +103,26 @@ impl Account {
         }
     }
 
+    /// Each available resource's presence again, as `amend` changes it
+    /// (a feature's job: a new avatar hash, XEP-0153); unchanged ones are
+    /// not sent. See `AccountScope::rebroadcast_presence`.
+    pub(super) async fn rebroadcast(&mut self, amend: &(dyn Fn(&mut Element) + Sync)) {
+        for s in self.router.sessions().of_account(&self.bare) {
+            let Some(old) = &s.presence else { continue };
+            let mut p = (**old).clone();
+            amend(&mut p);
+            if p == **old {
+                continue;
+            }
+            let Ok(from) = self.bare.with_resource(&s.resource) else {
+                continue;
+            };
+            p.set_attr("from", from.to_string());
+            self.router.sessions().set_presence(&from, Some(p.clone()));
+            self.broadcast(&p).await;
+        }
+    }
+
     /// Delivers to one session directly (no routing decisions).
     pub(super) fn send_to_session(&self, to: &Jid, el: Element) {
         if let Some(s) = self.router.sessions().get(to) {

@@ -190,7 +190,10 @@ fn needs_account(r: &Router, s: &Stanza) -> bool {
 /// available resources with the highest non-negative priority, or for a
 /// headline every available resource with a non-negative priority; `None`
 /// when there is no such resource (the message goes to offline storage).
-fn bare_targets(
+/// Delivery uses it, and so does anything that must know where a message
+/// will land before it is delivered (push notifications: does it reach a
+/// live device?).
+pub fn bare_targets(
     sessions: &[SessionEntry],
     headline: bool,
 ) -> Option<impl Iterator<Item = &SessionEntry>> {

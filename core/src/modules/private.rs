@@ -43,7 +43,7 @@
 //! same (name, namespace); a set holding two children with the same key
 //! keeps the last.
 
-use switchboard_spool::store::{BoxFuture, StoreError};
+use switchboard_spool::store::{AccountDataStore, AccountRef, BoxFuture, StoreError};
 use switchboard_xml::{ns, Element, Node};
 
 use super::{DataRequest, IqKey, IqType, Registry, Scope};
@@ -163,6 +163,35 @@ async fn store(req: DataRequest<'_>) -> Result<Option<Element>, StanzaError> {
     };
     r.map_err(|e| storage_failure(&req, &e))?;
     Ok(None)
+}
+
+/// The stored fragment with this name and namespace, for a feature that
+/// keeps another view of the same data (XEP-0411 bookmarks).
+pub async fn fragment(
+    data: &dyn AccountDataStore,
+    account: &AccountRef,
+    name: &str,
+    ns: &str,
+) -> Result<Option<Element>, StoreError> {
+    Ok(data
+        .get(account, CONTAINER)
+        .await?
+        .and_then(|c| c.elements().find(|e| e.is(name, ns)).cloned()))
+}
+
+/// Stores one fragment as a set from the owner would (an empty one
+/// deletes it), for a feature that keeps another view of the same data.
+/// The size bound is the caller's to keep.
+pub async fn put_fragment(
+    data: &dyn AccountDataStore,
+    account: &AccountRef,
+    fragment: &Element,
+) -> Result<(), StoreError> {
+    let old = data.get(account, CONTAINER).await?;
+    match merged(old.as_ref(), &[fragment]) {
+        Some(doc) => data.put(account, doc).await,
+        None => data.remove(account, CONTAINER).await,
+    }
 }
 
 /// The stored document; `service-unavailable` when there is neither a

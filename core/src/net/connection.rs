@@ -298,9 +298,13 @@ impl Conn {
                 if !handed_over {
                     tracing::info!(jid = %b.session.jid, peer = %self.peer, "connection lost");
                 }
-                self.shared
-                    .resumptions
-                    .hibernate(&slot, b, max, self.shared.router.clone());
+                self.shared.resumptions.hibernate(
+                    &slot,
+                    b,
+                    max,
+                    self.shared.router.clone(),
+                    !handed_over,
+                );
             }
             _ => b.end(&self.shared.router),
         }

@@ -24,15 +24,13 @@ use tokio::sync::Notify;
 
 use super::session::BoundSession;
 use crate::routing::Router;
-use crate::sessions::SessionExt;
 
 /// How long a resumption waits for the old connection to hand over.
 const HANDOVER: Duration = Duration::from_secs(5);
 
-/// Marks a session as hibernating in its `SessionExt` (for push
-/// notifications: a message for it will not reach the device until it
-/// resumes).
-pub struct Hibernating;
+/// The hibernation marker lives with the session state (`sessions`), where
+/// the routing path and features below this layer can read it.
+pub use crate::sessions::{is_hibernating, Hibernating};
 
 enum SlotState {
     /// A connection holds the session.
@@ -125,17 +123,28 @@ impl Resumptions {
         self.slots.is_empty()
     }
 
-    /// Puts a session whose connection died into its slot to hibernate
-    /// for `max`, after which (or at once, if it is given up on for not
-    /// reading) it ends.
+    /// Puts a session into its slot to hibernate for `max`, after which
+    /// (or at once, if it is given up on for not reading) it ends:
+    /// because its connection died (`connection_lost`: the table's
+    /// hibernation hooks hear of it, with what the device may not have
+    /// received), or to hand it over to a connection that resumes it.
     pub(crate) fn hibernate(
         &self,
         slot: &Arc<Slot>,
         session: Box<BoundSession>,
         max: Duration,
         router: Router,
+        connection_lost: bool,
     ) {
         session.session.shared.ext.set(Arc::new(Hibernating));
+        if connection_lost {
+            let unacked: Vec<&switchboard_xml::Element> = session
+                .sm
+                .as_ref()
+                .map(|s| s.sm.unacked().collect())
+                .unwrap_or_default();
+            router.session_hibernates(&session.session, &unacked);
+        }
         let ext_shared = session.session.shared.clone();
         let generation = {
             let mut state = slot.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -242,12 +251,6 @@ impl Resumptions {
     }
 }
 
-/// Whether a session hibernates (its device may not be reachable until it
-/// resumes).
-pub fn is_hibernating(ext: &SessionExt) -> bool {
-    ext.has::<Hibernating>()
-}
-
 #[cfg(test)]
 mod tests {
     //! The registry under tokio's paused clock: a hibernating session is
@@ -327,7 +330,7 @@ mod tests {
         let b = session(&router, &registry);
         let slot = slot_of(&b);
         let id = slot.id().to_string();
-        registry.hibernate(&slot, b, Duration::from_secs(60), router.clone());
+        registry.hibernate(&slot, b, Duration::from_secs(60), router.clone(), true);
 
         assert_eq!(
             registry.take(&id, &jid("bob@localhost")).await.err(),
@@ -343,7 +346,7 @@ mod tests {
         );
 
         // It hibernates again; the first timer (59 s old) must not end it.
-        registry.hibernate(&slot, b, Duration::from_secs(60), router.clone());
+        registry.hibernate(&slot, b, Duration::from_secs(60), router.clone(), true);
         tokio::time::sleep(Duration::from_secs(30)).await;
         assert_eq!(registry.len(), 1);
         tokio::time::sleep(Duration::from_secs(31)).await;
@@ -372,6 +375,47 @@ mod tests {
         assert_eq!(offline[0].stanza.attr("id"), Some("unacked"));
     }
 
+    /// The table's hibernation hooks hear of a session whose connection
+    /// died, marked hibernating already, with what it had not
+    /// acknowledged; a hand-over to a resuming connection is no news.
+    #[tokio::test(start_paused = true)]
+    async fn hibernation_hooks_hear_of_a_lost_connection_not_of_a_hand_over() {
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let mut t = crate::routing::table::TableBuilder::default();
+        let h = heard.clone();
+        t.on_session_hibernates("test", move |_, s, unacked| {
+            assert!(is_hibernating(&s.shared.ext), "marked before the hooks run");
+            let ids: Vec<String> = unacked
+                .iter()
+                .map(|e| e.attr("id").unwrap_or_default().to_string())
+                .collect();
+            h.lock().unwrap().push((s.jid.to_string(), ids));
+        });
+        let router = Router::new(
+            vec!["localhost".into()],
+            t.build(),
+            Default::default(),
+            Arc::default(),
+        );
+        let registry = Resumptions::new();
+        let b = session(&router, &registry);
+        let slot = slot_of(&b);
+        registry.hibernate(&slot, b, Duration::from_secs(60), router.clone(), false);
+        assert!(heard.lock().unwrap().is_empty(), "a hand-over");
+        let (slot, b) = registry
+            .take(slot.id(), &jid("alice@localhost"))
+            .await
+            .unwrap();
+        registry.hibernate(&slot, b, Duration::from_secs(60), router.clone(), true);
+        assert_eq!(
+            *heard.lock().unwrap(),
+            [(
+                "alice@localhost/phone".to_string(),
+                vec!["unacked".to_string()]
+            )]
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn at_shutdown_hibernating_sessions_end_and_their_stanzas_go_offline() {
         let stores = MemoryStores::new();
@@ -388,7 +432,7 @@ mod tests {
         let registry = Resumptions::new();
         let b = session(&router, &registry);
         let slot = slot_of(&b);
-        registry.hibernate(&slot, b, Duration::from_secs(600), router.clone());
+        registry.hibernate(&slot, b, Duration::from_secs(600), router.clone(), false);
         registry.end_all(&router);
         assert!(registry.is_empty());
         assert!(router
@@ -422,7 +466,7 @@ mod tests {
             let router = router.clone();
             tokio::spawn(async move {
                 slot.handover.notified().await;
-                registry.hibernate(&slot, b, Duration::from_secs(60), router);
+                registry.hibernate(&slot, b, Duration::from_secs(60), router, false);
             })
         };
         let (_, taken) = registry.take(&id, &jid("alice@localhost")).await.unwrap();

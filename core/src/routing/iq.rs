@@ -12,9 +12,12 @@
 //!   and run inside that account's actor, one request at a time, in order
 //!   with the account's other work.
 //!
-//! The registry also collects the disco#info features each module adds.
-//! The routing table's IQ rows (`iq/host`, `iq/bare`, and the account
-//! actor's rows) look handlers up here.
+//! The registry also collects what disco#info shows (XEP-0030): the
+//! features and extra identities each module adds for the server and for
+//! accounts, the extended-information forms of each host (XEP-0128), and
+//! the nodes that answer like the host itself (an entity-capabilities
+//! `node#ver`, XEP-0115 §6.2). The routing table's IQ rows (`iq/host`,
+//! `iq/bare`, and the account actor's rows) look handlers up here.
 
 use std::collections::HashMap;
 
@@ -146,6 +149,19 @@ pub struct Registry {
     data_handlers: HashMap<IqKey, DataHandler>,
     server_features: Vec<&'static str>,
     account_features: Vec<&'static str>,
+    server_identities: Vec<Identity>,
+    account_identities: Vec<Identity>,
+    host_forms: Vec<(String, Element)>,
+    host_aliases: Vec<(String, String)>,
+}
+
+/// A disco#info identity a module adds beside the entity's own (the
+/// server's `server/im`, an account's `account/registered`), such as
+/// XEP-0163's `pubsub/pep`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity {
+    pub category: &'static str,
+    pub kind: &'static str,
 }
 
 impl Registry {
@@ -212,6 +228,53 @@ impl Registry {
             Scope::Server => &self.server_features,
             Scope::Account => &self.account_features,
         }
+    }
+
+    /// Adds a disco#info identity of the server or of accounts.
+    pub fn identity(&mut self, scope: Scope, identity: Identity) {
+        let list = match scope {
+            Scope::Server => &mut self.server_identities,
+            Scope::Account => &mut self.account_identities,
+        };
+        if !list.contains(&identity) {
+            list.push(identity);
+        }
+    }
+
+    /// The identities modules added (after the entity's own).
+    pub fn identities(&self, scope: Scope) -> &[Identity] {
+        match scope {
+            Scope::Server => &self.server_identities,
+            Scope::Account => &self.account_identities,
+        }
+    }
+
+    /// Adds an extended-information form (XEP-0128) to the disco#info of
+    /// one local host, such as XEP-0157's contact addresses.
+    pub fn host_form(&mut self, host: &str, form: Element) {
+        self.host_forms.push((host.to_owned(), form));
+    }
+
+    /// The extended-information forms of a host, in the order added.
+    pub fn host_forms<'a>(&'a self, host: &'a str) -> impl Iterator<Item = &'a Element> + 'a {
+        self.host_forms
+            .iter()
+            .filter(move |(h, _)| h == host)
+            .map(|(_, f)| f)
+    }
+
+    /// Makes disco#info of `node` at `host` answer with the host's own
+    /// information (the node echoed), as XEP-0115 §6.2 asks for the
+    /// `node#ver` of the server's capabilities.
+    pub fn host_alias(&mut self, host: &str, node: String) {
+        self.host_aliases.push((host.to_owned(), node));
+    }
+
+    /// Whether `node` at `host` answers like the host itself.
+    pub fn is_host_alias(&self, host: &str, node: &str) -> bool {
+        self.host_aliases
+            .iter()
+            .any(|(h, n)| h == host && n == node)
     }
 
     /// The sync handler for a request's payload.

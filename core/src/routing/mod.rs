@@ -24,6 +24,7 @@
 
 pub mod defaults;
 pub mod iq;
+pub mod requests;
 pub mod services;
 pub mod stanza;
 pub mod table;
@@ -234,6 +235,9 @@ impl Router {
         if el.attr("to").is_none() {
             return Err("improper-addressing");
         }
+        let Some(el) = self.inner.services.take_answer(el) else {
+            return Ok(());
+        };
         self.route_from(el, Origin::Service(Arc::from(host)), None);
         Ok(())
     }
@@ -438,6 +442,13 @@ impl Router {
     /// namespace; `false` when none did.
     pub fn nonza(&self, session: &table::SessionRef, el: Element) -> bool {
         self.inner.table.nonza(self, session, el)
+    }
+
+    /// Runs the table's hibernation hooks for a session whose connection
+    /// died and which now hibernates (XEP-0198), with what it had been
+    /// sent and not acknowledged.
+    pub fn session_hibernates(&self, session: &table::SessionRef, unacked: &[&Element]) {
+        self.inner.table.session_hibernates(self, session, unacked);
     }
 
     /// Tells the table's session-end hooks that a session is gone.

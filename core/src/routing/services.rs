@@ -5,10 +5,12 @@
 //! error, never the router a stall.
 
 use dashmap::DashMap;
+use switchboard_service::metrics::ServiceMetrics;
 use switchboard_xml::Element;
 use tokio::sync::mpsc;
 
 use super::iq::ServiceInfo;
+use super::requests::{self, AskError, Pending};
 use crate::metrics::ServiceGauge;
 use crate::stanza::{ErrorType, StanzaError};
 
@@ -19,6 +21,10 @@ pub struct ServiceHandle {
     /// The running service's inbox; `None` while it is down (restarting
     /// after a crash, or an external component that is not connected).
     pub inbox: Option<mpsc::Sender<Element>>,
+    /// The numbers the service reports about itself (an in-process
+    /// service's; an external component's stays empty), read at scrape
+    /// time.
+    pub metrics: ServiceMetrics,
 }
 
 /// The error for a stanza to a declared service that is not running.
@@ -57,6 +63,8 @@ impl Refused {
 #[derive(Default)]
 pub struct ServiceSlots {
     slots: DashMap<String, ServiceHandle>,
+    /// The server's own requests to services (`requests.rs`).
+    pending: Pending,
 }
 
 impl ServiceSlots {
@@ -117,6 +125,37 @@ impl ServiceSlots {
         })
     }
 
+    /// Sends `iq` (a get or set without `id`, `from` or `to`) to the
+    /// service at `host` from the local domain `from`, and waits up to
+    /// `limit` for the service's answer.
+    pub async fn ask(
+        &self,
+        host: &str,
+        from: &str,
+        mut iq: Element,
+        limit: std::time::Duration,
+    ) -> Result<Element, AskError> {
+        let (id, rx) = self.pending.register(from);
+        iq.set_attr("id", id.clone());
+        iq.set_attr("from", from);
+        iq.set_attr("to", host);
+        if let Err(refused) = self.send(host, iq) {
+            self.pending.forget(&id);
+            let (_, err) = refused.into_bounce(host);
+            return Err(AskError::Refused(
+                err.text
+                    .unwrap_or_else(|| format!("{host} is not a service here")),
+            ));
+        }
+        requests::wait(&self.pending, &id, rx, limit).await
+    }
+
+    /// An answer to one of the server's own requests goes to its waiter
+    /// (`None`); anything else comes back to be routed.
+    pub fn take_answer(&self, el: Element) -> Option<Element> {
+        self.pending.take_answer(el)
+    }
+
     /// Each slot's state and queue, read now for a scrape. The depth is
     /// what the inbox holds: its bound minus its free room.
     pub fn gauges(&self) -> Vec<ServiceGauge> {
@@ -129,6 +168,7 @@ impl ServiceSlots {
                     host: s.key().clone(),
                     up: live.is_some(),
                     queue_depth: live.map_or(0, |i| (i.max_capacity() - i.capacity()) as u64),
+                    own: s.metrics.samples(),
                 }
             })
             .collect();

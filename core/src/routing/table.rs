@@ -174,6 +174,13 @@ pub type NonzaHook = Box<dyn Fn(&Router, &SessionRef, Element) + Send + Sync>;
 pub type SessionStartHook =
     Box<dyn Fn(&Router, &SessionRef) -> BoxFuture<'static, ()> + Send + Sync>;
 
+/// A hook for a session that starts to hibernate because its connection
+/// died (XEP-0198; not for a hand-over to a resuming connection): it
+/// gets the session (already marked `Hibernating`) and what it had been
+/// sent and not acknowledged, which may never have reached the device.
+/// Runs on the connection's task; never blocks.
+pub type HibernateHook = Box<dyn Fn(&Router, &SessionRef, &[&Element]) + Send + Sync>;
+
 struct Entry {
     priority: i32,
     module: &'static str,
@@ -198,8 +205,10 @@ pub struct TableBuilder {
     hooks: Vec<Vec<Entry>>,
     session_end: Vec<(&'static str, SessionEndHook)>,
     session_start: Vec<(&'static str, SessionStartHook)>,
+    session_hibernates: Vec<(&'static str, HibernateHook)>,
     nonzas: HashMap<&'static str, (&'static str, NonzaHook)>,
     features: Vec<Element>,
+    host_features: Vec<(String, Element)>,
     bind2_inline: Vec<&'static str>,
 }
 
@@ -209,8 +218,10 @@ impl Default for TableBuilder {
             hooks: (0..EVENTS).map(|_| Vec::new()).collect(),
             session_end: Vec::new(),
             session_start: Vec::new(),
+            session_hibernates: Vec::new(),
             nonzas: HashMap::new(),
             features: Vec::new(),
+            host_features: Vec::new(),
             bind2_inline: Vec::new(),
         }
     }
@@ -278,6 +289,16 @@ impl TableBuilder {
         self.session_start.push((module, Box::new(hook)));
     }
 
+    /// Adds a hook for every session that starts to hibernate because its
+    /// connection died.
+    pub fn on_session_hibernates(
+        &mut self,
+        module: &'static str,
+        hook: impl Fn(&Router, &SessionRef, &[&Element]) + Send + Sync + 'static,
+    ) {
+        self.session_hibernates.push((module, Box::new(hook)));
+    }
+
     /// Takes the client's nonzas in `namespace` after binding. One module
     /// per namespace.
     pub fn on_nonza(
@@ -293,6 +314,12 @@ impl TableBuilder {
     /// Offers a stream feature to authenticated clients, beside `<bind/>`.
     pub fn stream_feature(&mut self, feature: Element) {
         self.features.push(feature);
+    }
+
+    /// Offers a stream feature to authenticated clients of one host only
+    /// (the host's entity capabilities, XEP-0115 §6.3, differ per host).
+    pub fn host_stream_feature(&mut self, host: &str, feature: Element) {
+        self.host_features.push((host.to_owned(), feature));
     }
 
     /// Lets clients enable the feature of `namespace` inline in a Bind 2
@@ -316,9 +343,11 @@ impl TableBuilder {
             hooks: self.hooks.into_boxed_slice(),
             session_end: self.session_end,
             session_start: self.session_start,
+            session_hibernates: self.session_hibernates,
             nonzas: self.nonzas,
             extensions: Arc::new(StreamExtensions {
                 features: self.features,
+                host_features: self.host_features,
                 nonza_namespaces: namespaces,
                 bind2_inline: self.bind2_inline,
             }),
@@ -331,6 +360,7 @@ pub struct Table {
     hooks: Box<[Vec<Entry>]>,
     session_end: Vec<(&'static str, SessionEndHook)>,
     session_start: Vec<(&'static str, SessionStartHook)>,
+    session_hibernates: Vec<(&'static str, HibernateHook)>,
     nonzas: HashMap<&'static str, (&'static str, NonzaHook)>,
     extensions: Arc<StreamExtensions>,
 }
@@ -357,6 +387,17 @@ impl Table {
     pub(crate) async fn session_started(&self, router: &Router, session: &SessionRef) {
         for (_, hook) in &self.session_start {
             hook(router, session).await;
+        }
+    }
+
+    pub(crate) fn session_hibernates(
+        &self,
+        router: &Router,
+        session: &SessionRef,
+        unacked: &[&Element],
+    ) {
+        for (_, hook) in &self.session_hibernates {
+            hook(router, session, unacked);
         }
     }
 
@@ -398,6 +439,14 @@ impl Table {
         for (module, _) in &self.session_start {
             rows.push(Row {
                 event: "session-start".into(),
+                priority: 0,
+                module,
+                what: "",
+            });
+        }
+        for (module, _) in &self.session_hibernates {
+            rows.push(Row {
+                event: "session-hibernates".into(),
                 priority: 0,
                 module,
                 what: "",

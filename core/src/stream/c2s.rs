@@ -42,6 +42,8 @@ use crate::stream::sm;
 #[derive(Debug, Default)]
 pub struct StreamExtensions {
     pub features: Vec<Element>,
+    /// Features offered only on streams to one host: `(host, feature)`.
+    pub host_features: Vec<(String, Element)>,
     pub nonza_namespaces: Vec<&'static str>,
     /// Namespaces whose elements a Bind 2 request may carry to enable a
     /// feature inline (carbons, CSI); each is handed to the module's
@@ -442,6 +444,12 @@ impl C2s {
             }
             for feature in &self.settings.extensions.features {
                 f.append_child(feature.clone());
+            }
+            let host = self.neg.host.as_deref();
+            for (h, feature) in &self.settings.extensions.host_features {
+                if Some(h.as_str()) == host {
+                    f.append_child(feature.clone());
+                }
             }
         } else if !secure && self.settings.tls_available && self.neg.framing == Framing::Stream {
             let mut st = Element::new("starttls", ns::TLS);

@@ -60,6 +60,11 @@ impl Sm {
         self.unacked.len()
     }
 
+    /// The stanzas sent and not acknowledged, oldest first.
+    pub fn unacked(&self) -> impl Iterator<Item = &Element> {
+        self.unacked.iter()
+    }
+
     /// Whether too many stanzas wait for an acknowledgement.
     pub fn overflowing(&self) -> bool {
         self.unacked.len() > MAX_UNACKED

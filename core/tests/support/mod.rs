@@ -49,6 +49,18 @@ pub async fn env(users: &[&str]) -> Env {
 }
 
 impl Env {
+    /// The server started again (a new router, its tables and caches
+    /// empty) over `stores`: the same storage, or a wrapper of it.
+    pub fn restarted(self, stores: Stores) -> Env {
+        let mut settings = Settings::for_hosts(&[HOST]);
+        settings.scram_iterations = 16;
+        Env {
+            router: switchboard_core::server::standalone_router(&stores, settings),
+            stores,
+            _dir: self._dir,
+        }
+    }
+
     /// The bodies of the messages stored offline for `user`, oldest first.
     pub async fn offline_bodies(&self, user: &str) -> Vec<String> {
         self.stores

@@ -33,9 +33,12 @@ async fn a_phone_goes_inactive_and_active_again() {
     let mut carol = online(&server, "carol", "home", 0).await;
 
     phone.send("<inactive xmlns='urn:xmpp:csi:0'/>").await;
+    // The server has taken <inactive/> once the phone's ping is answered
+    // (nothing is held yet, so the answer lets nothing go).
+    phone.barrier().await;
     // Directed presence twice from Bob (only the latest is kept), Carol
-    // typing: all held. (No barrier here: like any stanza that matters,
-    // its answer would let them go.)
+    // typing: all held. (No barrier from here on: like any stanza that
+    // matters, its answer would let them go.)
     // Each sender's round trip puts its stanza in the phone's queue before
     // the next one is sent.
     bob.send("<presence to='alice@localhost/phone'><show>away</show></presence>")

@@ -66,10 +66,16 @@ fn kicking_needs_the_privilege_and_a_lower_target() {
         the_error(&h.admin(ROMEO, "<item nick='Nobody' role='none'/>")),
         e("cancel", "item-not-found")
     );
-    // Juliet, made a moderator, may not kick the owner.
+    // Juliet, made a moderator, may not kick the owner, nor take the
+    // owner's moderator status away (§5.1.3: not-allowed, whatever her
+    // own affiliation lacks).
     h.admin(ROMEO, "<item nick='Juliet' role='moderator'/>");
     assert_eq!(
         the_error(&h.admin(JULIET, "<item nick='Romeo' role='none'/>")),
+        e("cancel", "not-allowed")
+    );
+    assert_eq!(
+        the_error(&h.admin(JULIET, "<item nick='Romeo' role='participant'/>")),
         e("cancel", "not-allowed")
     );
     let out = h.admin(JULIET, "<item nick='Tybalt' role='none'/>");
@@ -111,6 +117,19 @@ fn bans_and_the_outcast_list() {
         the_error(&list(&mut h, JULIET, "affiliation='outcast'")),
         e("auth", "forbidden")
     );
+    // Nobody may ban themselves (§9.1: conflict).
+    h.admin(
+        ROMEO,
+        "<item affiliation='admin' jid='juliet@example.org'/>",
+    );
+    assert_eq!(
+        the_error(&h.admin(
+            JULIET,
+            "<item affiliation='outcast' jid='juliet@example.org'/>"
+        )),
+        e("cancel", "conflict")
+    );
+    h.admin(ROMEO, "<item affiliation='none' jid='juliet@example.org'/>");
     // Juliet may not ban: she is no admin.
     assert_eq!(
         the_error(&h.admin(

@@ -38,6 +38,7 @@ fn start(data: &Arc<dyn ServiceDataStore>, archive: &Arc<dyn ArchiveStore>) -> R
         key: Arc::new(SecretKey::from_bytes([0; 32])),
         config: el,
         admins: vec![],
+        metrics: Default::default(),
     };
     let (tx, inbox) = mpsc::channel(16);
     let task = tokio::spawn(svc.run(ctx, inbox));

@@ -4,8 +4,6 @@
 use super::*;
 use crate::ns;
 
-const MERCUTIO: &str = "mercutio@example.org/m";
-
 fn register(h: &mut H, who: &str, nick: &str) -> Vec<Element> {
     h.iq(
         who,
@@ -164,7 +162,8 @@ fn a_room_describes_itself() {
         "{info}"
     );
     assert!(info.contains("<field var=\"muc#roominfo_occupants\" type=\"text-single\" label=\"Number of occupants\"><value>3</value>"), "{info}");
-    // Occupants are listed to occupants only.
+    // A public room lists its occupants to anyone, a hidden one to its
+    // occupants only.
     let items = |h: &mut H, who: &str| {
         let out = h.iq(
             who,
@@ -178,6 +177,12 @@ fn a_room_describes_itself() {
             .elements()
             .count()
     };
+    assert_eq!(items(&mut h, JULIET), 3);
+    assert_eq!(items(&mut h, MERCUTIO), 3);
+    h.configure(
+        ROMEO,
+        "<field var='muc#roomconfig_publicroom'><value>0</value></field>",
+    );
     assert_eq!(items(&mut h, JULIET), 3);
     assert_eq!(items(&mut h, MERCUTIO), 0);
 }
@@ -329,6 +334,14 @@ fn self_ping_and_relayed_iqs() {
         the_error(&ping(&mut h, MERCUTIO, "Juliet")),
         e("modify", "not-acceptable")
     );
+    // §6.6: outsiders may not query occupants.
+    let out = h.iq(
+        MERCUTIO,
+        &format!("{ROOM}/Juliet"),
+        "get",
+        "<query xmlns='http://jabber.org/protocol/disco#items'/>",
+    );
+    assert_eq!(the_error(&out), e("modify", "bad-request"));
     // A vCard request to an occupant goes to its bare JID and back.
     let out = h.iq(
         JULIET,
@@ -419,4 +432,32 @@ fn admins_list_destroy_and_announce() {
     );
     assert!(to(&out, JULIET)[0].to_xml_string().contains("destroy"));
     assert!(h.muc.rooms.is_empty());
+}
+
+#[test]
+fn the_service_counts_rooms_occupants_and_messages() {
+    let mut h = H::three();
+    assert_eq!(h.muc.stats.occupants, 3);
+    h.say(JULIET, "hello");
+    assert_eq!((h.muc.stats.messages, h.muc.stats.copies), (1, 3));
+    h.admin(ROMEO, "<item nick='Tybalt' role='none'/>");
+    assert_eq!(h.muc.stats.occupants, 2);
+    h.send(&format!(
+        "<presence from='{ROMEO}' to='cellar@{HOST}/Romeo'><x xmlns='http://jabber.org/protocol/muc'/></presence>"
+    ));
+    assert_eq!((h.muc.rooms.len(), h.muc.stats.occupants), (2, 3));
+    // The server itself (its domain's JID) may use the admins' commands,
+    // and a destroyed room's occupants are no longer counted.
+    let out = command(
+        &mut h,
+        "example.org",
+        crate::commands::DESTROY,
+        &format!("<x xmlns='jabber:x:data' type='submit'><field var='room'><value>{ROOM}</value></field></x>"),
+    );
+    assert_eq!(result_or_error(&out, "q"), "result", "{}", show(&out));
+    assert_eq!((h.muc.rooms.len(), h.muc.stats.occupants), (1, 1));
+    h.send(&format!(
+        "<presence type='unavailable' from='{ROMEO}' to='cellar@{HOST}/Romeo'/>"
+    ));
+    assert_eq!((h.muc.rooms.len(), h.muc.stats.occupants), (0, 0));
 }

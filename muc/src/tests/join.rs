@@ -271,6 +271,37 @@ fn status_changes_reach_everyone() {
 }
 
 #[test]
+fn the_sender_gets_its_presence_id_back() {
+    // The room advertises muc#stable_id: a client matches the reflection
+    // of its join, change, nick change and leave by the presence's id.
+    let mut h = H::three();
+    let out = h.send(&format!(
+        "<presence id='j1' from='{ROMEO}' to='{ROOM}/Romeo'><show>away</show></presence>"
+    ));
+    assert_eq!(last_to(&out, ROMEO, "presence").attr("id"), Some("j1"));
+    assert_eq!(last_to(&out, JULIET, "presence").attr("id"), None);
+    let out = h.send(&format!(
+        "<presence id='n1' from='{JULIET}' to='{ROOM}/Jules'/>"
+    ));
+    assert_eq!(last_to(&out, JULIET, "presence").attr("id"), Some("n1"));
+    let out = h.send(&format!(
+        "<presence id='l1' type='unavailable' from='{TYBALT}' to='{ROOM}/Tybalt'/>"
+    ));
+    let own = last_to(&out, TYBALT, "presence");
+    assert_eq!(own.attr("id"), Some("l1"));
+    assert!(codes(own).contains(&110));
+    assert_eq!(last_to(&out, ROMEO, "presence").attr("id"), None);
+    let out = h.send(&format!(
+        "<presence id='e1' from='{TYBALT}' to='{ROOM}/Tybalt'><x xmlns='http://jabber.org/protocol/muc'/></presence>"
+    ));
+    let own = out
+        .iter()
+        .find(|e| e.attr("to") == Some(TYBALT) && codes(e).contains(&110))
+        .expect("Tybalt's own presence");
+    assert_eq!(own.attr("id"), Some("e1"));
+}
+
+#[test]
 fn leaving_and_the_temporary_room_vanishing() {
     let mut h = H::three();
     let out = h.send(&format!("<presence type='unavailable' from='{TYBALT}' to='{ROOM}/Tybalt'><status>bye</status></presence>"));

@@ -27,6 +27,8 @@ pub const ROMEO: &str = "romeo@example.org/phone";
 pub const JULIET: &str = "juliet@example.org/laptop";
 pub const TYBALT: &str = "tybalt@example.org/x";
 pub const ADMIN: &str = "boss@example.org/desk";
+/// Someone not in the room.
+pub const MERCUTIO: &str = "mercutio@example.org/m";
 
 /// Parses test XML as a client stanza (`jabber:client` by default).
 pub fn xml(s: &str) -> Element {

@@ -29,6 +29,22 @@ fn configuration_changes_are_announced_with_their_codes() {
         "<field var='muc#roomconfig_whois'><value>moderators</value></field>",
     );
     assert_eq!(codes(last_to(&out, JULIET, "message")), vec![173]);
+    // The form offers logging under the registry's name (Smack's
+    // "public logging"); someone entering a logged room is told (170).
+    let form = h.iq(
+        ROMEO,
+        ROOM,
+        "get",
+        "<query xmlns='http://jabber.org/protocol/muc#owner'/>",
+    );
+    assert!(show(&form).contains("var=\"muc#roomconfig_enablelogging\""));
+    let out = h.configure(
+        ROMEO,
+        "<field var='muc#roomconfig_enablelogging'><value>1</value></field>",
+    );
+    assert_eq!(codes(last_to(&out, JULIET, "message")), vec![170]);
+    let out = h.join(MERCUTIO, "Mercutio");
+    assert_eq!(codes(last_to(&out, MERCUTIO, "presence")), vec![110, 170]);
 }
 
 #[test]
@@ -62,10 +78,30 @@ fn only_owners_configure() {
 #[test]
 fn owners_can_be_named_in_the_form() {
     let mut h = H::three();
-    h.configure(
+    let out = h.configure(
         ROMEO,
-        "<field var='muc#roomconfig_roomowners'><value>romeo@example.org</value><value>juliet@example.org</value></field>",
+        "<field var='muc#roomconfig_roomowners'><value>romeo@example.org</value><value>juliet@example.org</value></field>\
+         <field var='muc#roomconfig_roomadmins'><value>tybalt@example.org</value></field>",
     );
+    // Everyone present sees the new owner and admin, as after muc#admin.
+    let about = |who: &str| {
+        to(&out, ROMEO)
+            .into_iter()
+            .find(|p| p.name == "presence" && p.attr("from") == Some(&format!("{ROOM}/{who}")))
+            .map(|p| {
+                let i = item(p);
+                (
+                    i.attr("affiliation").unwrap_or("").to_string(),
+                    i.attr("role").unwrap_or("").to_string(),
+                )
+            })
+    };
+    assert_eq!(about("Juliet"), Some(("owner".into(), "moderator".into())));
+    assert_eq!(about("Tybalt"), Some(("admin".into(), "moderator".into())));
+    let out = h.configure(ROMEO, "<field var='muc#roomconfig_roomadmins'/>");
+    let tybalt = last_to(&out, JULIET, "presence");
+    assert_eq!(item(tybalt).attr("affiliation"), Some("none"));
+    assert_eq!(item(tybalt).attr("role"), Some("participant"));
     let out = h.iq(
         JULIET,
         ROOM,
