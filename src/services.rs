@@ -50,6 +50,7 @@ type Constructor = fn(&ServiceConfig, &Backends) -> Result<Arc<dyn Service>, Str
 const KINDS: &[(&str, Constructor)] = &[
     ("directory", directory),
     ("irc", irc),
+    ("matrix", matrix),
     ("muc", muc),
     ("upload", upload),
 ];
@@ -72,6 +73,12 @@ fn directory(s: &ServiceConfig, _: &Backends) -> Result<Arc<dyn Service>, String
 
 fn irc(s: &ServiceConfig, _: &Backends) -> Result<Arc<dyn Service>, String> {
     Ok(Arc::new(switchboard_irc::IrcTransport::from_config(
+        &s.element,
+    )?))
+}
+
+fn matrix(s: &ServiceConfig, _: &Backends) -> Result<Arc<dyn Service>, String> {
+    Ok(Arc::new(switchboard_matrix::MatrixTransport::from_config(
         &s.element,
     )?))
 }

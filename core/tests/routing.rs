@@ -183,8 +183,9 @@ async fn account_disco_info_answers_the_owner_only_and_items_are_empty_for_all()
             .with_attr("id", "i")
             .with_child(Element::new("query", ns::DISCO_ITEMS));
         e.send(&alice, items);
-        let got = alice.inbox().remove(0);
-        assert_eq!(got.attr("type"), Some("result"), "{to}");
+        // PEP answers disco#items to an account from its actor.
+        let got = e.settle(&mut alice, to).await.remove(0);
+        assert_eq!(got.attr("type"), Some("result"), "{to}: {got:?}");
         assert_eq!(
             got.get_child("query", ns::DISCO_ITEMS)
                 .map(|q| q.elements().count()),

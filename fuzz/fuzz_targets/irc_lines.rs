@@ -54,6 +54,7 @@ fuzz_target!(|data: &[u8]| {
                 nick: "alice".into(),
                 full: "alice@localhost/one".into(),
                 short: false,
+                key: (flags & 8 != 0).then(|| "sekrit".into()),
             },
             start,
         );
@@ -64,6 +65,7 @@ fuzz_target!(|data: &[u8]| {
                 nick: "bob".into(),
                 full: "alice@localhost/one".into(),
                 body: "hello".into(),
+                room: (flags & 16 != 0).then(|| "#chan".into()),
             },
             start,
         );

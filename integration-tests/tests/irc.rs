@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use switchboard_integration_tests::irc::{free_port, norm, read_until, IrcPeer, Ngircd};
+use switchboard_integration_tests::irc::{free_port, join_room, norm, read_until, IrcPeer, Ngircd};
 use switchboard_integration_tests::raw::attr;
 use switchboard_integration_tests::{RawClient, ServerBuilder, TestServer, WAIT};
 
@@ -434,23 +434,41 @@ async fn nick_clashes_refusals_and_unreachable_servers() {
         .start();
     let mut alice = login(&server).await;
 
-    // The nick is taken: the room says so with 210 and the nick it got.
+    // The nick is taken: conflict (XEP-0045 §7.2.9), not another nick.
     alice
         .send(&format!("<presence to='{ROOM}/alice'/>"))
         .await
         .unwrap();
-    let (_, own) = read_until(&mut alice, |el| el.contains(r#"code="110""#)).await;
+    let (_, err) = read_until(&mut alice, |el| el.starts_with("<presence")).await;
+    assert_eq!(attr(&err, "type").as_deref(), Some("error"), "{err}");
+    assert_eq!(
+        attr(&err, "from").as_deref(),
+        Some(&*format!("{ROOM}/alice"))
+    );
+    assert!(err.contains("<conflict"), "{err}");
+    // Another nick is in.
+    alice
+        .send(&format!("<presence to='{ROOM}/alice2'/>"))
+        .await
+        .unwrap();
+    let (_, own) = read_until(&mut alice, |el| {
+        el.contains(r#"code="110""#) || el.contains(r#"type="error""#)
+    })
+    .await;
     assert_eq!(
         attr(&own, "from").as_deref(),
-        Some(&*format!("{ROOM}/alice_"))
+        Some(&*format!("{ROOM}/alice2"))
     );
-    assert!(own.contains(r#"code="210""#), "{own}");
+    assert!(!own.contains(r#"code="210""#), "{own}");
     let (before, _) = read_until(&mut alice, |el| el.contains("<subject")).await;
     assert!(before.is_empty(), "{before:?}");
+    other
+        .expect(|l| l.starts_with(":alice2!") && l.contains("JOIN"))
+        .await;
 
     // Invite-only: the IRC refusal comes back as a presence error.
     alice
-        .send("<presence to='#locked%127.0.0.1@irc.localhost/alice'/>")
+        .send("<presence to='#locked%127.0.0.1@irc.localhost/alice2'/>")
         .await
         .unwrap();
     let (_, err) = read_until(&mut alice, |el| el.contains(r#"type="error""#)).await;
@@ -854,5 +872,201 @@ async fn leaving_and_joining_again_at_once_lands_in_the_room() {
         bob.expect(|l| l.starts_with(":alice!") && (l.contains(" PART ") || l.contains(" QUIT ")))
             .await;
     }
+    drop(server);
+}
+
+/// Reads until a presence from `from` (exactly) that `pred` accepts.
+async fn presence_from(c: &mut RawClient, from: &str, pred: impl Fn(&str) -> bool) -> String {
+    let (_, p) = read_until(c, |el| {
+        el.starts_with("<presence") && attr(el, "from").as_deref() == Some(from) && pred(el)
+    })
+    .await;
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_approves_subscriptions_and_tells_its_version() {
+    // No IRC server is needed: the gateway answers for itself.
+    let server = server_with_irc(free_port());
+    let mut alice = login(&server).await;
+    alice
+        .send("<iq type='get' id='roster'><query xmlns='jabber:iq:roster'/></iq><presence/>")
+        .await
+        .unwrap();
+    alice.read_id("roster", WAIT).await.unwrap();
+
+    // XEP-0100 §4.1: the gateway approves the request and asks back.
+    alice
+        .send(&format!("<presence to='{IRC}' type='subscribe'/>"))
+        .await
+        .unwrap();
+    presence_from(&mut alice, IRC, |p| p.contains(r#"type="subscribed""#)).await;
+    presence_from(&mut alice, IRC, |p| p.contains(r#"type="subscribe""#)).await;
+    // Approved in turn: the gateway shows itself available.
+    alice
+        .send(&format!("<presence to='{IRC}' type='subscribed'/>"))
+        .await
+        .unwrap();
+    let p = presence_from(&mut alice, IRC, |p| !p.contains("type=")).await;
+    assert!(!p.contains("error"), "{p}");
+
+    // jabber:iq:version, announced in disco#info.
+    alice
+        .send(&format!(
+            "<iq type='get' id='d1' to='{IRC}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"
+        ))
+        .await
+        .unwrap();
+    let info = norm(&alice.read_id("d1", WAIT).await.unwrap());
+    assert!(info.contains(r#"var="jabber:iq:version""#), "{info}");
+    alice
+        .send(&format!(
+            "<iq type='get' id='v1' to='{IRC}'><query xmlns='jabber:iq:version'/></iq>"
+        ))
+        .await
+        .unwrap();
+    let v = norm(&alice.read_id("v1", WAIT).await.unwrap());
+    assert_eq!(attr(&v, "type").as_deref(), Some("result"), "{v}");
+    assert!(v.contains("<name>Switchboard IRC gateway</name>"), "{v}");
+    assert!(v.contains("<version>"), "{v}");
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moderators_kick_through_muc_admin_is_irc_kick() {
+    let ircd = Ngircd::start();
+    let mut bob = IrcPeer::connect(ircd.port, "bob").await;
+    bob.send("JOIN #test").await;
+    bob.expect(|l| l.contains(" 366 ")).await;
+    let mut carol = IrcPeer::connect(ircd.port, "carol").await;
+    carol.send("JOIN #test").await;
+    carol.expect(|l| l.contains(" 366 ")).await;
+    let server = server_with_irc(ircd.port);
+    let mut alice = login(&server).await;
+    let (_, own) = join_room(&mut alice, ROOM, "alice").await;
+    assert!(!own.contains(r#"type="error""#), "{own}");
+    let kick = |id: &str| {
+        format!(
+            "<iq type='set' id='{id}' to='{ROOM}'><query xmlns='http://jabber.org/protocol/muc#admin'>\
+             <item nick='carol' role='none'><reason>off you go</reason></item></query></iq>"
+        )
+    };
+
+    // Not a channel operator: IRC refuses, the client hears forbidden.
+    alice.send(&kick("k1")).await.unwrap();
+    let r = norm(&alice.read_id("k1", WAIT).await.unwrap());
+    assert_eq!(attr(&r, "type").as_deref(), Some("error"), "{r}");
+    assert!(r.contains("<forbidden"), "{r}");
+
+    // Made an operator (a moderator in the room), the kick goes through.
+    bob.send("MODE #test +o alice").await;
+    presence_from(&mut alice, &format!("{ROOM}/alice"), |p| {
+        p.contains(r#"role="moderator""#)
+    })
+    .await;
+    alice.send(&kick("k2")).await.unwrap();
+    carol
+        .expect(|l| l.starts_with(":alice!") && l.ends_with("KICK #test carol :off you go"))
+        .await;
+    let (before, r) = read_until(&mut alice, |el| attr(el, "id").as_deref() == Some("k2")).await;
+    assert_eq!(attr(&r, "type").as_deref(), Some("result"), "{r}");
+    let gone = before
+        .iter()
+        .chain(std::iter::once(&r))
+        .find(|el| attr(el, "from").as_deref() == Some(&*format!("{ROOM}/carol")))
+        .cloned();
+    let gone = match gone {
+        Some(g) => g,
+        None => presence_from(&mut alice, &format!("{ROOM}/carol"), |_| true).await,
+    };
+    assert!(
+        gone.contains(r#"type="unavailable""#) && gone.contains(r#"code="307""#),
+        "{gone}"
+    );
+
+    // Only kicks are offered.
+    alice
+        .send(&format!(
+            "<iq type='set' id='k3' to='{ROOM}'><query xmlns='http://jabber.org/protocol/muc#admin'>\
+             <item nick='bob' role='visitor'/></query></iq>"
+        ))
+        .await
+        .unwrap();
+    let r = norm(&alice.read_id("k3", WAIT).await.unwrap());
+    assert!(r.contains("feature-not-implemented"), "{r}");
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_message_to_an_occupant_reaches_irc_and_the_answer_comes_back_there() {
+    let ircd = Ngircd::start();
+    let mut bob = IrcPeer::connect(ircd.port, "bob").await;
+    bob.send("JOIN #test").await;
+    bob.expect(|l| l.contains(" 366 ")).await;
+    let server = server_with_irc(ircd.port);
+    let mut alice = login(&server).await;
+    let (_, own) = join_room(&mut alice, ROOM, "alice").await;
+    assert!(!own.contains(r#"type="error""#), "{own}");
+    alice
+        .send(&format!(
+            "<message type='chat' to='{ROOM}/bob'><body>psst, bob</body></message>"
+        ))
+        .await
+        .unwrap();
+    bob.expect(|l| l.starts_with(":alice!") && l.ends_with("PRIVMSG bob :psst, bob"))
+        .await;
+    bob.send("PRIVMSG alice :what is it?").await;
+    let (_, m) = read_until(&mut alice, |el| el.contains("what is it?")).await;
+    assert_eq!(
+        attr(&m, "from").as_deref(),
+        Some(&*format!("{ROOM}/bob")),
+        "{m}"
+    );
+    assert_eq!(attr(&m, "type").as_deref(), Some("chat"), "{m}");
+    // An occupant JID of a room one is not in: refused.
+    alice
+        .send(
+            "<message type='chat' to='#other%127.0.0.1@irc.localhost/bob'><body>x</body></message>",
+        )
+        .await
+        .unwrap();
+    let (_, err) = read_until(&mut alice, |el| el.contains(r#"type="error""#)).await;
+    assert!(err.contains("not-acceptable"), "{err}");
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_password_is_sent_as_the_channel_key() {
+    let ircd = Ngircd::start();
+    let mut bob = IrcPeer::connect(ircd.port, "bob").await;
+    bob.send("JOIN #keyed").await;
+    bob.expect(|l| l.contains(" 366 ")).await;
+    bob.send("MODE #keyed +k sekrit").await;
+    bob.expect(|l| l.contains("MODE #keyed +k")).await;
+    let server = server_with_irc(ircd.port);
+    let mut alice = login(&server).await;
+    let keyed = "#keyed%127.0.0.1@irc.localhost";
+
+    // Without the password: not-authorized (XEP-0045 §7.2.6).
+    let (_, err) = join_room(&mut alice, keyed, "alice").await;
+    assert_eq!(attr(&err, "type").as_deref(), Some("error"), "{err}");
+    assert!(err.contains("not-authorized"), "{err}");
+
+    // With it: in.
+    alice
+        .send(&format!(
+            "<presence to='{keyed}/alice'><x xmlns='http://jabber.org/protocol/muc'>\
+             <password>sekrit</password></x></presence>"
+        ))
+        .await
+        .unwrap();
+    let (_, own) = read_until(&mut alice, |el| {
+        el.starts_with("<presence")
+            && (el.contains(r#"code="110""#) || el.contains(r#"type="error""#))
+    })
+    .await;
+    assert!(!own.contains(r#"type="error""#), "{own}");
+    bob.expect(|l| l.starts_with(":alice!") && l.contains("JOIN") && l.contains("#keyed"))
+        .await;
     drop(server);
 }

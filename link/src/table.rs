@@ -88,6 +88,13 @@ impl<T> ConnectionTable<T> {
         }
     }
 
+    /// Forgets the link of `user` to `server` now. Dropping its sender
+    /// closes its queue, which is how a link task learns that it is to
+    /// end: it finishes what it was given, then stops.
+    pub fn remove(&mut self, user: &str, server: &str) -> Option<mpsc::Sender<T>> {
+        self.links.remove(&key(user, server))
+    }
+
     /// Links in the table, ended ones included until forgotten.
     pub fn len(&self) -> usize {
         self.links.len()
@@ -140,6 +147,18 @@ mod tests {
         drop(rx1);
         assert_eq!(t.make_room("a@l"), Ok(()));
         assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn a_removed_link_sees_its_queue_close() {
+        let mut t = ConnectionTable::new(1);
+        let (tx, mut rx) = mpsc::channel::<u8>(1);
+        t.insert("a@l", "s", tx);
+        t.hand("a@l", "s", 1).unwrap();
+        assert!(t.remove("a@l", "S").is_some());
+        assert_eq!(rx.try_recv(), Ok(1));
+        assert!(rx.is_closed());
+        assert_eq!(t.make_room("a@l"), Ok(()));
     }
 
     #[test]

@@ -219,7 +219,7 @@ async fn connect_once(
                     if is_keepalive(&el, &base.jid) {
                         continue;
                     }
-                    el.rename_ns(ns::COMPONENT_ACCEPT, ns::CLIENT);
+                    el.rename_ns_everywhere(ns::COMPONENT_ACCEPT, ns::CLIENT);
                     if in_tx.send(el).await.is_err() {
                         break Ended::ServiceStopped;
                     }

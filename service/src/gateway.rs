@@ -621,7 +621,54 @@ impl Gateway {
             None
         };
         let registration = registration_submission(&self.spec, query, current.as_ref())?;
+        self.store_registration(iq, user, registration).await
+    }
 
+    /// Stores a registration a transport prepared itself from a `set` —
+    /// one that signs on to the legacy network first and keeps what that
+    /// gave (a token) instead of what was typed (a password) — and answers
+    /// the `set` as [`Gateway::handle`] does: `answer` (the IQ result, or
+    /// an ad-hoc command's completion), then on a first registration the
+    /// subscription request, and a [`GatewayEvent::Registered`].
+    pub async fn complete_registration(
+        &mut self,
+        iq: &Element,
+        registration: Registration,
+        answer: Element,
+        out: &Outbox,
+    ) -> Handled {
+        let Some(from) = sender(iq) else {
+            return Handled::Done(Vec::new());
+        };
+        match self
+            .store_registration(iq, from.to_bare(), registration)
+            .await
+        {
+            Ok(Reply {
+                mut stanzas,
+                events,
+            }) => {
+                stanzas[0] = answer;
+                for s in stanzas {
+                    send(out, s).await;
+                }
+                Handled::Done(events)
+            }
+            Err(e) => {
+                if let Some(reply) = error_reply(iq, &e) {
+                    send(out, reply).await;
+                }
+                Handled::Done(Vec::new())
+            }
+        }
+    }
+
+    async fn store_registration(
+        &mut self,
+        iq: &Element,
+        user: Jid,
+        registration: Registration,
+    ) -> Result<Reply, StanzaError> {
         self.store.save(&user, &registration).await.map_err(|e| {
             tracing::error!(error = %e, "cannot store a registration");
             StanzaError::internal_server_error().with_text("the registration could not be stored")

@@ -124,20 +124,39 @@ impl Element {
         self.elements_mut().find(|e| e.is(name, ns))
     }
 
-    /// The first child element, whatever its name.
-    /// Moves this element and every descendant in namespace `from` to
-    /// namespace `to`. Stanzas change their content namespace this way
-    /// between streams (`jabber:component:accept` ↔ `jabber:client`), and
-    /// their unprefixed children (`<body>`, `<error>`) move with them.
+    /// Moves this element, when it is in namespace `from`, to namespace
+    /// `to`, and with it its descendants in `from` reached only through
+    /// elements in `from`. Stanzas change their content namespace this
+    /// way between streams (`jabber:component:accept` ↔ `jabber:client`),
+    /// and their unprefixed children (`<body>`, `<error>`) move with them;
+    /// an element of another namespace (`<forwarded/>`, XEP-0297) keeps
+    /// what it holds as it is, so a forwarded `<message
+    /// xmlns='jabber:client'/>` stays in `jabber:client`.
     pub fn rename_ns(&mut self, from: &str, to: &str) {
-        if self.ns == from {
-            self.ns = to.to_string();
+        if self.ns != from {
+            return;
         }
+        self.ns = to.to_string();
         for c in self.elements_mut() {
             c.rename_ns(from, to);
         }
     }
 
+    /// Moves this element and every descendant in namespace `from`, at
+    /// any depth, to namespace `to`. For stanzas arriving on a component
+    /// stream: `jabber:component:accept` means nothing inside a payload,
+    /// so a forwarded `<message/>` a component wrote without its own
+    /// `xmlns` (inheriting the stream's) is a `jabber:client` one.
+    pub fn rename_ns_everywhere(&mut self, from: &str, to: &str) {
+        if self.ns == from {
+            self.ns = to.to_string();
+        }
+        for c in self.elements_mut() {
+            c.rename_ns_everywhere(from, to);
+        }
+    }
+
+    /// The first child element, whatever its name.
     pub fn first_element(&self) -> Option<&Element> {
         self.elements().next()
     }
@@ -256,3 +275,47 @@ impl Element {
 
 /// `xml:lang` is the one namespaced attribute XMPP uses everywhere.
 pub const XML_LANG: &str = "xml:lang";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renaming_a_stanzas_namespace_leaves_forwarded_stanzas_alone() {
+        let inner = Element::new("message", "jabber:client")
+            .with_child(Element::new("body", "jabber:client").with_text("old"));
+        let mut m = Element::new("message", "jabber:client")
+            .with_child(Element::new("body", "jabber:client"))
+            .with_child(
+                Element::new("result", "urn:xmpp:mam:2")
+                    .with_child(Element::new("forwarded", "urn:xmpp:forward:0").with_child(inner)),
+            );
+        m.rename_ns("jabber:client", "jabber:component:accept");
+        assert_eq!(m.ns, "jabber:component:accept");
+        assert_eq!(m.elements().next().unwrap().ns, "jabber:component:accept");
+        let fwd = m
+            .get_child("result", "urn:xmpp:mam:2")
+            .and_then(|r| r.get_child("forwarded", "urn:xmpp:forward:0"))
+            .unwrap();
+        let kept = fwd.get_child("message", "jabber:client").unwrap();
+        assert_eq!(
+            kept.child_text("body", "jabber:client").as_deref(),
+            Some("old")
+        );
+    }
+
+    #[test]
+    fn stanzas_from_a_component_are_client_stanzas_at_every_depth() {
+        let accept = "jabber:component:accept";
+        let inner = Element::new("message", accept).with_child(Element::new("body", accept));
+        let mut m = Element::new("message", accept)
+            .with_child(Element::new("forwarded", "urn:xmpp:forward:0").with_child(inner));
+        m.rename_ns_everywhere(accept, "jabber:client");
+        assert_eq!(m.ns, "jabber:client");
+        let inner = m
+            .get_child("forwarded", "urn:xmpp:forward:0")
+            .and_then(|f| f.get_child("message", "jabber:client"))
+            .expect("the forwarded message in jabber:client");
+        assert!(inner.get_child("body", "jabber:client").is_some());
+    }
+}

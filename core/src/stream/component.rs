@@ -240,7 +240,7 @@ impl ComponentStream {
                 "a stanza from a component needs a 'to'",
             ));
         }
-        el.rename_ns(ns::COMPONENT_ACCEPT, ns::CLIENT);
+        el.rename_ns_everywhere(ns::COMPONENT_ACCEPT, ns::CLIENT);
         self.neg.push(ComponentAction::Stanza(el));
     }
 }

@@ -304,6 +304,7 @@ mod tests {
             nick: "alice".into(),
             full: "a@l/r".into(),
             short: false,
+            key: None,
         })
         .await
         .unwrap();

@@ -186,7 +186,13 @@ impl IrcTransport {
                     .with_attr("type", "irc")
                     .with_attr("name", "IRC channels"),
             );
-        let mut features = vec![ns::DISCO_INFO, ns::DISCO_ITEMS, muc::MUC, ns::PING];
+        let mut features = vec![
+            ns::DISCO_INFO,
+            ns::DISCO_ITEMS,
+            muc::MUC,
+            ns::PING,
+            ns::VERSION,
+        ];
         if settings.default_server().is_some() {
             features.extend([ns::REGISTER, ns::COMMANDS]);
         }
@@ -309,7 +315,29 @@ impl IrcTransport {
                     ),
                 }
             }
+            (
+                "iq",
+                Address::Channel {
+                    channel,
+                    server,
+                    nick: None,
+                },
+            ) if kind == "set"
+                && stanza
+                    .first_element()
+                    .is_some_and(|p| p.is("query", muc::MUC_ADMIN)) =>
+            {
+                self.admin(stanza, &from, channel, server, conns)
+            }
             ("iq", _) => self.iq(stanza, &addr, &kind, settings).await,
+            ("presence", Address::Transport) => {
+                for p in Self::gateway_presence(ctx, &from, &kind) {
+                    if ctx.out.send(p).await.is_err() {
+                        break;
+                    }
+                }
+                None
+            }
             (
                 "presence",
                 Address::Channel {
@@ -330,11 +358,23 @@ impl IrcTransport {
                             Some(e) => e.clone(),
                             None => return error_reply(stanza, &self.not_allowed(server)),
                         };
+                        // XEP-0045 §7.2.6: the room password, which
+                        // IRC calls the channel key.
+                        let key = stanza
+                            .get_child("x", muc::MUC)
+                            .and_then(|x| x.child_text("password", muc::MUC))
+                            .map(|k| k.trim().to_string())
+                            .filter(|k| {
+                                !k.is_empty()
+                                    && k.len() <= 64
+                                    && !k.contains(|c: char| c.is_whitespace() || c.is_control())
+                            });
                         let req = ToIrc::Join {
                             channel: channel.clone(),
                             nick: nick.clone(),
                             full: from.to_string(),
                             short,
+                            key,
                         };
                         let link = Link {
                             ctx,
@@ -397,6 +437,33 @@ impl IrcTransport {
                     ),
                 }
             }
+            (
+                "message",
+                Address::Channel {
+                    channel,
+                    server,
+                    nick: Some(nick),
+                },
+            ) if kind != "error" && kind != "groupchat" => {
+                // XEP-0045 §7.5: a private message to an occupant.
+                let body = stanza.child_text("body", &stanza.ns)?;
+                let key = (bare, server.to_ascii_lowercase());
+                let req = ToIrc::Private {
+                    nick: nick.clone(),
+                    full: from.to_string(),
+                    body,
+                    room: Some(channel.clone()),
+                };
+                match Self::hand(conns, &key.0, &key.1, req) {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => error_reply(stanza, &e),
+                    Err(_) => error_reply(
+                        stanza,
+                        &StanzaError::new("not-acceptable", ErrorType::Modify)
+                            .with_text("join the room before writing to its occupants"),
+                    ),
+                }
+            }
             ("message", Address::User { nick, server }) if kind != "error" => {
                 let body = stanza.child_text("body", &stanza.ns)?;
                 let entry = match self.config.server(server) {
@@ -407,6 +474,7 @@ impl IrcTransport {
                     nick: nick.clone(),
                     full: from.to_string(),
                     body,
+                    room: None,
                 };
                 // Without a room joined on that server, the message opens
                 // the connection, with the registered nick or one made
@@ -496,6 +564,81 @@ impl IrcTransport {
             Ok(r) => r,
             Err(_) => Err(StanzaError::remote_server_not_found()
                 .with_text("the IRC connection ended as it started")),
+        }
+    }
+
+    /// Presence to the transport's own JID (XEP-0100 §4.1): a
+    /// subscription request is approved and returned, a probe or an
+    /// available presence answered with the gateway's availability, an
+    /// unsubscription acknowledged.
+    fn gateway_presence(ctx: &ServiceContext, from: &Jid, kind: &str) -> Vec<Element> {
+        let p = |to: String, ty: Option<&str>| {
+            let mut p = Element::new("presence", ns::CLIENT)
+                .with_attr("from", ctx.jid.to_string())
+                .with_attr("to", to);
+            if let Some(ty) = ty {
+                p.set_attr("type", ty);
+            }
+            p
+        };
+        let bare = from.to_bare().to_string();
+        match kind {
+            "subscribe" => vec![
+                p(bare.clone(), Some("subscribed")),
+                p(bare, Some("subscribe")),
+            ],
+            "unsubscribe" => vec![p(bare, Some("unsubscribed"))],
+            "probe" | "available" => vec![p(from.to_string(), None)],
+            _ => Vec::new(),
+        }
+    }
+
+    /// A `muc#admin` request to a room: a kick (role `none`) becomes IRC
+    /// KICK over the moderator's own connection; other changes are not
+    /// offered.
+    fn admin(
+        &self,
+        stanza: &Element,
+        from: &Jid,
+        channel: &str,
+        server: &str,
+        conns: &Conns,
+    ) -> Option<Element> {
+        let query = stanza.first_element()?;
+        let items: Vec<&Element> = query
+            .elements()
+            .filter(|e| e.is("item", muc::MUC_ADMIN))
+            .collect();
+        let [item] = items[..] else {
+            return error_reply(
+                stanza,
+                &StanzaError::bad_request().with_text("one item per request"),
+            );
+        };
+        let (Some("none"), Some(nick)) = (item.attr("role"), item.attr("nick")) else {
+            return error_reply(
+                stanza,
+                &StanzaError::new("feature-not-implemented", ErrorType::Cancel).with_text(
+                    "this gateway kicks (role none, by nick); other changes are made on IRC",
+                ),
+            );
+        };
+        let req = ToIrc::Kick {
+            channel: channel.to_string(),
+            full: from.to_string(),
+            nick: nick.to_string(),
+            reason: item.child_text("reason", muc::MUC_ADMIN),
+            iq: Box::new(stanza.clone()),
+        };
+        let bare = from.to_bare().to_string();
+        match Self::hand(conns, &bare, &server.to_ascii_lowercase(), req) {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => error_reply(stanza, &e),
+            Err(_) => error_reply(
+                stanza,
+                &StanzaError::new("not-acceptable", ErrorType::Cancel)
+                    .with_text("you are not in this room"),
+            ),
         }
     }
 
@@ -592,6 +735,19 @@ impl IrcTransport {
             (Address::Transport, Some(p)) if get && p.is("ping", ns::PING) => {
                 Some(iq_result(stanza, None))
             }
+            (Address::Transport, Some(p)) if get && p.is("query", ns::VERSION) => Some(iq_result(
+                stanza,
+                Some(
+                    Element::new("query", ns::VERSION)
+                        .with_child(
+                            Element::new("name", ns::VERSION).with_text("Switchboard IRC gateway"),
+                        )
+                        .with_child(
+                            Element::new("version", ns::VERSION)
+                                .with_text(env!("CARGO_PKG_VERSION")),
+                        ),
+                ),
+            )),
             (Address::Server { server }, Some(p)) if get && p.is("query", ns::DISCO_INFO) => {
                 Some(iq_result(stanza, Some(Self::server_info(server))))
             }

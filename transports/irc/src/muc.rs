@@ -13,6 +13,7 @@ use switchboard_xml::{ns, Element};
 /// The MUC namespaces.
 pub const MUC: &str = "http://jabber.org/protocol/muc";
 pub const MUC_USER: &str = "http://jabber.org/protocol/muc#user";
+pub const MUC_ADMIN: &str = "http://jabber.org/protocol/muc#admin";
 
 /// An occupant's role and affiliation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -32,6 +32,12 @@ impl Pep {
         let bare = scope.bare().to_string();
         let Some(name) = query.attr("node") else {
             if !sees_account {
+                // XEP-0030 §8: items are an empty list for someone who may
+                // not see the account, as for an account that does not
+                // exist; its information is service-unavailable.
+                if query.ns == ns::DISCO_ITEMS {
+                    return Ok(Some(Element::new("query", ns::DISCO_ITEMS)));
+                }
                 return Err(StanzaError::service_unavailable());
             }
             if query.ns == ns::DISCO_INFO {

@@ -28,6 +28,12 @@ impl Pep {
         // No roster: no such account. Answered like any request to an
         // account that does not exist, so nobody learns which do.
         if scope.roster().await.is_none() {
+            let payload = iq.first_element();
+            // disco#items of the account itself: the same empty list anyone
+            // gets who may not see an account (XEP-0030 §8).
+            if payload.is_some_and(|p| p.ns == ns::DISCO_ITEMS && p.attr("node").is_none()) {
+                return Ok(Some(Element::new("query", ns::DISCO_ITEMS)));
+            }
             return Err(StanzaError::service_unavailable());
         }
         let owner = scope.bare().clone();

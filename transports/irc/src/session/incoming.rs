@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use irc_proto::{Command, Message, Prefix, Response};
-use switchboard_service::stanza::{ErrorType, StanzaError};
+use switchboard_service::stanza::{error_reply, iq_result, ErrorType, StanzaError};
 
 use super::rooms::{fold, join_refusal};
 use super::Session;
@@ -40,11 +40,24 @@ impl Session {
             Command::Response(Response::ERR_ERRONEOUSNICKNAME, _) if !self.registered => {
                 self.fatal = Some(format!("the server refuses the nick {}", self.nick));
             }
+            Command::Response(Response::ERR_NICKNAMEINUSE, _)
+                if !self.registered && !self.ever_registered && !self.channels.is_empty() =>
+            {
+                // The nick the rooms were joined with is someone else's:
+                // XEP-0045 §7.2.9 says conflict, not another nick.
+                self.nick_in_use();
+            }
             Command::Response(Response::ERR_NICKNAMEINUSE, _) if !self.registered => {
                 self.nick.push('_');
                 let nick = self.nick.clone();
                 self.send(format!("NICK {nick}"));
             }
+            Command::Response(
+                code @ (Response::ERR_CHANOPRIVSNEEDED
+                | Response::ERR_USERNOTINCHANNEL
+                | Response::ERR_NOSUCHNICK),
+                ref args,
+            ) if self.kick_refused(code, args) => {}
             Command::Response(
                 resp @ (Response::ERR_NICKNAMEINUSE
                 | Response::ERR_ERRONEOUSNICKNAME
@@ -153,6 +166,13 @@ impl Session {
             }
             Command::KICK(chan, victim, reason) => {
                 let k = fold(&chan);
+                if self.is_me(&source) {
+                    let v = fold(&victim);
+                    if let Some(i) = self.kicks.iter().position(|(c, n, _)| *c == k && *n == v) {
+                        let (_, _, iq) = self.kicks.remove(i);
+                        self.emit(iq_result(&iq, None));
+                    }
+                }
                 let reason = reason.map(|r| text::strip_formatting(&r));
                 if self.is_me(&victim) {
                     self.removed(&k, true, reason.as_deref());
@@ -212,9 +232,9 @@ impl Session {
         if let Some(step) = self.signon.as_mut().map(SignOn::welcomed) {
             self.sign_on_step(step);
         }
-        let names: Vec<String> = self.channels.values().map(|c| c.name.clone()).collect();
-        for n in names {
-            self.send(format!("JOIN {n}"));
+        let joins: Vec<String> = self.channels.values().map(|c| c.join_line()).collect();
+        for l in joins {
+            self.send(l);
         }
         for l in std::mem::take(&mut self.held) {
             self.send(l);
@@ -317,7 +337,7 @@ impl Session {
             let from = if from_server {
                 self.server_jid()
             } else {
-                self.user(source)
+                self.private_from(source)
             };
             let stanzas = self
                 .all_resources()
@@ -344,6 +364,83 @@ impl Session {
             .map(|r| muc::chat(&from, r, &text))
             .collect();
         self.emit_all(stanzas);
+    }
+
+    /// Where a private message from `nick` comes from: the occupant JID
+    /// the user wrote to it at, while both are in that channel, or else
+    /// the IRC user's JID.
+    fn private_from(&self, nick: &str) -> String {
+        let room = self
+            .private_rooms
+            .get(&fold(nick))
+            .and_then(|k| self.channels.get(k))
+            .filter(|ch| ch.joined && Self::find_nick(ch, nick).is_some());
+        match room {
+            Some(ch) => self.occupant(ch, nick),
+            None => self.user(nick),
+        }
+    }
+
+    /// 433 before the first welcome, with rooms waiting: every join fails
+    /// with `conflict`, and the link goes unless private messages wait for
+    /// it (they take the nick with a `_` after it).
+    fn nick_in_use(&mut self) {
+        let taken = self.nick.clone();
+        let err = StanzaError::new("conflict", ErrorType::Cancel).with_text(format!(
+            "the nick {taken} is in use on {}; choose another",
+            self.server
+        ));
+        let chans: Vec<_> = self.channels.drain().map(|(_, c)| c).collect();
+        let stanzas = chans
+            .iter()
+            .flat_map(|ch| {
+                ch.resources
+                    .iter()
+                    .map(|(r, nick)| muc::join_error(&self.occupant(ch, nick), r, err.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        self.emit_all(stanzas);
+        if self.held.is_empty() {
+            self.fatal = Some(format!("the nick {taken} is in use"));
+        } else {
+            self.nick.push('_');
+            let nick = self.nick.clone();
+            self.send(format!("NICK {nick}"));
+        }
+    }
+
+    /// An error numeric about a kick we sent (482: we are no operator
+    /// there; 441 or 401: no such occupant): the kick's iq gets the error.
+    /// `false` when no kick waits for it.
+    fn kick_refused(&mut self, code: Response, args: &[String]) -> bool {
+        // 482: me, channel, text; 441: me, nick, channel, text; 401: me,
+        // nick, text.
+        let (chan, nick) = match code {
+            Response::ERR_CHANOPRIVSNEEDED => (args.get(1).map(|c| fold(c)), None),
+            Response::ERR_USERNOTINCHANNEL => {
+                (args.get(2).map(|c| fold(c)), args.get(1).map(|n| fold(n)))
+            }
+            _ => (None, args.get(1).map(|n| fold(n))),
+        };
+        let Some(i) = self.kicks.iter().position(|(c, n, _)| {
+            chan.as_ref().is_none_or(|k| k == c) && nick.as_ref().is_none_or(|v| v == n)
+        }) else {
+            return false;
+        };
+        let (_, _, iq) = self.kicks.remove(i);
+        let text = args.last().map(|t| text::strip_formatting(t));
+        let mut err = match code {
+            Response::ERR_CHANOPRIVSNEEDED => StanzaError::forbidden(),
+            _ => StanzaError::new("item-not-found", ErrorType::Cancel),
+        };
+        if let Some(t) = text {
+            err = err.with_text(t);
+        }
+        if let Some(r) = error_reply(&iq, &err) {
+            self.emit(r);
+        }
+        true
     }
 
     /// A numeric that refuses a JOIN, or else an error for the user.

@@ -51,6 +51,7 @@ use std::time::{Duration, Instant};
 use irc_proto::Message;
 use switchboard_link::backoff::{Backoff, Jitter, Policy, RandomSource};
 use switchboard_link::bucket::TokenBucket;
+use switchboard_service::stanza::{error_reply, ErrorType, StanzaError};
 use switchboard_xml::Element;
 
 use crate::config::Flood;
@@ -105,12 +106,14 @@ pub const RECONNECT: Policy = Policy {
 #[derive(Debug)]
 pub enum ToIrc {
     /// The user's resource `full` joins `channel` (nick wanted: `nick`);
-    /// `short` when it wrote the default server's short room address.
+    /// `short` when it wrote the default server's short room address;
+    /// `key` the room password (XEP-0045 §7.2.6), sent as the channel key.
     Join {
         channel: String,
         nick: String,
         full: String,
         short: bool,
+        key: Option<String>,
     },
     /// The resource `full` leaves `channel`.
     Leave { channel: String, full: String },
@@ -120,11 +123,24 @@ pub enum ToIrc {
         full: String,
         body: String,
     },
-    /// A private message from `full` to an IRC user.
+    /// A private message from `full` to an IRC user; `room` when it was
+    /// written to the user's occupant JID in that channel (XEP-0045 §7.5),
+    /// where the answers then come from too.
     Private {
         nick: String,
         full: String,
         body: String,
+        room: Option<String>,
+    },
+    /// A moderator's kick (XEP-0045 §8.2, `muc#admin` role `none`) of
+    /// `nick` from `channel`: IRC KICK, the `iq` answered when the server
+    /// confirms or refuses.
+    Kick {
+        channel: String,
+        full: String,
+        nick: String,
+        reason: Option<String>,
+        iq: Box<Element>,
     },
     /// A new subject for `channel` from `full`: the topic.
     Topic {
@@ -241,6 +257,12 @@ pub struct Session {
     /// Resources that wrote to IRC users privately; they get private
     /// messages and server notices like the resources in rooms.
     chatting: BTreeSet<String>,
+    /// IRC users (folded nick) last written to at their occupant JID in
+    /// a channel: their answers come from there while both are in it.
+    private_rooms: HashMap<String, String>,
+    /// Kicks sent and not yet confirmed or refused: (folded channel,
+    /// folded nick, the `muc#admin` iq).
+    kicks: Vec<(String, String, Element)>,
     /// When the last private message went either way.
     last_private: Option<Instant>,
     /// Lines for after the welcome: private messages written while the
@@ -313,6 +335,8 @@ impl Session {
             fatal: None,
             renaming: None,
             chatting: BTreeSet::new(),
+            private_rooms: HashMap::new(),
+            kicks: Vec::new(),
             last_private: None,
             held: Vec::new(),
             channels: HashMap::new(),
@@ -566,14 +590,16 @@ impl Session {
                         nick,
                         full,
                         short,
+                        key,
                     } = req
                     {
                         let via = self.via(short);
-                        self.channels
+                        let ch = self
+                            .channels
                             .entry(fold(&channel))
-                            .or_insert_with(|| Channel::new(&channel, via))
-                            .resources
-                            .insert(full, nick);
+                            .or_insert_with(|| Channel::new(&channel, via));
+                        ch.resources.insert(full, nick);
+                        ch.key = ch.key.take().or(key);
                     }
                 }
                 self.closed(&why);
@@ -621,11 +647,23 @@ impl Session {
     }
 
     fn end(&mut self, outcome: Outcome) {
+        self.unanswered_kicks();
         self.phase = Phase::Ended;
         self.outcome = Some(outcome);
         self.queue.clear();
         self.urgent.clear();
         self.events.push_back(Event::End);
+    }
+
+    /// Kicks the server will not answer now that the link is gone.
+    fn unanswered_kicks(&mut self) {
+        for (_, _, iq) in std::mem::take(&mut self.kicks) {
+            let err = StanzaError::new("recipient-unavailable", ErrorType::Wait)
+                .with_text("the IRC connection dropped before the server answered the kick");
+            if let Some(r) = error_reply(&iq, &err) {
+                self.emit(r);
+            }
+        }
     }
 
     /// A new link: a socket is asked for.
@@ -643,6 +681,7 @@ impl Session {
     /// The link failed or the server dropped us: reconnect after a delay,
     /// or give up.
     fn dropped_link(&mut self, why: String) {
+        self.unanswered_kicks();
         self.events.push_back(Event::Disconnect { quit: None });
         self.queue.clear();
         self.urgent.clear();

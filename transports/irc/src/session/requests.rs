@@ -18,7 +18,8 @@ impl Session {
                 nick,
                 full,
                 short,
-            } => self.join(channel, nick, full, short),
+                key,
+            } => self.join(channel, nick, full, short, key),
             ToIrc::Leave { channel, full } => {
                 let k = fold(&channel);
                 let Some(ch) = self.channels.get_mut(&k) else {
@@ -74,7 +75,41 @@ impl Session {
                 }
                 self.send(format!("TOPIC {name} :{}", &topic[..cut]));
             }
-            ToIrc::Private { nick, full, body } => self.private(nick, full, body),
+            ToIrc::Private {
+                nick,
+                full,
+                body,
+                room,
+            } => {
+                match room {
+                    Some(channel) => {
+                        let k = fold(&channel);
+                        let inside = self
+                            .channels
+                            .get(&k)
+                            .is_some_and(|ch| ch.resources.contains_key(&full));
+                        if !inside {
+                            let from = occupant_jid(&channel, &self.user_via, &self.host, &nick);
+                            let err = StanzaError::new("not-acceptable", ErrorType::Cancel)
+                                .with_text("join the room before writing to its occupants");
+                            self.emit(muc::message_error(&from, &full, err));
+                            return;
+                        }
+                        self.private_rooms.insert(fold(&nick), k);
+                    }
+                    None => {
+                        self.private_rooms.remove(&fold(&nick));
+                    }
+                }
+                self.private(nick, full, body)
+            }
+            ToIrc::Kick {
+                channel,
+                full,
+                nick,
+                reason,
+                iq,
+            } => self.kick(channel, full, nick, reason, *iq),
             ToIrc::SelfPing { channel, full, iq } => {
                 // Joined means in the room on IRC right now: after a drop
                 // the client hears not-acceptable and joins again.
@@ -113,7 +148,14 @@ impl Session {
 
     /// The connection's nick is the one its first join asked for; later
     /// joins get the nick the connection has (and status 210 saying so).
-    fn join(&mut self, channel: String, nick: String, full: String, short: bool) {
+    fn join(
+        &mut self,
+        channel: String,
+        nick: String,
+        full: String,
+        short: bool,
+        key: Option<String>,
+    ) {
         self.used = true;
         let k = fold(&channel);
         let existing = self.channels.contains_key(&k);
@@ -122,6 +164,9 @@ impl Session {
             .channels
             .entry(k.clone())
             .or_insert_with(|| Channel::new(&channel, via));
+        if !ch.joined && key.is_some() {
+            ch.key = key;
+        }
         let previous = ch.resources.insert(full.clone(), nick.clone());
         let again = previous.is_some();
         // A different nick than the resource asked for before (not merely
@@ -132,7 +177,8 @@ impl Session {
         let joined = ch.joined;
         if !existing {
             if self.registered {
-                self.send(format!("JOIN {channel}"));
+                let line = ch.join_line();
+                self.send(line);
             }
         } else if joined && renamed {
             // A presence to a new nick in a room the resource is in: a
@@ -152,6 +198,58 @@ impl Session {
             self.emit(muc::occupant(&me, &full, rank, true));
         } else if joined {
             self.replay(&k, &full);
+        }
+    }
+
+    /// A moderator's kick through `muc#admin`: KICK, answered when the
+    /// server echoes it (done) or refuses it (482: not an operator).
+    fn kick(
+        &mut self,
+        channel: String,
+        full: String,
+        nick: String,
+        reason: Option<String>,
+        iq: Element,
+    ) {
+        let k = fold(&channel);
+        let inside = self
+            .channels
+            .get(&k)
+            .is_some_and(|ch| ch.joined && ch.resources.contains_key(&full));
+        if !inside || !self.registered {
+            let err = StanzaError::new("not-acceptable", ErrorType::Cancel)
+                .with_text("you are not in this room right now");
+            if let Some(r) = error_reply(&iq, &err) {
+                self.emit(r);
+            }
+            return;
+        }
+        let ch = &self.channels[&k];
+        let Some(victim) = Self::find_nick(ch, &nick) else {
+            let err = StanzaError::new("item-not-found", ErrorType::Cancel)
+                .with_text(format!("{nick} is not in {}", ch.name));
+            if let Some(r) = error_reply(&iq, &err) {
+                self.emit(r);
+            }
+            return;
+        };
+        let name = ch.name.clone();
+        // One IRC parameter: the reason on one line, bounded.
+        let reason: String = reason
+            .unwrap_or_default()
+            .split(['\r', '\n'])
+            .filter(|l| !l.trim().is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+            .chars()
+            .filter(|c| *c == '\t' || !c.is_control())
+            .take(300)
+            .collect();
+        self.kicks.push((k, fold(&victim), iq));
+        if reason.is_empty() {
+            self.send(format!("KICK {name} {victim}"));
+        } else {
+            self.send(format!("KICK {name} {victim} :{reason}"));
         }
     }
 
@@ -263,22 +361,43 @@ impl Session {
                 nick,
                 full,
                 short,
-            } => Some(
-                Element::new("presence", switchboard_xml::ns::CLIENT)
-                    .with_attr("from", full)
-                    .with_attr(
-                        "to",
-                        occupant_jid(&channel, &self.via(short), &self.host, &nick),
-                    )
-                    .with_child(Element::new("x", muc::MUC)),
-            ),
-            ToIrc::Private { nick, full, body } => Some(
-                Element::new("message", switchboard_xml::ns::CLIENT)
-                    .with_attr("from", full)
-                    .with_attr("to", self.user(&nick))
-                    .with_attr("type", "chat")
-                    .with_child(Element::new("body", switchboard_xml::ns::CLIENT).with_text(body)),
-            ),
+                key,
+            } => {
+                let mut x = Element::new("x", muc::MUC);
+                if let Some(key) = key {
+                    x.append_child(Element::new("password", muc::MUC).with_text(key));
+                }
+                Some(
+                    Element::new("presence", switchboard_xml::ns::CLIENT)
+                        .with_attr("from", full)
+                        .with_attr(
+                            "to",
+                            occupant_jid(&channel, &self.via(short), &self.host, &nick),
+                        )
+                        .with_child(x),
+                )
+            }
+            ToIrc::Private {
+                nick,
+                full,
+                body,
+                room,
+            } => {
+                let to = match room {
+                    Some(channel) => occupant_jid(&channel, &self.user_via, &self.host, &nick),
+                    None => self.user(&nick),
+                };
+                Some(
+                    Element::new("message", switchboard_xml::ns::CLIENT)
+                        .with_attr("from", full)
+                        .with_attr("to", to)
+                        .with_attr("type", "chat")
+                        .with_child(
+                            Element::new("body", switchboard_xml::ns::CLIENT).with_text(body),
+                        ),
+                )
+            }
+            ToIrc::Kick { iq, .. } => Some(*iq),
             _ => None,
         }
     }

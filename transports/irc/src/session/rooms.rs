@@ -26,9 +26,20 @@ pub(super) struct Channel {
     /// Whether the join is complete (end of NAMES seen).
     pub joined: bool,
     pub topic: String,
+    /// The channel key (`+k`): the room password the join gave, sent
+    /// with every JOIN of it, rejoins included.
+    pub key: Option<String>,
 }
 
 impl Channel {
+    /// The JOIN line for the channel, with its key when it has one.
+    pub fn join_line(&self) -> String {
+        match &self.key {
+            Some(k) => format!("JOIN {} {k}", self.name),
+            None => format!("JOIN {}", self.name),
+        }
+    }
+
     pub fn new(name: &str, via: String) -> Channel {
         Channel {
             name: name.to_string(),
@@ -38,6 +49,7 @@ impl Channel {
             moderated: false,
             joined: false,
             topic: String::new(),
+            key: None,
         }
     }
 }

@@ -184,6 +184,7 @@ fn join(channel: &str, nick: &str, full: &str) -> ToIrc {
         nick: nick.into(),
         full: full.into(),
         short: false,
+        key: None,
     }
 }
 
@@ -282,9 +283,38 @@ fn ns() -> &'static str {
 }
 
 #[test]
-fn a_taken_nick_is_changed_and_an_unusable_one_ends_the_session() {
+fn a_taken_nick_fails_the_join_with_conflict_and_ends_the_session() {
     let mut p = Pair::new(params());
     p.ask(join("#t", "alice", R1));
+    p.dial();
+    p.lines();
+    p.hear(&[":srv 433 * alice :Nickname is already in use"]);
+    let got = p.got();
+    assert_eq!(
+        heads(&got),
+        [(occ("alice"), R1.into(), "presence/error".into())]
+    );
+    assert!(
+        texts(&got).contains("conflict") && texts(&got).contains("the nick alice is in use"),
+        "{}",
+        texts(&got)
+    );
+    assert!(p.ended);
+    assert_eq!(p.lines(), ["QUIT :"], "no other nick is tried");
+    p.s.finish(Vec::new());
+    p.pump();
+    assert!(p.got().is_empty(), "the join was answered already");
+}
+
+#[test]
+fn for_private_messages_a_taken_nick_is_changed_and_an_unusable_one_ends_the_session() {
+    let mut p = Pair::new(params());
+    p.ask(ToIrc::Private {
+        nick: "bob".into(),
+        full: R1.into(),
+        body: "hi bob".into(),
+        room: None,
+    });
     p.dial();
     p.lines();
     p.hear(&[":srv 433 * alice :Nickname is already in use"]);
@@ -298,14 +328,120 @@ fn a_taken_nick_is_changed_and_an_unusable_one_ends_the_session() {
     let got = p.got();
     assert_eq!(
         heads(&got),
-        [(occ("alice"), R1.into(), "presence/error".into())]
+        [(server_jid(SERVER, HOST), R1.into(), "message/error".into())]
     );
     assert!(
-        texts(&got)
-            .contains("cannot reach the IRC server irc.x: the server refuses the nick alice_"),
+        texts(&got).contains("the server refuses the nick alice_"),
         "{}",
         texts(&got)
     );
+}
+
+#[test]
+fn the_room_password_is_the_channel_key_of_every_join() {
+    let mut p = Pair::new(params());
+    p.ask(ToIrc::Join {
+        channel: "#t".into(),
+        nick: "alice".into(),
+        full: R1.into(),
+        short: false,
+        key: Some("sekrit".into()),
+    });
+    p.dial();
+    p.lines();
+    p.hear(&[":srv 001 alice :Welcome"]);
+    assert_eq!(p.lines(), ["JOIN #t sekrit"]);
+    p.hear(&[
+        ":alice!a@h JOIN #t",
+        ":srv 353 alice = #t :alice",
+        ":srv 366 alice #t :End of /NAMES list.",
+    ]);
+    p.lines();
+    p.got();
+    // After a drop, the rejoin takes the key too.
+    p.hang_up();
+    p.advance(Duration::from_secs(1));
+    p.dial();
+    p.lines();
+    p.hear(&[":srv 001 alice :Welcome"]);
+    assert_eq!(p.lines(), ["JOIN #t sekrit"]);
+}
+
+fn kick(nick: &str, reason: Option<&str>, id: &str) -> ToIrc {
+    ToIrc::Kick {
+        channel: "#t".into(),
+        full: R1.into(),
+        nick: nick.into(),
+        reason: reason.map(str::to_owned),
+        iq: Box::new(
+            Element::new("iq", ns())
+                .with_attr("type", "set")
+                .with_attr("id", id)
+                .with_attr("from", R1)
+                .with_attr("to", room()),
+        ),
+    }
+}
+
+#[test]
+fn a_kick_is_irc_kick_answered_when_the_server_confirms_or_refuses() {
+    let mut p = Pair::in_room();
+    p.ask(kick("BOB", Some("spam\nand more"), "k1"));
+    assert_eq!(p.lines(), ["KICK #t bob :spam and more"]);
+    assert!(p.got().is_empty(), "answered once the server confirms");
+    p.hear(&[":alice!a@h KICK #t bob :spam and more"]);
+    let got = p.got();
+    let result = got
+        .iter()
+        .find(|s| s.name == "iq")
+        .expect("the kick's result");
+    assert_eq!((attr(result, "type"), attr(result, "id")), ("result", "k1"));
+    let gone = got
+        .iter()
+        .find(|s| s.name == "presence")
+        .expect("bob's departure");
+    assert_eq!(attr(gone, "from"), occ("bob"));
+    assert_eq!(codes(gone), ["307"]);
+
+    // Not an operator: forbidden, in the server's words.
+    p.ask(kick("carol", None, "k2"));
+    assert_eq!(p.lines(), ["KICK #t carol"]);
+    p.hear(&[":srv 482 alice #t :You're not channel operator"]);
+    let got = p.got();
+    assert_eq!(heads(&got), [(room(), R1.into(), "iq/error".into())]);
+    assert!(
+        texts(&got).contains("forbidden") && texts(&got).contains("not channel operator"),
+        "{}",
+        texts(&got)
+    );
+
+    // Nobody of that nick: item-not-found, nothing sent.
+    p.ask(kick("nobody", None, "k3"));
+    assert!(p.lines().is_empty());
+    assert!(texts(&p.got()).contains("item-not-found"));
+}
+
+#[test]
+fn a_private_message_to_an_occupant_is_answered_from_the_occupant_jid() {
+    let mut p = Pair::in_room();
+    p.ask(ToIrc::Private {
+        nick: "bob".into(),
+        full: R1.into(),
+        body: "psst".into(),
+        room: Some("#t".into()),
+    });
+    assert_eq!(p.lines(), ["PRIVMSG bob :psst"]);
+    p.hear(&[":bob!b@h PRIVMSG alice :what"]);
+    let got = p.got();
+    assert_eq!(
+        heads(&got),
+        [(occ("bob"), R1.into(), "message/chat".into())]
+    );
+    // Once bob has left the room, he writes as himself.
+    p.hear(&[":bob!b@h PART #t", ":bob!b@h PRIVMSG alice :still me"]);
+    let got = p.got();
+    let chat = got.iter().find(|s| s.name == "message").unwrap();
+    assert_eq!(attr(chat, "from"), user_jid("bob", SERVER, HOST));
 }
 
 #[test]
@@ -713,6 +849,7 @@ fn private_messages_wait_for_the_welcome_and_keep_the_link_a_while() {
         nick: "bob".into(),
         full: R1.into(),
         body: "hi bob".into(),
+        room: None,
     });
     p.dial();
     assert_eq!(p.lines(), ["NICK alice", "USER alice 0 * :alice@l"]);
