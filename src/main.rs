@@ -238,8 +238,15 @@ async fn serve(
     let _pidfile = pidfile::PidFile::create(&config.pidfile)?;
     let stores =
         FileStores::open(&config.spool.dir).map_err(|e| format!("cannot open the spool: {e}"))?;
-    let plans = services::plans(&config, &services::Backends::from_stores(&stores))?;
+    let backends = services::Backends::from_stores(&stores);
+    let plans = services::plans(&config, &backends)?;
+    let uploads = backends
+        .uploads
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     tracing::info!(config = %config.source, home = %home.display(), "starting Switchboard {}", env!("CARGO_PKG_VERSION"));
+    let config_for_web = config.clone();
     let mut server = switchboard_core::Server::start(config, &home, stores, debug, plans).await?;
     let admin_socket = switchboard_core::admin::socket::AdminSocket::bind(
         &admin_cmd::socket_path(&home),
@@ -247,13 +254,21 @@ async fn serve(
     )
     .await?;
 
+    // The web side (HTTP, HTTPS, metrics) on the core's handles.
+    let web = switchboard_web::start(&config_for_web, server.web_handles(), uploads).await?;
+
     // Machine-readable readiness on stdout, for scripts and tests that
     // listen on port 0.
     {
         let mut out = std::io::stdout().lock();
-        for (kind, addr) in server.listeners() {
-            tracing::info!("listening for {} on {addr}", kind.label());
-            let _ = writeln!(out, "listening {} {addr}", kind.label());
+        let listeners = server
+            .listeners()
+            .iter()
+            .map(|(kind, addr)| (kind.label(), *addr))
+            .chain(web.iter().map(|(kind, addr)| (kind.label(), *addr)));
+        for (label, addr) in listeners {
+            tracing::info!("listening for {label} on {addr}");
+            let _ = writeln!(out, "listening {label} {addr}");
         }
         let _ = writeln!(out, "ready");
         let _ = out.flush();

@@ -5,18 +5,23 @@
 //! constructor that reads (and checks) its own `<service>` element and
 //! takes the stores it needs from [`Backends`].
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use switchboard_config::{Config, ServiceConfig};
 use switchboard_core::services::{Provider, ServicePlan};
 use switchboard_service::Service;
-use switchboard_spool::store::{ArchiveStore, ServiceDataStore, ServiceStore, Stores};
+use switchboard_spool::store::{ArchiveStore, BlobStore, ServiceDataStore, ServiceStore, Stores};
+use switchboard_upload::Uploads;
 
 /// The storage services are given, chosen once for the whole process.
 #[derive(Clone)]
 pub struct Backends {
     pub service_data: Arc<dyn ServiceDataStore>,
     pub archive: Arc<dyn ArchiveStore>,
+    pub blobs: Arc<dyn BlobStore>,
+    /// The upload services built, for the web side, which serves their
+    /// files (it and the service share one [`Uploads`] each).
+    pub uploads: Arc<Mutex<Vec<Arc<Uploads>>>>,
 }
 
 impl Backends {
@@ -25,6 +30,8 @@ impl Backends {
         Backends {
             service_data: stores.service_data.clone(),
             archive: stores.archive.clone(),
+            blobs: stores.blobs.clone(),
+            uploads: Arc::default(),
         }
     }
 
@@ -45,7 +52,18 @@ const KINDS: &[(&str, Constructor)] = &[
     ("irc", irc),
     ("matrix", matrix),
     ("muc", muc),
+    ("upload", upload),
 ];
+
+fn upload(s: &ServiceConfig, b: &Backends) -> Result<Arc<dyn Service>, String> {
+    let settings = switchboard_upload::UploadSettings::from_config(&s.id, &s.element)?;
+    let shared = Uploads::new(&s.id, settings, b.blobs.clone());
+    b.uploads
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(shared.clone());
+    Ok(Arc::new(switchboard_upload::UploadService::new(shared)))
+}
 
 fn directory(s: &ServiceConfig, _: &Backends) -> Result<Arc<dyn Service>, String> {
     Ok(Arc::new(switchboard_directory::Directory::from_config(

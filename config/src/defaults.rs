@@ -183,3 +183,50 @@ impl Default for LimitsConfig {
         }
     }
 }
+
+/// The largest HTTP request head: hyper's smallest read buffer, ample
+/// for any browser's headers.
+pub const HTTP_MAX_HEADER_BYTES: usize = 8 * 1024;
+
+/// The largest HTTP request body other than an upload: a BOSH body holds
+/// stanzas, so the stanza limit with room for the wrapper.
+pub const HTTP_MAX_BODY_BYTES: usize = MAX_STANZA_BYTES + 16 * 1024;
+
+/// How long a client may take to send a request head.
+pub const HTTP_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// HTTP connections served at once.
+pub const HTTP_MAX_CONNECTIONS: usize = 10_000;
+
+/// BOSH: a session no request reached for this long ends (XEP-0124
+/// `inactivity`; Prosody's default).
+pub const BOSH_INACTIVITY: Duration = Duration::from_secs(60);
+
+/// BOSH: the longest a request is held open.
+pub const BOSH_MAX_WAIT: Duration = Duration::from_secs(120);
+
+/// BOSH: requests held at once per session.
+pub const BOSH_MAX_HOLD: u32 = 1;
+
+/// BOSH: sessions one address may have at once.
+pub const BOSH_MAX_SESSIONS_PER_ADDRESS: usize = 100;
+
+impl Default for crate::WebConfig {
+    fn default() -> Self {
+        crate::WebConfig {
+            origins: None,
+            chat_dir: None,
+            admin_console: true,
+            max_header_bytes: HTTP_MAX_HEADER_BYTES,
+            max_body_bytes: HTTP_MAX_BODY_BYTES,
+            header_timeout: HTTP_HEADER_TIMEOUT,
+            max_connections: HTTP_MAX_CONNECTIONS,
+            bosh: crate::BoshConfig {
+                inactivity: BOSH_INACTIVITY,
+                max_wait: BOSH_MAX_WAIT,
+                max_hold: BOSH_MAX_HOLD,
+                max_sessions_per_address: BOSH_MAX_SESSIONS_PER_ADDRESS,
+            },
+        }
+    }
+}

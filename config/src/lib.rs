@@ -21,6 +21,7 @@ mod suggest;
 mod values;
 
 pub use ip_range::{InvalidRange, IpRange};
+pub use values::byte_size;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -186,6 +187,60 @@ pub struct ListenConfig {
     pub s2s: Vec<SocketAddr>,
     /// Server-to-server listeners with TLS from the first byte (XEP-0368).
     pub s2s_tls: Vec<SocketAddr>,
+    /// Plain HTTP listeners for the web side (WebSocket, BOSH, uploads,
+    /// the chat page, the admin console); none by default.
+    pub http: Vec<HttpListener>,
+    /// HTTPS listeners (the `<tls>` certificate); none by default.
+    pub https: Vec<SocketAddr>,
+}
+
+/// A plain HTTP listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpListener {
+    pub addr: SocketAddr,
+    /// A reverse proxy in front terminates TLS (`behind-tls-proxy`): logins
+    /// over this listener count as encrypted, and the admin console's
+    /// cookies are marked `Secure`.
+    pub behind_tls_proxy: bool,
+}
+
+/// The web side (`<web>`): what the HTTP listeners serve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebConfig {
+    /// Page origins (`https://chat.example.org`) allowed to open WebSocket
+    /// and BOSH sessions; `None` allows any (the default: logins need a
+    /// password anyway, and no cookie authenticates an XMPP session).
+    pub origins: Option<Vec<String>>,
+    /// The directory holding converse.js (its `dist/`), served as the chat
+    /// page at `/`; `None` (the default) serves a page saying how to
+    /// install it.
+    pub chat_dir: Option<PathBuf>,
+    /// Whether `/admin/` serves the admin console (default true; only the
+    /// hosts' admins can log in).
+    pub admin_console: bool,
+    /// The largest request head (request line and headers), in bytes.
+    pub max_header_bytes: usize,
+    /// The largest request body other than an upload (BOSH, forms).
+    pub max_body_bytes: usize,
+    /// How long a client may take to send a request head.
+    pub header_timeout: Duration,
+    /// HTTP connections served at once (beyond it, new ones are closed).
+    pub max_connections: usize,
+    /// BOSH (XEP-0124/0206).
+    pub bosh: BoshConfig,
+}
+
+/// BOSH session limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoshConfig {
+    /// A session no request reached for this long ends (`inactivity`).
+    pub inactivity: Duration,
+    /// The longest the server holds a request open (`wait` is capped to it).
+    pub max_wait: Duration,
+    /// Requests the server holds at once per session (`hold` is capped).
+    pub max_hold: u32,
+    /// BOSH sessions from one address at once.
+    pub max_sessions_per_address: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -347,6 +402,8 @@ pub struct Config {
     /// Federation with other servers (`<s2s>`); `None` (the default): a
     /// stanza to another domain gets remote-server-not-found.
     pub s2s: Option<S2sConfig>,
+    /// The web side: what the HTTP listeners serve.
+    pub web: WebConfig,
 }
 
 impl Config {

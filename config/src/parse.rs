@@ -14,9 +14,17 @@ use crate::suggest::closest;
 use crate::values::{self, Problem};
 use crate::{
     ArchiveConfig, ArchiveDefault, AuthDelayConfig, Config, ConfigError, ContactAddress,
-    ContactKind, DelayCurve, HostConfig, LimitsConfig, ListenConfig, LogConfig, PeerAddress,
-    PeerTls, Registration, S2sConfig, ServiceConfig, SpoolConfig, TlsConfig, CONFIG_NS,
+    ContactKind, DelayCurve, HostConfig, HttpListener, LimitsConfig, ListenConfig, LogConfig,
+    PeerAddress, PeerTls, Registration, S2sConfig, ServiceConfig, SpoolConfig, TlsConfig,
+    WebConfig, CONFIG_NS,
 };
+
+fn switchboard_config_http(addr: SocketAddr, behind_tls_proxy: bool) -> HttpListener {
+    HttpListener {
+        addr,
+        behind_tls_proxy,
+    }
+}
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use switchboard_jid::{normalize_domain, Jid};
@@ -58,6 +66,7 @@ const ROOT: Shape = Shape {
         "credentials",
         "metrics",
         "s2s",
+        "web",
     ],
     text: false,
 };
@@ -94,7 +103,52 @@ const REGISTRATION: Shape = Shape {
 const LISTEN: Shape = Shape {
     name: "listen",
     attrs: &[],
-    children: &["c2s", "c2s-tls", "component", "s2s", "s2s-tls"],
+    children: &[
+        "c2s",
+        "c2s-tls",
+        "component",
+        "s2s",
+        "s2s-tls",
+        "http",
+        "https",
+    ],
+    text: false,
+};
+const HTTP: Shape = Shape {
+    name: "http",
+    attrs: &["addr", "behind-tls-proxy"],
+    children: &[],
+    text: false,
+};
+const HTTPS: Shape = Shape {
+    name: "https",
+    attrs: &["addr"],
+    children: &[],
+    text: false,
+};
+const WEB: Shape = Shape {
+    name: "web",
+    attrs: &[
+        "origins",
+        "chat-dir",
+        "admin-console",
+        "max-header-bytes",
+        "max-body-bytes",
+        "header-timeout",
+        "max-connections",
+    ],
+    children: &["bosh"],
+    text: false,
+};
+const BOSH: Shape = Shape {
+    name: "bosh",
+    attrs: &[
+        "inactivity",
+        "max-wait",
+        "max-hold",
+        "max-sessions-per-address",
+    ],
+    children: &[],
     text: false,
 };
 const C2S: Shape = Shape {
@@ -221,7 +275,7 @@ const PIDFILE: Shape = Shape {
 };
 
 /// Every shape, to find where a misplaced element belongs.
-const SHAPES: &[&Shape] = &[&ROOT, &HOST, &LISTEN, &S2S, &AUTH_DELAY];
+const SHAPES: &[&Shape] = &[&ROOT, &HOST, &LISTEN, &S2S, &AUTH_DELAY, &WEB];
 
 /// `<log file="-">`: log to stderr only.
 const STDERR: &str = "-";
@@ -264,6 +318,7 @@ impl Walker<'_> {
         let mut pidfile = None;
         let mut metrics = None;
         let mut s2s = None;
+        let mut web = None;
 
         for el in root.elements() {
             match el.name.as_str() {
@@ -306,6 +361,7 @@ impl Walker<'_> {
                         "credentials" => credentials = Some(self.credentials(el)?),
                         "metrics" => metrics = Some(self.metrics(el)?),
                         "s2s" => s2s = Some((self.s2s(el)?, el)),
+                        "web" => web = Some(self.web(el)?),
                         _ => unreachable!("root children are checked against ROOT"),
                     }
                 }
@@ -347,6 +403,8 @@ impl Walker<'_> {
             component: Vec::new(),
             s2s: Vec::new(),
             s2s_tls: Vec::new(),
+            http: Vec::new(),
+            https: Vec::new(),
         });
         if s2s.is_none() && (!listen.s2s.is_empty() || !listen.s2s_tls.is_empty()) {
             let at = root
@@ -402,6 +460,7 @@ impl Walker<'_> {
             credentials_key: credentials.unwrap_or_else(|| self.resolve(defaults::CREDENTIALS_KEY)),
             metrics: metrics.unwrap_or(defaults::METRICS),
             s2s,
+            web: web.unwrap_or_default(),
         })
     }
 
@@ -699,10 +758,15 @@ impl Walker<'_> {
             component: Vec::new(),
             s2s: Vec::new(),
             s2s_tls: Vec::new(),
+            http: Vec::new(),
+            https: Vec::new(),
         };
         let mut seen: Vec<(SocketAddr, &str, Span)> = Vec::new();
+        let mut http = Vec::new();
         for child in el.elements() {
             let (shape, example, list) = match child.name.as_str() {
+                "http" => (&HTTP, "<http addr=\"127.0.0.1:5280\"/>", &mut http),
+                "https" => (&HTTPS, "<https addr=\"0.0.0.0:5281\"/>", &mut listen.https),
                 "c2s" => (&C2S, "<c2s addr=\"0.0.0.0:5222\"/>", &mut listen.c2s),
                 "c2s-tls" => (
                     &C2S_TLS,
@@ -742,6 +806,12 @@ impl Walker<'_> {
             }
             seen.push((addr, shape.name, child.span));
             list.push(addr);
+            if shape.name == "http" {
+                let behind_tls_proxy = self.boolean(child, "behind-tls-proxy", false)?;
+                listen
+                    .http
+                    .push(switchboard_config_http(addr, behind_tls_proxy));
+            }
         }
         if listen.c2s.is_empty() && listen.c2s_tls.is_empty() {
             return Err(self
@@ -1177,6 +1247,126 @@ impl Walker<'_> {
         let raw = self.required(el, "addr", "<metrics addr=\"127.0.0.1:9108\"/>")?;
         let addr = values::socket_addr(raw).map_err(|p| self.problem(el.span, p))?;
         Ok(Some(addr))
+    }
+
+    /// `<web>`: what the HTTP listeners serve, and their limits.
+    fn web(&self, el: &Element) -> Result<WebConfig> {
+        self.check(el, &WEB)?;
+        let mut web = WebConfig::default();
+        if let Some(v) = el.attr("origins") {
+            let list: Vec<String> = v.split_whitespace().map(str::to_string).collect();
+            if list.iter().any(|o| o == "*") {
+                web.origins = None;
+            } else {
+                for o in &list {
+                    if !(o.starts_with("https://") || o.starts_with("http://"))
+                        || o.trim_end_matches('/').matches('/').count() != 2
+                    {
+                        return Err(self
+                            .src
+                            .error(
+                                el.span,
+                                format!("'origins' on <web>: \"{o}\" is not an origin"),
+                            )
+                            .with_hint(
+                                "an origin is scheme://host[:port] with no path, e.g. \
+                                 https://chat.example.org; \"*\" allows any",
+                            ));
+                    }
+                }
+                web.origins = Some(
+                    list.into_iter()
+                        .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
+                        .collect(),
+                );
+            }
+        }
+        if let Some(v) = el.attr("chat-dir") {
+            web.chat_dir = Some(self.path(el, "chat-dir", v)?);
+        }
+        web.admin_console = self.boolean(el, "admin-console", web.admin_console)?;
+        if let Some(v) = el.attr("max-header-bytes") {
+            web.max_header_bytes = self.bytes(el, "max-header-bytes", v)?;
+            if web.max_header_bytes < defaults::HTTP_MAX_HEADER_BYTES {
+                return Err(self.src.error(
+                    el.span,
+                    format!(
+                        "'max-header-bytes' on <web> must be at least {}",
+                        defaults::HTTP_MAX_HEADER_BYTES
+                    ),
+                ));
+            }
+        }
+        if let Some(v) = el.attr("max-body-bytes") {
+            web.max_body_bytes = self.bytes(el, "max-body-bytes", v)?;
+        }
+        if let Some(v) = el.attr("header-timeout") {
+            web.header_timeout = self.duration(el, "header-timeout", v)?;
+        }
+        if let Some(v) = el.attr("max-connections") {
+            web.max_connections = self.whole(el, "max-connections", v)?;
+        }
+        for child in el.elements() {
+            // Only <bosh> passes the shape check.
+            self.check(child, &BOSH)?;
+            let b = &mut web.bosh;
+            if let Some(v) = child.attr("inactivity") {
+                b.inactivity = self.duration(child, "inactivity", v)?;
+            }
+            if let Some(v) = child.attr("max-wait") {
+                b.max_wait = self.duration(child, "max-wait", v)?;
+            }
+            if let Some(v) = child.attr("max-hold") {
+                b.max_hold = self.whole(child, "max-hold", v)?.clamp(1, 10) as u32;
+            }
+            if let Some(v) = child.attr("max-sessions-per-address") {
+                b.max_sessions_per_address = self.whole(child, "max-sessions-per-address", v)?;
+            }
+        }
+        Ok(web)
+    }
+
+    /// A true/false attribute, or `default` when absent.
+    fn boolean(&self, el: &Element, attr: &str, default: bool) -> Result<bool> {
+        match el.attr(attr) {
+            None => Ok(default),
+            Some(v) => values::boolean(v).ok_or_else(|| {
+                self.src.error(
+                    el.span,
+                    format!(
+                        "'{attr}' on <{}> must be true or false, not \"{v}\"",
+                        el.name
+                    ),
+                )
+            }),
+        }
+    }
+
+    /// A whole number.
+    fn whole(&self, el: &Element, attr: &str, v: &str) -> Result<usize> {
+        v.trim().parse().map_err(|_| {
+            self.src.error(
+                el.span,
+                format!(
+                    "'{attr}' on <{}> must be a whole number, not \"{v}\"",
+                    el.name
+                ),
+            )
+        })
+    }
+
+    /// A size in bytes: a whole number, optionally with K, M or G
+    /// (binary multiples: 10M is 10 MiB).
+    fn bytes(&self, el: &Element, attr: &str, v: &str) -> Result<usize> {
+        values::byte_size(v).ok_or_else(|| {
+            self.src.error(
+                el.span,
+                format!(
+                    "'{attr}' on <{}> must be a size like 65536, 64K, 10M or 1G, not \"{v}\"",
+                    el.name
+                ),
+            )
+        })
     }
 
     fn pidfile(&self, el: &Element) -> Result<PathBuf> {

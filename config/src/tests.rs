@@ -172,7 +172,10 @@ fn sample_examples_are_valid() {
             },
         ]
     );
-    assert_eq!(c.services.len(), 3);
+    assert_eq!(c.services.len(), 4);
+    assert_eq!(c.services[3].id, "upload.localhost");
+    assert_eq!(c.services[3].kind, "upload");
+    assert_eq!(c.services[3].element.attr("quota"), Some("1G"));
     assert_eq!(c.services[0].kind, "muc");
     assert_eq!(c.services[1].id, "users.localhost");
     assert_eq!(c.services[1].kind, "directory");
@@ -183,6 +186,10 @@ fn sample_examples_are_valid() {
     assert_eq!(c.listen.c2s, vec![addr("0.0.0.0:5222")]);
     assert_eq!(c.listen.c2s_tls, vec![addr("[::]:5223")]);
     assert_eq!(c.listen.component, vec![addr("127.0.0.1:5347")]);
+    assert_eq!(c.listen.https, vec![addr("0.0.0.0:5281")]);
+    assert_eq!(c.listen.http.len(), 1);
+    assert_eq!(c.listen.http[0].addr, addr("127.0.0.1:5280"));
+    assert!(!c.listen.http[0].behind_tls_proxy);
     assert_eq!(c.metrics, Some(defaults::METRICS_EXAMPLE));
     assert_eq!(c.listen.s2s, vec![addr("0.0.0.0:5269")]);
     assert_eq!(c.listen.s2s_tls, vec![addr("0.0.0.0:5270")]);
@@ -224,6 +231,8 @@ fn minimal_config_gets_every_default() {
             component: vec![],
             s2s: vec![],
             s2s_tls: vec![],
+            http: vec![],
+            https: vec![],
         }
     );
     assert_eq!(
@@ -439,7 +448,7 @@ fn unknown_element_far_from_any_lists_the_valid_ones() {
         err(&doc("  <xdb/>\n")),
         "sb.xml:3:3: unknown element <xdb> in <switchboard>\n  hint: <switchboard> may contain \
          <host>, <service>, <listen>, <tls>, <limits>, <auth-delay>, <spool>, <log>, <pidfile>, \
-         <credentials>, <metrics>, <s2s>"
+         <credentials>, <metrics>, <s2s>, <web>"
     );
     assert_eq!(
         err(&doc("  <tls><certificate/></tls>\n")),

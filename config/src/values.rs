@@ -80,6 +80,30 @@ pub(crate) fn boolean(text: &str) -> Option<bool> {
     }
 }
 
+/// A size in bytes: a whole number, optionally followed by K, M or G
+/// (binary multiples, case-insensitive, an optional trailing B or iB).
+pub fn byte_size(text: &str) -> Option<usize> {
+    let t = text.trim().to_ascii_uppercase();
+    let t = t
+        .strip_suffix("IB")
+        .or_else(|| t.strip_suffix('B'))
+        .unwrap_or(&t);
+    let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(digits_end);
+    if digits.is_empty() {
+        return None;
+    }
+    let n: usize = digits.parse().ok()?;
+    let scale: usize = match unit.trim() {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(scale)
+}
+
 /// A URI as XEP-0157 contact addresses need one (RFC 3986 §3): a scheme
 /// (a letter, then letters, digits, `+`, `-` or `.`), a colon and a
 /// non-empty rest without spaces or control characters. What follows the
@@ -224,6 +248,16 @@ mod tests {
             let p = socket_addr(bad).unwrap_err();
             assert_eq!(p.message, format!("'{bad}' is not a socket address"));
         }
+    }
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(byte_size("65536"), Some(65536));
+        assert_eq!(byte_size("64K"), Some(65536));
+        assert_eq!(byte_size("10 MiB"), Some(10 << 20));
+        assert_eq!(byte_size("1g"), Some(1 << 30));
+        assert_eq!(byte_size("1T"), None);
+        assert_eq!(byte_size("M"), None);
     }
 
     #[test]

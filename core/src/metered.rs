@@ -29,6 +29,9 @@ pub fn metered(stores: Stores, metrics: Arc<Metrics>) -> Stores {
         account_data: Arc::new(Metered::new(stores.account_data, m(()))),
         host_data: Arc::new(Metered::new(stores.host_data, m(()))),
         service_data: Arc::new(Metered::new(stores.service_data, m(()))),
+        // Blobs are streams the web side times itself (a 100 MiB upload
+        // is not a spool write to put in the same histogram).
+        blobs: stores.blobs,
     }
 }
 

@@ -72,6 +72,25 @@ pub struct Server {
     /// like the others, so what waits for them goes to offline storage.
     resumptions: Arc<crate::net::resume::Resumptions>,
     federation: Arc<Federation>,
+    /// What client connections work with; the web layer's WebSocket and
+    /// BOSH sessions get the same.
+    c2s: Option<Arc<C2sContext>>,
+}
+
+/// The handles the web layer (a separate crate, started by the
+/// composition root after the server) works with: client sessions over
+/// WebSocket run on the same context as TCP ones, the metrics endpoint
+/// reads the same counters, the admin console calls the same seam.
+#[derive(Clone)]
+pub struct WebHandles {
+    pub c2s: Arc<C2sContext>,
+    pub scrape: crate::net::metrics::Scrape,
+    pub admin: Arc<Admin>,
+    pub settings: Arc<LiveSettings>,
+    /// Every WebSocket connection holds a guard of this tracker, as TCP
+    /// ones do: they count as connections and shutdown waits for them.
+    pub connections: Tracker,
+    pub shutdown: crate::lifecycle::ShutdownSignal,
 }
 
 /// The routing table and IQ registry of a server: the core's own rows,
@@ -170,9 +189,13 @@ fn c2s_settings(config: &Config, tls_available: bool) -> C2sSettings {
 /// The settings snapshot for a config.
 fn settings_from(
     config: &Config,
-    tls: Option<TlsAcceptor>,
+    tls: Option<Acceptors>,
     component_secrets: std::collections::HashMap<String, String>,
 ) -> Settings {
+    let (tls, https) = match tls {
+        Some(a) => (Some(a.xmpp), Some(a.https)),
+        None => (None, None),
+    };
     Settings {
         hosts: config.hosts.clone(),
         c2s: c2s_settings(config, tls.is_some()),
@@ -180,11 +203,20 @@ fn settings_from(
         scram_iterations: config.limits.scram_iterations,
         auth_delay: config.auth_delay,
         tls,
+        https,
         resume_timeout: config.limits.resume_timeout,
     }
 }
 
-fn load_tls(config: &Config, home: &Path) -> Result<(TlsAcceptor, crate::tls::Identity), String> {
+/// The certificate, configured for XMPP (ALPN `xmpp-client`) and for
+/// HTTPS (ALPN `http/1.1`).
+struct Acceptors {
+    xmpp: TlsAcceptor,
+    https: TlsAcceptor,
+}
+
+/// The certificate as acceptors, and the identity federation presents.
+fn load_tls(config: &Config, home: &Path) -> Result<(Acceptors, crate::tls::Identity), String> {
     let hosts: Vec<String> = config.hosts.iter().map(|h| h.name.clone()).collect();
     let (identity, info) = crate::tls::load_identity(
         config.tls.cert.as_deref(),
@@ -208,7 +240,15 @@ fn load_tls(config: &Config, home: &Path) -> Result<(TlsAcceptor, crate::tls::Id
         );
     }
     let tls = crate::tls::server_config(identity.certs.clone(), identity.key.clone_key())?;
-    Ok((TlsAcceptor::from(tls), identity))
+    let mut https = (*tls).clone();
+    https.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok((
+        Acceptors {
+            xmpp: TlsAcceptor::from(tls),
+            https: TlsAcceptor::from(Arc::new(https)),
+        },
+        identity,
+    ))
 }
 
 /// The domains federation answers for: the hosts and every service
@@ -364,6 +404,7 @@ impl Server {
             tracker,
             resumptions: crate::net::resume::Resumptions::new(),
             federation,
+            c2s: None,
             config,
         };
         let config = server.config.clone();
@@ -379,6 +420,7 @@ impl Server {
             shutdown: server.shutdown.signal(),
             debug,
         });
+        server.c2s = Some(c2s.clone());
         let component = Arc::new(ComponentContext {
             router: server.router.clone(),
             settings: server.settings.clone(),
@@ -426,27 +468,6 @@ impl Server {
                 server.shutdown.signal(),
             ));
         }
-        if let Some(addr) = config.metrics {
-            if !addr.ip().is_loopback() {
-                tracing::warn!(
-                    "the metrics endpoint on {addr} is not on loopback: it has no \
-                     authentication, so firewall it to the scraper"
-                );
-            }
-            let l = crate::net::metrics::bind(addr).await?;
-            let local = l.local_addr().map_err(|e| e.to_string())?;
-            server.listeners.push((ListenerKind::Metrics, local));
-            let scrape = crate::net::metrics::Scrape {
-                router: server.router.clone(),
-                connections: server.tracker.clone(),
-                federation: server.federation.clone(),
-            };
-            tokio::spawn(crate::net::metrics::run(
-                l,
-                scrape,
-                server.shutdown.signal(),
-            ));
-        }
         // Freed memory goes back to the system when a crowd leaves
         // (memory.rs says why glibc would keep it).
         let router = server.router.clone();
@@ -456,6 +477,22 @@ impl Server {
             async move { stop.wait().await },
         ));
         Ok(server)
+    }
+
+    /// The handles the web layer needs (see [`WebHandles`]).
+    pub fn web_handles(&self) -> WebHandles {
+        WebHandles {
+            c2s: self.c2s.clone().expect("set by Server::start"),
+            scrape: crate::net::metrics::Scrape {
+                router: self.router.clone(),
+                connections: self.tracker.clone(),
+                federation: self.federation.clone(),
+            },
+            admin: self.admin.clone(),
+            settings: self.settings.clone(),
+            connections: self.tracker.clone(),
+            shutdown: self.shutdown.signal(),
+        }
     }
 
     /// The addresses actually bound (useful with port 0).
@@ -563,8 +600,9 @@ impl Server {
         // Certificates are re-read on every reload so that a renewed
         // certificate at the same path is picked up.
         let identity = match load_tls(&new, &self.home) {
-            Ok((acceptor, identity)) => {
-                next.tls = Some(acceptor);
+            Ok((acceptors, identity)) => {
+                next.tls = Some(acceptors.xmpp);
+                next.https = Some(acceptors.https);
                 report.applied.push("TLS certificate re-read".into());
                 Some(identity)
             }

@@ -34,6 +34,9 @@ pub struct Settings {
     pub auth_delay: AuthDelayConfig,
     /// The certificate for new TLS connections (`None` without one).
     pub tls: Option<TlsAcceptor>,
+    /// The same certificate for the HTTPS listeners (ALPN `http/1.1`
+    /// instead of XEP-0368's `xmpp-client`).
+    pub https: Option<TlsAcceptor>,
     /// The longest a session may wait to be resumed (XEP-0198).
     pub resume_timeout: std::time::Duration,
 }
@@ -68,6 +71,7 @@ impl Settings {
             scram_iterations: 4096,
             auth_delay: AuthDelayConfig::default(),
             tls: None,
+            https: None,
             resume_timeout: std::time::Duration::from_secs(600),
         }
     }

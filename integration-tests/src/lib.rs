@@ -51,6 +51,7 @@ pub mod irc;
 pub mod muc;
 pub mod raw;
 pub mod server;
+pub mod ws;
 pub mod xmpp;
 
 use std::time::Duration;

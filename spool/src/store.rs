@@ -15,6 +15,7 @@
 //! | account data | [`AccountDataStore`] | small documents per account: vCard, private XML, last activity, … |
 //! | host data | [`HostDataStore`] | small documents per local host: the message of the day, … |
 //! | service data | [`ServiceDataStore`] | a service's own records (registrations, rooms), by collection and key |
+//! | blobs | [`BlobStore`] | large files a service keeps (uploads), written and read as streams |
 //!
 //! # Rules every backend keeps
 //!
@@ -534,6 +535,62 @@ impl ServiceStore {
     }
 }
 
+/// What is kept with a blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobMeta {
+    /// Who stored it (a bare JID).
+    pub owner: String,
+    /// The file name its owner gave (shown to whoever fetches it).
+    pub name: String,
+    pub content_type: String,
+    /// Its exact length in bytes.
+    pub size: u64,
+    /// When it was stored, in seconds since the Unix epoch.
+    pub created: u64,
+    /// When it may be removed (seconds since the epoch); `None`: never.
+    pub expires: Option<u64>,
+}
+
+/// A blob's bytes, read as they are wanted.
+pub type BlobReader = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
+
+/// Large files a service keeps (HTTP uploads, XEP-0363), in a scope of
+/// their own (the service's hostname) under ids the service chooses:
+/// 1 to 64 ASCII letters, digits, `-` or `_` (anything else is
+/// `Invalid`). A blob is written as a stream and becomes visible, whole,
+/// only when its writer commits: memory stays one chunk however large the
+/// file, and a crash or an abandoned upload leaves nothing behind.
+pub trait BlobStore: Send + Sync + 'static {
+    /// Starts writing blob `id`; `AlreadyExists` if there is one.
+    fn create<'a>(
+        &'a self,
+        scope: &'a str,
+        id: &'a str,
+        meta: BlobMeta,
+    ) -> BoxFuture<'a, StoreResult<Box<dyn BlobWriter>>>;
+    /// The blob and its bytes; `None` when there is none.
+    fn open<'a>(
+        &'a self,
+        scope: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<(BlobMeta, BlobReader)>>>;
+    /// Every blob of the scope, by id (sorted).
+    fn list<'a>(&'a self, scope: &'a str) -> BoxFuture<'a, StoreResult<Vec<(String, BlobMeta)>>>;
+    /// `false` when there was none.
+    fn remove<'a>(&'a self, scope: &'a str, id: &'a str) -> BoxFuture<'a, StoreResult<bool>>;
+}
+
+/// A blob being written. Dropped without [`BlobWriter::commit`], it is
+/// abandoned and nothing of it remains.
+pub trait BlobWriter: Send {
+    /// Appends bytes. More than the size the blob was created with is
+    /// `Invalid`.
+    fn write<'a>(&'a mut self, chunk: &'a [u8]) -> BoxFuture<'a, StoreResult<()>>;
+    /// Makes the blob visible (durable on return). Fewer bytes than its
+    /// size is `Invalid`, and the blob is abandoned.
+    fn commit(self: Box<Self>) -> BoxFuture<'static, StoreResult<()>>;
+}
+
 /// Every store of one backend, for the composition root to hand out one
 /// kind at a time.
 #[derive(Clone)]
@@ -545,6 +602,7 @@ pub struct Stores {
     pub account_data: Arc<dyn AccountDataStore>,
     pub host_data: Arc<dyn HostDataStore>,
     pub service_data: Arc<dyn ServiceDataStore>,
+    pub blobs: Arc<dyn BlobStore>,
 }
 
 impl fmt::Debug for Stores {

@@ -1,18 +1,24 @@
-//! The connection driver: runs one client socket through the sans-IO
+//! The connection driver: runs one client connection through the sans-IO
 //! [`C2s`] machine. It owns the I/O (TCP, the TLS upgrade, spool lookups on
 //! the blocking pool) and the session's outbox; the machine decides.
+//!
+//! One driver serves both wires (see `wire.rs`): a TCP socket ([`serve`])
+//! and a WebSocket the web layer upgraded ([`serve_websocket`]), so
+//! negotiation, limits, stream management and resumption, SASL2 and
+//! "nothing lost" are the same code for both.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use switchboard_jid::Jid;
-use switchboard_xml::{ns, Element};
+use switchboard_xml::Element;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::resume::Resumptions;
 use super::session::{BoundSession, Resumption, SmState};
+use super::wire::{self, Fed, WsInput};
 use crate::auth_delay::{AccountKey, AuthDelays};
 use crate::lifecycle::{ShutdownSignal, Tracker};
 use crate::routing::table::SessionRef;
@@ -21,7 +27,7 @@ use crate::sessions::{Outbound, SessionShared, OUTBOX_CAPACITY};
 use crate::settings::LiveSettings;
 use crate::stanza::{ErrorType, StanzaError};
 use crate::stream::sm;
-use crate::stream::{Action, C2s, StreamError};
+use crate::stream::{Action, C2s, Framing, StreamError};
 use crate::throttle::Throttle;
 
 /// Size of each worker thread's read buffer: one TLS record's worth of
@@ -98,6 +104,9 @@ struct Conn {
     attempt_account: Option<AccountKey>,
     /// The router pulled the kill switch: the client does not read.
     killed: bool,
+    /// The frame decoder of a WebSocket connection (boxed: TCP
+    /// connections have none).
+    ws: Option<Box<WsInput>>,
 }
 
 /// Serves one accepted client connection to its end.
@@ -154,6 +163,43 @@ pub async fn serve(tcp: TcpStream, peer: SocketAddr, shared: Arc<C2sContext>, di
     }
 }
 
+/// Serves one client over a WebSocket (RFC 7395) to its end. The web
+/// layer has answered the HTTP upgrade; `io` is the upgraded connection,
+/// `secure` when it runs inside TLS (or behind a proxy the admin says
+/// terminates TLS), with the TLS connection's channel binding if any.
+pub async fn serve_websocket<S: AsyncRead + AsyncWrite + Unpin>(
+    mut io: S,
+    peer: SocketAddr,
+    shared: Arc<C2sContext>,
+    secure: bool,
+    channel_binding: Option<Vec<u8>>,
+) {
+    let snapshot = shared.settings.get();
+    let mut settings = snapshot.c2s.clone();
+    drop(snapshot);
+    // RFC 7395 §3.6: no STARTTLS over a WebSocket; TLS is the HTTP
+    // layer's (wss://).
+    settings.tls_available = false;
+    settings.extensions = shared.router.table().extensions().clone();
+    let max_message = settings.limits.max_stanza_bytes;
+    let machine = C2s::with_framing(
+        settings,
+        Instant::now(),
+        Framing::WebSocket,
+        secure,
+        channel_binding,
+    );
+    let mut conn = Box::new(Conn::new(shared, machine, peer));
+    conn.ws = Some(Box::new(WsInput::new(max_message)));
+    // A WebSocket offers no STARTTLS (the machine is told it is secure or
+    // that TLS is not available), so the loop runs once.
+    let r = conn.run(&mut io).await;
+    conn.finish(matches!(r, Ok(Flow::Handover)));
+    if let Err(e) = r {
+        tracing::debug!(%peer, "WebSocket connection ended: {e}");
+    }
+}
+
 /// The TLS stream of one connection, boxed: rustls' connection state is
 /// over a kilobyte and is only needed by TLS sessions.
 type Tls = Box<tokio_rustls::server::TlsStream<TcpStream>>;
@@ -188,6 +234,7 @@ fn poll_read_into(
     cx: &mut std::task::Context<'_>,
     io: &mut (impl AsyncRead + Unpin),
     machine: &mut C2s,
+    ws: Option<&mut WsInput>,
     debug: Option<SocketAddr>,
 ) -> std::task::Poll<std::io::Result<usize>> {
     READ_BUF.with(|buf| {
@@ -200,7 +247,16 @@ fn poll_read_into(
                     if let Some(peer) = debug {
                         tracing::debug!(%peer, "recv {}", crate::debug_log::masked(bytes));
                     }
-                    machine.handle_input(bytes);
+                    match ws {
+                        None => machine.handle_input(bytes),
+                        // The client's close frame ends the input as the
+                        // end of a TCP stream does.
+                        Some(ws) => {
+                            if ws.feed(bytes, machine) == Fed::PeerClosed {
+                                return std::task::Poll::Ready(Ok(0));
+                            }
+                        }
+                    }
                 }
                 std::task::Poll::Ready(Ok(bytes.len()))
             }
@@ -222,6 +278,7 @@ impl Conn {
             counted_errors: 0,
             attempt_account: None,
             killed: false,
+            ws: None,
         }
     }
 
@@ -325,6 +382,7 @@ impl Conn {
             };
             let rx = self.bound.as_mut().map(|b| &mut b.rx);
             let machine = &mut self.machine;
+            let ws = &mut self.ws;
             let outbound = async {
                 match rx {
                     Some(rx) => rx.recv().await,
@@ -338,8 +396,13 @@ impl Conn {
                 }
             };
             tokio::select! {
-                r = std::future::poll_fn(|cx| poll_read_into(cx, io, machine, debug)), if reading => {
+                r = std::future::poll_fn(|cx| poll_read_into(cx, io, machine, ws.as_deref_mut(), debug)), if reading => {
                     if r? == 0 {
+                        if self.ws.is_some() {
+                            // Boxed: it runs once, at the end, and would
+                            // otherwise widen every connection task.
+                            Box::pin(self.websocket_closed(io)).await;
+                        }
                         return Ok(Flow::Closed);
                     }
                 }
@@ -378,7 +441,18 @@ impl Conn {
                     self.killed = true;
                     self.machine.fail(StreamError::with_text("policy-violation", "the client does not read what it is sent"));
                 }
-                _ = sleep => self.machine.handle_timeout(Instant::now()),
+                _ = sleep => {
+                    // A bound session's timer is its keepalive: on a
+                    // WebSocket that is a ping (the machine sends a
+                    // stream's whitespace itself).
+                    let keepalive = self.machine.jid().is_some();
+                    self.machine.handle_timeout(Instant::now());
+                    if keepalive && self.ws.is_some() && !self.machine.is_closed() {
+                        let mut ping = Vec::new();
+                        crate::stream::websocket::ping(&mut ping);
+                        self.write(io, &ping).await?;
+                    }
+                }
                 _ = shutdown.wait() => self.machine.fail(StreamError::new("system-shutdown")),
             }
         }
@@ -406,7 +480,7 @@ impl Conn {
             }
             for el in passed.drain(..) {
                 metrics.stanza_out(&el);
-                framing.write_stanza(&el, ns::CLIENT, &mut bytes);
+                wire::stanza(framing, &el, &mut bytes);
                 // Kept until the client acknowledges it (XEP-0198).
                 b.sent(el);
             }
@@ -432,10 +506,30 @@ impl Conn {
                     "too many stanzas are waiting to be acknowledged",
                 ));
             } else if s.sm.should_request() {
-                framing.write_stanza(&Element::new("r", sm::NS), ns::CLIENT, &mut bytes);
+                wire::stanza(framing, &Element::new("r", sm::NS), &mut bytes);
             }
         }
         (bytes, close)
+    }
+
+    /// The client closed its WebSocket: what the machine still has to
+    /// say goes out (its `<close/>` if the client sent one first), then
+    /// the close frame answering the client's, and the connection ends.
+    /// Without a `<close/>` the XMPP stream did not end cleanly, so a
+    /// resumable session hibernates as for a dropped TCP connection.
+    async fn websocket_closed<S: AsyncRead + AsyncWrite + Unpin>(&mut self, io: &mut S) {
+        if let Ok(Some(_)) = self.drain_actions(io).await {
+            return; // the machine closed, close frame included
+        }
+        let mut out = Vec::new();
+        if let Some(ws) = &self.ws {
+            ws.close(&mut out);
+        }
+        let _ = tokio::time::timeout(KILLED_WRITE_TIMEOUT, async {
+            io.write_all(&out).await?;
+            io.shutdown().await
+        })
+        .await;
     }
 
     /// The session's resumption slot, if it is resumable.
@@ -507,12 +601,17 @@ impl Conn {
         // (one TLS record, one syscall) instead of one per element.
         let mut out: Vec<u8> = Vec::new();
         let mut wrote = false;
+        if let Some(ws) = self.ws.as_mut() {
+            // Pongs for the pings the last read brought.
+            out = ws.take_replies();
+        }
+        let framing = self.machine.framing();
         while let Some(action) = self.machine.poll_action() {
             // Checked on every action: a close after the last allowed
             // failure returns from the loop early.
             self.count_machine_events();
             if let Action::Send(bytes) = action {
-                out.extend_from_slice(&bytes);
+                wire::unit(framing, &bytes, &mut out);
                 continue;
             }
             if !out.is_empty() {
@@ -591,9 +690,8 @@ impl Conn {
                 }
                 Action::Nonza(el) => self.client_nonza(el, &mut out),
                 Action::Answered(reply) => {
-                    let framing = self.machine.framing();
                     if let Some(el) = self.bound.as_mut().and_then(|b| b.answered(reply)) {
-                        framing.write_stanza(&el, ns::CLIENT, &mut out);
+                        wire::stanza(framing, &el, &mut out);
                     }
                 }
                 Action::SmEnable { resume, max } => self.sm_enable(resume, max),
@@ -661,7 +759,10 @@ impl Conn {
                 Action::ClientAgent(agent) => self.client_agent(&agent),
                 Action::Sasl2Step => self.machine.sasl2_step(),
                 Action::Close => {
-                    self.write(io, &[]).await?;
+                    if let Some(ws) = &self.ws {
+                        ws.close(&mut out);
+                    }
+                    self.write(io, &out).await?;
                     let _ = tokio::time::timeout(self.write_limit(), io.shutdown()).await;
                     return Ok(Some(Flow::Closed));
                 }
@@ -693,7 +794,7 @@ impl Conn {
             let framing = self.machine.framing();
             for el in released {
                 self.shared.router.metrics().stanza_out(&el);
-                framing.write_stanza(&el, ns::CLIENT, out);
+                wire::stanza(framing, &el, out);
                 // Under stream management, kept until acknowledged; these
                 // go out with the machine's own bytes, whose write the
                 // caller does not report, so without it they are not kept.
@@ -711,10 +812,9 @@ impl Conn {
             return Vec::new();
         };
         let mut bytes = Vec::new();
+        let framing = self.machine.framing();
         for a in b.release_held(&self.shared.router) {
-            self.machine
-                .framing()
-                .write_stanza(&a, ns::CLIENT, &mut bytes);
+            wire::stanza(framing, &a, &mut bytes);
         }
         bytes
     }
@@ -959,6 +1059,26 @@ mod footprint {
         // handshakes are boxed. Before they were, it was 7,144.
         let size = future_size(super::serve);
         assert!(size <= 1536, "the connection future is {size} bytes");
+    }
+
+    #[test]
+    fn the_websocket_connection_task_stays_small() {
+        // The same driver over a WebSocket: the task holds the upgraded
+        // I/O object (hyper's is a box) besides what a TCP task holds;
+        // the frame decoder is boxed in the connection.
+        fn size<S, F>(
+            _f: impl Fn(S, SocketAddr, Arc<C2sContext>, bool, Option<Vec<u8>>) -> F,
+        ) -> usize {
+            std::mem::size_of::<F>()
+        }
+        use super::{C2sContext, SocketAddr};
+        use std::sync::Arc;
+        let ws = size(super::serve_websocket::<tokio::net::TcpStream>);
+        let tcp = future_size(super::serve);
+        assert!(
+            ws <= tcp + 256,
+            "the WebSocket connection future is {ws} bytes (TCP: {tcp})"
+        );
     }
 
     #[test]

@@ -24,9 +24,6 @@ pub enum ListenerKind {
     S2s,
     /// Other servers, direct TLS (XEP-0368).
     S2sTls,
-    /// The Prometheus metrics endpoint (HTTP; served by `net::metrics`,
-    /// never by [`run`]).
-    Metrics,
 }
 
 impl ListenerKind {
@@ -37,7 +34,6 @@ impl ListenerKind {
             ListenerKind::Component => "component",
             ListenerKind::S2s => "s2s",
             ListenerKind::S2sTls => "s2s-tls",
-            ListenerKind::Metrics => "metrics",
         }
     }
 }

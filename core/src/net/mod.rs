@@ -8,3 +8,4 @@ pub mod listener;
 pub mod metrics;
 pub mod resume;
 pub(crate) mod session;
+pub(crate) mod wire;

@@ -11,6 +11,7 @@ pub mod s2s;
 pub mod sasl2;
 mod sasl_exchange;
 pub mod sm;
+pub mod websocket;
 
 pub use crate::ids::random_id;
 pub use c2s::{Action, C2s, C2sSettings, StreamExtensions};

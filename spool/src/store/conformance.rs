@@ -1109,6 +1109,137 @@ pub async fn service_data_refuses_empty_names(s: Stores) {
     }
 }
 
+/// A blob's metadata for the tests.
+pub fn blob_meta(owner: &str, size: u64) -> crate::store::BlobMeta {
+    crate::store::BlobMeta {
+        owner: owner.into(),
+        name: "photo of the cat.jpg".into(),
+        content_type: "image/jpeg".into(),
+        size,
+        created: 1_700_000_000,
+        expires: Some(1_800_000_000),
+    }
+}
+
+async fn read_blob(s: &Stores, scope: &str, id: &str) -> Option<(crate::store::BlobMeta, Vec<u8>)> {
+    use tokio::io::AsyncReadExt;
+    let (meta, mut r) = s.blobs.open(scope, id).await.unwrap()?;
+    let mut bytes = Vec::new();
+    r.read_to_end(&mut bytes).await.unwrap();
+    Some((meta, bytes))
+}
+
+/// A blob written in chunks reads back whole, with its metadata, and is
+/// listed and removed by id; scopes do not see each other's blobs.
+pub async fn blobs_stream_in_and_out_whole(s: Stores) {
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let mut w = s
+        .blobs
+        .create(
+            "upload.example.org",
+            "a1",
+            blob_meta("alice@example.org", data.len() as u64),
+        )
+        .await
+        .unwrap();
+    for chunk in data.chunks(65_536) {
+        w.write(chunk).await.unwrap();
+    }
+    // Not visible before the commit.
+    assert!(s
+        .blobs
+        .open("upload.example.org", "a1")
+        .await
+        .unwrap()
+        .is_none());
+    w.commit().await.unwrap();
+    let (meta, bytes) = read_blob(&s, "upload.example.org", "a1").await.unwrap();
+    assert_eq!(meta, blob_meta("alice@example.org", data.len() as u64));
+    assert_eq!(bytes, data);
+    let listed = s.blobs.list("upload.example.org").await.unwrap();
+    assert_eq!(listed, vec![("a1".to_string(), meta)]);
+    assert!(s.blobs.list("other.example.org").await.unwrap().is_empty());
+    assert!(s
+        .blobs
+        .open("other.example.org", "a1")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(s.blobs.remove("upload.example.org", "a1").await.unwrap());
+    assert!(!s.blobs.remove("upload.example.org", "a1").await.unwrap());
+    assert!(s
+        .blobs
+        .open("upload.example.org", "a1")
+        .await
+        .unwrap()
+        .is_none());
+}
+
+/// A writer dropped before its commit, or committed short, leaves no blob;
+/// writing past the size is refused.
+pub async fn blobs_abandoned_or_short_leave_nothing(s: Stores) {
+    let mut w = s
+        .blobs
+        .create("up.example.org", "gone", blob_meta("a@example.org", 10))
+        .await
+        .unwrap();
+    w.write(b"12345").await.unwrap();
+    drop(w);
+    assert!(s.blobs.list("up.example.org").await.unwrap().is_empty());
+    let mut w = s
+        .blobs
+        .create("up.example.org", "short", blob_meta("a@example.org", 10))
+        .await
+        .unwrap();
+    w.write(b"12345").await.unwrap();
+    assert!(matches!(w.commit().await, Err(StoreError::Invalid(_))));
+    let mut w = s
+        .blobs
+        .create("up.example.org", "long", blob_meta("a@example.org", 4))
+        .await
+        .unwrap();
+    assert!(matches!(
+        w.write(b"12345").await,
+        Err(StoreError::Invalid(_))
+    ));
+    drop(w);
+    assert!(s.blobs.list("up.example.org").await.unwrap().is_empty());
+}
+
+/// Ids are plain names; an id in use is refused.
+pub async fn blobs_refuse_bad_ids_and_duplicates(s: Stores) {
+    for bad in ["", "../x", "a/b", "a.b", &"x".repeat(65)] {
+        assert!(
+            matches!(
+                s.blobs
+                    .create("up.example.org", bad, blob_meta("a@example.org", 1))
+                    .await,
+                Err(StoreError::Invalid(_))
+            ),
+            "{bad:?}"
+        );
+    }
+    let mut control = blob_meta("a@example.org", 1);
+    control.name = "evil\nname".into();
+    assert!(matches!(
+        s.blobs.create("up.example.org", "ok", control).await,
+        Err(StoreError::Invalid(_))
+    ));
+    let mut w = s
+        .blobs
+        .create("up.example.org", "dup", blob_meta("a@example.org", 1))
+        .await
+        .unwrap();
+    w.write(b"x").await.unwrap();
+    w.commit().await.unwrap();
+    assert!(matches!(
+        s.blobs
+            .create("up.example.org", "dup", blob_meta("a@example.org", 1))
+            .await,
+        Err(StoreError::AlreadyExists)
+    ));
+}
+
 /// Every behaviour, for a backend's tests: `conformance_tests!(expr)`
 /// defines one `#[tokio::test]` per function above, each evaluating `expr`
 /// to a fresh `(guard, Stores)`.
@@ -1140,6 +1271,9 @@ macro_rules! conformance_tests {
             service_data_round_trips_opaque_values,
             service_data_with_awkward_names_stays_apart,
             service_data_refuses_empty_names,
+            blobs_stream_in_and_out_whole,
+            blobs_abandoned_or_short_leave_nothing,
+            blobs_refuse_bad_ids_and_duplicates,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {

@@ -39,6 +39,7 @@
 
 mod accounts;
 mod archive;
+mod blobs;
 mod blocking;
 mod errors;
 mod offline;
@@ -100,7 +101,8 @@ impl FileStores {
             archive: me.clone(),
             account_data: me.clone(),
             host_data: me.clone(),
-            service_data: me,
+            service_data: me.clone(),
+            blobs: me,
         }
     }
 

@@ -26,7 +26,11 @@ use super::{
 #[derive(Debug, Default)]
 pub struct MemoryStores {
     state: Mutex<State>,
+    /// Blobs, shared with the writers that commit into them.
+    blobs: blobs::Blobs,
 }
+
+mod blobs;
 
 #[derive(Debug, Default)]
 struct State {
@@ -71,7 +75,8 @@ impl MemoryStores {
             archive: me.clone(),
             account_data: me.clone(),
             host_data: me.clone(),
-            service_data: me,
+            service_data: me.clone(),
+            blobs: me,
         }
     }
 

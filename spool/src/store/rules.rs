@@ -145,6 +145,41 @@ pub fn value(value: &[u8]) -> StoreResult<()> {
     Ok(())
 }
 
+/// A blob id: 1 to 64 ASCII letters, digits, `-` or `_` (a name every
+/// backend can use as is), and metadata XML can carry.
+pub fn blob(scope: &str, id: &str, meta: &super::BlobMeta) -> StoreResult<()> {
+    if scope.is_empty() {
+        return Err(StoreError::Invalid("a blob needs a scope".into()));
+    }
+    blob_id(id)?;
+    for (what, text) in [
+        ("owner", &meta.owner),
+        ("name", &meta.name),
+        ("content type", &meta.content_type),
+    ] {
+        if text.chars().any(|c| c.is_control()) {
+            return Err(StoreError::Invalid(format!(
+                "a blob's {what} has control characters"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// See [`blob`].
+pub fn blob_id(id: &str) -> StoreResult<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!("\"{id}\" is not a blob id")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,58 @@
+//! Building responses: one body type for every endpoint, and errors that
+//! say what was wrong in a sentence (plain text, so that `curl` shows it).
+
+use bytes::Bytes;
+use http::{header, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+
+/// Every response's body: in memory, or streamed (a file).
+pub(crate) type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// A body held in memory.
+pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// A response with a body and its content type.
+pub(crate) fn ok(content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
+    with(StatusCode::OK, content_type, body)
+}
+
+pub(crate) fn with(
+    status: StatusCode,
+    content_type: &str,
+    body: impl Into<Bytes>,
+) -> Response<Body> {
+    let mut r = Response::new(full(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_str(content_type)
+            .unwrap_or(header::HeaderValue::from_static("application/octet-stream")),
+    );
+    r
+}
+
+/// An error: the status and a sentence.
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response<Body> {
+    let mut text = message.into();
+    text.push('\n');
+    with(status, "text/plain; charset=utf-8", text)
+}
+
+/// 405 with the methods that are allowed.
+pub(crate) fn method_not_allowed(allow: &'static str) -> Response<Body> {
+    let mut r = error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("method not allowed here; use {allow}"),
+    );
+    r.headers_mut()
+        .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+    r
+}
+
+pub(crate) fn not_found() -> Response<Body> {
+    error(StatusCode::NOT_FOUND, "not found")
+}
