@@ -153,7 +153,7 @@ fn sample_examples_are_valid() {
             }
         })
         .collect();
-    assert_eq!(uncommented, 11, "the sample's commented examples changed");
+    assert_eq!(uncommented, 14, "the sample's commented examples changed");
     let c = ok(&text);
     assert_eq!(
         c.hosts[0].admins,
