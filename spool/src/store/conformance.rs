@@ -960,7 +960,7 @@ pub async fn archive_appends_to_many_archives_at_once(s: Stores) {
     }
     let dave = s.archive.query("dave@example.org", &all(10)).await.unwrap();
     assert!(
-        dave.map_or(true, |p| p.entries.is_empty()),
+        dave.is_none_or(|p| p.entries.is_empty()),
         "nothing of a refused batch"
     );
     // One archive alone, as a quiet server's writer hands it over.
