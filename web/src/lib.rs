@@ -25,6 +25,7 @@ mod bosh;
 mod chat;
 mod files;
 mod host_meta;
+mod html;
 mod listener;
 mod metrics;
 mod reply;
