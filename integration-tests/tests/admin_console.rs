@@ -12,7 +12,9 @@
 //!   reaches an online client; the message of the day is set;
 //! * the group chat service's rooms are listed and destroyed;
 //! * hostile input: a form body past `max-body-bytes` is 413 (declared or
-//!   streamed), a bad cookie sends the browser to the login page.
+//!   streamed), a bad cookie sends the browser to the login page;
+//! * failed console logins make the next attempts wait, XMPP ones too;
+//! * over plain HTTP the console is not served at all.
 
 use switchboard_integration_tests::raw::{attr, local_name};
 use switchboard_integration_tests::ws::http;
@@ -610,4 +612,60 @@ async fn hostile_input_is_refused_plainly() {
     assert!(a.headers("content-security-policy")[0].contains("frame-ancestors 'none'"));
     // The console is still there afterwards.
     assert!(a.body.contains("Server status"));
+}
+
+#[tokio::test]
+async fn the_console_is_not_served_over_plain_http() {
+    let server = ServerBuilder::new()
+        .config(
+            r#"<host name="localhost"><admin>boss@localhost</admin><registration>off</registration></host>"#,
+        )
+        .config(r#"<listen><c2s addr="127.0.0.1:0"/><http addr="127.0.0.1:0"/></listen>"#)
+        .user("boss@localhost", "boss-pw")
+        .start();
+    let raw = http(
+        server.listener("http"),
+        None,
+        b"GET /admin/login HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(raw.starts_with("HTTP/1.1 403 "), "{raw}");
+    assert!(raw.contains("served over HTTPS only"), "{raw}");
+    assert!(!raw.contains("Set-Cookie"), "{raw}");
+}
+
+#[tokio::test]
+async fn failed_console_logins_slow_the_next_attempts_like_xmpp_ones() {
+    let server = ServerBuilder::new()
+        .config(
+            r#"<host name="localhost"><admin>boss@localhost</admin><registration>off</registration></host>"#,
+        )
+        .config(r#"<listen><c2s addr="127.0.0.1:0"/><https addr="127.0.0.1:0"/></listen>"#)
+        .config(
+            r#"<auth-delay forget="10m"><address after="2" first="3s" max="3s"/><account after="10" first="1s" max="5s"/></auth-delay>"#,
+        )
+        .user("boss@localhost", "boss-pw")
+        .user("alice@localhost", "alice-pw")
+        .start();
+    for _ in 0..2 {
+        let a = try_login(&server, "boss@localhost", "guess").await;
+        assert_eq!(a.status, 403);
+    }
+    // The next attempt from this address waits, the right password too.
+    let started = std::time::Instant::now();
+    let a = try_login(&server, "boss@localhost", "boss-pw").await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(3),
+        "answered after {:?}",
+        started.elapsed()
+    );
+    // The console's failures count for XMPP logins from the address too.
+    let started = std::time::Instant::now();
+    Client::login(&server, "alice", "alice-pw", "desk").await;
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(3),
+        "logged in after {:?}",
+        started.elapsed()
+    );
 }
