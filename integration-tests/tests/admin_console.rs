@@ -10,7 +10,8 @@
 //!   there takes effect, a deleted user cannot log in;
 //! * a session kicked there sees its stream closed; an announcement
 //!   reaches an online client; the message of the day is set;
-//! * the group chat service's rooms are listed and destroyed;
+//! * the group chat service's rooms are listed, announced to and
+//!   destroyed;
 //! * hostile input: a form body past `max-body-bytes` is 413 (declared or
 //!   streamed), a bad cookie sends the browser to the login page;
 //! * failed console logins make the next attempts wait, XMPP ones too;
@@ -522,6 +523,25 @@ async fn rooms_are_listed_and_destroyed_through_the_service() {
         page.body.contains("<td>lobby@conference.localhost</td>"),
         "{}",
         page.body
+    );
+    let page = c
+        .post(
+            &server,
+            "/admin/rooms/announce",
+            &[("body", "The rooms close at six.")],
+        )
+        .await;
+    assert_eq!(flash(&page), "sent to 1 rooms");
+    let m = alice
+        .expect("the rooms' announcement", |e| {
+            local_name(e) == "message" && e.contains("The rooms close at six.")
+        })
+        .await;
+    assert!(
+        attr(&m, "from")
+            .unwrap_or_default()
+            .starts_with("lobby@conference.localhost"),
+        "{m}"
     );
     let page = c
         .post(
