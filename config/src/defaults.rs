@@ -75,6 +75,13 @@ pub const S2S_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 /// Stanzas one outgoing link may hold.
 pub const S2S_MAX_QUEUE: usize = 1000;
 
+/// Stanzas one incoming link may deliver: a burst of 500, then 500 a
+/// second. A busier peer is read more slowly, never cut off.
+pub const S2S_STANZA_RATE: Option<crate::Rate> = Some(crate::Rate {
+    count: 500,
+    per: Duration::from_secs(1),
+});
+
 /// The service types that are transports: remote users may not use them
 /// unless the admin says so in `<s2s local-only>`.
 pub const TRANSPORT_TYPES: &[&str] = &["irc"];

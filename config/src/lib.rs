@@ -339,6 +339,14 @@ pub struct PeerAddress {
     pub tls: PeerTls,
 }
 
+/// `count` per `per` (`500/1s`): a burst of `count`, then one every
+/// `per / count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub count: u32,
+    pub per: Duration,
+}
+
 /// Federation (`<s2s>`): present means other servers' users can be
 /// reached and can reach this server's.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -372,6 +380,10 @@ pub struct S2sConfig {
     /// Stanzas one outgoing link may hold while it is being set up or is
     /// behind (default 1000); more bounce with resource-constraint.
     pub max_queue: usize,
+    /// Stanzas one incoming link may deliver per period (a burst of
+    /// `count`, then `count` per `per`); a faster peer is read more
+    /// slowly. `None`: no limit.
+    pub stanza_rate: Option<Rate>,
     /// Service hostnames that users of other servers may not address
     /// (default: every transport, i.e. `type="irc"` services).
     pub local_only: Vec<String>,

@@ -193,6 +193,7 @@ const S2S: Shape = Shape {
         "timeout",
         "idle-timeout",
         "max-queue",
+        "stanza-rate",
         "local-only",
     ],
     children: &["connect"],
@@ -1048,6 +1049,19 @@ impl Walker<'_> {
                 }
             },
         };
+        let stanza_rate = match el.attr("stanza-rate") {
+            None => defaults::S2S_STANZA_RATE,
+            Some(v) => values::rate(v).ok_or_else(|| {
+                self.src
+                    .error(
+                        el.span,
+                        format!(
+                            "'stanza-rate' on <s2s> must be stanzas per period or off, not \"{v}\""
+                        ),
+                    )
+                    .with_hint("e.g. stanza-rate=\"500/1s\" or stanza-rate=\"6000/1m\"")
+            })?,
+        };
         let mut connect: Vec<(PeerAddress, Span)> = Vec::new();
         for child in el.elements() {
             let peer = self.connect(child)?;
@@ -1072,6 +1086,7 @@ impl Walker<'_> {
             timeout,
             idle_timeout,
             max_queue,
+            stanza_rate,
             local_only: Vec::new(),
             connect: connect.into_iter().map(|(p, _)| p).collect(),
         })

@@ -1206,6 +1206,10 @@ fn an_empty_s2s_element_gets_every_default_and_the_standard_port() {
             timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(600),
             max_queue: 1000,
+            stanza_rate: Some(Rate {
+                count: 500,
+                per: Duration::from_secs(1),
+            }),
             local_only: vec![],
             connect: vec![],
         })
@@ -1226,7 +1230,8 @@ fn a_full_s2s_policy() {
         "  <service id=\"gw.example.org\" type=\"external\" secret=\"x\"/>\n",
         "  <s2s secure-auth=\"FALSE\" dialback=\"true\" allow=\"Example.NET, example.com\"\n",
         "       deny=\"bad.example\" trust=\"etc/peers.pem\" resolver=\"127.0.0.53:53\"\n",
-        "       timeout=\"5s\" idle-timeout=\"1h\" max-queue=\"10\" local-only=\"gw.example.org\">\n",
+        "       timeout=\"5s\" idle-timeout=\"1h\" max-queue=\"10\" local-only=\"gw.example.org\"\n",
+        "       stanza-rate=\"6000/1m\">\n",
         "    <connect domain=\"example.net\" addr=\"192.0.2.7:5269\"/>\n",
         "    <connect domain=\"example.com\" addr=\"[2001:db8::7]:5270\" tls=\"Direct\"/>\n",
         "  </s2s>\n",
@@ -1240,6 +1245,15 @@ fn a_full_s2s_policy() {
     assert_eq!(s.timeout, Duration::from_secs(5));
     assert_eq!(s.idle_timeout, Duration::from_secs(3600));
     assert_eq!(s.max_queue, 10);
+    assert_eq!(
+        s.stanza_rate,
+        Some(Rate {
+            count: 6000,
+            per: Duration::from_secs(60)
+        })
+    );
+    let off = ok(&doc("  <s2s stanza-rate=\"OFF\"/>\n"));
+    assert_eq!(off.s2s.unwrap().stanza_rate, None);
     // Naming services replaces the default (every transport).
     assert_eq!(s.local_only, ["gw.example.org"]);
     assert_eq!(
@@ -1308,6 +1322,15 @@ fn s2s_errors_are_positioned_and_explained() {
         err(&doc("  <s2s timeout=\"soon\"/>\n")),
         "sb.xml:3:3: 'timeout' on <s2s> must be a duration like 30s, 5m or 1h, not \"soon\""
     );
+    for bad in ["fast", "0/1s", "500/0s", "500", "500/1 fortnight", "-5/1s"] {
+        assert_eq!(
+            err(&doc(&format!("  <s2s stanza-rate=\"{bad}\"/>\n"))),
+            format!(
+                "sb.xml:3:3: 'stanza-rate' on <s2s> must be stanzas per period or off, \
+                 not \"{bad}\"\n  hint: e.g. stanza-rate=\"500/1s\" or stanza-rate=\"6000/1m\""
+            )
+        );
+    }
     assert_eq!(
         err(&doc("  <s2s max-queue=\"0\"/>\n")),
         "sb.xml:3:3: 'max-queue' on <s2s> must be a whole number above zero, not \"0\"\n  \

@@ -42,6 +42,20 @@ pub(crate) fn duration(text: &str) -> Option<Duration> {
     n.checked_mul(scale).map(Duration::from_secs)
 }
 
+/// A rate, `N/PERIOD` with a whole number above zero and a
+/// [`duration`] above zero (`500/1s`, `6000/1m`), or `off` (`Some(None)`);
+/// `None` when it is neither.
+pub(crate) fn rate(text: &str) -> Option<Option<crate::Rate>> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("off") {
+        return Some(None);
+    }
+    let (n, per) = text.split_once('/')?;
+    let count: u32 = n.trim().parse().ok()?;
+    let per = duration(per)?;
+    (count > 0 && !per.is_zero()).then_some(Some(crate::Rate { count, per }))
+}
+
 /// A listening address, `IP:PORT` with IPv6 in brackets. Host names are
 /// refused: a listener binds to an interface address, and resolving a name
 /// at startup would make the bound interface depend on DNS.

@@ -1168,3 +1168,101 @@ async fn a_transport_here_serves_local_users_only() {
     alice.barrier().await;
     bob.barrier().await;
 }
+
+/// A raw peer server authenticated as `from` with SASL EXTERNAL (a
+/// certificate of the test CA's for it), its stream restarted and ready
+/// for stanzas.
+async fn s2s_authenticated(addr: SocketAddr, from: &str, ca: &Ca) -> RawClient {
+    let mut peer = s2s_connect(addr, from, ca, Some(from)).await;
+    peer.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'/>")
+        .await
+        .unwrap();
+    let success = peer.read_element(WAIT).await.unwrap();
+    assert_eq!(local_name(&success), "success", "{success}");
+    peer.send(&format!(
+        "<?xml version='1.0'?><stream:stream xmlns='jabber:server' \
+         xmlns:stream='http://etherx.jabber.org/streams' from='{from}' to='localhost' version='1.0'>"
+    ))
+    .await
+    .unwrap();
+    peer.read_stream_header(WAIT).await.unwrap();
+    peer.read_element(WAIT).await.unwrap();
+    peer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_peer_is_slowed_down_without_loss_and_without_starving_another() {
+    reset_trace();
+    let ca = Ca::new();
+    let mut a = Peer::new(A);
+    // A burst of 10, then one stanza every 100 ms, per incoming link.
+    a.policy = "stanza-rate=\"10/1s\"".into();
+    let s2s = a.s2s;
+    let server = a.builder(&ca, &[]).user(&format!("alice@{A}"), PW).start();
+    let mut alice = Client::online_at(&server, ca.client_config(), A, "alice", PW, "desk", 0).await;
+
+    let mut flood = s2s_authenticated(s2s, "flood.test", &ca).await;
+    let mut burst = String::new();
+    for n in 0..100 {
+        burst.push_str(&format!(
+            "<message from='f@flood.test/x' to='alice@localhost/desk' type='chat' id='f{n}'><body>{n}</body></message>"
+        ));
+    }
+    let started = std::time::Instant::now();
+    flood.send(&burst).await.unwrap();
+    // The allowance arrives at once.
+    for n in 0..10 {
+        let want = n.to_string();
+        alice
+            .expect_next(&format!("flood message {n}"), |e| {
+                is_message_from(e, "f@flood.test/x", &want)
+            })
+            .await;
+    }
+    // Another server's link is not held up by the first one's backlog:
+    // its message arrives while the flood still trickles in.
+    let mut calm = s2s_authenticated(s2s, "calm.test", &ca).await;
+    calm.send("<message from='c@calm.test/x' to='alice@localhost/desk' type='chat' id='c1'><body>calm</body></message>")
+        .await
+        .unwrap();
+    let mut next = 10;
+    let mut calm_after = None;
+    while next < 100 || calm_after.is_none() {
+        let want = next.to_string();
+        let waiting_for_calm = calm_after.is_none();
+        let el = alice
+            .expect_next(&format!("flood message {next} or the calm one"), |e| {
+                is_message_from(e, "f@flood.test/x", &want)
+                    || (waiting_for_calm && is_message_from(e, "c@calm.test/x", "calm"))
+            })
+            .await;
+        if attr(&el, "id").as_deref() == Some("c1") {
+            calm_after = Some(next);
+        } else {
+            next += 1;
+        }
+    }
+    let calm_after = calm_after.unwrap();
+    assert!(
+        calm_after < 90,
+        "the calm peer's message waited behind {calm_after} of the flood's 100"
+    );
+    // 90 stanzas past the burst, one per 100 ms: the flood was slowed.
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(8),
+        "the flood took only {took:?}"
+    );
+    // Slowed down, not cut off: the flooding link still carries stanzas.
+    flood
+        .send("<message from='f@flood.test/x' to='alice@localhost/desk' type='chat' id='f100'><body>after</body></message>")
+        .await
+        .unwrap();
+    alice
+        .expect_next("the flood's last message", |e| {
+            is_message_from(e, "f@flood.test/x", "after")
+        })
+        .await;
+    alice.barrier().await;
+    assert!(!flood.is_closed() && !calm.is_closed());
+}

@@ -207,8 +207,11 @@ impl Conn {
                 .poll_timeout()
                 .map(tokio::time::Instant::from_std)
                 .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            // Over the stanza rate the machine holds a stanza and the
+            // peer is not read until it goes (at `wake`).
+            let reading = self.machine.wants_input();
             tokio::select! {
-                r = io.read(&mut buf) => match r? {
+                r = io.read(&mut buf), if reading => match r? {
                     0 => return Ok(()),
                     n => {
                         self.log("recv", &buf[..n]);

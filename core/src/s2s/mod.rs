@@ -52,7 +52,7 @@ use crate::routing::stanza::Stanza;
 use crate::routing::table::Flow;
 use crate::routing::Router;
 use crate::stanza::{ErrorType, StanzaError};
-use crate::stream::s2s::{DialbackSecret, S2sPolicy};
+use crate::stream::s2s::{DialbackSecret, S2sPolicy, StanzaRate};
 use crate::tls::Identity;
 use certs::{Anchors, S2sTls};
 use links::Registry;
@@ -120,6 +120,10 @@ impl S2sSettings {
                 secret,
                 allow: config.allow.clone(),
                 deny: config.deny.clone(),
+                stanza_rate: config.stanza_rate.map(|r| StanzaRate {
+                    count: r.count,
+                    per: r.per,
+                }),
             }),
             local_only: config.local_only.clone(),
             connect: config

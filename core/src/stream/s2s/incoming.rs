@@ -20,6 +20,13 @@
 //! anything else. It also answers `<db:verify/>` questions about keys we
 //! made (we are then the authoritative server), from the secret alone.
 //!
+//! Stanzas pass at the policy's rate (a token bucket per stream): the
+//! one over it is held, and nothing more is parsed and the driver reads
+//! nothing ([`S2sIn::wants_input`]) until the bucket lets it go at the
+//! deadline. The peer is slowed down by its own TCP window, as a client
+//! that does not wait for its answers is; nothing is dropped and the
+//! order stays.
+//!
 //! Checking the peer's certificate for a domain is the driver's
 //! [`CertCheck`], handed over with TLS; checking a dialback key with the
 //! peer's authoritative server is an action the driver answers later.
@@ -29,6 +36,7 @@ use std::time::Instant;
 
 use base64::Engine as _;
 use switchboard_jid::{normalize_domain, Jid};
+use switchboard_link::bucket::TokenBucket;
 use switchboard_xml::{ns, Element, Event, StreamHeader};
 
 use super::{dialback, AuthMethod, CertCheck, S2sPolicy, DB_DECL};
@@ -110,6 +118,13 @@ pub struct S2sIn {
     failures: u32,
     connected_at: Instant,
     last_activity: Instant,
+    /// The policy's stanza rate; `None` without one.
+    bucket: Option<TokenBucket>,
+    /// The stanza the bucket refused, with its authenticated domain:
+    /// nothing more is parsed (or read) until it goes.
+    held: Option<(String, Element)>,
+    /// The time of the input or timeout being handled.
+    now: Instant,
 }
 
 impl S2sIn {
@@ -131,6 +146,7 @@ impl S2sIn {
         );
         neg.extra_ns = DB_DECL;
         neg.secure = cert.is_some();
+        let bucket = policy.stanza_rate.map(|r| r.bucket(now));
         S2sIn {
             policy,
             local,
@@ -145,7 +161,16 @@ impl S2sIn {
             failures: 0,
             connected_at: now,
             last_activity: now,
+            bucket,
+            held: None,
+            now,
         }
+    }
+
+    /// Whether the driver should read: not while a stanza waits for the
+    /// rate limit (what the peer sends meanwhile stays in its socket).
+    pub fn wants_input(&self) -> bool {
+        self.held.is_none() && !self.neg.is_closed()
     }
 
     pub fn poll_action(&mut self) -> Option<InAction> {
@@ -174,6 +199,7 @@ impl S2sIn {
     /// Bytes from the peer.
     pub fn handle_input(&mut self, data: &[u8], now: Instant) {
         self.last_activity = now;
+        self.now = now;
         if self.neg.feed(data) {
             self.process();
         }
@@ -184,15 +210,32 @@ impl S2sIn {
         if self.neg.is_closed() {
             return None;
         }
-        Some(if self.is_authenticated() {
+        let deadline = if self.is_authenticated() {
             self.last_activity + self.policy.idle_timeout
         } else {
             self.connected_at + self.policy.timeout
-        })
+        };
+        let release = self
+            .held
+            .as_ref()
+            .zip(self.bucket.as_ref())
+            .map(|(_, b)| b.ready_at(self.now));
+        Some(release.map_or(deadline, |r| r.min(deadline)))
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.neg.is_closed() {
+            return;
+        }
+        self.now = now;
+        if self.held.is_some() && self.bucket.as_mut().is_some_and(|b| b.try_take(now)) {
+            if let Some((remote, el)) = self.held.take() {
+                // Delivering counts as activity, as reading it would have.
+                self.last_activity = now;
+                self.neg.push(InAction::Stanza { remote, el });
+            }
+            // What was already read comes next, up to the next refusal.
+            self.process();
             return;
         }
         if !self.is_authenticated() {
@@ -202,7 +245,7 @@ impl S2sIn {
                     "authentication did not complete in time",
                 ));
             }
-        } else if now >= self.last_activity + self.policy.idle_timeout {
+        } else if self.held.is_none() && now >= self.last_activity + self.policy.idle_timeout {
             // An idle stream is closed cleanly; the peer opens a new one
             // when it has something to send.
             self.neg.close_stream();
@@ -250,7 +293,10 @@ impl S2sIn {
     }
 
     fn process(&mut self) {
-        while let Some(event) = self.neg.next_event() {
+        while self.held.is_none() {
+            let Some(event) = self.neg.next_event() else {
+                break;
+            };
             match event {
                 Event::StreamOpen(h) => self.on_header(h),
                 Event::Stanza(el) => self.on_element(el),
@@ -625,9 +671,13 @@ impl S2sIn {
             ));
         }
         el.rename_ns(ns::SERVER, ns::CLIENT);
-        self.neg.push(InAction::Stanza {
-            remote: from.domain().to_string(),
-            el,
-        });
+        let remote = from.domain().to_string();
+        if let Some(bucket) = &mut self.bucket {
+            if !bucket.try_take(self.now) {
+                self.held = Some((remote, el));
+                return;
+            }
+        }
+        self.neg.push(InAction::Stanza { remote, el });
     }
 }

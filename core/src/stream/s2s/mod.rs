@@ -7,8 +7,8 @@
 //!
 //! What the machines are given rather than do themselves:
 //!
-//! - the policy ([`S2sPolicy`]): secure-auth, dialback, timeouts, limits,
-//!   and the dialback secret;
+//! - the policy ([`S2sPolicy`]): secure-auth, dialback, timeouts, limits
+//!   (the incoming stanza rate among them), and the dialback secret;
 //! - the verdict on the peer's certificate: for an incoming stream a
 //!   [`CertCheck`] the driver builds from the presented chain (the
 //!   machine asks it for each domain the peer claims); for an outgoing
@@ -26,6 +26,7 @@ mod outgoing;
 
 use std::time::Duration;
 
+use switchboard_link::bucket::TokenBucket;
 use switchboard_xml::{ns, Limits};
 
 pub use dialback::DialbackSecret;
@@ -61,6 +62,23 @@ pub struct S2sPolicy {
     pub allow: Vec<String>,
     /// Never these domains, nor their subdomains.
     pub deny: Vec<String>,
+    /// Stanzas an incoming stream may deliver; `None`: no limit.
+    pub stanza_rate: Option<StanzaRate>,
+}
+
+/// `count` stanzas per `per`: a burst of `count`, then one every
+/// `per / count`. A stream over it is not read until the next is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StanzaRate {
+    pub count: u32,
+    pub per: Duration,
+}
+
+impl StanzaRate {
+    /// The link kit's token bucket for this rate, full at `now`.
+    pub(crate) fn bucket(self, now: std::time::Instant) -> TokenBucket {
+        TokenBucket::new(self.count, self.per / self.count.max(1), now)
+    }
 }
 
 impl S2sPolicy {

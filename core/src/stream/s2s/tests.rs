@@ -28,6 +28,7 @@ fn policy(secure_auth: bool, secret: u8) -> Arc<S2sPolicy> {
         secret: DialbackSecret::from_bytes([secret; 32]),
         allow: Vec::new(),
         deny: vec!["denied.example".into()],
+        stanza_rate: None,
     })
 }
 
@@ -702,4 +703,108 @@ fn a_denied_domain_is_refused_at_its_header() {
         out.contains("does not federate with denied.example"),
         "{out}"
     );
+}
+
+fn rated(count: u32, per: Duration) -> Arc<S2sPolicy> {
+    let mut p = (*policy(true, 2)).clone();
+    p.stanza_rate = Some(StanzaRate { count, per });
+    Arc::new(p)
+}
+
+/// Stanzas on the wire, as the peer writes them (`jabber:server`).
+fn wire_burst(n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            format!("<message from='alice@a.example' to='bob@b.example' id='m{i}'><body>{i}</body></message>")
+        })
+        .collect()
+}
+
+/// Collects the stanzas the machine lets through (their ids).
+fn delivered(m: &mut S2sIn, into: &mut Vec<String>) {
+    while let Some(a) = m.poll_action() {
+        if let InAction::Stanza { remote, el } = a {
+            assert_eq!(remote, A);
+            into.push(el.attr("id").unwrap().to_string());
+        }
+    }
+}
+
+#[test]
+fn a_peer_over_the_stanza_rate_is_read_at_that_rate_and_loses_nothing() {
+    let mut l = Link::new(policy(true, 1), rated(3, Duration::from_secs(3)));
+    l.pump();
+    assert_eq!(l.authenticated(), ["a.example->b.example certificate"]);
+    let t0 = l.now;
+    assert!(l.inc.wants_input());
+    // Ten stanzas and the end of the stream arrive in one read.
+    let input = format!("{}</stream:stream>", wire_burst(10));
+    l.inc.handle_input(input.as_bytes(), t0);
+    let mut got = Vec::new();
+    delivered(&mut l.inc, &mut got);
+    // The burst goes; the fourth is held and nothing more is read.
+    assert_eq!(got, ["m0", "m1", "m2"]);
+    assert!(!l.inc.wants_input());
+    assert!(!l.inc.is_closed());
+    let interval = Duration::from_secs(1);
+    assert_eq!(l.inc.poll_timeout(), Some(t0 + interval));
+    // Waking early releases nothing.
+    l.inc.handle_timeout(t0 + interval / 2);
+    delivered(&mut l.inc, &mut got);
+    assert_eq!(got.len(), 3);
+    // Then one per interval, in order, each at its deadline.
+    let mut now = t0;
+    while got.len() < 10 {
+        let due = l
+            .inc
+            .poll_timeout()
+            .expect("a deadline while a stanza waits");
+        assert_eq!(due, now + interval, "after {got:?}");
+        now = due;
+        assert!(!l.inc.is_closed(), "closed with stanzas still unread");
+        l.inc.handle_timeout(now);
+        delivered(&mut l.inc, &mut got);
+    }
+    let expected: Vec<String> = (0..10).map(|i| format!("m{i}")).collect();
+    assert_eq!(got, expected);
+    assert_eq!(now - t0, interval * 7);
+    // Only after the last stanza is the peer's close seen.
+    assert!(l.inc.is_closed());
+}
+
+#[test]
+fn the_rate_refills_while_the_peer_is_quiet_and_input_resumes() {
+    let mut l = Link::new(policy(true, 1), rated(2, Duration::from_secs(2)));
+    l.pump();
+    let t0 = l.now;
+    let mut got = Vec::new();
+    l.inc.handle_input(wire_burst(3).as_bytes(), t0);
+    delivered(&mut l.inc, &mut got);
+    assert_eq!(got.len(), 2);
+    assert!(!l.inc.wants_input());
+    let due = l.inc.poll_timeout().unwrap();
+    l.inc.handle_timeout(due);
+    delivered(&mut l.inc, &mut got);
+    assert_eq!(got.len(), 3);
+    // Nothing is held: the driver reads again, and the deadline is the
+    // idle timeout's.
+    assert!(l.inc.wants_input());
+    assert_eq!(l.inc.poll_timeout(), Some(due + Duration::from_secs(600)));
+    // A quiet peer gets its whole burst back, never more.
+    let later = due + Duration::from_secs(60);
+    l.inc.handle_input(wire_burst(3).as_bytes(), later);
+    delivered(&mut l.inc, &mut got);
+    assert_eq!(got.len(), 5);
+    assert!(!l.inc.wants_input());
+}
+
+#[test]
+fn without_a_stanza_rate_a_burst_passes_at_once() {
+    let mut l = Link::new(policy(true, 1), policy(true, 2));
+    l.pump();
+    let mut got = Vec::new();
+    l.inc.handle_input(wire_burst(1000).as_bytes(), l.now);
+    delivered(&mut l.inc, &mut got);
+    assert_eq!(got.len(), 1000);
+    assert!(l.inc.wants_input());
 }
