@@ -37,6 +37,14 @@
 #   fanout    FANOUT_LOGINS users with FANOUT_CONTACTS-contact rosters logging
 #             in (and out) while FANOUT_ONLINE contacts are online: logins and
 #             presences per second, server CPU per login
+#   s2s       the messages scenario across federation (not in the default
+#             list; target switchboard only): S2S_USERS users on server A
+#             (localhost, this target's accounts) send to S2S_USERS users on
+#             a second Switchboard, server B (b.test, a home of its own),
+#             over the servers' one server-to-server link; both servers
+#             pinned to SERVER_CPU, certificates from a CA made with
+#             openssl, each finding the other through <connect>. Messages
+#             per second, both servers' CPU per message and each one's
 #   muc       group chat fan-out (not in the default list): one room of each
 #             size in MUC_ROOMS, MUC_SENDERS of its occupants sending, with
 #             and without archiving (MUC_ARCHIVE): messages and delivered
@@ -56,6 +64,9 @@
 #   FANOUT_ONLINE [1000], FANOUT_LOGINS [1000], FANOUT_CONTACTS [100]
 #   FANOUT_CONCURRENCY [32]  logins in flight in the fanout scenario
 #   FANOUT_SETTLE [0]  seconds between the online logins and the measured ones
+#   S2S_USERS [MSG_USERS / 2]  senders on A, and as many receivers on B
+#   S2S_RATE [off]    B's <s2s stanza-rate> (off: the link's own throughput;
+#                     the server's default, 500/1s, caps it by design)
 #   MUC_ROOMS ["10 100 1000"]  room sizes, one fresh server each
 #   MUC_ARCHIVE ["0 1"]  rooms without and with the archive (XEP-0313)
 #   MUC_SENDERS [10], MUC_WINDOW [2] (messages in flight per sender),
@@ -102,6 +113,8 @@ MSG_USERS=${MSG_USERS:-1000}
 MSG_RATE=${MSG_RATE:-0}
 MSG_DURATION=${MSG_DURATION:-$DURATION}
 MSG_WINDOW=${MSG_WINDOW:-4}
+S2S_USERS=${S2S_USERS:-$((MSG_USERS / 2))}
+S2S_RATE=${S2S_RATE:-off}
 FANOUT_ONLINE=${FANOUT_ONLINE:-1000}
 FANOUT_LOGINS=${FANOUT_LOGINS:-1000}
 FANOUT_CONTACTS=${FANOUT_CONTACTS:-100}
@@ -147,6 +160,7 @@ wants() { [[ " $SCENARIOS " == *" $1 "* ]]; }
 # Each process holds one socket per session, plus a few.
 most=$SESSIONS
 ((MSG_USERS > most)) && most=$MSG_USERS
+((2 * S2S_USERS > most)) && most=$((2 * S2S_USERS))
 ((FANOUT_ONLINE + FANOUT_LOGINS > most)) && most=$((FANOUT_ONLINE + FANOUT_LOGINS))
 need_fds=$((most + 500))
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -170,6 +184,7 @@ home=$work/home
 config=$home/etc/bench.xml
 server_pid=  # the process whose CPU time and memory are sampled
 server_job=  # the process started (its parent, or itself), reaped on stop
+peer_pid=    # the s2s scenario's second server (b.test), if running
 
 # Stops the running server: SIGTERM, up to 20 s (ejabberd stops its
 # applications one by one), then SIGKILL; always reaped.
@@ -196,6 +211,16 @@ stop_server() {
     done
     server_pid=
     server_job=
+    if [[ -n $peer_pid ]]; then
+        kill -TERM "$peer_pid" 2>/dev/null || true
+        for _ in $(seq 1 200); do
+            kill -0 "$peer_pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$peer_pid" 2>/dev/null || true
+        wait "$peer_pid" 2>/dev/null || true
+        peer_pid=
+    fi
 }
 
 # shellcheck disable=SC2317  # called by the EXIT trap
@@ -236,11 +261,31 @@ make_cert() {
     chmod 644 "$work/cert/"*
 }
 
+# The s2s scenario's certificates: a CA, and a certificate it issues for
+# each server (both servers trust the CA; the load generator pins each
+# server's own certificate).
+make_s2s_certs() {
+    local c=$work/s2s-cert d
+    [[ -f $c/ca.crt ]] && return 0
+    mkdir -p "$c"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=bench s2s CA" \
+        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
+        -keyout "$c/ca.key" -out "$c/ca.crt" 2>/dev/null || die "openssl could not make the s2s CA"
+    for d in localhost b.test; do
+        openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$d" \
+            -keyout "$c/$d.key" -out "$c/$d.csr" 2>/dev/null || die "openssl could not make a key for $d"
+        printf 'subjectAltName=DNS:%s\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth,clientAuth\n' "$d" >"$c/$d.ext"
+        openssl x509 -req -in "$c/$d.csr" -CA "$c/ca.crt" -CAkey "$c/ca.key" -CAcreateserial -days 2 \
+            -extfile "$c/$d.ext" -out "$c/$d.crt" 2>/dev/null || die "openssl could not issue a certificate for $d"
+    done
+}
+
 tls_required=true
 [[ ${NO_TLS:-} == 1 ]] && tls_required=false
 accounts=$USERS
 ((LOGIN_USERS > accounts)) && accounts=$LOGIN_USERS
 ((MSG_USERS > accounts)) && accounts=$MSG_USERS
+((S2S_USERS > accounts)) && accounts=$S2S_USERS
 fan_accounts=$((FANOUT_ONLINE + FANOUT_LOGINS))
 muc_largest=0
 for r in $MUC_ROOMS; do ((r > muc_largest)) && muc_largest=$r; done
@@ -304,6 +349,64 @@ start_switchboard() {
 }
 
 server_log_switchboard() { echo "$home/logs/switchboard.log"; }
+
+# --- the s2s scenario: a second Switchboard at b.test ----------------------
+# Server A is this target's home with a config of its own (the CA's
+# certificate, an s2s listener, <s2s> with a <connect> to B); server B has a
+# home of its own with S2S_USERS accounts at b.test.
+bhome=$work/home-b
+s2s_config() { # domain, s2s port, other domain, its s2s port, log file, stanza rate
+    local archive=
+    [[ -n ${ARCHIVE:-} ]] && archive="<archive default=\"$ARCHIVE\"/>"
+    cat <<XML
+<switchboard>
+  <host name="$1"><registration>off</registration>$archive</host>
+  <listen><c2s addr="127.0.0.1:0"/><s2s addr="127.0.0.1:$2"/></listen>
+  <limits scram-iterations="4096" preauth-timeout="300s" keepalive="300s"/>
+  <log file="$5" level="warn"/>
+  <tls cert="$work/s2s-cert/$1.crt" key="$work/s2s-cert/$1.key" required="$tls_required"/>
+  <s2s trust="$work/s2s-cert/ca.crt" max-queue="10000" stanza-rate="$6">
+    <connect domain="$3" addr="127.0.0.1:$4"/>
+  </s2s>
+</switchboard>
+XML
+}
+
+# Waits for "ready" from a server started with its output in $1; prints its
+# c2s address.
+switchboard_ready() {
+    for _ in $(seq 1 300); do
+        grep -qx ready "$1" 2>/dev/null && break
+        kill -0 "$2" 2>/dev/null || { cat "$1.err" >&2; die "a server exited at start-up"; }
+        sleep 0.1
+    done
+    grep -qx ready "$1" || die "a server did not print 'ready' within 30 s"
+    awk '$1 == "listening" && $2 == "c2s" { print $3; exit }' "$1"
+}
+
+start_s2s_pair() {
+    [[ $target == switchboard ]] || die "the s2s scenario runs with TARGETS=switchboard"
+    make_s2s_certs
+    local pa pb
+    pa=$(free_port)
+    pb=$(free_port)
+    if [[ ! -d $bhome/spool ]]; then
+        mkdir -p "$bhome/etc"
+        s2s_config b.test "$pb" localhost "$pa" logs/switchboard.log "$S2S_RATE" >"$bhome/etc/bench.xml"
+        log "switchboard: creating $S2S_USERS accounts at b.test for the s2s scenario"
+        timeout "$(limit_for 600)" "$bin/switchboard-mkusers" -H "$bhome" -c "$bhome/etc/bench.xml" --users "$S2S_USERS" --password pw >&2 ||
+            die "creating b.test's accounts failed or ran out of time"
+    fi
+    s2s_config b.test "$pb" localhost "$pa" logs/switchboard.log "$S2S_RATE" >"$bhome/etc/bench.xml"
+    s2s_config localhost "$pa" b.test "$pb" logs/switchboard.log off >"$home/etc/bench-s2s.xml"
+    "${pin_server[@]}" "$bin/switchboard" -H "$bhome" -c "$bhome/etc/bench.xml" run >"$work/b.out" 2>"$work/b.out.err" &
+    peer_pid=$!
+    baddr=$(switchboard_ready "$work/b.out" "$peer_pid")
+    "${pin_server[@]}" "$bin/switchboard" -H "$home" -c "$home/etc/bench-s2s.xml" run >"$work/a.out" 2>"$work/a.out.err" &
+    server_pid=$!
+    server_job=$!
+    addr=$(switchboard_ready "$work/a.out" "$server_pid")
+}
 
 # --- Prosody ---------------------------------------------------------------
 # Accounts: bench/foreign_users.py writes Prosody's internal storage files
@@ -666,7 +769,7 @@ addr=
 ca=
 for target in "${target_list[@]}"; do
     "setup_$target"
-    common=(--ca "$ca" --password pw)
+    common=(--password pw)
     [[ ${NO_TLS:-} == 1 ]] && common+=(--no-tls)
     # The muc scenario is one run per archive setting and room size.
     runs=()
@@ -683,7 +786,11 @@ for target in "${target_list[@]}"; do
         if [[ $scenario == muc-* ]]; then
             IFS=- read -r _ muc_size muc_archive <<<"$scenario"
         fi
-        "start_$target" "$scenario"
+        if [[ $scenario == s2s ]]; then
+            start_s2s_pair
+        else
+            "start_$target" "$scenario"
+        fi
         # Let start-up allocations settle before the baseline is read.
         sleep 1
         log "$target, scenario $scenario: server pid $server_pid on $addr (load average $(cut -d' ' -f1-3 /proc/loadavg))"
@@ -708,19 +815,28 @@ for target in "${target_list[@]}"; do
                 --phase-timeout 60)
             limit=$((FANOUT_SETTLE + 300))
             ;;
+        s2s)
+            cmd=(messages --users "$S2S_USERS" --rate "$MSG_RATE" --duration "$MSG_DURATION" --warmup "$WARMUP"
+                --window "$MSG_WINDOW" --remote-addr "$baddr" --remote-domain b.test
+                --remote-ca "$work/s2s-cert/b.test.crt" --remote-server-pid "$peer_pid")
+            steps=$(($(tr -cd , <<<"$MSG_RATE" | wc -c) + 1))
+            limit=$((steps * (MSG_DURATION + WARMUP) + 150))
+            ;;
         muc-*)
             cmd=(muc --users "$accounts" --occupants "$muc_size" --senders "$MUC_SENDERS" --window "$MUC_WINDOW"
                 --duration "$MUC_DURATION" --warmup "$WARMUP" --joins "$MUC_JOINS" --service conference.localhost)
             limit=$((MUC_DURATION + WARMUP + 240))
             ;;
-        *) die "unknown scenario '$scenario' (idle, logins, messages, fanout, muc)" ;;
+        *) die "unknown scenario '$scenario' (idle, logins, messages, fanout, muc, s2s)" ;;
         esac
         limit=$(limit_for "$limit")
         if [[ $LOAD == tsung ]]; then
             line=$(run_tsung "$scenario") || status=1
         else
+        load_ca=$ca
+        [[ $scenario == s2s ]] && load_ca=$work/s2s-cert/localhost.crt
         line=$(timeout "$limit" "${pin_load[@]}" "$bin/switchboard-load" "${cmd[@]}" "${common[@]}" \
-            --addr "$addr" --server-pid "$server_pid") || {
+            --ca "$load_ca" --addr "$addr" --server-pid "$server_pid") || {
             log "$target, scenario $scenario failed (exit status $?; 124: it ran out of time, limit ${limit}s)"
             status=1
         }

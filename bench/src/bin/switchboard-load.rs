@@ -6,6 +6,10 @@
 //! switchboard-load idle   --ca HOME/etc/localhost.crt --server-pid PID --sessions 10000 --concurrency 100
 //! switchboard-load logins --ca HOME/etc/localhost.crt --server-pid PID --duration 20 --concurrency 32
 //! switchboard-load messages --ca HOME/etc/localhost.crt --server-pid PID --users 1000 --duration 20 --window 4
+//! switchboard-load messages --ca A/etc/a.crt --server-pid PID --users 1000 \
+//!                          --remote-addr 127.0.0.1:5223 --remote-domain b.test \
+//!                          --remote-ca B/etc/b.crt --remote-server-pid PID2
+//!                         (over federation: senders on one server, receivers on another)
 //! switchboard-load fanout --ca HOME/etc/localhost.crt --server-pid PID --user-prefix fan --users 2000 \
 //!                         --online 1000 --logins 1000 --contacts 100
 //! switchboard-load irc --ca HOME/etc/localhost.crt --server-pid PID --users 1000 --irc-port 6667
@@ -29,7 +33,7 @@ use rustls::pki_types::ServerName;
 use switchboard_bench::client::Target;
 use switchboard_bench::scenario::fanout::{FanoutArgs, Layout};
 use switchboard_bench::scenario::irc::IrcArgs;
-use switchboard_bench::scenario::messages::MessagesArgs;
+use switchboard_bench::scenario::messages::{MessagesArgs, Remote};
 use switchboard_bench::scenario::muc::MucArgs;
 use switchboard_bench::scenario::soak::SoakArgs;
 use switchboard_bench::scenario::{self, idle::IdleArgs, logins::LoginsArgs, Env, Outcome};
@@ -109,6 +113,21 @@ enum Scenario {
         /// Users that stop reading when the messages start (slow clients).
         #[arg(long, default_value_t = 0)]
         stalled: u64,
+        /// A second server, federated with the first: --users users log in
+        /// there too (the same account names, its domain) and receive every
+        /// message, which the users of the first server send (one way,
+        /// over the servers' server-to-server link).
+        #[arg(long, requires_all = ["remote_domain", "remote_ca"])]
+        remote_addr: Option<SocketAddr>,
+        /// The second server's domain.
+        #[arg(long)]
+        remote_domain: Option<String>,
+        /// The certificate the second server presents to clients.
+        #[arg(long)]
+        remote_ca: Option<PathBuf>,
+        /// The second server's process id (its CPU time is counted too).
+        #[arg(long)]
+        remote_server_pid: Option<u32>,
     },
     /// With --online users online, log --logins users with rosters of their
     /// contacts in and out. Reports logins/s, presences/s, server CPU per login.
@@ -272,6 +291,33 @@ struct Common {
 }
 
 impl Common {
+    /// A server to log in to, with this run's login settings.
+    fn target(
+        &self,
+        addr: SocketAddr,
+        domain: &str,
+        ca: &std::path::Path,
+    ) -> Result<Target, String> {
+        if !addr.ip().is_loopback() {
+            return Err(format!(
+                "{addr} is not a loopback address: this tool only loads a server on this machine"
+            ));
+        }
+        let config = tls::client_config(ca)?;
+        let server_name = ServerName::try_from(domain.to_string())
+            .map_err(|e| format!("'{domain}' is not a server name: {e}"))?;
+        Ok(Target {
+            addr,
+            domain: domain.to_string(),
+            server_name,
+            tls: tokio_rustls::TlsConnector::from(config),
+            keys: Arc::new(KeyCache::default()),
+            mechanism: self.scram,
+            plain: self.no_tls,
+            step_timeout: Duration::from_secs(self.step_timeout.max(1)),
+        })
+    }
+
     fn env(&self) -> Result<Env, String> {
         if !self.addr.ip().is_loopback() {
             return Err(format!(
@@ -282,21 +328,8 @@ impl Common {
         if self.users == 0 {
             return Err("--users must be at least 1".into());
         }
-        let config = tls::client_config(&self.ca)?;
-        let server_name = ServerName::try_from(self.domain.clone())
-            .map_err(|e| format!("'{}' is not a server name: {e}", self.domain))?;
-        let target = Target {
-            addr: self.addr,
-            domain: self.domain.clone(),
-            server_name,
-            tls: tokio_rustls::TlsConnector::from(config),
-            keys: Arc::new(KeyCache::default()),
-            mechanism: self.scram,
-            plain: self.no_tls,
-            step_timeout: Duration::from_secs(self.step_timeout.max(1)),
-        };
         Ok(Env {
-            target: Arc::new(target),
+            target: Arc::new(self.target(self.addr, &self.domain, &self.ca)?),
             users: self.users,
             user_prefix: self.user_prefix.clone(),
             password: self.password.clone(),
@@ -327,7 +360,11 @@ fn main() -> ExitCode {
     let sessions = match &cli.scenario {
         Scenario::Idle { sessions, .. } => *sessions,
         Scenario::Logins { concurrency, .. } => *concurrency as u64,
-        Scenario::Messages { common, .. } => common.users,
+        Scenario::Messages {
+            common,
+            remote_addr,
+            ..
+        } => common.users * if remote_addr.is_some() { 2 } else { 1 },
         Scenario::Fanout { online, logins, .. } => online + logins,
         Scenario::Muc { common, .. } => common.users,
         // One XMPP session and one IRC connection per user.
@@ -389,8 +426,29 @@ fn main() -> ExitCode {
                 body_size,
                 concurrency,
                 stalled,
-                ..
+                remote_addr,
+                remote_domain,
+                remote_ca,
+                remote_server_pid,
+                common,
             } => {
+                let remote = match (remote_addr, remote_domain, remote_ca) {
+                    (Some(addr), Some(domain), Some(ca)) => {
+                        match common.target(addr, &domain, &ca) {
+                            Ok(t) => Some(Remote {
+                                target: Arc::new(t),
+                                server_pid: remote_server_pid,
+                            }),
+                            Err(e) => {
+                                return Outcome {
+                                    line: format!("s2s error: {e}"),
+                                    ok: false,
+                                }
+                            }
+                        }
+                    }
+                    _ => None,
+                };
                 let args = MessagesArgs {
                     rates: if rate.is_empty() { vec![0] } else { rate },
                     duration: Duration::from_secs(duration.max(1)),
@@ -399,6 +457,7 @@ fn main() -> ExitCode {
                     body_size,
                     concurrency,
                     stalled,
+                    remote,
                 };
                 scenario::messages::run(env, args).await
             }

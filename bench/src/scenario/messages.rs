@@ -40,6 +40,15 @@
 //! the stalled users were not reading). Messages to stalled users are
 //! counted apart (`sent_to_stalled`), not as lost.
 //!
+//! With a `remote` server (the `s2s` run of `bench/run.sh`) the run
+//! crosses federation: the N users log in to the first server and N
+//! more (the same account names) to the second, which serves another
+//! domain and federates with the first. Only the first server's users
+//! send, only the second's receive, so every message goes client → server
+//! A → the servers' one server-to-server link → server B → client. The
+//! CPU figures are both servers' together, and each one's apart
+//! (`a_cpu_us_per_msg`, `b_cpu_us_per_msg`).
+//!
 //! `cpu_us_per_msg` is the server's CPU time in the measured window over
 //! the messages delivered in it (each one read, parsed, routed, serialized
 //! and written once, TLS both ways); `full_core_rate` is the rate one
@@ -80,6 +89,25 @@ pub struct MessagesArgs {
     pub concurrency: usize,
     /// Users that stop reading when the messages start.
     pub stalled: u64,
+    /// A second server whose users receive what the first one's send.
+    pub remote: Option<Remote>,
+}
+
+/// The receiving server of a run across federation.
+#[derive(Clone)]
+pub struct Remote {
+    pub target: Arc<crate::client::Target>,
+    pub server_pid: Option<u32>,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote")
+            .field("addr", &self.target.addr)
+            .field("domain", &self.target.domain)
+            .field("server_pid", &self.server_pid)
+            .finish()
+    }
 }
 
 /// Writer control: the current pacing, or stop.
@@ -102,8 +130,12 @@ struct Shared {
     bare: Vec<String>,
     to_attr: Vec<String>,
     full: Vec<String>,
-    /// Indices of the users that are up: the recipients to choose from.
-    up: Vec<u32>,
+    /// The recipients to choose from: every user up, or (across
+    /// federation) those of the second server.
+    recipients: Vec<u32>,
+    /// By user index: sends (across federation, only the first server's
+    /// users do).
+    sends: Vec<bool>,
     /// By user index: stopped reading.
     stalled: Vec<bool>,
     /// Messages sent to stalled users (not in `sent`).
@@ -166,7 +198,22 @@ impl Rng {
 }
 
 pub async fn run(env: Arc<Env>, args: MessagesArgs) -> Outcome {
-    let n = env.users;
+    // Across federation, users n..2n are the second server's.
+    let per_server = env.users;
+    let n = if args.remote.is_some() {
+        per_server * 2
+    } else {
+        per_server
+    };
+    let name = if args.remote.is_some() {
+        "s2s"
+    } else {
+        "messages"
+    };
+    let target_of = |i: u64| match &args.remote {
+        Some(r) if i >= per_server => r.target.clone(),
+        _ => env.target.clone(),
+    };
     let failures = Arc::new(Failures::default());
 
     // --- Everyone online -------------------------------------------------
@@ -176,13 +223,14 @@ pub async fn run(env: Arc<Env>, args: MessagesArgs) -> Outcome {
     for i in 0..n {
         let env = env.clone();
         let gate = gate.clone();
+        let target = target_of(i);
         logins.spawn(async move {
             let _permit = gate.acquire_owned().await;
-            let account = env.account(i, format!("m{i}"));
-            let mut s = client::login(&env.target, &account).await?;
+            let account = env.account(i % per_server, format!("m{i}"));
+            let mut s = client::login(&target, &account).await?;
             // The server reflects initial presence to the sender once it
             // has made the session available.
-            let deadline = Instant::now() + env.target.step_timeout;
+            let deadline = Instant::now() + target.step_timeout;
             loop {
                 let el = tokio::time::timeout_at(deadline, s.element("available"))
                     .await
@@ -213,17 +261,24 @@ pub async fn run(env: Arc<Env>, args: MessagesArgs) -> Outcome {
         .collect();
     let login_failed = n - up.len() as u64;
     eprintln!(
-        "messages: {} of {n} users online in {:.1}s",
+        "{name}: {} of {n} users online in {:.1}s",
         up.len(),
         start.elapsed().as_secs_f64()
     );
     for line in failures.lines() {
-        eprintln!("messages: login failed: {line}");
+        eprintln!("{name}: login failed: {line}");
     }
-    if up.len() < 2 {
+    let far = |i: u32| args.remote.is_some() && u64::from(i) >= per_server;
+    let recipients: Vec<u32> = if args.remote.is_some() {
+        up.iter().copied().filter(|&i| far(i)).collect()
+    } else {
+        up.clone()
+    };
+    let senders = up.iter().filter(|&&i| !far(i)).count();
+    if up.len() < 2 || recipients.is_empty() || senders == 0 {
         return Outcome {
             line: format!(
-                "messages users={n} up={} login_failed={login_failed} (fewer than two users online)",
+                "{name} users={n} up={} login_failed={login_failed} (not enough users online)",
                 up.len()
             ),
             ok: false,
@@ -234,19 +289,26 @@ pub async fn run(env: Arc<Env>, args: MessagesArgs) -> Outcome {
     let shared = Arc::new(Shared {
         base: Instant::now(),
         bare: (0..n)
-            .map(|i| format!("{}{i}@{}", env.user_prefix, env.target.domain))
+            .map(|i| {
+                let domain = &target_of(i).domain;
+                format!("{}{}@{domain}", env.user_prefix, i % per_server)
+            })
             .collect(),
         to_attr: (0..n)
-            .map(|i| escape(&format!("{}{i}@{}", env.user_prefix, env.target.domain)))
+            .map(|i| {
+                let domain = &target_of(i).domain;
+                escape(&format!("{}{}@{domain}", env.user_prefix, i % per_server))
+            })
             .collect(),
         full: sessions
             .iter()
             .map(|s| s.as_ref().map(|s| s.jid.clone()).unwrap_or_default())
             .collect(),
-        up: up.clone(),
+        recipients: recipients.clone(),
+        sends: (0..n as u32).map(|i| !far(i)).collect(),
         stalled: {
             let mut v = vec![false; n as usize];
-            for &i in up.iter().take(args.stalled as usize) {
+            for &i in recipients.iter().take(args.stalled as usize) {
                 v[i as usize] = true;
             }
             v
@@ -265,7 +327,7 @@ pub async fn run(env: Arc<Env>, args: MessagesArgs) -> Outcome {
         failures: Failures::default(),
     });
     let steps = args.rates.len().max(1);
-    let first = period_for(args.rates.first().copied().unwrap_or(0), up.len());
+    let first = period_for(args.rates.first().copied().unwrap_or(0), senders);
     let (control_tx, control_rx) = watch::channel(Control::Run { period: first });
     let (release_tx, release_rx) = watch::channel(false);
     let mut readers = JoinSet::new();
@@ -288,13 +350,25 @@ pub async fn run(env: Arc<Env>, args: MessagesArgs) -> Outcome {
         window_s: f64,
         sent: u64,
         delivered: u64,
-        server_cpu: Option<f64>,
+        /// The (first) server's CPU time, and the second's.
+        a_cpu: Option<f64>,
+        b_cpu: Option<f64>,
         client_cpu: Option<f64>,
+    }
+    impl StepResult {
+        /// Both servers' CPU time (the one server's without a second).
+        fn server_cpu(&self, remote: bool) -> Option<f64> {
+            if remote {
+                self.a_cpu.zip(self.b_cpu).map(|(a, b)| a + b)
+            } else {
+                self.a_cpu
+            }
+        }
     }
     let mut results = Vec::new();
     for (k, &rate) in args.rates.iter().enumerate() {
         let _ = control_tx.send(Control::Run {
-            period: period_for(rate, up.len()),
+            period: period_for(rate, senders),
         });
         let target = if rate == 0 {
             "max".to_string()
@@ -302,12 +376,13 @@ pub async fn run(env: Arc<Env>, args: MessagesArgs) -> Outcome {
             format!("{rate}/s")
         };
         eprintln!(
-            "messages: step {}/{steps}: target {target}, warm-up {:?}",
+            "{name}: step {}/{steps}: target {target}, warm-up {:?}",
             k + 1,
             args.warmup
         );
         tokio::time::sleep(args.warmup).await;
         let server0 = env.server_cpu();
+        let remote0 = remote_cpu(&args.remote);
         let client0 = procfs::cpu_time("self").ok();
         let sent0 = shared.sent.load(Ordering::Relaxed);
         let recv0 = shared.received.load(Ordering::Relaxed);
@@ -317,11 +392,12 @@ pub async fn run(env: Arc<Env>, args: MessagesArgs) -> Outcome {
         shared.measuring.store(0, Ordering::Relaxed);
         let window_s = t0.elapsed().as_secs_f64();
         let server1 = env.server_cpu();
+        let remote1 = remote_cpu(&args.remote);
         let client1 = procfs::cpu_time("self").ok();
         let delivered = shared.received.load(Ordering::Relaxed) - recv0;
         let sent = shared.sent.load(Ordering::Relaxed) - sent0;
         eprintln!(
-            "messages: step {}/{steps}: {:.0} delivered/s, {:.0} sent/s",
+            "{name}: step {}/{steps}: {:.0} delivered/s, {:.0} sent/s",
             k + 1,
             delivered as f64 / window_s,
             sent as f64 / window_s
@@ -331,8 +407,11 @@ pub async fn run(env: Arc<Env>, args: MessagesArgs) -> Outcome {
             window_s,
             sent,
             delivered,
-            server_cpu: server0
+            a_cpu: server0
                 .zip(server1)
+                .map(|(a, b)| b.saturating_sub(a).as_secs_f64()),
+            b_cpu: remote0
+                .zip(remote1)
                 .map(|(a, b)| b.saturating_sub(a).as_secs_f64()),
             client_cpu: client0
                 .zip(client1)
@@ -380,7 +459,7 @@ pub async fn run(env: Arc<Env>, args: MessagesArgs) -> Outcome {
                 if let Err(f) = session.close(timeout).await {
                     if shared.stalled[i as usize] {
                         // Expected: the server gave up on it.
-                        eprintln!("messages: stalled user {i}: {f}");
+                        eprintln!("{name}: stalled user {i}: {f}");
                     } else {
                         shared.failures.record(&f);
                     }
@@ -391,7 +470,7 @@ pub async fn run(env: Arc<Env>, args: MessagesArgs) -> Outcome {
     readers.abort_all();
     while closing.join_next().await.is_some() {}
     for line in shared.failures.lines() {
-        eprintln!("messages: failed: {line}");
+        eprintln!("{name}: failed: {line}");
     }
 
     let sent = shared.sent.load(Ordering::Relaxed);
@@ -403,17 +482,19 @@ pub async fn run(env: Arc<Env>, args: MessagesArgs) -> Outcome {
     let dropped = shared.dropped.load(Ordering::Relaxed);
     let stale = shared.stale.load(Ordering::Relaxed);
     if stale > 0 {
-        eprintln!("messages: ignored {stale} offline messages left by an earlier run");
+        eprintln!("{name}: ignored {stale} offline messages left by an earlier run");
     }
     let mut lines = Vec::new();
     for (k, r) in results.iter().enumerate() {
         let lat = &mut latencies[k];
-        let per_msg = r
-            .server_cpu
-            .filter(|_| r.delivered > 0)
-            .map(|c| format!("{:.1}", 1e6 * c / r.delivered as f64));
+        let server_cpu = r.server_cpu(args.remote.is_some());
+        let per = |c: Option<f64>| {
+            c.filter(|_| r.delivered > 0)
+                .map(|c| format!("{:.1}", 1e6 * c / r.delivered as f64))
+        };
+        let per_msg = per(server_cpu);
         let mut line = format!(
-            "messages step={}/{steps} target={} users={} window={} body={} rate={:.0}/s delivered={} sent_rate={:.0}/s \
+            "{name} step={}/{steps} target={} users={} window={} body={} rate={:.0}/s delivered={} sent_rate={:.0}/s \
              window_s={:.1} p50_ms={} p90_ms={} p99_ms={} max_ms={} server_cpu_s={} server_cpu_util_pct={} \
              cpu_us_per_msg={} full_core_rate={} client_cpu_util_pct={}",
             k + 1,
@@ -429,15 +510,21 @@ pub async fn run(env: Arc<Env>, args: MessagesArgs) -> Outcome {
             ms(lat.percentile(90.0)),
             ms(lat.percentile(99.0)),
             ms(lat.percentile(100.0)),
-            opt(r.server_cpu.map(|c| format!("{c:.2}"))),
-            opt(r.server_cpu.map(|c| format!("{:.0}", 100.0 * c / r.window_s))),
+            opt(server_cpu.map(|c| format!("{c:.2}"))),
+            opt(server_cpu.map(|c| format!("{:.0}", 100.0 * c / r.window_s))),
             opt(per_msg),
-            opt(r
-                .server_cpu
+            opt(server_cpu
                 .filter(|c| *c > 0.0)
                 .map(|c| format!("{:.0}/s", r.delivered as f64 / c))),
             opt(r.client_cpu.map(|c| format!("{:.0}", 100.0 * c / r.window_s))),
         );
+        if args.remote.is_some() {
+            line.push_str(&format!(
+                " a_cpu_us_per_msg={} b_cpu_us_per_msg={}",
+                opt(per(r.a_cpu)),
+                opt(per(r.b_cpu))
+            ));
+        }
         if k + 1 == results.len() {
             line.push_str(&format!(
                 " total_sent={sent} total_received={received} lost={lost} bad={bad} reordered={reordered} \
@@ -469,6 +556,18 @@ pub async fn run(env: Arc<Env>, args: MessagesArgs) -> Outcome {
     }
 }
 
+/// The second server's CPU time so far, if there is one to measure.
+fn remote_cpu(remote: &Option<Remote>) -> Option<Duration> {
+    let pid = remote.as_ref()?.server_pid?;
+    match procfs::cpu_time(&pid.to_string()) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            eprintln!("warning: {e}");
+            None
+        }
+    }
+}
+
 /// Time between two messages of one writer for a total `rate` over
 /// `senders` writers; `None` for rate 0 (as fast as the window allows).
 fn period_for(rate: u64, senders: usize) -> Option<Duration> {
@@ -486,7 +585,7 @@ async fn writer(
     let mut seq = 0u64;
     let mut pacing: Option<(Duration, tokio::time::Interval)> = None;
     let window = &shared.windows[me as usize];
-    if shared.stalled[me as usize] {
+    if shared.stalled[me as usize] || !shared.sends[me as usize] {
         // A stalled client sends nothing either: the server does not read a
         // connection while a write to it is blocked, so whatever it sent
         // would wait there until the end.
@@ -521,7 +620,7 @@ async fn writer(
             None => pacing = None,
         }
         let to = loop {
-            let k = shared.up[(rng.next() % shared.up.len() as u64) as usize];
+            let k = shared.recipients[(rng.next() % shared.recipients.len() as u64) as usize];
             if k != me {
                 break k;
             }
