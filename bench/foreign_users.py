@@ -70,7 +70,9 @@ def lua_string(s):
 
 def write_prosody(args):
     stored, server = scram_keys(args.password, SALT, args.iterations)
-    host = os.path.join(args.out, DOMAIN)  # "localhost" needs no escaping
+    # Prosody's datamanager writes every non-alphanumeric byte of a
+    # host name as %xx ("b.test" -> "b%2etest").
+    host = os.path.join(args.out, "".join(c if c.isalnum() else "%%%02x" % ord(c) for c in args.domain))
     accounts = os.path.join(host, "accounts")
     rosters = os.path.join(host, "roster")
     os.makedirs(accounts, exist_ok=True)
@@ -92,7 +94,7 @@ def write_prosody(args):
         if args.roster_contacts:
             items = ["return {", '\t[false] = { ["version"] = 1; };']
             for c in roster[i]:
-                jid = f"{args.prefix}{c}@{DOMAIN}"
+                jid = f"{args.prefix}{c}@{args.domain}"
                 items.append(f'\t[{lua_string(jid)}] = {{ ["subscription"] = "both"; ["groups"] = {{}}; }};')
             items.append("};\n")
             with open(os.path.join(rosters, name + ".dat"), "w") as f:
@@ -104,14 +106,14 @@ def write_xep0227(args):
     with open(args.out, "w") as f:
         f.write("<?xml version='1.0' encoding='UTF-8'?>\n")
         f.write("<server-data xmlns='urn:xmpp:pie:0'>\n")
-        f.write(f"<host jid={quoteattr(DOMAIN)}>\n")
+        f.write(f"<host jid={quoteattr(args.domain)}>\n")
         for i in range(args.users):
             name = f"{args.prefix}{i}"
             f.write(f"<user name={quoteattr(name)} password={quoteattr(args.password)}>")
             if roster[i]:
                 f.write("<query xmlns='jabber:iq:roster'>")
                 for c in roster[i]:
-                    jid = f"{args.prefix}{c}@{DOMAIN}"
+                    jid = f"{args.prefix}{c}@{args.domain}"
                     f.write(f"<item jid={quoteattr(jid)} subscription='both'/>")
                 f.write("</query>")
             f.write("</user>\n")
@@ -124,6 +126,7 @@ def main():
     p.add_argument("out")
     p.add_argument("--users", type=int, required=True)
     p.add_argument("--prefix", default="user")
+    p.add_argument("--domain", default=DOMAIN)
     p.add_argument("--password", default="pw")
     p.add_argument("--iterations", type=int, default=4096)
     p.add_argument("--roster-contacts", type=int, default=0)

@@ -39,12 +39,13 @@
 #             presences per second, server CPU per login
 #   s2s       the messages scenario across federation (not in the default
 #             list; target switchboard only): S2S_USERS users on server A
-#             (localhost, this target's accounts) send to S2S_USERS users on
-#             a second Switchboard, server B (b.test, a home of its own),
-#             over the servers' one server-to-server link; both servers
-#             pinned to SERVER_CPU, certificates from a CA made with
-#             openssl, each finding the other through <connect>. Messages
-#             per second, both servers' CPU per message and each one's
+#             (this Switchboard, localhost, its accounts) send to S2S_USERS
+#             users on server B (b.test: a second Switchboard with a home of
+#             its own, or Prosody; one run per S2S_PEERS) over the servers'
+#             one server-to-server link; both servers pinned to SERVER_CPU,
+#             certificates from a CA made with openssl, A finding B through
+#             <connect>. Messages per second, both servers' CPU per message
+#             and each one's
 #   muc       group chat fan-out (not in the default list): one room of each
 #             size in MUC_ROOMS, MUC_SENDERS of its occupants sending, with
 #             and without archiving (MUC_ARCHIVE): messages and delivered
@@ -65,6 +66,7 @@
 #   FANOUT_CONCURRENCY [32]  logins in flight in the fanout scenario
 #   FANOUT_SETTLE [0]  seconds between the online logins and the measured ones
 #   S2S_USERS [MSG_USERS / 2]  senders on A, and as many receivers on B
+#   S2S_PEERS ["switchboard"]  server B of the s2s runs: switchboard, prosody
 #   S2S_RATE [off]    B's <s2s stanza-rate> (off: the link's own throughput;
 #                     the server's default, 500/1s, caps it by design)
 #   MUC_ROOMS ["10 100 1000"]  room sizes, one fresh server each
@@ -115,6 +117,7 @@ MSG_DURATION=${MSG_DURATION:-$DURATION}
 MSG_WINDOW=${MSG_WINDOW:-4}
 S2S_USERS=${S2S_USERS:-$((MSG_USERS / 2))}
 S2S_RATE=${S2S_RATE:-off}
+S2S_PEERS=${S2S_PEERS:-switchboard}
 FANOUT_ONLINE=${FANOUT_ONLINE:-1000}
 FANOUT_LOGINS=${FANOUT_LOGINS:-1000}
 FANOUT_CONTACTS=${FANOUT_CONTACTS:-100}
@@ -384,24 +387,83 @@ switchboard_ready() {
     awk '$1 == "listening" && $2 == "c2s" { print $3; exit }' "$1"
 }
 
-start_s2s_pair() {
+# Prosody as server B: b.test with the CA's certificate, s2s under
+# secure-auth (the Switchboard at localhost authenticates with SASL
+# EXTERNAL), accounts written into its storage as for the Prosody target.
+start_prosody_b() { # s2s port
+    local cport bdir=$work/prosody-b
+    cport=$(free_port)
+    if [[ ! -d $bdir/data ]]; then
+        mkdir -p "$bdir/data"
+        log "prosody: writing $S2S_USERS accounts at b.test for the s2s scenario"
+        timeout "$(limit_for 300)" python3 bench/foreign_users.py prosody "$bdir/data" --domain b.test \
+            --users "$S2S_USERS" --password pw || die "writing Prosody's b.test accounts failed"
+    fi
+    : >"$bdir/prosody.log"
+    cat >"$bdir/prosody.cfg.lua" <<LUA
+-- Scratch Prosody for bench/run.sh's s2s scenario: b.test, loopback only.
+data_path = "$bdir/data"
+pidfile = "$bdir/prosody.pid"
+run_as_root = true
+interfaces = { "127.0.0.1" }
+c2s_ports = { $cport }
+c2s_direct_tls_ports = { }
+legacy_ssl_ports = { }
+s2s_ports = { $1 }
+http_ports = { }
+https_ports = { }
+network_backend = "epoll"
+tcp_backlog = 1024
+modules_enabled = { "roster", "saslauth", "tls", "disco", "ping", "offline", "dialback" }
+authentication = "internal_hashed"
+password_hash = "SHA-256"
+default_iteration_count = 4096
+storage = "internal"
+c2s_require_encryption = $tls_required
+s2s_require_encryption = true
+s2s_secure_auth = true
+allow_registration = false
+c2s_timeout = 300
+log = { warn = "$bdir/prosody.log" }
+ssl = { certificate = "$work/s2s-cert/b.test.crt", key = "$work/s2s-cert/b.test.key", cafile = "$work/s2s-cert/ca.crt" }
+VirtualHost "b.test"
+  ssl = { certificate = "$work/s2s-cert/b.test.crt", key = "$work/s2s-cert/b.test.key", cafile = "$work/s2s-cert/ca.crt" }
+LUA
+    "${pin_server[@]}" prosody --config "$bdir/prosody.cfg.lua" -F >"$bdir/prosody.out" 2>&1 &
+    peer_pid=$!
+    for _ in $(seq 1 300); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$cport") 2>/dev/null && break
+        kill -0 "$peer_pid" 2>/dev/null || { cat "$bdir/prosody.out" >&2; die "prosody (b.test) exited at start-up"; }
+        sleep 0.1
+    done
+    baddr=127.0.0.1:$cport
+}
+
+start_s2s_pair() { # the kind of server B
     [[ $target == switchboard ]] || die "the s2s scenario runs with TARGETS=switchboard"
     make_s2s_certs
     local pa pb
     pa=$(free_port)
     pb=$(free_port)
-    if [[ ! -d $bhome/spool ]]; then
+    if [[ $1 == prosody ]]; then
+        command -v prosody >/dev/null || die "prosody is not installed (apt-get install prosody)"
+        start_prosody_b "$pb"
+    elif [[ $1 != switchboard ]]; then
+        die "unknown S2S_PEERS entry '$1' (switchboard, prosody)"
+    elif [[ ! -d $bhome/spool ]]; then
         mkdir -p "$bhome/etc"
         s2s_config b.test "$pb" localhost "$pa" logs/switchboard.log "$S2S_RATE" >"$bhome/etc/bench.xml"
         log "switchboard: creating $S2S_USERS accounts at b.test for the s2s scenario"
-        timeout "$(limit_for 600)" "$bin/switchboard-mkusers" -H "$bhome" -c "$bhome/etc/bench.xml" --users "$S2S_USERS" --password pw >&2 ||
+        timeout "$(limit_for 600)" "$bin/switchboard-mkusers" -H "$bhome" -c "$bhome/etc/bench.xml" --host b.test --users "$S2S_USERS" --password pw >&2 ||
             die "creating b.test's accounts failed or ran out of time"
     fi
-    s2s_config b.test "$pb" localhost "$pa" logs/switchboard.log "$S2S_RATE" >"$bhome/etc/bench.xml"
     s2s_config localhost "$pa" b.test "$pb" logs/switchboard.log off >"$home/etc/bench-s2s.xml"
-    "${pin_server[@]}" "$bin/switchboard" -H "$bhome" -c "$bhome/etc/bench.xml" run >"$work/b.out" 2>"$work/b.out.err" &
-    peer_pid=$!
-    baddr=$(switchboard_ready "$work/b.out" "$peer_pid")
+    if [[ $1 == switchboard ]]; then
+        s2s_config b.test "$pb" localhost "$pa" logs/switchboard.log "$S2S_RATE" >"$bhome/etc/bench.xml"
+        "${pin_server[@]}" "$bin/switchboard" -H "$bhome" -c "$bhome/etc/bench.xml" run >"$work/b.out" 2>"$work/b.out.err" &
+        peer_pid=$!
+        baddr=$(switchboard_ready "$work/b.out" "$peer_pid")
+    fi
     "${pin_server[@]}" "$bin/switchboard" -H "$home" -c "$home/etc/bench-s2s.xml" run >"$work/a.out" 2>"$work/a.out.err" &
     server_pid=$!
     server_job=$!
@@ -778,6 +840,8 @@ for target in "${target_list[@]}"; do
             for a in $MUC_ARCHIVE; do
                 for r in $MUC_ROOMS; do runs+=("muc-$r-$a"); done
             done
+        elif [[ $scenario == s2s ]]; then
+            for p in $S2S_PEERS; do runs+=("s2s-$p"); done
         else
             runs+=("$scenario")
         fi
@@ -786,8 +850,8 @@ for target in "${target_list[@]}"; do
         if [[ $scenario == muc-* ]]; then
             IFS=- read -r _ muc_size muc_archive <<<"$scenario"
         fi
-        if [[ $scenario == s2s ]]; then
-            start_s2s_pair
+        if [[ $scenario == s2s-* ]]; then
+            start_s2s_pair "${scenario#s2s-}"
         else
             "start_$target" "$scenario"
         fi
@@ -815,7 +879,7 @@ for target in "${target_list[@]}"; do
                 --phase-timeout 60)
             limit=$((FANOUT_SETTLE + 300))
             ;;
-        s2s)
+        s2s-*)
             cmd=(messages --users "$S2S_USERS" --rate "$MSG_RATE" --duration "$MSG_DURATION" --warmup "$WARMUP"
                 --window "$MSG_WINDOW" --remote-addr "$baddr" --remote-domain b.test
                 --remote-ca "$work/s2s-cert/b.test.crt" --remote-server-pid "$peer_pid")
@@ -834,7 +898,7 @@ for target in "${target_list[@]}"; do
             line=$(run_tsung "$scenario") || status=1
         else
         load_ca=$ca
-        [[ $scenario == s2s ]] && load_ca=$work/s2s-cert/localhost.crt
+        [[ $scenario == s2s-* ]] && load_ca=$work/s2s-cert/localhost.crt
         line=$(timeout "$limit" "${pin_load[@]}" "$bin/switchboard-load" "${cmd[@]}" "${common[@]}" \
             --ca "$load_ca" --addr "$addr" --server-pid "$server_pid") || {
             log "$target, scenario $scenario failed (exit status $?; 124: it ran out of time, limit ${limit}s)"
@@ -844,6 +908,7 @@ for target in "${target_list[@]}"; do
         while IFS= read -r l; do
             [[ -n $l ]] || continue
             [[ $scenario == muc-* ]] && l="archive=$muc_archive $l"
+            [[ $scenario == s2s-* ]] && l="peer=${scenario#s2s-} $l"
             echo "target=$target $l"
             [[ -n ${RESULTS:-} ]] && echo "target=$target $l" >>"$RESULTS"
         done <<<"$line"
