@@ -21,7 +21,10 @@
 //! * a hostile raw peer: an unsolicited dialback "valid", a forged `from`
 //!   after authenticating, a dialback claim for a domain its certificate
 //!   does not cover, relaying to a third server, a stanza over the size
-//!   limit, restricted XML, the pre-authentication timeout.
+//!   limit, restricted XML, the pre-authentication timeout;
+//! * the stanza rate per incoming link: a flooding peer is read more
+//!   slowly, loses nothing and keeps its link, and another peer's stanza
+//!   passes while the flood still trickles in.
 //!
 //! Every "must not arrive" is a barrier after the server has provably
 //! finished with the stanza that could have caused it.
