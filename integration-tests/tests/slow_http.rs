@@ -16,9 +16,11 @@ use switchboard_integration_tests::{Client, ServerBuilder, TestServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Limits of a few seconds so the tests are quick; the defaults are 10 s
-/// and 30 s.
-const HEADER_TIMEOUT: u64 = 3;
+/// Limits of a few seconds so the tests are quick (the defaults are 10 s
+/// and 30 s); the head's is the longer so that the clients served while
+/// a slow head trickles in (a login among them) are done well before it
+/// is cut off, even on a busy machine.
+const HEADER_TIMEOUT: u64 = 6;
 const BODY_TIMEOUT: u64 = 3;
 
 fn server() -> TestServer {
