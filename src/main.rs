@@ -205,6 +205,7 @@ fn run(config: Config, source: ConfigSource, home: PathBuf, debug: bool) -> Exit
     switchboard_core::memory::limit_arenas(cores);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(switchboard_core::memory::BLOCKING_THREADS)
         .build()
     {
         Ok(r) => r,
