@@ -16,8 +16,7 @@ use crate::{
     ArchiveConfig, ArchiveDefault, AuthDelayConfig, Config, ConfigError, ContactAddress,
     ContactKind, DelayCurve, HostConfig, HttpListener, LimitsConfig, ListenConfig, LogConfig,
     PeerAddress, PeerTls, PostgresConfig, Registration, S2sConfig, ServiceConfig, SpoolConfig,
-    StorageConfig, TlsConfig,
-    WebConfig, CONFIG_NS,
+    StorageConfig, TlsConfig, WebConfig, CONFIG_NS,
 };
 
 fn switchboard_config_http(addr: SocketAddr, behind_tls_proxy: bool) -> HttpListener {
@@ -1261,9 +1260,7 @@ impl Walker<'_> {
                             el.span,
                             format!("'url' on <storage> must be a postgres:// URL, not \"{url}\""),
                         )
-                        .with_hint(
-                            "e.g. postgres://switchboard@127.0.0.1:5432/switchboard",
-                        ));
+                        .with_hint("e.g. postgres://switchboard@127.0.0.1:5432/switchboard"));
                 }
                 let connections = match el.attr("connections") {
                     None => defaults::STORAGE_CONNECTIONS,

@@ -1015,12 +1015,16 @@ fn storage_backends() {
          hint: e.g. <storage backend=\"postgres\" url=\"postgres://switchboard@127.0.0.1:5432/switchboard\"/>"
     );
     assert_eq!(
-        err(&doc("  <storage backend=\"postgres\" url=\"db.example.org\"/>\n")),
+        err(&doc(
+            "  <storage backend=\"postgres\" url=\"db.example.org\"/>\n"
+        )),
         "sb.xml:3:3: 'url' on <storage> must be a postgres:// URL, not \"db.example.org\"\n  \
          hint: e.g. postgres://switchboard@127.0.0.1:5432/switchboard"
     );
     assert_eq!(
-        err(&doc("  <storage backend=\"spool\" url=\"postgres://x/y\"/>\n")),
+        err(&doc(
+            "  <storage backend=\"spool\" url=\"postgres://x/y\"/>\n"
+        )),
         "sb.xml:3:3: 'url' on <storage> is for backend=\"postgres\"\n  \
          hint: the spool's directory is <spool dir>"
     );
@@ -1031,7 +1035,9 @@ fn storage_backends() {
         "sb.xml:3:3: 'connections' on <storage> must be at least 1"
     );
     assert_eq!(
-        err(&doc("  <storage backend=\"postgres\" uri=\"postgres://x/y\"/>\n")),
+        err(&doc(
+            "  <storage backend=\"postgres\" uri=\"postgres://x/y\"/>\n"
+        )),
         "sb.xml:3:3: unknown attribute 'uri' on <storage> — did you mean 'url'?"
     );
 }

@@ -612,6 +612,7 @@ impl fmt::Debug for Stores {
 }
 
 mod archive_query;
+pub mod copy;
 pub mod file;
 pub mod memory;
 pub mod rules;

@@ -56,6 +56,7 @@ mod accounts;
 mod archive;
 mod blobs;
 mod errors;
+mod inventory;
 mod names;
 mod offline;
 mod pool;
