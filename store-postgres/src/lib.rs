@@ -95,16 +95,37 @@ impl PgStores {
     /// returns the backend. Fails with `Unavailable` when the server
     /// cannot be reached or the database is not UTF-8.
     pub async fn open(url: &str, connections: usize) -> StoreResult<PgStores> {
-        let me = PgStores::connect(url, connections).await?;
+        PgStores::open_with(url, connections, None).await
+    }
+
+    /// As [`PgStores::open`], with a password kept out of the URL.
+    pub async fn open_with(
+        url: &str,
+        connections: usize,
+        password: Option<&str>,
+    ) -> StoreResult<PgStores> {
+        let me = PgStores::connect_with(url, connections, password).await?;
         me.migrate_schema().await?;
         Ok(me)
     }
 
     /// As [`PgStores::open`], but leaves the schema as it is.
     pub async fn connect(url: &str, connections: usize) -> StoreResult<PgStores> {
-        let config: tokio_postgres::Config = url
+        PgStores::connect_with(url, connections, None).await
+    }
+
+    /// As [`PgStores::connect`], with a password kept out of the URL.
+    pub async fn connect_with(
+        url: &str,
+        connections: usize,
+        password: Option<&str>,
+    ) -> StoreResult<PgStores> {
+        let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Invalid(format!("the PostgreSQL URL does not read: {e}")))?;
+        if let Some(p) = password {
+            config.password(p);
+        }
         use tokio_postgres::config::SslMode;
         if !matches!(config.get_ssl_mode(), SslMode::Disable | SslMode::Prefer) {
             return Err(StoreError::Invalid(
