@@ -4,12 +4,15 @@
 -- compared byte by byte (COLLATE "C").
 
 -- Accounts, with the counters the other kinds hang on them: the last
--- offline id handed out and the roster version.
+-- offline id handed out, what the offline queue holds (messages and
+-- bytes, for the quota without a scan) and the roster version.
 CREATE TABLE accounts (
-    host          text COLLATE "C" NOT NULL,
-    username      text COLLATE "C" NOT NULL,
-    offline_last  bigint NOT NULL DEFAULT 0,
-    roster_ver    bigint NOT NULL DEFAULT 0,
+    host              text COLLATE "C" NOT NULL,
+    username          text COLLATE "C" NOT NULL,
+    offline_last      bigint NOT NULL DEFAULT 0,
+    offline_messages  bigint NOT NULL DEFAULT 0,
+    offline_bytes     bigint NOT NULL DEFAULT 0,
+    roster_ver        bigint NOT NULL DEFAULT 0,
     created       timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (host, username)
 );
@@ -104,6 +107,13 @@ CREATE INDEX archive_owner_ts ON archive (owner, ts);
 CREATE INDEX archive_owner_bare ON archive (owner, with_bare, seq);
 CREATE INDEX archive_owner_full ON archive (owner, with_full, seq);
 CREATE INDEX archive_domain_ts ON archive (domain, ts);
+
+-- How many entries each archive holds: the count of an unfiltered query
+-- (RSM <count/>) without counting rows.
+CREATE TABLE archive_counts (
+    owner    text COLLATE "C" PRIMARY KEY,
+    entries  bigint NOT NULL
+);
 
 -- Services' own records, opaque values.
 CREATE TABLE service_data (

@@ -131,12 +131,7 @@ impl AccountStore for PgStores {
                 )
                 .await?;
             if gone > 0 {
-                c.execute(
-                    "deleting an account's archive",
-                    "DELETE FROM archive WHERE owner = $1",
-                    &[&enc(&owner)],
-                )
-                .await?;
+                crate::archive::remove_owner(&mut c, &enc(&owner)).await?;
             }
             c.commit().await?;
             Ok(gone > 0)

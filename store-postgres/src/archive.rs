@@ -63,6 +63,18 @@ const NO_WITH: [&str; 3] = shapes!("AND $2::text IS NULL");
 const BARE_WITH: [&str; 3] = shapes!("AND with_bare = $2");
 const FULL_WITH: [&str; 3] = shapes!("AND with_full = $2");
 
+/// Removes an owner's archive and its count, in one statement.
+pub(crate) async fn remove_owner(c: &mut Conn<'_>, owner: &str) -> StoreResult<()> {
+    c.execute(
+        "removing an archive",
+        "WITH d AS (DELETE FROM archive WHERE owner = $1) \
+         DELETE FROM archive_counts WHERE owner = $1",
+        &[&owner],
+    )
+    .await?;
+    Ok(())
+}
+
 async fn position(c: &mut Conn<'_>, owner: &str, id: &str) -> StoreResult<Option<i64>> {
     Ok(c.query_opt(
         "finding an archive id",
@@ -93,14 +105,18 @@ impl PgStores {
             return Ok(());
         }
         let mut c = self.pool.get().await?;
-        // One statement: one transaction, rows in order of `seq`.
+        // One statement: one transaction, rows in order of `seq`, and the
+        // archive's count.
         c.execute(
             "archiving",
-            "INSERT INTO archive (owner, domain, id, ts, with_full, with_bare, stanza) \
-             SELECT $1, $2, e.id, e.ts, e.with_full, e.with_bare, e.stanza \
-             FROM unnest($3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[]) \
-               WITH ORDINALITY AS e(id, ts, with_full, with_bare, stanza, n) \
-             ORDER BY e.n",
+            "WITH ins AS ( \
+               INSERT INTO archive (owner, domain, id, ts, with_full, with_bare, stanza) \
+               SELECT $1, $2, e.id, e.ts, e.with_full, e.with_bare, e.stanza \
+               FROM unnest($3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[]) \
+                 WITH ORDINALITY AS e(id, ts, with_full, with_bare, stanza, n) \
+               ORDER BY e.n) \
+             INSERT INTO archive_counts (owner, entries) VALUES ($1, $8) \
+             ON CONFLICT (owner) DO UPDATE SET entries = archive_counts.entries + EXCLUDED.entries",
             &[
                 &enc(owner),
                 &enc(domain(owner)),
@@ -109,6 +125,7 @@ impl PgStores {
                 &full,
                 &bares,
                 &stanzas,
+                &(entries.len() as i64),
             ],
         )
         .await?;
@@ -178,14 +195,24 @@ impl PgStores {
                 &[&owner, &with, &start, &end, &ids, &lo, &hi, &skip, &limit],
             )
             .await?;
-        let count: i64 = c
-            .query_opt(
+        let count: i64 = if with.is_none() && start.is_none() && end.is_none() && ids.is_none() {
+            // The whole archive: its kept count.
+            c.query_opt(
+                "counting an archive",
+                "SELECT entries FROM archive_counts WHERE owner = $1",
+                &[&owner],
+            )
+            .await?
+            .map_or(0, |r| r.get(0))
+        } else {
+            c.query_opt(
                 "counting an archive",
                 shape[2],
                 &[&owner, &with, &start, &end, &ids],
             )
             .await?
-            .map_or(0, |r| r.get(0));
+            .map_or(0, |r| r.get(0))
+        };
         c.commit().await?;
         let complete = (rows.len() as i64) < limit;
         let mut entries = Vec::with_capacity(rows.len());
@@ -259,37 +286,35 @@ impl ArchiveStore for PgStores {
     fn expire<'a>(&'a self, domain: &'a str, before: u64) -> BoxFuture<'a, StoreResult<u64>> {
         Box::pin(async move {
             let mut c = self.pool.get().await?;
-            match i64::try_from(before) {
-                Ok(before) => {
-                    c.execute(
-                        "expiring archives",
-                        "DELETE FROM archive WHERE domain = $1 AND ts < $2",
-                        &[&enc(domain), &before],
-                    )
-                    .await
-                }
-                // Later than anything stored: every entry goes.
-                Err(_) => {
-                    c.execute(
-                        "expiring archives",
-                        "DELETE FROM archive WHERE domain = $1",
-                        &[&enc(domain)],
-                    )
-                    .await
-                }
-            }
+            // Later than anything stored: every entry goes.
+            let (before, all) = match i64::try_from(before) {
+                Ok(before) => (before, false),
+                Err(_) => (i64::MAX, true),
+            };
+            // The entries and the counts in one statement.
+            let gone: i64 = c
+                .query_opt(
+                    "expiring archives",
+                    "WITH d AS ( \
+                       DELETE FROM archive WHERE domain = $1 AND (ts < $2 OR $3) \
+                       RETURNING owner), \
+                     per AS (SELECT owner, count(*) AS n FROM d GROUP BY owner), \
+                     u AS ( \
+                       UPDATE archive_counts k SET entries = k.entries - per.n \
+                       FROM per WHERE k.owner = per.owner) \
+                     SELECT coalesce(sum(n), 0)::bigint FROM per",
+                    &[&enc(domain), &before, &all],
+                )
+                .await?
+                .map_or(0, |r| r.get(0));
+            Ok(gone as u64)
         })
     }
 
     fn remove_owner<'a>(&'a self, owner: &'a ArchiveOwner) -> BoxFuture<'a, StoreResult<()>> {
         Box::pin(async move {
             let mut c = self.pool.get().await?;
-            c.execute(
-                "removing an archive",
-                "DELETE FROM archive WHERE owner = $1",
-                &[&enc(owner)],
-            )
-            .await?;
+            remove_owner(&mut c, &enc(owner)).await?;
             Ok(())
         })
     }

@@ -209,18 +209,3 @@ pub(crate) fn name(table: &str, stored: String) -> StoreResult<String> {
 pub(crate) fn to_i64(what: &str, v: u64) -> StoreResult<i64> {
     i64::try_from(v).map_err(|_| StoreError::Invalid(format!("{what} {v} is too large")))
 }
-
-/// Whether an account (names already encoded) exists.
-pub(crate) async fn accounts_exists(
-    c: &mut pool::Conn<'_>,
-    host: &str,
-    user: &str,
-) -> StoreResult<bool> {
-    Ok(c.query_opt(
-        "looking up an account",
-        "SELECT 1 FROM accounts WHERE host = $1 AND username = $2",
-        &[&host, &user],
-    )
-    .await?
-    .is_some())
-}

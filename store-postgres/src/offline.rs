@@ -1,7 +1,10 @@
 //! Offline queues: rows in `offline`, ids drawn from the account's
 //! `offline_last` under its row lock, so two appends to one account never
 //! draw the same id and ids are never reused (the counter lives as long as
-//! the account, and a new account starts from 0).
+//! the account, and a new account starts from 0). The queue's usage is
+//! kept beside it (`offline_messages`, `offline_bytes`), changed by the
+//! same statement that adds or removes rows, so the quota costs no scan.
+//! Each call is one statement: one round trip and one commit.
 
 use switchboard_spool::store::rules;
 use switchboard_spool::store::{
@@ -27,55 +30,56 @@ impl PgStores {
         let (host, user) = (enc(&a.host), enc(&a.user));
         let mut c = self.pool.get().await?;
         if texts.is_empty() {
-            if !crate::accounts_exists(&mut c, &host, &user).await? {
-                return Err(StoreError::NotFound);
-            }
-            return usage(&mut c, &host, &user).await;
+            return usage(&mut c, &host, &user)
+                .await?
+                .ok_or(StoreError::NotFound);
         }
-        c.begin().await?;
         let n = texts.len() as i64;
-        let Some(row) = c
+        let sizes: Vec<i32> = texts.iter().map(|t| t.len() as i32).collect();
+        let bytes: i64 = sizes.iter().map(|&b| i64::from(b)).sum();
+        // One statement, so one transaction and one round trip: the ids
+        // and the counters under the account row's lock, then the rows.
+        let row = c
             .query_opt(
                 "storing offline messages",
-                "UPDATE accounts SET offline_last = offline_last + $3 \
-                 WHERE host = $1 AND username = $2 RETURNING offline_last",
-                &[&host, &user, &n],
+                "WITH a AS ( \
+                   UPDATE accounts SET offline_last = offline_last + $3, \
+                     offline_messages = offline_messages + $3, \
+                     offline_bytes = offline_bytes + $6 \
+                   WHERE host = $1 AND username = $2 \
+                   RETURNING offline_last, offline_messages, offline_bytes), \
+                 ins AS ( \
+                   INSERT INTO offline (host, username, id, stanza, bytes) \
+                   SELECT $1, $2, a.offline_last - $3 + e.n, e.stanza, e.bytes \
+                   FROM a, unnest($4::text[], $5::integer[]) WITH ORDINALITY AS e(stanza, bytes, n)) \
+                 SELECT offline_messages, offline_bytes FROM a",
+                &[&host, &user, &n, &texts, &sizes, &bytes],
             )
-            .await?
-        else {
-            c.rollback().await?;
-            return Err(StoreError::NotFound);
-        };
-        let last: i64 = row.get(0);
-        let ids: Vec<i64> = (last - n + 1..=last).collect();
-        let sizes: Vec<i32> = texts.iter().map(|t| t.len() as i32).collect();
-        c.execute(
-            "storing offline messages",
-            "INSERT INTO offline (host, username, id, stanza, bytes) \
-             SELECT $1, $2, * FROM unnest($3::bigint[], $4::text[], $5::integer[])",
-            &[&host, &user, &ids, &texts, &sizes],
-        )
-        .await?;
-        let used = usage(&mut c, &host, &user).await?;
-        c.commit().await?;
-        Ok(used)
+            .await?;
+        let row = row.ok_or(StoreError::NotFound)?;
+        Ok(usage_of(row.get(0), row.get(1)))
     }
 }
 
-async fn usage(c: &mut Conn<'_>, host: &str, user: &str) -> StoreResult<OfflineUsage> {
+fn usage_of(messages: i64, bytes: i64) -> OfflineUsage {
+    OfflineUsage {
+        messages: messages.max(0) as usize,
+        bytes: bytes.max(0) as usize,
+    }
+}
+
+/// The queue's usage from the account's counters; `None` without the
+/// account.
+async fn usage(c: &mut Conn<'_>, host: &str, user: &str) -> StoreResult<Option<OfflineUsage>> {
     let row = c
         .query_opt(
             "measuring an offline queue",
-            "SELECT count(*), coalesce(sum(bytes), 0)::bigint FROM offline \
+            "SELECT offline_messages, offline_bytes FROM accounts \
              WHERE host = $1 AND username = $2",
             &[&host, &user],
         )
         .await?;
-    let (messages, bytes): (i64, i64) = row.map_or((0, 0), |r| (r.get(0), r.get(1)));
-    Ok(OfflineUsage {
-        messages: messages as usize,
-        bytes: bytes as usize,
-    })
+    Ok(row.map(|r| usage_of(r.get(0), r.get(1))))
 }
 
 impl OfflineStore for PgStores {
@@ -98,7 +102,9 @@ impl OfflineStore for PgStores {
     fn usage<'a>(&'a self, account: &'a AccountRef) -> BoxFuture<'a, StoreResult<OfflineUsage>> {
         Box::pin(async move {
             let mut c = self.pool.get().await?;
-            usage(&mut c, &enc(&account.host), &enc(&account.user)).await
+            Ok(usage(&mut c, &enc(&account.host), &enc(&account.user))
+                .await?
+                .unwrap_or_default())
         })
     }
 
@@ -135,9 +141,16 @@ impl OfflineStore for PgStores {
         Box::pin(async move {
             let through = i64::try_from(through).unwrap_or(i64::MAX);
             let mut c = self.pool.get().await?;
+            // The rows and the counters in one statement.
             c.execute(
                 "removing delivered offline messages",
-                "DELETE FROM offline WHERE host = $1 AND username = $2 AND id <= $3",
+                "WITH d AS ( \
+                   DELETE FROM offline WHERE host = $1 AND username = $2 AND id <= $3 \
+                   RETURNING bytes) \
+                 UPDATE accounts SET \
+                   offline_messages = offline_messages - (SELECT count(*) FROM d), \
+                   offline_bytes = offline_bytes - (SELECT coalesce(sum(bytes), 0) FROM d) \
+                 WHERE host = $1 AND username = $2",
                 &[&enc(&account.host), &enc(&account.user), &through],
             )
             .await?;

@@ -188,7 +188,7 @@ impl ScratchCluster {
                         break;
                     }
                     if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-                        && d.join(format!(".s.PGSQL.{port}")).exists()
+                        && accepting(&b, port)
                     {
                         tx.send(Ok((child, port))).expect("the caller waits");
                         loop {
@@ -311,6 +311,16 @@ impl Drop for ScratchCluster {
         self.stop();
         drop(self.dir.take());
     }
+}
+
+/// Whether the server accepts connections (not merely listening while it
+/// starts up).
+fn accepting(bindir: &Path, port: u16) -> bool {
+    Command::new(bindir.join("pg_isready"))
+        .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
+        .stdin(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 fn read_log(path: &Path) -> String {
