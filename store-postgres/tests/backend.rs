@@ -94,3 +94,31 @@ async fn what_was_written_is_there_for_the_next_connection() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].id, 1);
 }
+
+#[tokio::test]
+async fn connections_the_server_dropped_are_replaced() {
+    let cluster = ScratchCluster::shared();
+    let url = cluster.database();
+    let stores = PgStores::open(&url, 2).await.unwrap().stores();
+    let alice = AccountRef::new("example.org", "alice");
+    stores.accounts.create(&alice, vec![]).await.unwrap();
+    // What a restart of PostgreSQL does to the pool's connections.
+    cluster.psql(
+        ScratchCluster::name_of(&url),
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    );
+    // A call caught on a dying connection (at most one per connection of
+    // the pool) is Unavailable, never anything that looks like an answer;
+    // the ones after it work.
+    for _ in 0..2 {
+        let r = stores.accounts.exists(&alice).await;
+        assert!(
+            matches!(r, Ok(true) | Err(StoreError::Unavailable(_))),
+            "{r:?}"
+        );
+    }
+    for _ in 0..3 {
+        assert_eq!(stores.accounts.exists(&alice).await, Ok(true));
+    }
+}
