@@ -208,12 +208,7 @@ impl RosterStore for PgStores {
             let (host, user) = (enc(&account.host), enc(&account.user));
             let mut c = self.pool.get().await?;
             // One snapshot for the three reads.
-            c.begin().await?;
-            c.batch(
-                "reading a roster",
-                "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
-            )
-            .await?;
+            c.begin_snapshot().await?;
             let Some(row) = c
                 .query_opt(
                     "reading a roster",

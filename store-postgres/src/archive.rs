@@ -140,12 +140,7 @@ impl PgStores {
         let owner = enc(owner);
         let mut c = self.pool.get().await?;
         // One snapshot for the positions, the page and the count.
-        c.begin().await?;
-        c.batch(
-            "querying an archive",
-            "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
-        )
-        .await?;
+        c.begin_snapshot().await?;
         let lo = match &q.after_id {
             Some(id) => match position(&mut c, &owner, id).await? {
                 Some(p) => p,

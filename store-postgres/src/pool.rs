@@ -219,6 +219,17 @@ impl Conn<'_> {
         self.batch("starting a transaction", "BEGIN").await
     }
 
+    /// Starts a read-only transaction on one snapshot, for reads that
+    /// must agree with each other.
+    pub(crate) async fn begin_snapshot(&mut self) -> StoreResult<()> {
+        self.in_transaction = true;
+        self.batch(
+            "starting a transaction",
+            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+        )
+        .await
+    }
+
     /// Commits (durable on return, under `synchronous_commit`).
     pub(crate) async fn commit(&mut self) -> StoreResult<()> {
         self.batch("committing", "COMMIT").await?;
