@@ -182,6 +182,10 @@ pub async fn run(cmd: StorageCommand, config: &Config) -> Result<(), String> {
                         destination.describe()
                     )
                 })?;
+            #[cfg(feature = "postgres")]
+            if let Backend::Postgres(pg) = &destination {
+                pg.analyze().await.map_err(|e| e.to_string())?;
+            }
             println!(
                 "copied from {} to {}: {}",
                 source.describe(),

@@ -164,6 +164,14 @@ impl PgStores {
         schema::version(&mut self.pool.get().await?).await
     }
 
+    /// Gathers the planner's statistics now (`ANALYZE`), after a bulk
+    /// load such as a migration, rather than when autovacuum comes by:
+    /// until then the planner takes large archives for small ones.
+    pub async fn analyze(&self) -> StoreResult<()> {
+        let mut c = self.pool.get().await?;
+        c.batch("gathering statistics", "ANALYZE").await
+    }
+
     /// Where it connects (host, port, database, user), for messages.
     pub fn target(&self) -> &str {
         &self.pool.target

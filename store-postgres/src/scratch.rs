@@ -99,6 +99,9 @@ fn command(bindir: &Path, program: &str, user: Option<(u32, u32)>) -> Command {
         c.uid(uid).gid(gid);
     }
     c.env_remove("PGDATA").env("LC_ALL", "C");
+    // A working directory the server's user can enter (the caller's may
+    // be a home it cannot).
+    c.current_dir(std::env::temp_dir());
     c
 }
 
