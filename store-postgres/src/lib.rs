@@ -7,8 +7,8 @@
 //! | --- | --- |
 //! | accounts | `accounts` (host, username, the offline id counter, the roster version), `credentials` (SCRAM keys, never a password) |
 //! | rosters | `roster_items` (one row per contact, groups as `text[]`), `roster_pending` (subscription requests, the stanza as XML) |
-//! | offline | `offline` (host, username, id, the stanza as XML, its size), ids from `accounts.offline_last` |
-//! | archive | `archive`, in archive order by `seq`, indexed by (owner, seq), (owner, id), (owner, ts), (owner, with_bare, seq), (owner, with_full, seq) and (domain, ts) |
+//! | offline | `offline` (host, username, id, the stanza as XML, its size); ids and the queue's usage on the `accounts` row |
+//! | archive | `archive`, in archive order by `seq`, indexed by (owner, seq), (owner, id), (owner, ts), (owner, with_bare, seq), (owner, with_full, seq) and (domain, ts); `archive_counts` (entries per owner) |
 //! | account data, host data | `account_data`, `host_data`: one element, serialized, per key |
 //! | service data | `service_data` (service, collection, key) → `bytea` |
 //! | blobs | `blobs` (metadata) and `blob_chunks` (the bytes, 256 KiB per row) |
@@ -24,7 +24,9 @@
 //! - **Durable on return**: every write is one statement in autocommit or
 //!   one transaction, and its future resolves after PostgreSQL's `COMMIT`
 //!   answered, which under `synchronous_commit = on` (the default) means
-//!   the WAL is flushed. Group commit: a batch is one transaction.
+//!   the WAL is flushed. Group commit: a batch is one statement. The
+//!   frequent writes (an offline message, an archive entry) are a single
+//!   statement each, rows and counters together: one round trip.
 //! - **Old or new, never torn**: transactions.
 //! - **Refuse, never guess**: stored XML that does not parse, or a value
 //!   outside what this crate writes, is `Corrupt`, naming the table.
@@ -216,4 +218,25 @@ pub(crate) fn name(table: &str, stored: String) -> StoreResult<String> {
 /// u64 → bigint, for values the interface gives as u64.
 pub(crate) fn to_i64(what: &str, v: u64) -> StoreResult<i64> {
     i64::try_from(v).map_err(|_| StoreError::Invalid(format!("{what} {v} is too large")))
+}
+
+#[cfg(test)]
+mod tests {
+    /// The URL forms the README shows read as it says.
+    #[test]
+    fn urls_for_tcp_and_unix_sockets() {
+        use tokio_postgres::config::Host;
+        let c: tokio_postgres::Config = "postgres://switchboard@127.0.0.1:5432/switchboard"
+            .parse()
+            .unwrap();
+        assert_eq!(c.get_hosts(), [Host::Tcp("127.0.0.1".into())]);
+        assert_eq!(c.get_ports(), [5432]);
+        let c: tokio_postgres::Config =
+            "postgresql:///switchboard?user=switchboard&host=/run/postgresql"
+                .parse()
+                .unwrap();
+        assert_eq!(c.get_hosts(), [Host::Unix("/run/postgresql".into())]);
+        assert_eq!(c.get_dbname(), Some("switchboard"));
+        assert_eq!(c.get_user(), Some("switchboard"));
+    }
 }

@@ -141,18 +141,24 @@ impl Conn<'_> {
         self.pooled.as_mut().expect("present until dropped")
     }
 
-    async fn statement(&mut self, sql: &'static str) -> StoreResult<Statement> {
+    /// The statement for `sql`, prepared on this connection once.
+    async fn statement_raw(
+        &mut self,
+        sql: &'static str,
+    ) -> Result<Statement, tokio_postgres::Error> {
         let p = self.pooled();
         if let Some(s) = p.statements.get(sql) {
             return Ok(s.clone());
         }
-        let s = p
-            .client
-            .prepare(sql)
-            .await
-            .map_err(|e| map("preparing a statement", e))?;
+        let s = p.client.prepare(sql).await?;
         p.statements.insert(sql, s.clone());
         Ok(s)
+    }
+
+    async fn statement(&mut self, sql: &'static str) -> StoreResult<Statement> {
+        self.statement_raw(sql)
+            .await
+            .map_err(|e| map("preparing a statement", e))
     }
 
     pub(crate) async fn query(
@@ -196,10 +202,7 @@ impl Conn<'_> {
         sql: &'static str,
         params: Params<'_>,
     ) -> Result<u64, tokio_postgres::Error> {
-        let s = match self.statement(sql).await {
-            Ok(s) => s,
-            Err(_) => self.pooled().client.prepare(sql).await?,
-        };
+        let s = self.statement_raw(sql).await?;
         self.pooled().client.execute(&s, params).await
     }
 
