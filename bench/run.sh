@@ -71,6 +71,11 @@
 #                     messages per user; TSUNG_THINK [0.1] seconds between them
 #   NO_TLS=1          log in over plain TCP (every server allows it, the load
 #                     generator skips STARTTLS): memory per session without TLS
+#   ARCHIVE [unset]   Switchboard's per-user archive default: always, roster
+#                     or never (unset: the server's own default, always).
+#                     `never` measures routing without XEP-0313 storage, as
+#                     Prosody and ejabberd run here (neither loads its
+#                     archive module outside the muc scenario)
 #   SKIP_BUILD=1      use the binaries already built
 #   KEEP=1            keep the scratch directory (logs, spool) for inspection
 #   CARGO_TARGET_DIR  where cargo builds (default: the workspace's target/)
@@ -251,14 +256,16 @@ setup_switchboard() {
     mkdir -p "$home/etc"
     cat >"$config" <<'XML'
 <switchboard>
-  <host name="localhost"><registration>off</registration></host>
+  <host name="localhost"><registration>off</registration>@ARCHIVE@</host>
   <listen><c2s addr="127.0.0.1:0"/></listen>
   <limits scram-iterations="4096" preauth-timeout="300s" keepalive="300s"/>
   <log file="logs/switchboard.log" level="warn"/>
   <tls required="@TLS_REQUIRED@"/>
 </switchboard>
 XML
-    sed -i "s/@TLS_REQUIRED@/$tls_required/" "$config"
+    local archive=
+    [[ -n ${ARCHIVE:-} ]] && archive="<archive default=\"$ARCHIVE\"\/>"
+    sed -i "s/@TLS_REQUIRED@/$tls_required/; s/@ARCHIVE@/$archive/" "$config"
     "$bin/switchboard" -H "$home" -c "$config" check-config >&2
     log "switchboard: creating $accounts accounts (user0..user$((accounts - 1)), password pw)"
     timeout "$(limit_for 600)" "$bin/switchboard-mkusers" -H "$home" -c "$config" --users "$accounts" --password pw >&2 ||

@@ -155,6 +155,12 @@ impl ArchiveStore for Metered<dyn ArchiveStore> {
     ) -> BoxFuture<'a, StoreResult<()>> {
         self.timed(self.inner.append_batch(owner, entries))
     }
+    fn append_many<'a>(
+        &'a self,
+        batches: &'a [(String, Vec<ArchiveEntry>)],
+    ) -> BoxFuture<'a, Vec<StoreResult<()>>> {
+        self.timed(self.inner.append_many(batches))
+    }
     fn query<'a>(
         &'a self,
         owner: &'a ArchiveOwner,

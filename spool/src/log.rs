@@ -34,6 +34,7 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
@@ -426,10 +427,51 @@ pub fn tail_is_clean(file: &File, start: u64, size: u64) -> io::Result<bool> {
 /// to disk. On failure the file is cut back to `at`, best effort, so that a
 /// half-written record does not sit before the next append.
 pub fn append(path: &Path, file: &File, at: u64, bytes: &[u8]) -> Result<(), SpoolError> {
-    let written = file.write_all_at(bytes, at).and_then(|()| file.sync_data());
+    write_end(path, file, at, bytes, Flush::Now)
+}
+
+/// Whether an append flushes its file itself, or leaves that to the
+/// caller, who makes several files durable with one flush of their
+/// filesystem ([`sync_filesystem`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flush {
+    Now,
+    Later,
+}
+
+/// [`append`], with the flush as `flush` says.
+pub fn write_end(
+    path: &Path,
+    file: &File,
+    at: u64,
+    bytes: &[u8],
+    flush: Flush,
+) -> Result<(), SpoolError> {
+    let written = file.write_all_at(bytes, at).and_then(|()| match flush {
+        Flush::Now => file.sync_data(),
+        Flush::Later => Ok(()),
+    });
     if let Err(e) = written {
         let _ = file.set_len(at).and_then(|()| file.sync_data());
         return Err(SpoolError::io(path, e));
+    }
+    Ok(())
+}
+
+/// Makes everything written to the filesystem holding `dir` durable with
+/// one flush (`syncfs(2)`): the group commit of appends to many files made
+/// with [`Flush::Later`]. One device flush instead of one per file is what
+/// makes archiving every message affordable; the price is that the flush
+/// also writes whatever other programs left dirty on that filesystem, so a
+/// busy server keeps its spool on a filesystem of its own. Since Linux 5.8
+/// the call reports write-back errors, which is what lets an error here
+/// mean "not durable".
+pub fn sync_filesystem(dir: &Path) -> Result<(), SpoolError> {
+    let handle = File::open(dir).map_err(|e| SpoolError::io(dir, e))?;
+    // SAFETY: syncfs takes an open descriptor, which `handle` owns for the
+    // duration of the call.
+    if unsafe { libc::syncfs(handle.as_raw_fd()) } != 0 {
+        return Err(SpoolError::io(dir, io::Error::last_os_error()));
     }
     Ok(())
 }

@@ -382,6 +382,26 @@ pub trait ArchiveStore: Send + Sync + 'static {
             Ok(())
         })
     }
+    /// Appends to several archives at once (the core's archive writer
+    /// hands over everything that waited in its queue, for many users):
+    /// each archive's entries as [`ArchiveStore::append_batch`] would, all
+    /// durable on return, with one flush for all of them where the backend
+    /// can (group commit across archives: one `syncfs` for the file spool,
+    /// where a flush per archive would cost a device flush per user). One
+    /// result per archive, in order. The default appends one archive after
+    /// the other.
+    fn append_many<'a>(
+        &'a self,
+        batches: &'a [(String, Vec<ArchiveEntry>)],
+    ) -> BoxFuture<'a, Vec<StoreResult<()>>> {
+        Box::pin(async move {
+            let mut results = Vec::with_capacity(batches.len());
+            for (owner, entries) in batches {
+                results.push(self.append_batch(owner, entries).await);
+            }
+            results
+        })
+    }
     /// `Ok(None)` when `after_id`/`before_id` names an id the archive does
     /// not hold (XEP-0313 answers `item-not-found`).
     fn query<'a>(

@@ -3,6 +3,10 @@
 //! this server's WebSocket endpoint, so a user with no client installed
 //! can log in, chat and join rooms from a browser. Without the directory
 //! the page says how to install it.
+//!
+//! converse.js is an ES module since version 12 (`dist/converse.min.js`
+//! exports it and loads its chunks relative to itself), so the page
+//! imports it from a module script.
 
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -85,7 +89,7 @@ pub(crate) async fn asset(app: &App, rel: &str, method: &Method) -> Response<Bod
 }
 
 fn not_installed(why: &str) -> Response<Body> {
-    let html = NOT_INSTALLED.replace("{WHY}", &html_escape(why));
+    let html = NOT_INSTALLED.replace("{WHY}", &crate::html::esc(why));
     reply::with(StatusCode::NOT_FOUND, "text/html; charset=utf-8", html)
 }
 
@@ -97,12 +101,6 @@ fn js_string(s: &str) -> String {
         .collect()
 }
 
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
 const PAGE: &str = r#"<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -110,11 +108,11 @@ const PAGE: &str = r#"<!DOCTYPE html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Chat</title>
 <link rel="stylesheet" type="text/css" media="screen" href="/chat/dist/converse.min.css">
-<script src="/chat/dist/converse.min.js" charset="utf-8"></script>
 </head>
 <body class="converse-fullscreen">
 <noscript>The chat needs JavaScript.</noscript>
-<script>
+<script type="module">
+import converse from '/chat/dist/converse.min.js';
 converse.initialize({
   websocket_url: '{WS}',
   discover_connection_methods: false,

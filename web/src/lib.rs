@@ -9,6 +9,7 @@
 //! | `/.well-known/host-meta`, `host-meta.json` | connection discovery (XEP-0156) | `host_meta.rs` |
 //! | `/` and `/chat/…` | the chat page (converse.js from a directory the admin installs) | `chat.rs`, `files.rs` |
 //! | `/upload/{service}/{id}/{name}` | HTTP file upload (XEP-0363): PUT with a signed slot, GET | `upload.rs` |
+//! | `/admin/…` | the admin console for the hosts' admins (HTTPS only) | `admin/` |
 //! | `/metrics` | Prometheus metrics, on the `<metrics>` listener only | `metrics.rs` |
 //!
 //! `listener.rs` accepts connections (TLS for HTTPS, limits on headers,
@@ -19,12 +20,15 @@
 //! The web side holds no logic of its own that the core has: a WebSocket
 //! session runs the core's one client driver on the core's handles
 //! ([`switchboard_core::server::WebHandles`]), the metrics are the core's
-//! counters.
+//! counters, and the admin console acts only through the core's admin
+//! seam.
 
+mod admin;
 mod bosh;
 mod chat;
 mod files;
 mod host_meta;
+mod html;
 mod listener;
 mod metrics;
 mod reply;
@@ -53,6 +57,8 @@ pub(crate) struct App {
     pub uploads: Vec<Arc<switchboard_upload::Uploads>>,
     /// The BOSH sessions.
     pub bosh: bosh::Sessions,
+    /// The admin console's sessions and readings.
+    pub console: admin::Console,
 }
 
 /// Binds every HTTP, HTTPS and metrics listener in the config and starts
@@ -73,6 +79,7 @@ pub async fn start(
             .map(|s| s.id.clone()),
         uploads,
         bosh: bosh::Sessions::default(),
+        console: admin::Console::new(config),
     });
     let mut wanted: Vec<(Kind, SocketAddr)> = Vec::new();
     for h in &config.listen.http {

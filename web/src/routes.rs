@@ -33,6 +33,9 @@ pub(crate) async fn route(app: Arc<App>, conn: Conn, req: Request<Incoming>) -> 
             Some(refused) => refused,
             None => crate::chat::asset(&app, &p["/chat/".len()..], &method).await,
         },
+        p if p == "/admin" || p.starts_with("/admin/") => {
+            crate::admin::serve(&app, &conn, req).await
+        }
         p if p.starts_with("/upload/") => {
             let rest = p["/upload/".len()..].to_string();
             crate::upload::serve(&app, &rest, req).await

@@ -27,12 +27,11 @@ use switchboard_jid::Jid;
 use switchboard_service::adhoc::{Action, CommandOutcome, CommandRequest, Commands, NoteType};
 use switchboard_service::forms::{Field, FieldKind, Form, FormKind};
 use switchboard_xml::{ns, Element};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use super::{Admin, Announcement};
 use crate::notices::Motd;
 use crate::stanza::{error_reply, ErrorType, StanzaError};
-use switchboard_spool::store::StoreError;
 
 /// The `FORM_TYPE` of every XEP-0133 form.
 pub const NS_ADMIN: &str = "http://jabber.org/protocol/admin";
@@ -419,78 +418,31 @@ async fn perform(
             (note.to_string(), None)
         }
         Pending::AddUser { user, password } => {
-            crate::accounts::create_in_band(
-                admin_seam.account_store.as_ref(),
-                host,
-                &user,
-                password,
-                admin_seam.settings.get().scram_iterations,
-            )
-            .await?;
-            tracing::info!(admin = ?admin.map(Jid::to_string), "account {user}@{host} created by an admin command");
-            crate::notices::admins::registration(
-                &admin_seam.router,
-                &admin_seam.settings.get(),
-                host,
-                &user,
-                None,
-                admin,
-            );
+            super::add_user(admin_seam, host, &user, password, admin).await?;
             (format!("{user}@{host} is created."), None)
         }
         Pending::ChangePassword { user, password } => {
-            let r = crate::accounts::set_password(
-                admin_seam.account_store.as_ref(),
-                host,
-                &user,
-                password,
-                admin_seam.settings.get().scram_iterations,
-            )
-            .await;
-            match r {
-                Ok(()) => {}
-                Err(crate::accounts::AccountError::Store(StoreError::NotFound)) => {
-                    return Err(StanzaError::new("item-not-found", ErrorType::Cancel)
-                        .with_text(format!("there is no account {user}@{host}")))
-                }
-                Err(e) => {
-                    return Err(
-                        e.to_stanza_error(&format!("changing the password of {user}@{host}"))
-                    )
-                }
-            }
-            tracing::info!(admin = ?admin.map(Jid::to_string), "password of {user}@{host} changed by an admin command");
+            super::set_password(admin_seam, host, &user, password, admin).await?;
             (format!("The password of {user}@{host} is changed."), None)
         }
         Pending::DeleteUsers(jids) => {
-            // Each removal runs in the account's actor, as the user's own
-            // would, so it is ordered with the account's other work and
-            // its contacts are told; one after the other, stopping at the
-            // first failure so the admin knows which accounts are gone.
+            // One after the other, stopping at the first failure so the
+            // admin knows which accounts are gone.
             let mut done = Vec::new();
             for jid in &jids {
-                let (tx, rx) = oneshot::channel();
-                admin_seam
-                    .accounts
-                    .send(&admin_seam.router, jid, crate::im::Work::Remove(tx));
-                match rx.await {
-                    Ok(Ok(())) => done.push(jid.to_string()),
-                    Ok(Err(e)) => {
-                        let mut e = e;
-                        let before = if done.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" ({} deleted before)", done.join(", "))
-                        };
-                        e.text = Some(format!(
-                            "{jid}: {}{before}",
-                            e.text.clone().unwrap_or_else(|| e.condition.to_string())
-                        ));
-                        return Err(e);
-                    }
-                    Err(_) => return Err(StanzaError::internal_server_error()),
+                if let Err(mut e) = super::delete_user(admin_seam, jid, admin).await {
+                    let before = if done.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({} deleted before)", done.join(", "))
+                    };
+                    e.text = Some(format!(
+                        "{jid}: {}{before}",
+                        e.text.clone().unwrap_or_else(|| e.condition.to_string())
+                    ));
+                    return Err(e);
                 }
-                tracing::info!(admin = ?admin.map(Jid::to_string), account = %jid, "account deleted by an admin command");
+                done.push(jid.to_string());
             }
             (format!("Deleted: {}.", done.join(", ")), None)
         }

@@ -5,7 +5,8 @@
 //! The functions at the top of this module are the one seam every admin
 //! interface calls: messages to `HOST/announce/…` ([`server_jid`]), the
 //! admin socket behind `switchboard announce|users online|kick`
-//! ([`socket`]), and XEP-0133 ad-hoc commands on each host ([`commands`]). Each checks
+//! ([`socket`]), XEP-0133 ad-hoc commands on each host ([`commands`]), and
+//! the web side's admin console (`switchboard-web`). Each checks
 //! what it is given and returns an [`AdminError`] the caller turns into a
 //! stanza error or a line for the command line; none of them checks *who*
 //! asks — that is the interface's job (admin JIDs for XMPP, the socket's
@@ -18,7 +19,10 @@
 //! * [`socket`]: the Unix admin socket and its line protocol, server and
 //!   client side;
 //! * [`service_commands`]: a service's own XEP-0050 admin commands (the
-//!   group chat rooms), run for the socket from the server's domain JID.
+//!   group chat rooms), run for the socket from the server's domain JID;
+//! * `users.rs`: adding users, changing their passwords and deleting them
+//!   ([`add_user`], [`set_password`], [`delete_user`]), for XEP-0133 and
+//!   the web admin console.
 //!
 //! The models they share with the account actors (announcements, the
 //! message of the day, notices to admins) live in `crate::notices`.
@@ -32,6 +36,9 @@ pub mod commands;
 pub mod server_jid;
 pub mod service_commands;
 pub mod socket;
+mod users;
+
+pub use users::{add_user, delete_user, set_password};
 
 use std::sync::{Arc, Weak};
 

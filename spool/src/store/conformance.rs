@@ -899,6 +899,88 @@ pub async fn archive_batches_are_appended_whole_and_in_order(s: Stores) {
     assert_eq!(ids(&page), names(1..=5), "nothing of a refused batch");
 }
 
+pub async fn archive_appends_to_many_archives_at_once(s: Stores) {
+    assert!(s.archive.append_many(&[]).await.is_empty());
+    s.archive
+        .append("alice@example.org", &entry(1, "bob@example.org"))
+        .await
+        .unwrap();
+    let bad = ArchiveEntry {
+        stanza: message("b@x", "a\0b"),
+        ..entry(9, "bob@example.org")
+    };
+    let batches = vec![
+        (
+            "alice@example.org".to_string(),
+            (2..=3).map(|n| entry(n, "bob@example.org")).collect(),
+        ),
+        // An archive that does not exist yet, another host's, and a room's.
+        (
+            "bob@example.org".to_string(),
+            vec![entry(2, "alice@example.org")],
+        ),
+        (
+            "carol@example.net".to_string(),
+            vec![entry(4, "alice@example.org")],
+        ),
+        (
+            "kitchen@conference.example.org".to_string(),
+            vec![entry(5, "kitchen@conference.example.org/Alice")],
+        ),
+        // A batch that cannot be stored refuses only itself.
+        (
+            "dave@example.org".to_string(),
+            vec![entry(8, "bob@example.org"), bad],
+        ),
+    ];
+    let results = s.archive.append_many(&batches).await;
+    assert_eq!(results.len(), 5, "one result per archive");
+    for (i, r) in results.iter().enumerate().take(4) {
+        assert!(r.is_ok(), "archive {i}: {r:?}");
+    }
+    invalid(results[4].clone());
+    let page = s
+        .archive
+        .query("alice@example.org", &all(10))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        ids(&page),
+        names(1..=3),
+        "appended after what was there, in order"
+    );
+    for (owner, n) in [
+        ("bob@example.org", 2),
+        ("carol@example.net", 4),
+        ("kitchen@conference.example.org", 5),
+    ] {
+        let page = s.archive.query(owner, &all(10)).await.unwrap().unwrap();
+        assert_eq!(ids(&page), names(n..=n), "{owner}");
+    }
+    let dave = s.archive.query("dave@example.org", &all(10)).await.unwrap();
+    assert!(
+        dave.is_none_or(|p| p.entries.is_empty()),
+        "nothing of a refused batch"
+    );
+    // One archive alone, as a quiet server's writer hands it over.
+    let one = s
+        .archive
+        .append_many(&[(
+            "alice@example.org".to_string(),
+            vec![entry(4, "bob@example.org")],
+        )])
+        .await;
+    assert!(one[0].is_ok());
+    let page = s
+        .archive
+        .query("alice@example.org", &all(10))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ids(&page), names(1..=4));
+}
+
 pub async fn archive_pages_start_at_an_index(s: Stores) {
     let owner = "alice@example.org";
     filled(&s, owner, 10).await;
@@ -1266,6 +1348,7 @@ macro_rules! conformance_tests {
             archive_replace_keeps_the_place,
             archive_expire_and_remove_owner,
             archive_batches_are_appended_whole_and_in_order,
+            archive_appends_to_many_archives_at_once,
             archive_pages_start_at_an_index,
             archive_owners_ids_and_partners_with_awkward_names,
             service_data_round_trips_opaque_values,

@@ -153,8 +153,9 @@ async fn process(store: &Arc<dyn ArchiveStore>, batch: &mut Vec<Op>) {
     write_appends(store, &mut appends).await;
 }
 
-/// Writes queued appends, each archive's in order with one flush, the
-/// archives at once; then lets their senders go on.
+/// Writes queued appends, each archive's in order, all of them with one
+/// flush where the store can (`ArchiveStore::append_many`); then lets their
+/// senders go on.
 async fn write_appends(
     store: &Arc<dyn ArchiveStore>,
     appends: &mut Vec<(String, ArchiveEntry, Option<Guard>)>,
@@ -162,29 +163,24 @@ async fn write_appends(
     if appends.is_empty() {
         return;
     }
-    let mut by_owner: Vec<(String, Vec<ArchiveEntry>, Vec<Guard>)> = Vec::new();
+    let mut batches: Vec<(String, Vec<ArchiveEntry>)> = Vec::new();
+    let mut places: HashMap<String, usize> = HashMap::new();
+    let mut tickets = Vec::with_capacity(appends.len());
     for (owner, entry, ticket) in appends.drain(..) {
-        let i = match by_owner.iter().position(|(o, _, _)| *o == owner) {
-            Some(i) => i,
-            None => {
-                by_owner.push((owner, Vec::new(), Vec::new()));
-                by_owner.len() - 1
-            }
-        };
-        by_owner[i].1.push(entry);
-        by_owner[i].2.extend(ticket);
-    }
-    let mut writes = tokio::task::JoinSet::new();
-    for (owner, entries, tickets) in by_owner {
-        let store = store.clone();
-        writes.spawn(async move {
-            if let Err(e) = store.append_batch(&owner, &entries).await {
-                tracing::error!(%owner, count = entries.len(), "cannot archive messages: {e}");
-            }
-            drop(tickets);
+        let i = *places.entry(owner).or_insert_with_key(|owner| {
+            batches.push((owner.clone(), Vec::new()));
+            batches.len() - 1
         });
+        batches[i].1.push(entry);
+        tickets.extend(ticket);
     }
-    while writes.join_next().await.is_some() {}
+    let results = store.append_many(&batches).await;
+    for ((owner, entries), result) in batches.iter().zip(results) {
+        if let Err(e) = result {
+            tracing::error!(%owner, count = entries.len(), "cannot archive messages: {e}");
+        }
+    }
+    drop(tickets);
 }
 
 /// Every entry of an archive, oldest first, for tests.

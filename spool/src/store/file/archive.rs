@@ -50,11 +50,11 @@ use super::{FileStores, Inner};
 use crate::atomic::{replace_file, replace_file_with, sync_dir};
 use crate::file_spool::{lock_in, spool_limits, ARCHIVE_SUFFIX};
 use crate::filename::{encode_name, HOST_DATA_STEM};
-use crate::log::{self, Checks, Record};
+use crate::log::{self, Checks, Flush, Record};
 use crate::store::archive_query::{self, select};
 use crate::store::{
     rules, ArchiveEntry, ArchiveOwner, ArchivePage, ArchiveQuery, ArchiveStore, BoxFuture,
-    StoreResult,
+    StoreError, StoreResult,
 };
 use crate::SpoolError;
 
@@ -155,7 +155,10 @@ struct Encoded {
 
 /// The records of `entries`, one after the other, and what the index
 /// needs of each; `Invalid` if a stanza cannot be stored (nothing is).
-fn encode(entries: &[ArchiveEntry]) -> StoreResult<(Vec<Encoded>, Vec<u8>)> {
+/// What [`encode`] makes of one archive's entries.
+type EncodedBatch = StoreResult<(Vec<Encoded>, Vec<u8>)>;
+
+fn encode(entries: &[ArchiveEntry]) -> EncodedBatch {
     let mut all = Vec::new();
     let mut batch = Vec::with_capacity(entries.len());
     for e in entries {
@@ -299,8 +302,14 @@ impl Index {
 
     /// Appends `records` (whole records, one or more) at the end of the
     /// valid records, cutting off a torn tail first; returns where they
-    /// start (offset and line).
-    fn append(&mut self, path: &Path, records: &[u8]) -> Result<(u64, u32), SpoolError> {
+    /// start (offset and line). `flush` says whether the file is flushed
+    /// here or by the caller.
+    fn append(
+        &mut self,
+        path: &Path,
+        records: &[u8],
+        flush: Flush,
+    ) -> Result<(u64, u32), SpoolError> {
         let file = self.file.as_ref().expect("refreshed");
         let size = file.metadata().map_err(|e| SpoolError::io(path, e))?.len();
         if size > self.end {
@@ -308,7 +317,7 @@ impl Index {
             self.torn = 0;
         }
         let at = (self.end, self.line);
-        if let Err(e) = log::append(path, file, self.end, records) {
+        if let Err(e) = log::write_end(path, file, self.end, records, flush) {
             *self = Index::default();
             return Err(e);
         }
@@ -468,8 +477,16 @@ impl Inner {
     }
 
     /// Appends a batch of encoded entries (see [`encode`]) to one archive
-    /// with one write and one flush: all of them or (on an error) none.
-    fn archive_append(&self, owner: &str, batch: &[Encoded], all: &[u8]) -> Result<(), SpoolError> {
+    /// with one write: all of them or (on an error) none. With
+    /// [`Flush::Now`] the file is flushed here; with [`Flush::Later`] the
+    /// caller flushes its filesystem.
+    fn archive_append(
+        &self,
+        owner: &str,
+        batch: &[Encoded],
+        all: &[u8],
+        flush: Flush,
+    ) -> Result<(), SpoolError> {
         if batch.is_empty() {
             return Ok(());
         }
@@ -480,7 +497,7 @@ impl Inner {
         if let Some(index) = self.archives.peek(&path) {
             let mut index = lock_index(&index);
             if index.in_sync(&path) {
-                let (mut offset, mut line) = index.append(&path, all)?;
+                let (mut offset, mut line) = index.append(&path, all, flush)?;
                 let mut at = 0;
                 for e in batch {
                     let record = &all[at..at + e.len];
@@ -530,7 +547,53 @@ impl Inner {
             }
             scanned.end
         };
-        log::append(&path, &file, end, all)
+        log::write_end(&path, &file, end, all, flush)
+    }
+
+    /// Appends to several archives with one flush of their filesystem for
+    /// all of them (the group commit of [`ArchiveStore::append_many`]):
+    /// each archive's records are written without a flush, then every host
+    /// directory written to is synced once. One result per archive, in
+    /// order; an archive whose write or sync failed reports the error (its
+    /// records may be on disk but are not known to be durable).
+    fn archive_append_many(&self, batches: Vec<(String, EncodedBatch)>) -> Vec<StoreResult<()>> {
+        if let [(owner, encoded)] = &batches[..] {
+            let result = match encoded {
+                Ok((batch, all)) => self
+                    .archive_append(owner, batch, all, Flush::Now)
+                    .map_err(StoreError::from),
+                Err(e) => Err(e.clone()),
+            };
+            return vec![result];
+        }
+        let mut results: Vec<StoreResult<()>> = Vec::with_capacity(batches.len());
+        let mut written: Vec<&str> = Vec::new();
+        for (owner, encoded) in &batches {
+            let result = match encoded {
+                Ok((batch, all)) => self
+                    .archive_append(owner, batch, all, Flush::Later)
+                    .map_err(StoreError::from),
+                Err(e) => Err(e.clone()),
+            };
+            if result.is_ok() {
+                let (domain, _) = place(owner);
+                if !written.contains(&domain) {
+                    written.push(domain);
+                }
+            }
+            results.push(result);
+        }
+        for domain in written {
+            if let Err(e) = log::sync_filesystem(&self.spool.host_dir(domain)) {
+                let e = StoreError::from(e);
+                for ((owner, _), r) in batches.iter().zip(results.iter_mut()) {
+                    if r.is_ok() && place(owner).0 == domain {
+                        *r = Err(e.clone());
+                    }
+                }
+            }
+        }
+        results
     }
 
     fn archive_query(
@@ -590,7 +653,7 @@ impl Inner {
             return Ok(false);
         };
         let record = log::record(&format!("r {}", log::escape(id)), payload);
-        let (offset, line) = index.append(&path, &record)?;
+        let (offset, line) = index.append(&path, &record, Flush::Now)?;
         let m = &mut index.entries[i];
         (m.offset, m.len, m.line) = (offset, record.len() as u64, line);
         Ok(true)
@@ -722,7 +785,28 @@ impl ArchiveStore for FileStores {
         };
         run(&self.inner, what, move |s| {
             let (batch, all) = encoded?;
-            Ok(s.archive_append(&owner, &batch, &all)?)
+            Ok(s.archive_append(&owner, &batch, &all, Flush::Now)?)
+        })
+    }
+
+    fn append_many<'a>(
+        &'a self,
+        batches: &'a [(String, Vec<ArchiveEntry>)],
+    ) -> BoxFuture<'a, Vec<StoreResult<()>>> {
+        // Encoded here, so that only bytes and ids go to the blocking pool.
+        let encoded: Vec<(String, EncodedBatch)> = batches
+            .iter()
+            .map(|(owner, entries)| (owner.clone(), encode(entries)))
+            .collect();
+        let count = batches.len();
+        let done = run(&self.inner, "archive messages", move |s| {
+            Ok(s.archive_append_many(encoded))
+        });
+        Box::pin(async move {
+            match done.await {
+                Ok(results) => results,
+                Err(e) => vec![Err(e); count],
+            }
         })
     }
 
