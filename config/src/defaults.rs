@@ -34,6 +34,9 @@ pub const ARCHIVE: ArchiveConfig = ArchiveConfig {
 /// Whether clients must use TLS before authenticating.
 pub const TLS_REQUIRED: bool = true;
 
+/// The most connections the server opens to a PostgreSQL store.
+pub const STORAGE_CONNECTIONS: usize = 16;
+
 /// The spool directory, relative to the home directory.
 pub const SPOOL_DIR: &str = "spool";
 

@@ -320,6 +320,28 @@ pub struct SpoolConfig {
     pub dir: PathBuf,
 }
 
+/// Where the server stores what it keeps (`<storage>`): the file spool
+/// (the default, at `<spool dir>`) or a PostgreSQL database.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum StorageConfig {
+    /// The spool directory of `<spool dir>`.
+    #[default]
+    Spool,
+    Postgres(PostgresConfig),
+}
+
+/// `<storage backend="postgres" …>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresConfig {
+    /// `postgres://user@host:port/database` (libpq's URL form).
+    pub url: String,
+    /// The most connections the server opens.
+    pub connections: usize,
+    /// A file whose first line is the password (`password-file`), so the
+    /// config need not hold it.
+    pub password_file: Option<PathBuf>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogConfig {
     /// `None`: log to stderr only.
@@ -399,6 +421,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub auth_delay: AuthDelayConfig,
     pub spool: SpoolConfig,
+    /// Which storage backend (`<storage>`); the spool by default.
+    pub storage: StorageConfig,
     pub log: LogConfig,
     pub pidfile: PathBuf,
     /// The key file sealing transport credentials (`<credentials key>`).
