@@ -77,10 +77,22 @@ fn irc(s: &ServiceConfig, _: &Backends) -> Result<Arc<dyn Service>, String> {
     )?))
 }
 
-fn matrix(s: &ServiceConfig, _: &Backends) -> Result<Arc<dyn Service>, String> {
-    Ok(Arc::new(switchboard_matrix::MatrixTransport::from_config(
-        &s.element,
-    )?))
+/// The Matrix transport, with the server's upload service (the one
+/// serving the transport's own domain, else the first) to keep files
+/// from Matrix in: upload services are built before any other kind.
+fn matrix(s: &ServiceConfig, b: &Backends) -> Result<Arc<dyn Service>, String> {
+    let mut t = switchboard_matrix::MatrixTransport::from_config(&s.element)?;
+    let uploads = b.uploads.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let parent = s.id.split_once('.').map(|(_, p)| p).unwrap_or_default();
+    let share = uploads
+        .iter()
+        .find(|u| u.settings.domains.iter().any(|d| d == parent))
+        .or(uploads.first());
+    if let Some(u) = share {
+        let files: Arc<dyn switchboard_service::files::FileShare> = u.clone();
+        t = t.with_files(files);
+    }
+    Ok(Arc::new(t))
 }
 
 fn muc(s: &ServiceConfig, b: &Backends) -> Result<Arc<dyn Service>, String> {
@@ -102,11 +114,18 @@ fn known() -> String {
 /// One plan per configured service, or the first problem as
 /// `file:line:col: message`.
 pub fn plans(config: &Config, backends: &Backends) -> Result<Vec<ServicePlan>, String> {
-    config
-        .services
-        .iter()
-        .map(|s| plan(config, s, backends))
-        .collect()
+    // Upload services first, so that services that keep files in one
+    // (the Matrix transport) find it whatever the config's order; the
+    // plans keep the config's order.
+    let mut plans: Vec<Option<ServicePlan>> = config.services.iter().map(|_| None).collect();
+    for first in [true, false] {
+        for (i, s) in config.services.iter().enumerate() {
+            if (s.kind == "upload") == first {
+                plans[i] = Some(plan(config, s, backends)?);
+            }
+        }
+    }
+    Ok(plans.into_iter().flatten().collect())
 }
 
 /// Builds the in-process service of kind `kind` for `s` (used by

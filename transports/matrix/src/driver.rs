@@ -9,24 +9,216 @@
 //! access token; it never follows a redirect, reads at most the
 //! request's limit of body, and turns every failure into a
 //! [`Failure`] value.
+//!
+//! [`Media`] moves files for the session ([`crate::session::media`]):
+//! downloads from Matrix into the server's upload service, and files
+//! users link to (their XEP-0363 uploads) up to the homeserver.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use switchboard_jid::Jid;
+use switchboard_service::files::FileShare;
 use switchboard_service::Outbox;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::http::{Failure, Method, Outcome, Request, RequestId, Response};
+use crate::session::media::{self, MediaJob};
 use crate::session::{Action, Params, Session, ToMatrix};
 use crate::state::SyncStore;
 
 /// How long opening a connection to a homeserver may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long moving one file (a download, a fetch, an upload) may take.
+const MEDIA_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Files already uploaded to the homeserver, by the URL they came from,
+/// so that a send retried after a rate limit does not upload again.
+const UPLOADED: usize = 64;
+
+/// What a session's driver moves files with.
+#[derive(Clone)]
+pub struct Media {
+    /// The server's upload service, when it has one: files from Matrix
+    /// are stored there; links to it are read from it directly.
+    pub files: Option<Arc<dyn FileShare>>,
+    /// The client for links to anywhere else (the transport's default
+    /// trust, no redirects).
+    pub web: reqwest::Client,
+    /// The largest file moved either way (`max-media-size`).
+    pub limit: u64,
+    /// Files uploaded already, by the URL they came from.
+    uploaded: Arc<Mutex<HashMap<String, Uploaded>>>,
+}
+
+/// A file on the homeserver: its `mxc://` URL, name, type and size.
+type Uploaded = (String, String, String, u64);
+
+impl Media {
+    pub fn new(files: Option<Arc<dyn FileShare>>, web: reqwest::Client, limit: u64) -> Media {
+        Media {
+            files,
+            web,
+            limit,
+            uploaded: Arc::default(),
+        }
+    }
+
+    /// The limit on files from Matrix, when they can be stored at all.
+    pub fn download_limit(&self) -> Option<u64> {
+        self.files.as_ref().map(|f| f.max_size().min(self.limit))
+    }
+
+    /// Performs a [`MediaJob`]: the messages to deliver.
+    async fn fetch(&self, hs: &Homeserver, job: MediaJob) -> Vec<switchboard_xml::Element> {
+        let stored = async {
+            let files = self
+                .files
+                .as_ref()
+                .ok_or_else(|| "the server keeps no files".to_string())?;
+            let data = download(hs, &job).await?;
+            files
+                .store(&job.owner, &job.name, &job.content_type, data)
+                .await
+        }
+        .await;
+        if let Err(why) = &stored {
+            tracing::info!(user = %job.owner, server = %job.server, media = %job.media_id, "a Matrix file was not fetched: {why}");
+        }
+        job.finish(stored)
+    }
+
+    /// `req` (the send of a text message linking to `url`) made into the
+    /// send of the file itself, once uploaded; as it was when that fails.
+    async fn attach(&self, hs: &Homeserver, mut req: Request, url: &str) -> Request {
+        let cached = self
+            .uploaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(url)
+            .cloned();
+        let up = match cached {
+            Some(up) => Ok(up),
+            None => self.upload(hs, url).await,
+        };
+        match up {
+            Ok(up) => {
+                if let Some(text) = &req.body {
+                    req.body = Some(media::attached(text, &up.0, &up.1, &up.2, up.3));
+                }
+                let mut map = self.uploaded.lock().unwrap_or_else(|e| e.into_inner());
+                if map.len() >= UPLOADED {
+                    map.clear();
+                }
+                map.insert(url.to_owned(), up);
+            }
+            Err(why) => {
+                tracing::info!("a linked file goes to Matrix as its link only: {why}");
+            }
+        }
+        req
+    }
+
+    async fn upload(&self, hs: &Homeserver, url: &str) -> Result<Uploaded, String> {
+        let own = match &self.files {
+            Some(f) => f.open(url, self.limit).await,
+            None => None,
+        };
+        let (name, content_type, data) = match own {
+            Some(Ok(f)) => (f.name, f.content_type, f.data),
+            Some(Err(why)) => return Err(why),
+            None => self.fetch_url(url).await?,
+        };
+        let size = data.len() as u64;
+        let mxc = hs.upload(&name, &content_type, data).await?;
+        Ok((mxc, name, content_type, size))
+    }
+
+    /// GETs a file a user linked to: only `http(s)`, no redirects, at most
+    /// the limit.
+    async fn fetch_url(&self, url: &str) -> Result<(String, String, Vec<u8>), String> {
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err("not an http(s) link".into());
+        }
+        let mut resp = self
+            .web
+            .get(url)
+            .timeout(MEDIA_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| failure(e).to_string())?;
+        if !resp.status().is_success() {
+            return Err(format!(
+                "fetching it answered HTTP {}",
+                resp.status().as_u16()
+            ));
+        }
+        if resp.content_length().is_some_and(|n| n > self.limit) {
+            return Err(format!("it is larger than {} bytes", self.limit));
+        }
+        let content_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|v| v.trim().to_ascii_lowercase())
+            .filter(|v| {
+                v.contains('/')
+                    && v.len() <= 100
+                    && v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"/!#$&-^_.+".contains(&b))
+            })
+            .unwrap_or_else(|| "application/octet-stream".into());
+        let mut data = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| failure(e).to_string())? {
+            if (data.len() + chunk.len()) as u64 > self.limit {
+                return Err(format!("it is larger than {} bytes", self.limit));
+            }
+            data.extend_from_slice(&chunk);
+        }
+        Ok((media::name_from_url(url), content_type, data))
+    }
+}
+
+/// Downloads a job's file with the user's token: authenticated media,
+/// then the older path when the homeserver does not know the first.
+async fn download(hs: &Homeserver, job: &MediaJob) -> Result<Vec<u8>, String> {
+    let [first, legacy] = job.paths();
+    for (i, path) in [first, legacy].into_iter().enumerate() {
+        let req = Request {
+            id: RequestId(0),
+            method: Method::Get,
+            path,
+            body: None,
+            timeout: MEDIA_TIMEOUT,
+            limit: usize::try_from(job.limit).unwrap_or(usize::MAX),
+            attach: None,
+        };
+        match hs.perform(&req).await {
+            Ok(r) if r.ok() => return Ok(r.body),
+            Ok(r) => {
+                let e = r.error();
+                if i == 0 && (e.status == 404 || e.errcode == "M_UNRECOGNIZED") {
+                    continue;
+                }
+                return Err(e.to_string());
+            }
+            Err(Failure::TooLarge) => {
+                return Err(format!(
+                    "it is larger than the gateway's limit of {} bytes",
+                    job.limit
+                ))
+            }
+            Err(f) => return Err(f.to_string()),
+        }
+    }
+    Err("the homeserver does not have it".into())
+}
 
 /// A homeserver as the driver reaches it: a client (with its TLS
 /// verifier), the base URL and the access token.
@@ -101,39 +293,82 @@ impl Homeserver {
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(serde_json::to_vec(body).unwrap_or_default());
         }
-        let mut resp = rb.send().await.map_err(failure)?;
-        let status = resp.status();
-        if status.is_redirection() {
-            let to = resp
-                .headers()
-                .get(reqwest::header::LOCATION)
-                .and_then(|l| l.to_str().ok())
-                .map(|l| crate::text::clean_line(l, 200))
-                .unwrap_or_else(|| "no location".into());
-            return Err(Failure::Redirect(to));
+        read(rb, req.limit).await
+    }
+
+    /// Uploads a file (`POST /_matrix/media/v3/upload`); its `mxc://`
+    /// URL, or why not.
+    pub async fn upload(
+        &self,
+        name: &str,
+        content_type: &str,
+        data: Vec<u8>,
+    ) -> Result<String, String> {
+        let url = format!(
+            "{}{}?filename={}",
+            self.base,
+            media::UPLOAD,
+            crate::text::path_segment(name)
+        );
+        let mut rb = self
+            .client
+            .post(url)
+            .timeout(MEDIA_TIMEOUT)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(data);
+        if let Some(t) = &self.token {
+            rb = rb.bearer_auth(t);
         }
-        let retry_after = resp
+        let r = read(rb, crate::http::SMALL_BODY)
+            .await
+            .map_err(|f| f.to_string())?;
+        if !r.ok() {
+            return Err(format!("the homeserver refused the upload: {}", r.error()));
+        }
+        r.json()
+            .get("content_uri")
+            .and_then(serde_json::Value::as_str)
+            .filter(|u| media::parse_mxc(u).is_some())
+            .map(str::to_owned)
+            .ok_or_else(|| "the homeserver's answer to the upload has no mxc:// URL".into())
+    }
+}
+
+/// Sends a request and reads its answer: never follows a redirect, reads
+/// at most `limit` bytes of body.
+async fn read(rb: reqwest::RequestBuilder, limit: usize) -> Outcome {
+    let mut resp = rb.send().await.map_err(failure)?;
+    let status = resp.status();
+    if status.is_redirection() {
+        let to = resp
             .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        if resp.content_length().is_some_and(|n| n > req.limit as u64) {
+            .get(reqwest::header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .map(|l| crate::text::clean_line(l, 200))
+            .unwrap_or_else(|| "no location".into());
+        return Err(Failure::Redirect(to));
+    }
+    let retry_after = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    if resp.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(Failure::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(failure)? {
+        if body.len() + chunk.len() > limit {
             return Err(Failure::TooLarge);
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(failure)? {
-            if body.len() + chunk.len() > req.limit {
-                return Err(Failure::TooLarge);
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(Response {
-            status: status.as_u16(),
-            retry_after,
-            body,
-        })
+        body.extend_from_slice(&chunk);
     }
+    Ok(Response {
+        status: status.as_u16(),
+        retry_after,
+        body,
+    })
 }
 
 /// A reqwest error as a failure, in the words of its innermost cause
@@ -167,6 +402,7 @@ pub fn spawn(
     user: Jid,
     loading: Loading,
     sync: SyncStore,
+    media: Media,
     out: Outbox,
     done: mpsc::Sender<Done>,
 ) -> mpsc::Sender<ToMatrix> {
@@ -176,7 +412,7 @@ pub fn spawn(
         let signed_out = match loading.await {
             Ok((params, hs)) => {
                 let mut session = Session::new(params, clock());
-                drive(&mut session, &hs, &sync, &bare, rx, &out).await
+                drive(&mut session, &hs, &sync, &media, &bare, rx, &out).await
             }
             Err(why) => {
                 tracing::error!(user = %bare, error = %why, "cannot start a Matrix session");
@@ -209,6 +445,7 @@ async fn drive(
     session: &mut Session,
     hs: &Homeserver,
     sync: &SyncStore,
+    media: &Media,
     user: &Jid,
     mut rx: mpsc::Receiver<ToMatrix>,
     out: &Outbox,
@@ -221,9 +458,23 @@ async fn drive(
             match action {
                 Action::Http(req) => {
                     let hs = hs.clone();
+                    let media = media.clone();
                     let id = req.id;
-                    let handle = requests.spawn(async move { hs.perform(&req).await });
+                    let handle = requests.spawn(async move {
+                        let req = match req.attach.clone() {
+                            Some(url) => media.attach(&hs, req, &url).await,
+                            None => req,
+                        };
+                        hs.perform(&req).await
+                    });
                     ids.insert(handle.id(), id);
+                }
+                Action::Media(job) => {
+                    for s in media.fetch(hs, job).await {
+                        if out.send(s).await.is_err() {
+                            return false;
+                        }
+                    }
                 }
                 Action::Stanza(s) => {
                     if out.send(s).await.is_err() {
