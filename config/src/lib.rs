@@ -224,6 +224,13 @@ pub struct WebConfig {
     pub max_body_bytes: usize,
     /// How long a client may take to send a request head.
     pub header_timeout: Duration,
+    /// How long a client may take to send a request body other than an
+    /// upload (BOSH, forms), and how long an upload may send nothing.
+    pub body_timeout: Duration,
+    /// The slowest an upload may arrive on average, in bytes per second:
+    /// its deadline is `body_timeout` plus a second for every this many
+    /// bytes received, so a body trickled a byte at a time is cut off.
+    pub min_body_rate: u64,
     /// HTTP connections served at once (beyond it, new ones are closed).
     pub max_connections: usize,
     /// BOSH (XEP-0124/0206).

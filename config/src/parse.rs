@@ -135,6 +135,8 @@ const WEB: Shape = Shape {
         "max-header-bytes",
         "max-body-bytes",
         "header-timeout",
+        "body-timeout",
+        "min-body-rate",
         "max-connections",
     ],
     children: &["bosh"],
@@ -1302,6 +1304,18 @@ impl Walker<'_> {
         }
         if let Some(v) = el.attr("header-timeout") {
             web.header_timeout = self.duration(el, "header-timeout", v)?;
+        }
+        if let Some(v) = el.attr("body-timeout") {
+            web.body_timeout = self.duration(el, "body-timeout", v)?;
+        }
+        if let Some(v) = el.attr("min-body-rate") {
+            web.min_body_rate = self.bytes(el, "min-body-rate", v)? as u64;
+            if web.min_body_rate == 0 {
+                return Err(self.src.error(
+                    el.span,
+                    "'min-body-rate' on <web> must be more than 0 bytes (per second)",
+                ));
+            }
         }
         if let Some(v) = el.attr("max-connections") {
             web.max_connections = self.whole(el, "max-connections", v)?;
