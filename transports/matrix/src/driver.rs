@@ -517,3 +517,289 @@ async fn drive(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The file transfers against a stand-in homeserver on loopback: one
+    //! HTTP/1.1 exchange per connection, every request recorded.
+
+    use std::sync::Mutex as StdMutex;
+
+    use serde_json::json;
+    use switchboard_service::files::{FileFuture, SharedFile};
+    use switchboard_xml::Element;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// What the stand-in saw: method, path, headers (lower case), body.
+    type Seen = Arc<StdMutex<Vec<(String, String, String, Vec<u8>)>>>;
+
+    /// Serves `answer(method, path)` → (status, content type, body).
+    async fn homeserver(
+        answer: impl Fn(&str, &str) -> (u16, &'static str, Vec<u8>) + Send + Sync + 'static,
+    ) -> (String, Seen) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let seen: Seen = Arc::default();
+        let log = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let head_end = loop {
+                    let n = sock.read(&mut chunk).await.unwrap();
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+                let raw_head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map(|v| v.trim().parse().unwrap())
+                    .unwrap_or(0);
+                while buf.len() < head_end + length {
+                    let n = sock.read(&mut chunk).await.unwrap();
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                let mut first = raw_head.split_whitespace();
+                let (method, path) = (
+                    first.next().unwrap().to_owned(),
+                    first.next().unwrap().to_owned(),
+                );
+                let (status, ctype, body) = answer(&method, &path);
+                log.lock()
+                    .unwrap()
+                    .push((method, path, head, buf[head_end..].to_vec()));
+                let reply = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                sock.write_all(reply.as_bytes()).await.unwrap();
+                sock.write_all(&body).await.unwrap();
+                let _ = sock.shutdown().await;
+            }
+        });
+        (base, seen)
+    }
+
+    /// An upload service in memory: what was stored, and one file of its
+    /// own at `OWN`.
+    #[derive(Default)]
+    struct Share {
+        stored: StdMutex<Vec<(String, String, String, Vec<u8>)>>,
+    }
+
+    const OWN: &str = "https://up.l/upload/upload.l/1/dog.png";
+
+    impl FileShare for Share {
+        fn max_size(&self) -> u64 {
+            1000
+        }
+
+        fn store<'a>(
+            &'a self,
+            owner: &'a str,
+            name: &'a str,
+            content_type: &'a str,
+            data: Vec<u8>,
+        ) -> FileFuture<'a, Result<String, String>> {
+            self.stored.lock().unwrap().push((
+                owner.into(),
+                name.into(),
+                content_type.into(),
+                data,
+            ));
+            Box::pin(async { Ok("https://up.l/upload/upload.l/2/cat.png".to_string()) })
+        }
+
+        fn open<'a>(
+            &'a self,
+            url: &'a str,
+            _limit: u64,
+        ) -> FileFuture<'a, Option<Result<SharedFile, String>>> {
+            let found = (url == OWN).then(|| {
+                Ok(SharedFile {
+                    name: "dog.png".into(),
+                    content_type: "image/png".into(),
+                    data: b"dog!".to_vec(),
+                })
+            });
+            Box::pin(async move { found })
+        }
+    }
+
+    fn media(share: &Arc<Share>) -> Media {
+        let files: Arc<dyn FileShare> = share.clone();
+        Media::new(Some(files), client(), 1000)
+    }
+
+    fn client() -> reqwest::Client {
+        reqwest::Client::builder().no_proxy().build().unwrap()
+    }
+
+    fn job() -> MediaJob {
+        MediaJob {
+            server: "x".into(),
+            media_id: "abc".into(),
+            name: "cat.png".into(),
+            content_type: "image/png".into(),
+            owner: "u@l".into(),
+            limit: 1000,
+            stanzas: vec![Element::new("message", "jabber:client")
+                .with_child(Element::new("body", "jabber:client").with_text("[image: cat.png]"))],
+        }
+    }
+
+    #[tokio::test]
+    async fn a_matrix_file_falls_back_to_the_older_path_and_is_stored_for_the_user() {
+        let (base, seen) = homeserver(|_, path| {
+            if path.starts_with("/_matrix/client/v1/") {
+                (
+                    404,
+                    "application/json",
+                    br#"{"errcode":"M_UNRECOGNIZED"}"#.to_vec(),
+                )
+            } else {
+                (200, "image/png", b"png!".to_vec())
+            }
+        })
+        .await;
+        let hs = Homeserver::new(client(), &base, Some("tok"));
+        let share = Arc::new(Share::default());
+        let out = media(&share).fetch(&hs, job()).await;
+        let paths: Vec<String> = seen.lock().unwrap().iter().map(|s| s.1.clone()).collect();
+        assert_eq!(
+            paths,
+            [
+                "/_matrix/client/v1/media/download/x/abc",
+                "/_matrix/media/v3/download/x/abc"
+            ]
+        );
+        assert!(seen.lock().unwrap()[0]
+            .2
+            .contains("authorization: bearer tok"));
+        assert_eq!(
+            share.stored.lock().unwrap()[0],
+            (
+                "u@l".into(),
+                "cat.png".into(),
+                "image/png".into(),
+                b"png!".to_vec()
+            )
+        );
+        assert_eq!(
+            out[0].child_text("body", "jabber:client").unwrap(),
+            "https://up.l/upload/upload.l/2/cat.png"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_matrix_file_over_the_limit_or_missing_is_described_saying_why() {
+        let (base, _) = homeserver(|_, path| {
+            if path.contains("/big") {
+                (200, "image/png", vec![0; 2000])
+            } else {
+                (
+                    404,
+                    "application/json",
+                    br#"{"errcode":"M_NOT_FOUND","error":"gone"}"#.to_vec(),
+                )
+            }
+        })
+        .await;
+        let hs = Homeserver::new(client(), &base, Some("tok"));
+        let share = Arc::new(Share::default());
+        let big = MediaJob {
+            media_id: "big".into(),
+            ..job()
+        };
+        let out = media(&share).fetch(&hs, big).await;
+        let body = out[0].child_text("body", "jabber:client").unwrap();
+        assert!(
+            body.starts_with("[image: cat.png] (the gateway could not fetch it: it is larger"),
+            "{body}"
+        );
+        let out = media(&share).fetch(&hs, job()).await;
+        let body = out[0].child_text("body", "jabber:client").unwrap();
+        assert!(
+            body.ends_with("(the gateway could not fetch it: M_NOT_FOUND: gone)"),
+            "{body}"
+        );
+        assert!(share.stored.lock().unwrap().is_empty());
+    }
+
+    fn send(url: &str) -> Request {
+        Request {
+            id: RequestId(1),
+            method: Method::Put,
+            path: "/_matrix/client/v3/rooms/!r:x/send/m.room.message/t1".into(),
+            body: Some(json!({"msgtype":"m.text","body":url})),
+            timeout: Duration::from_secs(5),
+            limit: 1000,
+            attach: Some(url.into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_linked_file_of_ours_is_uploaded_once_and_sent_as_an_image() {
+        let (base, seen) = homeserver(|_, _| {
+            (
+                200,
+                "application/json",
+                br#"{"content_uri":"mxc://x/up1"}"#.to_vec(),
+            )
+        })
+        .await;
+        let hs = Homeserver::new(client(), &base, Some("tok"));
+        let share = Arc::new(Share::default());
+        let m = media(&share);
+        let req = m.attach(&hs, send(OWN), OWN).await;
+        let body = req.body.unwrap();
+        assert_eq!(
+            (
+                body["msgtype"].as_str(),
+                body["url"].as_str(),
+                body["body"].as_str()
+            ),
+            (Some("m.image"), Some("mxc://x/up1"), Some("dog.png"))
+        );
+        {
+            let seen = seen.lock().unwrap();
+            assert_eq!(seen.len(), 1);
+            assert_eq!(seen[0].0, "POST");
+            assert_eq!(seen[0].1, "/_matrix/media/v3/upload?filename=dog.png");
+            assert!(seen[0].2.contains("content-type: image/png"));
+            assert_eq!(seen[0].3, b"dog!");
+        }
+        // The same send again (after a rate limit): no second upload.
+        let again = m.attach(&hs, send(OWN), OWN).await;
+        assert_eq!(again.body.unwrap()["url"], "mxc://x/up1");
+        assert_eq!(seen.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_link_that_cannot_be_uploaded_is_sent_as_its_text() {
+        let (base, _) = homeserver(|method, path| match (method, path) {
+            ("GET", "/elsewhere/x.pdf") => (200, "application/pdf", b"%PDF".to_vec()),
+            _ => (
+                413,
+                "application/json",
+                br#"{"errcode":"M_TOO_LARGE"}"#.to_vec(),
+            ),
+        })
+        .await;
+        let hs = Homeserver::new(client(), &base, Some("tok"));
+        let share = Arc::new(Share::default());
+        let url = format!("{base}/elsewhere/x.pdf");
+        let req = media(&share).attach(&hs, send(&url), &url).await;
+        assert_eq!(req.body.unwrap(), json!({"msgtype":"m.text","body":url}));
+    }
+}
