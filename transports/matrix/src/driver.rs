@@ -533,8 +533,13 @@ mod tests {
 
     use super::*;
 
-    /// What the stand-in saw: method, path, headers (lower case), body.
-    type Seen = Arc<StdMutex<Vec<(String, String, String, Vec<u8>)>>>;
+    /// Four strings of bytes: a request as the stand-in saw it (method,
+    /// path, headers in lower case, body), or a file as stored (owner,
+    /// name, type, bytes).
+    type Record = (String, String, String, Vec<u8>);
+
+    /// What the stand-in saw.
+    type Seen = Arc<StdMutex<Vec<Record>>>;
 
     /// Serves `answer(method, path)` → (status, content type, body).
     async fn homeserver(
@@ -594,7 +599,7 @@ mod tests {
     /// own at `OWN`.
     #[derive(Default)]
     struct Share {
-        stored: StdMutex<Vec<(String, String, String, Vec<u8>)>>,
+        stored: StdMutex<Vec<Record>>,
     }
 
     const OWN: &str = "https://up.l/upload/upload.l/1/dog.png";
