@@ -81,6 +81,13 @@ fn irc(s: &ServiceConfig, _: &Backends) -> Result<Arc<dyn Service>, String> {
 /// serving the transport's own domain, else the first) to keep files
 /// from Matrix in: upload services are built before any other kind.
 fn matrix(s: &ServiceConfig, b: &Backends) -> Result<Arc<dyn Service>, String> {
+    Ok(Arc::new(matrix_transport(s, b)?))
+}
+
+fn matrix_transport(
+    s: &ServiceConfig,
+    b: &Backends,
+) -> Result<switchboard_matrix::MatrixTransport, String> {
     let mut t = switchboard_matrix::MatrixTransport::from_config(&s.element)?;
     let uploads = b.uploads.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let parent = s.id.split_once('.').map(|(_, p)| p).unwrap_or_default();
@@ -92,7 +99,7 @@ fn matrix(s: &ServiceConfig, b: &Backends) -> Result<Arc<dyn Service>, String> {
         let files: Arc<dyn switchboard_service::files::FileShare> = u.clone();
         t = t.with_files(files);
     }
-    Ok(Arc::new(t))
+    Ok(t)
 }
 
 fn muc(s: &ServiceConfig, b: &Backends) -> Result<Arc<dyn Service>, String> {
@@ -171,4 +178,41 @@ fn plan(config: &Config, s: &ServiceConfig, backends: &Backends) -> Result<Servi
         config: s.clone(),
         provider,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upload_services_are_built_first_and_the_plans_keep_the_config_order() {
+        let text = r#"<switchboard>
+  <host name="example.org"/>
+  <service id="matrix.example.org" type="matrix"/>
+  <service id="upload.example.org" type="upload"/>
+  <service id="conference.example.org" type="muc"/>
+</switchboard>"#;
+        let config =
+            switchboard_config::parse(text, "test.xml", std::path::Path::new("/")).unwrap();
+        let backends = Backends::for_checking();
+        let plans = plans(&config, &backends).unwrap();
+        let ids: Vec<&str> = plans.iter().map(|p| p.config.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "matrix.example.org",
+                "upload.example.org",
+                "conference.example.org"
+            ]
+        );
+        assert_eq!(backends.uploads.lock().unwrap().len(), 1);
+        // The transport declared before the upload service still got it.
+        let s = config.services.iter().find(|s| s.kind == "matrix").unwrap();
+        let with = switchboard_matrix::MatrixTransport::from_config(&s.element).unwrap();
+        assert!(!with.keeps_files());
+        assert!(matrix_transport(s, &backends).unwrap().keeps_files());
+        assert!(!matrix_transport(s, &Backends::for_checking())
+            .unwrap()
+            .keeps_files());
+    }
 }

@@ -130,6 +130,12 @@ impl MatrixTransport {
         self
     }
 
+    /// Whether files from Matrix are stored and linked to
+    /// ([`MatrixTransport::with_files`]).
+    pub fn keeps_files(&self) -> bool {
+        self.files.is_some()
+    }
+
     /// What sessions move files with.
     fn media(&self) -> Result<driver::Media, String> {
         Ok(driver::Media::new(
