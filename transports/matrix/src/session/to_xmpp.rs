@@ -207,7 +207,12 @@ impl Session {
                 let Some(body) = body_of(&content, reply) else {
                     return;
                 };
-                let replaces_none = replaces.is_none();
+                // A file is fetched when it first arrives, not again when
+                // it is edited.
+                let media = self
+                    .media_limit
+                    .filter(|_| replaces.is_none())
+                    .and_then(|limit| media::source(&content, limit));
                 let mut extra = Vec::new();
                 if let Some(target) = replaces {
                     extra.push(
@@ -219,10 +224,6 @@ impl Session {
                         Element::new("reply", ns::REPLY).with_attr("id", self.ref_id(room, target)),
                     );
                 }
-                let media = match (&self.media_limit, &replaces_none) {
-                    (Some(limit), true) => media::source(&content, *limit),
-                    _ => None,
-                };
                 self.deliver_with(room, e, &sender, &body, extra, backfilled, media);
             }
             "m.room.encrypted" => {
