@@ -24,6 +24,14 @@
 //! way: images and files from Matrix, fetched and stored in the server's
 //! upload service, and files XMPP users link to, uploaded to Matrix.
 //!
+//! `fetch-links="own"` (the default) uploads to Matrix only the files
+//! XMPP users link to on this server's own upload service; any other link
+//! goes to Matrix as its text. `fetch-links="any"` lets the transport
+//! fetch every http(s) link a user sends, which a transport attached to
+//! another server (whose upload service it cannot read) needs; it also
+//! lets users make the transport fetch addresses inside the network, so
+//! it is the admin's choice, as `open` is for homeservers.
+//!
 //! With no `<homeserver>` child, users may name any homeserver reachable
 //! over HTTPS (checked against the system's trust store); with some,
 //! only those, unless the service says `open="true"` as well. An open
@@ -59,6 +67,9 @@ pub struct MatrixConfig {
     /// larger one from Matrix is only described, a larger one linked
     /// from XMPP goes as its link.
     pub max_media_size: u64,
+    /// Whether links to anything but this server's upload service are
+    /// fetched and uploaded to Matrix (`fetch-links="any"`).
+    pub fetch_any_link: bool,
 }
 
 /// `max-media-size` unless the config says otherwise.
@@ -92,10 +103,21 @@ impl MatrixConfig {
                 format!("max-media-size=\"{v}\" must be a size like 20M, 512K or 1G")
             })?,
         };
+        let fetch_any_link = match el.attr("fetch-links") {
+            None | Some("own") => false,
+            Some("any") => true,
+            Some(v) => {
+                return Err(format!(
+                    "fetch-links=\"{v}\" must be \"own\" (only files of this server's \
+                     upload service go to Matrix as files) or \"any\""
+                ))
+            }
+        };
         Ok(MatrixConfig {
             homeservers,
             open,
             max_media_size,
+            fetch_any_link,
         })
     }
 

@@ -52,6 +52,9 @@ pub struct Media {
     pub web: reqwest::Client,
     /// The largest file moved either way (`max-media-size`).
     pub limit: u64,
+    /// Whether links to anything but `files` are fetched
+    /// (`fetch-links="any"`).
+    pub fetch_any_link: bool,
     /// Files uploaded already, by the URL they came from.
     uploaded: Arc<Mutex<HashMap<String, Uploaded>>>,
 }
@@ -60,11 +63,17 @@ pub struct Media {
 type Uploaded = (String, String, String, u64);
 
 impl Media {
-    pub fn new(files: Option<Arc<dyn FileShare>>, web: reqwest::Client, limit: u64) -> Media {
+    pub fn new(
+        files: Option<Arc<dyn FileShare>>,
+        web: reqwest::Client,
+        limit: u64,
+        fetch_any_link: bool,
+    ) -> Media {
         Media {
             files,
             web,
             limit,
+            fetch_any_link,
             uploaded: Arc::default(),
         }
     }
@@ -132,6 +141,14 @@ impl Media {
         let (name, content_type, data) = match own {
             Some(Ok(f)) => (f.name, f.content_type, f.data),
             Some(Err(why)) => return Err(why),
+            // Fetching whatever a user links to would let any user make
+            // the transport read addresses inside the network and post
+            // them to Matrix: only when the admin said so.
+            None if !self.fetch_any_link => {
+                return Err(
+                    "it is not a file of this server's upload service (fetch-links=\"own\")".into(),
+                )
+            }
             None => self.fetch_url(url).await?,
         };
         let size = data.len() as u64;
@@ -643,7 +660,7 @@ mod tests {
 
     fn media(share: &Arc<Share>) -> Media {
         let files: Arc<dyn FileShare> = share.clone();
-        Media::new(Some(files), client(), 1000)
+        Media::new(Some(files), client(), 1000, true)
     }
 
     fn client() -> reqwest::Client {
@@ -806,5 +823,21 @@ mod tests {
         let url = format!("{base}/elsewhere/x.pdf");
         let req = media(&share).attach(&hs, send(&url), &url).await;
         assert_eq!(req.body.unwrap(), json!({"msgtype":"m.text","body":url}));
+    }
+
+    #[tokio::test]
+    async fn a_link_elsewhere_is_not_fetched_unless_the_admin_allows_it() {
+        let (base, seen) = homeserver(|_, _| (200, "application/pdf", b"%PDF".to_vec())).await;
+        let hs = Homeserver::new(client(), &base, Some("tok"));
+        let share = Arc::new(Share::default());
+        let files: Arc<dyn FileShare> = share.clone();
+        let own_only = Media::new(Some(files), client(), 1000, false);
+        let url = format!("{base}/internal/secret.pdf");
+        let req = own_only.attach(&hs, send(&url), &url).await;
+        assert_eq!(req.body.unwrap(), json!({"msgtype":"m.text","body":url}));
+        assert!(
+            seen.lock().unwrap().is_empty(),
+            "nothing was fetched or uploaded"
+        );
     }
 }

@@ -142,6 +142,7 @@ impl MatrixTransport {
             self.files.clone(),
             self.clients.for_trust(&Trust::System)?,
             self.config.max_media_size,
+            self.config.fetch_any_link,
         ))
     }
 
