@@ -89,6 +89,13 @@
 #                     `never` measures routing without XEP-0313 storage, as
 #                     Prosody and ejabberd run here (neither loads its
 #                     archive module outside the muc scenario)
+#   WS=1              Switchboard only: run the idle, logins and messages
+#                     scenarios twice, over TCP and then over XMPP over
+#                     WebSocket (RFC 7395, wss:// on an HTTPS listener, TLS
+#                     like the TCP clients' STARTTLS), each on a fresh
+#                     server; every line says transport=tcp or
+#                     transport=websocket, so the two can be compared
+#                     within one run
 #   SKIP_BUILD=1      use the binaries already built
 #   KEEP=1            keep the scratch directory (logs, spool) for inspection
 #   CARGO_TARGET_DIR  where cargo builds (default: the workspace's target/)
@@ -305,7 +312,7 @@ setup_switchboard() {
     cat >"$config" <<'XML'
 <switchboard>
   <host name="localhost"><registration>off</registration>@ARCHIVE@</host>
-  <listen><c2s addr="127.0.0.1:0"/></listen>
+  <listen><c2s addr="127.0.0.1:0"/>@WEB_LISTENER@</listen>@WEB@
   <limits scram-iterations="4096" preauth-timeout="300s" keepalive="300s"/>
   <log file="logs/switchboard.log" level="warn"/>
   <tls required="@TLS_REQUIRED@"/>
@@ -313,7 +320,14 @@ setup_switchboard() {
 XML
     local archive=
     [[ -n ${ARCHIVE:-} ]] && archive="<archive default=\"$ARCHIVE\"\/>"
-    sed -i "s/@TLS_REQUIRED@/$tls_required/; s/@ARCHIVE@/$archive/" "$config"
+    # WS=1: an HTTPS listener for XMPP over WebSocket, with room for as
+    # many connections as the TCP listener takes.
+    local web_listener= web=
+    if [[ ${WS:-} == 1 ]]; then
+        web_listener='<https addr="127.0.0.1:0"\/>'
+        web='<web max-connections="1000000"\/>'
+    fi
+    sed -i "s/@TLS_REQUIRED@/$tls_required/; s/@ARCHIVE@/$archive/; s/@WEB_LISTENER@/$web_listener/; s/@WEB@/$web/" "$config"
     "$bin/switchboard" -H "$home" -c "$config" check-config >&2
     log "switchboard: creating $accounts accounts (user0..user$((accounts - 1)), password pw)"
     timeout "$(limit_for 600)" "$bin/switchboard-mkusers" -H "$home" -c "$config" --users "$accounts" --password pw >&2 ||
@@ -349,6 +363,7 @@ start_switchboard() {
     grep -qx ready "$out" || die "the server did not print 'ready' within 30 s"
     addr=$(awk '$1 == "listening" && $2 == "c2s" { print $3; exit }' "$out")
     [[ -n $addr ]] || die "no 'listening c2s ADDR' line from the server"
+    ws_addr=$(awk '$1 == "listening" && $2 == "https" { print $3; exit }' "$out")
 }
 
 server_log_switchboard() { echo "$home/logs/switchboard.log"; }
@@ -828,6 +843,7 @@ wants fanout && fanout_xml=1
 
 status=0
 addr=
+ws_addr=
 ca=
 for target in "${target_list[@]}"; do
     "setup_$target"
@@ -844,6 +860,10 @@ for target in "${target_list[@]}"; do
             for p in $S2S_PEERS; do runs+=("s2s-$p"); done
         else
             runs+=("$scenario")
+            # WS=1: the same scenario over WebSocket right after it.
+            if [[ ${WS:-} == 1 && $target == switchboard && " idle logins messages " == *" $scenario "* ]]; then
+                runs+=("$scenario-ws")
+            fi
         fi
     done
     for scenario in "${runs[@]}"; do
@@ -854,6 +874,17 @@ for target in "${target_list[@]}"; do
             start_s2s_pair "${scenario#s2s-}"
         else
             "start_$target" "$scenario"
+        fi
+        transport=()
+        if [[ $scenario == *-ws ]]; then
+            [[ -n $ws_addr ]] || die "no 'listening https ADDR' line from the server"
+            transport=(--websocket "$ws_addr")
+            scenario=${scenario%-ws}
+            tag="transport=websocket "
+        elif [[ ${WS:-} == 1 ]]; then
+            tag="transport=tcp "
+        else
+            tag=
         fi
         # Let start-up allocations settle before the baseline is read.
         sleep 1
@@ -900,7 +931,7 @@ for target in "${target_list[@]}"; do
         load_ca=$ca
         [[ $scenario == s2s-* ]] && load_ca=$work/s2s-cert/localhost.crt
         line=$(timeout "$limit" "${pin_load[@]}" "$bin/switchboard-load" "${cmd[@]}" "${common[@]}" \
-            --ca "$load_ca" --addr "$addr" --server-pid "$server_pid") || {
+            --ca "$load_ca" --addr "$addr" "${transport[@]}" --server-pid "$server_pid") || {
             log "$target, scenario $scenario failed (exit status $?; 124: it ran out of time, limit ${limit}s)"
             status=1
         }
@@ -909,8 +940,8 @@ for target in "${target_list[@]}"; do
             [[ -n $l ]] || continue
             [[ $scenario == muc-* ]] && l="archive=$muc_archive $l"
             [[ $scenario == s2s-* ]] && l="peer=${scenario#s2s-} $l"
-            echo "target=$target $l"
-            [[ -n ${RESULTS:-} ]] && echo "target=$target $l" >>"$RESULTS"
+            echo "target=$target $tag$l"
+            [[ -n ${RESULTS:-} ]] && echo "target=$target $tag$l" >>"$RESULTS"
         done <<<"$line"
         slog=$("server_log_$target")
         if [[ -s $slog ]]; then

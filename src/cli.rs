@@ -72,6 +72,10 @@ pub enum Command {
     /// a component attached to it) with the service's admin commands.
     #[command(subcommand)]
     Rooms(RoomsCommand),
+    /// The storage backend: the PostgreSQL schema, and copying everything
+    /// stored between the spool and PostgreSQL. Stop the server first.
+    #[command(subcommand)]
+    Storage(StorageCommand),
     /// Send standard input as a message to one or more JIDs, through any
     /// XMPP server (for cron, swatch, Nagios…).
     #[command(long_about = SEND_ABOUT)]
@@ -97,6 +101,39 @@ pub struct ComponentArgs {
     /// is replaced.
     #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub keepalive: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StorageCommand {
+    /// Create the PostgreSQL schema, or bring it up to date (the server
+    /// does this too when it starts on <storage backend="postgres">).
+    MigrateSchema {
+        /// The database (default: <storage url> of the config).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
+    /// Copy every account, roster, offline message, archive, document,
+    /// service record and blob from one backend into the other: the spool
+    /// of <spool dir>, or the database of <storage url> (or --url). The
+    /// destination must not hold the source's accounts already.
+    Migrate {
+        #[arg(long, value_enum)]
+        from: BackendKind,
+        #[arg(long, value_enum)]
+        to: BackendKind,
+        /// The database (default: <storage url> of the config).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
+}
+
+/// A storage backend, on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendKind {
+    /// The spool directory of <spool dir>.
+    Spool,
+    /// The PostgreSQL database of <storage url>.
+    Postgres,
 }
 
 #[derive(Debug, Subcommand)]

@@ -64,6 +64,7 @@ pub fn run(args: ComponentArgs, config: &Config) -> Result<(), String> {
     opts.keepalive = std::time::Duration::from_secs(args.keepalive);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(switchboard_core::memory::BLOCKING_THREADS)
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {

@@ -9,6 +9,7 @@ mod logging;
 mod pidfile;
 mod send_cmd;
 mod services;
+mod storage;
 mod user_cmd;
 
 use std::io::Write;
@@ -17,7 +18,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use switchboard_config::{Config, ConfigError};
-use switchboard_spool::store::file::FileStores;
 use tokio::signal::unix::{signal, SignalKind};
 
 use cli::{Cli, Command};
@@ -119,13 +119,6 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some(Command::User(cmd)) => {
-            let stores = match FileStores::open(&config.spool.dir) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("cannot open the spool: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
             let runtime = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -136,10 +129,35 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match runtime.block_on(user_cmd::run(cmd, &config, stores.accounts.as_ref())) {
+            let done = runtime.block_on(async {
+                let stores = storage::open(&config).await?.stores();
+                user_cmd::run(cmd, &config, stores.accounts.as_ref()).await
+            });
+            match done {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(msg) => {
                     eprintln!("{msg}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Some(Command::Storage(cmd)) => {
+            logging::init(&config.log.level, cli.debug, None);
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("cannot start: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(storage::run(cmd, &config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(msg) => {
+                    eprintln!("switchboard storage: {msg}");
                     ExitCode::FAILURE
                 }
             }
@@ -205,6 +223,7 @@ fn run(config: Config, source: ConfigSource, home: PathBuf, debug: bool) -> Exit
     switchboard_core::memory::limit_arenas(cores);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(switchboard_core::memory::BLOCKING_THREADS)
         .build()
     {
         Ok(r) => r,
@@ -236,8 +255,9 @@ async fn serve(
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
     let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     let _pidfile = pidfile::PidFile::create(&config.pidfile)?;
-    let stores =
-        FileStores::open(&config.spool.dir).map_err(|e| format!("cannot open the spool: {e}"))?;
+    let backend = storage::open(&config).await?;
+    tracing::info!("storing in {}", backend.describe());
+    let stores = backend.stores();
     let backends = services::Backends::from_stores(&stores);
     let plans = services::plans(&config, &backends)?;
     let uploads = backends

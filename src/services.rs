@@ -77,10 +77,29 @@ fn irc(s: &ServiceConfig, _: &Backends) -> Result<Arc<dyn Service>, String> {
     )?))
 }
 
-fn matrix(s: &ServiceConfig, _: &Backends) -> Result<Arc<dyn Service>, String> {
-    Ok(Arc::new(switchboard_matrix::MatrixTransport::from_config(
-        &s.element,
-    )?))
+/// The Matrix transport, with the server's upload service (the one
+/// serving the transport's own domain, else the first) to keep files
+/// from Matrix in: upload services are built before any other kind.
+fn matrix(s: &ServiceConfig, b: &Backends) -> Result<Arc<dyn Service>, String> {
+    Ok(Arc::new(matrix_transport(s, b)?))
+}
+
+fn matrix_transport(
+    s: &ServiceConfig,
+    b: &Backends,
+) -> Result<switchboard_matrix::MatrixTransport, String> {
+    let mut t = switchboard_matrix::MatrixTransport::from_config(&s.element)?;
+    let uploads = b.uploads.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let parent = s.id.split_once('.').map(|(_, p)| p).unwrap_or_default();
+    let share = uploads
+        .iter()
+        .find(|u| u.settings.domains.iter().any(|d| d == parent))
+        .or(uploads.first());
+    if let Some(u) = share {
+        let files: Arc<dyn switchboard_service::files::FileShare> = u.clone();
+        t = t.with_files(files);
+    }
+    Ok(t)
 }
 
 fn muc(s: &ServiceConfig, b: &Backends) -> Result<Arc<dyn Service>, String> {
@@ -102,11 +121,18 @@ fn known() -> String {
 /// One plan per configured service, or the first problem as
 /// `file:line:col: message`.
 pub fn plans(config: &Config, backends: &Backends) -> Result<Vec<ServicePlan>, String> {
-    config
-        .services
-        .iter()
-        .map(|s| plan(config, s, backends))
-        .collect()
+    // Upload services first, so that services that keep files in one
+    // (the Matrix transport) find it whatever the config's order; the
+    // plans keep the config's order.
+    let mut plans: Vec<Option<ServicePlan>> = config.services.iter().map(|_| None).collect();
+    for first in [true, false] {
+        for (i, s) in config.services.iter().enumerate() {
+            if (s.kind == "upload") == first {
+                plans[i] = Some(plan(config, s, backends)?);
+            }
+        }
+    }
+    Ok(plans.into_iter().flatten().collect())
 }
 
 /// Builds the in-process service of kind `kind` for `s` (used by
@@ -152,4 +178,41 @@ fn plan(config: &Config, s: &ServiceConfig, backends: &Backends) -> Result<Servi
         config: s.clone(),
         provider,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upload_services_are_built_first_and_the_plans_keep_the_config_order() {
+        let text = r#"<switchboard>
+  <host name="example.org"/>
+  <service id="matrix.example.org" type="matrix"/>
+  <service id="upload.example.org" type="upload"/>
+  <service id="conference.example.org" type="muc"/>
+</switchboard>"#;
+        let config =
+            switchboard_config::parse(text, "test.xml", std::path::Path::new("/")).unwrap();
+        let backends = Backends::for_checking();
+        let plans = plans(&config, &backends).unwrap();
+        let ids: Vec<&str> = plans.iter().map(|p| p.config.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "matrix.example.org",
+                "upload.example.org",
+                "conference.example.org"
+            ]
+        );
+        assert_eq!(backends.uploads.lock().unwrap().len(), 1);
+        // The transport declared before the upload service still got it.
+        let s = config.services.iter().find(|s| s.kind == "matrix").unwrap();
+        let with = switchboard_matrix::MatrixTransport::from_config(&s.element).unwrap();
+        assert!(!with.keeps_files());
+        assert!(matrix_transport(s, &backends).unwrap().keeps_files());
+        assert!(!matrix_transport(s, &Backends::for_checking())
+            .unwrap()
+            .keeps_files());
+    }
 }

@@ -4,7 +4,10 @@
 //! answer of the server is parsed and checked, and every wait is bounded by
 //! the step timeout. With [`Target::plain`] the client skips STARTTLS and
 //! logs in over plain TCP (for measuring a server's memory per session
-//! without TLS; the server must allow it).
+//! without TLS; the server must allow it). With [`Target::websocket`] it
+//! speaks XMPP over WebSocket (RFC 7395) to the web listener instead,
+//! over TLS (`wss://`) unless plain, through the adapter in
+//! `websocket.rs`: the same login, stanzas and checks.
 //!
 //! A logged-in [`Session`] can then [`Session::hold`] (stay connected,
 //! reading and ignoring whatever arrives, until told to stop), send and
@@ -28,6 +31,7 @@ use tokio::sync::watch;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
+use crate::websocket::WsStream;
 use crate::xml::{
     escape, Element, Event, StreamReader, NS_BIND, NS_CLIENT, NS_SASL, NS_STREAM, NS_TLS,
 };
@@ -48,6 +52,10 @@ pub struct Target {
     pub mechanism: ScramHash,
     /// Skip STARTTLS: log in over plain TCP.
     pub plain: bool,
+    /// Connect to this web listener and speak XMPP over WebSocket
+    /// (`/xmpp-websocket`; TLS from the start unless `plain`) instead of
+    /// to `addr`.
+    pub websocket: Option<SocketAddr>,
     /// The longest any one login, or any one wait after it, may take.
     pub step_timeout: Duration,
 }
@@ -87,6 +95,8 @@ impl std::fmt::Display for Failure {
 pub enum Stream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+    /// XMPP over WebSocket, on TCP or TLS.
+    WebSocket(Box<WsStream<Stream>>),
 }
 
 impl AsyncRead for Stream {
@@ -98,6 +108,7 @@ impl AsyncRead for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::WebSocket(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -111,6 +122,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::WebSocket(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
@@ -118,6 +130,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_flush(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::WebSocket(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
@@ -125,6 +138,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::WebSocket(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }
@@ -329,11 +343,31 @@ async fn login_steps(
 ) -> Result<Session, Failure> {
     let domain = target.domain.as_str();
     *step = "connect";
-    let tcp = TcpStream::connect(target.addr)
+    let tcp = TcpStream::connect(target.websocket.unwrap_or(target.addr))
         .await
         .map_err(|e| Failure::new("connect", e.to_string()))?;
     let _ = tcp.set_nodelay(true);
-    let (mut conn, features) = if target.plain {
+    let (mut conn, features) = if target.websocket.is_some() {
+        let io = if target.plain {
+            Stream::Plain(tcp)
+        } else {
+            *step = "tls";
+            let tls = target
+                .tls
+                .connect(target.server_name.clone(), tcp)
+                .await
+                .map_err(|e| Failure::new("tls", e.to_string()))?;
+            Stream::Tls(Box::new(tls))
+        };
+        *step = "upgrade";
+        let ws = crate::websocket::upgrade(io, domain)
+            .await
+            .map_err(|e| Failure::new("upgrade", e))?;
+        *step = "stream";
+        let mut conn = Conn::new(Stream::WebSocket(Box::new(ws)));
+        let features = conn.open("stream", domain).await?;
+        (conn, features)
+    } else if target.plain {
         *step = "stream";
         let mut conn = Conn::new(Stream::Plain(tcp));
         let features = conn.open("stream", domain).await?;

@@ -10,7 +10,9 @@
 //! The client side is independent of the server's code: its own XML stream
 //! reader ([`xml`]), the link kit's client SCRAM (`switchboard_link::scram`,
 //! which shares no code with the server's) with a cache of derived keys,
-//! and the kit's pinning verifier for the server's certificate ([`tls`]).
+//! and the kit's pinning verifier for the server's certificate ([`tls`]);
+//! with `--websocket` the same clients speak XMPP over WebSocket
+//! ([`websocket`]).
 //! Only `switchboard-mkusers`, which creates the test accounts, links the
 //! server's crates, so that accounts are written through the spool crate
 //! exactly as `switchboard user add` writes them.
@@ -21,4 +23,5 @@ pub mod procfs;
 pub mod scenario;
 pub mod stats;
 pub mod tls;
+pub mod websocket;
 pub mod xml;

@@ -34,6 +34,9 @@ pub const ARCHIVE: ArchiveConfig = ArchiveConfig {
 /// Whether clients must use TLS before authenticating.
 pub const TLS_REQUIRED: bool = true;
 
+/// The most connections the server opens to a PostgreSQL store.
+pub const STORAGE_CONNECTIONS: usize = 16;
+
 /// The spool directory, relative to the home directory.
 pub const SPOOL_DIR: &str = "spool";
 
@@ -202,6 +205,15 @@ pub const HTTP_MAX_BODY_BYTES: usize = MAX_STANZA_BYTES + 16 * 1024;
 /// How long a client may take to send a request head.
 pub const HTTP_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a client may take to send a request body (BOSH, forms), and
+/// how long an upload may send nothing.
+pub const HTTP_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The slowest an upload may arrive on average, in bytes per second
+/// (Apache's `mod_reqtimeout` `MinRate` has 500; a phone on a poor link
+/// still manages several KiB a second).
+pub const HTTP_MIN_BODY_RATE: u64 = 1024;
+
 /// HTTP connections served at once.
 pub const HTTP_MAX_CONNECTIONS: usize = 10_000;
 
@@ -227,6 +239,8 @@ impl Default for crate::WebConfig {
             max_header_bytes: HTTP_MAX_HEADER_BYTES,
             max_body_bytes: HTTP_MAX_BODY_BYTES,
             header_timeout: HTTP_HEADER_TIMEOUT,
+            body_timeout: HTTP_BODY_TIMEOUT,
+            min_body_rate: HTTP_MIN_BODY_RATE,
             max_connections: HTTP_MAX_CONNECTIONS,
             bosh: crate::BoshConfig {
                 inactivity: BOSH_INACTIVITY,

@@ -224,6 +224,13 @@ pub struct WebConfig {
     pub max_body_bytes: usize,
     /// How long a client may take to send a request head.
     pub header_timeout: Duration,
+    /// How long a client may take to send a request body other than an
+    /// upload (BOSH, forms), and how long an upload may send nothing.
+    pub body_timeout: Duration,
+    /// The slowest an upload may arrive on average, in bytes per second:
+    /// its deadline is `body_timeout` plus a second for every this many
+    /// bytes received, so a body trickled a byte at a time is cut off.
+    pub min_body_rate: u64,
     /// HTTP connections served at once (beyond it, new ones are closed).
     pub max_connections: usize,
     /// BOSH (XEP-0124/0206).
@@ -311,6 +318,28 @@ pub struct DelayCurve {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpoolConfig {
     pub dir: PathBuf,
+}
+
+/// Where the server stores what it keeps (`<storage>`): the file spool
+/// (the default, at `<spool dir>`) or a PostgreSQL database.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum StorageConfig {
+    /// The spool directory of `<spool dir>`.
+    #[default]
+    Spool,
+    Postgres(PostgresConfig),
+}
+
+/// `<storage backend="postgres" …>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresConfig {
+    /// `postgres://user@host:port/database` (libpq's URL form).
+    pub url: String,
+    /// The most connections the server opens.
+    pub connections: usize,
+    /// A file whose first line is the password (`password-file`), so the
+    /// config need not hold it.
+    pub password_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -404,6 +433,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub auth_delay: AuthDelayConfig,
     pub spool: SpoolConfig,
+    /// Which storage backend (`<storage>`); the spool by default.
+    pub storage: StorageConfig,
     pub log: LogConfig,
     pub pidfile: PathBuf,
     /// The key file sealing transport credentials (`<credentials key>`).

@@ -15,8 +15,8 @@ use crate::values::{self, Problem};
 use crate::{
     ArchiveConfig, ArchiveDefault, AuthDelayConfig, Config, ConfigError, ContactAddress,
     ContactKind, DelayCurve, HostConfig, HttpListener, LimitsConfig, ListenConfig, LogConfig,
-    PeerAddress, PeerTls, Registration, S2sConfig, ServiceConfig, SpoolConfig, TlsConfig,
-    WebConfig, CONFIG_NS,
+    PeerAddress, PeerTls, PostgresConfig, Registration, S2sConfig, ServiceConfig, SpoolConfig,
+    StorageConfig, TlsConfig, WebConfig, CONFIG_NS,
 };
 
 fn switchboard_config_http(addr: SocketAddr, behind_tls_proxy: bool) -> HttpListener {
@@ -61,6 +61,7 @@ const ROOT: Shape = Shape {
         "limits",
         "auth-delay",
         "spool",
+        "storage",
         "log",
         "pidfile",
         "credentials",
@@ -135,6 +136,8 @@ const WEB: Shape = Shape {
         "max-header-bytes",
         "max-body-bytes",
         "header-timeout",
+        "body-timeout",
+        "min-body-rate",
         "max-connections",
     ],
     children: &["bosh"],
@@ -250,6 +253,12 @@ const SPOOL: Shape = Shape {
     children: &[],
     text: false,
 };
+const STORAGE: Shape = Shape {
+    name: "storage",
+    attrs: &["backend", "url", "connections", "password-file"],
+    children: &[],
+    text: false,
+};
 const LOG: Shape = Shape {
     name: "log",
     attrs: &["file", "level"],
@@ -314,6 +323,7 @@ impl Walker<'_> {
         let mut limits = None;
         let mut auth_delay = None;
         let mut spool = None;
+        let mut storage = None;
         let mut log = None;
         let mut credentials = None;
         let mut pidfile = None;
@@ -357,6 +367,7 @@ impl Walker<'_> {
                         "limits" => limits = Some(self.limits(el)?),
                         "auth-delay" => auth_delay = Some(self.auth_delay(el)?),
                         "spool" => spool = Some(self.spool(el)?),
+                        "storage" => storage = Some(self.storage(el)?),
                         "log" => log = Some(self.log(el)?),
                         "pidfile" => pidfile = Some(self.pidfile(el)?),
                         "credentials" => credentials = Some(self.credentials(el)?),
@@ -453,6 +464,7 @@ impl Walker<'_> {
             spool: spool.unwrap_or_else(|| SpoolConfig {
                 dir: self.resolve(defaults::SPOOL_DIR),
             }),
+            storage: storage.unwrap_or_default(),
             log: log.unwrap_or_else(|| LogConfig {
                 file: Some(self.resolve(defaults::LOG_FILE)),
                 level: defaults::LOG_LEVEL.to_string(),
@@ -1234,6 +1246,73 @@ impl Walker<'_> {
         })
     }
 
+    /// `<storage backend="spool"/>` or `<storage backend="postgres"
+    /// url="postgres://…"/>`.
+    fn storage(&self, el: &Element) -> Result<StorageConfig> {
+        self.check(el, &STORAGE)?;
+        const EXAMPLE: &str =
+            "<storage backend=\"postgres\" url=\"postgres://switchboard@127.0.0.1:5432/switchboard\"/>";
+        let backend = self.required(el, "backend", EXAMPLE)?;
+        match backend {
+            "spool" => {
+                for attr in ["url", "connections", "password-file"] {
+                    if el.attr(attr).is_some() {
+                        return Err(self
+                            .src
+                            .error(
+                                el.span,
+                                format!("'{attr}' on <storage> is for backend=\"postgres\""),
+                            )
+                            .with_hint("the spool's directory is <spool dir>"));
+                    }
+                }
+                Ok(StorageConfig::Spool)
+            }
+            "postgres" => {
+                let url = self.required(el, "url", EXAMPLE)?.trim();
+                if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                    return Err(self
+                        .src
+                        .error(
+                            el.span,
+                            format!("'url' on <storage> must be a postgres:// URL, not \"{url}\""),
+                        )
+                        .with_hint("e.g. postgres://switchboard@127.0.0.1:5432/switchboard"));
+                }
+                let connections = match el.attr("connections") {
+                    None => defaults::STORAGE_CONNECTIONS,
+                    Some(v) => match self.whole(el, "connections", v)? {
+                        0 => {
+                            return Err(self
+                                .src
+                                .error(el.span, "'connections' on <storage> must be at least 1"))
+                        }
+                        n => n,
+                    },
+                };
+                let password_file = el
+                    .attr("password-file")
+                    .map(|f| self.path(el, "password-file", f))
+                    .transpose()?;
+                Ok(StorageConfig::Postgres(PostgresConfig {
+                    url: url.to_string(),
+                    connections,
+                    password_file,
+                }))
+            }
+            other => {
+                let err = self.src.error(
+                    el.span,
+                    format!("'backend' on <storage> must be spool or postgres, not \"{other}\""),
+                );
+                Err(match closest(other, &["spool", "postgres"]) {
+                    Some(s) => err.with_hint(format!("did you mean \"{s}\"?")),
+                    None => err,
+                })
+            }
+        }
+    }
+
     fn log(&self, el: &Element) -> Result<LogConfig> {
         self.check(el, &LOG)?;
         let file = match el.attr("file") {
@@ -1317,6 +1396,18 @@ impl Walker<'_> {
         }
         if let Some(v) = el.attr("header-timeout") {
             web.header_timeout = self.duration(el, "header-timeout", v)?;
+        }
+        if let Some(v) = el.attr("body-timeout") {
+            web.body_timeout = self.duration(el, "body-timeout", v)?;
+        }
+        if let Some(v) = el.attr("min-body-rate") {
+            web.min_body_rate = self.bytes(el, "min-body-rate", v)? as u64;
+            if web.min_body_rate == 0 {
+                return Err(self.src.error(
+                    el.span,
+                    "'min-body-rate' on <web> must be more than 0 bytes (per second)",
+                ));
+            }
         }
         if let Some(v) = el.attr("max-connections") {
             web.max_connections = self.whole(el, "max-connections", v)?;

@@ -153,7 +153,7 @@ fn sample_examples_are_valid() {
             }
         })
         .collect();
-    assert_eq!(uncommented, 14, "the sample's commented examples changed");
+    assert_eq!(uncommented, 15, "the sample's commented examples changed");
     let c = ok(&text);
     assert_eq!(
         c.hosts[0].admins,
@@ -191,6 +191,14 @@ fn sample_examples_are_valid() {
     assert_eq!(c.listen.http[0].addr, addr("127.0.0.1:5280"));
     assert!(!c.listen.http[0].behind_tls_proxy);
     assert_eq!(c.metrics, Some(defaults::METRICS_EXAMPLE));
+    assert_eq!(
+        c.storage,
+        StorageConfig::Postgres(PostgresConfig {
+            url: "postgres://switchboard@127.0.0.1:5432/switchboard".into(),
+            connections: defaults::STORAGE_CONNECTIONS,
+            password_file: None,
+        })
+    );
     assert_eq!(c.listen.s2s, vec![addr("0.0.0.0:5269")]);
     assert_eq!(c.listen.s2s_tls, vec![addr("0.0.0.0:5270")]);
     let s2s = c.s2s.expect("the <s2s> example turns federation on");
@@ -447,8 +455,8 @@ fn unknown_element_far_from_any_lists_the_valid_ones() {
     assert_eq!(
         err(&doc("  <xdb/>\n")),
         "sb.xml:3:3: unknown element <xdb> in <switchboard>\n  hint: <switchboard> may contain \
-         <host>, <service>, <listen>, <tls>, <limits>, <auth-delay>, <spool>, <log>, <pidfile>, \
-         <credentials>, <metrics>, <s2s>, <web>"
+         <host>, <service>, <listen>, <tls>, <limits>, <auth-delay>, <spool>, <storage>, <log>, \
+         <pidfile>, <credentials>, <metrics>, <s2s>, <web>"
     );
     assert_eq!(
         err(&doc("  <tls><certificate/></tls>\n")),
@@ -974,6 +982,63 @@ fn spool_log_and_pidfile() {
     assert_eq!(
         err(&doc("  <pidfile/>\n")),
         "sb.xml:3:3: <pidfile> is empty\n  hint: write a path, e.g. <pidfile>run/switchboard.pid</pidfile>"
+    );
+}
+
+#[test]
+fn storage_backends() {
+    assert_eq!(ok(&doc("")).storage, StorageConfig::Spool);
+    assert_eq!(
+        ok(&doc("  <storage backend=\"spool\"/>\n")).storage,
+        StorageConfig::Spool
+    );
+    let c = ok(&doc(
+        "  <storage backend=\"postgres\" url=\"postgres://sb@db.example.org/sb\"\n\
+         \x20          connections=\"4\" password-file=\"etc/pg.pass\"/>\n",
+    ));
+    assert_eq!(
+        c.storage,
+        StorageConfig::Postgres(PostgresConfig {
+            url: "postgres://sb@db.example.org/sb".into(),
+            connections: 4,
+            password_file: Some(at_home("etc/pg.pass")),
+        })
+    );
+    assert_eq!(
+        err(&doc("  <storage backend=\"postgress\"/>\n")),
+        "sb.xml:3:3: 'backend' on <storage> must be spool or postgres, not \"postgress\"\n  \
+         hint: did you mean \"postgres\"?"
+    );
+    assert_eq!(
+        err(&doc("  <storage backend=\"postgres\"/>\n")),
+        "sb.xml:3:3: missing required attribute 'url' on <storage>\n  \
+         hint: e.g. <storage backend=\"postgres\" url=\"postgres://switchboard@127.0.0.1:5432/switchboard\"/>"
+    );
+    assert_eq!(
+        err(&doc(
+            "  <storage backend=\"postgres\" url=\"db.example.org\"/>\n"
+        )),
+        "sb.xml:3:3: 'url' on <storage> must be a postgres:// URL, not \"db.example.org\"\n  \
+         hint: e.g. postgres://switchboard@127.0.0.1:5432/switchboard"
+    );
+    assert_eq!(
+        err(&doc(
+            "  <storage backend=\"spool\" url=\"postgres://x/y\"/>\n"
+        )),
+        "sb.xml:3:3: 'url' on <storage> is for backend=\"postgres\"\n  \
+         hint: the spool's directory is <spool dir>"
+    );
+    assert_eq!(
+        err(&doc(
+            "  <storage backend=\"postgres\" url=\"postgres://x/y\" connections=\"0\"/>\n"
+        )),
+        "sb.xml:3:3: 'connections' on <storage> must be at least 1"
+    );
+    assert_eq!(
+        err(&doc(
+            "  <storage backend=\"postgres\" uri=\"postgres://x/y\"/>\n"
+        )),
+        "sb.xml:3:3: unknown attribute 'uri' on <storage> — did you mean 'url'?"
     );
 }
 

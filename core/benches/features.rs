@@ -99,7 +99,11 @@ fn session(rt: &tokio::runtime::Runtime, r: &Router, jid: &str, start: bool) -> 
 }
 
 impl Session {
-    fn send(&self, r: &Router, el: Element) {
+    /// Routes `el` as the session's connection would: `from` stamped
+    /// first. A request without it would be answered to nobody, and the
+    /// benchmark would wait for that answer for ever.
+    fn send(&self, r: &Router, mut el: Element) {
+        el.set_attr("from", self.jid.to_string());
         let to = el.attr("to").map(|t| Jid::parse(t).expect("valid JID"));
         r.route_client(self.id, &self.pending, &self.jid, to, el);
     }
@@ -129,10 +133,15 @@ fn enable_carbons(rt: &tokio::runtime::Runtime, r: &Router, s: &mut Session) {
     let iq = Element::new("iq", ns::CLIENT)
         .with_attr("type", "set")
         .with_attr("id", "carbons")
-        .with_attr("from", s.jid.to_string())
         .with_child(Element::new("enable", "urn:xmpp:carbons:2"));
     s.send(r, iq);
-    rt.block_on(s.answer("carbons"));
+    let answer = rt.block_on(s.answer("carbons"));
+    assert_eq!(
+        answer.attr("type"),
+        Some("result"),
+        "{}",
+        answer.to_xml_string()
+    );
 }
 
 fn set_prefs(rt: &tokio::runtime::Runtime, r: &Router, s: &mut Session, default: &str) {
@@ -141,7 +150,31 @@ fn set_prefs(rt: &tokio::runtime::Runtime, r: &Router, s: &mut Session, default:
         .with_attr("id", "prefs")
         .with_child(Element::new("prefs", "urn:xmpp:mam:2").with_attr("default", default));
     s.send(r, iq);
-    rt.block_on(s.answer("prefs"));
+    let answer = rt.block_on(s.answer("prefs"));
+    assert_eq!(
+        answer.attr("type"),
+        Some("result"),
+        "{}",
+        answer.to_xml_string()
+    );
+}
+
+/// Opens a file spool in `dir` with the accounts the benchmarks use, so
+/// what they store (archive preferences, archives) is stored as for real
+/// users.
+fn spool(rt: &tokio::runtime::Runtime, dir: &std::path::Path) -> Stores {
+    let stores = switchboard_spool::store::file::FileStores::open(dir).expect("a spool");
+    for user in ["alice", "bob"] {
+        rt.block_on(switchboard_core::accounts::create(
+            stores.accounts.as_ref(),
+            "localhost",
+            user,
+            "pw".into(),
+            16,
+        ))
+        .expect("an account");
+    }
+    stores
 }
 
 fn message(to: &str) -> Element {
@@ -193,7 +226,7 @@ fn chat_setups(rt: &tokio::runtime::Runtime) -> Vec<Chat> {
         ("carbons and archive, two devices each", true, 2, true),
     ] {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let stores = switchboard_spool::store::file::FileStores::open(dir.path()).expect("a spool");
+        let stores = spool(rt, dir.path());
         let _guard = rt.enter();
         let router = if features {
             switchboard_core::server::standalone_router(
@@ -321,7 +354,7 @@ fn mam(c: &mut Criterion) {
         .build()
         .expect("a runtime");
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let stores = switchboard_spool::store::file::FileStores::open(dir.path()).expect("a spool");
+    let stores = spool(&rt, dir.path());
     rt.block_on(async {
         let mut n = 0;
         while n < ENTRIES {

@@ -7,7 +7,8 @@
 //! stays near its peak although almost none of it is in use: in a
 //! ten-minute soak with 200 clients, 16 arenas held 16.6 MB of which
 //! 0.8 MB was allocated (`bench/README.md`, "Soak"). That is the
-//! allocator keeping pages, not the server keeping sessions. Two measures:
+//! allocator keeping pages, not the server keeping sessions. Three
+//! measures:
 //!
 //! - **Fewer arenas** ([`limit_arenas`], at start-up): one per core, not
 //!   eight. The connection tasks run on one worker thread per core, so
@@ -20,10 +21,27 @@
 //!   account actors free when they go idle (after 30 s). A trim takes a
 //!   few milliseconds for a heap of tens of megabytes; under a steady
 //!   load it does not run at all.
+//! - **Fewer threads** ([`BLOCKING_THREADS`], at start-up): tokio's
+//!   blocking pool, where the spool's calls run, is capped, since every
+//!   thread it adds under load keeps its stack's pages and its malloc
+//!   thread cache.
 //!
-//! Both are glibc's; built for another C library they do nothing.
+//! The first two are glibc's; built for another C library they do
+//! nothing.
 
 use std::time::Duration;
+
+/// The most threads tokio's blocking pool runs at once (its default is
+/// 512). Every spool read and write runs there, and under a steady load
+/// on a slow disk the pool grew to over 200 threads, each keeping its
+/// stack's pages and its malloc thread cache: in a 10-minute soak with
+/// 200 clients, malloc counted 9.5 → 23.4 MB in use while heaptrack saw
+/// the heap itself peak at 7.5 MB; with malloc's thread caches turned off
+/// the count under load followed heaptrack's, and once the threads had
+/// exited (after 10 s idle) it was 1.1 MB (`bench/README.md`, "Soak").
+/// More threads than this only queue at the disk; a spool call waits for
+/// a free thread instead.
+pub const BLOCKING_THREADS: usize = 64;
 
 /// How often the trimmer looks at the session count.
 pub const TRIM_CHECK: Duration = Duration::from_secs(60);

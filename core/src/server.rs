@@ -521,7 +521,8 @@ impl Server {
 
     /// Applies a re-read config without dropping any connection (SIGHUP).
     /// Settings for new connections, TLS certificates and limits apply at
-    /// once; listeners, hosts and the spool location need a restart.
+    /// once; listeners, hosts, the spool location and the storage backend
+    /// need a restart.
     pub fn reload(&mut self, new: Config) -> ReloadReport {
         let mut report = ReloadReport::default();
         let old = &self.config;
@@ -535,6 +536,9 @@ impl Server {
         }
         if new.spool != old.spool {
             report.needs_restart.push("the spool directory".into());
+        }
+        if new.storage != old.storage {
+            report.needs_restart.push("the storage backend".into());
         }
         if new.log != old.log {
             report

@@ -2,13 +2,14 @@
 //! through which the router hands a session its outbound stanzas.
 
 use std::any::{Any, TypeId};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use dashmap::DashMap;
 use switchboard_jid::Jid;
 use switchboard_xml::Element;
-use tokio::sync::Notify;
+use tokio::sync::{oneshot, Notify};
 
 use crate::queue;
 
@@ -37,18 +38,85 @@ pub struct SessionShared {
     /// Wakes the connection to close it when its outbox overflows (a full
     /// outbox cannot carry the close request itself).
     pub kill: Notify,
-    /// Set once the outbox has overflowed, so the kill and its log line
-    /// happen once.
-    pub overflowed: AtomicBool,
+    /// Whether the server has given up on the session, and where what it
+    /// leaves behind is awaited (see `Router::give_up`). The lock makes
+    /// giving up one step: whoever finds the session's outbox full or
+    /// closed waits here until the session is out of the table and its
+    /// place in its account's queue is taken, and only then sends its own
+    /// stanza on, so that stanza lands behind what the session left.
+    pub(crate) give_up: Mutex<GiveUp>,
     /// What modules keep about the session.
     pub ext: SessionExt,
+}
+
+impl SessionShared {
+    /// Whether the server has given up on the session (its outbox
+    /// overflowed, or it ended): it takes no more deliveries.
+    pub fn given_up(&self) -> bool {
+        !matches!(
+            *self.give_up.lock().unwrap_or_else(|e| e.into_inner()),
+            GiveUp::Live
+        )
+    }
 }
 
 impl std::fmt::Debug for SessionShared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionShared")
-            .field("overflowed", &self.overflowed)
+            .field("given_up", &self.given_up())
             .finish_non_exhaustive()
+    }
+}
+
+/// Where a session stands with the server.
+#[derive(Default)]
+pub(crate) enum GiveUp {
+    /// It takes deliveries.
+    #[default]
+    Live,
+    /// Given up on: out of the session table, and its account's actor
+    /// waits for what it leaves behind at the place it had in the
+    /// account's queue when it was given up on.
+    Awaited(oneshot::Sender<Left>),
+    /// Given up on, and nobody waits (what it leaves goes on as it comes).
+    Over,
+}
+
+/// What a session that ended left behind when it ended.
+#[derive(Debug, Clone)]
+pub struct SessionEnd {
+    pub jid: Jid,
+    /// Its last broadcast presence, if it was still available (as the
+    /// connection saw the client's stanzas, in order).
+    pub presence: Option<Arc<Element>>,
+    /// The status text of an explicit final unavailable presence.
+    pub status: Option<String>,
+    /// Entities it sent directed available presence to.
+    pub directed: Vec<Jid>,
+}
+
+/// Everything a session the server gave up on leaves behind: the stanzas
+/// it was sent and its client may not have received, in the order the
+/// client would have seen them (written and not acknowledged, held by an
+/// outbound filter, still in the outbox), and the news of its end.
+#[derive(Debug)]
+pub struct Left {
+    pub stanzas: Vec<Element>,
+    pub end: SessionEnd,
+}
+
+/// The promise of a session's [`Left`], handed to whoever keeps its place
+/// (its account's actor) when the session is given up on; the connection
+/// collects and sends it when it ends, moments later.
+#[derive(Debug)]
+pub struct TakeBack(pub(crate) oneshot::Receiver<Left>);
+
+impl TakeBack {
+    /// What the session left, once its connection has collected it;
+    /// `None` if that takes longer than `limit` or the connection went
+    /// without (it then sends it on by itself, late rather than lost).
+    pub async fn wait(self, limit: Duration) -> Option<Left> {
+        tokio::time::timeout(limit, self.0).await.ok()?.ok()
     }
 }
 
@@ -155,7 +223,7 @@ pub struct SessionEntry {
     /// resource, so an ending session never removes its replacement.
     pub id: u64,
     pub tx: queue::Sender<Outbound>,
-    /// The kill switch, the overflow flag and the modules' state.
+    /// The kill switch, whether it was given up on, and the modules' state.
     pub shared: Arc<SessionShared>,
     /// The priority of the last available presence without `to`, or `None`
     /// while the session has not sent one (or went unavailable).
@@ -223,33 +291,14 @@ impl Sessions {
         removed
     }
 
-    /// Removes the session with this id wherever it is (the router gives
-    /// up on a session it only has the entry of). A walk over every
-    /// account: only for the rare session that stopped reading.
-    pub fn unbind_id(&self, id: u64) -> bool {
-        let bare = self
-            .by_bare
+    /// The account of the session with this id, if it is in the table
+    /// (the router gives up on a session it only has the entry of). A walk
+    /// over every account: only for the rare session that stopped reading.
+    pub fn account_of(&self, id: u64) -> Option<Jid> {
+        self.by_bare
             .iter()
             .find(|e| e.value().iter().any(|s| s.id == id))
-            .map(|e| e.key().clone());
-        match bare {
-            Some(bare) => {
-                let jid = bare.clone();
-                let (removed, empty) = match self.by_bare.get_mut(&jid) {
-                    Some(mut list) => {
-                        let before = list.len();
-                        list.retain(|s| s.id != id);
-                        (list.len() < before, list.is_empty())
-                    }
-                    None => (false, false),
-                };
-                if empty {
-                    self.by_bare.remove_if(&bare, |_, l| l.is_empty());
-                }
-                removed
-            }
-            None => false,
-        }
+            .map(|e| e.key().clone())
     }
 
     /// Records a session's broadcast presence (`None`: unavailable); the

@@ -511,18 +511,19 @@ async fn messages_left_behind_by_an_ended_session_notify_once() {
     }
     e.send(&bob, composing("alice@localhost"));
     // Her connection ends before writing them (what `BoundSession::end`
-    // does): out of the table, the outbox taken back, the end reported.
-    offline(&e, &alice);
-    e.router.take_back(&mut alice.rx);
-    assert!(published(&mut push).is_empty(), "not one per message");
-    e.router.session_ended(SessionEnd {
+    // does): given up on, the outbox handed back to her account's actor,
+    // which redelivers it and then reports the end.
+    assert!(e.router.give_up(Some(&alice.jid), alice.id, &alice.shared));
+    let end = SessionEnd {
         jid: alice.jid.clone(),
         presence: None,
         status: None,
         directed: Vec::new(),
-    });
-    assert_eq!(published(&mut push), ["a"]);
+    };
+    e.router
+        .hand_back(&alice.shared, Vec::new(), &mut alice.rx, end);
     e.settle(&mut bob, "alice@localhost").await;
+    assert_eq!(published(&mut push), ["a"], "one, not one per message");
     assert_eq!(e.offline_ids("alice").await, ["m1", "m2", "m3"]);
     // Another session's end (or this one's again) notifies nothing more.
     e.router.session_ended(SessionEnd {

@@ -6,6 +6,8 @@ mod support;
 
 use std::sync::Arc;
 
+use switchboard_core::routing::table::SessionEnd;
+use switchboard_core::sessions::Outbound;
 use switchboard_xml::{ns, Element};
 
 use support::{env, error_condition, msg};
@@ -196,14 +198,16 @@ async fn account_disco_info_answers_the_owner_only_and_items_are_empty_for_all()
 
 /// A session whose outbox overflows is given up on at once: told to
 /// close and out of the session table, so nothing more is handed to it;
-/// the stanza that did not fit, everything after it, and (when its
-/// connection ends) everything still in its outbox go to offline storage.
-/// The sender is never blocked and gets no error: nothing is lost.
+/// what was still in its outbox (handed back when its connection ends),
+/// the stanza that did not fit and everything after it go to offline
+/// storage, in the order they were sent, even what was stored while the
+/// connection was still closing. The sender is never blocked and gets no
+/// error: nothing is lost.
 #[tokio::test]
 async fn a_session_that_does_not_read_is_given_up_on_and_nothing_sent_to_it_is_lost() {
     let e = env(&["alice", "bob"]).await;
     let mut alice = e.online("alice@localhost/a", Some(0));
-    let mut slow = e.online_with_capacity("bob@localhost/slow", Some(0), 2);
+    let slow = e.online_with_capacity("bob@localhost/slow", Some(0), 2);
     let killed = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let k = slow.shared.clone();
     let flag = killed.clone();
@@ -213,9 +217,10 @@ async fn a_session_that_does_not_read_is_given_up_on_and_nothing_sent_to_it_is_l
     });
     tokio::task::yield_now().await;
     // Routing returns at once however full the outbox is.
-    for i in 0..10 {
+    let sent: Vec<String> = (0..10).map(|i| format!("m{i}")).collect();
+    for id in &sent {
         let mut m = msg("bob@localhost/slow", "chat");
-        m.set_attr("id", format!("m{i}"));
+        m.set_attr("id", id.as_str());
         e.send(&alice, m);
     }
     tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
@@ -223,21 +228,76 @@ async fn a_session_that_does_not_read_is_given_up_on_and_nothing_sent_to_it_is_l
         .unwrap()
         .unwrap();
     assert!(killed.load(std::sync::atomic::Ordering::SeqCst));
+    assert!(slow.shared.given_up());
     assert!(
         e.router.sessions().get(&slow.jid).is_none(),
         "out of the session table at once"
     );
-    // The connection ends and its outbox is taken back.
-    slow.rx.close();
-    e.router.take_back(&mut slow.rx);
+    // Bob's connection has not ended yet: what is sent to him meanwhile
+    // goes to offline storage, behind what his outbox still holds.
+    let mut later = Vec::new();
+    for i in 10..15 {
+        let mut m = msg("bob@localhost", "chat");
+        m.set_attr("id", format!("m{i}"));
+        later.push(format!("m{i}"));
+        e.send(&alice, m);
+    }
+    // (Alice's next IQ would be answered only once they are stored, so
+    // after bob's connection has ended: her ticket waits at bob's place.)
+    // The connection ends and hands its outbox back.
+    e.end(slow);
     let before = e.settle(&mut alice, "bob@localhost").await;
     assert!(before.is_empty(), "no error for any message: {before:?}");
-    let ids = e.offline_ids("bob").await;
-    let distinct: std::collections::BTreeSet<&String> = ids.iter().collect();
+    let all: Vec<String> = sent.into_iter().chain(later).collect();
     assert_eq!(
-        (ids.len(), distinct.len()),
-        (10, 10),
-        "all ten stored, none twice: {ids:?}"
+        e.offline_ids("bob").await,
+        all,
+        "all fifteen stored once, in the order they were sent"
+    );
+}
+
+/// A session that ends on its own (its socket died, its hibernation ran
+/// out) hands back what it had not written ahead of anything sent to its
+/// account once it left the session table, and its end is reported after
+/// that.
+#[tokio::test]
+async fn what_an_ended_session_did_not_write_is_stored_before_what_came_after() {
+    let e = env(&["alice", "bob"]).await;
+    let mut alice = e.online("alice@localhost/a", Some(0));
+    let mut bob = e.online("bob@localhost/phone", Some(0));
+    for i in 0..3 {
+        let mut m = msg("bob@localhost", "chat");
+        m.set_attr("id", format!("m{i}"));
+        e.send(&alice, m);
+    }
+    // Given up on: out of the table, the outbox not yet collected.
+    assert!(e.router.give_up(Some(&bob.jid), bob.id, &bob.shared));
+    assert!(
+        !e.router.give_up(Some(&bob.jid), bob.id, &bob.shared),
+        "once"
+    );
+    for i in 3..6 {
+        let mut m = msg("bob@localhost", "chat");
+        m.set_attr("id", format!("m{i}"));
+        e.send(&alice, m);
+    }
+    // What the client was written and did not acknowledge comes first.
+    let Ok(Outbound::Stanza(written)) = bob.rx.try_recv() else {
+        panic!("m0 was queued for bob");
+    };
+    assert_eq!(written.attr("id"), Some("m0"));
+    let end = SessionEnd {
+        jid: bob.jid.clone(),
+        presence: None,
+        status: None,
+        directed: Vec::new(),
+    };
+    e.router
+        .hand_back(&bob.shared, vec![*written], &mut bob.rx, end);
+    e.settle(&mut alice, "bob@localhost").await;
+    assert_eq!(
+        e.offline_ids("bob").await,
+        ["m0", "m1", "m2", "m3", "m4", "m5"]
     );
 }
 

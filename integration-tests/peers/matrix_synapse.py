@@ -13,8 +13,10 @@ What is checked, each as users of both sides notice it:
   occupants from joined_members, self-presence 110, the topic as subject,
   messages both ways with the reflection, typing ↔ chat states, read
   receipts ↔ displayed markers, edits ↔ corrections, replies, reactions
-  both ways, retractions ↔ redactions, an image described without its
-  mxc:// link, MAM history from /messages, a kick (307);
+  both ways, retractions ↔ redactions, images both ways through the
+  server's upload service (a Matrix image as an XEP-0066 link that gives
+  the same bytes; an XEP-0363 upload's link as an m.image whose media are
+  the same bytes), MAM history from /messages, a kick (307);
 - direct chats: one a Matrix user opens (invitation accepted, contact
   announced, messages both ways), one the XMPP user opens with a first
   message, presence both ways, and a message the user sent from another
@@ -30,7 +32,8 @@ What is checked, each as users of both sides notice it:
 - then the transport alone, as `switchboard component matrix.localhost`
   attached over XEP-0114 to a Prosody of its own (Debian prosody,
   installed by prosody_component.py when missing), and a Prosody user
-  through it: registration and the room tests again.
+  through it: registration and the room tests again (an image from
+  Matrix described in words there: no upload service).
 
 Synapse and matrix-nio are installed from PyPI into a virtualenv kept in
 $SWITCHBOARD_TEST_CACHE (default ~/.cache/switchboard-tests) and reused
@@ -87,6 +90,7 @@ NS = {
     "forward": "urn:xmpp:forward:0",
     "carbons": "urn:xmpp:carbons:2",
     "stanzas": "urn:ietf:params:xml:ns:xmpp-stanzas",
+    "oob": "jabber:x:oob",
 }
 
 
@@ -429,7 +433,8 @@ def config(synapse):
   <service id="{GW}" type="matrix">
     <homeserver name="localhost" url="{synapse.url}" allow-plain="true"/>
   </service>
-  <listen><c2s addr="127.0.0.1:0"/></listen>
+  <service id="upload.localhost" type="upload" max-file-size="1M"/>
+  <listen><c2s addr="127.0.0.1:0"/><http addr="127.0.0.1:0"/></listen>
   <spool dir="spool"/>
   <log file="logs/switchboard.log" level="info"/>
   <pidfile>run/switchboard.pid</pidfile>
@@ -480,9 +485,10 @@ async def join(x, room_jid, nick):
     return own, subject.findtext(q("client", "subject")) or ""
 
 
-async def room_tests(x, bob, rid, mx, label):
+async def room_tests(x, bob, rid, mx, label, upload=None):
     """A room both ways, every mapping: `x` (XMPP, its Matrix account
-    `mx`) joins #test where bob (Matrix) is."""
+    `mx`) joins #test where bob (Matrix) is; `upload` ({"base": URL}) when
+    the server has an upload service for files."""
     own, subject = await join(x, ROOM, "xalice")
     if "the test topic" not in subject:
         raise Failure(f"subject {subject!r}")
@@ -588,16 +594,54 @@ async def room_tests(x, bob, rid, mx, label):
         raise Failure(f"retraction: {ET.tostring(m, 'unicode')}")
     print(f"matrix: {label}retractions <-> redactions", flush=True)
 
-    # an image: described, never as its mxc:// link
+    # an image from Matrix: stored in the server's upload service and
+    # linked to (XEP-0066) when there is one, else described; never as
+    # its mxc:// link
     png = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
                         "1f15c4890000000d49444154789c6360000002000154a24f5b0000000049454e44ae426082")
     up, _ = await bob.client.upload(io.BytesIO(png), content_type="image/png", filename="cat.png", filesize=len(png))
     await bob.send(rid, {"msgtype": "m.image", "body": "cat.png", "url": up.content_uri,
                          "info": {"mimetype": "image/png", "size": len(png)}})
-    m = await x.message(lambda s: "cat.png" in (body(s) or ""), "the image")
-    if "mxc://" in ET.tostring(m, "unicode") or not body(m).startswith("[image: cat.png"):
-        raise Failure(f"image: {ET.tostring(m, 'unicode')}")
-    print(f"matrix: {label}media described without mxc links", flush=True)
+    if upload is None:
+        m = await x.message(lambda s: "cat.png" in (body(s) or ""), "the image")
+        if "mxc://" in ET.tostring(m, "unicode") or not body(m).startswith("[image: cat.png"):
+            raise Failure(f"image: {ET.tostring(m, 'unicode')}")
+        print(f"matrix: {label}media described without mxc links", flush=True)
+    else:
+        m = await x.message(lambda s: s.get("from") == f"{ROOM}/bob" and s.find(q("oob", "x")) is not None, "the image as a link")
+        link = m.findtext(f"{q('oob', 'x')}/{q('oob', 'url')}")
+        if body(m) != link or not link.startswith(upload["base"] + "/upload/upload.localhost/") or "mxc://" in ET.tostring(m, "unicode"):
+            raise Failure(f"image: {ET.tostring(m, 'unicode')}")
+        got = urllib.request.urlopen(link, timeout=T).read()
+        if got != png:
+            raise Failure(f"the image's link gives {len(got)} other bytes")
+        print(f"matrix: {label}an image from Matrix as a link to the upload service, same bytes", flush=True)
+
+        # an image from XMPP: uploaded (XEP-0363), its link sent, posted
+        # to Matrix as an m.image whose media are the same bytes
+        pic = png + b"\x00" * 7  # another file
+        r = await x.iq("upload.localhost", "get",
+                       f"<request xmlns='urn:xmpp:http:upload:0' filename='dog.png' size='{len(pic)}' content-type='image/png'/>")
+        slot = r.find("{urn:xmpp:http:upload:0}slot")
+        if slot is None:
+            raise Failure(f"upload slot: {ET.tostring(r, 'unicode')}")
+        put = slot.find("{urn:xmpp:http:upload:0}put").get("url")
+        get = slot.find("{urn:xmpp:http:upload:0}get").get("url")
+        req = urllib.request.Request(put, data=pic, method="PUT", headers={"Content-Type": "image/png"})
+        urllib.request.urlopen(req, timeout=T).read()
+        x.raw(f"<message to='{ROOM}' type='groupchat' id='img1'><body>{get}</body>"
+              f"<x xmlns='jabber:x:oob'><url>{get}</url></x></message>")
+        e = await bob.message(rid, lambda e: e["sender"] == mx and e["content"].get("msgtype") == "m.image", "the XMPP user's image")
+        c = e["content"]
+        if c.get("body") != "dog.png" or c.get("info", {}).get("mimetype") != "image/png" or not c.get("url", "").startswith("mxc://"):
+            raise Failure(f"the image's event: {c}")
+        server, media = c["url"][len("mxc://"):].split("/", 1)
+        req = urllib.request.Request(f"{bob.client.homeserver}/_matrix/client/v1/media/download/{server}/{media}",
+                                     headers={"Authorization": f"Bearer {bob.client.access_token}"})
+        got = urllib.request.urlopen(req, timeout=T).read()
+        if got != pic:
+            raise Failure(f"the m.image's media are {len(got)} other bytes")
+        print(f"matrix: {label}an image from XMPP as an m.image, same bytes", flush=True)
 
     # history (MAM) from /messages
     i = x.id("mam")
@@ -620,7 +664,7 @@ async def room_tests(x, bob, rid, mx, label):
     print(f"matrix: {label}history ({len(results)} messages)", flush=True)
 
 
-async def scenario(port, cafile, synapse):
+async def scenario(port, http_port, cafile, synapse):
     x = await Xmpp("xalice@localhost/desk", "xalice-pw", port, cafile).start()
     bob = await Matrix(synapse.url, "bob", "bob-pw").start()
     carol = await Matrix(synapse.url, "carol", "carol-pw").start()
@@ -636,7 +680,7 @@ async def scenario(port, cafile, synapse):
     if not isinstance(created, RoomCreateResponse):
         raise Failure(f"room_create: {created}")
     rid = created.room_id
-    await room_tests(x, bob, rid, "@alice:localhost", "")
+    await room_tests(x, bob, rid, "@alice:localhost", "", upload={"base": f"http://localhost:{http_port}"})
 
     # -- a direct chat bob opens
     dm = await bob.client.room_create(is_direct=True, invite=["@alice:localhost"], preset=None)
@@ -875,17 +919,19 @@ def main():
         base = [binary, "-H", home, "-c", cfg]
         subprocess.run(base + ["user", "add", "xalice@localhost"], input="xalice-pw\n", text=True, check=True, timeout=T)
         server = subprocess.Popen(base + ["run"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        port = None
+        port = http_port = None
         for line in server.stdout:
             if line.startswith("listening c2s "):
                 port = int(line.rsplit(":", 1)[1])
+            if line.startswith("listening http "):
+                http_port = int(line.rsplit(":", 1)[1])
             if line.strip() == "ready":
                 break
-        if port is None:
-            raise Failure("the server did not report a listening port")
+        if port is None or http_port is None:
+            raise Failure("the server did not report its listening ports")
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
-        rid = loop.run_until_complete(asyncio.wait_for(scenario(port, os.path.join(home, "etc", "localhost.crt"), syn), T * 40))
+        rid = loop.run_until_complete(asyncio.wait_for(scenario(port, http_port, os.path.join(home, "etc", "localhost.crt"), syn), T * 40))
         prosody_phase(binary, scratch, syn, rid, loop)
         print("matrix: OK", flush=True)
     except (Failure, asyncio.TimeoutError) as e:

@@ -142,6 +142,19 @@ async fn a_client_that_stops_reading_is_disconnected_and_every_message_is_accoun
     }
     let offline_set: BTreeSet<&String> = offline.iter().collect();
     assert_eq!(offline_set.len(), offline.len(), "nothing stored twice");
+    // In the order alice sent them: what bob's outbox still held when the
+    // server gave up on him comes before what was stored after.
+    let position: std::collections::HashMap<&String, usize> =
+        sent.iter().enumerate().map(|(i, id)| (id, i)).collect();
+    let out_of_order: Vec<_> = offline
+        .windows(2)
+        .filter(|w| position[&w[0]] > position[&w[1]])
+        .collect();
+    assert!(
+        out_of_order.is_empty(),
+        "offline messages out of the order they were sent in: {:?}",
+        &out_of_order[..out_of_order.len().min(5)]
+    );
     let lost: Vec<&String> = sent
         .iter()
         .filter(|id| {

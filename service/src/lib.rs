@@ -25,6 +25,8 @@
 //! - [`gateway`]: the XEP-0100 part of a transport — XEP-0077
 //!   registration, `jabber:iq:gateway`, presence subscription with the
 //!   service host, sign-on tracking, disco#info;
+//! - [`files`]: [`files::FileShare`], where a service stores a file for
+//!   XMPP users and gets a link to it (the upload service implements it);
 //! - [`ask`]: asking a user a question by message (a data form plus a text
 //!   prompt) and recognizing the answer;
 //! - [`component`]: the connector that attaches a service to any XMPP
@@ -40,6 +42,7 @@ pub mod adhoc;
 pub mod ask;
 pub mod component;
 pub mod credentials;
+pub mod files;
 pub mod forms;
 pub mod gateway;
 pub mod handshake;

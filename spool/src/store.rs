@@ -49,6 +49,10 @@
 //!   every new file lives beside the old ones); see its module
 //!   documentation for the layout and the log formats.
 //! - [`memory`]: everything in one process's memory, for tests.
+//! - PostgreSQL, in its own crate (`switchboard-store-postgres`), so that
+//!   a build without it compiles no database client.
+//! - [`copy`]: what a backend holds, listed by its [`copy::Inventory`],
+//!   copied into another backend (`switchboard storage migrate`).
 //! - `conformance` (behind the `conformance` feature): one test function
 //!   per behaviour, each taking a fresh [`Stores`], which every backend's
 //!   tests run.
@@ -632,6 +636,7 @@ impl fmt::Debug for Stores {
 }
 
 mod archive_query;
+pub mod copy;
 pub mod file;
 pub mod memory;
 pub mod rules;

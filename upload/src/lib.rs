@@ -14,10 +14,14 @@
 //! Map: [`settings`] (the `<service>` attributes), [`slot`] (slot URLs and
 //! their signatures, pure), [`service`] (the XMPP side), [`store`] (usage
 //! and expiry over the blob store, shared with the web side through
-//! [`Uploads`]).
+//! [`Uploads`]), [`share`] (`Uploads` as the [`FileShare`] other services
+//! store files in, such as the Matrix transport's images).
+//!
+//! [`FileShare`]: switchboard_service::files::FileShare
 
 pub mod service;
 pub mod settings;
+pub mod share;
 pub mod slot;
 pub mod store;
 

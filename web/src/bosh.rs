@@ -32,12 +32,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use switchboard_xml::{ns, parse_document, Element, Limits};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, WriteHalf};
 use tokio::sync::Notify;
 
+use crate::body::BodyError;
 use crate::listener::Conn;
 use crate::reply::{self, Body};
 use crate::App;
@@ -163,18 +163,24 @@ fn terminate(status: StatusCode, condition: &str, why: &str) -> Response<Body> {
 
 async fn post(app: &Arc<App>, conn: &Conn, req: Request<Incoming>) -> Response<Body> {
     let max = app.web.max_body_bytes;
-    let bytes = match Limited::new(req.into_body(), max).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
+    let timeout = app.web.body_timeout;
+    let bytes = match crate::body::collect(req.into_body(), max, timeout).await {
+        Ok(b) => b,
+        Err(BodyError::TooLarge) => {
             return reply::error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("a BOSH request is at most {max} bytes"),
             )
         }
-        Err(_) => return reply::error(StatusCode::BAD_REQUEST, "the request was cut short"),
+        Err(BodyError::TimedOut) => {
+            return crate::body::timed_out(format!(
+                "the BOSH request did not arrive within {} s",
+                timeout.as_secs_f64()
+            ))
+        }
+        Err(BodyError::Cut) => {
+            return reply::error(StatusCode::BAD_REQUEST, "the request was cut short")
+        }
     };
     let limits = Limits {
         max_stanza_bytes: max,

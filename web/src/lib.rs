@@ -24,6 +24,7 @@
 //! seam.
 
 mod admin;
+mod body;
 mod bosh;
 mod chat;
 mod files;

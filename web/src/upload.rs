@@ -4,13 +4,14 @@
 //! signature and expiry of the slot, the declared length against the
 //! slot's size, the content type, the owner's quota; then the body is
 //! streamed into the blob store in chunks (memory stays one chunk for a
-//! file of any size), with a time limit between chunks for clients that
-//! stall. GET answers with the stored type, a `Content-Disposition` with
+//! file of any size), within a time limit that grows with the bytes
+//! received (`body.rs`: a stalled or trickled body is given up, and what
+//! was written of it removed, so it stores nothing and takes none of
+//! the quota). GET answers with the stored type, a `Content-Disposition` with
 //! the file name, CORS headers for web clients, and a sandboxing CSP so a
 //! stored HTML file cannot script this origin.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -20,12 +21,10 @@ use switchboard_upload::slot::{percent_decode, percent_encode, Slot};
 use switchboard_upload::store::{unix_now, usage};
 use switchboard_upload::Uploads;
 
+use crate::body::Deadline;
 use crate::files::FileBody;
 use crate::reply::{self, Body};
 use crate::App;
-
-/// How long an upload may send nothing before it is given up.
-const IDLE: Duration = Duration::from_secs(30);
 
 pub(crate) async fn serve(app: &App, rest: &str, req: Request<Incoming>) -> Response<Body> {
     let mut parts = rest.splitn(3, '/');
@@ -41,7 +40,7 @@ pub(crate) async fn serve(app: &App, rest: &str, req: Request<Incoming>) -> Resp
     };
     let response = match *req.method() {
         Method::OPTIONS => preflight(),
-        Method::PUT => put(up, id, &name, req).await,
+        Method::PUT => put(app, up, id, &name, req).await,
         Method::GET | Method::HEAD => get(up, id, &name, req.method()).await,
         _ => reply::method_not_allowed("GET, HEAD, PUT, OPTIONS"),
     };
@@ -76,7 +75,13 @@ fn preflight() -> Response<Body> {
     r
 }
 
-async fn put(up: &Arc<Uploads>, id: &str, name: &str, req: Request<Incoming>) -> Response<Body> {
+async fn put(
+    app: &App,
+    up: &Arc<Uploads>,
+    id: &str,
+    name: &str,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let Some(key) = up.key() else {
         return reply::error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -149,8 +154,9 @@ async fn put(up: &Arc<Uploads>, id: &str, name: &str, req: Request<Incoming>) ->
         Err(e) => return storage_error(&up.jid, e),
     };
     let mut body = req.into_body();
+    let mut deadline = Deadline::new(app.web.body_timeout, app.web.min_body_rate);
     loop {
-        let frame = match tokio::time::timeout(IDLE, body.frame()).await {
+        let frame = match tokio::time::timeout_at(deadline.next(), body.frame()).await {
             Ok(Some(Ok(f))) => f,
             Ok(None) => break,
             Ok(Some(Err(e))) => {
@@ -158,15 +164,26 @@ async fn put(up: &Arc<Uploads>, id: &str, name: &str, req: Request<Incoming>) ->
                 return reply::error(StatusCode::BAD_REQUEST, "the upload was cut short");
             }
             Err(_) => {
-                return reply::error(
-                    StatusCode::REQUEST_TIMEOUT,
-                    format!("nothing arrived for {} s; upload given up", IDLE.as_secs()),
-                )
+                // The writer is dropped on return, which removes what
+                // was written: nothing stored, nothing on the quota.
+                tracing::info!(
+                    service = %up.jid,
+                    owner = %slot.owner,
+                    seconds = deadline.elapsed().as_secs(),
+                    "upload too slow; given up"
+                );
+                return crate::body::timed_out(format!(
+                    "the upload arrived too slowly (nothing for {} s, or under {} bytes a \
+                     second on average); given up, nothing stored",
+                    app.web.body_timeout.as_secs_f64(),
+                    app.web.min_body_rate
+                ));
             }
         };
         let Ok(data) = frame.into_data() else {
             continue;
         };
+        deadline.received(data.len());
         if let Err(e) = writer.write(&data).await {
             return match e {
                 StoreError::Invalid(_) => reply::error(

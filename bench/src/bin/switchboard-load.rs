@@ -273,6 +273,11 @@ struct Common {
     /// to measure what a session costs without TLS.
     #[arg(long)]
     no_tls: bool,
+    /// Speak XMPP over WebSocket (RFC 7395) to the server's web listener
+    /// at this address (wss://ADDR/xmpp-websocket; ws:// with --no-tls)
+    /// instead of TCP to --addr. Loopback addresses only.
+    #[arg(long)]
+    websocket: Option<SocketAddr>,
     /// Number of accounts: user0 … user{N-1}, used round-robin.
     #[arg(long, default_value_t = 10_000)]
     users: u64,
@@ -314,6 +319,7 @@ impl Common {
             keys: Arc::new(KeyCache::default()),
             mechanism: self.scram,
             plain: self.no_tls,
+            websocket: self.websocket,
             step_timeout: Duration::from_secs(self.step_timeout.max(1)),
         })
     }
@@ -323,6 +329,11 @@ impl Common {
             return Err(format!(
                 "{} is not a loopback address: this tool only loads a server on this machine",
                 self.addr
+            ));
+        }
+        if let Some(ws) = self.websocket.filter(|a| !a.ip().is_loopback()) {
+            return Err(format!(
+                "{ws} is not a loopback address: this tool only loads a server on this machine"
             ));
         }
         if self.users == 0 {

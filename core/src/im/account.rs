@@ -64,6 +64,10 @@ pub enum Work {
     Flush(tokio::sync::oneshot::Sender<()>),
     /// A feature's work on the account (see `scope.rs`).
     Job(super::scope::Job),
+    /// The place of a session the server gave up on: what it leaves
+    /// behind is redelivered here, before anything queued after (see
+    /// `Router::give_up`).
+    TakeBack(crate::sessions::TakeBack),
 }
 
 /// What every actor works with besides the router: the stores of the
@@ -143,7 +147,9 @@ impl Accounts {
     /// [`Accounts::send`] for work a session waits for: `ticket` is
     /// dropped once the work is done.
     pub fn send_for(&self, router: &Router, bare: &Jid, work: Work, ticket: Option<Guard>) {
-        let mut work: Item = Box::new((work, ticket));
+        let Some(mut work) = captured(bare, Box::new((work, ticket))) else {
+            return;
+        };
         // Bounded: a closed queue means the actor is exiting; the second
         // attempt makes a new one.
         for _ in 0..3 {
@@ -190,6 +196,53 @@ impl Accounts {
         tokio::spawn(run(account, rx, me));
         tx
     }
+}
+
+/// How long an actor waits at a given-up session's place for what the
+/// session leaves. Its connection collects that as soon as it wakes to
+/// close (writing the goodbye to a client that does not read is limited to
+/// a couple of seconds); past this the actor goes on, and the leavings go
+/// on by themselves when they come (late, never lost).
+const TAKE_BACK_WAIT: Duration = Duration::from_secs(10);
+
+thread_local! {
+    /// While an actor redelivers what a given-up session left (see
+    /// [`Account::take_back`]), the work that redelivery queues for the
+    /// actor's own account: collected and done at once, instead of behind
+    /// what was queued meanwhile. Routing never awaits, so everything it
+    /// queues happens on this thread within the call.
+    static CAPTURE: std::cell::RefCell<Option<(Jid, Vec<Item>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Keeps `item` if this thread is collecting work for `bare`; gives it
+/// back otherwise.
+fn captured(bare: &Jid, item: Item) -> Option<Item> {
+    CAPTURE.with(|c| match &mut *c.borrow_mut() {
+        Some((account, items)) if account == bare => {
+            items.push(item);
+            None
+        }
+        _ => Some(item),
+    })
+}
+
+/// Collects the work `f` queues for `bare` on this thread, and returns it.
+fn capture(bare: &Jid, f: impl FnOnce()) -> Vec<Item> {
+    /// Stops collecting even if `f` panics, so no later work on this
+    /// thread is swallowed.
+    struct Stop;
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            CAPTURE.with(|c| c.borrow_mut().take());
+        }
+    }
+    CAPTURE.with(|c| *c.borrow_mut() = Some((bare.clone(), Vec::new())));
+    let stop = Stop;
+    f();
+    let items = CAPTURE.with(|c| c.borrow_mut().take().map(|(_, items)| items));
+    drop(stop);
+    items.unwrap_or_default()
 }
 
 async fn run(mut account: Account, mut rx: queue::Receiver<Item>, me: queue::Sender<Item>) {
@@ -331,7 +384,37 @@ impl Account {
                 let _ = done.send(());
             }
             Work::Job(job) => job.run(self).await,
+            Work::TakeBack(take) => Box::pin(self.take_back(take)).await,
         }
+    }
+
+    /// A given-up session's place: waits for what it leaves, redelivers
+    /// that (to another resource, or offline storage here and now, ahead
+    /// of what was queued after the place), then reports the session's
+    /// end (its hooks queue the goodbye presence behind the rest).
+    async fn take_back(&mut self, take: crate::sessions::TakeBack) {
+        let Some(left) = take.wait(TAKE_BACK_WAIT).await else {
+            return;
+        };
+        let router = self.router.clone();
+        let stanzas = left.stanzas;
+        let work = capture(&self.bare, || router.redeliver(stanzas));
+        let mut messages = Vec::new();
+        for item in work {
+            match *item {
+                (Work::Inbound(el), ticket) if el.name == "message" => messages.push((el, ticket)),
+                (work, ticket) => {
+                    if !messages.is_empty() {
+                        self.inbound_messages(std::mem::take(&mut messages)).await;
+                    }
+                    self.handle_for(work, ticket).await;
+                }
+            }
+        }
+        if !messages.is_empty() {
+            self.inbound_messages(messages).await;
+        }
+        self.router.session_ended(left.end);
     }
 
     async fn own(&mut self, el: Element) {

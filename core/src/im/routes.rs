@@ -165,6 +165,10 @@ pub fn register(t: &mut TableBuilder, accounts: &Arc<Accounts>) {
         },
     );
     let a = accounts.clone();
+    t.on_session_given_up(MODULE, move |r, account, take| {
+        a.send(r, account, Work::TakeBack(take));
+    });
+    let a = accounts.clone();
     t.on_session_end(MODULE, move |r, end| {
         let bare = end.jid.to_bare();
         a.send(r, &bare, Work::SessionEnded(end));

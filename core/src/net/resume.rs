@@ -136,6 +136,12 @@ impl Resumptions {
         router: Router,
         connection_lost: bool,
     ) {
+        if session.session.shared.given_up() {
+            // Given up on while its connection still held it (the outbox
+            // overflowed just before the hand-over): nobody may resume it,
+            // and its account waits for what it leaves.
+            return session.end(&router);
+        }
         session.session.shared.ext.set(Arc::new(Hibernating));
         if connection_lost {
             let unacked: Vec<&switchboard_xml::Element> = session
@@ -233,6 +239,11 @@ impl Resumptions {
                 let mut state = slot.state.lock().unwrap_or_else(|e| e.into_inner());
                 match &state.0 {
                     SlotState::Gone => return Err(ResumeError::NotFound),
+                    // Given up on while hibernating: its timer ends it
+                    // (the kill woke it), and nobody resumes it.
+                    SlotState::Detached { session, .. } if session.session.shared.given_up() => {
+                        return Err(ResumeError::NotFound)
+                    }
                     SlotState::Detached { .. } => {
                         if let SlotState::Detached { session, .. } =
                             std::mem::replace(&mut state.0, SlotState::Attached)
@@ -273,7 +284,15 @@ mod tests {
     /// A bound, resumable session of alice/phone with one stanza written
     /// and not acknowledged.
     fn session(router: &Router, registry: &Resumptions) -> Box<BoundSession> {
-        let (tx, rx) = crate::queue::channel(OUTBOX_CAPACITY);
+        session_with_outbox(router, registry, OUTBOX_CAPACITY)
+    }
+
+    fn session_with_outbox(
+        router: &Router,
+        registry: &Resumptions,
+        capacity: usize,
+    ) -> Box<BoundSession> {
+        let (tx, rx) = crate::queue::channel(capacity);
         let shared = Arc::new(SessionShared::default());
         let full = jid("alice@localhost/phone");
         let id = router.sessions().new_id();
@@ -414,6 +433,62 @@ mod tests {
                 vec!["unacked".to_string()]
             )]
         );
+    }
+
+    /// A hibernating session whose outbox overflows (nobody reads it) is
+    /// given up on: it ends at once, nobody may resume it, and what it
+    /// had not had acknowledged, what waited in its outbox, the message
+    /// that did not fit and what was sent to the account after reach
+    /// offline storage in the order they were sent.
+    #[tokio::test(start_paused = true)]
+    async fn a_hibernating_session_that_overflows_ends_and_nothing_is_reordered() {
+        let stores = MemoryStores::new();
+        crate::accounts::create(
+            stores.accounts.as_ref(),
+            "localhost",
+            "alice",
+            "pw".into(),
+            16,
+        )
+        .await
+        .unwrap();
+        let router = crate::server::standalone_router(&stores, Settings::for_hosts(&["localhost"]));
+        let registry = Resumptions::new();
+        let b = session_with_outbox(&router, &registry, 2);
+        let slot = slot_of(&b);
+        let id = slot.id().to_string();
+        registry.hibernate(&slot, b, Duration::from_secs(600), router.clone(), true);
+        for i in 0..5 {
+            router.route(
+                Element::new("message", "jabber:client")
+                    .with_attr("from", "bob@localhost/desk")
+                    .with_attr("to", "alice@localhost/phone")
+                    .with_attr("type", "chat")
+                    .with_attr("id", format!("q{i}"))
+                    .with_child(Element::new("body", "jabber:client").with_text("hi")),
+            );
+        }
+        assert!(router
+            .sessions()
+            .get(&jid("alice@localhost/phone"))
+            .is_none());
+        assert_eq!(
+            registry.take(&id, &jid("alice@localhost")).await.err(),
+            Some(ResumeError::NotFound),
+            "a session given up on is not resumed"
+        );
+        let alice = switchboard_spool::store::AccountRef::new("localhost", "alice");
+        let mut offline = Vec::new();
+        for _ in 0..100 {
+            offline = stores.offline.list(&alice).await.unwrap();
+            if offline.len() >= 6 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let ids: Vec<&str> = offline.iter().filter_map(|m| m.stanza.attr("id")).collect();
+        assert_eq!(ids, ["unacked", "q0", "q1", "q2", "q3", "q4"]);
+        assert!(registry.is_empty());
     }
 
     #[tokio::test(start_paused = true)]

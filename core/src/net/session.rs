@@ -235,10 +235,13 @@ impl BoundSession {
 
     /// Ends the session, whatever ended it: what the client sent and is
     /// still held goes on (nobody waits for an answer any more), the
-    /// session leaves the table, what was written and not acknowledged,
-    /// held by an outbound filter, or queued and not written goes on as
-    /// for an absent resource (another resource, offline storage) or back
-    /// to its sender, and the account's actor tells contacts it is gone.
+    /// session is given up on (out of the table, its place kept in its
+    /// account's actor, if the router has not given up on it already),
+    /// and what was written and not acknowledged, held by an outbound
+    /// filter, or queued and not written is handed back: it goes on there,
+    /// as for an absent resource (another resource, offline storage) or
+    /// back to its sender, ahead of anything sent to the account since,
+    /// and then contacts are told the session is gone.
     pub fn end(mut self, router: &Router) {
         // Answers the machine held for the client are lost with the
         // connection; they answer stanzas that went nowhere, so nothing
@@ -249,40 +252,30 @@ impl BoundSession {
             }
         }
         let s = &self.session;
-        router.sessions().unbind(&s.jid, s.id);
-        self.rx.close();
+        router.give_up(Some(&s.jid), s.id, &s.shared);
         // In the order the client would have seen them: written and not
         // acknowledged (or being written when the connection died), then
-        // held by a filter (taken from the outbox
-        // before what is still in it), then the outbox.
-        let mut unacked = 0;
+        // held by a filter (taken from the outbox before what is still in
+        // it), then the outbox, which `hand_back` empties.
+        let mut left = Vec::new();
         if let Some(sm) = self.sm.as_mut() {
-            for el in sm.sm.take_unacked() {
-                unacked += 1;
-                router.undeliverable(el);
-            }
+            left.extend(sm.sm.take_unacked());
             if let Some(r) = &sm.resume {
                 r.slot.forget();
             }
         }
-        for el in std::mem::take(&mut self.in_flight) {
-            unacked += 1;
-            router.undeliverable(el);
-        }
+        left.append(&mut self.in_flight);
+        let unacked = left.len();
         if let Some(filter) = s.shared.ext.filter() {
-            let mut held = Vec::new();
-            filter.drain(&mut held);
-            for el in held {
-                router.undeliverable(el);
-            }
+            filter.drain(&mut left);
         }
-        router.take_back(&mut self.rx);
-        router.session_ended(SessionEnd {
+        let end = SessionEnd {
             jid: s.jid.clone(),
             presence: self.broadcast.take().map(Arc::new),
             status: self.goodbye_status.take(),
             directed: std::mem::take(&mut self.directed).into_iter().collect(),
-        });
+        };
+        router.hand_back(&s.shared, left, &mut self.rx, end);
         tracing::info!(jid = %s.jid, unacked, "session ended");
     }
 }

@@ -30,7 +30,6 @@ pub mod services;
 pub mod stanza;
 pub mod table;
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use switchboard_jid::Jid;
@@ -394,37 +393,132 @@ impl Router {
     }
 
     /// Hands a stanza to a session without waiting. A session that cannot
-    /// keep up is given up on: taken out of the session table at once (so
-    /// what comes next for the account goes to its other resources or to
-    /// offline storage), told to close, and the stanza that did not fit
-    /// goes on as if the resource were absent. One slow reader never
-    /// stalls the router, and nothing sent to it is lost.
+    /// keep up is given up on (see [`Router::give_up`]): taken out of the
+    /// session table at once (so what comes next for the account goes to
+    /// its other resources or to offline storage, behind what the session
+    /// leaves), told to close, and the stanza that did not fit goes on as
+    /// if the resource were absent. One slow reader never stalls the
+    /// router, and nothing sent to it is lost or overtaken.
     pub fn deliver(&self, s: &SessionEntry, stanza: Element) {
-        match s.tx.try_send(Outbound::Stanza(Box::new(stanza))) {
-            Ok(()) => {}
+        let out = match s.tx.try_send(Outbound::Stanza(Box::new(stanza))) {
+            Ok(()) => return,
             Err(crate::queue::TrySendError::Full(out)) => {
-                if !s.shared.overflowed.swap(true, Ordering::Relaxed) {
+                if self.give_up(None, s.id, &s.shared) {
                     tracing::warn!(resource = %s.resource, "outbox full: disconnecting a session that does not read");
-                    self.inner.sessions.unbind_id(s.id);
                     s.shared.kill.notify_one();
                 }
-                if let Outbound::Stanza(stanza) = out {
-                    self.undeliverable(*stanza);
-                }
+                out
             }
+            // The connection is gone without saying so (it would have
+            // given up on the session itself): make sure nothing is
+            // handed to it again.
             Err(crate::queue::TrySendError::Closed(out)) => {
-                // The connection is gone without unbinding (it would
-                // have): make sure nothing is handed to it again.
-                self.inner.sessions.unbind_id(s.id);
-                if let Outbound::Stanza(stanza) = out {
-                    self.undeliverable(*stanza);
-                }
+                self.give_up(None, s.id, &s.shared);
+                out
             }
+        };
+        // Only now, with the session's place in its account's queue
+        // taken, may this stanza go on: it is newer than everything the
+        // session leaves behind.
+        if let Outbound::Stanza(stanza) = out {
+            self.undeliverable(*stanza);
+        }
+    }
+
+    /// Gives up on a session (its outbox overflowed, or it ends): in one
+    /// step it takes no more deliveries, leaves the session table, and its
+    /// account's actor keeps its place (the table's `session-given-up`
+    /// hook) for what it leaves behind, which its connection collects
+    /// when it ends ([`Router::hand_back`]). So what it was sent and never
+    /// wrote or had acknowledged is redelivered or stored ahead of
+    /// anything sent to the account after this, and offline storage keeps
+    /// the order the account was sent its messages in. `jid` is the
+    /// session's JID if the caller knows it. Only the first call for a
+    /// session does anything; it returns whether this was it.
+    pub fn give_up(
+        &self,
+        jid: Option<&Jid>,
+        id: u64,
+        shared: &crate::sessions::SessionShared,
+    ) -> bool {
+        use crate::sessions::GiveUp;
+        // Held throughout, so a concurrent sender who finds the outbox
+        // full or closed sends its stanza on only after the place is kept.
+        let mut state = shared.give_up.lock().unwrap_or_else(|e| e.into_inner());
+        if !matches!(*state, GiveUp::Live) {
+            return false;
+        }
+        *state = GiveUp::Over;
+        let account = match jid {
+            Some(jid) => Some(jid.to_bare()),
+            None => self.inner.sessions.account_of(id),
+        };
+        if let Some(account) = account {
+            // The place first, then out of the table: a message routed
+            // once the session is gone queues behind the place.
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            if self
+                .inner
+                .table
+                .session_given_up(self, &account, crate::sessions::TakeBack(rx))
+            {
+                *state = GiveUp::Awaited(tx);
+            }
+            self.inner.sessions.unbind(&account, id);
+        }
+        true
+    }
+
+    /// A session that ended hands back what it leaves: `unwritten` (what
+    /// was written and not acknowledged, or held by its outbound filter,
+    /// in the order the client would have seen it), then everything still
+    /// in its `outbox`, and the news of its `end`. It goes to the place
+    /// [`Router::give_up`] kept, which must have been called; with no
+    /// place kept (or nobody waiting there any more) it goes on now.
+    pub fn hand_back(
+        &self,
+        shared: &crate::sessions::SessionShared,
+        mut unwritten: Vec<Element>,
+        outbox: &mut crate::queue::Receiver<Outbound>,
+        end: SessionEnd,
+    ) {
+        use crate::sessions::{GiveUp, Left};
+        outbox.close();
+        while let Ok(out) = outbox.try_recv() {
+            if let Outbound::Stanza(stanza) = out {
+                unwritten.push(*stanza);
+            }
+        }
+        let left = Left {
+            stanzas: unwritten,
+            end,
+        };
+        let state = std::mem::replace(
+            &mut *shared.give_up.lock().unwrap_or_else(|e| e.into_inner()),
+            GiveUp::Over,
+        );
+        let left = match state {
+            GiveUp::Awaited(place) => match place.send(left) {
+                Ok(()) => return,
+                Err(left) => left,
+            },
+            GiveUp::Live | GiveUp::Over => left,
+        };
+        self.redeliver(left.stanzas);
+        self.session_ended(left.end);
+    }
+
+    /// What a session left behind goes on, in order, as if its resource
+    /// were absent (see [`Router::undeliverable`]).
+    pub fn redeliver(&self, stanzas: Vec<Element>) {
+        for el in stanzas {
+            self.undeliverable(el);
         }
     }
 
     /// Everything still queued for a session that ended (already out of
-    /// the session table) goes on as if its resource were absent.
+    /// the session table, with no place kept by [`Router::give_up`]) goes
+    /// on as if its resource were absent.
     pub fn take_back(&self, outbox: &mut crate::queue::Receiver<Outbound>) {
         while let Ok(out) = outbox.try_recv() {
             if let Outbound::Stanza(stanza) = out {

@@ -35,7 +35,7 @@ use super::stanza::{Class, Kind, Stanza};
 use super::Router;
 use crate::lifecycle::Tracker;
 use crate::queue;
-use crate::sessions::{Outbound, SessionShared};
+use crate::sessions::{Outbound, SessionShared, TakeBack};
 use crate::stream::StreamExtensions;
 
 /// Before routing (from a local client) or at the destination.
@@ -118,18 +118,16 @@ pub type Hook = Box<dyn Fn(&Router, Stanza) -> Flow + Send + Sync>;
 /// records need to hear of it.
 pub type SessionEndHook = Box<dyn Fn(&Router, SessionEnd) + Send + Sync>;
 
-/// What a session left behind when it ended.
-#[derive(Debug, Clone)]
-pub struct SessionEnd {
-    pub jid: switchboard_jid::Jid,
-    /// Its last broadcast presence, if it was still available (as the
-    /// connection saw the client's stanzas, in order).
-    pub presence: Option<std::sync::Arc<switchboard_xml::Element>>,
-    /// The status text of an explicit final unavailable presence.
-    pub status: Option<String>,
-    /// Entities it sent directed available presence to.
-    pub directed: Vec<switchboard_jid::Jid>,
-}
+pub use crate::sessions::SessionEnd;
+
+/// The hook that keeps a given-up session's place (see
+/// `Router::give_up`): it gets the session's account and the promise of
+/// what the session leaves behind, and must queue that promise where work
+/// for the account is done in order (the account's actor), ahead of
+/// anything routed to the account after it returns. It runs while the
+/// session is being taken out of the table, so it never blocks. One
+/// module has it.
+pub type GiveUpHook = Box<dyn Fn(&Router, &Jid, TakeBack) + Send + Sync>;
 
 /// A bound client session as hooks that act on the session itself see
 /// it: who it is, its outbox, its shared state, and the tracker of work
@@ -206,6 +204,7 @@ pub struct TableBuilder {
     session_end: Vec<(&'static str, SessionEndHook)>,
     session_start: Vec<(&'static str, SessionStartHook)>,
     session_hibernates: Vec<(&'static str, HibernateHook)>,
+    session_given_up: Option<(&'static str, GiveUpHook)>,
     nonzas: HashMap<&'static str, (&'static str, NonzaHook)>,
     features: Vec<Element>,
     host_features: Vec<(String, Element)>,
@@ -219,6 +218,7 @@ impl Default for TableBuilder {
             session_end: Vec::new(),
             session_start: Vec::new(),
             session_hibernates: Vec::new(),
+            session_given_up: None,
             nonzas: HashMap::new(),
             features: Vec::new(),
             host_features: Vec::new(),
@@ -299,6 +299,20 @@ impl TableBuilder {
         self.session_hibernates.push((module, Box::new(hook)));
     }
 
+    /// Keeps the place of every session given up on in its account's
+    /// work (see [`GiveUpHook`]). One module.
+    pub fn on_session_given_up(
+        &mut self,
+        module: &'static str,
+        hook: impl Fn(&Router, &Jid, TakeBack) + Send + Sync + 'static,
+    ) {
+        let old = self.session_given_up.replace((module, Box::new(hook)));
+        assert!(
+            old.is_none(),
+            "two modules keep the place of sessions given up on"
+        );
+    }
+
     /// Takes the client's nonzas in `namespace` after binding. One module
     /// per namespace.
     pub fn on_nonza(
@@ -344,6 +358,7 @@ impl TableBuilder {
             session_end: self.session_end,
             session_start: self.session_start,
             session_hibernates: self.session_hibernates,
+            session_given_up: self.session_given_up,
             nonzas: self.nonzas,
             extensions: Arc::new(StreamExtensions {
                 features: self.features,
@@ -361,6 +376,7 @@ pub struct Table {
     session_end: Vec<(&'static str, SessionEndHook)>,
     session_start: Vec<(&'static str, SessionStartHook)>,
     session_hibernates: Vec<(&'static str, HibernateHook)>,
+    session_given_up: Option<(&'static str, GiveUpHook)>,
     nonzas: HashMap<&'static str, (&'static str, NonzaHook)>,
     extensions: Arc<StreamExtensions>,
 }
@@ -398,6 +414,18 @@ impl Table {
     ) {
         for (_, hook) in &self.session_hibernates {
             hook(router, session, unacked);
+        }
+    }
+
+    /// Hands the promise of a given-up session's leavings to the module
+    /// that keeps its place; `false` when no module does.
+    pub(crate) fn session_given_up(&self, router: &Router, account: &Jid, take: TakeBack) -> bool {
+        match &self.session_given_up {
+            Some((_, hook)) => {
+                hook(router, account, take);
+                true
+            }
+            None => false,
         }
     }
 
@@ -447,6 +475,14 @@ impl Table {
         for (module, _) in &self.session_hibernates {
             rows.push(Row {
                 event: "session-hibernates".into(),
+                priority: 0,
+                module,
+                what: "",
+            });
+        }
+        if let Some((module, _)) = &self.session_given_up {
+            rows.push(Row {
+                event: "session-given-up".into(),
                 priority: 0,
                 module,
                 what: "",

@@ -494,6 +494,32 @@ async fn offline_messages_are_delivered_once_and_sit_in_the_archive() {
     assert_eq!(archive(&e, "alice@localhost").await.len(), 2, "kept once");
 }
 
+/// A session given up on before it wrote what it was sent: those
+/// messages, and one sent to the account while its connection was still
+/// closing, wait offline in the order they were sent, and each sits in the
+/// archive once (kept on the way to the session, not again when stored).
+#[tokio::test]
+async fn messages_a_session_left_behind_are_stored_in_order_and_archived_once() {
+    let e = env(&["alice", "bob"]).await;
+    let mut bob = e.start("bob@localhost/home", Some(0)).await;
+    let alice = e.start("alice@localhost/desk", Some(0)).await;
+    e.send(&bob, chat("alice@localhost", "b1", "one"));
+    e.send(&bob, chat("alice@localhost", "b2", "two"));
+    e.done(&bob).await;
+    assert!(e.router.give_up(Some(&alice.jid), alice.id, &alice.shared));
+    e.send(&bob, chat("alice@localhost", "b3", "three"));
+    e.end(alice);
+    e.settle(&mut bob, "alice@localhost").await;
+    e.done(&bob).await;
+    assert_eq!(e.offline_bodies("alice").await, ["one", "two", "three"]);
+    let kept: Vec<String> = archive(&e, "alice@localhost")
+        .await
+        .iter()
+        .map(|k| k.stanza.child_text("body", ns::CLIENT).unwrap_or_default())
+        .collect();
+    assert_eq!(kept, ["one", "two", "three"], "each kept once");
+}
+
 #[tokio::test]
 async fn a_retraction_leaves_a_tombstone() {
     let e = env(&["alice", "bob"]).await;

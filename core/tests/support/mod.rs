@@ -212,18 +212,19 @@ impl Env {
         }
     }
 
-    /// Ends a session as the connection does: out of the table, what was
-    /// queued for it sent on, and the session-end hooks.
+    /// Ends a session as the connection does: given up on (out of the
+    /// table, its place kept in its account's actor, unless the router
+    /// gave up on it already), then what was queued for it handed back,
+    /// to go on from that place, and the session-end hooks after it.
     pub fn end(&self, mut c: Client) {
-        self.router.sessions().unbind(&c.jid, c.id);
-        c.rx.close();
-        self.router.take_back(&mut c.rx);
-        self.router.session_ended(SessionEnd {
+        self.router.give_up(Some(&c.jid), c.id, &c.shared);
+        let end = SessionEnd {
             jid: c.jid.clone(),
             presence: None,
             status: None,
             directed: Vec::new(),
-        });
+        };
+        self.router.hand_back(&c.shared, Vec::new(), &mut c.rx, end);
     }
 
     /// Sends an IQ from `c` and waits for its answer (a result or an

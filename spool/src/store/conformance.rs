@@ -1,8 +1,8 @@
 //! The conformance suite: one async function per behaviour of the storage
 //! interface, each taking a fresh, empty [`Stores`] and panicking on a
 //! deviation. Every backend runs all of them through
-//! [`crate::conformance_tests!`], so a later backend (PostgreSQL) proves
-//! itself against the same list:
+//! [`crate::conformance_tests!`], so each backend (the PostgreSQL one in
+//! `store-postgres/` too) proves itself against the same list:
 //!
 //! ```text
 //! switchboard_spool::conformance_tests!(fresh_stores().await);

@@ -42,6 +42,7 @@ mod archive;
 mod blobs;
 mod blocking;
 mod errors;
+mod inventory;
 mod offline;
 mod roster_form;
 mod service;

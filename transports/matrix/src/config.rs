@@ -20,6 +20,18 @@
 //! `ca-file="/absolute.pem"`, `fingerprint="…"` (SHA-256 pin) or
 //! `verify="false"`.
 //!
+//! `max-media-size="20M"` (the default) bounds the files moved either
+//! way: images and files from Matrix, fetched and stored in the server's
+//! upload service, and files XMPP users link to, uploaded to Matrix.
+//!
+//! `fetch-links="own"` (the default) uploads to Matrix only the files
+//! XMPP users link to on this server's own upload service; any other link
+//! goes to Matrix as its text. `fetch-links="any"` lets the transport
+//! fetch every http(s) link a user sends, which a transport attached to
+//! another server (whose upload service it cannot read) needs; it also
+//! lets users make the transport fetch addresses inside the network, so
+//! it is the admin's choice, as `open` is for homeservers.
+//!
 //! With no `<homeserver>` child, users may name any homeserver reachable
 //! over HTTPS (checked against the system's trust store); with some,
 //! only those, unless the service says `open="true"` as well. An open
@@ -51,7 +63,17 @@ pub struct MatrixConfig {
     /// Whether homeservers that are not listed may be used (over HTTPS,
     /// the system's trust store).
     pub open: bool,
+    /// The largest file moved either way (`max-media-size`, bytes): a
+    /// larger one from Matrix is only described, a larger one linked
+    /// from XMPP goes as its link.
+    pub max_media_size: u64,
+    /// Whether links to anything but this server's upload service are
+    /// fetched and uploaded to Matrix (`fetch-links="any"`).
+    pub fetch_any_link: bool,
 }
+
+/// `max-media-size` unless the config says otherwise.
+pub const DEFAULT_MAX_MEDIA_SIZE: u64 = 20 << 20;
 
 impl MatrixConfig {
     /// Reads the `<service>` element. Errors are sentences about it.
@@ -75,7 +97,28 @@ impl MatrixConfig {
             None => homeservers.is_empty(),
             Some(v) => flag("open", v)?,
         };
-        Ok(MatrixConfig { homeservers, open })
+        let max_media_size = match el.attr("max-media-size") {
+            None => DEFAULT_MAX_MEDIA_SIZE,
+            Some(v) => byte_size(v).ok_or_else(|| {
+                format!("max-media-size=\"{v}\" must be a size like 20M, 512K or 1G")
+            })?,
+        };
+        let fetch_any_link = match el.attr("fetch-links") {
+            None | Some("own") => false,
+            Some("any") => true,
+            Some(v) => {
+                return Err(format!(
+                    "fetch-links=\"{v}\" must be \"own\" (only files of this server's \
+                     upload service go to Matrix as files) or \"any\""
+                ))
+            }
+        };
+        Ok(MatrixConfig {
+            homeservers,
+            open,
+            max_media_size,
+            fetch_any_link,
+        })
     }
 
     /// The listed homeserver named `name`, or whose URL is `url`.
@@ -137,6 +180,22 @@ impl MatrixConfig {
             .collect::<Vec<_>>()
             .join(", ")
     }
+}
+
+/// `20M`, `512K`, `1G`, `65536`: binary multiples.
+fn byte_size(v: &str) -> Option<u64> {
+    let t = v.trim().to_ascii_uppercase();
+    let t = t.strip_suffix('B').unwrap_or(&t);
+    let end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(end);
+    let scale: u64 = match unit {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        _ => return None,
+    };
+    n.parse::<u64>().ok()?.checked_mul(scale)
 }
 
 fn flag(name: &str, v: &str) -> Result<bool, String> {
@@ -245,6 +304,18 @@ mod tests {
     fn config(xml: &str) -> Result<MatrixConfig, String> {
         let el = switchboard_xml::parse_document(xml.as_bytes(), Default::default()).unwrap();
         MatrixConfig::from_element(&el)
+    }
+
+    #[test]
+    fn the_media_size_limit_reads_sizes() {
+        assert_eq!(
+            config("<service/>").unwrap().max_media_size,
+            DEFAULT_MAX_MEDIA_SIZE
+        );
+        let c = config(r#"<service max-media-size="512K"/>"#).unwrap();
+        assert_eq!(c.max_media_size, 512 << 10);
+        let e = config(r#"<service max-media-size="big"/>"#).unwrap_err();
+        assert!(e.contains("max-media-size"), "{e}");
     }
 
     #[test]

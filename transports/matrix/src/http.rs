@@ -52,6 +52,10 @@ pub struct Request {
     pub timeout: Duration,
     /// The most body bytes to read.
     pub limit: usize,
+    /// A file to fetch from this URL and upload first, its event then
+    /// made from `body` by [`crate::session::media::attached`]; only on
+    /// the sends of messages that are an XEP-0066 link.
+    pub attach: Option<String>,
 }
 
 impl Request {

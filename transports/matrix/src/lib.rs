@@ -8,7 +8,7 @@
 //!
 //! - [`address`]: Matrix ids ↔ JIDs (`alice%example.org@host`,
 //!   `#room%example.org@host`, room ids with their case kept);
-//! - [`config`]: the homeservers users may reach;
+//! - [`config`]: the homeservers users may reach, the largest file moved;
 //! - [`registration`] and [`login`]: XEP-0100 registration (and the
 //!   *Configure* command) signing on with a password or a pasted token,
 //!   keeping only the access token; unregistering logs the device out;
@@ -48,6 +48,7 @@ use switchboard_link::table::{ConnectionTable, Refused};
 use switchboard_link::tls::Trust;
 use switchboard_service::adhoc::Commands;
 use switchboard_service::credentials::Registration;
+use switchboard_service::files::FileShare;
 use switchboard_service::gateway::{Gateway, GatewayEvent, Handled};
 use switchboard_service::stanza::{error_reply, iq_result, stanza_type, ErrorType, StanzaError};
 use switchboard_service::{BoxFuture, Identity, Service, ServiceContext};
@@ -90,6 +91,9 @@ impl Clients {
 pub struct MatrixTransport {
     config: Arc<MatrixConfig>,
     clients: Arc<Clients>,
+    /// The server's upload service, where files from Matrix are stored
+    /// for XMPP users (none as a component, or without one).
+    files: Option<Arc<dyn FileShare>>,
 }
 
 impl std::fmt::Debug for MatrixTransport {
@@ -115,7 +119,31 @@ impl MatrixTransport {
         Ok(MatrixTransport {
             config: Arc::new(config),
             clients,
+            files: None,
         })
+    }
+
+    /// Files from Matrix are stored in `files` (the server's upload
+    /// service) and linked to, instead of being described in words.
+    pub fn with_files(mut self, files: Arc<dyn FileShare>) -> MatrixTransport {
+        self.files = Some(files);
+        self
+    }
+
+    /// Whether files from Matrix are stored and linked to
+    /// ([`MatrixTransport::with_files`]).
+    pub fn keeps_files(&self) -> bool {
+        self.files.is_some()
+    }
+
+    /// What sessions move files with.
+    fn media(&self) -> Result<driver::Media, String> {
+        Ok(driver::Media::new(
+            self.files.clone(),
+            self.clients.for_trust(&Trust::System)?,
+            self.config.max_media_size,
+            self.config.fetch_any_link,
+        ))
     }
 
     /// A homeserver at `base` as the config allows it, with `token`.
@@ -299,6 +327,8 @@ impl Transport {
         let me = self.me.clone();
         let host = self.ctx.jid.clone();
         let u = bare.clone();
+        let media = self.me.media();
+        let media_limit = media.as_ref().ok().and_then(driver::Media::download_limit);
         let loading: driver::Loading = Box::pin(async move {
             let reg = store
                 .load(&u)
@@ -321,14 +351,23 @@ impl Transport {
                     user: u,
                     user_id: acct.user_id,
                     saved,
+                    media_limit,
                 },
                 hs,
             ))
         });
+        let media = match media {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(error = %e, "no HTTP client for files");
+                return;
+            }
+        };
         let tx = driver::spawn(
             bare.clone(),
             loading,
             self.sync.clone(),
+            media,
             self.ctx.out.clone(),
             self.done.clone(),
         );

@@ -94,6 +94,7 @@ fn request(id: u64, method: Method, path: &str, body: Option<Value>) -> Request 
         body,
         timeout: TIMEOUT,
         limit: LIMIT,
+        attach: None,
     }
 }
 

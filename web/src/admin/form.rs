@@ -1,10 +1,12 @@
 //! Reading the console's forms: an `application/x-www-form-urlencoded`
 //! body of at most `<web max-body-bytes>` (413 beyond, before it is all
-//! read), decoded into fields.
+//! read) that arrives within `<web body-timeout>` (408 after), decoded
+//! into fields.
 
 use http::{header, HeaderMap, StatusCode};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
+
+use crate::body::BodyError;
 
 use crate::files::percent_decode;
 
@@ -33,7 +35,12 @@ impl Form {
 pub(crate) type Refusal = (StatusCode, String);
 
 /// Reads and decodes the request's form body.
-pub(crate) async fn read(headers: &HeaderMap, body: Incoming, max: usize) -> Result<Form, Refusal> {
+pub(crate) async fn read(
+    headers: &HeaderMap,
+    body: Incoming,
+    max: usize,
+    timeout: std::time::Duration,
+) -> Result<Form, Refusal> {
     let too_large = || {
         (
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -60,18 +67,19 @@ pub(crate) async fn read(headers: &HeaderMap, body: Incoming, max: usize) -> Res
             "forms are sent as application/x-www-form-urlencoded".into(),
         ));
     }
-    let bytes = match Limited::new(body, max).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            return Err(too_large())
+    let bytes = match crate::body::collect(body, max, timeout).await {
+        Ok(b) => b,
+        Err(BodyError::TooLarge) => return Err(too_large()),
+        Err(BodyError::TimedOut) => {
+            return Err((
+                StatusCode::REQUEST_TIMEOUT,
+                format!("the form did not arrive within {} s", timeout.as_secs_f64()),
+            ))
         }
-        Err(e) => {
+        Err(BodyError::Cut) => {
             return Err((
                 StatusCode::BAD_REQUEST,
-                format!("the form could not be read: {e}"),
+                "the form was cut short".to_string(),
             ))
         }
     };

@@ -57,7 +57,14 @@ fn form_page(status: StatusCode, token: &str, jid: &str, error: Option<&str>) ->
 pub(super) async fn submit(app: &App, conn: &Conn, req: Request<Incoming>) -> Response<Body> {
     let own = super::own_origin(&req);
     let headers = req.headers().clone();
-    let form = match form::read(&headers, req.into_body(), app.web.max_body_bytes).await {
+    let form = match form::read(
+        &headers,
+        req.into_body(),
+        app.web.max_body_bytes,
+        app.web.body_timeout,
+    )
+    .await
+    {
         Ok(f) => f,
         Err((status, why)) => return reply::error(status, why),
     };

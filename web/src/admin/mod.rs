@@ -150,7 +150,14 @@ pub(crate) async fn serve(app: &App, conn: &Conn, req: Request<Incoming>) -> Res
         Method::POST => {
             let own = own_origin(&req);
             let headers = req.headers().clone();
-            let form = match form::read(&headers, req.into_body(), app.web.max_body_bytes).await {
+            let form = match form::read(
+                &headers,
+                req.into_body(),
+                app.web.max_body_bytes,
+                app.web.body_timeout,
+            )
+            .await
+            {
                 Ok(f) => f,
                 Err((status, why)) => return reply::error(status, why),
             };

@@ -7,7 +7,9 @@
 //!   `is_direct`, then `m.direct` updated), `chat` to an occupant (a
 //!   direct chat with that member): the body as `m.text` (`/me` as
 //!   `m.emote`), XEP-0308 corrections as `m.replace`, XEP-0461 replies as
-//!   `m.in_reply_to` (the fallback quote taken out of the body),
+//!   `m.in_reply_to` (the fallback quote taken out of the body), a body
+//!   that is exactly its XEP-0066 link (an XEP-0363 upload) as the file
+//!   itself ([`super::media`]),
 //!   XEP-0444 reactions as `m.reaction`s and redactions of the ones taken
 //!   back, XEP-0424 retractions as redactions, a subject as the topic;
 //! - chat states (XEP-0085) as typing notifications, displayed markers
@@ -326,6 +328,7 @@ impl Session {
                 txn: txn_id(&user, room, xid.as_deref(), "retract"),
                 origin: s.clone(),
                 reflect: false,
+                attach: None,
                 track: Track::None,
             });
             return Ok(Ask::Send(items));
@@ -356,6 +359,7 @@ impl Session {
                     txn: txn_id(&user, room, xid.as_deref(), &format!("react:{key}")),
                     origin: s.clone(),
                     reflect: false,
+                    attach: None,
                     track: Track::Reaction {
                         target: target.clone(),
                         key: key.clone(),
@@ -370,6 +374,7 @@ impl Session {
                     txn: txn_id(&user, room, xid.as_deref(), &format!("unreact:{key}")),
                     origin: s.clone(),
                     reflect: false,
+                    attach: None,
                     track: Track::Unreaction {
                         event: event.clone(),
                     },
@@ -456,6 +461,7 @@ impl Session {
                     txn: String::new(),
                     origin: s.clone(),
                     reflect: false,
+                    attach: None,
                     track: Track::None,
                 });
                 return Ok(Ask::Send(items));
@@ -504,6 +510,10 @@ impl Session {
             txn: txn_id(&self.user.to_string(), room, xid.as_deref(), part),
             origin: s.clone(),
             reflect: false,
+            attach: match &replaces {
+                None => super::media::oob_link(s),
+                Some(_) => None,
+            },
             track: match (xid, &replaces) {
                 (Some(xid), None) => Track::Message { xid },
                 _ => Track::None,

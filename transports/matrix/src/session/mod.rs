@@ -20,6 +20,7 @@
 //! - **running**: `/sync` long-polls one after another ([`sync`]); each
 //!   stanza from the user becomes requests ([`from_xmpp`]) and each event
 //!   stanzas ([`to_xmpp`]); sends go through per-room queues ([`send`]);
+//!   files go both ways through the driver ([`media`]);
 //! - a failed `/sync` (no answer, a 5xx, garbage, a redirect) is retried
 //!   with backoff ([`RECONNECT`]), the user told once per outage and
 //!   again when it is over; the token is not advanced, so nothing is
@@ -32,6 +33,7 @@
 //!   then is bounced to its sender, never dropped in silence.
 
 mod from_xmpp;
+pub mod media;
 mod rooms;
 mod send;
 mod stanzas;
@@ -140,6 +142,10 @@ pub enum Action {
     Stanza(Element),
     /// Store the sync state (before the next action).
     Persist(Saved),
+    /// Fetch a file from Matrix, store it for the user, and deliver the
+    /// job's messages as [`media::MediaJob::finish`] makes them (before
+    /// the next action).
+    Media(media::MediaJob),
     /// The session is over; `signed_out` when the homeserver no longer
     /// takes its access token (the user must register again).
     End { signed_out: bool },
@@ -156,6 +162,10 @@ pub struct Params {
     pub user_id: String,
     /// What was stored last time.
     pub saved: Saved,
+    /// The largest file from Matrix fetched and linked to, when the
+    /// transport has an upload service to store files in; `None`: files
+    /// are described in words.
+    pub media_limit: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -257,6 +267,8 @@ pub struct Session {
     own: OwnSent,
     /// The presence in flight.
     own_pending: Option<OwnPresence>,
+    /// See [`Params::media_limit`].
+    media_limit: Option<u64>,
 }
 
 /// The user's own presence on its way to Matrix: only the latest
@@ -326,6 +338,7 @@ impl Session {
             presence_of: HashMap::new(),
             own: OwnSent::default(),
             own_pending: None,
+            media_limit: p.media_limit,
         };
         s.begin(now);
         s
@@ -490,6 +503,7 @@ impl Session {
             body,
             timeout,
             limit,
+            attach: None,
         }));
         id
     }

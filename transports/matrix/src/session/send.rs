@@ -28,7 +28,7 @@ use switchboard_link::backoff::{Backoff, Jitter, Policy};
 use switchboard_service::stanza::{ErrorType, StanzaError};
 use switchboard_xml::Element;
 
-use super::{Purpose, Session};
+use super::{Action, Purpose, Session};
 use crate::http::{Method, Outcome};
 use crate::ns;
 use crate::text::path_segment;
@@ -92,6 +92,11 @@ pub struct Outgoing {
     /// request of a groupchat stanza).
     pub reflect: bool,
     pub track: Track,
+    /// The URL of a file to post with this event (XEP-0066): the driver
+    /// fetches it, uploads it to the homeserver and sends the event as an
+    /// `m.image`/`m.file` instead ([`super::media`]); on failure the
+    /// event goes as it is, the URL as text.
+    pub attach: Option<String>,
 }
 
 /// One room's queue.
@@ -258,6 +263,7 @@ impl Session {
                 ),
             };
             q.inflight = true;
+            let attach = head.attach.clone();
             self.request(
                 Purpose::Send {
                     room: room.to_owned(),
@@ -266,6 +272,9 @@ impl Session {
                 path,
                 Some(body),
             );
+            if let Some(Action::Http(r)) = self.actions.back_mut() {
+                r.attach = attach;
+            }
             return;
         }
     }

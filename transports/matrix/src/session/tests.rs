@@ -47,6 +47,7 @@ impl H {
                 user: Jid::parse("u@l").unwrap(),
                 user_id: ME.into(),
                 saved,
+                media_limit: None,
             },
             now,
         );
@@ -157,6 +158,7 @@ impl H {
                     s.child_text("body", "jabber:client").unwrap_or_default()
                 ),
                 Action::Persist(s) => format!("persist {}", s.next_batch.unwrap_or_default()),
+                Action::Media(j) => format!("media {}/{}", j.server, j.media_id),
                 Action::End { signed_out } => format!("end {signed_out}"),
             })
             .collect()
@@ -493,6 +495,127 @@ fn sends_wait_out_a_rate_limit_and_keep_their_order_and_transaction_id() {
     assert_eq!(fourth.path, second.path);
     h.answer(&fourth, resp(200, json!({"event_id":"$b"})));
     assert!(h.stanzas().is_empty(), "no errors");
+}
+
+fn image(id: &str, sender: &str, media: &str, size: u64) -> Value {
+    json!({"type":"m.room.message","event_id":id,"sender":sender,"origin_server_ts":1_700_000_000_000u64,
+           "content":{"msgtype":"m.image","body":"cat.png","url":format!("mxc://x/{media}"),
+                      "info":{"mimetype":"image/png","size":size}}})
+}
+
+#[test]
+fn files_from_matrix_are_fetched_in_their_place_in_the_batch() {
+    let (mut h, sync) = H::running(Some("s0"), direct(), &[DM]);
+    h.s.media_limit = Some(1000);
+    h.pending.clear();
+    h.answer(
+        &sync,
+        resp(
+            200,
+            batch(
+                "s1",
+                DM,
+                vec![
+                    msg("$1", BOB, "before"),
+                    image("$2", BOB, "small", 100),
+                    image("$3", BOB, "big", 5000),
+                    msg("$4", BOB, "after"),
+                ],
+            ),
+        ),
+    );
+    let job = h
+        .pending
+        .iter()
+        .find_map(|a| match a {
+            Action::Media(j) => Some(j.clone()),
+            _ => None,
+        })
+        .expect("a media job");
+    // The job keeps its place: the token is stored after it, and a file
+    // over the limit is only described.
+    let order = h.order();
+    assert_eq!(
+        order[..3],
+        [
+            "stanza before",
+            "media x/small",
+            "stanza [image: cat.png, 4 KB — sent on Matrix; open it in a Matrix client]"
+        ]
+    );
+    assert_eq!(order[3..5], ["stanza after", "persist s1"]);
+    assert_eq!(
+        (
+            job.name.as_str(),
+            job.content_type.as_str(),
+            job.owner.as_str(),
+            job.limit
+        ),
+        ("cat.png", "image/png", "u@l", 1000)
+    );
+    let url = "https://l:5281/upload/upload.l/0a/cat.png";
+    let out = job.clone().finish(Ok(url.into()));
+    assert_eq!(out.len(), 1);
+    let m = out[0].to_xml_string();
+    assert!(
+        m.contains(&format!("from=\"{BOB_JID}\"")) && m.contains("id=\"$2\""),
+        "{m}"
+    );
+    assert!(m.contains(&format!("<body>{url}</body>")), "{m}");
+    assert!(
+        m.contains(&format!("<x xmlns=\"jabber:x:oob\"><url>{url}</url></x>")),
+        "{m}"
+    );
+    assert!(!m.contains("mxc://"), "{m}");
+    let failed = job.finish(Err("HTTP 502".into()))[0].to_xml_string();
+    assert!(
+        failed.contains("could not fetch it: HTTP 502") && !failed.contains("jabber:x:oob"),
+        "{failed}"
+    );
+}
+
+#[test]
+fn without_an_upload_service_files_from_matrix_are_described() {
+    let (mut h, sync) = H::running(Some("s0"), direct(), &[DM]);
+    h.pending.clear();
+    h.answer(
+        &sync,
+        resp(200, batch("s1", DM, vec![image("$2", BOB, "small", 100)])),
+    );
+    assert_eq!(
+        h.order()[..2],
+        [
+            "stanza [image: cat.png, 100 bytes — sent on Matrix; open it in a Matrix client]",
+            "persist s1"
+        ]
+    );
+}
+
+#[test]
+fn a_message_that_is_its_oob_link_is_sent_with_the_file_attached() {
+    let mut h = with_dm();
+    let url = "https://l:5281/upload/upload.l/0a/dog.png";
+    h.stanza(&format!(
+        "<message xmlns='jabber:client' from='u@l/r' to='{BOB_JID}' type='chat' id='f1'><body>{url}</body>\
+         <x xmlns='jabber:x:oob'><url>{url}</url></x></message>"
+    ));
+    let send = h.take_request(|r| r.path.contains("/send/m.room.message/"));
+    assert_eq!(send.attach.as_deref(), Some(url));
+    // Until the driver swaps it for the file: the link as text.
+    assert_eq!(send.body.as_ref().unwrap()["msgtype"], "m.text");
+    assert_eq!(send.body.as_ref().unwrap()["body"], url);
+    h.answer(&send, resp(200, json!({"event_id":"$f"})));
+    // A link in words, or a correction, is text only.
+    h.stanza(&chat("t1", url));
+    let send = h.take_request(|r| r.path.contains("/send/"));
+    assert_eq!(send.attach, None);
+    h.answer(&send, resp(200, json!({"event_id":"$t"})));
+    h.stanza(&format!(
+        "<message xmlns='jabber:client' from='u@l/r' to='{BOB_JID}' type='chat' id='f2'><body>{url}</body>\
+         <x xmlns='jabber:x:oob'><url>{url}</url></x><replace xmlns='urn:xmpp:message-correct:0' id='f1'/></message>"
+    ));
+    let send = h.take_request(|r| r.path.contains("/send/"));
+    assert_eq!(send.attach, None);
 }
 
 #[test]

@@ -6,7 +6,9 @@
 //!   `<stanza-id/>`); `m.emote` as `/me`; edits (`m.replace`) as XEP-0308
 //!   corrections; replies as XEP-0461 (the quoted fallback Matrix clients
 //!   put in the body is taken out); files and images described in words,
-//!   never as an `mxc://` link, which no XMPP client can open;
+//!   never as an `mxc://` link, which no XMPP client can open, or, when
+//!   the server has an upload service, fetched and linked to there
+//!   ([`super::media`]);
 //! - `m.reaction` as the sender's whole set of reactions (XEP-0444), kept
 //!   per message so that a reaction taken back (a redaction) sends the
 //!   smaller set;
@@ -25,7 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 use switchboard_xml::{ns as xns, Element};
 
-use super::{stanzas, Session};
+use super::{media, stanzas, Action, Session};
 use crate::address;
 use crate::events::Event;
 use crate::ns;
@@ -205,6 +207,12 @@ impl Session {
                 let Some(body) = body_of(&content, reply) else {
                     return;
                 };
+                // A file is fetched when it first arrives, not again when
+                // it is edited.
+                let media = self
+                    .media_limit
+                    .filter(|_| replaces.is_none())
+                    .and_then(|limit| media::source(&content, limit));
                 let mut extra = Vec::new();
                 if let Some(target) = replaces {
                     extra.push(
@@ -216,7 +224,7 @@ impl Session {
                         Element::new("reply", ns::REPLY).with_attr("id", self.ref_id(room, target)),
                     );
                 }
-                self.deliver(room, e, &sender, &body, extra, backfilled);
+                self.deliver_with(room, e, &sender, &body, extra, backfilled, media);
             }
             "m.room.encrypted" => {
                 self.deliver(
@@ -243,6 +251,55 @@ impl Session {
         extra: Vec<Element>,
         backfilled: bool,
     ) {
+        self.deliver_with(room, e, sender, body, extra, backfilled, None);
+    }
+
+    /// [`Session::deliver`], the messages going out as a
+    /// [`media::MediaJob`] when `media` names a file to fetch (server,
+    /// media id, name, content type).
+    #[allow(clippy::too_many_arguments)]
+    fn deliver_with(
+        &mut self,
+        room: &str,
+        e: &Event,
+        sender: &str,
+        body: &str,
+        extra: Vec<Element>,
+        backfilled: bool,
+        media: Option<(String, String, String, String)>,
+    ) {
+        let out = self.messages(room, e, sender, body, extra, backfilled);
+        match (media, self.media_limit) {
+            (Some((server, media_id, name, content_type)), Some(limit)) if !out.is_empty() => {
+                self.actions.push_back(Action::Media(media::MediaJob {
+                    server,
+                    media_id,
+                    name,
+                    content_type,
+                    owner: self.user.to_string(),
+                    limit,
+                    stanzas: out,
+                }));
+            }
+            _ => {
+                for m in out {
+                    self.emit(m);
+                }
+            }
+        }
+    }
+
+    /// The messages that carry `body` from `sender` to the user's
+    /// resources (a carbon for what the user sent from elsewhere).
+    fn messages(
+        &self,
+        room: &str,
+        e: &Event,
+        sender: &str,
+        body: &str,
+        extra: Vec<Element>,
+        backfilled: bool,
+    ) -> Vec<Element> {
         let id = e.event_id.clone().unwrap_or_default();
         let own = sender == self.me;
         let dm = self.dm_of.get(room).cloned();
@@ -261,7 +318,7 @@ impl Session {
         };
         if let Some(contact) = dm {
             let Some(contact_jid) = address::user_jid(&contact, &self.host) else {
-                return;
+                return Vec::new();
             };
             let user = self.user.to_string();
             if own {
@@ -270,27 +327,26 @@ impl Session {
                     stanzas::message(&user, &contact_jid.to_string(), "chat"),
                     &self.host,
                 );
-                self.emit(stanzas::sent_carbon(
+                return vec![stanzas::sent_carbon(
                     &contact_jid.to_string(),
                     &self.user,
                     inner,
-                ));
+                )];
             } else if contact == sender {
                 let m = fill(
                     stanzas::message(&contact_jid.to_string(), &user, "chat"),
                     &self.host,
                 )
                 .with_child(Element::new("markable", ns::MARKERS));
-                self.emit(m);
+                return vec![m];
             }
-            return;
+            return Vec::new();
         }
         let Some(r) = self.rooms.get(room) else {
-            return;
+            return Vec::new();
         };
         let room_jid = r.jid.to_string();
-        let out: Vec<Element> = self
-            .senders(room, sender)
+        self.senders(room, sender)
             .into_iter()
             .map(|(from, to, ty)| {
                 fill(stanzas::message(&from, &to, ty), &room_jid).with_child(
@@ -299,10 +355,7 @@ impl Session {
                         .with_attr("id", id.clone()),
                 )
             })
-            .collect();
-        for m in out {
-            self.emit(m);
-        }
+            .collect()
     }
 
     fn on_reaction(&mut self, room: &str, e: &Event, sender: &str, followed: bool) {
