@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http::{header, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use switchboard_xml::{ns, parse_document, Element, Limits};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, WriteHalf};
@@ -109,7 +109,7 @@ pub(crate) async fn serve(app: &Arc<App>, conn: &Conn, req: Request<Incoming>) -
         }
     }
     let response = match *req.method() {
-        Method::OPTIONS => preflight(),
+        Method::OPTIONS => reply::preflight("POST, OPTIONS"),
         Method::POST => post(app, conn, req).await,
         Method::GET | Method::HEAD => reply::error(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -117,33 +117,7 @@ pub(crate) async fn serve(app: &Arc<App>, conn: &Conn, req: Request<Incoming>) -
         ),
         _ => reply::method_not_allowed("POST, OPTIONS"),
     };
-    cors(response)
-}
-
-fn cors(mut r: Response<Body>) -> Response<Body> {
-    r.headers_mut().insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    r
-}
-
-fn preflight() -> Response<Body> {
-    let mut r = reply::with(StatusCode::NO_CONTENT, "text/plain", "");
-    let h = r.headers_mut();
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("POST, OPTIONS"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("Content-Type"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_MAX_AGE,
-        HeaderValue::from_static("86400"),
-    );
-    r
+    reply::cors(response)
 }
 
 /// A `<body/>` answer.

@@ -2,7 +2,7 @@
 //! say what was wrong in a sentence (plain text, so that `curl` shows it).
 
 use bytes::Bytes;
-use http::{header, Response, StatusCode};
+use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 
 /// Every response's body: in memory, or streamed (a file).
@@ -55,4 +55,33 @@ pub(crate) fn method_not_allowed(allow: &'static str) -> Response<Body> {
 
 pub(crate) fn not_found() -> Response<Body> {
     error(StatusCode::NOT_FOUND, "not found")
+}
+
+/// `r` readable by pages on any origin (CORS): BOSH and upload serve web
+/// clients wherever they are hosted.
+pub(crate) fn cors(mut r: Response<Body>) -> Response<Body> {
+    r.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    r
+}
+
+/// The answer to a CORS preflight for a resource that takes `methods`.
+pub(crate) fn preflight(methods: &'static str) -> Response<Body> {
+    let mut r = with(StatusCode::NO_CONTENT, "text/plain", "");
+    let h = r.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static(methods),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Content-Type"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("86400"),
+    );
+    r
 }

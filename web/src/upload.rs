@@ -39,40 +39,13 @@ pub(crate) async fn serve(app: &App, rest: &str, req: Request<Incoming>) -> Resp
         return reply::error(StatusCode::BAD_REQUEST, "the file name is not valid UTF-8");
     };
     let response = match *req.method() {
-        Method::OPTIONS => preflight(),
+        // Web clients on other origins may upload and fetch (XEP-0363 §7).
+        Method::OPTIONS => reply::preflight("GET, HEAD, PUT, OPTIONS"),
         Method::PUT => put(app, up, id, &name, req).await,
         Method::GET | Method::HEAD => get(up, id, &name, req.method()).await,
         _ => reply::method_not_allowed("GET, HEAD, PUT, OPTIONS"),
     };
-    cors(response)
-}
-
-/// Web clients on other origins may upload and fetch (XEP-0363 §7).
-fn cors(mut r: Response<Body>) -> Response<Body> {
-    let h = r.headers_mut();
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    r
-}
-
-fn preflight() -> Response<Body> {
-    let mut r = reply::with(StatusCode::NO_CONTENT, "text/plain", "");
-    let h = r.headers_mut();
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("GET, HEAD, PUT, OPTIONS"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("Content-Type"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_MAX_AGE,
-        HeaderValue::from_static("86400"),
-    );
-    r
+    reply::cors(response)
 }
 
 async fn put(
