@@ -85,3 +85,24 @@ pub(crate) fn preflight(methods: &'static str) -> Response<Body> {
     );
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_on_other_origins_may_read_and_ask_first() {
+        let r = cors(with(StatusCode::OK, "text/plain", "x"));
+        assert_eq!(r.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+        let p = preflight("POST, OPTIONS");
+        assert_eq!(p.status(), StatusCode::NO_CONTENT);
+        assert_eq!(
+            p.headers()[header::ACCESS_CONTROL_ALLOW_METHODS],
+            "POST, OPTIONS"
+        );
+        assert_eq!(
+            p.headers()[header::ACCESS_CONTROL_ALLOW_HEADERS],
+            "Content-Type"
+        );
+    }
+}
