@@ -557,29 +557,25 @@ impl Inner {
     /// order; an archive whose write or sync failed reports the error (its
     /// records may be on disk but are not known to be durable).
     fn archive_append_many(&self, batches: Vec<(String, EncodedBatch)>) -> Vec<StoreResult<()>> {
-        if let [(owner, encoded)] = &batches[..] {
-            let result = match encoded {
-                Ok((batch, all)) => self
-                    .archive_append(owner, batch, all, Flush::Now)
-                    .map_err(StoreError::from),
-                Err(e) => Err(e.clone()),
-            };
-            return vec![result];
-        }
+        // One archive alone is flushed by itself: a flush of one file is
+        // cheaper than a flush of its filesystem.
+        let flush = if batches.len() == 1 {
+            Flush::Now
+        } else {
+            Flush::Later
+        };
         let mut results: Vec<StoreResult<()>> = Vec::with_capacity(batches.len());
         let mut written: Vec<&str> = Vec::new();
         for (owner, encoded) in &batches {
             let result = match encoded {
                 Ok((batch, all)) => self
-                    .archive_append(owner, batch, all, Flush::Later)
+                    .archive_append(owner, batch, all, flush)
                     .map_err(StoreError::from),
                 Err(e) => Err(e.clone()),
             };
-            if result.is_ok() {
-                let (domain, _) = place(owner);
-                if !written.contains(&domain) {
-                    written.push(domain);
-                }
+            let domain = place(owner).0;
+            if result.is_ok() && flush == Flush::Later && !written.contains(&domain) {
+                written.push(domain);
             }
             results.push(result);
         }
